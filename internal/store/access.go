@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// KeyOwner is who a registered key speaks for: a user, or a deploy key of
+// one repository. It is what the gateway looks up for every connection.
+type KeyOwner struct {
+	KeyID       int64
+	Fingerprint string
+	UserID      int64 // 0 for a deploy key
+	User        string
+	SiteAdmin   bool
+	RepoID      int64 // deploy keys only
+	CanWrite    bool  // deploy keys only
+}
+
+// RepoFacts is what authorization needs to know about one repository and
+// one user's relation to it. For a repository that does not exist the
+// organisation fields are still filled in, so that push-to-create can be
+// decided.
+type RepoFacts struct {
+	OrgExists  bool
+	OrgID      int64
+	Org        string // canonical spelling
+	RepoExists bool
+	RepoID     int64
+	Repo       string // canonical spelling
+	Public     bool
+	OrgRole    string // "", "member", "admin" or "owner"
+	Grant      string // "", "read", "write" or "admin"
+}
+
+const ownerSelect = `
+	SELECT k.id, k.fingerprint, coalesce(k.user_id, 0), coalesce(u.name, ''), coalesce(u.is_admin, 0),
+	       coalesce(k.repo_id, 0), k.can_write
+	FROM ssh_keys k LEFT JOIN users u ON u.id = k.user_id`
+
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = s.db.PrepareContext(ctx, q)
+		return st
+	}
+	s.keyByFingerprint = prep(ownerSelect + ` WHERE k.fingerprint = ?`)
+	s.keyByID = prep(ownerSelect + ` WHERE k.id = ?`)
+	// ?1 user, ?2 org, ?3 repo. Names compare without case (column collation),
+	// and the canonical spelling comes back for building paths.
+	s.repoFacts = prep(`
+		SELECT o.id, o.name, coalesce(r.id, 0), coalesce(r.name, ''), coalesce(r.public, 0),
+		       coalesce((SELECT role FROM memberships WHERE org_id = o.id AND user_id = ?1), ''),
+		       coalesce((SELECT perm FROM grants WHERE repo_id = r.id AND user_id = ?1), '')
+		FROM orgs o LEFT JOIN repos r ON r.org_id = o.id AND r.name = ?3
+		WHERE o.name = ?2`)
+	if err != nil {
+		return fmt.Errorf("prepare statements: %w", err)
+	}
+	return nil
+}
+
+func scanOwner(row *sql.Row, what string) (KeyOwner, error) {
+	var k KeyOwner
+	err := row.Scan(&k.KeyID, &k.Fingerprint, &k.UserID, &k.User, &k.SiteAdmin, &k.RepoID, &k.CanWrite)
+	if errors.Is(err, sql.ErrNoRows) {
+		return KeyOwner{}, notFound("key", what)
+	}
+	if err != nil {
+		return KeyOwner{}, fmt.Errorf("find key %s: %w", what, err)
+	}
+	return k, nil
+}
+
+// KeyOwnerByFingerprint finds who a key speaks for.
+func (s *Store) KeyOwnerByFingerprint(ctx context.Context, fp string) (KeyOwner, error) {
+	return scanOwner(s.keyByFingerprint.QueryRowContext(ctx, fp), fp)
+}
+
+// KeyOwnerByID finds who a key speaks for, by the id used in forced commands.
+func (s *Store) KeyOwnerByID(ctx context.Context, id int64) (KeyOwner, error) {
+	return scanOwner(s.keyByID.QueryRowContext(ctx, id), fmt.Sprint(id))
+}
+
+// RepoFacts looks up a repository and userID's relation to it (userID 0
+// for anonymous and deploy keys).
+func (s *Store) RepoFacts(ctx context.Context, userID int64, org, repo string) (RepoFacts, error) {
+	var f RepoFacts
+	err := s.repoFacts.QueryRowContext(ctx, userID, org, repo).Scan(
+		&f.OrgID, &f.Org, &f.RepoID, &f.Repo, &f.Public, &f.OrgRole, &f.Grant)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RepoFacts{}, nil
+	}
+	if err != nil {
+		return RepoFacts{}, fmt.Errorf("look up %s/%s: %w", org, repo, err)
+	}
+	f.OrgExists = true
+	f.RepoExists = f.RepoID != 0
+	return f, nil
+}

@@ -1,0 +1,61 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// AuditEntry is one row of the audit log.
+type AuditEntry struct {
+	ID         int64          `json:"id"`
+	At         time.Time      `json:"at"`
+	Actor      string         `json:"actor"`
+	RemoteAddr string         `json:"remote_addr,omitempty"`
+	Action     string         `json:"action"`
+	Target     string         `json:"target"`
+	Details    map[string]any `json:"details,omitempty"`
+}
+
+func insertAudit(ctx context.Context, tx *sql.Tx, a Actor, action, target string, details map[string]any) error {
+	d := []byte("{}")
+	if len(details) > 0 {
+		var err error
+		if d, err = json.Marshal(details); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx,
+		`INSERT INTO audit_log (at, actor, remote_addr, action, target, details) VALUES (?, ?, ?, ?, ?, ?)`,
+		now(), a.Name, a.RemoteAddr, action, target, string(d))
+	return err
+}
+
+// Audit returns the newest entries first; limit <= 0 means all.
+func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id, at, actor, remote_addr, action, target, details FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var at, details string
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.RemoteAddr, &e.Action, &e.Target, &details); err != nil {
+			return nil, fmt.Errorf("read audit log: %w", err)
+		}
+		e.At = parseTime(at)
+		if details != "" && details != "{}" {
+			_ = json.Unmarshal([]byte(details), &e.Details)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

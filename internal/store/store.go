@@ -1,0 +1,242 @@
+// Package store owns cpm's SQLite database: its schema, its migrations and
+// every SQL statement. Nothing outside this package speaks SQL.
+//
+// The database runs in WAL mode with a busy timeout and foreign keys on.
+// Every change is written in one transaction together with its audit row,
+// so the audit log never misses or invents a change.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Store is an open cpm database.
+type Store struct {
+	db   *sql.DB
+	path string
+
+	// Prepared once: the gateway asks these on every connection.
+	keyByFingerprint *sql.Stmt
+	keyByID          *sql.Stmt
+	repoFacts        *sql.Stmt
+}
+
+// ErrNoDatabase means the database file does not exist yet.
+var ErrNoDatabase = errors.New("no database")
+
+// Init creates the database file (mode 0600) if it is missing and brings
+// its schema up to date. It is safe to call on an existing database.
+func Init(ctx context.Context, path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	// SQLite would create the file with the umask's mode; the database holds
+	// every user's keys and permissions, so create it private first.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create database %s: %w", path, err)
+	}
+	f.Close()
+	return open(ctx, path)
+}
+
+// Open opens an existing database, migrating an older schema and refusing
+// a newer one.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s; run cpm-admin init", ErrNoDatabase, path)
+	}
+	return open(ctx, path)
+}
+
+func open(ctx context.Context, path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Set("mode", "rw")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_foreign_keys", "on")
+	q.Set("_synchronous", "NORMAL")
+	// Writers take the write lock at BEGIN, so two writers queue on the busy
+	// timeout instead of failing when a read transaction upgrades.
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + q.Encode()
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	s := &Store{db: db, path: abs}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.prepare(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the database.
+func (s *Store) Close() error {
+	for _, st := range []*sql.Stmt{s.keyByFingerprint, s.keyByID, s.repoFacts} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return s.db.Close()
+}
+
+// Path is the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		var v int
+		if _, err := fmt.Sscanf(e.Name(), "%04d_", &v); err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with a 4-digit version", e.Name())
+		}
+		body, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("migration %s: versions must run 1, 2, 3… without gaps", m.name)
+		}
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the newest schema this build knows.
+func SchemaVersion() int {
+	ms, _ := migrations()
+	return len(ms)
+}
+
+// migrate applies every migration newer than the database's user_version,
+// each in its own transaction together with the version bump.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	for {
+		applied, err := s.migrateOne(ctx, ms)
+		if err != nil {
+			return err
+		}
+		if !applied {
+			return nil
+		}
+	}
+}
+
+func (s *Store) migrateOne(ctx context.Context, ms []migration) (bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("open database %s: %w", s.path, err)
+	}
+	defer tx.Rollback()
+	var have int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have); err != nil {
+		return false, fmt.Errorf("read schema version of %s: %w", s.path, err)
+	}
+	switch {
+	case have > len(ms):
+		return false, fmt.Errorf("database %s has schema version %d, newer than this cpm knows (%d); upgrade cpm", s.path, have, len(ms))
+	case have == len(ms):
+		return false, nil
+	}
+	m := ms[have]
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return false, fmt.Errorf("migrate %s to version %d (%s): %w", s.path, m.version, m.name, err)
+	}
+	// PRAGMA takes no bind parameters; the version is an int we control.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
+		return false, fmt.Errorf("migrate %s: %w", s.path, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("migrate %s to version %d: %w", s.path, m.version, err)
+	}
+	return true, nil
+}
+
+// Version returns the database's schema version.
+func (s *Store) Version(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	return v, err
+}
+
+// Actor is who makes a change, for the audit log.
+type Actor struct {
+	Name       string // "alice", or "local:root" for the admin CLI
+	RemoteAddr string
+}
+
+// change runs fn and writes its audit row in one transaction.
+func (s *Store) change(ctx context.Context, a Actor, action, target string, details map[string]any, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", action, target, err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := insertAudit(ctx, tx, a, action, target, details); err != nil {
+		return fmt.Errorf("%s %s: audit: %w", action, target, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s %s: commit: %w", action, target, err)
+	}
+	return nil
+}
+
+func now() string { return time.Now().UTC().Format(timeFormat) }
+
+// timeFormat sorts lexically in time order, which the audit log relies on.
+const timeFormat = "2006-01-02T15:04:05.000Z"
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(timeFormat, s)
+	return t
+}
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
