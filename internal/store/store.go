@@ -35,6 +35,7 @@ type Store struct {
 	keyByFingerprint *sql.Stmt
 	keyByID          *sql.Stmt
 	repoFacts        *sql.Stmt
+	orgFacts         *sql.Stmt
 }
 
 // ErrNoDatabase means the database file does not exist yet.
@@ -79,6 +80,7 @@ func open(ctx context.Context, path string) (*Store, error) {
 	// Writers take the write lock at BEGIN, so two writers queue on the busy
 	// timeout instead of failing when a read transaction upgrades.
 	q.Set("_txlock", "immediate")
+	q.Set("_cache_size", "-32768") // KiB: a 100,000-key store fits
 	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + q.Encode()
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
@@ -98,7 +100,7 @@ func open(ctx context.Context, path string) (*Store, error) {
 
 // Close releases the database.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.keyByFingerprint, s.keyByID, s.repoFacts} {
+	for _, st := range []*sql.Stmt{s.keyByFingerprint, s.keyByID, s.repoFacts, s.orgFacts} {
 		if st != nil {
 			st.Close()
 		}

@@ -56,8 +56,8 @@ CREATE TABLE ssh_keys (
     CHECK ((user_id IS NULL) <> (repo_id IS NULL)),
     CHECK (user_id IS NULL OR can_write = 0)
 );
-CREATE INDEX ssh_keys_user ON ssh_keys(user_id) WHERE user_id IS NOT NULL;
-CREATE INDEX ssh_keys_repo ON ssh_keys(repo_id) WHERE repo_id IS NOT NULL;
+CREATE INDEX ssh_keys_user ON ssh_keys(user_id);
+CREATE INDEX ssh_keys_repo ON ssh_keys(repo_id);
 
 CREATE TABLE protected_refs (
     repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,

@@ -1,0 +1,64 @@
+// Package datadir names the files and folders under cpm's data directory,
+// so that every binary agrees on where things live.
+package datadir
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Default is used when neither a flag, the environment nor the config
+// file names a data directory.
+const Default = "./cpm-data"
+
+// Dir is an absolute data directory.
+type Dir string
+
+// New makes dir absolute; the binaries may be started from anywhere and
+// hooks run with the repository as their working directory.
+func New(dir string) (Dir, error) {
+	if dir == "" {
+		dir = Default
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	return Dir(abs), nil
+}
+
+func (d Dir) String() string { return string(d) }
+
+// DB is the SQLite database.
+func (d Dir) DB() string { return filepath.Join(string(d), "cpm.db") }
+
+// Repos holds the bare repositories as ORG/REPO.git.
+func (d Dir) Repos() string { return filepath.Join(string(d), "repos") }
+
+// Trash receives deleted repositories; nothing is ever removed outright.
+func (d Dir) Trash() string { return filepath.Join(string(d), "trash") }
+
+// HostKey is the embedded SSH server's private host key.
+func (d Dir) HostKey() string { return filepath.Join(string(d), "ssh_host_ed25519_key") }
+
+// ReplicationKey is the private key cpm uses to reach other servers.
+func (d Dir) ReplicationKey() string { return filepath.Join(string(d), "id_ed25519_replication") }
+
+// KnownHosts pins the host keys of replication targets.
+func (d Dir) KnownHosts() string { return filepath.Join(string(d), "known_hosts") }
+
+// Ensure creates the data directory and its folders, private to the owner.
+func (d Dir) Ensure() error {
+	for _, p := range []string{string(d), d.Repos(), d.Trash()} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+	}
+	// MkdirAll leaves an existing directory's mode alone; the data dir holds
+	// keys and the database, so tighten it if someone loosened it.
+	if err := os.Chmod(string(d), 0o700); err != nil {
+		return fmt.Errorf("chmod %s: %w", d, err)
+	}
+	return nil
+}

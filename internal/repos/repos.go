@@ -1,0 +1,183 @@
+// Package repos manages bare repositories on disk: creating them with
+// cpm's settings and moving deleted ones to the trash.
+//
+// Paths are always built from names that the database returned, never
+// from what a client typed, and are checked to stay under the root.
+package repos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"cpm/internal/names"
+)
+
+// DefaultBranch is the branch HEAD points to in a new repository.
+const DefaultBranch = "main"
+
+// Root is the folder holding ORG/REPO.git, with its trash beside it.
+type Root struct {
+	Dir   string
+	Trash string
+}
+
+// Path returns the directory of ORG/REPO, refusing names that could
+// escape the root.
+func (r Root) Path(org, repo string) (string, error) {
+	if err := names.Check(names.Org, org); err != nil {
+		return "", err
+	}
+	if err := names.Check(names.Repo, repo); err != nil {
+		return "", err
+	}
+	p := filepath.Join(r.Dir, org, repo+".git")
+	if rel, err := filepath.Rel(r.Dir, p); err != nil || strings.HasPrefix(rel, "..") {
+		return "", fmt.Errorf("repository path %s escapes %s", p, r.Dir)
+	}
+	return p, nil
+}
+
+// settings are applied to every repository cpm creates.
+var settings = [][2]string{
+	// Reject corrupt or malicious objects at the door.
+	{"receive.fsckObjects", "true"},
+	// Keep reflogs in bare repositories too: they are how a bad force-push
+	// by an admin is undone.
+	{"core.logAllRefUpdates", "true"},
+	{"receive.advertisePushOptions", "true"},
+}
+
+// Create makes a bare repository with HEAD on main. An existing directory
+// is never reused or overwritten.
+func (r Root) Create(ctx context.Context, org, repo, description string) (string, error) {
+	p, err := r.Path(org, repo)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Lstat(p); err == nil {
+		return "", fmt.Errorf("create %s/%s: %s already exists on disk; move it away first", org, repo, p)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("create %s/%s: %w", org, repo, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return "", fmt.Errorf("create %s/%s: %w", org, repo, err)
+	}
+	// An empty --template keeps git's sample hooks and the user's
+	// init.templateDir out of repositories that cpm manages.
+	if err := Git(ctx, "", "init", "--quiet", "--bare", "--template=", "--initial-branch="+DefaultBranch, p); err != nil {
+		os.RemoveAll(p)
+		return "", fmt.Errorf("create %s/%s: %w", org, repo, err)
+	}
+	for _, kv := range settings {
+		if err := Git(ctx, p, "config", kv[0], kv[1]); err != nil {
+			os.RemoveAll(p)
+			return "", fmt.Errorf("create %s/%s: %w", org, repo, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(p, "description"), []byte(oneLine(description)+"\n"), 0o644); err != nil {
+		os.RemoveAll(p)
+		return "", fmt.Errorf("create %s/%s: %w", org, repo, err)
+	}
+	return p, nil
+}
+
+// MoveToTrash moves ORG/REPO.git to TRASH/ORG/REPO.git.<UTC time> and
+// returns where it went. A repository missing on disk is not an error: the
+// database entry can still be dropped, and there is nothing to lose.
+func (r Root) MoveToTrash(org, repo string, now time.Time) (string, error) {
+	p, err := r.Path(org, repo)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	dir := filepath.Join(r.Trash, org)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("trash %s/%s: %w", org, repo, err)
+	}
+	stamp := now.UTC().Format("20060102T150405.000000000Z")
+	dst := filepath.Join(dir, repo+".git."+stamp)
+	if err := os.Rename(p, dst); err != nil {
+		return "", fmt.Errorf("trash %s/%s: %w", org, repo, err)
+	}
+	// An org folder left empty would look like an org on disk.
+	os.Remove(filepath.Dir(p))
+	return dst, nil
+}
+
+// Restore undoes MoveToTrash, for when the database change that went with
+// it could not be committed.
+func (r Root) Restore(trashed, org, repo string) error {
+	if trashed == "" {
+		return nil
+	}
+	p, err := r.Path(org, repo)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return err
+	}
+	return os.Rename(trashed, p)
+}
+
+// Git runs git with a clean environment: no system or global config, no
+// inherited GIT_* variables, so nothing from the operator's shell changes
+// what cpm does to a repository.
+func Git(ctx context.Context, dir string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = Env(dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		msg := oneLine(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("git %s: %s", args[0], msg)
+	}
+	return nil
+}
+
+// Env is the environment cpm gives git.
+func Env(home string) []string {
+	if home == "" {
+		home = os.TempDir()
+	}
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	return []string{
+		"PATH=" + path,
+		"HOME=" + home,
+		"LC_ALL=C",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_TERMINAL_PROMPT=0",
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	return s
+}

@@ -1,0 +1,127 @@
+// Package storetest fills a cpm database with many synthetic users, keys,
+// organisations and repositories, for benchmarks and load tests. It writes
+// SQL directly (it lives under store, which owns SQL) so that building
+// 100,000 keys takes seconds, not one transaction per key.
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// Size says how much to create.
+type Size struct {
+	Users       int
+	KeysPerUser int
+	Orgs        int
+	ReposPerOrg int
+	// Probes is how many distinct keys to return, spread evenly over all
+	// keys (default 100), so stores of different sizes can be compared
+	// under the same number of distinct callers.
+	Probes int
+}
+
+// Probe is a key and a repository it has some access to, for lookups.
+type Probe struct {
+	Fingerprint string
+	Org, Repo   string
+}
+
+// Fingerprint is the synthetic fingerprint of key n: the SHA256 form with
+// a realistic, uniformly spread value.
+func Fingerprint(n int) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	sum := sha256.Sum256(b[:])
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+// Populate fills the (already initialised) database at path and returns
+// probes spread over the whole population. User u is a member of org
+// u % Orgs and has a write grant on one repository of another org.
+func Populate(ctx context.Context, path string, sz Size) ([]Probe, error) {
+	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on&_busy_timeout=10000")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	const at = "2026-01-01T00:00:00.000Z"
+	exec := func(q string, args ...any) error {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	}
+	for o := 1; o <= sz.Orgs; o++ {
+		if err := exec(`INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)`, o, fmt.Sprintf("org%d", o), at); err != nil {
+			return nil, fmt.Errorf("populate orgs: %w", err)
+		}
+		for r := 1; r <= sz.ReposPerOrg; r++ {
+			id := (o-1)*sz.ReposPerOrg + r
+			if err := exec(`INSERT INTO repos (id, org_id, name, public, created_at) VALUES (?, ?, ?, ?, ?)`,
+				id, o, fmt.Sprintf("repo%d", r), r%10 == 0, at); err != nil {
+				return nil, fmt.Errorf("populate repos: %w", err)
+			}
+		}
+	}
+	repos := sz.Orgs * sz.ReposPerOrg
+	insKey, err := tx.PrepareContext(ctx, `INSERT INTO ssh_keys (fingerprint, key_type, public_key, user_id, created_at) VALUES (?, 'ssh-ed25519', ?, ?, ?)`)
+	if err != nil {
+		return nil, err
+	}
+	defer insKey.Close()
+	var probes []Probe
+	if sz.Probes <= 0 {
+		sz.Probes = 100
+	}
+	stride := max(1, sz.Users*sz.KeysPerUser/sz.Probes)
+	for u := 1; u <= sz.Users; u++ {
+		if err := exec(`INSERT INTO users (id, name, created_at) VALUES (?, ?, ?)`, u, fmt.Sprintf("user%d", u), at); err != nil {
+			return nil, fmt.Errorf("populate users: %w", err)
+		}
+		org := (u-1)%sz.Orgs + 1
+		if err := exec(`INSERT INTO memberships (org_id, user_id, role) VALUES (?, ?, 'member')`, org, u); err != nil {
+			return nil, fmt.Errorf("populate memberships: %w", err)
+		}
+		granted := (u*7919)%repos + 1
+		if err := exec(`INSERT INTO grants (repo_id, user_id, perm) VALUES (?, ?, 'write')`, granted, u); err != nil {
+			return nil, fmt.Errorf("populate grants: %w", err)
+		}
+		for k := 0; k < sz.KeysPerUser; k++ {
+			n := (u-1)*sz.KeysPerUser + k
+			fp := Fingerprint(n)
+			if _, err := insKey.ExecContext(ctx, fp, "ssh-ed25519 synthetic-"+fp, u, at); err != nil {
+				return nil, fmt.Errorf("populate keys: %w", err)
+			}
+			if n%stride == 0 && len(probes) < sz.Probes {
+				probes = append(probes, Probe{
+					Fingerprint: fp,
+					Org:         fmt.Sprintf("org%d", (granted-1)/sz.ReposPerOrg+1),
+					Repo:        fmt.Sprintf("repo%d", (granted-1)%sz.ReposPerOrg+1),
+				})
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	// Fresh statistics, as a long-running database would have.
+	if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
+		return nil, err
+	}
+	// Leave the data in the main file, as a long-running node would have
+	// it after its periodic checkpoints.
+	if _, err := db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return nil, err
+	}
+	return probes, nil
+}
