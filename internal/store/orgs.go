@@ -119,7 +119,11 @@ func (s *Store) DeleteOrg(ctx context.Context, a Actor, name string, force bool,
 			return err
 		}
 		if len(repos) > 0 && !force {
-			return conflict("organisation %q still has %d repositories; delete them first or use --force", name, len(repos))
+			noun := "repositories"
+			if len(repos) == 1 {
+				noun = "repository"
+			}
+			return conflict("organisation %q still has %d %s; delete them first or use --force", name, len(repos), noun)
 		}
 		var names []string
 		for _, r := range repos {

@@ -1,0 +1,44 @@
+# cpm — `make run` starts cpm, `make test` runs every test.
+# Both install what a fresh Debian machine lacks (when run as root).
+
+GO      ?= go
+BIN     := bin
+DATA    ?= ./cpm-data
+# Debian packages cpm needs at run or test time, keyed by the command that
+# shows whether each is present.
+NEEDS   := git:git rsync:rsync ssh:openssh-client /usr/sbin/sshd:openssh-server gcc:gcc cc:libc6-dev
+
+.PHONY: all build test run deps bench clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for need in $(NEEDS); do \
+		cmd=$${need%%:*}; pkg=$${need#*:}; \
+		if ! command -v $$cmd >/dev/null 2>&1 && [ ! -x "$$cmd" ]; then missing="$$missing $$pkg"; fi; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing:$$missing"; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+		else \
+			echo "cpm: missing packages:$$missing (as root: apt-get install -y$$missing)" >&2; exit 1; \
+		fi; \
+	fi
+
+build: deps
+	CGO_ENABLED=1 $(GO) build -o $(BIN)/ ./cmd/...
+
+test: deps
+	CGO_ENABLED=1 $(GO) vet ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+run: build
+	$(BIN)/cpm-admin --data-dir $(DATA) init
+
+bench: deps
+	./bench/hotpath.sh
+
+clean:
+	rm -rf $(BIN)

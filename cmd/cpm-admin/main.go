@@ -1,0 +1,160 @@
+// Command cpm-admin manages a cpm server: users and their keys,
+// organisations and members, repositories, grants and protected refs,
+// and the audit log. See ARCHITECTURE.md for the full interface.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"cpm/internal/admin"
+	"cpm/internal/config"
+	"cpm/internal/datadir"
+	"cpm/internal/store"
+)
+
+// globals are the flags every command takes.
+type globals struct {
+	DataDir string `name:"data-dir" env:"CPM_DATA_DIR" placeholder:"DIR" help:"Data directory (default ./cpm-data)."`
+	Config  string `name:"config" env:"CPM_CONFIG" placeholder:"FILE" help:"YAML configuration file."`
+}
+
+type cli struct {
+	globals
+
+	Init  initCmd  `cmd:"" help:"Create or update the data directory and database (idempotent)."`
+	User  userCmd  `cmd:"" help:"Manage users."`
+	Key   keyCmd   `cmd:"" help:"Manage users' ssh keys."`
+	Org   orgCmd   `cmd:"" help:"Manage organisations and their members."`
+	Repo  repoCmd  `cmd:"" help:"Manage repositories, grants, protected refs and deploy keys."`
+	Audit auditCmd `cmd:"" help:"Show the audit log, newest first."`
+}
+
+// env is what a command runs with.
+type env struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	dir    datadir.Dir
+	actor  store.Actor
+}
+
+// open opens the data directory for a command that needs the database.
+func (e *env) open() (*admin.Service, error) {
+	return admin.Open(e.ctx, e.dir, e.actor)
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var c cli
+	exit := -1
+	parser, err := kong.New(&c,
+		kong.Name("cpm-admin"),
+		kong.Description("Administer a cpm git gateway."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "cpm: %v\n", err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if exit >= 0 {
+		return exit // --help
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e, err := newEnv(ctx, c.globals, stdin, stdout)
+	if err == nil {
+		err = kctx.Run(e)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+func newEnv(ctx context.Context, g globals, stdin io.Reader, stdout io.Writer) (*env, error) {
+	f, err := config.Load(g.Config)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := datadir.New(config.DataDir(g.DataDir, f))
+	if err != nil {
+		return nil, err
+	}
+	return &env{ctx: ctx, stdin: stdin, stdout: stdout, dir: dir, actor: localActor()}, nil
+}
+
+// localActor names the operator in the audit log by their login.
+func localActor() store.Actor {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return store.Actor{Name: "local:" + name}
+}
+
+// oneLine keeps an error to the one line that the interface promises.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+type initCmd struct{}
+
+func (initCmd) Run(e *env) error {
+	st, err := admin.Init(e.ctx, e.dir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := st.Version(e.ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "initialised %s (schema version %d)\n", e.dir, v)
+	return nil
+}
+
+type auditCmd struct {
+	Limit int  `default:"50" help:"Entries to show; 0 for all."`
+	JSON  bool `name:"json" help:"Print a JSON array."`
+}
+
+func (c auditCmd) Run(e *env) error {
+	svc, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	entries, err := svc.Audit(e.ctx, c.Limit)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(e.stdout, entries)
+	}
+	rows := make([][]string, 0, len(entries))
+	for _, a := range entries {
+		rows = append(rows, []string{a.At.Format("2006-01-02T15:04:05Z"), a.Actor, a.Action, a.Target, details(a.Details)})
+	}
+	return printTable(e.stdout, []string{"TIME", "ACTOR", "ACTION", "TARGET", "DETAILS"}, rows)
+}
+
