@@ -1,0 +1,128 @@
+// Package command parses the command line an ssh client asks cpm to run
+// (SSH_ORIGINAL_COMMAND in forced-command mode, the exec request in the
+// embedded server). Nothing is ever handed to a shell: the grammar is a
+// fixed list of verbs, each with an exact number of arguments, and a
+// repository path that must name ORG/REPO and nothing else.
+package command
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"cpm/internal/names"
+)
+
+// MaxLen bounds a command line. The longest valid one is well under 200.
+const MaxLen = 1024
+
+// Verb is what the client asks for.
+type Verb int
+
+const (
+	UploadPack    Verb = iota + 1 // git fetch, clone, ls-remote
+	ReceivePack                   // git push
+	UploadArchive                 // git archive --remote
+	Whoami
+	Info
+)
+
+var verbNames = map[Verb]string{
+	UploadPack:    "git-upload-pack",
+	ReceivePack:   "git-receive-pack",
+	UploadArchive: "git-upload-archive",
+	Whoami:        "whoami",
+	Info:          "info",
+}
+
+func (v Verb) String() string { return verbNames[v] }
+
+// IsGit reports whether the verb runs a git service on a repository.
+func (v Verb) IsGit() bool { return v == UploadPack || v == ReceivePack || v == UploadArchive }
+
+// Command is a parsed, validated command.
+type Command struct {
+	Verb Verb
+	Repo names.RepoPath // git verbs only
+}
+
+// ErrInvalid is wrapped by every parse error.
+var ErrInvalid = errors.New("invalid command")
+
+// Parse parses a command line such as "git-upload-pack 'acme/web.git'".
+func Parse(line string) (Command, error) {
+	if len(line) > MaxLen {
+		return Command{}, invalid("longer than %d bytes", MaxLen)
+	}
+	for i := 0; i < len(line); i++ {
+		if c := line[i]; c < ' ' || c == 0x7f {
+			return Command{}, invalid("control characters are not allowed")
+		}
+	}
+	// Exactly single spaces between words: git sends nothing else, and a
+	// strict split leaves no room for shell-style surprises.
+	words := strings.Split(line, " ")
+	if len(words) >= 2 && words[0] == "git" {
+		// "git upload-pack 'x'" is the two-word form of "git-upload-pack 'x'".
+		words = append([]string{"git-" + words[1]}, words[2:]...)
+	}
+	switch words[0] {
+	case "whoami", "info":
+		if len(words) != 1 {
+			return Command{}, invalid("%s takes no arguments", words[0])
+		}
+		if words[0] == "whoami" {
+			return Command{Verb: Whoami}, nil
+		}
+		return Command{Verb: Info}, nil
+	case "git-upload-pack", "git-receive-pack", "git-upload-archive":
+		if len(words) != 2 {
+			return Command{}, invalid("%s takes exactly one repository path", words[0])
+		}
+		p, err := parsePath(words[1])
+		if err != nil {
+			return Command{}, err
+		}
+		verb := map[string]Verb{"git-upload-pack": UploadPack, "git-receive-pack": ReceivePack, "git-upload-archive": UploadArchive}[words[0]]
+		return Command{Verb: verb, Repo: p}, nil
+	case "":
+		return Command{}, invalid("empty command")
+	}
+	return Command{}, invalid("unknown command %q; cpm runs git-upload-pack, git-receive-pack, git-upload-archive, whoami and info", clip(words[0]))
+}
+
+// parsePath accepts ORG/REPO or ORG/REPO.git, optionally in single quotes
+// (as git quotes it) and with a leading "/" or "~/".
+func parsePath(arg string) (names.RepoPath, error) {
+	if len(arg) >= 2 && arg[0] == '\'' && arg[len(arg)-1] == '\'' {
+		arg = arg[1 : len(arg)-1]
+	}
+	if strings.ContainsAny(arg, "'\"\\") {
+		return names.RepoPath{}, invalid("quotes are not allowed in a repository path")
+	}
+	if strings.HasPrefix(arg, "-") {
+		return names.RepoPath{}, invalid("options are not allowed")
+	}
+	switch {
+	case strings.HasPrefix(arg, "~/"):
+		arg = arg[2:]
+	case strings.HasPrefix(arg, "/"):
+		arg = arg[1:]
+	}
+	p, err := names.ParseRepoPath(arg)
+	if err != nil {
+		return names.RepoPath{}, invalid("repository path %q: want ORG/REPO", clip(arg))
+	}
+	return p, nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,137 @@
+package command
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"cpm/internal/names"
+)
+
+func TestParse(t *testing.T) {
+	ok := func(v Verb, org, repo string) Command { return Command{Verb: v, Repo: names.RepoPath{Org: org, Repo: repo}} }
+	tests := []struct {
+		line string
+		want Command
+	}{
+		{"git-upload-pack 'acme/web.git'", ok(UploadPack, "acme", "web")},
+		{"git-upload-pack '/acme/web.git'", ok(UploadPack, "acme", "web")},
+		{"git-upload-pack '~/acme/web'", ok(UploadPack, "acme", "web")},
+		{"git-upload-pack acme/web", ok(UploadPack, "acme", "web")},
+		{"git-receive-pack 'acme/web.git'", ok(ReceivePack, "acme", "web")},
+		{"git-upload-archive 'acme/web.git'", ok(UploadArchive, "acme", "web")},
+		{"git upload-pack 'acme/web.git'", ok(UploadPack, "acme", "web")},
+		{"git receive-pack '/acme/web'", ok(ReceivePack, "acme", "web")},
+		{"whoami", Command{Verb: Whoami}},
+		{"info", Command{Verb: Info}},
+	}
+	for _, tt := range tests {
+		got, err := Parse(tt.line)
+		if err != nil || got != tt.want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", tt.line, got, err, tt.want)
+		}
+	}
+}
+
+// hostile are command lines an attacker might send; all must be refused.
+var hostile = []string{
+	"",
+	" ",
+	"sh",
+	"bash -c id",
+	"/bin/sh",
+	"scp -t /tmp",
+	"rsync --server . /",
+	"git-upload-pack",
+	"git-upload-pack ''",
+	"git-upload-pack 'acme/web' extra",
+	"git-upload-pack  'acme/web'",
+	"git-upload-pack 'acme/web' ",
+	"git-upload-pack\t'acme/web'",
+	"git-upload-pack 'acme/web';id",
+	"git-upload-pack 'acme/web'; id",
+	"git-upload-pack 'acme/web' && id",
+	"git-upload-pack 'acme/web' | id",
+	"git-upload-pack $(id)",
+	"git-upload-pack `id`",
+	"git-upload-pack 'acme/web'\nid",
+	"git-upload-pack 'acme/web'\rid",
+	"git-upload-pack 'acme/web'\x00id",
+	"git-upload-pack --upload-pack=touch acme/web",
+	"git-upload-pack '--help'",
+	"git-upload-pack -h",
+	"git-upload-pack '../../etc/passwd'",
+	"git-upload-pack 'acme/../../../etc'",
+	"git-upload-pack 'acme/..'",
+	"git-upload-pack '../acme/web'",
+	"git-upload-pack 'acme//web'",
+	"git-upload-pack 'acme/web/'",
+	"git-upload-pack '/'",
+	"git-upload-pack '~root/acme/web'",
+	"git-upload-pack 'ext::sh -c touch% /tmp/pwned'",
+	"git-upload-pack ext::sh",
+	"git-upload-pack 'file:///etc'",
+	"git-upload-pack 'ssh://evil/x'",
+	"git-upload-pack 'acme/web'\"",
+	"git-upload-pack 'ac'me/web'",
+	"git-upload-pack 'acme\\/web'",
+	"git-upload-pack acme/web\x1b[2J",
+	"git-upload-pack '.hidden/web'",
+	"git-upload-pack 'acme/.git'",
+	"git-upload-pack 'acme/web.git.git'",
+	"git upload-pack",
+	"git config core.sshCommand id",
+	"git-shell -c id",
+	"git-receive-pack 'acme'",
+	"git-http-backend",
+	"whoami now",
+	"info --all",
+	"WHOAMI",
+	"merge acme/web a --into b",
+	"git-upload-pack '" + strings.Repeat("a", 2000) + "'",
+}
+
+func TestParseRefusesHostileInput(t *testing.T) {
+	for _, line := range hostile {
+		got, err := Parse(line)
+		if err == nil {
+			t.Errorf("Parse(%q) = %+v, want an error", line, got)
+			continue
+		}
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("Parse(%q): %v does not wrap ErrInvalid", line, err)
+		}
+		if msg := err.Error(); strings.ContainsAny(msg, "\n\r\x00\x1b") || len(msg) > 300 {
+			t.Errorf("Parse(%q): error is not one short clean line: %q", line, msg)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range hostile {
+		f.Add(s)
+	}
+	f.Add("git-upload-pack 'acme/web.git'")
+	f.Add("git receive-pack '/acme/web'")
+	f.Add("info")
+	f.Fuzz(func(t *testing.T, line string) {
+		c, err := Parse(line)
+		if err != nil {
+			if msg := err.Error(); strings.ContainsAny(msg, "\n\r\x00") {
+				t.Fatalf("error with a line break: %q", msg)
+			}
+			return
+		}
+		if !utf8.ValidString(line) || strings.ContainsAny(line, "\n\r\x00;|&$`<>*?\\\"") {
+			t.Fatalf("accepted %q", line)
+		}
+		if c.Verb.IsGit() {
+			if names.Check(names.Org, c.Repo.Org) != nil || names.Check(names.Repo, c.Repo.Repo) != nil {
+				t.Fatalf("accepted %q with invalid path %+v", line, c.Repo)
+			}
+		} else if c.Repo != (names.RepoPath{}) {
+			t.Fatalf("non-git verb with a path: %q", line)
+		}
+	})
+}
