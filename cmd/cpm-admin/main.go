@@ -18,6 +18,7 @@ import (
 	"cpm/internal/admin"
 	"cpm/internal/config"
 	"cpm/internal/datadir"
+	"cpm/internal/repos"
 	"cpm/internal/store"
 )
 
@@ -49,7 +50,11 @@ type env struct {
 
 // open opens the data directory for a command that needs the database.
 func (e *env) open() (*admin.Service, error) {
-	return admin.Open(e.ctx, e.dir, e.actor)
+	hookBin, err := repos.HookBinBeside()
+	if err != nil {
+		return nil, err
+	}
+	return admin.Open(e.ctx, e.dir, e.actor, hookBin)
 }
 
 func main() {
@@ -120,7 +125,11 @@ func oneLine(s string) string {
 type initCmd struct{}
 
 func (initCmd) Run(e *env) error {
-	st, err := admin.Init(e.ctx, e.dir)
+	hookBin, err := repos.HookBinBeside()
+	if err != nil {
+		return err
+	}
+	st, repaired, err := admin.Init(e.ctx, e.dir, hookBin)
 	if err != nil {
 		return err
 	}
@@ -130,6 +139,9 @@ func (initCmd) Run(e *env) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "initialised %s (schema version %d)\n", e.dir, v)
+	if repaired > 0 {
+		fmt.Fprintf(e.stdout, "installed hooks in %d repositories\n", repaired)
+	}
 	return nil
 }
 

@@ -30,23 +30,59 @@ type Service struct {
 }
 
 // Init creates the data directory and database, or brings an existing one
-// up to date. It is safe to run any number of times.
-func Init(ctx context.Context, dir datadir.Dir) (*store.Store, error) {
+// up to date, and repairs the hooks of every repository. It is safe to run
+// any number of times. It returns how many repositories had their hooks
+// (re)installed.
+func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, int, error) {
 	if err := dir.Ensure(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return store.Init(ctx, dir.DB())
+	st, err := store.Init(ctx, dir.DB())
+	if err != nil {
+		return nil, 0, err
+	}
+	root := Root(dir, hookBin)
+	rs, err := st.Repos(ctx, "")
+	if err != nil {
+		st.Close()
+		return nil, 0, err
+	}
+	repaired := 0
+	for _, r := range rs {
+		p, err := root.Open(r.Org, r.Name)
+		if err != nil {
+			continue // missing on disk: doctor reports it; nothing to repair here
+		}
+		if !root.Hooks.Installed(p) {
+			if err := root.Hooks.Install(p); err != nil {
+				st.Close()
+				return nil, 0, err
+			}
+			repaired++
+		}
+	}
+	return st, repaired, nil
+}
+
+// Root is the repository root of a data directory, with hooks calling
+// hookBin.
+func Root(dir datadir.Dir, hookBin string) repos.Root {
+	return repos.Root{
+		Dir:   dir.Repos(),
+		Trash: dir.Trash(),
+		Hooks: repos.Hooks{Bin: hookBin, DataDir: dir.String()},
+	}
 }
 
 // Open opens an initialised data directory.
-func Open(ctx context.Context, dir datadir.Dir, actor store.Actor) (*Service, error) {
+func Open(ctx context.Context, dir datadir.Dir, actor store.Actor, hookBin string) (*Service, error) {
 	st, err := store.Open(ctx, dir.DB())
 	if err != nil {
 		return nil, err
 	}
 	return &Service{
 		Store: st,
-		Disk:  repos.Root{Dir: dir.Repos(), Trash: dir.Trash()},
+		Disk:  Root(dir, hookBin),
 		Actor: actor,
 		Now:   time.Now,
 	}, nil

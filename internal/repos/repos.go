@@ -27,6 +27,7 @@ const DefaultBranch = "main"
 type Root struct {
 	Dir   string
 	Trash string
+	Hooks Hooks // installed into every repository created
 }
 
 // Path returns the directory of ORG/REPO, refusing names that could
@@ -86,6 +87,12 @@ func (r Root) Create(ctx context.Context, org, repo, description string) (string
 		os.RemoveAll(p)
 		return "", fmt.Errorf("create %s/%s: %w", org, repo, err)
 	}
+	if r.Hooks.Bin != "" {
+		if err := r.Hooks.Install(p); err != nil {
+			os.RemoveAll(p)
+			return "", fmt.Errorf("create %s/%s: %w", org, repo, err)
+		}
+	}
 	return p, nil
 }
 
@@ -112,6 +119,35 @@ func (r Root) MoveToTrash(org, repo string, now time.Time) (string, error) {
 	// An org folder left empty would look like an org on disk.
 	os.Remove(filepath.Dir(p))
 	return dst, nil
+}
+
+// Open returns the directory of a repository the database knows, after
+// checking that it is a real directory inside the root: a symlink, or
+// anything resolving outside the root, is not served.
+func (r Root) Open(org, repo string) (string, error) {
+	p, err := r.Path(org, repo)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return "", fmt.Errorf("repository %s/%s: %w", org, repo, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("repository %s/%s: %s is not a directory", org, repo, p)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", fmt.Errorf("repository %s/%s: %w", org, repo, err)
+	}
+	rootReal, err := filepath.EvalSymlinks(r.Dir)
+	if err != nil {
+		return "", fmt.Errorf("repository root: %w", err)
+	}
+	if rel, err := filepath.Rel(rootReal, real); err != nil || strings.HasPrefix(rel, "..") || rel != filepath.Join(org, repo+".git") {
+		return "", fmt.Errorf("repository %s/%s resolves outside %s", org, repo, r.Dir)
+	}
+	return p, nil
 }
 
 // Restore undoes MoveToTrash, for when the database change that went with

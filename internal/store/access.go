@@ -122,3 +122,27 @@ func (s *Store) RepoFacts(ctx context.Context, userID int64, org, repo string) (
 	f.OrgExists = true
 	return f, nil
 }
+
+// AllRepoFacts returns the facts of every repository for userID, for
+// listing what a key may read. It is not on the hot path.
+func (s *Store) AllRepoFacts(ctx context.Context, userID int64) ([]RepoFacts, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT o.id, o.name, r.id, r.name, r.public, coalesce(m.role, ''), coalesce(g.perm, '')
+		FROM repos r JOIN orgs o ON o.id = r.org_id
+		LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = ?1
+		LEFT JOIN grants g ON g.repo_id = r.id AND g.user_id = ?1
+		ORDER BY o.name, r.name`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	defer rows.Close()
+	var out []RepoFacts
+	for rows.Next() {
+		f := RepoFacts{OrgExists: true, RepoExists: true}
+		if err := rows.Scan(&f.OrgID, &f.Org, &f.RepoID, &f.Repo, &f.Public, &f.OrgRole, &f.Grant); err != nil {
+			return nil, fmt.Errorf("list repositories: %w", err)
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}

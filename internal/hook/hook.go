@@ -1,0 +1,239 @@
+// Package hook is what runs inside git's receive hooks. pre-receive
+// decides every ref update of a push against the pusher's permissions and
+// the repository's protected refs (seeing the pushed objects in git's
+// quarantine); post-receive records the accepted push in the audit log.
+// Both then run the repository's own hooks from HOOK.d/.
+package hook
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"cpm/internal/access"
+	"cpm/internal/authz"
+	"cpm/internal/names"
+	"cpm/internal/store"
+)
+
+// Environment variables the gateway sets for git and so for the hooks.
+const (
+	EnvUser        = "CPM_USER"
+	EnvKeyID       = "CPM_KEY_ID"
+	EnvFingerprint = "CPM_KEY_FINGERPRINT"
+	EnvRemoteAddr  = "CPM_REMOTE_ADDR"
+)
+
+// maxInput bounds what git may feed a hook: 64 KiB of ref updates is
+// hundreds of refs; a bigger push is refused rather than buffered.
+const maxInput = 4 << 20
+
+// Update is one line of a receive hook's input.
+type Update struct {
+	Old, New, Ref string
+}
+
+func zero(id string) bool { return strings.Trim(id, "0") == "" }
+
+// Create reports whether the update creates the ref.
+func (u Update) Create() bool { return zero(u.Old) }
+
+// Delete reports whether the update deletes the ref.
+func (u Update) Delete() bool { return zero(u.New) }
+
+// ReadUpdates parses "OLD NEW REF" lines.
+func ReadUpdates(r io.Reader) ([]Update, []byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, maxInput+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read ref updates: %w", err)
+	}
+	if len(raw) > maxInput {
+		return nil, nil, errors.New("too many ref updates in one push")
+	}
+	var out []Update
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 4096), 4096)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 || !objectID(f[0]) || !objectID(f[1]) || !strings.HasPrefix(f[2], "refs/") {
+			return nil, nil, fmt.Errorf("malformed ref update %q", sc.Text())
+		}
+		out = append(out, Update{Old: f[0], New: f[1], Ref: f[2]})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read ref updates: %w", err)
+	}
+	return out, raw, nil
+}
+
+func objectID(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Pusher is who is pushing, from the environment the gateway set. Local
+// is true for a push made on the server itself, without the gateway: the
+// operator already has the files, so it is recorded but not restricted.
+type Pusher struct {
+	Local       bool
+	KeyID       int64
+	User        string
+	Fingerprint string
+	RemoteAddr  string
+}
+
+// PusherFromEnv reads the gateway's variables.
+func PusherFromEnv(getenv func(string) string) (Pusher, error) {
+	id := getenv(EnvKeyID)
+	if id == "" {
+		u := getenv("USER")
+		if u == "" {
+			u = "unknown"
+		}
+		return Pusher{Local: true, User: "local:" + u}, nil
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 {
+		return Pusher{}, fmt.Errorf("bad %s %q", EnvKeyID, id)
+	}
+	return Pusher{KeyID: n, User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr)}, nil
+}
+
+// RepoFromDir names the repository at dir, which must be ROOT/ORG/REPO.git.
+func RepoFromDir(root, dir string) (names.RepoPath, error) {
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		root = r
+	}
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return names.RepoPath{}, fmt.Errorf("%s is not a cpm repository", dir)
+	}
+	if !strings.HasSuffix(rel, ".git") {
+		return names.RepoPath{}, fmt.Errorf("%s is not a cpm repository", dir)
+	}
+	return names.ParseRepoPath(filepath.ToSlash(rel))
+}
+
+// Ancestry answers whether old is an ancestor of new (a fast-forward).
+type Ancestry func(ctx context.Context, old, new string) (bool, error)
+
+// GitAncestry asks git in dir, with the hook's environment so that objects
+// still in the push's quarantine are visible.
+func GitAncestry(dir string) Ancestry {
+	return func(ctx context.Context, old, new string) (bool, error) {
+		cmd := exec.CommandContext(ctx, "git", "merge-base", "--is-ancestor", old, new)
+		cmd.Dir = dir
+		err := cmd.Run()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.As(err, &ee) && ee.ExitCode() == 1:
+			return false, nil
+		}
+		// Not commits (a tag of a tree, say): not a fast-forward.
+		return false, nil
+	}
+}
+
+// Check decides every update of a push; the first refusal is the error.
+func Check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath, updates []Update, ff Ancestry) error {
+	if p.Local {
+		return nil
+	}
+	id, err := c.IdentifyID(ctx, p.KeyID)
+	if err != nil {
+		return fmt.Errorf("key is no longer registered")
+	}
+	facts, err := c.Store.RepoFacts(ctx, id.UserID, repo.Org, repo.Repo)
+	if err != nil {
+		return err
+	}
+	patterns, err := c.Store.ProtectedRefs(ctx, facts.RepoID)
+	if err != nil {
+		return err
+	}
+	principal, af := access.Translate(id, facts)
+	for _, u := range updates {
+		ru := authz.RefUpdate{Ref: u.Ref, Create: u.Create(), Delete: u.Delete(), Protected: authz.Protected(patterns, u.Ref)}
+		if !ru.Create && !ru.Delete {
+			if ru.FastForward, err = ff(ctx, u.Old, u.New); err != nil {
+				return err
+			}
+		}
+		if d := authz.DecideRef(principal, af, ru); !d.Allow {
+			if d.Hidden {
+				return fmt.Errorf("repository %s not found", repo)
+			}
+			return fmt.Errorf("%s: %s", u.Ref, d.Reason)
+		}
+	}
+	return nil
+}
+
+// Record writes the accepted push to the audit log.
+func Record(ctx context.Context, st *store.Store, p Pusher, repo names.RepoPath, updates []Update) error {
+	refs := make([]string, 0, len(updates))
+	for _, u := range updates {
+		refs = append(refs, fmt.Sprintf("%s %s..%s", u.Ref, short(u.Old), short(u.New)))
+	}
+	details := map[string]any{"refs": refs}
+	if p.Fingerprint != "" {
+		details["key"] = p.Fingerprint
+	}
+	return st.Record(ctx, store.Actor{Name: p.User, RemoteAddr: p.RemoteAddr}, "push", repo.String(), details)
+}
+
+func short(id string) string {
+	if zero(id) {
+		return "0"
+	}
+	return id[:12]
+}
+
+// RunLocal runs the repository's own hooks from hooks/NAME.d/, in name
+// order, each with the same input; the first failure stops them.
+func RunLocal(ctx context.Context, dir, name string, input []byte, stdout, stderr io.Writer) error {
+	d := filepath.Join(dir, "hooks", name+".d")
+	entries, err := os.ReadDir(d)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		cmd := exec.CommandContext(ctx, filepath.Join(d, e.Name()))
+		cmd.Dir = dir
+		cmd.Stdin = bytes.NewReader(input)
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s.d/%s: %w", name, e.Name(), err)
+		}
+	}
+	return nil
+}
