@@ -37,6 +37,8 @@ type cli struct {
 	Org   orgCmd   `cmd:"" help:"Manage organisations and their members."`
 	Repo  repoCmd  `cmd:"" help:"Manage repositories, grants, protected refs and deploy keys."`
 	Audit auditCmd `cmd:"" help:"Show the audit log, newest first."`
+
+	AuthorizedKeys authorizedKeysCmd `cmd:"" name:"authorized-keys" help:"Print authorized_keys lines for OpenSSH forced-command mode."`
 }
 
 // env is what a command runs with.
@@ -169,4 +171,3 @@ func (c auditCmd) Run(e *env) error {
 	}
 	return printTable(e.stdout, []string{"TIME", "ACTOR", "ACTION", "TARGET", "DETAILS"}, rows)
 }
-

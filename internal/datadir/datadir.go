@@ -62,3 +62,7 @@ func (d Dir) Ensure() error {
 	}
 	return nil
 }
+
+// Log is where forced-command sessions log, since their stderr is the
+// ssh client's.
+func (d Dir) Log() string { return filepath.Join(string(d), "cpm-shell.log") }

@@ -19,17 +19,21 @@ type Hooks struct {
 
 // HookBinBeside returns the cpm-hook installed next to the running
 // binary, which is how cpm is packaged and how the tests build it.
-func HookBinBeside() (string, error) {
+func HookBinBeside() (string, error) { return BinaryBeside("cpm-hook") }
+
+// BinaryBeside returns the path of another cpm binary installed next to
+// the running one.
+func BinaryBeside(name string) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return "", fmt.Errorf("find cpm-hook: %w", err)
+		return "", fmt.Errorf("find %s: %w", name, err)
 	}
 	if real, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = real
 	}
-	bin := filepath.Join(filepath.Dir(exe), "cpm-hook")
+	bin := filepath.Join(filepath.Dir(exe), name)
 	if fi, err := os.Stat(bin); err != nil || fi.Mode().Perm()&0o111 == 0 {
-		return "", fmt.Errorf("cpm-hook not found next to %s; install the cpm binaries together", exe)
+		return "", fmt.Errorf("%s not found next to %s; install the cpm binaries together", name, exe)
 	}
 	return bin, nil
 }

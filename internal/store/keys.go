@@ -145,6 +145,11 @@ func (s *Store) UserKeys(ctx context.Context, user string) ([]Key, error) {
 	return s.listKeys(ctx, "u.name = ?", user)
 }
 
+// AllKeys lists every key, users' and deploy keys, for authorized_keys.
+func (s *Store) AllKeys(ctx context.Context) ([]Key, error) {
+	return s.listKeys(ctx, "1")
+}
+
 // DeployKeys lists the deploy keys of one repository.
 func (s *Store) DeployKeys(ctx context.Context, org, repo string) ([]Key, error) {
 	r, err := s.Repo(ctx, org, repo)

@@ -1,0 +1,261 @@
+// Command cpm-shell serves git over ssh. `cpm-shell serve` runs the
+// embedded SSH server (and the git:// listener); `cpm-shell key-ID` is the
+// forced command OpenSSH runs for a registered key (see cpm-admin
+// authorized-keys). Both take the same path through internal/gateway.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/rs/zerolog"
+
+	"cpm/internal/access"
+	"cpm/internal/admin"
+	"cpm/internal/config"
+	"cpm/internal/datadir"
+	"cpm/internal/gateway"
+	"cpm/internal/gitdaemon"
+	"cpm/internal/metrics"
+	"cpm/internal/repos"
+	"cpm/internal/sshserver"
+	"cpm/internal/store"
+)
+
+type globals struct {
+	DataDir string `name:"data-dir" env:"CPM_DATA_DIR" placeholder:"DIR" help:"Data directory (default ./cpm-data)."`
+	Config  string `name:"config" env:"CPM_CONFIG" placeholder:"FILE" help:"YAML configuration file."`
+}
+
+type cli struct {
+	globals
+	Serve serveCmd `cmd:"" help:"Run the embedded SSH server and the git:// listener."`
+}
+
+type serveCmd struct {
+	Listen        string        `default:"127.0.0.1:2222" placeholder:"ADDR" help:"SSH listen address."`
+	GitListen     string        `name:"git-listen" default:"127.0.0.1:9418" placeholder:"ADDR" help:"git:// listen address for public repositories; empty to disable."`
+	MetricsListen string        `name:"metrics-listen" placeholder:"ADDR" help:"Serve Prometheus metrics at http://ADDR/metrics."`
+	Grace         time.Duration `default:"60s" help:"On SIGTERM, how long running pushes may take to finish."`
+
+	HandshakeTimeout time.Duration `name:"handshake-timeout" default:"20s" help:"Time from connect to the first session."`
+	IdleTimeout      time.Duration `name:"idle-timeout" default:"10m" help:"Close a connection with no traffic this long."`
+	MaxSessionTime   time.Duration `name:"max-session-time" default:"6h" help:"Close any connection after this long."`
+	MaxStartups      int           `name:"max-startups" default:"64" help:"Unauthenticated connections at once; more are dropped."`
+	MaxSessions      int           `name:"max-sessions" default:"4" help:"Concurrent sessions per connection."`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) > 0 && strings.HasPrefix(args[0], "key-") {
+		return forced(args[0], args[1:])
+	}
+	var c cli
+	parser, err := kong.New(&c, kong.Name("cpm-shell"), kong.Description("Serve git over ssh."))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cpm: %v\n", err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
+		return 2
+	}
+	if err := kctx.Run(&c.globals); err != nil {
+		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+func dataDir(g globals) (datadir.Dir, error) {
+	f, err := config.Load(g.Config)
+	if err != nil {
+		return "", err
+	}
+	return datadir.New(config.DataDir(g.DataDir, f))
+}
+
+// newGateway opens the store and wires the gateway.
+func newGateway(ctx context.Context, dir datadir.Dir, log zerolog.Logger) (*gateway.Gateway, *store.Store, error) {
+	hookBin, err := repos.HookBinBeside()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(ctx, dir.DB())
+	if err != nil {
+		return nil, nil, err
+	}
+	return &gateway.Gateway{
+		Access:  access.Checker{Store: st},
+		Disk:    admin.Root(dir, hookBin),
+		DataDir: dir,
+		Log:     log,
+	}, st, nil
+}
+
+func (c serveCmd) Run(g *globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	dir, err := dataDir(*g)
+	if err != nil {
+		return err
+	}
+	gw, st, err := newGateway(ctx, dir, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	hostKey, err := sshserver.LoadOrCreateHostKey(dir.HostKey())
+	if err != nil {
+		return err
+	}
+	m := metrics.NewGateway()
+	gw.Metrics = m.Hooks()
+
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.Listen, err)
+	}
+	limits := sshserver.Limits{
+		HandshakeTimeout:   c.HandshakeTimeout,
+		IdleTimeout:        c.IdleTimeout,
+		MaxSessionTime:     c.MaxSessionTime,
+		MaxUnauthenticated: c.MaxStartups,
+		MaxSessions:        c.MaxSessions,
+		MaxAuthTries:       sshserver.DefaultLimits.MaxAuthTries,
+	}
+	srv := sshserver.New(gw, hostKey, limits, log)
+	errc := make(chan error, 3)
+	go func() { errc <- srv.Serve(ln) }()
+
+	var gd *gitdaemon.Server
+	gitAddr, metricsAddr := "", ""
+	if c.GitListen != "" {
+		gln, err := net.Listen("tcp", c.GitListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen %s: %w", c.GitListen, err)
+		}
+		gitAddr = gln.Addr().String()
+		gd = &gitdaemon.Server{Access: gw.Access, Disk: gw.Disk, Log: log, IdleTimeout: c.IdleTimeout}
+		go func() { errc <- gd.Serve(gln) }()
+	}
+	var hs *http.Server
+	if c.MetricsListen != "" {
+		mln, err := net.Listen("tcp", c.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen %s: %w", c.MetricsListen, err)
+		}
+		metricsAddr = mln.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Handler())
+		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := hs.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	log.Info().Str("ssh", ln.Addr().String()).Str("git", gitAddr).Str("metrics", metricsAddr).
+		Str("data_dir", dir.String()).Msg("cpm-shell serving")
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	log.Info().Dur("grace", c.Grace).Msg("shutting down; waiting for running sessions")
+	sctx, cancel := context.WithTimeout(context.Background(), c.Grace)
+	defer cancel()
+	if gd != nil {
+		go gd.Shutdown(sctx)
+	}
+	if hs != nil {
+		hs.Shutdown(sctx)
+	}
+	srv.Shutdown(sctx)
+	log.Info().Msg("stopped")
+	return serveErr
+}
+
+// forced is OpenSSH forced-command mode: `cpm-shell key-ID --data-dir D`,
+// with the client's command in SSH_ORIGINAL_COMMAND.
+func forced(keyArg string, rest []string) int {
+	var g globals
+	parser, err := kong.New(&g, kong.Name("cpm-shell key-ID"))
+	if err == nil {
+		_, err = parser.Parse(rest)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
+		return 2
+	}
+	id, err := strconv.ParseInt(strings.TrimPrefix(keyArg, "key-"), 10, 64)
+	if err != nil || id <= 0 || "key-"+strconv.FormatInt(id, 10) != keyArg {
+		fmt.Fprintf(os.Stderr, "cpm: invalid key id %q\n", keyArg)
+		return 2
+	}
+	dir, err := dataDir(g)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
+		return 1
+	}
+	// Stderr belongs to the ssh client here; the log goes to a file.
+	logOut := io.Discard
+	if f, err := os.OpenFile(dir.Log(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+		defer f.Close()
+		logOut = f
+	}
+	log := zerolog.New(logOut).With().Timestamp().Str("mode", "forced-command").Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	gw, st, err := newGateway(ctx, dir, log)
+	if err != nil {
+		log.Error().Err(err).Msg("open")
+		fmt.Fprintln(os.Stderr, "cpm: server error; try again later")
+		return 1
+	}
+	defer st.Close()
+	ident, err := gw.Access.IdentifyID(ctx, id)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cpm: key is no longer registered")
+		return 1
+	}
+	return gw.Serve(ctx, gateway.Session{
+		Identity:    ident,
+		Command:     os.Getenv("SSH_ORIGINAL_COMMAND"),
+		GitProtocol: os.Getenv("GIT_PROTOCOL"),
+		RemoteAddr:  remoteAddr(os.Getenv("SSH_CONNECTION")),
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+	})
+}
+
+// remoteAddr turns SSH_CONNECTION ("ip port ip port") into "ip:port".
+func remoteAddr(conn string) string {
+	f := strings.Fields(conn)
+	if len(f) < 2 {
+		return ""
+	}
+	return net.JoinHostPort(f[0], f[1])
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

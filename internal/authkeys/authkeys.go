@@ -1,0 +1,24 @@
+// Package authkeys writes authorized_keys lines that send every
+// registered key through cpm-shell's forced command under OpenSSH.
+package authkeys
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Line is one authorized_keys line for key id with public key pub. The
+// "restrict" option turns off forwarding, ptys and ~/.ssh/rc, so the only
+// thing the key can do is run the forced command.
+func Line(shellBin, dataDir string, id int64, pub string) (string, error) {
+	for _, p := range []string{shellBin, dataDir} {
+		if strings.ContainsAny(p, "'\"\\\n\r") {
+			return "", fmt.Errorf("path %q cannot be used in authorized_keys", p)
+		}
+	}
+	if strings.ContainsAny(pub, "\n\r\"") {
+		return "", fmt.Errorf("key %d is not a single key line", id)
+	}
+	// sshd runs the command through the user's shell: quote the paths.
+	return fmt.Sprintf(`command="'%s' key-%d --data-dir '%s'",restrict %s`, shellBin, id, dataDir, pub), nil
+}

@@ -1,0 +1,290 @@
+// Package gateway runs one ssh session's command for an authenticated
+// key: it parses the command, decides it with the store's facts, and runs
+// git on the canonical repository path. The embedded SSH server and the
+// OpenSSH forced command both end here, so they behave the same.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"cpm/internal/access"
+	"cpm/internal/admin"
+	"cpm/internal/authz"
+	"cpm/internal/command"
+	"cpm/internal/datadir"
+	"cpm/internal/hook"
+	"cpm/internal/repos"
+	"cpm/internal/store"
+)
+
+// Gateway serves sessions against one data directory.
+type Gateway struct {
+	Access  access.Checker
+	Disk    repos.Root
+	DataDir datadir.Dir
+	Log     zerolog.Logger
+	Metrics *Metrics // may be nil
+}
+
+// Session is one command from one authenticated key.
+type Session struct {
+	Identity    access.Identity
+	Command     string // as the client sent it
+	GitProtocol string // the client's GIT_PROTOCOL, "" if none
+	RemoteAddr  string
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
+}
+
+// gitProtocol matches the values git sends in GIT_PROTOCOL, such as
+// "version=2"; anything else is dropped, never passed to git.
+var gitProtocol = regexp.MustCompile(`^[A-Za-z0-9._=-]+(:[A-Za-z0-9._=-]+)*$`)
+
+// ValidGitProtocol reports whether v may be passed to git.
+func ValidGitProtocol(v string) bool { return len(v) <= 128 && gitProtocol.MatchString(v) }
+
+// outcome is what the session log records.
+type outcome struct {
+	verb, repo, decision string
+	status               int
+}
+
+// Serve runs the session and returns its exit status.
+func (g *Gateway) Serve(ctx context.Context, s Session) int {
+	start := time.Now()
+	in := &countingReader{r: s.Stdin}
+	out := &countingWriter{w: s.Stdout}
+	s.Stdin, s.Stdout = in, out
+	g.Metrics.sessionStarted()
+	o := g.serve(ctx, s)
+	d := time.Since(start)
+	bytesIn, bytesOut := in.n.Load(), out.n.Load()
+	g.Metrics.sessionEnded(o.verb, o.decision, bytesIn, bytesOut, d)
+	ev := g.Log.Info()
+	if o.decision == "deny" || o.decision == "error" {
+		ev = g.Log.Warn()
+	}
+	ev.Str("user", s.Identity.Name()).
+		Str("key", s.Identity.Fingerprint).
+		Str("remote", s.RemoteAddr).
+		Str("command", o.verb).
+		Str("repo", o.repo).
+		Str("decision", o.decision).
+		Int64("bytes_in", bytesIn).
+		Int64("bytes_out", bytesOut).
+		Int64("duration_ms", d.Milliseconds()).
+		Int("status", o.status).
+		Msg("session")
+	return o.status
+}
+
+func (g *Gateway) serve(ctx context.Context, s Session) outcome {
+	if s.Command == "" {
+		fmt.Fprintf(s.Stderr, "Hi %s! You've authenticated to cpm, which does not provide shell access.\n", s.Identity.Name())
+		return outcome{verb: "shell", decision: "deny", status: 1}
+	}
+	cmd, err := command.Parse(s.Command)
+	if err != nil {
+		fmt.Fprintf(s.Stderr, "cpm: %v\n", err)
+		return outcome{verb: "invalid", decision: "deny", status: 1}
+	}
+	o := outcome{verb: cmd.Verb.String()}
+	switch cmd.Verb {
+	case command.Whoami:
+		fmt.Fprintln(s.Stdout, s.Identity.Name())
+		o.decision = "allow"
+		return o
+	case command.Info:
+		if err := g.info(ctx, s); err != nil {
+			fmt.Fprintf(s.Stderr, "cpm: %v\n", err)
+			o.decision, o.status = "error", 1
+			return o
+		}
+		o.decision = "allow"
+		return o
+	}
+	o.repo = cmd.Repo.String()
+	action := authz.Read
+	if cmd.Verb == command.ReceivePack {
+		action = authz.Push
+	}
+	res, err := g.Access.Decide(ctx, s.Identity, cmd.Repo.Org, cmd.Repo.Repo, action)
+	if err != nil {
+		g.Log.Error().Err(err).Str("repo", o.repo).Msg("authorize")
+		fmt.Fprintln(s.Stderr, "cpm: internal error; try again later")
+		o.decision, o.status = "error", 1
+		return o
+	}
+	if !res.Facts.RepoExists && cmd.Verb == command.ReceivePack {
+		// Push-to-create: org owners and admins only.
+		if res, err = g.Access.Decide(ctx, s.Identity, cmd.Repo.Org, cmd.Repo.Repo, authz.Create); err == nil && res.Allow {
+			if err = g.create(ctx, s, cmd); err == nil {
+				res, err = g.Access.Decide(ctx, s.Identity, cmd.Repo.Org, cmd.Repo.Repo, authz.Push)
+			}
+		}
+		if err != nil {
+			g.Log.Error().Err(err).Str("repo", o.repo).Msg("create on push")
+			fmt.Fprintf(s.Stderr, "cpm: could not create %s\n", cmd.Repo)
+			o.decision, o.status = "error", 1
+			return o
+		}
+	}
+	if !res.Allow {
+		o.decision, o.status = "deny", 1
+		if res.Hidden {
+			// The same words whether it does not exist or may not be seen.
+			fmt.Fprintf(s.Stderr, "cpm: repository %s not found\n", cmd.Repo)
+			return o
+		}
+		fmt.Fprintf(s.Stderr, "cpm: %s: permission denied (%s)\n", cmd.Repo, res.Reason)
+		return o
+	}
+	o.repo = res.Facts.Org + "/" + res.Facts.Repo
+	dir, err := g.Disk.Open(res.Facts.Org, res.Facts.Repo)
+	if err != nil {
+		g.Log.Error().Err(err).Str("repo", o.repo).Msg("open repository")
+		fmt.Fprintf(s.Stderr, "cpm: repository %s not found\n", cmd.Repo)
+		o.decision, o.status = "error", 1
+		return o
+	}
+	o.decision = "allow"
+	o.status = g.runGit(ctx, s, cmd.Verb, dir, o.repo)
+	return o
+}
+
+func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) error {
+	svc := admin.Service{
+		Store: g.Access.Store,
+		Disk:  g.Disk,
+		Actor: store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr},
+		Now:   time.Now,
+	}
+	_, _, err := svc.CreateRepo(ctx, cmd.Repo.String(), false, "")
+	if errors.Is(err, store.ErrExists) {
+		return nil // created by a concurrent push
+	}
+	return err
+}
+
+var gitSubcommand = map[command.Verb]string{
+	command.UploadPack:    "upload-pack",
+	command.ReceivePack:   "receive-pack",
+	command.UploadArchive: "upload-archive",
+}
+
+// runGit runs the git service with a clean environment and streams it.
+func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir, repo string) int {
+	args := []string{gitSubcommand[verb]}
+	if verb == command.UploadPack {
+		// --strict: serve exactly this directory, never DIR/.git.
+		args = append(args, "--strict")
+	}
+	args = append(args, dir)
+	c := exec.CommandContext(ctx, "git", args...)
+	c.Dir = dir
+	c.Env = append(repos.Env(dir),
+		"CPM_DATA_DIR="+g.DataDir.String(),
+		"CPM_REPO="+repo,
+		hook.EnvUser+"="+s.Identity.Name(),
+		hook.EnvKeyID+"="+strconv.FormatInt(s.Identity.KeyID, 10),
+		hook.EnvFingerprint+"="+s.Identity.Fingerprint,
+		hook.EnvRemoteAddr+"="+s.RemoteAddr,
+	)
+	if s.GitProtocol != "" && ValidGitProtocol(s.GitProtocol) {
+		c.Env = append(c.Env, "GIT_PROTOCOL="+s.GitProtocol)
+	}
+	c.Stdout, c.Stderr = s.Stdout, s.Stderr
+	// When the client goes away the context ends: stop git and anything it
+	// started (pack-objects, hooks) as a group.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	c.WaitDelay = 5 * time.Second
+	// Stdin is fed by hand: an ssh client closes its side only after it has
+	// seen the exit status, so Wait must not wait for that copy to end.
+	stdin, err := c.StdinPipe()
+	if err == nil {
+		err = c.Start()
+	}
+	if err == nil {
+		go func() {
+			io.Copy(stdin, s.Stdin)
+			stdin.Close()
+		}()
+		err = c.Wait()
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		return ee.ExitCode()
+	}
+	if ctx.Err() == nil {
+		g.Log.Error().Err(err).Str("repo", repo).Msg("run git")
+		fmt.Fprintln(s.Stderr, "cpm: internal error; try again later")
+	}
+	return 1
+}
+
+// info lists the repositories the key may read, with its permission.
+func (g *Gateway) info(ctx context.Context, s Session) error {
+	all, err := g.Access.Store.AllRepoFacts(ctx, s.Identity.UserID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.Stdout, "hello %s, this is cpm; you may read:\n\n", s.Identity.Name())
+	n := 0
+	for _, f := range all {
+		p, af := access.Translate(s.Identity, f)
+		perm := authz.Effective(p, af)
+		if perm < authz.PermRead {
+			continue
+		}
+		fmt.Fprintf(s.Stdout, " %-5s  %s/%s\n", perm, f.Org, f.Repo)
+		n++
+	}
+	if n == 0 {
+		fmt.Fprintln(s.Stdout, " (no repositories)")
+	}
+	return nil
+}
+
+// The counters are atomic: stdin is copied by a goroutine that may still
+// run after the session has been logged.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.r == nil {
+		return 0, io.EOF
+	}
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+

@@ -1,0 +1,21 @@
+package gateway
+
+import "time"
+
+// Metrics receives the gateway's counters; a nil *Metrics records nothing.
+type Metrics struct {
+	Started func()
+	Ended   func(command, decision string, bytesIn, bytesOut int64, d time.Duration)
+}
+
+func (m *Metrics) sessionStarted() {
+	if m != nil && m.Started != nil {
+		m.Started()
+	}
+}
+
+func (m *Metrics) sessionEnded(command, decision string, in, out int64, d time.Duration) {
+	if m != nil && m.Ended != nil {
+		m.Ended(command, decision, in, out, d)
+	}
+}

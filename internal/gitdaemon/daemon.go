@@ -1,0 +1,240 @@
+// Package gitdaemon serves public repositories read-only over the git://
+// protocol: git-upload-pack only, no authentication, nothing private, with
+// a cap on connections and deadlines on every step.
+package gitdaemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"cpm/internal/access"
+	"cpm/internal/authz"
+	"cpm/internal/command"
+	"cpm/internal/gateway"
+	"cpm/internal/repos"
+)
+
+// Server is a git:// listener.
+type Server struct {
+	Access         access.Checker
+	Disk           repos.Root
+	Log            zerolog.Logger
+	MaxConns       int           // concurrent connections (default 64)
+	RequestTimeout time.Duration // to read the request line (default 10s)
+	IdleTimeout    time.Duration // git upload-pack --timeout (default 10m)
+
+	mu      sync.Mutex
+	ln      []net.Listener
+	closing bool
+	conns   sync.WaitGroup
+}
+
+// Serve accepts connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	limit := s.MaxConns
+	if limit <= 0 {
+		limit = 64
+	}
+	slots := make(chan struct{}, limit)
+	s.mu.Lock()
+	s.ln = append(s.ln, ln)
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			writeErr(c, "too many connections; try again later")
+			c.Close()
+			continue
+		}
+		s.conns.Add(1)
+		go func() {
+			defer func() { <-slots; s.conns.Done() }()
+			s.handle(c)
+		}()
+	}
+}
+
+// Shutdown stops accepting and waits for running fetches until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.ln {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// Request is a parsed git:// request line.
+type Request struct {
+	Service string
+	Path    string
+	Host    string
+	Extra   []string // e.g. "version=2"
+}
+
+// maxPkt is the largest pkt-line git sends (65520 bytes incl. header).
+const maxPkt = 65520
+
+// ReadRequest reads the first pkt-line: "git-upload-pack /path\0host=h\0\0version=2\0".
+func ReadRequest(r io.Reader) (Request, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return Request{}, fmt.Errorf("read request: %w", err)
+	}
+	n, err := strconv.ParseUint(string(hdr[:]), 16, 16)
+	if err != nil || n < 5 || n > maxPkt {
+		return Request{}, errors.New("malformed request")
+	}
+	body := make([]byte, n-4)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return Request{}, fmt.Errorf("read request: %w", err)
+	}
+	body = bytes.TrimSuffix(body, []byte("\n"))
+	parts := strings.Split(string(body), "\x00")
+	service, path, ok := strings.Cut(parts[0], " ")
+	if !ok {
+		return Request{}, errors.New("malformed request")
+	}
+	req := Request{Service: service, Path: path}
+	extra := false
+	for _, p := range parts[1:] {
+		switch {
+		case p == "":
+			extra = true // an empty field separates host from extra parameters
+		case extra:
+			req.Extra = append(req.Extra, p)
+		case strings.HasPrefix(p, "host="):
+			req.Host = strings.TrimPrefix(p, "host=")
+		}
+	}
+	return req, nil
+}
+
+func (s *Server) handle(c net.Conn) {
+	defer c.Close()
+	start := time.Now()
+	remote := c.RemoteAddr().String()
+	timeout := s.RequestTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	c.SetDeadline(time.Now().Add(timeout))
+	req, err := ReadRequest(c)
+	if err != nil {
+		s.Log.Debug().Str("remote", remote).Err(err).Msg("git:// request")
+		return
+	}
+	ev := func(decision string, status int) {
+		s.Log.Info().Str("transport", "git").Str("remote", remote).Str("command", req.Service).
+			Str("repo", req.Path).Str("decision", decision).Int("status", status).
+			Int64("duration_ms", time.Since(start).Milliseconds()).Msg("session")
+	}
+	if req.Service != "git-upload-pack" {
+		writeErr(c, "service not enabled: "+clip(req.Service))
+		ev("deny", 1)
+		return
+	}
+	// The same strict grammar as over ssh.
+	cmd, err := command.Parse("git-upload-pack " + req.Path)
+	if err != nil {
+		writeErr(c, "repository not found")
+		ev("deny", 1)
+		return
+	}
+	ctx := context.Background()
+	res, err := s.Access.Decide(ctx, access.Anonymous, cmd.Repo.Org, cmd.Repo.Repo, authz.Read)
+	if err != nil || !res.Allow {
+		writeErr(c, "repository not found")
+		ev("deny", 1)
+		return
+	}
+	dir, err := s.Disk.Open(res.Facts.Org, res.Facts.Repo)
+	if err != nil {
+		writeErr(c, "repository not found")
+		ev("error", 1)
+		return
+	}
+	idle := s.IdleTimeout
+	if idle <= 0 {
+		idle = 10 * time.Minute
+	}
+	c.SetDeadline(time.Time{})
+	g := exec.Command("git", "upload-pack", "--strict", "--timeout="+strconv.Itoa(int(idle.Seconds())), dir)
+	g.Dir = dir
+	g.Env = repos.Env(dir)
+	for _, e := range req.Extra {
+		if strings.HasPrefix(e, "version=") && gateway.ValidGitProtocol(e) {
+			g.Env = append(g.Env, "GIT_PROTOCOL="+e)
+		}
+	}
+	g.Stdout = c
+	g.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdin, err := g.StdinPipe()
+	if err == nil {
+		err = g.Start()
+	}
+	if err != nil {
+		ev("error", 1)
+		return
+	}
+	go func() { io.Copy(stdin, c); stdin.Close() }()
+	status := 0
+	if err := g.Wait(); err != nil {
+		status = 1
+	}
+	ev("allow", status)
+}
+
+// writeErr sends git's "ERR" packet, which the client prints.
+func writeErr(w io.Writer, msg string) {
+	line := "ERR " + msg + "\n"
+	fmt.Fprintf(w, "%04x%s", len(line)+4, line)
+}
+
+func clip(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(s) > 64 {
+		return s[:64]
+	}
+	return s
+}

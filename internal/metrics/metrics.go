@@ -1,0 +1,72 @@
+// Package metrics exposes cpm's Prometheus metrics: one registry per
+// process (no global default registry), served on --metrics-listen.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"cpm/internal/gateway"
+)
+
+// Gateway holds the session metrics.
+type Gateway struct {
+	Registry *prometheus.Registry
+	active   prometheus.Gauge
+	sessions *prometheus.CounterVec
+	denials  *prometheus.CounterVec
+	bytes    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewGateway registers the gateway's metrics on a new registry.
+func NewGateway() *Gateway {
+	m := &Gateway{
+		Registry: prometheus.NewRegistry(),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cpm_sessions_active", Help: "Sessions running now.",
+		}),
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cpm_sessions_total", Help: "Sessions by command and decision.",
+		}, []string{"command", "decision"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cpm_denials_total", Help: "Refused sessions by command.",
+		}, []string{"command"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cpm_session_bytes_total", Help: "Bytes carried by sessions, by direction.",
+		}, []string{"direction"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cpm_session_duration_seconds", Help: "Session duration by command.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 9),
+		}, []string{"command"}),
+	}
+	m.Registry.MustRegister(m.active, m.sessions, m.denials, m.bytes, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Hooks returns the callbacks the gateway reports to.
+func (m *Gateway) Hooks() *gateway.Metrics {
+	return &gateway.Metrics{
+		Started: m.active.Inc,
+		Ended: func(command, decision string, in, out int64, d time.Duration) {
+			m.active.Dec()
+			m.sessions.WithLabelValues(command, decision).Inc()
+			if decision == "deny" {
+				m.denials.WithLabelValues(command).Inc()
+			}
+			m.bytes.WithLabelValues("in").Add(float64(in))
+			m.bytes.WithLabelValues("out").Add(float64(out))
+			m.duration.WithLabelValues(command).Observe(d.Seconds())
+		},
+	}
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Gateway) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,271 @@
+// Package sshserver is cpm's embedded SSH server. It accepts public-key
+// authentication only, identifies a connection by the key the client
+// signed with, allows exactly one exec per session (plus a shell request
+// that only gets a greeting) and refuses everything else an SSH server
+// usually offers: ptys, subsystems, agent and X11 forwarding, port
+// forwarding, environment variables other than GIT_PROTOCOL.
+package sshserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gliderlabs/ssh"
+	"github.com/rs/zerolog"
+	gossh "golang.org/x/crypto/ssh"
+
+	"cpm/internal/access"
+	"cpm/internal/gateway"
+)
+
+// Limits bound what one client can hold.
+type Limits struct {
+	HandshakeTimeout   time.Duration // from accept to the first session
+	IdleTimeout        time.Duration // no bytes either way
+	MaxSessionTime     time.Duration // whole connection
+	MaxUnauthenticated int           // connections not yet authenticated, like OpenSSH's MaxStartups
+	MaxSessions        int           // concurrent sessions per connection
+	MaxAuthTries       int
+}
+
+// DefaultLimits suit a team's server: a slow clone of a large repository
+// is never idle for 10 minutes (git sends keepalives while it packs).
+var DefaultLimits = Limits{
+	HandshakeTimeout:   20 * time.Second,
+	IdleTimeout:        10 * time.Minute,
+	MaxSessionTime:     6 * time.Hour,
+	MaxUnauthenticated: 64,
+	MaxSessions:        4,
+	MaxAuthTries:       6,
+}
+
+// Server serves git over ssh through a gateway.
+type Server struct {
+	gw     *gateway.Gateway
+	limits Limits
+	log    zerolog.Logger
+	srv    *ssh.Server
+	unauth chan struct{}
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	closing   bool
+	sessions  sync.WaitGroup
+}
+
+// Context keys. The fingerprint travels in gossh.Permissions, which
+// x/crypto hands to the connection only for the key that authenticated.
+type ctxKey string
+
+const (
+	connKey        ctxKey = "cpm-conn"
+	fingerprintExt        = "cpm-fingerprint"
+)
+
+// New makes a server with the given host key.
+func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.Logger) *Server {
+	s := &Server{gw: gw, limits: limits, log: log, unauth: make(chan struct{}, max(1, limits.MaxUnauthenticated))}
+	s.srv = &ssh.Server{
+		Version:     "cpm",
+		HostSigners: []ssh.Signer{hostKey},
+		Handler:     s.handle,
+		// Identity comes from our own PublicKeyCallback (see serverConfig).
+		// gliderlabs turns on NoClientAuth when it has no auth handler at all,
+		// so it gets one that always says no.
+		KeyboardInteractiveHandler: func(ssh.Context, gossh.KeyboardInteractiveChallenge) bool { return false },
+		ServerConfigCallback:       s.serverConfig,
+		ConnCallback: func(ctx ssh.Context, c net.Conn) net.Conn {
+			if dc, ok := c.(*deadlineConn); ok {
+				ctx.SetValue(connKey, dc)
+			}
+			return c
+		},
+		ConnectionFailedCallback: func(c net.Conn, err error) {
+			s.log.Debug().Str("remote", c.RemoteAddr().String()).Err(err).Msg("handshake failed")
+		},
+		// Only sessions; no direct-tcpip, no tcpip-forward, no subsystems.
+		ChannelHandlers:   map[string]ssh.ChannelHandler{"session": s.sessionChannel},
+		RequestHandlers:   map[string]ssh.RequestHandler{},
+		SubsystemHandlers: map[string]ssh.SubsystemHandler{},
+		PtyCallback:       func(ssh.Context, ssh.Pty) bool { return false },
+	}
+	return s
+}
+
+func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
+	return &gossh.ServerConfig{
+		MaxAuthTries: s.limits.MaxAuthTries,
+		// A fresh Permissions for every key: gliderlabs' own handler shares
+		// one object across every key a client offers, so the last offered
+		// key, not the one that signed, would win (CVE-2024-45337 class).
+		PublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+			fp := gossh.FingerprintSHA256(key)
+			if _, err := s.gw.Access.Identify(ctx, fp); err != nil {
+				return nil, errors.New("unknown key")
+			}
+			return &gossh.Permissions{Extensions: map[string]string{fingerprintExt: fp}}, nil
+		},
+	}
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return errors.New("server closed")
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		select {
+		case s.unauth <- struct{}{}:
+		default:
+			// Like OpenSSH's MaxStartups: drop new connections while too many
+			// have not authenticated yet.
+			s.log.Warn().Str("remote", c.RemoteAddr().String()).Msg("too many unauthenticated connections; dropped")
+			c.Close()
+			continue
+		}
+		go s.srv.HandleConn(newDeadlineConn(c, s.limits, func() { <-s.unauth }))
+	}
+}
+
+// Shutdown stops accepting, lets running sessions (pushes) finish until
+// ctx ends, then closes every connection.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.sessions.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return s.srv.Close()
+}
+
+type sessionCount struct{ n atomic.Int32 }
+
+func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
+	if dc, ok := ctx.Value(connKey).(*deadlineConn); ok {
+		dc.authenticated()
+	}
+	count, _ := ctx.Value(ctxKey("sessions")).(*sessionCount)
+	if count == nil {
+		count = &sessionCount{}
+		ctx.SetValue(ctxKey("sessions"), count)
+	}
+	if count.n.Add(1) > int32(s.limits.MaxSessions) {
+		count.n.Add(-1)
+		nc.Reject(gossh.ResourceShortage, "too many sessions on this connection")
+		return
+	}
+	defer count.n.Add(-1)
+	ssh.DefaultSessionHandler(srv, conn, filteredChannel{NewChannel: nc}, ctx)
+}
+
+func (s *Server) handle(sess ssh.Session) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		fmt.Fprintln(sess.Stderr(), "cpm: server is shutting down; try again")
+		sess.Exit(1)
+		return
+	}
+	s.sessions.Add(1)
+	s.mu.Unlock()
+	defer s.sessions.Done()
+
+	ctx := sess.Context()
+	conn, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+	if conn == nil || conn.Permissions == nil || conn.Permissions.Extensions[fingerprintExt] == "" {
+		sess.Exit(1)
+		return
+	}
+	id, err := s.gw.Access.Identify(ctx, conn.Permissions.Extensions[fingerprintExt])
+	if err != nil {
+		if !errors.Is(err, access.ErrUnknownKey) {
+			s.log.Error().Err(err).Msg("identify")
+		}
+		fmt.Fprintln(sess.Stderr(), "cpm: key is no longer registered")
+		sess.Exit(1)
+		return
+	}
+	var proto string
+	for _, kv := range sess.Environ() {
+		if v, ok := cutPrefix(kv, "GIT_PROTOCOL="); ok {
+			proto = v
+		}
+	}
+	code := s.gw.Serve(ctx, gateway.Session{
+		Identity:    id,
+		Command:     sess.RawCommand(),
+		GitProtocol: proto,
+		RemoteAddr:  sess.RemoteAddr().String(),
+		Stdin:       sess,
+		Stdout:      sess,
+		Stderr:      sess.Stderr(),
+	})
+	sess.Exit(code)
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return "", false
+}
+
+// LoadOrCreateHostKey reads the ed25519 host key at path, creating it
+// (0600) on first start. A key readable by others is refused, as OpenSSH
+// refuses it.
+func LoadOrCreateHostKey(path string) (gossh.Signer, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := generateHostKey(path); err != nil {
+			return nil, err
+		}
+		fi, err = os.Stat(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("host key %s: permissions %04o are too open; chmod 600 it", path, fi.Mode().Perm())
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	signer, err := gossh.ParsePrivateKey(pem)
+	if err != nil {
+		return nil, fmt.Errorf("host key %s: %w", path, err)
+	}
+	return signer, nil
+}

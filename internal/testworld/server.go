@@ -1,0 +1,232 @@
+package testworld
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Server is a running `cpm-shell serve` on loopback ports chosen at run time.
+type Server struct {
+	w           *World
+	cmd         *exec.Cmd
+	SSHAddr     string
+	GitAddr     string
+	MetricsAddr string
+	KnownHosts  string // known_hosts pinning the server's host key
+
+	mu      sync.Mutex
+	log     strings.Builder
+	exited  chan struct{} // closed when the process has exited
+	exitErr error
+}
+
+// StartServer starts cpm-shell serve with extra flags and waits until it
+// listens. The test stops it at cleanup.
+func (w *World) StartServer(extra ...string) *Server {
+	w.T.Helper()
+	args := append([]string{"serve", "--data-dir", w.DataDir,
+		"--listen", "127.0.0.1:0", "--git-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(w.Bin.Shell, args...)
+	cmd.Env = Env()
+	cmd.Dir = w.Root
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		w.T.Fatal(err)
+	}
+	s := &Server{w: w, cmd: cmd, exited: make(chan struct{})}
+	ready := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.log.WriteString(line + "\n")
+			s.mu.Unlock()
+			var ev map[string]any
+			if json.Unmarshal([]byte(line), &ev) == nil && ev["message"] == "cpm-shell serving" {
+				ready <- ev
+			}
+		}
+	}()
+	go func() { s.exitErr = cmd.Wait(); close(s.exited) }()
+	w.T.Cleanup(func() {
+		s.Stop()
+		if w.T.Failed() {
+			w.T.Logf("cpm-shell log:\n%s", s.Log())
+		}
+	})
+	select {
+	case ev := <-ready:
+		s.SSHAddr, _ = ev["ssh"].(string)
+		s.GitAddr, _ = ev["git"].(string)
+		s.MetricsAddr, _ = ev["metrics"].(string)
+	case <-s.exited:
+		w.T.Fatalf("cpm-shell exited: %v\n%s", s.exitErr, s.Log())
+	case <-time.After(30 * time.Second):
+		w.T.Fatalf("cpm-shell did not start\n%s", s.Log())
+	}
+	pub, err := os.ReadFile(filepath.Join(w.DataDir, "ssh_host_ed25519_key.pub"))
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(s.SSHAddr)
+	s.KnownHosts = filepath.Join(w.Root, "known_hosts")
+	f := strings.Fields(string(pub))
+	line := fmt.Sprintf("[%s]:%s %s %s\n", host, port, f[0], f[1])
+	if err := os.WriteFile(s.KnownHosts, []byte(line), 0o600); err != nil {
+		w.T.Fatal(err)
+	}
+	return s
+}
+
+// Log is what the server has logged so far.
+func (s *Server) Log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()
+}
+
+// Signal sends sig to the server.
+func (s *Server) Signal(sig os.Signal) { s.cmd.Process.Signal(sig) }
+
+// Wait waits up to timeout for the server to exit and reports whether it
+// did, with its exit error.
+func (s *Server) Wait(timeout time.Duration) (bool, error) {
+	select {
+	case <-s.exited:
+		return true, s.exitErr
+	case <-time.After(timeout):
+		return false, nil
+	}
+}
+
+// Stop terminates the server (SIGTERM, then SIGKILL after 15 s).
+func (s *Server) Stop() {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if ok, _ := s.Wait(15 * time.Second); !ok {
+		s.cmd.Process.Kill()
+		s.Wait(5 * time.Second)
+	}
+}
+
+// Port is the ssh port.
+func (s *Server) Port() string {
+	_, port, _ := net.SplitHostPort(s.SSHAddr)
+	return port
+}
+
+// URL is the ssh clone URL of ORG/REPO.
+func (s *Server) URL(path string) string {
+	return "ssh://git@" + s.SSHAddr + "/" + path + ".git"
+}
+
+// Client runs git and ssh as the owner of key against s, with the
+// server's host key pinned (StrictHostKeyChecking=yes).
+type Client struct {
+	w   *World
+	s   *Server
+	Key Key
+}
+
+// Client returns a client for key.
+func (s *Server) Client(key Key) *Client { return &Client{w: s.w, s: s, Key: key} }
+
+// SSHArgs are the ssh options every client command uses.
+func (c *Client) SSHArgs() []string {
+	return []string{"-i", c.Key.Path, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+		"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + c.s.KnownHosts,
+		"-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"}
+}
+
+func (c *Client) env() []string {
+	return append(Env(),
+		"GIT_SSH_COMMAND=ssh "+strings.Join(c.SSHArgs(), " "),
+		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0")
+}
+
+// Git runs git in dir ("" for the world's root).
+func (c *Client) Git(dir string, args ...string) Result {
+	c.w.T.Helper()
+	if dir == "" {
+		dir = c.w.Root
+	}
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = c.env()
+	return c.w.exec(cmd, "")
+}
+
+// MustGit runs git and fails the test unless it succeeds.
+func (c *Client) MustGit(dir string, args ...string) string {
+	c.w.T.Helper()
+	r := c.Git(dir, args...)
+	if r.Code != 0 {
+		c.w.T.Fatalf("git %s: exit %d\n%s", strings.Join(args, " "), r.Code, r.Stderr)
+	}
+	return strings.TrimSpace(r.Stdout)
+}
+
+// SSH runs ssh to the server with extra options and a remote command.
+func (c *Client) SSH(opts []string, command ...string) Result {
+	c.w.T.Helper()
+	args := append(append(c.SSHArgs(), "-p", c.s.Port()), opts...)
+	args = append(args, "git@127.0.0.1")
+	args = append(args, command...)
+	cmd := exec.Command("ssh", args...)
+	cmd.Env = c.env()
+	return c.w.exec(cmd, "")
+}
+
+// Clone clones ORG/REPO into a new directory and returns it.
+func (c *Client) Clone(path string) (string, Result) {
+	c.w.T.Helper()
+	dir, err := os.MkdirTemp(c.w.Root, "clone-")
+	if err != nil {
+		c.w.T.Fatal(err)
+	}
+	return dir, c.Git("", "clone", "-q", c.s.URL(path), dir)
+}
+
+// Commit makes a commit with one changed file in the work tree dir.
+func (c *Client) Commit(dir, msg string) string {
+	c.w.T.Helper()
+	os.WriteFile(filepath.Join(dir, "file.txt"), []byte(msg+"\n"), 0o644)
+	c.MustGit(dir, "add", "file.txt")
+	c.MustGit(dir, "commit", "-q", "-m", msg)
+	return c.MustGit(dir, "rev-parse", "HEAD")
+}
+
+func (w *World) exec(cmd *exec.Cmd, stdin string) Result {
+	w.T.Helper()
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdin = strings.NewReader(stdin)
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		w.T.Fatalf("run %s: %v", cmd.Path, err)
+	}
+	return Result{Code: code, Stdout: stdout.String(), Stderr: stderr.String()}
+}
