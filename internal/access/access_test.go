@@ -18,7 +18,9 @@ func TestDecideAgainstStore(t *testing.T) {
 	}
 	defer s.Close()
 	a := store.Actor{Name: "test"}
-	key := func(fp string) *store.NewKey { return &store.NewKey{Fingerprint: fp, Type: "ssh-ed25519", PublicKey: "x " + fp} }
+	key := func(fp string) *store.NewKey {
+		return &store.NewKey{Fingerprint: fp, Type: "ssh-ed25519", PublicKey: "x " + fp}
+	}
 	s.CreateUser(ctx, a, "owner", false, key("SHA256:owner"))
 	s.CreateUser(ctx, a, "reader", false, key("SHA256:reader"))
 	s.CreateUser(ctx, a, "stranger", false, key("SHA256:stranger"))

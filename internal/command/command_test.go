@@ -10,7 +10,9 @@ import (
 )
 
 func TestParse(t *testing.T) {
-	ok := func(v Verb, org, repo string) Command { return Command{Verb: v, Repo: names.RepoPath{Org: org, Repo: repo}} }
+	ok := func(v Verb, org, repo string) Command {
+		return Command{Verb: v, Repo: names.RepoPath{Org: org, Repo: repo}}
+	}
 	tests := []struct {
 		line string
 		want Command
