@@ -88,7 +88,25 @@ func outcome(r testworld.Result) string {
 
 func TestRolesOverSSH(t *testing.T) {
 	c := newCompany(t)
-	owner := c.clients["owner"]
+	roleMatrix(t, c, c.clients)
+}
+
+// TestRolesOverOpenSSH runs the same matrix through a real sshd, with
+// every key sent to cpm-shell's forced command by authorized_keys.
+func TestRolesOverOpenSSH(t *testing.T) {
+	c := newCompany(t)
+	d := c.w.StartSSHD()
+	clients := map[string]*testworld.Client{}
+	for name, k := range c.keys {
+		clients[name] = d.Client(k)
+	}
+	roleMatrix(t, c, clients)
+}
+
+// roleMatrix checks every role against every operation, each client
+// talking to the server it was made for; setup goes through the owner.
+func roleMatrix(t *testing.T, c *company, clients map[string]*testworld.Client) {
+	owner := clients["owner"]
 	// Columns: clone web, push a new branch, fast-forward a protected
 	// branch, force-push it, delete it, force-push an unprotected branch,
 	// delete it, clone the public repo, push to it, create a repo by pushing.
@@ -106,7 +124,7 @@ func TestRolesOverSSH(t *testing.T) {
 	}
 	for role, row := range want {
 		t.Run(role, func(t *testing.T) {
-			cl := c.clients[role]
+			cl := clients[role]
 			// Branches of this role's own, made by the owner, so roles do not
 			// step on each other.
 			seed, r := owner.Clone("acme/web")
@@ -144,7 +162,7 @@ func TestRolesOverSSH(t *testing.T) {
 			os.MkdirAll(fresh, 0o755)
 			cl.MustGit(fresh, "init", "-q", "-b", "main")
 			cl.Commit(fresh, "new repo by "+role)
-			got = append(got, outcome(cl.Git(fresh, "push", "-q", c.srv.URL("acme/new-"+role), "HEAD:main")))
+			got = append(got, outcome(cl.Git(fresh, "push", "-q", cl.URL("acme/new-"+role), "HEAD:main")))
 
 			if g := strings.Join(got, ""); g != row {
 				t.Errorf("%s: got %s want %s", role, g, row)

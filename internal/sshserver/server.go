@@ -79,7 +79,7 @@ func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.L
 		// gliderlabs turns on NoClientAuth when it has no auth handler at all,
 		// so it gets one that always says no.
 		KeyboardInteractiveHandler: func(ssh.Context, gossh.KeyboardInteractiveChallenge) bool { return false },
-		ServerConfigCallback:       s.serverConfig,
+		ServerConfigCallback:       func(ctx ssh.Context) *gossh.ServerConfig { return s.serverConfig(ctx) },
 		ConnCallback: func(ctx ssh.Context, c net.Conn) net.Conn {
 			if dc, ok := c.(*deadlineConn); ok {
 				ctx.SetValue(connKey, dc)
@@ -98,7 +98,7 @@ func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.L
 	return s
 }
 
-func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
+func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
 	return &gossh.ServerConfig{
 		MaxAuthTries: s.limits.MaxAuthTries,
 		// A fresh Permissions for every key: gliderlabs' own handler shares

@@ -138,21 +138,30 @@ func (s *Server) URL(path string) string {
 	return "ssh://git@" + s.SSHAddr + "/" + path + ".git"
 }
 
-// Client runs git and ssh as the owner of key against s, with the
+// Client runs git and ssh as the owner of key against a server, with the
 // server's host key pinned (StrictHostKeyChecking=yes).
 type Client struct {
-	w   *World
-	s   *Server
-	Key Key
+	w          *World
+	Key        Key
+	user       string
+	addr       string
+	knownHosts string
 }
 
 // Client returns a client for key.
-func (s *Server) Client(key Key) *Client { return &Client{w: s.w, s: s, Key: key} }
+func (s *Server) Client(key Key) *Client {
+	return &Client{w: s.w, Key: key, user: "git", addr: s.SSHAddr, knownHosts: s.KnownHosts}
+}
+
+// URL is the ssh clone URL of ORG/REPO on the client's server.
+func (c *Client) URL(path string) string {
+	return "ssh://" + c.user + "@" + c.addr + "/" + path + ".git"
+}
 
 // SSHArgs are the ssh options every client command uses.
 func (c *Client) SSHArgs() []string {
 	return []string{"-i", c.Key.Path, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + c.s.KnownHosts,
+		"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + c.knownHosts,
 		"-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"}
 }
 
@@ -189,8 +198,9 @@ func (c *Client) MustGit(dir string, args ...string) string {
 // SSH runs ssh to the server with extra options and a remote command.
 func (c *Client) SSH(opts []string, command ...string) Result {
 	c.w.T.Helper()
-	args := append(append(c.SSHArgs(), "-p", c.s.Port()), opts...)
-	args = append(args, "git@127.0.0.1")
+	host, port, _ := net.SplitHostPort(c.addr)
+	args := append(append(c.SSHArgs(), "-p", port), opts...)
+	args = append(args, c.user+"@"+host)
 	args = append(args, command...)
 	cmd := exec.Command("ssh", args...)
 	cmd.Env = c.env()
@@ -204,7 +214,7 @@ func (c *Client) Clone(path string) (string, Result) {
 	if err != nil {
 		c.w.T.Fatal(err)
 	}
-	return dir, c.Git("", "clone", "-q", c.s.URL(path), dir)
+	return dir, c.Git("", "clone", "-q", c.URL(path), dir)
 }
 
 // Commit makes a commit with one changed file in the work tree dir.

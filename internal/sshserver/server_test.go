@@ -1,0 +1,75 @@
+package sshserver
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"path/filepath"
+	"testing"
+
+	"github.com/rs/zerolog"
+	gossh "golang.org/x/crypto/ssh"
+
+	"cpm/internal/access"
+	"cpm/internal/gateway"
+	"cpm/internal/store"
+)
+
+func newKey(t *testing.T) gossh.PublicKey {
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	k, err := gossh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// x/crypto calls the callback for every key a client offers, with or
+// without a signature, and hands the connection the Permissions returned
+// for the key that signed. If those Permissions were one shared object
+// (as gliderlabs' own PublicKeyHandler returns), the last offered key
+// would decide the identity: CVE-2024-45337. Each call must return its
+// own object, carrying its own key.
+func TestPermissionsArePerKey(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Init(ctx, filepath.Join(t.TempDir(), "cpm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	victim, attacker := newKey(t), newKey(t)
+	for name, k := range map[string]gossh.PublicKey{"victim": victim, "attacker": attacker} {
+		fp := gossh.FingerprintSHA256(k)
+		if _, err := st.CreateUser(ctx, store.Actor{Name: "t"}, name, name == "victim",
+			&store.NewKey{Fingerprint: fp, Type: k.Type(), PublicKey: string(gossh.MarshalAuthorizedKey(k))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := New(&gateway.Gateway{Access: access.Checker{Store: st}}, nil, DefaultLimits, zerolog.Nop())
+	cfg := s.serverConfig(ctx)
+
+	signed, err := cfg.PublicKeyCallback(nil, attacker) // the key that will sign
+	if err != nil {
+		t.Fatal(err)
+	}
+	offered, err := cfg.PublicKeyCallback(nil, victim) // offered afterwards, never signed
+	if err != nil {
+		t.Fatal(err)
+	}
+	if signed == offered {
+		t.Fatal("one Permissions object shared between keys")
+	}
+	if got := signed.Extensions[fingerprintExt]; got != gossh.FingerprintSHA256(attacker) {
+		t.Errorf("signing key's permissions name %s", got)
+	}
+	if _, err := cfg.PublicKeyCallback(nil, newKey(t)); err == nil {
+		t.Error("unknown key accepted")
+	}
+	// gliderlabs turns on NoClientAuth unless some auth handler is set.
+	if s.srv.KeyboardInteractiveHandler == nil && s.srv.PublicKeyHandler == nil && s.srv.PasswordHandler == nil {
+		t.Error("no auth handler: gliderlabs would allow clients without authentication")
+	}
+	if s.srv.PublicKeyHandler != nil {
+		t.Error("gliderlabs' PublicKeyHandler would replace the per-key callback")
+	}
+}

@@ -1,0 +1,140 @@
+package testworld
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// SSHD is a real OpenSSH sshd on a loopback port, sending every key
+// through cpm-shell's forced command from `cpm-admin authorized-keys`.
+type SSHD struct {
+	w              *World
+	cmd            *exec.Cmd
+	Addr           string
+	User           string
+	KnownHosts     string
+	AuthorizedKeys string
+	log            *os.File
+	exited         chan struct{}
+}
+
+// SSHDPath is where Debian installs sshd.
+const SSHDPath = "/usr/sbin/sshd"
+
+// StartSSHD starts sshd for the current user. It skips the test when
+// sshd is not installed (make test installs it).
+func (w *World) StartSSHD() *SSHD {
+	w.T.Helper()
+	if _, err := os.Stat(SSHDPath); err != nil {
+		w.T.Skip("sshd not installed; run make test as root to install openssh-server")
+	}
+	u, err := user.Current()
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	if u.Uid == "0" {
+		// Debian's sshd wants its privilege separation directory.
+		os.MkdirAll("/run/sshd", 0o755)
+	}
+	dir := filepath.Join(w.Root, "sshd")
+	os.MkdirAll(dir, 0o700)
+	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey).CombinedOutput(); err != nil {
+		w.T.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	d := &SSHD{w: w, User: u.Username, AuthorizedKeys: filepath.Join(dir, "authorized_keys"), exited: make(chan struct{})}
+	d.Refresh()
+	port := freePort(w)
+	d.Addr = net.JoinHostPort("127.0.0.1", port)
+	cfg := filepath.Join(dir, "sshd_config")
+	body := strings.Join([]string{
+		"Port " + port,
+		"ListenAddress 127.0.0.1",
+		"HostKey " + hostKey,
+		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"AuthorizedKeysFile " + d.AuthorizedKeys,
+		"StrictModes no",
+		"PubkeyAuthentication yes",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"UsePAM no",
+		"PermitRootLogin forced-commands-only",
+		"AllowUsers " + u.Username,
+		"AcceptEnv GIT_PROTOCOL",
+		// Race-built test binaries would pause a second at every exit.
+		"SetEnv GORACE=atexit_sleep_ms=0",
+		"LogLevel VERBOSE",
+	}, "\n") + "\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		w.T.Fatal(err)
+	}
+	d.log, _ = os.Create(filepath.Join(dir, "sshd.log"))
+	d.cmd = exec.Command(SSHDPath, "-D", "-e", "-f", cfg)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		w.T.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.exited) }()
+	w.T.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.exited
+		d.log.Close()
+		if w.T.Failed() {
+			b, _ := os.ReadFile(d.log.Name())
+			w.T.Logf("sshd log:\n%s", b)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.Dial("tcp", d.Addr); err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-d.exited:
+			b, _ := os.ReadFile(d.log.Name())
+			w.T.Fatalf("sshd exited:\n%s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			w.T.Fatal("sshd did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pub, _ := os.ReadFile(hostKey + ".pub")
+	f := strings.Fields(string(pub))
+	d.KnownHosts = filepath.Join(dir, "known_hosts")
+	os.WriteFile(d.KnownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%s %s %s\n", port, f[0], f[1])), 0o600)
+	return d
+}
+
+// Refresh rewrites authorized_keys from cpm-admin authorized-keys, as an
+// operator's cron job or key-change hook would.
+func (d *SSHD) Refresh() {
+	d.w.T.Helper()
+	out := d.w.MustAdmin("authorized-keys")
+	if err := os.WriteFile(d.AuthorizedKeys, []byte(out), 0o600); err != nil {
+		d.w.T.Fatal(err)
+	}
+}
+
+// Client returns a client for key against this sshd.
+func (d *SSHD) Client(key Key) *Client {
+	return &Client{w: d.w, Key: key, user: d.User, addr: d.Addr, knownHosts: d.KnownHosts}
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort(w *World) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
