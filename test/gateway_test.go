@@ -287,3 +287,5 @@ func TestGitDaemon(t *testing.T) {
 		t.Errorf("push over git:// accepted: %s", out)
 	}
 }
+
+var execCommand = exec.Command

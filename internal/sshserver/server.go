@@ -165,6 +165,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.sessions.Wait(); close(done) }()
 	select {
 	case <-done:
+		// Give clients a moment to read their exit status and hang up.
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if s.srv.Shutdown(sctx) == nil {
+			return nil
+		}
 	case <-ctx.Done():
 	}
 	return s.srv.Close()
