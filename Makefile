@@ -35,7 +35,7 @@ test: deps
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 run: build
-	$(BIN)/cpm-admin --data-dir $(DATA) init
+	DATA=$(DATA) ./scripts/run-demo.sh
 
 bench: deps
 	./bench/hotpath.sh
