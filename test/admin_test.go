@@ -466,3 +466,28 @@ func TestKeyGenerate(t *testing.T) {
 	wantError(t, w.Admin("", "key", "generate", p), "already exists")
 	w.MustAdmin("user", "add", "carol", "--key", p+".pub")
 }
+
+func TestAuthorizedKeys(t *testing.T) {
+	w := testworld.New(t, bin)
+	alice, deploy := w.NewKey("alice"), w.NewKey("deploy")
+	w.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
+	w.MustAdmin("org", "create", "acme")
+	w.MustAdmin("repo", "create", "acme/web")
+	w.MustAdmin("repo", "deploy-key", "add", "acme/web", deploy.PubPath)
+	all := strings.Split(strings.TrimSpace(w.MustAdmin("authorized-keys")), "\n")
+	if len(all) != 2 {
+		t.Fatalf("authorized-keys: %q", all)
+	}
+	want := fmt.Sprintf(`command="'%s' key-1 --data-dir '%s'",restrict %s`, bin.Shell, w.DataDir, strings.Join(strings.Fields(alice.Public)[:2], " "))
+	if all[0] != want {
+		t.Errorf("line\n got %s\nwant %s", all[0], want)
+	}
+	one := strings.TrimSpace(w.MustAdmin("authorized-keys", "--fingerprint", deploy.Fingerprint))
+	if one != all[1] || !strings.Contains(one, " key-2 ") {
+		t.Errorf("--fingerprint: %q", one)
+	}
+	if out := w.MustAdmin("authorized-keys", "--fingerprint", "SHA256:"+strings.Repeat("A", 43)); !strings.HasPrefix(out, "# ") {
+		t.Errorf("unknown fingerprint must print only a comment: %q", out)
+	}
+	wantError(t, w.Admin("", "authorized-keys", "--fingerprint", "nope"), "invalid fingerprint")
+}

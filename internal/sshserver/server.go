@@ -139,17 +139,25 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		select {
-		case s.unauth <- struct{}{}:
-		default:
-			// Like OpenSSH's MaxStartups: drop new connections while too many
-			// have not authenticated yet.
-			s.log.Warn().Str("remote", c.RemoteAddr().String()).Msg("too many unauthenticated connections; dropped")
-			c.Close()
-			continue
-		}
-		go s.srv.HandleConn(newDeadlineConn(c, s.limits, func() { <-s.unauth }))
+		go s.admit(c)
 	}
+}
+
+// admit waits a short while for an unauthenticated slot, so that a burst
+// of real clients (a CI fleet cloning at once) queues instead of failing,
+// and drops the connection when none frees up, like OpenSSH's MaxStartups.
+func (s *Server) admit(c net.Conn) {
+	wait := s.limits.HandshakeTimeout / 2
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case s.unauth <- struct{}{}:
+	case <-t.C:
+		s.log.Warn().Str("remote", c.RemoteAddr().String()).Msg("too many unauthenticated connections; dropped")
+		c.Close()
+		return
+	}
+	s.srv.HandleConn(newDeadlineConn(c, s.limits, func() { <-s.unauth }))
 }
 
 // Shutdown stops accepting, lets running sessions (pushes) finish until
