@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"cpm/internal/admin"
 	"cpm/internal/authkeys"
 	"cpm/internal/repos"
 	"cpm/internal/sshkey"
@@ -14,16 +15,11 @@ type authorizedKeysCmd struct {
 	Fingerprint string `placeholder:"FP" help:"Print only the line for this key (for sshd's AuthorizedKeysCommand with %f)."`
 }
 
-func (c authorizedKeysCmd) Run(e *env) error {
+func (c authorizedKeysCmd) Run(e *env, svc *admin.Service) error {
 	shell, err := repos.BinaryBeside("cpm-shell")
 	if err != nil {
 		return err
 	}
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
 	var keys []store.Key
 	if c.Fingerprint != "" {
 		fp, err := sshkey.NormalizeFingerprint(c.Fingerprint)

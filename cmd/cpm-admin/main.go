@@ -22,14 +22,8 @@ import (
 	"cpm/internal/store"
 )
 
-// globals are the flags every command takes.
-type globals struct {
-	DataDir string `name:"data-dir" env:"CPM_DATA_DIR" placeholder:"DIR" help:"Data directory (default ./cpm-data)."`
-	Config  string `name:"config" env:"CPM_CONFIG" placeholder:"FILE" help:"YAML configuration file."`
-}
-
 type cli struct {
-	globals
+	config.Flags
 
 	Init  initCmd  `cmd:"" help:"Create or update the data directory and database (idempotent)."`
 	User  userCmd  `cmd:"" help:"Manage users."`
@@ -87,9 +81,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e, err := newEnv(ctx, c.globals, stdin, stdout)
+	e, err := newEnv(ctx, c.Flags, stdin, stdout)
+	var svc *admin.Service
+	if err == nil {
+		// Commands that take a *admin.Service get the data dir opened for
+		// them, once, and closed after they return.
+		err = kctx.BindSingletonProvider(func() (*admin.Service, error) {
+			s, err := e.open()
+			svc = s
+			return s, err
+		})
+	}
 	if err == nil {
 		err = kctx.Run(e)
+	}
+	if svc != nil {
+		svc.Close()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
@@ -98,12 +105,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newEnv(ctx context.Context, g globals, stdin io.Reader, stdout io.Writer) (*env, error) {
-	f, err := config.Load(g.Config)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := datadir.New(config.DataDir(g.DataDir, f))
+func newEnv(ctx context.Context, flags config.Flags, stdin io.Reader, stdout io.Writer) (*env, error) {
+	dir, err := flags.Dir()
 	if err != nil {
 		return nil, err
 	}
@@ -152,12 +155,7 @@ type auditCmd struct {
 	JSON  bool `name:"json" help:"Print a JSON array."`
 }
 
-func (c auditCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c auditCmd) Run(e *env, svc *admin.Service) error {
 	entries, err := svc.Audit(e.ctx, c.Limit)
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strconv"
+
+	"cpm/internal/admin"
 )
 
 type orgCmd struct {
@@ -19,12 +21,7 @@ type orgCreateCmd struct {
 	Owner string `placeholder:"USER" help:"Make USER its first owner."`
 }
 
-func (c orgCreateCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c orgCreateCmd) Run(e *env, svc *admin.Service) error {
 	o, err := svc.CreateOrg(e.ctx, c.Name, c.Owner)
 	if err != nil {
 		return err
@@ -37,12 +34,7 @@ type orgListCmd struct {
 	JSON bool `name:"json" help:"Print a JSON array."`
 }
 
-func (c orgListCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c orgListCmd) Run(e *env, svc *admin.Service) error {
 	orgs, err := svc.Orgs(e.ctx)
 	if err != nil {
 		return err
@@ -62,12 +54,7 @@ type orgDeleteCmd struct {
 	Force bool   `help:"Also delete its repositories (they are moved to the trash)."`
 }
 
-func (c orgDeleteCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c orgDeleteCmd) Run(e *env, svc *admin.Service) error {
 	moved, err := svc.DeleteOrg(e.ctx, c.Name, c.Force)
 	if err != nil {
 		return err
@@ -87,12 +74,7 @@ type orgAddMemberCmd struct {
 	Role string `required:"" enum:"owner,admin,member" help:"owner, admin or member."`
 }
 
-func (c orgAddMemberCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c orgAddMemberCmd) Run(e *env, svc *admin.Service) error {
 	if err := svc.SetMember(e.ctx, c.Org, c.User, c.Role); err != nil {
 		return err
 	}
@@ -105,12 +87,7 @@ type orgRemoveMemberCmd struct {
 	User string `arg:"" help:"User name."`
 }
 
-func (c orgRemoveMemberCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c orgRemoveMemberCmd) Run(e *env, svc *admin.Service) error {
 	if err := svc.RemoveMember(e.ctx, c.Org, c.User); err != nil {
 		return err
 	}
@@ -123,12 +100,7 @@ type orgMembersCmd struct {
 	JSON bool   `name:"json" help:"Print a JSON array."`
 }
 
-func (c orgMembersCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c orgMembersCmd) Run(e *env, svc *admin.Service) error {
 	members, err := svc.Members(e.ctx, c.Org)
 	if err != nil {
 		return err

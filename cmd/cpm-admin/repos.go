@@ -23,12 +23,7 @@ type repoCreateCmd struct {
 	Description string `placeholder:"TEXT" help:"One-line description."`
 }
 
-func (c repoCreateCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c repoCreateCmd) Run(e *env, svc *admin.Service) error {
 	r, dir, err := svc.CreateRepo(e.ctx, c.Repo, c.Public, c.Description)
 	if err != nil {
 		return err
@@ -52,12 +47,7 @@ type repoJSON struct {
 	CreatedAt   string `json:"created_at"`
 }
 
-func (c repoListCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c repoListCmd) Run(e *env, svc *admin.Service) error {
 	repos, err := svc.Repos(e.ctx, c.Org)
 	if err != nil {
 		return err
@@ -84,12 +74,7 @@ type repoDeleteCmd struct {
 	Repo string `arg:"" name:"ORG/REPO" help:"Repository to delete."`
 }
 
-func (c repoDeleteCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c repoDeleteCmd) Run(e *env, svc *admin.Service) error {
 	t, err := svc.DeleteRepo(e.ctx, c.Repo)
 	if err != nil {
 		return err
@@ -108,12 +93,7 @@ type repoGrantCmd struct {
 	Perm string `arg:"" enum:"read,write,admin" help:"read, write or admin."`
 }
 
-func (c repoGrantCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c repoGrantCmd) Run(e *env, svc *admin.Service) error {
 	if err := svc.Grant(e.ctx, c.Repo, c.User, c.Perm); err != nil {
 		return err
 	}
@@ -126,12 +106,7 @@ type repoRevokeCmd struct {
 	User string `arg:"" help:"User name."`
 }
 
-func (c repoRevokeCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c repoRevokeCmd) Run(e *env, svc *admin.Service) error {
 	if err := svc.Revoke(e.ctx, c.Repo, c.User); err != nil {
 		return err
 	}
@@ -144,12 +119,7 @@ type repoProtectCmd struct {
 	Pattern string `arg:"" name:"REF-PATTERN" help:"Full ref name; * matches within one path segment."`
 }
 
-func (c repoProtectCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c repoProtectCmd) Run(e *env, svc *admin.Service) error {
 	if err := svc.Protect(e.ctx, c.Repo, c.Pattern); err != nil {
 		return err
 	}
@@ -162,12 +132,7 @@ type repoUnprotectCmd struct {
 	Pattern string `arg:"" name:"REF-PATTERN" help:"A pattern given to repo protect."`
 }
 
-func (c repoUnprotectCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c repoUnprotectCmd) Run(e *env, svc *admin.Service) error {
 	if err := svc.Unprotect(e.ctx, c.Repo, c.Pattern); err != nil {
 		return err
 	}
@@ -187,16 +152,11 @@ type deployKeyAddCmd struct {
 	Write bool   `help:"Allow pushes."`
 }
 
-func (c deployKeyAddCmd) Run(e *env) error {
+func (c deployKeyAddCmd) Run(e *env, svc *admin.Service) error {
 	k, err := admin.ReadKeyFile(c.File, e.stdin)
 	if err != nil {
 		return err
 	}
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
 	added, err := svc.AddDeployKey(e.ctx, c.Repo, k, c.Write)
 	if err != nil {
 		return err
@@ -214,12 +174,7 @@ type deployKeyListCmd struct {
 	JSON bool   `name:"json" help:"Print a JSON array."`
 }
 
-func (c deployKeyListCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c deployKeyListCmd) Run(e *env, svc *admin.Service) error {
 	keys, err := svc.DeployKeys(e.ctx, c.Repo)
 	if err != nil {
 		return err
@@ -238,12 +193,7 @@ type deployKeyRemoveCmd struct {
 	Fingerprint string `arg:"" help:"SHA256:… as ssh-keygen -lf prints it."`
 }
 
-func (c deployKeyRemoveCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c deployKeyRemoveCmd) Run(e *env, svc *admin.Service) error {
 	k, err := svc.RemoveDeployKey(e.ctx, c.Fingerprint)
 	if err != nil {
 		return err

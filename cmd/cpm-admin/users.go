@@ -20,7 +20,7 @@ type userAddCmd struct {
 	Key   string `placeholder:"FILE" help:"Public key file for the user's first key; - reads stdin."`
 }
 
-func (c userAddCmd) Run(e *env) error {
+func (c userAddCmd) Run(e *env, svc *admin.Service) error {
 	var key *sshkey.Key
 	if c.Key != "" {
 		k, err := admin.ReadKeyFile(c.Key, e.stdin)
@@ -29,11 +29,6 @@ func (c userAddCmd) Run(e *env) error {
 		}
 		key = &k
 	}
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
 	u, err := svc.AddUser(e.ctx, c.Name, c.Admin, key)
 	if err != nil {
 		return err
@@ -54,12 +49,7 @@ type userListCmd struct {
 	JSON bool `name:"json" help:"Print a JSON array."`
 }
 
-func (c userListCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c userListCmd) Run(e *env, svc *admin.Service) error {
 	users, err := svc.Users(e.ctx)
 	if err != nil {
 		return err
@@ -78,12 +68,7 @@ type userRemoveCmd struct {
 	Name string `arg:"" help:"User name."`
 }
 
-func (c userRemoveCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c userRemoveCmd) Run(e *env, svc *admin.Service) error {
 	if err := svc.RemoveUser(e.ctx, c.Name); err != nil {
 		return err
 	}
@@ -103,16 +88,11 @@ type keyAddCmd struct {
 	File string `arg:"" help:"Public key file; - reads stdin."`
 }
 
-func (c keyAddCmd) Run(e *env) error {
+func (c keyAddCmd) Run(e *env, svc *admin.Service) error {
 	k, err := admin.ReadKeyFile(c.File, e.stdin)
 	if err != nil {
 		return err
 	}
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
 	added, err := svc.AddKey(e.ctx, c.User, k)
 	if err != nil {
 		return err
@@ -126,12 +106,7 @@ type keyListCmd struct {
 	JSON bool   `name:"json" help:"Print a JSON array."`
 }
 
-func (c keyListCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c keyListCmd) Run(e *env, svc *admin.Service) error {
 	keys, err := svc.Keys(e.ctx, c.User)
 	if err != nil {
 		return err
@@ -150,12 +125,7 @@ type keyRemoveCmd struct {
 	Fingerprint string `arg:"" help:"SHA256:… as ssh-keygen -lf prints it."`
 }
 
-func (c keyRemoveCmd) Run(e *env) error {
-	svc, err := e.open()
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
+func (c keyRemoveCmd) Run(e *env, svc *admin.Service) error {
 	k, err := svc.RemoveKey(e.ctx, c.Fingerprint)
 	if err != nil {
 		return err

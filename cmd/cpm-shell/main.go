@@ -33,13 +33,8 @@ import (
 	"cpm/internal/store"
 )
 
-type globals struct {
-	DataDir string `name:"data-dir" env:"CPM_DATA_DIR" placeholder:"DIR" help:"Data directory (default ./cpm-data)."`
-	Config  string `name:"config" env:"CPM_CONFIG" placeholder:"FILE" help:"YAML configuration file."`
-}
-
 type cli struct {
-	globals
+	config.Flags
 	Serve serveCmd `cmd:"" help:"Run the embedded SSH server and the git:// listener."`
 }
 
@@ -75,19 +70,11 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
 		return 2
 	}
-	if err := kctx.Run(&c.globals); err != nil {
+	if err := kctx.Run(&c.Flags); err != nil {
 		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
 		return 1
 	}
 	return 0
-}
-
-func dataDir(g globals) (datadir.Dir, error) {
-	f, err := config.Load(g.Config)
-	if err != nil {
-		return "", err
-	}
-	return datadir.New(config.DataDir(g.DataDir, f))
 }
 
 // newGateway opens the store and wires the gateway.
@@ -108,11 +95,11 @@ func newGateway(ctx context.Context, dir datadir.Dir, log zerolog.Logger) (*gate
 	}, st, nil
 }
 
-func (c serveCmd) Run(g *globals) error {
+func (c serveCmd) Run(flags *config.Flags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
-	dir, err := dataDir(*g)
+	dir, err := flags.Dir()
 	if err != nil {
 		return err
 	}
@@ -198,8 +185,8 @@ func (c serveCmd) Run(g *globals) error {
 // forced is OpenSSH forced-command mode: `cpm-shell key-ID --data-dir D`,
 // with the client's command in SSH_ORIGINAL_COMMAND.
 func forced(keyArg string, rest []string) int {
-	var g globals
-	parser, err := kong.New(&g, kong.Name("cpm-shell key-ID"))
+	var flags config.Flags
+	parser, err := kong.New(&flags, kong.Name("cpm-shell key-ID"))
 	if err == nil {
 		_, err = parser.Parse(rest)
 	}
@@ -212,7 +199,7 @@ func forced(keyArg string, rest []string) int {
 		fmt.Fprintf(os.Stderr, "cpm: invalid key id %q\n", keyArg)
 		return 2
 	}
-	dir, err := dataDir(g)
+	dir, err := flags.Dir()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
 		return 1

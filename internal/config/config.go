@@ -10,6 +10,8 @@ import (
 	"os"
 
 	"go.yaml.in/yaml/v3"
+
+	"cpm/internal/datadir"
 )
 
 // File is the content of the configuration file.
@@ -57,4 +59,21 @@ func DataDir(flagOrEnv string, f File) string {
 
 func oneLine(s string) string {
 	return string(bytes.Join(bytes.Fields([]byte(s)), []byte(" ")))
+}
+
+// Flags are the options every cpm command takes, for embedding in a kong
+// command line.
+type Flags struct {
+	DataDir string `name:"data-dir" env:"CPM_DATA_DIR" placeholder:"DIR" help:"Data directory (default ./cpm-data)."`
+	Config  string `name:"config" env:"CPM_CONFIG" placeholder:"FILE" help:"YAML configuration file."`
+}
+
+// Dir resolves the data directory: flag or environment, then the file,
+// then the default.
+func (f Flags) Dir() (datadir.Dir, error) {
+	file, err := Load(f.Config)
+	if err != nil {
+		return "", err
+	}
+	return datadir.New(DataDir(f.DataDir, file))
 }

@@ -23,6 +23,7 @@ import (
 	"cpm/internal/authz"
 	"cpm/internal/command"
 	"cpm/internal/gateway"
+	"cpm/internal/listener"
 	"cpm/internal/repos"
 )
 
@@ -51,36 +52,26 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = append(s.ln, ln)
 	s.mu.Unlock()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			return err
-		}
+	stopping := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.closing
+	}
+	return listener.Serve(ln, stopping, func(c net.Conn) {
 		select {
 		case slots <- struct{}{}:
 		default:
 			c.SetWriteDeadline(time.Now().Add(time.Second))
 			writeErr(c, "too many connections; try again later")
 			c.Close()
-			continue
+			return
 		}
 		s.conns.Add(1)
 		go func() {
 			defer func() { <-slots; s.conns.Done() }()
 			s.handle(c)
 		}()
-	}
+	})
 }
 
 // Shutdown stops accepting and waits for running fetches until ctx ends.

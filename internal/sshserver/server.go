@@ -22,6 +22,7 @@ import (
 
 	"cpm/internal/access"
 	"cpm/internal/gateway"
+	"cpm/internal/listener"
 )
 
 // Limits bound what one client can hold.
@@ -123,24 +124,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners = append(s.listeners, ln)
 	s.mu.Unlock()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		go s.admit(c)
-	}
+	return listener.Serve(ln, s.stopping, func(c net.Conn) { go s.admit(c) })
+}
+
+func (s *Server) stopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 // admit waits a short while for an unauthenticated slot, so that a burst
