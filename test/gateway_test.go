@@ -289,3 +289,24 @@ func TestGitDaemon(t *testing.T) {
 }
 
 var execCommand = exec.Command
+
+// Through OpenSSH, GIT_PROTOCOL reaches cpm-shell by AcceptEnv, and the
+// forced command passes it to git.
+func TestProtocolV2OverOpenSSH(t *testing.T) {
+	c := newCompany(t)
+	d := c.w.StartSSHD()
+	cl := d.Client(c.keys["reader"])
+	cmd := exec.Command("git", "-c", "protocol.version=2", "ls-remote", cl.URL("acme/web"))
+	cmd.Env = append(testworld.Env(), "GIT_TRACE_PACKET=1", "GIT_SSH_COMMAND=ssh "+strings.Join(cl.SSHArgs(), " "))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "< version 2") || !strings.Contains(string(out), c.main) {
+		t.Errorf("protocol v2 through sshd: %v\n%s", err, out)
+	}
+	if r := c.clients["reader"].SSH(nil, "whoami"); r.Code != 0 {
+		t.Errorf("%+v", r)
+	}
+	log, _ := os.ReadFile(filepath.Join(c.w.DataDir, "cpm-shell.log"))
+	if !strings.Contains(string(log), `"mode":"forced-command"`) || !strings.Contains(string(log), `"user":"reader"`) {
+		t.Errorf("forced-command sessions are not logged to cpm-shell.log:\n%s", log)
+	}
+}
