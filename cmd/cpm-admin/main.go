@@ -32,6 +32,9 @@ type cli struct {
 	Repo  repoCmd  `cmd:"" help:"Manage repositories, grants, protected refs and deploy keys."`
 	Audit auditCmd `cmd:"" help:"Show the audit log, newest first."`
 
+	Server serverCmd `cmd:"" help:"Manage backup servers and neighbours."`
+	Sync   syncCmd   `cmd:"" help:"Run, verify and inspect replication."`
+
 	AuthorizedKeys authorizedKeysCmd `cmd:"" name:"authorized-keys" help:"Print authorized_keys lines for OpenSSH forced-command mode."`
 }
 

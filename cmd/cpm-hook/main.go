@@ -77,6 +77,9 @@ func runHook(ctx context.Context, name, dataDir string, stdin io.Reader, stdout,
 	}
 	st, err := store.Open(ctx, dir.DB())
 	if err != nil {
+		if name == "post-receive" {
+			hook.Enqueue(ctx, nil, dir, repo)
+		}
 		return err
 	}
 	defer st.Close()
@@ -88,6 +91,7 @@ func runHook(ctx context.Context, name, dataDir string, stdin io.Reader, stdout,
 		return hook.RunLocal(ctx, repoDir, name, raw, stdout, stderr)
 	default:
 		recErr := hook.Record(ctx, st, pusher, repo, updates)
+		hook.Enqueue(ctx, st, dir, repo)
 		if err := hook.RunLocal(ctx, repoDir, name, raw, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
 		}

@@ -28,6 +28,7 @@ import (
 	"cpm/internal/gateway"
 	"cpm/internal/gitdaemon"
 	"cpm/internal/metrics"
+	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/sshserver"
 	"cpm/internal/store"
@@ -35,7 +36,64 @@ import (
 
 type cli struct {
 	config.Flags
-	Serve serveCmd `cmd:"" help:"Run the embedded SSH server and the git:// listener."`
+	Serve     serveCmd     `cmd:"" help:"Run the embedded SSH server, the git:// listener and the replication workers."`
+	Replicate replicateCmd `cmd:"" help:"Run only the replication workers (for OpenSSH forced-command deployments)."`
+}
+
+// workerFlags size the replication workers.
+type workerFlags struct {
+	Workers   int `default:"4" help:"Replication syncs at once."`
+	PerTarget int `name:"per-target" default:"2" help:"Replication syncs at once per server."`
+}
+
+// startWorkers runs the replication workers until ctx ends; done is
+// closed when they have stopped.
+func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf workerFlags, log zerolog.Logger) (<-chan struct{}, error) {
+	wake := make(chan struct{}, 1)
+	if err := replicate.ListenWake(ctx, dir.WakeSocket(), wake); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	w := &replicate.Workers{
+		Store:     gw.Access.Store,
+		Syncer:    replicate.NewSyncer(dir, gw.Disk),
+		Log:       log.With().Str("component", "replicate").Logger(),
+		Global:    wf.Workers,
+		PerTarget: wf.PerTarget,
+		// Stable across restarts, so a restarted node takes back at once
+		// the jobs it held when it stopped or crashed.
+		Owner:    host + ":" + dir.String(),
+		DirtyDir: dir.Dirty(),
+	}
+	done := make(chan struct{})
+	go func() { w.Run(ctx, wake); close(done) }()
+	return done, nil
+}
+
+type replicateCmd struct {
+	workerFlags
+}
+
+func (c replicateCmd) Run(flags *config.Flags) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	dir, err := flags.Dir()
+	if err != nil {
+		return err
+	}
+	gw, st, err := newGateway(ctx, dir, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	done, err := startWorkers(ctx, dir, gw, c.workerFlags, log)
+	if err != nil {
+		return err
+	}
+	log.Info().Str("data_dir", dir.String()).Msg("cpm replication workers running")
+	<-done
+	return nil
 }
 
 type serveCmd struct {
@@ -49,6 +107,8 @@ type serveCmd struct {
 	MaxSessionTime   time.Duration `name:"max-session-time" default:"6h" help:"Close any connection after this long."`
 	MaxStartups      int           `name:"max-startups" default:"64" help:"Unauthenticated connections at once; more are dropped."`
 	MaxSessions      int           `name:"max-sessions" default:"4" help:"Concurrent sessions per connection."`
+
+	workerFlags
 }
 
 func main() {
@@ -160,6 +220,13 @@ func (c serveCmd) Run(flags *config.Flags) error {
 			}
 		}()
 	}
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	defer stopWorkers()
+	workersDone, err := startWorkers(wctx, dir, gw, c.workerFlags, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	log.Info().Str("ssh", ln.Addr().String()).Str("git", gitAddr).Str("metrics", metricsAddr).
 		Str("data_dir", dir.String()).Msg("cpm-shell serving")
 
@@ -178,6 +245,10 @@ func (c serveCmd) Run(flags *config.Flags) error {
 		hs.Shutdown(sctx)
 	}
 	srv.Shutdown(sctx)
+	// Running syncs stop; their leases run out and they run again after
+	// the restart.
+	stopWorkers()
+	<-workersDone
 	log.Info().Msg("stopped")
 	return serveErr
 }

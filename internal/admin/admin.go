@@ -37,6 +37,11 @@ func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, i
 	if err := dir.Ensure(); err != nil {
 		return nil, 0, err
 	}
+	if _, err := os.Stat(dir.ReplicationKey()); os.IsNotExist(err) {
+		if _, err := sshkey.Generate(dir.ReplicationKey(), "cpm replication"); err != nil {
+			return nil, 0, err
+		}
+	}
 	st, err := store.Init(ctx, dir.DB())
 	if err != nil {
 		return nil, 0, err

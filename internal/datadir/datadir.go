@@ -50,7 +50,7 @@ func (d Dir) KnownHosts() string { return filepath.Join(string(d), "known_hosts"
 
 // Ensure creates the data directory and its folders, private to the owner.
 func (d Dir) Ensure() error {
-	for _, p := range []string{string(d), d.Repos(), d.Trash()} {
+	for _, p := range []string{string(d), d.Repos(), d.Trash(), d.Locks(), d.Tmp(), d.Dirty()} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", p, err)
 		}
@@ -66,3 +66,18 @@ func (d Dir) Ensure() error {
 // Log is where forced-command sessions log, since their stderr is the
 // ssh client's.
 func (d Dir) Log() string { return filepath.Join(string(d), "cpm-shell.log") }
+
+// Locks holds per-repository lock files shared by replication and
+// maintenance.
+func (d Dir) Locks() string { return filepath.Join(string(d), "locks") }
+
+// Tmp holds short-lived files (ref snapshots).
+func (d Dir) Tmp() string { return filepath.Join(string(d), "tmp") }
+
+// WakeSocket is where post-receive tells the replication workers that
+// there is work.
+func (d Dir) WakeSocket() string { return filepath.Join(string(d), "replicate.sock") }
+
+// Dirty holds markers for pushes that could not be queued in the
+// database; the workers queue them later.
+func (d Dir) Dirty() string { return filepath.Join(string(d), "dirty") }

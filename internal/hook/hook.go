@@ -21,7 +21,9 @@ import (
 
 	"cpm/internal/access"
 	"cpm/internal/authz"
+	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/replicate"
 	"cpm/internal/store"
 )
 
@@ -208,6 +210,21 @@ func short(id string) string {
 		return "0"
 	}
 	return id[:12]
+}
+
+// Enqueue marks the repository dirty for every replication target in one
+// write and wakes the workers. It never fails a push: without the
+// database (st nil or failing) it leaves a marker file that the workers
+// queue later.
+func Enqueue(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.RepoPath) {
+	if st == nil || st.MarkDirty(ctx, repo.Org, repo.Repo) != nil {
+		os.MkdirAll(dir.Dirty(), 0o700)
+		if f, err := os.OpenFile(filepath.Join(dir.Dirty(), replicate.MarkerName(repo)), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			f.Sync()
+			f.Close()
+		}
+	}
+	replicate.Wake(dir.WakeSocket())
 }
 
 // RunLocal runs the repository's own hooks from hooks/NAME.d/, in name

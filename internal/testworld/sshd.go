@@ -22,14 +22,56 @@ type SSHD struct {
 	AuthorizedKeys string
 	log            *os.File
 	exited         chan struct{}
+	config         string
 }
 
 // SSHDPath is where Debian installs sshd.
 const SSHDPath = "/usr/sbin/sshd"
 
-// StartSSHD starts sshd for the current user. It skips the test when
-// sshd is not installed (make test installs it).
+// StartSSHD starts sshd for the current user, with authorized_keys from
+// cpm-admin authorized-keys. It skips the test when sshd is not installed
+// (make test installs it).
 func (w *World) StartSSHD() *SSHD {
+	w.T.Helper()
+	return w.startSSHD("sshd", "")
+}
+
+// StartBackupSSHD starts a plain sshd, standing for a backup server, that
+// lets cpm's replication key in (no forced command: rsync and git run
+// there as on any server).
+func (w *World) StartBackupSSHD(name string) *SSHD {
+	w.T.Helper()
+	pub, err := os.ReadFile(filepath.Join(w.DataDir, "id_ed25519_replication.pub"))
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	return w.startSSHD(name, string(pub))
+}
+
+// HostKey is the sshd's public host key line.
+func (d *SSHD) HostKey() string {
+	b, _ := os.ReadFile(filepath.Join(filepath.Dir(d.AuthorizedKeys), "ssh_host_ed25519_key.pub"))
+	return strings.TrimSpace(string(b))
+}
+
+// Port is the sshd's port.
+func (d *SSHD) Port() string {
+	_, p, _ := net.SplitHostPort(d.Addr)
+	return p
+}
+
+// Stop stops sshd (a backup going down).
+func (d *SSHD) Stop() {
+	select {
+	case <-d.exited:
+		return
+	default:
+	}
+	d.cmd.Process.Kill()
+	<-d.exited
+}
+
+func (w *World) startSSHD(name, authorized string) *SSHD {
 	w.T.Helper()
 	if _, err := os.Stat(SSHDPath); err != nil {
 		w.T.Skip("sshd not installed; run make test as root to install openssh-server")
@@ -42,14 +84,18 @@ func (w *World) StartSSHD() *SSHD {
 		// Debian's sshd wants its privilege separation directory.
 		os.MkdirAll("/run/sshd", 0o755)
 	}
-	dir := filepath.Join(w.Root, "sshd")
+	dir := filepath.Join(w.Root, name)
 	os.MkdirAll(dir, 0o700)
 	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey).CombinedOutput(); err != nil {
 		w.T.Fatalf("ssh-keygen: %v %s", err, out)
 	}
-	d := &SSHD{w: w, User: u.Username, AuthorizedKeys: filepath.Join(dir, "authorized_keys"), exited: make(chan struct{})}
-	d.Refresh()
+	d := &SSHD{w: w, User: u.Username, AuthorizedKeys: filepath.Join(dir, "authorized_keys")}
+	if authorized == "" {
+		d.Refresh()
+	} else if err := os.WriteFile(d.AuthorizedKeys, []byte(authorized), 0o600); err != nil {
+		w.T.Fatal(err)
+	}
 	port := freePort(w)
 	d.Addr = net.JoinHostPort("127.0.0.1", port)
 	cfg := filepath.Join(dir, "sshd_config")
@@ -64,7 +110,7 @@ func (w *World) StartSSHD() *SSHD {
 		"PasswordAuthentication no",
 		"KbdInteractiveAuthentication no",
 		"UsePAM no",
-		"PermitRootLogin forced-commands-only",
+		permitRoot(authorized),
 		"AllowUsers " + u.Username,
 		"AcceptEnv GIT_PROTOCOL",
 		// Race-built test binaries would pause a second at every exit.
@@ -75,21 +121,44 @@ func (w *World) StartSSHD() *SSHD {
 		w.T.Fatal(err)
 	}
 	d.log, _ = os.Create(filepath.Join(dir, "sshd.log"))
-	d.cmd = exec.Command(SSHDPath, "-D", "-e", "-f", cfg)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		w.T.Fatal(err)
-	}
-	go func() { d.cmd.Wait(); close(d.exited) }()
+	d.config = cfg
+	d.start()
 	w.T.Cleanup(func() {
-		d.cmd.Process.Kill()
-		<-d.exited
+		d.Stop()
 		d.log.Close()
 		if w.T.Failed() {
 			b, _ := os.ReadFile(d.log.Name())
 			w.T.Logf("sshd log:\n%s", b)
 		}
 	})
+	d.waitListening()
+	pub, _ := os.ReadFile(hostKey + ".pub")
+	f := strings.Fields(string(pub))
+	d.KnownHosts = filepath.Join(dir, "known_hosts")
+	os.WriteFile(d.KnownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%s %s %s\n", port, f[0], f[1])), 0o600)
+	return d
+}
+
+func (d *SSHD) start() {
+	d.exited = make(chan struct{})
+	d.cmd = exec.Command(SSHDPath, "-D", "-e", "-f", d.config)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		d.w.T.Fatal(err)
+	}
+	exited := d.exited
+	go func() { d.cmd.Wait(); close(exited) }()
+}
+
+// Restart starts the stopped sshd again on the same port with the same key.
+func (d *SSHD) Restart() {
+	d.w.T.Helper()
+	d.start()
+	d.waitListening()
+}
+
+func (d *SSHD) waitListening() {
+	w := d.w
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c, err := net.Dial("tcp", d.Addr); err == nil {
 			c.Close()
@@ -106,11 +175,6 @@ func (w *World) StartSSHD() *SSHD {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	pub, _ := os.ReadFile(hostKey + ".pub")
-	f := strings.Fields(string(pub))
-	d.KnownHosts = filepath.Join(dir, "known_hosts")
-	os.WriteFile(d.KnownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%s %s %s\n", port, f[0], f[1])), 0o600)
-	return d
 }
 
 // Refresh rewrites authorized_keys from cpm-admin authorized-keys, as an
@@ -137,4 +201,11 @@ func freePort(w *World) string {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
+}
+
+func permitRoot(authorized string) string {
+	if authorized == "" {
+		return "PermitRootLogin forced-commands-only"
+	}
+	return "PermitRootLogin prohibit-password"
 }

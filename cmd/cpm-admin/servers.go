@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"cpm/internal/admin"
+	"cpm/internal/replicate"
+)
+
+type serverCmd struct {
+	Add    serverAddCmd    `cmd:"" help:"Add a backup server or neighbour, pinning its host key."`
+	List   serverListCmd   `cmd:"" help:"List servers."`
+	Remove serverRemoveCmd `cmd:"" help:"Remove a server (its replicas are left alone)."`
+	Check  serverCheckCmd  `cmd:"" help:"Connect and report rsync, git, free space and whether the path is writable."`
+	Pubkey serverPubkeyCmd `cmd:"" help:"Print the public key cpm uses to reach servers."`
+}
+
+type serverAddCmd struct {
+	Name    string `arg:"" help:"Server name."`
+	Host    string `required:"" help:"Host name or address."`
+	Port    int    `default:"22" help:"ssh port."`
+	User    string `default:"cpm" help:"ssh user on the server."`
+	Path    string `default:"/var/lib/cpm/replicas" help:"Absolute directory for replicas (PATH/ORG/REPO.git)."`
+	Role    string `required:"" enum:"backup,neighbor" help:"backup or neighbor."`
+	HostKey string `name:"host-key" placeholder:"LINE" help:"The server's public host key line (e.g. its ssh_host_ed25519_key.pub)."`
+	Yes     bool   `help:"Accept the host key fetched from the server without asking."`
+}
+
+func (c serverAddCmd) Run(e *env, svc *admin.Service) error {
+	confirm := func(fp string) bool {
+		fmt.Fprintf(e.stdout, "%s:%d presents host key %s\n", c.Host, c.Port, fp)
+		if c.Yes {
+			return true
+		}
+		if f, ok := e.stdin.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+			return false
+		}
+		fmt.Fprint(e.stdout, "Is this the server's key (compare on the server with ssh-keygen -lf)? [y/N] ")
+		line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		return strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes")
+	}
+	srv, err := svc.AddServer(e.ctx, e.dir, admin.ServerSpec{
+		Name: c.Name, Host: c.Host, Port: c.Port, User: c.User, Path: c.Path, Role: c.Role, HostKey: c.HostKey,
+	}, confirm)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "added %s %s (%s@%s:%d:%s); every repository is queued for it\n", srv.Role, srv.Name, srv.User, srv.Host, srv.Port, srv.Path)
+	return nil
+}
+
+type serverListCmd struct {
+	JSON bool `name:"json" help:"Print a JSON array."`
+}
+
+func (c serverListCmd) Run(e *env, svc *admin.Service) error {
+	servers, err := svc.Store.Servers(e.ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(e.stdout, servers)
+	}
+	rows := make([][]string, 0, len(servers))
+	for _, s := range servers {
+		state := "ok"
+		switch {
+		case s.BlockedReason != "":
+			state = "blocked: " + s.BlockedReason
+		case !s.Approved:
+			state = "unapproved"
+		case !s.Enabled:
+			state = "disabled"
+		}
+		rows = append(rows, []string{s.Name, s.Role, s.User + "@" + s.Host + ":" + strconv.Itoa(s.Port), s.Path, state})
+	}
+	return printTable(e.stdout, []string{"NAME", "ROLE", "ADDRESS", "PATH", "STATE"}, rows)
+}
+
+type serverRemoveCmd struct {
+	Name string `arg:"" help:"Server name."`
+}
+
+func (c serverRemoveCmd) Run(e *env, svc *admin.Service) error {
+	if err := svc.RemoveServer(e.ctx, e.dir, c.Name); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "removed server %s; its replicas are untouched\n", c.Name)
+	return nil
+}
+
+type serverCheckCmd struct {
+	Name string `arg:"" help:"Server name."`
+	JSON bool   `name:"json" help:"Print JSON."`
+}
+
+func (c serverCheckCmd) Run(e *env, svc *admin.Service) error {
+	res, err := svc.CheckServer(e.ctx, e.dir, c.Name)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(e.stdout, res)
+	}
+	fmt.Fprintf(e.stdout, "server:   %s\nrsync:    %s\ngit:      %s\nfree:     %d MiB\nwritable: %s\n",
+		res.Server, orNone(res.Rsync), orNone(res.Git), res.FreeKiB/1024, yesNo(res.Writable))
+	if res.Rsync == "" || !res.Writable {
+		return fmt.Errorf("server %s cannot hold replicas yet", res.Server)
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(not installed)"
+	}
+	return s
+}
+
+type serverPubkeyCmd struct{}
+
+func (serverPubkeyCmd) Run(e *env) error {
+	k, err := admin.PublicKey(e.dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, k)
+	return nil
+}
+
+type syncCmd struct {
+	Push   syncPushCmd   `cmd:"" help:"Copy a repository to a server now."`
+	Verify syncVerifyCmd `cmd:"" help:"Compare a repository's refs with its replica."`
+	Status syncStatusCmd `cmd:"" help:"Replication state per repository and server."`
+	Retry  syncRetryCmd  `cmd:"" help:"Clear backoff and blocks: retry everything now."`
+}
+
+type syncPushCmd struct {
+	Repo string `arg:"" name:"ORG/REPO" help:"Repository."`
+	To   string `required:"" help:"Server name."`
+}
+
+func (c syncPushCmd) Run(e *env, svc *admin.Service) error {
+	var progress *os.File
+	if f, ok := e.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		progress = f
+	}
+	res, err := svc.SyncPush(e.ctx, e.dir, c.Repo, c.To, progress)
+	if err != nil {
+		return err
+	}
+	speed := float64(res.Bytes) / max(res.Duration.Seconds(), 0.001) / 1024
+	fmt.Fprintf(e.stdout, "synced %s to %s: %d files, %d bytes, %s, %.1f KiB/s; refs verified (%s)\n",
+		c.Repo, c.To, res.Files, res.Bytes, res.Duration.Round(time.Millisecond), speed, res.Fingerprint[:12])
+	return nil
+}
+
+type syncVerifyCmd struct {
+	Repo string `arg:"" name:"ORG/REPO" help:"Repository."`
+	To   string `required:"" help:"Server name."`
+}
+
+func (c syncVerifyCmd) Run(e *env, svc *admin.Service) error {
+	v, err := svc.SyncVerify(e.ctx, e.dir, c.Repo, c.To)
+	if err != nil {
+		return err
+	}
+	if !v.RefsMatch {
+		return fmt.Errorf("%s on %s differs: local refs %s, replica %s", v.Repo, v.Server, v.Local[:12], v.Remote[:12])
+	}
+	fmt.Fprintf(e.stdout, "%s on %s matches (%s)\n", v.Repo, v.Server, v.Local[:12])
+	return nil
+}
+
+type syncStatusCmd struct {
+	JSON bool `name:"json" help:"Print a JSON array."`
+}
+
+// statusJSON adds the lag to a queue row.
+type statusJSON struct {
+	Repo          string  `json:"repo"`
+	Server        string  `json:"server"`
+	State         string  `json:"state"`
+	LagSeconds    float64 `json:"lag_seconds"`
+	Attempts      int     `json:"attempts"`
+	LastError     string  `json:"last_error"`
+	LastSuccessAt string  `json:"last_success_at"`
+	Fingerprint   string  `json:"fingerprint"`
+}
+
+func (c syncStatusCmd) Run(e *env, svc *admin.Service) error {
+	jobs, err := svc.Store.Jobs(e.ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]statusJSON, 0, len(jobs))
+	for _, j := range jobs {
+		s := statusJSON{Repo: j.Repo, Server: j.Server, State: j.State, Attempts: j.Attempts, LastError: j.LastError, Fingerprint: j.Fingerprint}
+		if j.Generation > j.SyncedGeneration && !j.DirtySince.IsZero() {
+			s.LagSeconds = time.Since(j.DirtySince).Seconds()
+		}
+		if !j.LastSuccessAt.IsZero() {
+			s.LastSuccessAt = j.LastSuccessAt.Format(time.RFC3339)
+		}
+		out = append(out, s)
+	}
+	if c.JSON {
+		return printJSON(e.stdout, out)
+	}
+	rows := make([][]string, 0, len(out))
+	for _, s := range out {
+		rows = append(rows, []string{s.Repo, s.Server, s.State, fmt.Sprintf("%.0fs", s.LagSeconds), strconv.Itoa(s.Attempts), orDash(s.LastSuccessAt), s.LastError})
+	}
+	return printTable(e.stdout, []string{"REPOSITORY", "SERVER", "STATE", "LAG", "ATTEMPTS", "LAST SUCCESS", "LAST ERROR"}, rows)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+type syncRetryCmd struct{}
+
+func (syncRetryCmd) Run(e *env, svc *admin.Service) error {
+	n, err := svc.Store.Retry(e.ctx, svc.Actor)
+	if err != nil {
+		return err
+	}
+	replicate.Wake(e.dir.WakeSocket())
+	fmt.Fprintf(e.stdout, "%d jobs due now\n", n)
+	return nil
+}

@@ -1,0 +1,200 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"cpm/internal/datadir"
+	"cpm/internal/names"
+	"cpm/internal/remote"
+	"cpm/internal/replicate"
+	"cpm/internal/store"
+)
+
+// ServerSpec is what `server add` is given.
+type ServerSpec struct {
+	Name, Host, User, Path, Role, HostKey string
+	Port                                  int
+}
+
+// AddServer registers a replication target and pins its host key. Without
+// a host key it asks the server for one and lets confirm decide, showing
+// its fingerprint; nothing is pinned that the operator did not accept.
+func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpec, confirm func(fingerprint string) bool) (store.Server, error) {
+	if err := names.Check(names.User, spec.Name); err != nil {
+		return store.Server{}, fmt.Errorf("server name: %w", err)
+	}
+	if spec.Role != "backup" && spec.Role != "neighbor" {
+		return store.Server{}, fmt.Errorf("invalid role %q: want backup or neighbor", spec.Role)
+	}
+	t := remote.Target{Name: spec.Name, Host: spec.Host, Port: spec.Port, User: spec.User, Path: spec.Path}
+	if err := remote.CheckTarget(t); err != nil {
+		return store.Server{}, err
+	}
+	key := spec.HostKey
+	if key != "" {
+		var err error
+		if key, err = remote.ParseHostKey(key); err != nil {
+			return store.Server{}, err
+		}
+	} else {
+		scanned, err := remote.ScanHostKey(ctx, spec.Host, spec.Port)
+		if err != nil {
+			return store.Server{}, err
+		}
+		if !confirm(remote.Fingerprint(scanned)) {
+			return store.Server{}, errors.New("host key not confirmed; nothing added (pass --host-key, or --yes after checking the fingerprint)")
+		}
+		key = scanned
+	}
+	srv, err := s.Store.AddServer(ctx, s.Actor, store.Server{
+		Name: spec.Name, Host: spec.Host, Port: spec.Port, User: spec.User, Path: spec.Path,
+		Role: spec.Role, HostKey: key, Approved: true,
+	})
+	if err != nil {
+		return store.Server{}, err
+	}
+	return srv, s.writeKnownHosts(ctx, dir)
+}
+
+// RemoveServer forgets a target; its replicas stay where they are.
+func (s *Service) RemoveServer(ctx context.Context, dir datadir.Dir, name string) error {
+	if err := names.Check(names.User, name); err != nil {
+		return fmt.Errorf("server name: %w", err)
+	}
+	if err := s.Store.RemoveServer(ctx, s.Actor, name); err != nil {
+		return err
+	}
+	return s.writeKnownHosts(ctx, dir)
+}
+
+func (s *Service) writeKnownHosts(ctx context.Context, dir datadir.Dir) error {
+	servers, err := s.Store.Servers(ctx)
+	if err != nil {
+		return err
+	}
+	var pins []remote.Pinned
+	for _, srv := range servers {
+		pins = append(pins, remote.Pinned{Host: srv.Host, Port: srv.Port, HostKey: srv.HostKey})
+	}
+	return remote.WriteKnownHosts(dir.KnownHosts(), pins)
+}
+
+// Check is what `server check` reports.
+type Check struct {
+	Server   string `json:"server"`
+	Rsync    string `json:"rsync"`
+	Git      string `json:"git"`
+	FreeKiB  int64  `json:"free_kib"`
+	Writable bool   `json:"writable"`
+}
+
+// CheckServer connects with the pinned key and reports the target's tools,
+// free space and whether its path is writable.
+func (s *Service) CheckServer(ctx context.Context, dir datadir.Dir, name string) (Check, error) {
+	srv, err := s.Store.ServerByName(ctx, name)
+	if err != nil {
+		return Check{}, err
+	}
+	t := replicate.TargetOf(srv)
+	p := remote.Quote(t.Path)
+	out, err := replicate.NewSyncer(dir, s.Disk).Remote.Run(ctx, t,
+		"echo rsync=$(rsync --version 2>/dev/null | head -n1); echo git=$(git --version 2>/dev/null); "+
+			"mkdir -p "+p+" 2>/dev/null; echo free=$(df -Pk "+p+" | awk 'NR==2 {print $4}'); "+
+			"if test -w "+p+"; then echo writable=yes; else echo writable=no; fi")
+	if err != nil {
+		return Check{}, err
+	}
+	c := Check{Server: srv.Name}
+	for _, l := range strings.Split(string(out), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		switch k {
+		case "rsync":
+			c.Rsync = v
+		case "git":
+			c.Git = v
+		case "free":
+			c.FreeKiB, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		case "writable":
+			c.Writable = v == "yes"
+		}
+	}
+	return c, nil
+}
+
+// PublicKey is cpm's replication key, to install on targets.
+func PublicKey(dir datadir.Dir) (string, error) {
+	b, err := os.ReadFile(dir.ReplicationKey() + ".pub")
+	if err != nil {
+		return "", fmt.Errorf("replication key: %w (run cpm-admin init)", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// SyncPush copies ORG/REPO to a server now and records the verified result.
+func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, progress *os.File) (replicate.Result, error) {
+	rp, err := names.ParseRepoPath(path)
+	if err != nil {
+		return replicate.Result{}, err
+	}
+	r, err := s.Store.Repo(ctx, rp.Org, rp.Repo)
+	if err != nil {
+		return replicate.Result{}, err
+	}
+	srv, err := s.Store.ServerByName(ctx, server)
+	if err != nil {
+		return replicate.Result{}, err
+	}
+	syncer := replicate.NewSyncer(dir, s.Disk)
+	syncer.Progress = progress
+	job, jerr := s.Store.JobFor(ctx, r.ID, srv.ID)
+	res, err := syncer.Sync(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, replicate.TargetOf(srv))
+	if err != nil {
+		return res, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
+	}
+	if jerr == nil {
+		s.Store.Done(ctx, job, job.Generation, res.Fingerprint, res.Bytes)
+	}
+	return res, s.Store.Record(ctx, s.Actor, "sync.push", r.FullName(), map[string]any{"server": srv.Name, "bytes": res.Bytes})
+}
+
+// Verification is what `sync verify` found.
+type Verification struct {
+	Repo, Server  string
+	Local, Remote string // ref fingerprints
+	RefsMatch     bool
+}
+
+// SyncVerify compares the refs of ORG/REPO with its replica on a server.
+func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server string) (Verification, error) {
+	rp, err := names.ParseRepoPath(path)
+	if err != nil {
+		return Verification{}, err
+	}
+	r, err := s.Store.Repo(ctx, rp.Org, rp.Repo)
+	if err != nil {
+		return Verification{}, err
+	}
+	srv, err := s.Store.ServerByName(ctx, server)
+	if err != nil {
+		return Verification{}, err
+	}
+	local, err := s.Disk.Open(r.Org, r.Name)
+	if err != nil {
+		return Verification{}, err
+	}
+	snap, err := replicate.TakeSnapshot(ctx, local)
+	if err != nil {
+		return Verification{}, err
+	}
+	t := replicate.TargetOf(srv)
+	got, err := replicate.RemoteFingerprint(ctx, replicate.NewSyncer(dir, s.Disk).Remote, t, t.Path+"/"+r.Org+"/"+r.Name+".git")
+	if err != nil {
+		return Verification{}, err
+	}
+	return Verification{Repo: r.FullName(), Server: srv.Name, Local: snap.Fingerprint, Remote: got, RefsMatch: got == snap.Fingerprint}, nil
+}

@@ -1,0 +1,232 @@
+// Package remote runs ssh and rsync against replication targets with
+// cpm's own key and a known_hosts file that pins every target's host key:
+// StrictHostKeyChecking=yes, BatchMode, no agent, bounded timeouts.
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Target is where a server's replicas live.
+type Target struct {
+	Name string
+	Host string
+	Port int
+	User string
+	Path string // absolute; replicas at PATH/ORG/REPO.git
+}
+
+// Env is cpm's identity towards its targets.
+type Env struct {
+	Key        string // private key file
+	KnownHosts string
+}
+
+var (
+	hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$`)
+	userRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	pathRe = regexp.MustCompile(`^/[A-Za-z0-9._/-]*$`)
+)
+
+// CheckTarget validates what goes into ssh and rsync command lines.
+func CheckTarget(t Target) error {
+	switch {
+	case net.ParseIP(t.Host) == nil && !hostRe.MatchString(t.Host):
+		return fmt.Errorf("invalid host %q", t.Host)
+	case t.Port < 1 || t.Port > 65535:
+		return fmt.Errorf("invalid port %d", t.Port)
+	case !userRe.MatchString(t.User):
+		return fmt.Errorf("invalid user %q", t.User)
+	case !pathRe.MatchString(t.Path) || strings.Contains(t.Path, "/../") || strings.HasSuffix(t.Path, "/..") || strings.Contains(t.Path, "//"):
+		return fmt.Errorf("invalid path %q: want an absolute path of letters, digits, . _ - /", t.Path)
+	}
+	return nil
+}
+
+// hostPattern is how known_hosts names the target.
+func hostPattern(host string, port int) string {
+	if port == 22 {
+		return host
+	}
+	return "[" + host + "]:" + strconv.Itoa(port)
+}
+
+// SSHArgs are the options of every ssh cpm runs against t.
+func (e Env) SSHArgs(t Target) []string {
+	return []string{
+		"-i", e.Key,
+		"-o", "IdentitiesOnly=yes",
+		"-o", "IdentityAgent=none",
+		"-o", "BatchMode=yes",
+		"-o", "StrictHostKeyChecking=yes",
+		"-o", "UserKnownHostsFile=" + e.KnownHosts,
+		"-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "ConnectTimeout=10",
+		"-o", "ServerAliveInterval=15",
+		"-o", "ServerAliveCountMax=4",
+		"-o", "LogLevel=ERROR",
+		"-p", strconv.Itoa(t.Port),
+	}
+}
+
+// RsyncShell is rsync's -e value: the same ssh, as one string.
+func (e Env) RsyncShell(t Target) string {
+	args := append([]string{"ssh"}, e.SSHArgs(t)...)
+	for i, a := range args {
+		args[i] = Quote(a)
+	}
+	return strings.Join(args, " ")
+}
+
+// Dest is rsync's remote spec for a path on t.
+func Dest(t Target, path string) string { return t.User + "@" + t.Host + ":" + path }
+
+// Quote quotes s for the remote (or local) POSIX shell.
+func Quote(s string) string {
+	if s != "" && regexp.MustCompile(`^[A-Za-z0-9_./:=@,+-]+$`).MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Error is a failed ssh or rsync run, classified for retrying.
+type Error struct {
+	Op     string
+	Code   int
+	Stderr string
+}
+
+func (e *Error) Error() string {
+	switch {
+	case strings.Contains(e.Stderr, "REMOTE HOST IDENTIFICATION HAS CHANGED") || strings.Contains(e.Stderr, "Host key verification failed"):
+		return e.Op + ": Host key verification failed: the server's host key is not the one pinned at server add"
+	case strings.Contains(e.Stderr, "Permission denied (publickey"):
+		return e.Op + ": the server refused cpm's key; install the output of cpm-admin server pubkey there"
+	}
+	msg := strings.Join(strings.Fields(e.Stderr), " ")
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return fmt.Sprintf("%s: exit %d: %s", e.Op, e.Code, msg)
+}
+
+// Blocking reports whether retrying cannot help until an operator acts:
+// the host key does not match the pinned one, or the key is refused.
+func (e *Error) Blocking() bool {
+	return strings.Contains(e.Stderr, "Host key verification failed") ||
+		strings.Contains(e.Stderr, "REMOTE HOST IDENTIFICATION HAS CHANGED") ||
+		strings.Contains(e.Stderr, "Permission denied (publickey")
+}
+
+// Run runs a command on t and returns its standard output.
+func (e Env) Run(ctx context.Context, t Target, command string) ([]byte, error) {
+	args := append(e.SSHArgs(t), t.User+"@"+t.Host, command)
+	cmd := exec.CommandContext(ctx, "ssh", args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		return stdout.Bytes(), &Error{Op: "ssh " + t.Name, Code: code, Stderr: stderr.String()}
+	}
+	return stdout.Bytes(), nil
+}
+
+// ParseHostKey accepts a public key line ("ssh-ed25519 AAAA… comment", the
+// content of a .pub host key) or a known_hosts line, and returns it as
+// "TYPE BASE64".
+func ParseHostKey(line string) (string, error) {
+	line = strings.TrimSpace(line)
+	if strings.ContainsAny(line, "\n\r") {
+		return "", errors.New("host key: give one line")
+	}
+	if k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line)); err == nil {
+		return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))), nil
+	}
+	if _, _, k, _, _, err := ssh.ParseKnownHosts([]byte(line)); err == nil {
+		return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))), nil
+	}
+	return "", errors.New("host key: not a public key line")
+}
+
+// Fingerprint of a "TYPE BASE64" host key, as ssh-keygen -lf prints it.
+func Fingerprint(hostKey string) string {
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(hostKey))
+	if err != nil {
+		return "?"
+	}
+	return ssh.FingerprintSHA256(k)
+}
+
+// ScanHostKey asks the target for its host key (ssh-keyscan), preferring
+// ed25519. The result is only a proposal: the operator confirms it.
+func ScanHostKey(ctx context.Context, host string, port int) (string, error) {
+	out, err := exec.CommandContext(ctx, "ssh-keyscan", "-T", "5", "-p", strconv.Itoa(port), "-t", "ed25519,ecdsa,rsa", host).Output()
+	if err != nil && len(out) == 0 {
+		return "", fmt.Errorf("ssh-keyscan %s:%d: %w", host, port, err)
+	}
+	var keys []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "#") || strings.TrimSpace(l) == "" {
+			continue
+		}
+		if k, err := ParseHostKey(l); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return "", fmt.Errorf("ssh-keyscan %s:%d: no host key", host, port)
+	}
+	sort.SliceStable(keys, func(i, j int) bool {
+		return strings.HasPrefix(keys[i], "ssh-ed25519 ") && !strings.HasPrefix(keys[j], "ssh-ed25519 ")
+	})
+	return keys[0], nil
+}
+
+// Pinned is one target's host key for known_hosts.
+type Pinned struct {
+	Host    string
+	Port    int
+	HostKey string
+}
+
+// WriteKnownHosts replaces the known_hosts file with exactly the pinned
+// keys, atomically.
+func WriteKnownHosts(path string, pins []Pinned) error {
+	var b strings.Builder
+	for _, p := range pins {
+		if p.HostKey == "" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %s\n", hostPattern(p.Host, p.Port), p.HostKey)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".known_hosts.*")
+	if err != nil {
+		return fmt.Errorf("write known_hosts: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(b.String()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write known_hosts: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write known_hosts: %w", err)
+	}
+	return os.Rename(tmp.Name(), path)
+}

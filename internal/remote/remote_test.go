@@ -1,0 +1,79 @@
+package remote
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheckTarget(t *testing.T) {
+	ok := Target{Name: "b", Host: "backup.example.com", Port: 22, User: "cpm", Path: "/srv/cpm"}
+	if err := CheckTarget(ok); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []Target{
+		{Host: "-oProxyCommand=touch x", Port: 22, User: "cpm", Path: "/srv"},
+		{Host: "a b", Port: 22, User: "cpm", Path: "/srv"},
+		{Host: "h", Port: 0, User: "cpm", Path: "/srv"},
+		{Host: "h", Port: 22, User: "-l", Path: "/srv"},
+		{Host: "h", Port: 22, User: "cpm", Path: "relative"},
+		{Host: "h", Port: 22, User: "cpm", Path: "/srv/../etc"},
+		{Host: "h", Port: 22, User: "cpm", Path: "/srv;rm -rf /"},
+		{Host: "h", Port: 22, User: "cpm", Path: "/srv/$(id)"},
+	} {
+		if err := CheckTarget(bad); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+	if err := CheckTarget(Target{Host: "127.0.0.2", Port: 2222, User: "root", Path: "/x"}); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestSSHArgsArePinned(t *testing.T) {
+	args := strings.Join(Env{Key: "/k", KnownHosts: "/kh"}.SSHArgs(Target{Port: 2222}), " ")
+	for _, want := range []string{"StrictHostKeyChecking=yes", "UserKnownHostsFile=/kh", "BatchMode=yes", "IdentitiesOnly=yes", "GlobalKnownHostsFile=/dev/null", "-p 2222"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("ssh args lack %s: %s", want, args)
+		}
+	}
+	if strings.Contains(args, "StrictHostKeyChecking=no") {
+		t.Error("StrictHostKeyChecking=no")
+	}
+}
+
+func TestHostKeysAndKnownHosts(t *testing.T) {
+	line := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl host@x"
+	k, err := ParseHostKey(line)
+	if err != nil || strings.Contains(k, "host@x") {
+		t.Fatalf("%q %v", k, err)
+	}
+	if k2, err := ParseHostKey("[127.0.0.1]:2222 " + k); err != nil || k2 != k {
+		t.Errorf("known_hosts form: %q %v", k2, err)
+	}
+	for _, bad := range []string{"", "junk", k + "\n" + k} {
+		if _, err := ParseHostKey(bad); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+	if fp := Fingerprint(k); !strings.HasPrefix(fp, "SHA256:") {
+		t.Errorf("fingerprint %q", fp)
+	}
+	p := filepath.Join(t.TempDir(), "known_hosts")
+	if err := WriteKnownHosts(p, []Pinned{{"h", 22, k}, {"127.0.0.1", 2222, k}, {"x", 22, ""}}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if string(b) != "h "+k+"\n[127.0.0.1]:2222 "+k+"\n" {
+		t.Errorf("known_hosts:\n%s", b)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{"/a/b": "/a/b", "a b": "'a b'", "it's": `'it'\''s'`, "": "''"} {
+		if got := Quote(in); got != want {
+			t.Errorf("Quote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

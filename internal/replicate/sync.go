@@ -1,0 +1,325 @@
+// Package replicate copies repositories to backup servers and neighbours
+// with rsync over ssh, so that a replica is never inconsistent even while
+// pushes and repacks go on: refs are snapshotted first, objects are copied
+// (packs before their indexes, never deleting), then the ref snapshot is
+// shipped, and the target's refs are verified against it.
+package replicate
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"cpm/internal/datadir"
+	"cpm/internal/names"
+	"cpm/internal/remote"
+	"cpm/internal/repos"
+)
+
+// Syncer copies one repository to one target.
+type Syncer struct {
+	Root    repos.Root
+	Remote  remote.Env
+	TempDir string // for ref snapshots
+	LockDir string // per-repository locks, shared with maintenance
+	// Progress, when set, receives rsync's --info=progress2 output.
+	Progress *os.File
+}
+
+// Result describes a finished sync.
+type Result struct {
+	Fingerprint string
+	Bytes       int64
+	Files       int64
+	Duration    time.Duration
+}
+
+// Snapshot is a repository's refs at one moment.
+type Snapshot struct {
+	Head        string   // content of HEAD
+	Refs        []string // "OBJECTID REFNAME", sorted by name
+	Peeled      map[string]string
+	Fingerprint string
+}
+
+// Fingerprint hashes sorted "OBJECTID NAME" lines, HEAD included, the form
+// `git show-ref --head` prints on either side.
+func Fingerprint(lines []string) string {
+	s := append([]string(nil), lines...)
+	sort.Strings(s)
+	h := sha256.Sum256([]byte(strings.Join(s, "\n")))
+	return hex.EncodeToString(h[:])
+}
+
+// TakeSnapshot reads HEAD and every ref of the repository at dir in one
+// git call, so that they belong together.
+func TakeSnapshot(ctx context.Context, dir string) (Snapshot, error) {
+	head, err := os.ReadFile(filepath.Join(dir, "HEAD"))
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("snapshot: %w", err)
+	}
+	out, err := gitOut(ctx, dir, "for-each-ref", "--format=%(objectname) %(refname) %(*objectname)")
+	if err != nil {
+		return Snapshot{}, err
+	}
+	s := Snapshot{Head: string(head), Peeled: map[string]string{}}
+	byName := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		s.Refs = append(s.Refs, f[0]+" "+f[1])
+		byName[f[1]] = f[0]
+		if len(f) == 3 {
+			s.Peeled[f[1]] = f[2]
+		}
+	}
+	lines := append([]string(nil), s.Refs...)
+	if target, ok := strings.CutPrefix(strings.TrimSpace(s.Head), "ref: "); ok {
+		if id, ok := byName[target]; ok {
+			lines = append(lines, id+" HEAD")
+		}
+	} else if h := strings.TrimSpace(s.Head); h != "" {
+		lines = append(lines, h+" HEAD")
+	}
+	s.Fingerprint = Fingerprint(lines)
+	return s, nil
+}
+
+// write lays the snapshot out as a repository's ref files: HEAD,
+// packed-refs with every ref, and empty refs/ folders, so that shipping it
+// with --delete-after replaces the target's refs wholesale.
+func (s Snapshot) write(dir string) error {
+	for _, d := range []string{"refs/heads", "refs/tags"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "HEAD"), []byte(s.Head), 0o644); err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("# pack-refs with: peeled fully-peeled sorted \n")
+	for _, r := range s.Refs {
+		b.WriteString(r + "\n")
+		if p, ok := s.Peeled[strings.SplitN(r, " ", 2)[1]]; ok {
+			b.WriteString("^" + p + "\n")
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "packed-refs"), []byte(b.String()), 0o644)
+}
+
+// skeleton is what a replica needs before its first objects arrive; it is
+// shipped with --ignore-existing and never overwrites the target's files.
+func writeSkeleton(dir string) error {
+	for _, d := range []string{"objects/info", "objects/pack", "refs/heads", "refs/tags"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	cfg := "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n[gc]\n\tauto = 0\n"
+	return os.WriteFile(filepath.Join(dir, "config"), []byte(cfg), 0o644)
+}
+
+// excluded never travel: git's quarantine and temporary files, locks,
+// hooks and config (each side owns its own).
+var excluded = []string{"incoming-*", "tmp_*", "*.lock", ".rsync-partial"}
+
+// Sync copies ORG/REPO to t and verifies the result.
+func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target) (Result, error) {
+	start := time.Now()
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil {
+		return Result{}, err
+	}
+	unlock, err := s.lock(repo)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+
+	snap, err := TakeSnapshot(ctx, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	work, err := os.MkdirTemp(s.TempDir, "snap-")
+	if err != nil {
+		return Result{}, fmt.Errorf("snapshot: %w", err)
+	}
+	defer os.RemoveAll(work)
+	refsDir, skelDir := filepath.Join(work, "refs"), filepath.Join(work, "skeleton")
+	if err := snap.write(refsDir); err != nil {
+		return Result{}, fmt.Errorf("snapshot: %w", err)
+	}
+	if err := writeSkeleton(skelDir); err != nil {
+		return Result{}, fmt.Errorf("snapshot: %w", err)
+	}
+
+	dst := t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
+	if _, err := s.Remote.Run(ctx, t, "mkdir -p "+remote.Quote(dst)); err != nil {
+		return Result{}, err
+	}
+	var res Result
+	steps := []struct {
+		src, dst string
+		args     []string
+	}{
+		{skelDir + "/", dst + "/", []string{"--ignore-existing"}},
+		// Packs (and loose objects) before the indexes that make them
+		// visible: a reader never finds an index whose pack is not there.
+		{dir + "/objects/", dst + "/objects/", append(excludes(), "--exclude=*.idx", "--exclude=*.bitmap", "--exclude=*.rev", "--exclude=*.keep")},
+		{dir + "/objects/", dst + "/objects/", append(excludes(), "--exclude=*.keep")},
+		// Then the refs, compared by checksum, replacing the target's.
+		{refsDir + "/", dst + "/", []string{"--checksum", "--delete-after",
+			"--include=/HEAD", "--include=/packed-refs", "--include=/refs/***", "--exclude=*"}},
+	}
+	for _, st := range steps {
+		st2, err := s.rsync(ctx, t, st.src, st.dst, st.args...)
+		if err != nil {
+			return res, err
+		}
+		res.Bytes += st2.Bytes
+		res.Files += st2.Files
+	}
+	got, err := RemoteFingerprint(ctx, s.Remote, t, dst)
+	if err != nil {
+		return res, err
+	}
+	if got != snap.Fingerprint {
+		return res, ErrMismatch
+	}
+	res.Fingerprint = snap.Fingerprint
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// ErrMismatch means the target's refs differ from what was shipped.
+var ErrMismatch = errors.New("verification failed: the target's refs differ from the snapshot")
+
+func excludes() []string {
+	var a []string
+	for _, e := range excluded {
+		a = append(a, "--exclude="+e)
+	}
+	return a
+}
+
+// RemoteFingerprint computes the fingerprint of the repository at path on t.
+func RemoteFingerprint(ctx context.Context, env remote.Env, t remote.Target, path string) (string, error) {
+	// show-ref exits 1 when there are no refs at all; that is an answer.
+	out, err := env.Run(ctx, t, "git -C "+remote.Quote(path)+" show-ref --head; test $? -le 1")
+	if err != nil {
+		return "", err
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return Fingerprint(lines), nil
+}
+
+var statsRe = regexp.MustCompile(`(?m)^Total bytes sent: ([\d,.]+)|^Number of regular files transferred: ([\d,.]+)`)
+
+func (s *Syncer) rsync(ctx context.Context, t remote.Target, src, dst string, extra ...string) (Result, error) {
+	args := []string{"-rlpt", "--partial-dir=.rsync-partial", "--stats", "--timeout=300", "-e", s.Remote.RsyncShell(t)}
+	if s.Progress != nil {
+		args = append(args, "--info=progress2")
+	}
+	args = append(args, extra...)
+	args = append(args, src, remote.Dest(t, dst))
+	cmd := exec.CommandContext(ctx, "rsync", args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if s.Progress != nil {
+		cmd.Stderr = &teeWriter{&stderr, s.Progress}
+		cmd.Stdout = &teeWriter{&stdout, s.Progress}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Run(); err != nil {
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		return Result{}, &remote.Error{Op: "rsync to " + t.Name, Code: code, Stderr: stderr.String()}
+	}
+	var r Result
+	for _, m := range statsRe.FindAllStringSubmatch(stdout.String(), -1) {
+		n, _ := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(m[1]+m[2]), 10, 64)
+		if m[1] != "" {
+			r.Bytes = n
+		} else {
+			r.Files = n
+		}
+	}
+	return r, nil
+}
+
+type teeWriter struct {
+	a *bytes.Buffer
+	b *os.File
+}
+
+func (t *teeWriter) Write(p []byte) (int, error) {
+	t.a.Write(p)
+	t.b.Write(p)
+	return len(p), nil
+}
+
+// lock takes the repository's lock, which maintenance (repack) takes too,
+// so that a sync never copies a repository in the middle of a repack.
+func (s *Syncer) lock(repo names.RepoPath) (func(), error) {
+	p := filepath.Join(s.LockDir, repo.Org, repo.Repo+".lock")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+func gitOut(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = repos.Env(dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// NewSyncer is a Syncer for the repositories of a data directory.
+func NewSyncer(dir datadir.Dir, root repos.Root) *Syncer {
+	return &Syncer{
+		Root:    root,
+		Remote:  remote.Env{Key: dir.ReplicationKey(), KnownHosts: dir.KnownHosts()},
+		TempDir: dir.Tmp(),
+		LockDir: dir.Locks(),
+	}
+}

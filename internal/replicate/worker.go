@@ -1,0 +1,321 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"cpm/internal/names"
+	"cpm/internal/remote"
+	"cpm/internal/store"
+)
+
+// Workers drain the replication queue.
+type Workers struct {
+	Store     *store.Store
+	Syncer    *Syncer
+	Log       zerolog.Logger
+	Global    int           // syncs at once (default 4)
+	PerTarget int           // syncs at once per target (default 2)
+	Lease     time.Duration // how long a claimed job is ours (default 10m)
+	Owner     string        // lease owner, for the record
+	DirtyDir  string        // markers left by post-receive when the database was unavailable
+	Observe   func(Event)   // metrics, may be nil
+
+	mu      sync.Mutex
+	running map[int64]int
+}
+
+// Event is one finished attempt, for metrics.
+type Event struct {
+	Repo, Target string
+	OK, Blocked  bool
+	Cause        string
+	Lag          time.Duration // from the oldest unsynced push to verified
+	Duration     time.Duration
+	Bytes        int64
+}
+
+// Backoff is the delay before attempt n+1: about 2s doubling to 5 min,
+// with ±20% jitter so that many jobs do not retry in step.
+func Backoff(attempts int) time.Duration {
+	d := 2 * time.Second
+	for i := 0; i < attempts && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	d = min(d, 5*time.Minute)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// Run works until ctx ends. wake nudges it when post-receive queued work.
+func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
+	if w.Global <= 0 {
+		w.Global = 4
+	}
+	if w.PerTarget <= 0 {
+		w.PerTarget = 2
+	}
+	if w.Lease <= 0 {
+		w.Lease = 10 * time.Minute
+	}
+	w.running = map[int64]int{}
+	if err := w.Store.ReleaseLeases(ctx, w.Owner); err != nil {
+		w.Log.Error().Err(err).Msg("release leases")
+	}
+	slots := make(chan struct{}, w.Global)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		w.queueMarkers(ctx)
+		for {
+			select {
+			case slots <- struct{}{}:
+			default:
+				goto wait
+			}
+			job, ok, err := w.claim(ctx)
+			if err != nil || !ok {
+				<-slots
+				if err != nil && ctx.Err() == nil {
+					w.Log.Error().Err(err).Msg("claim replication job")
+				}
+				goto wait
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				defer w.release(job.ServerID)
+				w.run(ctx, job)
+			}()
+		}
+	wait:
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// claim takes a job for a target that has a free slot.
+func (w *Workers) claim(ctx context.Context) (store.Job, bool, error) {
+	servers, err := w.Store.Servers(ctx)
+	if err != nil {
+		return store.Job{}, false, err
+	}
+	w.mu.Lock()
+	var free []int64
+	for _, s := range servers {
+		if w.running[s.ID] < w.PerTarget {
+			free = append(free, s.ID)
+		}
+	}
+	w.mu.Unlock()
+	if free == nil {
+		free = []int64{}
+	}
+	j, ok, err := w.Store.Claim(ctx, w.Owner, w.Lease, free)
+	if ok {
+		w.mu.Lock()
+		w.running[j.ServerID]++
+		w.mu.Unlock()
+	}
+	return j, ok, err
+}
+
+func (w *Workers) release(server int64) {
+	w.mu.Lock()
+	w.running[server]--
+	w.mu.Unlock()
+}
+
+// run syncs one job and records the outcome.
+func (w *Workers) run(ctx context.Context, j store.Job) {
+	start := time.Now()
+	// Keep the lease while the sync runs, however long it takes.
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	defer stopRenew()
+	go func() {
+		t := time.NewTicker(w.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-t.C:
+				w.Store.Renew(renewCtx, j, w.Owner, w.Lease)
+			}
+		}
+	}()
+	srv, err := w.serverByID(ctx, j.ServerID)
+	var res Result
+	if err == nil {
+		var rp names.RepoPath
+		if rp, err = names.ParseRepoPath(j.Repo); err == nil {
+			res, err = w.Syncer.Sync(ctx, rp, TargetOf(srv))
+		}
+	}
+	ev := Event{Repo: j.Repo, Target: j.Server, Duration: time.Since(start), Bytes: res.Bytes}
+	log := w.Log.With().Str("repo", j.Repo).Str("target", j.Server).Int64("duration_ms", ev.Duration.Milliseconds()).Logger()
+	if err == nil {
+		ev.OK = true
+		if !j.DirtySince.IsZero() {
+			ev.Lag = time.Since(j.DirtySince)
+		}
+		if derr := w.Store.Done(ctx, j, j.Generation, res.Fingerprint, res.Bytes); derr != nil {
+			log.Error().Err(derr).Msg("record sync")
+		}
+		speed := 0.0
+		if s := ev.Duration.Seconds(); s > 0 {
+			speed = float64(res.Bytes) / s / 1024
+		}
+		log.Info().Int64("bytes", res.Bytes).Int64("files", res.Files).Float64("speed_kib_s", speed).
+			Int64("lag_ms", ev.Lag.Milliseconds()).Str("fingerprint", res.Fingerprint[:12]).Msg("sync")
+	} else if ctx.Err() != nil {
+		// Shutting down: leave the lease to run out; the job runs again.
+		return
+	} else {
+		var re *remote.Error
+		ev.Blocked = errors.As(err, &re) && re.Blocking()
+		ev.Cause = cause(err)
+		retry := time.Now().Add(Backoff(j.Attempts))
+		if ev.Blocked {
+			if berr := w.Store.BlockServer(ctx, j.ServerID, oneLine(err.Error())); berr != nil {
+				log.Error().Err(berr).Msg("block server")
+			}
+		}
+		if ferr := w.Store.Failed(ctx, j, oneLine(err.Error()), retry, ev.Blocked); ferr != nil {
+			log.Error().Err(ferr).Msg("record failed sync")
+		}
+		log.Warn().Err(err).Str("cause", ev.Cause).Bool("blocked", ev.Blocked).Int("attempts", j.Attempts+1).
+			Time("retry_at", retry).Msg("sync failed")
+	}
+	if w.Observe != nil {
+		w.Observe(ev)
+	}
+}
+
+// cause names a failure for metrics, following rsync's exit codes.
+func cause(err error) string {
+	var re *remote.Error
+	switch {
+	case errors.Is(err, ErrMismatch):
+		return "verify"
+	case !errors.As(err, &re):
+		return "local"
+	case re.Blocking():
+		return "blocked"
+	case re.Code == 23 || re.Code == 24:
+		return "partial"
+	case re.Code == 30 || re.Code == 35:
+		return "timeout"
+	case re.Code == 255:
+		return "connect"
+	}
+	return "rsync"
+}
+
+func (w *Workers) serverByID(ctx context.Context, id int64) (store.Server, error) {
+	servers, err := w.Store.Servers(ctx)
+	if err != nil {
+		return store.Server{}, err
+	}
+	for _, s := range servers {
+		if s.ID == id {
+			return s, nil
+		}
+	}
+	return store.Server{}, fmt.Errorf("server %d is gone", id)
+}
+
+// TargetOf turns a stored server into an rsync target.
+func TargetOf(s store.Server) remote.Target {
+	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path}
+}
+
+// queueMarkers queues pushes that post-receive could only note on disk.
+func (w *Workers) queueMarkers(ctx context.Context) {
+	if w.DirtyDir == "" {
+		return
+	}
+	entries, err := os.ReadDir(w.DirtyDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rp, err := MarkerRepo(e.Name())
+		if err != nil {
+			os.Remove(filepath.Join(w.DirtyDir, e.Name()))
+			continue
+		}
+		if err := w.Store.MarkDirty(ctx, rp.Org, rp.Repo); err != nil && !errors.Is(err, store.ErrNotFound) {
+			continue // the database is still unavailable; keep the marker
+		}
+		os.Remove(filepath.Join(w.DirtyDir, e.Name()))
+	}
+}
+
+// MarkerName is the file name of a dirty marker for ORG/REPO.
+func MarkerName(rp names.RepoPath) string { return rp.Org + "+" + rp.Repo }
+
+// MarkerRepo parses a marker file name.
+func MarkerRepo(name string) (names.RepoPath, error) {
+	org, repo, ok := strings.Cut(name, "+")
+	if !ok {
+		return names.RepoPath{}, fmt.Errorf("bad marker %q", name)
+	}
+	return names.ParseRepoPath(org + "/" + repo)
+}
+
+// Wake tells workers listening on the socket at path that there is work.
+// It never blocks a push for long and never fails one.
+func Wake(path string) {
+	c, err := net.DialTimeout("unix", path, 100*time.Millisecond)
+	if err != nil {
+		return
+	}
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.Write([]byte{1})
+	c.Close()
+}
+
+// ListenWake listens on the socket at path and signals wake for every
+// connection; it stops when ctx ends.
+func ListenWake(ctx context.Context, path string, wake chan<- struct{}) error {
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", path, err)
+	}
+	os.Chmod(path, 0o600)
+	go func() { <-ctx.Done(); ln.Close(); os.Remove(path) }()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

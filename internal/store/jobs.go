@@ -1,0 +1,232 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Job is one repository x target row of the replication queue.
+type Job struct {
+	RepoID           int64     `json:"-"`
+	ServerID         int64     `json:"-"`
+	Repo             string    `json:"repo"`
+	Server           string    `json:"server"`
+	Generation       int64     `json:"generation"`
+	SyncedGeneration int64     `json:"synced_generation"`
+	State            string    `json:"state"`
+	Attempts         int       `json:"attempts"`
+	NextAttemptAt    time.Time `json:"next_attempt_at"`
+	DirtySince       time.Time `json:"dirty_since"`
+	LastError        string    `json:"last_error"`
+	LastSuccessAt    time.Time `json:"last_success_at"`
+	Fingerprint      string    `json:"fingerprint"`
+	Bytes            int64     `json:"bytes"`
+}
+
+// markDirty's SQL: one durable row per repository x enabled target. A push
+// bumps the generation; rows already pending keep their dirty_since, so the
+// lag shows the oldest unsynced push.
+const markDirtySQL = `
+	INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
+	SELECT ?1, s.id, 1, 'pending', ?2, ?2 FROM servers s
+	WHERE s.enabled = 1 AND (s.role = 'backup' OR s.approved = 1)
+	ON CONFLICT (repo_id, server_id) DO UPDATE SET
+		generation = generation + 1,
+		state = CASE WHEN state IN ('running', 'blocked') THEN state ELSE 'pending' END,
+		next_attempt_at = CASE WHEN state = 'failed' THEN next_attempt_at ELSE excluded.next_attempt_at END,
+		dirty_since = CASE WHEN dirty_since = '' OR generation = synced_generation THEN excluded.dirty_since ELSE dirty_since END`
+
+// MarkDirty records that ORG/REPO changed, for every target, in one write.
+func (s *Store) MarkDirty(ctx context.Context, org, repo string) error {
+	r, err := s.Repo(ctx, org, repo)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, markDirtySQL, r.ID, now()); err != nil {
+		return fmt.Errorf("queue %s for replication: %w", r.FullName(), err)
+	}
+	return nil
+}
+
+func markAllDirty(ctx context.Context, tx *sql.Tx, serverID int64) error {
+	_, err := tx.ExecContext(ctx, `
+		INSERT OR IGNORE INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
+		SELECT r.id, ?, 1, 'pending', ?2, ?2 FROM repos r`, serverID, now())
+	return err
+}
+
+const jobSelect = `
+	SELECT j.repo_id, j.server_id, o.name || '/' || r.name, s.name, j.generation, j.synced_generation,
+	       j.state, j.attempts, j.next_attempt_at, j.dirty_since, j.last_error, j.last_success_at, j.fingerprint, j.bytes
+	FROM replication_jobs j
+	JOIN repos r ON r.id = j.repo_id JOIN orgs o ON o.id = r.org_id JOIN servers s ON s.id = j.server_id`
+
+func scanJob(sc scanner) (Job, error) {
+	var j Job
+	var next, dirty, success string
+	err := sc.Scan(&j.RepoID, &j.ServerID, &j.Repo, &j.Server, &j.Generation, &j.SyncedGeneration, &j.State,
+		&j.Attempts, &next, &dirty, &j.LastError, &success, &j.Fingerprint, &j.Bytes)
+	j.NextAttemptAt, j.DirtySince, j.LastSuccessAt = parseTime(next), parseTime(dirty), parseTime(success)
+	return j, err
+}
+
+// Jobs lists the queue, for sync status.
+func (s *Store) Jobs(ctx context.Context) ([]Job, error) {
+	rows, err := s.db.QueryContext(ctx, jobSelect+` ORDER BY o.name, r.name, s.name`)
+	if err != nil {
+		return nil, fmt.Errorf("list replication jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list replication jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// Claim takes the next due job for one of the given servers (nil: any),
+// skipping pairs already running, and leases it to owner until lease.
+// A lease that ran out (the worker died) makes the job due again, so a
+// crash never loses a sync.
+func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, servers []int64) (Job, bool, error) {
+	t := now()
+	until := time.Now().UTC().Add(lease).Format(timeFormat)
+	filter := ""
+	args := []any{t, t}
+	if servers != nil {
+		if len(servers) == 0 {
+			return Job{}, false, nil
+		}
+		filter = " AND j.server_id IN (" + placeholders(len(servers)) + ")"
+		for _, id := range servers {
+			args = append(args, id)
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Job{}, false, fmt.Errorf("claim job: %w", err)
+	}
+	defer tx.Rollback()
+	j, err := scanJob(tx.QueryRowContext(ctx, jobSelect+`
+		WHERE s.enabled = 1 AND s.blocked_reason = '' AND (s.role = 'backup' OR s.approved = 1)
+		  AND ((j.state IN ('pending', 'failed') AND j.next_attempt_at <= ?1)
+		       OR (j.state = 'running' AND j.lease_until <= ?2))`+filter+`
+		ORDER BY j.next_attempt_at LIMIT 1`, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, false, nil
+	}
+	if err != nil {
+		return Job{}, false, fmt.Errorf("claim job: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE replication_jobs SET state = 'running', lease_owner = ?, lease_until = ?
+		WHERE repo_id = ? AND server_id = ?`, owner, until, j.RepoID, j.ServerID); err != nil {
+		return Job{}, false, fmt.Errorf("claim job: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Job{}, false, fmt.Errorf("claim job: %w", err)
+	}
+	j.State = "running"
+	return j, true, nil
+}
+
+func placeholders(n int) string {
+	b := make([]byte, 0, 2*n)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '?')
+	}
+	return string(b)
+}
+
+// Done records a verified sync that covered generation gen. Pushes that
+// arrived meanwhile raised the generation, and keep the job pending.
+func (s *Store) Done(ctx context.Context, j Job, gen int64, fingerprint string, bytes int64) error {
+	t := now()
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE replication_jobs SET
+			synced_generation = ?1,
+			state = CASE WHEN generation > ?1 THEN 'pending' ELSE 'done' END,
+			next_attempt_at = ?2, attempts = 0, last_error = '', last_success_at = ?2,
+			dirty_since = CASE WHEN generation > ?1 THEN dirty_since ELSE '' END,
+			lease_owner = '', lease_until = '', fingerprint = ?3, bytes = ?4
+		WHERE repo_id = ?5 AND server_id = ?6`, gen, t, fingerprint, bytes, j.RepoID, j.ServerID)
+	if err != nil {
+		return fmt.Errorf("record sync of %s to %s: %w", j.Repo, j.Server, err)
+	}
+	return nil
+}
+
+// Failed records a failed attempt and when to try again.
+func (s *Store) Failed(ctx context.Context, j Job, reason string, retryAt time.Time, blocked bool) error {
+	state := "failed"
+	if blocked {
+		state = "blocked"
+	}
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE replication_jobs SET state = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
+			lease_owner = '', lease_until = ''
+		WHERE repo_id = ? AND server_id = ?`, state, reason, retryAt.UTC().Format(timeFormat), j.RepoID, j.ServerID)
+	if err != nil {
+		return fmt.Errorf("record failed sync of %s to %s: %w", j.Repo, j.Server, err)
+	}
+	return nil
+}
+
+// Retry clears backoff and blocks: every unfinished job is due now.
+func (s *Store) Retry(ctx context.Context, a Actor) (int64, error) {
+	var n int64
+	err := s.change(ctx, a, "sync.retry", "*", nil, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE servers SET blocked_reason = ''`); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `
+			UPDATE replication_jobs SET state = 'pending', next_attempt_at = ?
+			WHERE state IN ('failed', 'blocked', 'pending')`, now())
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}
+
+// JobFor returns the queue row of one repository and target.
+func (s *Store) JobFor(ctx context.Context, repoID, serverID int64) (Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, jobSelect+` WHERE j.repo_id = ? AND j.server_id = ?`, repoID, serverID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, fmt.Errorf("no replication of this repository to this server: %w", ErrNotFound)
+	}
+	return j, err
+}
+
+// ReleaseLeases makes the jobs leased by owner due again. A worker calls
+// it when it starts: anything it held before a crash is not running now.
+func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE replication_jobs SET state = 'pending', lease_owner = '', lease_until = '', next_attempt_at = ?
+		WHERE state = 'running' AND lease_owner = ?`, now(), owner)
+	if err != nil {
+		return fmt.Errorf("release leases: %w", err)
+	}
+	return nil
+}
+
+// Renew extends a running job's lease.
+func (s *Store) Renew(ctx context.Context, j Job, owner string, lease time.Duration) error {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE replication_jobs SET lease_until = ?
+		WHERE repo_id = ? AND server_id = ? AND state = 'running' AND lease_owner = ?`,
+		time.Now().UTC().Add(lease).Format(timeFormat), j.RepoID, j.ServerID, owner)
+	return err
+}

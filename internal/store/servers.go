@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Server is a replication target: a backup server or a neighbour peer.
+type Server struct {
+	ID            int64     `json:"-"`
+	Name          string    `json:"name"`
+	Host          string    `json:"host"`
+	Port          int       `json:"port"`
+	User          string    `json:"user"`
+	Path          string    `json:"path"`
+	Role          string    `json:"role"`
+	HostKey       string    `json:"host_key"`
+	Approved      bool      `json:"approved"`
+	Enabled       bool      `json:"enabled"`
+	BlockedReason string    `json:"blocked_reason,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+const serverSelect = `
+	SELECT id, name, host, port, ssh_user, path, role, host_key, approved, enabled, blocked_reason, created_at
+	FROM servers`
+
+func scanServer(sc scanner) (Server, error) {
+	var s Server
+	var at string
+	err := sc.Scan(&s.ID, &s.Name, &s.Host, &s.Port, &s.User, &s.Path, &s.Role, &s.HostKey, &s.Approved, &s.Enabled, &s.BlockedReason, &at)
+	s.CreatedAt = parseTime(at)
+	return s, err
+}
+
+// AddServer registers a replication target with its pinned host key.
+func (s *Store) AddServer(ctx context.Context, a Actor, srv Server) (Server, error) {
+	details := map[string]any{"host": srv.Host, "port": srv.Port, "role": srv.Role, "path": srv.Path, "approved": srv.Approved}
+	err := s.change(ctx, a, "server.add", srv.Name, details, func(tx *sql.Tx) error {
+		at := now()
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO servers (name, host, port, ssh_user, path, role, host_key, approved, enabled, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`,
+			srv.Name, srv.Host, srv.Port, srv.User, srv.Path, srv.Role, srv.HostKey, srv.Approved, at)
+		if isUnique(err) {
+			return exists("server", srv.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("add server %s: %w", srv.Name, err)
+		}
+		srv.ID, _ = res.LastInsertId()
+		srv.Enabled = true
+		srv.CreatedAt = parseTime(at)
+		// Everything that exists now is owed to the new target.
+		return markAllDirty(ctx, tx, srv.ID)
+	})
+	return srv, err
+}
+
+// Servers lists every target.
+func (s *Store) Servers(ctx context.Context) ([]Server, error) {
+	rows, err := s.db.QueryContext(ctx, serverSelect+` ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list servers: %w", err)
+	}
+	defer rows.Close()
+	var out []Server
+	for rows.Next() {
+		srv, err := scanServer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list servers: %w", err)
+		}
+		out = append(out, srv)
+	}
+	return out, rows.Err()
+}
+
+// ServerByName finds one target.
+func (s *Store) ServerByName(ctx context.Context, name string) (Server, error) {
+	srv, err := scanServer(s.db.QueryRowContext(ctx, serverSelect+` WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Server{}, notFound("server", name)
+	}
+	if err != nil {
+		return Server{}, fmt.Errorf("find server %s: %w", name, err)
+	}
+	return srv, nil
+}
+
+// RemoveServer forgets a target and its queue; nothing on it is touched.
+func (s *Store) RemoveServer(ctx context.Context, a Actor, name string) error {
+	return s.change(ctx, a, "server.remove", name, nil, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM servers WHERE name = ?`, name)
+		if err != nil {
+			return fmt.Errorf("remove server %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("server", name)
+		}
+		return nil
+	})
+}
+
+// BlockServer stops syncing to a target until an operator acts.
+func (s *Store) BlockServer(ctx context.Context, id int64, reason string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE servers SET blocked_reason = ? WHERE id = ?`, reason, id)
+	if err != nil {
+		return fmt.Errorf("block server: %w", err)
+	}
+	return nil
+}

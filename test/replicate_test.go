@@ -1,0 +1,162 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cpm/internal/testworld"
+)
+
+// backup adds a real sshd as backup server NAME and returns it with the
+// directory its replicas go to.
+func backup(t *testing.T, w *testworld.World, name string) (*testworld.SSHD, string) {
+	t.Helper()
+	d := w.StartBackupSSHD(name)
+	path := filepath.Join(w.Root, name+"-replicas")
+	w.MustAdmin("server", "add", name, "--host", "127.0.0.1", "--port", d.Port(), "--user", d.User,
+		"--path", path, "--role", "backup", "--host-key", d.HostKey())
+	return d, path
+}
+
+// waitFor polls until cond holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+	}
+}
+
+func revParse(dir, rev string) string {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "-q", "--verify", rev).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestReplicationToBackup(t *testing.T) {
+	c := newCompany(t)
+	_, path := backup(t, c.w, "b1")
+	if out := c.w.MustAdmin("server", "check", "b1"); !strings.Contains(out, "writable: yes") || !strings.Contains(out, "rsync") {
+		t.Errorf("server check: %s", out)
+	}
+	replica := filepath.Join(path, "acme", "web.git")
+	// Adding the server queued every repository; a push wakes the workers.
+	cl := c.clients["writer"]
+	dir, _ := cl.Clone("acme/web")
+	commit := cl.Commit(dir, "replicate me")
+	start := time.Now()
+	cl.MustGit(dir, "push", "-q", "origin", "HEAD:main", "HEAD:refs/heads/topic")
+	waitFor(t, 20*time.Second, "the replica to have the push", func() bool {
+		return revParse(replica, "refs/heads/main") == commit && revParse(replica, "refs/heads/topic") == commit
+	})
+	t.Logf("push to verified replica: %v", time.Since(start))
+	if out, err := exec.Command("git", "-C", replica, "fsck", "--full", "--strict").CombinedOutput(); err != nil {
+		t.Errorf("fsck of the replica: %v\n%s", err, out)
+	}
+	if head, _ := os.ReadFile(filepath.Join(replica, "HEAD")); strings.TrimSpace(string(head)) != "ref: refs/heads/main" {
+		t.Errorf("replica HEAD %q", head)
+	}
+	// Hooks and config stay on the origin.
+	if _, err := os.Stat(filepath.Join(replica, "hooks", "pre-receive")); !os.IsNotExist(err) {
+		t.Errorf("hooks were copied: %v", err)
+	}
+	waitFor(t, 10*time.Second, "sync status done", func() bool {
+		for _, j := range jsonList(t, c.w, "sync", "status") {
+			if j["repo"] == "acme/web" && j["server"] == "b1" {
+				return j["state"] == "done" && j["last_error"] == ""
+			}
+		}
+		return false
+	})
+	// A deleted branch goes away on the replica too.
+	cl.MustGit(dir, "push", "-q", "origin", ":refs/heads/topic")
+	waitFor(t, 20*time.Second, "the deletion to reach the replica", func() bool {
+		return revParse(replica, "refs/heads/topic") == ""
+	})
+	if out := c.w.MustAdmin("sync", "verify", "acme/web", "--to", "b1"); !strings.Contains(out, "matches") {
+		t.Errorf("sync verify: %s", out)
+	}
+	// A manual sync of a repository prints the seed's summary.
+	out := c.w.MustAdmin("sync", "push", "acme/pub", "--to", "b1")
+	if !strings.Contains(out, "files") || !strings.Contains(out, "bytes") || !strings.Contains(out, "KiB/s") || !strings.Contains(out, "verified") {
+		t.Errorf("sync push: %s", out)
+	}
+	if strings.Contains(c.srv.Log(), `"level":"error"`) {
+		t.Errorf("errors in the server log:\n%s", c.srv.Log())
+	}
+	if !strings.Contains(c.srv.Log(), `"message":"sync"`) {
+		t.Errorf("no sync event in the log")
+	}
+}
+
+func TestReplicationRefusesWrongHostKey(t *testing.T) {
+	c := newCompany(t)
+	d := c.w.StartBackupSSHD("evil")
+	path := filepath.Join(c.w.Root, "evil-replicas")
+	other := c.w.NewKey("not-the-host-key")
+	c.w.MustAdmin("server", "add", "evil", "--host", "127.0.0.1", "--port", d.Port(), "--user", d.User,
+		"--path", path, "--role", "backup", "--host-key", other.Public)
+	wantError(t, c.w.Admin("", "server", "check", "evil"), "Host key verification failed")
+	var status map[string]any
+	waitFor(t, 20*time.Second, "the target to be blocked", func() bool {
+		for _, j := range jsonList(t, c.w, "sync", "status") {
+			if j["server"] == "evil" && j["state"] == "blocked" {
+				status = j
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(status["last_error"].(string), "Host key verification failed") {
+		t.Errorf("status: %v", status)
+	}
+	if list := jsonList(t, c.w, "server", "list"); !strings.Contains(list[0]["blocked_reason"].(string), "Host key") {
+		t.Errorf("server list: %v", list)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("something was written to a server with the wrong host key: %v", err)
+	}
+	// Without a pinned key and without --yes, nothing is added.
+	r := c.w.Admin("", "server", "add", "unpinned", "--host", "127.0.0.1", "--port", d.Port(), "--user", d.User,
+		"--path", path, "--role", "backup")
+	wantError(t, r, "host key not confirmed")
+	if !strings.Contains(r.Stdout, "SHA256:") {
+		t.Errorf("the fetched key's fingerprint was not shown: %q", r.Stdout)
+	}
+}
+
+func TestReplicationWaitsForADownBackup(t *testing.T) {
+	c := newCompany(t)
+	d, path := backup(t, c.w, "b1")
+	replica := filepath.Join(path, "acme", "web.git")
+	waitFor(t, 20*time.Second, "the first sync", func() bool { return revParse(replica, "refs/heads/main") == c.main })
+	d.Stop()
+	cl := c.clients["writer"]
+	dir, _ := cl.Clone("acme/web")
+	commit := cl.Commit(dir, "while the backup is down")
+	cl.MustGit(dir, "push", "-q", "origin", "HEAD:main") // the push itself succeeds
+	waitFor(t, 20*time.Second, "a failed attempt", func() bool {
+		for _, j := range jsonList(t, c.w, "sync", "status") {
+			if j["repo"] == "acme/web" && j["state"] == "failed" && j["attempts"].(float64) >= 1 {
+				return true
+			}
+		}
+		return false
+	})
+	// The backup comes back (same host key, same port).
+	d.Restart()
+	c.w.MustAdmin("sync", "retry")
+	waitFor(t, 30*time.Second, "convergence after the backup returned", func() bool {
+		return revParse(replica, "refs/heads/main") == commit
+	})
+}
