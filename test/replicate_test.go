@@ -1,10 +1,13 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,4 +162,113 @@ func TestReplicationWaitsForADownBackup(t *testing.T) {
 	waitFor(t, 30*time.Second, "convergence after the backup returned", func() bool {
 		return revParse(replica, "refs/heads/main") == commit
 	})
+}
+
+// kill -9 of the server with work queued: after the restart the queue is
+// still there and the replica converges.
+func TestReplicationSurvivesKill9(t *testing.T) {
+	c := newCompany(t)
+	d, path := backup(t, c.w, "b1")
+	replica := filepath.Join(path, "acme", "web.git")
+	waitFor(t, 20*time.Second, "the first sync", func() bool { return revParse(replica, "refs/heads/main") == c.main })
+	d.Stop() // jobs will pile up
+	cl := c.clients["writer"]
+	dir, _ := cl.Clone("acme/web")
+	commit := cl.Commit(dir, "queued before the crash")
+	cl.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	c.srv.Signal(syscall.SIGKILL)
+	c.srv.Wait(10 * time.Second)
+	d.Restart()
+	c.srv = c.w.StartServer()
+	waitFor(t, 40*time.Second, "convergence after kill -9", func() bool {
+		return revParse(replica, "refs/heads/main") == commit
+	})
+}
+
+// Pushes keep landing while syncs run; at the end the replica equals the
+// source and passes fsck.
+func TestReplicationUnderConcurrentPushes(t *testing.T) {
+	c := newCompany(t)
+	_, path := backup(t, c.w, "b1")
+	replica := filepath.Join(path, "acme", "web.git")
+	cl := c.clients["writer"]
+	const n = 20
+	errs := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		dir, r := cl.Clone("acme/web")
+		if r.Code != 0 {
+			t.Fatal(r.Stderr)
+		}
+		cl.Commit(dir, fmt.Sprintf("concurrent %d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := cl.Git(dir, "push", "-q", "origin", fmt.Sprintf("HEAD:refs/heads/c%d", i)); r.Code != 0 {
+				errs <- r.Stderr
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("push: %s", e)
+	}
+	source := c.w.RepoDir("acme", "web")
+	waitFor(t, 60*time.Second, "the replica to equal the source", func() bool {
+		return showRef(source) != "" && showRef(source) == showRef(replica)
+	})
+	if out, err := exec.Command("git", "-C", replica, "fsck", "--full", "--strict").CombinedOutput(); err != nil {
+		t.Errorf("fsck: %v\n%s", err, out)
+	}
+}
+
+// A git gc on the source during syncs leaves the replica consistent.
+func TestReplicationConsistentThroughGC(t *testing.T) {
+	c := newCompany(t)
+	_, path := backup(t, c.w, "b1")
+	replica := filepath.Join(path, "acme", "web.git")
+	source := c.w.RepoDir("acme", "web")
+	cl := c.clients["writer"]
+	dir, _ := cl.Clone("acme/web")
+	// gc runs over and over, by hand, while pushes land and syncs run.
+	stop := make(chan struct{})
+	gcDone := make(chan int)
+	go func() {
+		runs := 0
+		for {
+			select {
+			case <-stop:
+				gcDone <- runs
+				return
+			default:
+			}
+			// Default prune grace: --prune=now is unsafe against concurrent
+			// pushes in git itself.
+			exec.Command("git", "-C", source, "gc", "--quiet").Run()
+			runs++
+		}
+	}()
+	for i := range 10 {
+		cl.Commit(dir, fmt.Sprintf("during gc %d", i))
+		cl.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+		time.Sleep(200 * time.Millisecond)
+	}
+	close(stop)
+	t.Logf("%d gc runs during the pushes", <-gcDone)
+	waitFor(t, 60*time.Second, "the replica to equal the source", func() bool {
+		return showRef(source) == showRef(replica)
+	})
+	if out, err := exec.Command("git", "-C", replica, "fsck", "--full", "--strict").CombinedOutput(); err != nil {
+		t.Errorf("fsck after gc: %v\n%s", err, out)
+	}
+	// A clone from the replica works.
+	if out, err := exec.Command("git", "clone", "-q", "--no-local", replica, filepath.Join(c.w.Root, "from-replica")).CombinedOutput(); err != nil {
+		t.Errorf("clone from the replica: %v %s", err, out)
+	}
+}
+
+func showRef(dir string) string {
+	out, _ := exec.Command("git", "-C", dir, "show-ref", "--head").Output()
+	return string(out)
 }

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,8 +43,9 @@ type cli struct {
 
 // workerFlags size the replication workers.
 type workerFlags struct {
-	Workers   int `default:"4" help:"Replication syncs at once."`
-	PerTarget int `name:"per-target" default:"2" help:"Replication syncs at once per server."`
+	Workers   int           `default:"4" help:"Replication syncs at once."`
+	PerTarget int           `name:"per-target" default:"2" help:"Replication syncs at once per server."`
+	Repack    time.Duration `default:"1h" help:"How often to repack every repository (geometric); 0 to never."`
 }
 
 // startWorkers runs the replication workers until ctx ends; done is
@@ -66,7 +68,14 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf 
 		DirtyDir: dir.Dirty(),
 	}
 	done := make(chan struct{})
-	go func() { w.Run(ctx, wake); close(done) }()
+	go func() {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Maintain(ctx, wf.Repack) }()
+		w.Run(ctx, wake)
+		wg.Wait()
+		close(done)
+	}()
 	return done, nil
 }
 

@@ -54,6 +54,11 @@ var settings = [][2]string{
 	// by an admin is undone.
 	{"core.logAllRefUpdates", "true"},
 	{"receive.advertisePushOptions", "true"},
+	// cpm owns maintenance (a scheduled geometric repack under the
+	// repository's lock, see internal/replicate), so that git never
+	// repacks in the middle of a sync or forces a full resend.
+	{"gc.auto", "0"},
+	{"receive.autogc", "false"},
 }
 
 // Create makes a bare repository with HEAD on main. An existing directory

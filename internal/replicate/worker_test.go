@@ -1,0 +1,70 @@
+package replicate
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"cpm/internal/names"
+	"cpm/internal/remote"
+)
+
+func TestBackoff(t *testing.T) {
+	for _, tt := range []struct {
+		attempts int
+		lo, hi   time.Duration
+	}{
+		{0, 1600 * time.Millisecond, 2400 * time.Millisecond},
+		{1, 3200 * time.Millisecond, 4800 * time.Millisecond},
+		{5, 51 * time.Second, 77 * time.Second},
+		{8, 4 * time.Minute, 6 * time.Minute},
+		{1000, 4 * time.Minute, 6 * time.Minute},
+	} {
+		for range 50 {
+			if d := Backoff(tt.attempts); d < tt.lo || d > tt.hi {
+				t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", tt.attempts, d, tt.lo, tt.hi)
+			}
+		}
+	}
+}
+
+func TestCause(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{ErrMismatch, "verify"},
+		{errors.New("disk"), "local"},
+		{&remote.Error{Code: 255, Stderr: "Host key verification failed."}, "blocked"},
+		{&remote.Error{Code: 255, Stderr: "Permission denied (publickey)."}, "blocked"},
+		{&remote.Error{Code: 255, Stderr: "Connection refused"}, "connect"},
+		{&remote.Error{Code: 24}, "partial"},
+		{&remote.Error{Code: 23}, "partial"},
+		{&remote.Error{Code: 30}, "timeout"},
+		{&remote.Error{Code: 12}, "rsync"},
+	} {
+		if got := cause(tt.err); got != tt.want {
+			t.Errorf("cause(%v) = %s, want %s", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestFingerprintIsOrderFree(t *testing.T) {
+	a := Fingerprint([]string{"1 refs/heads/a", "2 HEAD"})
+	if a != Fingerprint([]string{"2 HEAD", "1 refs/heads/a"}) || a == Fingerprint([]string{"1 refs/heads/a"}) {
+		t.Error("fingerprint depends on order or ignores HEAD")
+	}
+}
+
+func TestMarkers(t *testing.T) {
+	rp := names.RepoPath{Org: "acme", Repo: "web"}
+	got, err := MarkerRepo(MarkerName(rp))
+	if err != nil || got != rp {
+		t.Errorf("%v %v", got, err)
+	}
+	for _, bad := range []string{"x", "../+x", "a+b+c", "a+.git"} {
+		if _, err := MarkerRepo(bad); err == nil {
+			t.Errorf("marker %q accepted", bad)
+		}
+	}
+}
