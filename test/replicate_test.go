@@ -2,6 +2,8 @@ package test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,6 +98,24 @@ func TestReplicationToBackup(t *testing.T) {
 	}
 	if strings.Contains(c.srv.Log(), `"level":"error"`) {
 		t.Errorf("errors in the server log:\n%s", c.srv.Log())
+	}
+	resp, err := http.Get("http://" + c.srv.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`cpm_replication_attempts_total{result="ok",target="b1"}`,
+		`cpm_replication_target_up{target="b1"} 1`,
+		`cpm_replication_pending{target="b1"} 0`,
+		`cpm_replication_oldest_unsynced_seconds{target="b1"} 0`,
+		`cpm_replication_delay_seconds_bucket{target="b1"`,
+		`cpm_replication_bytes_sent_total{target="b1"}`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 	if !strings.Contains(c.srv.Log(), `"message":"sync"`) {
 		t.Errorf("no sync event in the log")

@@ -50,7 +50,7 @@ type workerFlags struct {
 
 // startWorkers runs the replication workers until ctx ends; done is
 // closed when they have stopped.
-func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf workerFlags, log zerolog.Logger) (<-chan struct{}, error) {
+func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf workerFlags, m *metrics.Replication, log zerolog.Logger) (<-chan struct{}, error) {
 	wake := make(chan struct{}, 1)
 	if err := replicate.ListenWake(ctx, dir.WakeSocket(), wake); err != nil {
 		return nil, err
@@ -66,6 +66,9 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf 
 		// the jobs it held when it stopped or crashed.
 		Owner:    host + ":" + dir.String(),
 		DirtyDir: dir.Dirty(),
+	}
+	if m != nil {
+		w.Observe = m.Observe
 	}
 	done := make(chan struct{})
 	go func() {
@@ -96,7 +99,7 @@ func (c replicateCmd) Run(flags *config.Flags) error {
 		return err
 	}
 	defer st.Close()
-	done, err := startWorkers(ctx, dir, gw, c.workerFlags, log)
+	done, err := startWorkers(ctx, dir, gw, c.workerFlags, nil, log)
 	if err != nil {
 		return err
 	}
@@ -231,7 +234,7 @@ func (c serveCmd) Run(flags *config.Flags) error {
 	}
 	wctx, stopWorkers := context.WithCancel(context.Background())
 	defer stopWorkers()
-	workersDone, err := startWorkers(wctx, dir, gw, c.workerFlags, log)
+	workersDone, err := startWorkers(wctx, dir, gw, c.workerFlags, metrics.NewReplication(m.Registry, st), log)
 	if err != nil {
 		ln.Close()
 		return err

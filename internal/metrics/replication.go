@@ -1,0 +1,109 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"cpm/internal/replicate"
+	"cpm/internal/store"
+)
+
+// Replication holds the replication metrics.
+type Replication struct {
+	lag      *prometheus.HistogramVec
+	duration *prometheus.HistogramVec
+	attempts *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	bytes    *prometheus.CounterVec
+	mismatch *prometheus.CounterVec
+	up       *prometheus.GaugeVec
+}
+
+// NewReplication registers the replication metrics on reg. The queue's
+// pending count and oldest unsynced age per target are read from st at
+// every scrape, so they are right even after a restart.
+func NewReplication(reg *prometheus.Registry, st *store.Store) *Replication {
+	buckets := []float64{0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 1800, 7200}
+	m := &Replication{
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cpm_replication_delay_seconds", Help: "From the oldest unsynced push to a verified replica.", Buckets: buckets,
+		}, []string{"target"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cpm_replication_sync_duration_seconds", Help: "Duration of one sync attempt.", Buckets: buckets,
+		}, []string{"target"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cpm_replication_attempts_total", Help: "Sync attempts by target and result.",
+		}, []string{"target", "result"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cpm_replication_failures_total", Help: "Failed syncs by target and cause.",
+		}, []string{"target", "cause"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cpm_replication_bytes_sent_total", Help: "Bytes rsync sent.",
+		}, []string{"target"}),
+		mismatch: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cpm_replication_verify_mismatches_total", Help: "Syncs whose target refs differed from the snapshot.",
+		}, []string{"target"}),
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cpm_replication_target_up", Help: "1 if the last sync to the target succeeded.",
+		}, []string{"target"}),
+	}
+	reg.MustRegister(m.lag, m.duration, m.attempts, m.failures, m.bytes, m.mismatch, m.up, queueCollector{st})
+	return m
+}
+
+// Observe records one finished attempt.
+func (m *Replication) Observe(ev replicate.Event) {
+	m.duration.WithLabelValues(ev.Target).Observe(ev.Duration.Seconds())
+	m.bytes.WithLabelValues(ev.Target).Add(float64(ev.Bytes))
+	if ev.OK {
+		m.attempts.WithLabelValues(ev.Target, "ok").Inc()
+		m.lag.WithLabelValues(ev.Target).Observe(ev.Lag.Seconds())
+		m.up.WithLabelValues(ev.Target).Set(1)
+		return
+	}
+	m.attempts.WithLabelValues(ev.Target, "failed").Inc()
+	m.failures.WithLabelValues(ev.Target, ev.Cause).Inc()
+	if ev.Cause == "verify" {
+		m.mismatch.WithLabelValues(ev.Target).Inc()
+	}
+	m.up.WithLabelValues(ev.Target).Set(0)
+}
+
+var (
+	pendingDesc = prometheus.NewDesc("cpm_replication_pending", "Repositories not yet synced to the target.", []string{"target"}, nil)
+	oldestDesc  = prometheus.NewDesc("cpm_replication_oldest_unsynced_seconds", "Age of the oldest push not yet on the target.", []string{"target"}, nil)
+)
+
+// queueCollector reads the queue at scrape time.
+type queueCollector struct{ st *store.Store }
+
+func (q queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pendingDesc; ch <- oldestDesc }
+
+func (q queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	jobs, err := q.st.Jobs(ctx)
+	if err != nil {
+		return
+	}
+	servers, _ := q.st.Servers(ctx)
+	pending := map[string]float64{}
+	oldest := map[string]float64{}
+	for _, s := range servers {
+		pending[s.Name], oldest[s.Name] = 0, 0
+	}
+	for _, j := range jobs {
+		if j.Generation > j.SyncedGeneration {
+			pending[j.Server]++
+			if !j.DirtySince.IsZero() {
+				oldest[j.Server] = max(oldest[j.Server], time.Since(j.DirtySince).Seconds())
+			}
+		}
+	}
+	for t, n := range pending {
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, n, t)
+		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest[t], t)
+	}
+}
