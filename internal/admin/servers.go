@@ -152,7 +152,7 @@ func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server st
 	syncer := replicate.NewSyncer(dir, s.Disk)
 	syncer.Progress = progress
 	job, jerr := s.Store.JobFor(ctx, r.ID, srv.ID)
-	res, err := syncer.Sync(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, replicate.TargetOf(srv))
+	res, err := syncer.Sync(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, replicate.TargetOf(srv), true)
 	if err != nil {
 		return res, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
 	}

@@ -50,7 +50,7 @@ func (d Dir) KnownHosts() string { return filepath.Join(string(d), "known_hosts"
 
 // Ensure creates the data directory and its folders, private to the owner.
 func (d Dir) Ensure() error {
-	for _, p := range []string{string(d), d.Repos(), d.Trash(), d.Locks(), d.Tmp(), d.Dirty()} {
+	for _, p := range []string{string(d), d.Repos(), d.Trash(), d.Locks(), d.Tmp(), d.Dirty(), d.Control()} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", p, err)
 		}
@@ -81,3 +81,7 @@ func (d Dir) WakeSocket() string { return filepath.Join(string(d), "replicate.so
 // Dirty holds markers for pushes that could not be queued in the
 // database; the workers queue them later.
 func (d Dir) Dirty() string { return filepath.Join(string(d), "dirty") }
+
+// Control holds ssh control sockets for connections to replication
+// targets; private, like the rest of the data dir.
+func (d Dir) Control() string { return filepath.Join(string(d), "ssh") }

@@ -140,8 +140,10 @@ func writeSkeleton(dir string) error {
 // hooks and config (each side owns its own).
 var excluded = []string{"incoming-*", "tmp_*", "*.lock", ".rsync-partial"}
 
-// Sync copies ORG/REPO to t and verifies the result.
-func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target) (Result, error) {
+// Sync copies ORG/REPO to t and verifies the result. fresh creates the
+// replica's folder and skeleton first; it is needed only until the target
+// has a verified copy (each skipped step saves an ssh session).
+func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target, fresh bool) (Result, error) {
 	start := time.Now()
 	dir, err := s.Root.Open(repo.Org, repo.Repo)
 	if err != nil {
@@ -171,8 +173,10 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target)
 	}
 
 	dst := t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
-	if _, err := s.Remote.Run(ctx, t, "mkdir -p "+remote.Quote(dst)); err != nil {
-		return Result{}, err
+	if fresh {
+		if _, err := s.Remote.Run(ctx, t, "mkdir -p "+remote.Quote(dst)); err != nil {
+			return Result{}, err
+		}
 	}
 	var res Result
 	steps := []struct {
@@ -187,6 +191,9 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target)
 		// Then the refs, compared by checksum, replacing the target's.
 		{refsDir + "/", dst + "/", []string{"--checksum", "--delete-after",
 			"--include=/HEAD", "--include=/packed-refs", "--include=/refs/***", "--exclude=*"}},
+	}
+	if !fresh {
+		steps = steps[1:]
 	}
 	for _, st := range steps {
 		st2, err := s.rsync(ctx, t, st.src, st.dst, st.args...)
@@ -318,7 +325,7 @@ func gitOut(ctx context.Context, dir string, args ...string) ([]byte, error) {
 func NewSyncer(dir datadir.Dir, root repos.Root) *Syncer {
 	return &Syncer{
 		Root:    root,
-		Remote:  remote.Env{Key: dir.ReplicationKey(), KnownHosts: dir.KnownHosts()},
+		Remote:  remote.Env{Key: dir.ReplicationKey(), KnownHosts: dir.KnownHosts(), ControlDir: dir.Control()},
 		TempDir: dir.Tmp(),
 		LockDir: dir.Locks(),
 	}

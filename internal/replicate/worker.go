@@ -72,6 +72,9 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 		w.Log.Error().Err(err).Msg("release leases")
 	}
 	slots := make(chan struct{}, w.Global)
+	// A finished job may have been pushed to while it ran (it is pending
+	// again), and it frees a slot: either way, look at the queue at once.
+	finished := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	tick := time.NewTicker(2 * time.Second)
@@ -96,6 +99,12 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
+				defer func() {
+					select {
+					case finished <- struct{}{}:
+					default:
+					}
+				}()
 				defer w.release(job.ServerID)
 				w.run(ctx, job)
 			}()
@@ -105,6 +114,7 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-wake:
+		case <-finished:
 		case <-tick.C:
 		}
 	}
@@ -165,7 +175,10 @@ func (w *Workers) run(ctx context.Context, j store.Job) {
 	if err == nil {
 		var rp names.RepoPath
 		if rp, err = names.ParseRepoPath(j.Repo); err == nil {
-			res, err = w.Syncer.Sync(ctx, rp, TargetOf(srv))
+			// After a failure, or before the first success, lay the
+			// replica's foundations again.
+			fresh := j.LastSuccessAt.IsZero() || j.Attempts > 0
+			res, err = w.Syncer.Sync(ctx, rp, TargetOf(srv), fresh)
 		}
 	}
 	ev := Event{Repo: j.Repo, Target: j.Server, Duration: time.Since(start), Bytes: res.Bytes}

@@ -1,7 +1,9 @@
 package replicate
 
 import (
+	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -66,5 +68,21 @@ func TestMarkers(t *testing.T) {
 		if _, err := MarkerRepo(bad); err == nil {
 			t.Errorf("marker %q accepted", bad)
 		}
+	}
+}
+
+func TestWake(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "w.sock")
+	wake := make(chan struct{}, 1)
+	if err := ListenWake(ctx, path, wake); err != nil {
+		t.Fatal(err)
+	}
+	Wake(path)
+	select {
+	case <-wake:
+	case <-time.After(2 * time.Second):
+		t.Fatal("no wake-up")
 	}
 }

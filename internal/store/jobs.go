@@ -37,7 +37,8 @@ const markDirtySQL = `
 		generation = generation + 1,
 		state = CASE WHEN state IN ('running', 'blocked') THEN state ELSE 'pending' END,
 		next_attempt_at = CASE WHEN state = 'failed' THEN next_attempt_at ELSE excluded.next_attempt_at END,
-		dirty_since = CASE WHEN dirty_since = '' OR generation = synced_generation THEN excluded.dirty_since ELSE dirty_since END`
+		dirty_since = CASE WHEN dirty_since = '' OR generation = synced_generation THEN excluded.dirty_since ELSE dirty_since END,
+		pending_since = CASE WHEN state = 'running' AND pending_since = '' THEN excluded.dirty_since ELSE pending_since END`
 
 // MarkDirty records that ORG/REPO changed, for every target, in one write.
 func (s *Store) MarkDirty(ctx context.Context, org, repo string) error {
@@ -126,7 +127,7 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, se
 		return Job{}, false, fmt.Errorf("claim job: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `
-		UPDATE replication_jobs SET state = 'running', lease_owner = ?, lease_until = ?
+		UPDATE replication_jobs SET state = 'running', lease_owner = ?, lease_until = ?, pending_since = ''
 		WHERE repo_id = ? AND server_id = ?`, owner, until, j.RepoID, j.ServerID); err != nil {
 		return Job{}, false, fmt.Errorf("claim job: %w", err)
 	}
@@ -157,7 +158,8 @@ func (s *Store) Done(ctx context.Context, j Job, gen int64, fingerprint string, 
 			synced_generation = ?1,
 			state = CASE WHEN generation > ?1 THEN 'pending' ELSE 'done' END,
 			next_attempt_at = ?2, attempts = 0, last_error = '', last_success_at = ?2,
-			dirty_since = CASE WHEN generation > ?1 THEN dirty_since ELSE '' END,
+			dirty_since = CASE WHEN generation <= ?1 THEN '' WHEN pending_since <> '' THEN pending_since ELSE ?2 END,
+			pending_since = '',
 			lease_owner = '', lease_until = '', fingerprint = ?3, bytes = ?4
 		WHERE repo_id = ?5 AND server_id = ?6`, gen, t, fingerprint, bytes, j.RepoID, j.ServerID)
 	if err != nil {

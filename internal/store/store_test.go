@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var admin = Actor{Name: "local:test"}
@@ -298,5 +299,64 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	}
 	if e, _ := s.Audit(ctx, 2); len(e) != 2 {
 		t.Errorf("limit: %d entries", len(e))
+	}
+}
+
+func TestReplicationQueue(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	s.CreateOrg(ctx, admin, "acme", "")
+	s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, nil)
+	srv, err := s.AddServer(ctx, admin, Server{Name: "b1", Host: "h", Port: 22, User: "cpm", Path: "/r", Role: "backup", HostKey: "k", Approved: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Adding the server queued the existing repository.
+	j, ok, err := s.Claim(ctx, "w", time.Minute, []int64{srv.ID})
+	if err != nil || !ok || j.Generation != 1 {
+		t.Fatalf("claim: %+v %v %v", j, ok, err)
+	}
+	// Not claimable twice while leased.
+	if _, ok, _ := s.Claim(ctx, "w2", time.Minute, nil); ok {
+		t.Fatal("a running job was claimed twice")
+	}
+	// Two pushes during the sync coalesce into one more generation-bump.
+	s.MarkDirty(ctx, "acme", "web")
+	s.MarkDirty(ctx, "acme", "web")
+	if err := s.Done(ctx, j, j.Generation, "fp", 10); err != nil {
+		t.Fatal(err)
+	}
+	jobs, _ := s.Jobs(ctx)
+	if jobs[0].State != "pending" || jobs[0].Generation != 3 || jobs[0].SyncedGeneration != 1 || jobs[0].DirtySince.IsZero() {
+		t.Fatalf("after a sync that missed two pushes: %+v", jobs[0])
+	}
+	j, ok, _ = s.Claim(ctx, "w", time.Minute, nil)
+	if !ok || j.Generation != 3 {
+		t.Fatalf("second claim: %+v", j)
+	}
+	s.Done(ctx, j, j.Generation, "fp2", 1)
+	jobs, _ = s.Jobs(ctx)
+	if jobs[0].State != "done" || !jobs[0].DirtySince.IsZero() || jobs[0].Fingerprint != "fp2" {
+		t.Fatalf("after a complete sync: %+v", jobs[0])
+	}
+	// A crashed worker's lease is released when it starts again.
+	s.MarkDirty(ctx, "acme", "web")
+	j, _, _ = s.Claim(ctx, "w", time.Hour, nil)
+	if err := s.ReleaseLeases(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Claim(ctx, "w", time.Hour, nil); !ok {
+		t.Fatal("released job not claimable")
+	}
+	// Failures wait; retry clears the wait and blocks.
+	s.Failed(ctx, j, "down", time.Now().Add(time.Hour), true)
+	if _, ok, _ := s.Claim(ctx, "w", time.Hour, nil); ok {
+		t.Fatal("a blocked job was claimed")
+	}
+	if n, err := s.Retry(ctx, admin); err != nil || n != 1 {
+		t.Fatalf("retry: %d %v", n, err)
+	}
+	if _, ok, _ := s.Claim(ctx, "w", time.Hour, nil); !ok {
+		t.Fatal("retried job not claimable")
 	}
 }
