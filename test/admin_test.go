@@ -16,6 +16,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 	"golang.org/x/crypto/ssh"
 
+	"cpm/internal/store"
 	"cpm/internal/testworld"
 )
 
@@ -51,7 +52,7 @@ func TestAdminLifecycle(t *testing.T) {
 	alice, bob, deploy := w.NewKey("alice"), w.NewKey("bob"), w.NewKey("deploy")
 
 	// init is idempotent.
-	if out := w.MustAdmin("init"); !strings.Contains(out, "schema version 1") {
+	if out := w.MustAdmin("init"); !strings.Contains(out, fmt.Sprintf("schema version %d", store.SchemaVersion())) {
 		t.Errorf("init: %q", out)
 	}
 	w.MustAdmin("user", "add", "alice", "--admin", "--key", alice.PubPath)
