@@ -292,3 +292,70 @@ func showRef(dir string) string {
 	out, _ := exec.Command("git", "-C", dir, "show-ref", "--head").Output()
 	return string(out)
 }
+
+// commitInto makes a commit on top of ref (or a root commit when ref is
+// "") and pushes it straight into the bare repository at bare.
+func commitInto(t *testing.T, w *testworld.World, bare, ref, msg string) string {
+	t.Helper()
+	work := t.TempDir()
+	run := func(args ...string) string {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = work
+		cmd.Env = append(testworld.Env(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	run("init", "-q", "-b", "main")
+	if ref != "" {
+		run("fetch", "-q", bare, ref)
+		run("reset", "-q", "--hard", "FETCH_HEAD")
+	}
+	os.WriteFile(filepath.Join(work, "f"), []byte(msg), 0o644)
+	run("add", "f")
+	run("commit", "-q", "-m", msg)
+	run("push", "-q", "-f", bare, "HEAD:main")
+	return run("rev-parse", "HEAD")
+}
+
+func TestSyncPullAndDivergence(t *testing.T) {
+	w := testworld.New(t, bin)
+	w.MustAdmin("org", "create", "acme")
+	w.MustAdmin("repo", "create", "acme/web")
+	local := w.RepoDir("acme", "web")
+	base := commitInto(t, w, local, "", "base")
+	_, path := backup(t, w, "b1")
+	w.MustAdmin("sync", "push", "acme/web", "--to", "b1")
+	replica := filepath.Join(path, "acme", "web.git")
+
+	// The replica moved ahead (a fast-forward): pull takes it.
+	ahead := commitInto(t, w, replica, "main", "ahead on the replica")
+	out := w.MustAdmin("sync", "pull", "acme/web", "--from", "b1")
+	if revParse(local, "main") != ahead || !strings.Contains(out, "pulled acme/web from b1") {
+		t.Fatalf("fast-forward pull: main %s, want %s; %s", revParse(local, "main"), ahead, out)
+	}
+	// Both moved: local commits are not in the source.
+	mine := commitInto(t, w, local, "main", "only here")
+	theirs := commitInto(t, w, replica, base, "only there")
+	wantError(t, w.Admin("", "sync", "pull", "acme/web", "--from", "b1"), "not contained in the source")
+	if revParse(local, "main") != mine {
+		t.Fatalf("a refused pull changed main")
+	}
+	// Their objects arrived anyway (adding objects loses nothing), refs did not.
+	if out, err := exec.Command("git", "-C", local, "cat-file", "-e", theirs).CombinedOutput(); err != nil {
+		t.Errorf("objects not pulled: %v %s", err, out)
+	}
+	w.MustAdmin("sync", "pull", "acme/web", "--from", "b1", "--force")
+	if revParse(local, "main") != theirs {
+		t.Errorf("forced pull: main %s, want %s", revParse(local, "main"), theirs)
+	}
+	if out, err := exec.Command("git", "-C", local, "fsck", "--strict").CombinedOutput(); err != nil {
+		t.Errorf("fsck after pull: %v %s", err, out)
+	}
+	// The lost commit is still in the reflog: nothing is gone for good.
+	if out, _ := exec.Command("git", "-C", local, "reflog", "show", "main").Output(); !strings.Contains(string(out), mine[:7]) {
+		t.Errorf("reflog lost the replaced commit:\n%s", out)
+	}
+}

@@ -137,6 +137,7 @@ func (serverPubkeyCmd) Run(e *env) error {
 
 type syncCmd struct {
 	Push   syncPushCmd   `cmd:"" help:"Copy a repository to a server now."`
+	Pull   syncPullCmd   `cmd:"" help:"Copy a repository from a server's replica into this one."`
 	Verify syncVerifyCmd `cmd:"" help:"Compare a repository's refs with its replica."`
 	Status syncStatusCmd `cmd:"" help:"Replication state per repository and server."`
 	Retry  syncRetryCmd  `cmd:"" help:"Clear backoff and blocks: retry everything now."`
@@ -159,6 +160,27 @@ func (c syncPushCmd) Run(e *env, svc *admin.Service) error {
 	speed := float64(res.Bytes) / max(res.Duration.Seconds(), 0.001) / 1024
 	fmt.Fprintf(e.stdout, "synced %s to %s: %d files, %d bytes, %s, %.1f KiB/s; refs verified (%s)\n",
 		c.Repo, c.To, res.Files, res.Bytes, res.Duration.Round(time.Millisecond), speed, res.Fingerprint[:12])
+	return nil
+}
+
+type syncPullCmd struct {
+	Repo  string `arg:"" name:"ORG/REPO" help:"Repository (it must exist here; create it first for a restore)."`
+	From  string `required:"" help:"Server name."`
+	Force bool   `help:"Replace local refs even where they hold commits the source does not."`
+}
+
+func (c syncPullCmd) Run(e *env, svc *admin.Service) error {
+	var progress *os.File
+	if f, ok := e.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		progress = f
+	}
+	res, err := svc.SyncPull(e.ctx, e.dir, c.Repo, c.From, c.Force, progress)
+	if err != nil {
+		return err
+	}
+	speed := float64(res.Bytes) / max(res.Duration.Seconds(), 0.001) / 1024
+	fmt.Fprintf(e.stdout, "pulled %s from %s: %d files, %d bytes, %s, %.1f KiB/s (refs %s)\n",
+		c.Repo, c.From, res.Files, res.Bytes, res.Duration.Round(time.Millisecond), speed, res.Fingerprint[:12])
 	return nil
 }
 

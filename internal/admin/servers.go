@@ -198,3 +198,35 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 	}
 	return Verification{Repo: r.FullName(), Server: srv.Name, Local: snap.Fingerprint, Remote: got, RefsMatch: got == snap.Fingerprint}, nil
 }
+
+// SyncPull copies ORG/REPO from a server into the local repository,
+// refusing to drop local commits unless force is set. The result then
+// replicates to every other target.
+func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, progress *os.File) (replicate.Result, error) {
+	rp, err := names.ParseRepoPath(path)
+	if err != nil {
+		return replicate.Result{}, err
+	}
+	r, err := s.Store.Repo(ctx, rp.Org, rp.Repo)
+	if err != nil {
+		return replicate.Result{}, err
+	}
+	srv, err := s.Store.ServerByName(ctx, server)
+	if err != nil {
+		return replicate.Result{}, err
+	}
+	syncer := replicate.NewSyncer(dir, s.Disk)
+	syncer.Progress = progress
+	res, err := syncer.Pull(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, replicate.TargetOf(srv), force)
+	if err != nil {
+		return res, fmt.Errorf("pull %s from %s: %w", r.FullName(), srv.Name, err)
+	}
+	if err := s.Store.Record(ctx, s.Actor, "sync.pull", r.FullName(), map[string]any{"server": srv.Name, "force": force, "bytes": res.Bytes}); err != nil {
+		return res, err
+	}
+	if err := s.Store.MarkDirty(ctx, r.Org, r.Name); err != nil {
+		return res, err
+	}
+	replicate.Wake(dir.WakeSocket())
+	return res, nil
+}

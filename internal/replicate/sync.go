@@ -242,15 +242,19 @@ func RemoteFingerprint(ctx context.Context, env remote.Env, t remote.Target, pat
 	return Fingerprint(lines), nil
 }
 
-var statsRe = regexp.MustCompile(`(?m)^Total bytes sent: ([\d,.]+)|^Number of regular files transferred: ([\d,.]+)`)
+var statsRe = regexp.MustCompile(`(?m)^Total bytes (?:sent|received): ([\d,.]+)|^Number of regular files transferred: ([\d,.]+)`)
 
 func (s *Syncer) rsync(ctx context.Context, t remote.Target, src, dst string, extra ...string) (Result, error) {
+	return s.rsyncArgs(ctx, t, append(extra, src, remote.Dest(t, dst)))
+}
+
+// rsyncArgs runs rsync with cpm's options, then tail (filters and paths).
+func (s *Syncer) rsyncArgs(ctx context.Context, t remote.Target, tail []string) (Result, error) {
 	args := []string{"-rlpt", "--partial-dir=.rsync-partial", "--stats", "--timeout=300", "-e", s.Remote.RsyncShell(t)}
 	if s.Progress != nil {
 		args = append(args, "--info=progress2")
 	}
-	args = append(args, extra...)
-	args = append(args, src, remote.Dest(t, dst))
+	args = append(args, tail...)
 	cmd := exec.CommandContext(ctx, "rsync", args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -271,7 +275,7 @@ func (s *Syncer) rsync(ctx context.Context, t remote.Target, src, dst string, ex
 	for _, m := range statsRe.FindAllStringSubmatch(stdout.String(), -1) {
 		n, _ := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(m[1]+m[2]), 10, 64)
 		if m[1] != "" {
-			r.Bytes = n
+			r.Bytes += n // both directions: the bytes on the wire
 		} else {
 			r.Files = n
 		}

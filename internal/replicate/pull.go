@@ -1,0 +1,122 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strings"
+	"time"
+
+	"cpm/internal/names"
+	"cpm/internal/remote"
+	"cpm/internal/repos"
+)
+
+// ErrDiverged means the local repository has commits the source does not
+// contain; pulling would lose them.
+var ErrDiverged = errors.New("diverged")
+
+// Pull copies ORG/REPO from its replica on t into the local repository:
+// objects first (adding objects loses nothing), then, unless local refs
+// hold commits the source does not contain (or force is set), the
+// source's refs in one atomic ref transaction.
+func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target, force bool) (Result, error) {
+	start := time.Now()
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil {
+		return Result{}, err
+	}
+	unlock, err := s.lock(repo)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+	src := t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
+	out, err := s.Remote.Run(ctx, t, "cat "+remote.Quote(src+"/HEAD")+" && git -C "+remote.Quote(src)+
+		" for-each-ref --format='%(objectname) %(refname)'")
+	if err != nil {
+		return Result{}, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	head := strings.TrimSpace(lines[0])
+	theirs := map[string]string{}
+	for _, l := range lines[1:] {
+		if id, ref, ok := strings.Cut(strings.TrimSpace(l), " "); ok && strings.HasPrefix(ref, "refs/") {
+			theirs[ref] = id
+		}
+	}
+	var res Result
+	for _, pass := range [][]string{
+		append(excludes(), "--exclude=*.idx", "--exclude=*.bitmap", "--exclude=*.rev", "--exclude=*.keep"),
+		append(excludes(), "--exclude=*.keep"),
+	} {
+		r, err := s.rsyncFrom(ctx, t, src+"/objects/", dir+"/objects/", pass...)
+		if err != nil {
+			return res, err
+		}
+		res.Bytes += r.Bytes
+		res.Files += r.Files
+	}
+	ours, err := TakeSnapshot(ctx, dir)
+	if err != nil {
+		return res, err
+	}
+	var lost []string
+	for _, line := range ours.Refs {
+		id, ref, _ := strings.Cut(line, " ")
+		their, ok := theirs[ref]
+		if !ok {
+			lost = append(lost, ref+" (not on the source)")
+		} else if their != id && !isAncestor(ctx, dir, id, their) {
+			lost = append(lost, ref)
+		}
+	}
+	if len(lost) > 0 && !force {
+		sort.Strings(lost)
+		return res, fmt.Errorf("%w: local %s not contained in the source; pull with --force to replace them", ErrDiverged, strings.Join(lost, ", "))
+	}
+	var tx strings.Builder
+	tx.WriteString("start\n")
+	for ref, id := range theirs {
+		fmt.Fprintf(&tx, "update %s %s\n", ref, id)
+	}
+	for _, line := range ours.Refs {
+		if _, ref, _ := strings.Cut(line, " "); theirs[ref] == "" {
+			fmt.Fprintf(&tx, "delete %s\n", ref)
+		}
+	}
+	tx.WriteString("prepare\ncommit\n")
+	cmd := exec.CommandContext(ctx, "git", "update-ref", "--stdin")
+	cmd.Dir = dir
+	cmd.Env = repos.Env(dir)
+	cmd.Stdin = strings.NewReader(tx.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return res, fmt.Errorf("update refs: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	if target, ok := strings.CutPrefix(head, "ref: "); ok && strings.HasPrefix(target, "refs/heads/") {
+		if _, err := gitOut(ctx, dir, "symbolic-ref", "HEAD", target); err != nil {
+			return res, err
+		}
+	}
+	after, err := TakeSnapshot(ctx, dir)
+	if err != nil {
+		return res, err
+	}
+	res.Fingerprint = after.Fingerprint
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func isAncestor(ctx context.Context, dir, old, new string) bool {
+	cmd := exec.CommandContext(ctx, "git", "merge-base", "--is-ancestor", old, new)
+	cmd.Dir = dir
+	cmd.Env = repos.Env(dir)
+	return cmd.Run() == nil
+}
+
+// rsyncFrom copies from t to a local path.
+func (s *Syncer) rsyncFrom(ctx context.Context, t remote.Target, src, dst string, extra ...string) (Result, error) {
+	return s.rsyncArgs(ctx, t, append(extra, remote.Dest(t, src), dst))
+}
