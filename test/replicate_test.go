@@ -359,3 +359,33 @@ func TestSyncPullAndDivergence(t *testing.T) {
 		t.Errorf("reflog lost the replaced commit:\n%s", out)
 	}
 }
+
+// A backup without rsync still gets a consistent replica, by tar over ssh.
+func TestReplicationFallsBackToTar(t *testing.T) {
+	c := newCompany(t)
+	noRsync := c.w.PathWithout("rsync")
+	d := c.w.StartBackupSSHD("tarbackup", "SetEnv PATH="+noRsync)
+	path := filepath.Join(c.w.Root, "tar-replicas")
+	c.w.MustAdmin("server", "add", "tb", "--host", "127.0.0.1", "--port", d.Port(), "--user", d.User,
+		"--path", path, "--role", "backup", "--host-key", d.HostKey())
+	if out := c.w.MustAdmin("server", "check", "tb"); !strings.Contains(out, "tar over ssh") {
+		t.Errorf("server check does not say rsync is missing: %s", out)
+	}
+	replica := filepath.Join(path, "acme", "web.git")
+	waitFor(t, 30*time.Second, "the first copy by tar", func() bool { return revParse(replica, "refs/heads/main") == c.main })
+	cl := c.clients["writer"]
+	dir, _ := cl.Clone("acme/web")
+	commit := cl.Commit(dir, "by tar")
+	cl.MustGit(dir, "push", "-q", "origin", "HEAD:main", "HEAD:refs/heads/t1")
+	waitFor(t, 30*time.Second, "the push to arrive by tar", func() bool {
+		return revParse(replica, "refs/heads/main") == commit && revParse(replica, "refs/heads/t1") == commit
+	})
+	cl.MustGit(dir, "push", "-q", "origin", ":refs/heads/t1")
+	waitFor(t, 30*time.Second, "the deletion to arrive by tar", func() bool { return revParse(replica, "refs/heads/t1") == "" })
+	if out, err := exec.Command("git", "-C", replica, "fsck", "--full", "--strict").CombinedOutput(); err != nil {
+		t.Errorf("fsck: %v\n%s", err, out)
+	}
+	if out := c.w.MustAdmin("sync", "verify", "acme/web", "--to", "tb"); !strings.Contains(out, "matches") {
+		t.Errorf("verify: %s", out)
+	}
+}

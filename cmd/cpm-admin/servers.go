@@ -109,10 +109,17 @@ func (c serverCheckCmd) Run(e *env, svc *admin.Service) error {
 	if c.JSON {
 		return printJSON(e.stdout, res)
 	}
+	rsync := res.Rsync
+	if rsync == "" {
+		rsync = "(not installed: cpm copies with tar over ssh, without delta transfer)"
+	}
 	fmt.Fprintf(e.stdout, "server:   %s\nrsync:    %s\ngit:      %s\nfree:     %d MiB\nwritable: %s\n",
-		res.Server, orNone(res.Rsync), orNone(res.Git), res.FreeKiB/1024, yesNo(res.Writable))
-	if res.Rsync == "" || !res.Writable {
-		return fmt.Errorf("server %s cannot hold replicas yet", res.Server)
+		res.Server, rsync, orNone(res.Git), res.FreeKiB/1024, yesNo(res.Writable))
+	switch {
+	case !res.Writable:
+		return fmt.Errorf("server %s cannot hold replicas: its path is not writable", res.Server)
+	case res.Git == "":
+		return fmt.Errorf("server %s cannot verify replicas: install git there", res.Server)
 	}
 	return nil
 }

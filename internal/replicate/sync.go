@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,6 +32,9 @@ import (
 
 // Syncer copies one repository to one target.
 type Syncer struct {
+	mu      sync.Mutex
+	noRsync map[string]bool // targets found without rsync
+
 	Root    repos.Root
 	Remote  remote.Env
 	TempDir string // for ref snapshots
@@ -195,13 +199,28 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 	if !fresh {
 		steps = steps[1:]
 	}
-	for _, st := range steps {
-		st2, err := s.rsync(ctx, t, st.src, st.dst, st.args...)
-		if err != nil {
+	if s.lacksRsync(t.Name) {
+		if res, err = s.tarSync(ctx, t, dir, refsDir, skelDir, dst, fresh); err != nil {
 			return res, err
 		}
-		res.Bytes += st2.Bytes
-		res.Files += st2.Files
+	} else {
+		for _, st := range steps {
+			st2, err := s.rsync(ctx, t, st.src, st.dst, st.args...)
+			if noRsync(err) {
+				// The target has no rsync: tar over the same ssh, from the top.
+				s.markNoRsync(t.Name)
+				res, err = s.tarSync(ctx, t, dir, refsDir, skelDir, dst, true)
+				if err != nil {
+					return res, err
+				}
+				break
+			}
+			if err != nil {
+				return res, err
+			}
+			res.Bytes += st2.Bytes
+			res.Files += st2.Files
+		}
 	}
 	got, err := RemoteFingerprint(ctx, s.Remote, t, dst)
 	if err != nil {
@@ -323,6 +342,21 @@ func gitOut(ctx context.Context, dir string, args ...string) ([]byte, error) {
 		return nil, fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(stderr.String()))
 	}
 	return out, nil
+}
+
+func (s *Syncer) lacksRsync(target string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noRsync[target]
+}
+
+func (s *Syncer) markNoRsync(target string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.noRsync == nil {
+		s.noRsync = map[string]bool{}
+	}
+	s.noRsync[target] = true
 }
 
 // NewSyncer is a Syncer for the repositories of a data directory.

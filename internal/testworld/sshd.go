@@ -39,13 +39,35 @@ func (w *World) StartSSHD() *SSHD {
 // StartBackupSSHD starts a plain sshd, standing for a backup server, that
 // lets cpm's replication key in (no forced command: rsync and git run
 // there as on any server).
-func (w *World) StartBackupSSHD(name string) *SSHD {
+func (w *World) StartBackupSSHD(name string, extraConfig ...string) *SSHD {
 	w.T.Helper()
 	pub, err := os.ReadFile(filepath.Join(w.DataDir, "id_ed25519_replication.pub"))
 	if err != nil {
 		w.T.Fatal(err)
 	}
-	return w.startSSHD(name, string(pub))
+	return w.startSSHD(name, string(pub), extraConfig...)
+}
+
+// PathWithout makes a directory of links to every command in /usr/bin
+// except the ones named, for a PATH on which they are missing.
+func (w *World) PathWithout(missing ...string) string {
+	w.T.Helper()
+	dir := filepath.Join(w.Root, "path-without-"+strings.Join(missing, "-"))
+	os.MkdirAll(dir, 0o755)
+	skip := map[string]bool{}
+	for _, m := range missing {
+		skip[m] = true
+	}
+	entries, err := os.ReadDir("/usr/bin")
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	for _, e := range entries {
+		if !skip[e.Name()] {
+			os.Symlink(filepath.Join("/usr/bin", e.Name()), filepath.Join(dir, e.Name()))
+		}
+	}
+	return dir
 }
 
 // HostKey is the sshd's public host key line.
@@ -71,7 +93,7 @@ func (d *SSHD) Stop() {
 	<-d.exited
 }
 
-func (w *World) startSSHD(name, authorized string) *SSHD {
+func (w *World) startSSHD(name, authorized string, extraConfig ...string) *SSHD {
 	w.T.Helper()
 	if _, err := os.Stat(SSHDPath); err != nil {
 		w.T.Skip("sshd not installed; run make test as root to install openssh-server")
@@ -99,6 +121,16 @@ func (w *World) startSSHD(name, authorized string) *SSHD {
 	port := freePort(w)
 	d.Addr = net.JoinHostPort("127.0.0.1", port)
 	cfg := filepath.Join(dir, "sshd_config")
+	// sshd honours only the first SetEnv line: merge them.
+	setenv := "SetEnv GORACE=atexit_sleep_ms=0"
+	var rest []string
+	for _, l := range extraConfig {
+		if v, ok := strings.CutPrefix(l, "SetEnv "); ok {
+			setenv += " " + v
+		} else {
+			rest = append(rest, l)
+		}
+	}
 	body := strings.Join([]string{
 		"Port " + port,
 		"ListenAddress 127.0.0.1",
@@ -114,9 +146,9 @@ func (w *World) startSSHD(name, authorized string) *SSHD {
 		"AllowUsers " + u.Username,
 		"AcceptEnv GIT_PROTOCOL",
 		// Race-built test binaries would pause a second at every exit.
-		"SetEnv GORACE=atexit_sleep_ms=0",
+		setenv,
 		"LogLevel VERBOSE",
-	}, "\n") + "\n"
+	}, "\n") + "\n" + strings.Join(rest, "\n") + "\n"
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		w.T.Fatal(err)
 	}

@@ -1,0 +1,143 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"cpm/internal/remote"
+)
+
+// noRsync reports whether a failed rsync run says the target has no rsync.
+func noRsync(err error) bool {
+	var re *remote.Error
+	return errors.As(err, &re) && (re.Code == 127 || strings.Contains(re.Stderr, "rsync: command not found") ||
+		strings.Contains(re.Stderr, "rsync: not found"))
+}
+
+// tarSync is the fallback for targets without rsync: the same order
+// (objects the target lacks, packs before indexes, then refs) with tar
+// over the same pinned ssh. Objects are immutable, so "lacks" is a name
+// comparison.
+func (s *Syncer) tarSync(ctx context.Context, t remote.Target, dir, refsDir, skelDir, dst string, fresh bool) (Result, error) {
+	q := remote.Quote
+	if fresh {
+		if _, err := s.tarTo(ctx, t, skelDir, nil, "mkdir -p "+q(dst)+" && cd "+q(dst)+" && if [ -e config ]; then cat >/dev/null; else tar -xf -; fi"); err != nil {
+			return Result{}, err
+		}
+	}
+	out, err := s.Remote.Run(ctx, t, "cd "+q(dst+"/objects")+" && find . -type f")
+	if err != nil {
+		return Result{}, err
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Split(string(out), "\n") {
+		have[strings.TrimPrefix(strings.TrimSpace(l), "./")] = true
+	}
+	var data, index []string
+	objects := filepath.Join(dir, "objects")
+	err = filepath.WalkDir(objects, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if strings.HasPrefix(name, "incoming-") || strings.HasPrefix(name, "tmp_") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(objects, p)
+		switch {
+		case have[rel], strings.HasPrefix(name, "tmp_"), strings.HasSuffix(name, ".lock"), strings.HasSuffix(name, ".keep"):
+		case strings.HasSuffix(name, ".idx"), strings.HasSuffix(name, ".bitmap"), strings.HasSuffix(name, ".rev"):
+			index = append(index, rel)
+		default:
+			data = append(data, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("list objects: %w", err)
+	}
+	sort.Strings(data)
+	sort.Strings(index)
+	var res Result
+	if files := append(data, index...); len(files) > 0 {
+		n, err := s.tarTo(ctx, t, objects, files, "mkdir -p "+q(dst+"/objects")+" && tar -C "+q(dst+"/objects")+" -xf -")
+		if err != nil {
+			return res, err
+		}
+		res.Bytes, res.Files = n, int64(len(files))
+	}
+	// Refs: unpack beside, then rename packed-refs and HEAD into place and
+	// drop the loose refs they replace.
+	n, err := s.tarTo(ctx, t, refsDir, []string{"HEAD", "packed-refs"}, "cd "+q(dst)+
+		" && rm -rf .cpm-refs && mkdir .cpm-refs && tar -C .cpm-refs -xf - && mv -f .cpm-refs/packed-refs packed-refs"+
+		" && find refs -type f -exec rm -f {} + && mv -f .cpm-refs/HEAD HEAD && rmdir .cpm-refs")
+	res.Bytes += n
+	return res, err
+}
+
+// tarTo streams a tar of files under dir (all of dir when files is nil)
+// into command on t, and returns the bytes sent.
+func (s *Syncer) tarTo(ctx context.Context, t remote.Target, dir string, files []string, command string) (int64, error) {
+	args := []string{"-C", dir, "-cf", "-"}
+	if files == nil {
+		args = append(args, ".")
+	} else {
+		args = append(args, "--verbatim-files-from", "-T", "-")
+	}
+	tarCmd := exec.CommandContext(ctx, "tar", args...)
+	if files != nil {
+		tarCmd.Stdin = strings.NewReader(strings.Join(files, "\n") + "\n")
+	}
+	pipe, err := tarCmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	var tarErr bytes.Buffer
+	tarCmd.Stderr = &tarErr
+	sshArgs := append(s.Remote.SSHArgs(t), t.User+"@"+t.Host, command)
+	sshCmd := exec.CommandContext(ctx, "ssh", sshArgs...)
+	counter := &countingReader{r: pipe}
+	sshCmd.Stdin = counter
+	var sshErr bytes.Buffer
+	sshCmd.Stderr = &sshErr
+	if err := tarCmd.Start(); err != nil {
+		return 0, err
+	}
+	runErr := sshCmd.Run()
+	io.Copy(io.Discard, pipe)
+	waitErr := tarCmd.Wait()
+	if runErr != nil {
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(runErr, &ee) {
+			code = ee.ExitCode()
+		}
+		return counter.n, &remote.Error{Op: "tar to " + t.Name, Code: code, Stderr: sshErr.String()}
+	}
+	if waitErr != nil {
+		return counter.n, fmt.Errorf("tar: %v: %s", waitErr, strings.TrimSpace(tarErr.String()))
+	}
+	return counter.n, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
