@@ -264,7 +264,7 @@ func (syncRetryCmd) Run(e *env, svc *admin.Service) error {
 	if err != nil {
 		return err
 	}
-	replicate.Wake(e.dir.WakeSocket())
+	replicate.WakeRetry(e.dir.WakeSocket())
 	fmt.Fprintf(e.stdout, "%d jobs due now\n", n)
 	return nil
 }

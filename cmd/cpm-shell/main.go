@@ -52,9 +52,6 @@ type workerFlags struct {
 // closed when they have stopped.
 func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf workerFlags, m *metrics.Replication, log zerolog.Logger) (<-chan struct{}, error) {
 	wake := make(chan struct{}, 1)
-	if err := replicate.ListenWake(ctx, dir.WakeSocket(), wake); err != nil {
-		return nil, err
-	}
 	host, _ := os.Hostname()
 	w := &replicate.Workers{
 		Store:     gw.Access.Store,
@@ -69,6 +66,9 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf 
 	}
 	if m != nil {
 		w.Observe = m.Observe
+	}
+	if err := replicate.ListenWake(ctx, dir.WakeSocket(), wake, w.ResetBreakers); err != nil {
+		return nil, err
 	}
 	done := make(chan struct{})
 	go func() {

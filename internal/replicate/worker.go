@@ -33,6 +33,15 @@ type Workers struct {
 
 	mu      sync.Mutex
 	running map[int64]int
+	// down holds targets that failed to connect: while open, their jobs
+	// wait, so a server that is down for a day gets one probe per backoff
+	// period instead of one attempt per queued repository.
+	down map[int64]breaker
+}
+
+type breaker struct {
+	failures int
+	until    time.Time
 }
 
 // Event is one finished attempt, for metrics.
@@ -67,7 +76,10 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 	if w.Lease <= 0 {
 		w.Lease = 10 * time.Minute
 	}
+	w.mu.Lock()
 	w.running = map[int64]int{}
+	w.down = map[int64]breaker{}
+	w.mu.Unlock()
 	if err := w.Store.ReleaseLeases(ctx, w.Owner); err != nil {
 		w.Log.Error().Err(err).Msg("release leases")
 	}
@@ -128,8 +140,18 @@ func (w *Workers) claim(ctx context.Context) (store.Job, bool, error) {
 	}
 	w.mu.Lock()
 	var free []int64
+	now := time.Now()
 	for _, s := range servers {
-		if w.running[s.ID] < w.PerTarget {
+		b := w.down[s.ID]
+		switch {
+		case b.until.After(now):
+			// Open: wait for the probe time.
+		case b.failures > 0:
+			// Half open: one probe at a time.
+			if w.running[s.ID] == 0 {
+				free = append(free, s.ID)
+			}
+		case w.running[s.ID] < w.PerTarget:
 			free = append(free, s.ID)
 		}
 	}
@@ -183,6 +205,7 @@ func (w *Workers) run(ctx context.Context, j store.Job) {
 	}
 	ev := Event{Repo: j.Repo, Target: j.Server, Duration: time.Since(start), Bytes: res.Bytes}
 	log := w.Log.With().Str("repo", j.Repo).Str("target", j.Server).Int64("duration_ms", ev.Duration.Milliseconds()).Logger()
+	w.trip(j.ServerID, err)
 	if err == nil {
 		ev.OK = true
 		if !j.DirtySince.IsZero() {
@@ -219,6 +242,22 @@ func (w *Workers) run(ctx context.Context, j store.Job) {
 	if w.Observe != nil {
 		w.Observe(ev)
 	}
+}
+
+// trip updates the target's circuit breaker after an attempt: connection
+// failures open it for a growing while; anything else (a sync that ran)
+// closes it.
+func (w *Workers) trip(server int64, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err == nil || (cause(err) != "connect" && cause(err) != "timeout") {
+		delete(w.down, server)
+		return
+	}
+	b := w.down[server]
+	b.failures++
+	b.until = time.Now().Add(Backoff(b.failures - 1))
+	w.down[server] = b
 }
 
 // cause names a failure for metrics, following rsync's exit codes.
@@ -293,21 +332,41 @@ func MarkerRepo(name string) (names.RepoPath, error) {
 	return names.ParseRepoPath(org + "/" + repo)
 }
 
+// What a wake-up says.
+const (
+	wakeWork  byte = 1 // something was queued
+	wakeRetry byte = 2 // an operator asked to retry everything now
+)
+
 // Wake tells workers listening on the socket at path that there is work.
 // It never blocks a push for long and never fails one.
-func Wake(path string) {
+func Wake(path string) { send(path, wakeWork) }
+
+// WakeRetry also closes every circuit breaker: the operator says the
+// servers are back.
+func WakeRetry(path string) { send(path, wakeRetry) }
+
+func send(path string, b byte) {
 	c, err := net.DialTimeout("unix", path, 100*time.Millisecond)
 	if err != nil {
 		return
 	}
 	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	c.Write([]byte{1})
+	c.Write([]byte{b})
 	c.Close()
 }
 
+// ResetBreakers closes every target's circuit breaker.
+func (w *Workers) ResetBreakers() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.down = map[int64]breaker{}
+}
+
 // ListenWake listens on the socket at path and signals wake for every
-// connection; it stops when ctx ends.
-func ListenWake(ctx context.Context, path string, wake chan<- struct{}) error {
+// connection (after calling retry, when that is what it asked for); it
+// stops when ctx ends.
+func ListenWake(ctx context.Context, path string, wake chan<- struct{}, retry func()) error {
 	os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -321,7 +380,13 @@ func ListenWake(ctx context.Context, path string, wake chan<- struct{}) error {
 			if err != nil {
 				return
 			}
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			var b [1]byte
+			c.Read(b[:])
 			c.Close()
+			if b[0] == wakeRetry && retry != nil {
+				retry()
+			}
 			select {
 			case wake <- struct{}{}:
 			default:

@@ -76,7 +76,8 @@ func TestWake(t *testing.T) {
 	defer cancel()
 	path := filepath.Join(t.TempDir(), "w.sock")
 	wake := make(chan struct{}, 1)
-	if err := ListenWake(ctx, path, wake); err != nil {
+	retried := make(chan struct{}, 1)
+	if err := ListenWake(ctx, path, wake, func() { retried <- struct{}{} }); err != nil {
 		t.Fatal(err)
 	}
 	Wake(path)
@@ -84,5 +85,39 @@ func TestWake(t *testing.T) {
 	case <-wake:
 	case <-time.After(2 * time.Second):
 		t.Fatal("no wake-up")
+	}
+	select {
+	case <-retried:
+		t.Fatal("a push wake-up reset the breakers")
+	default:
+	}
+	WakeRetry(path)
+	select {
+	case <-retried:
+	case <-time.After(2 * time.Second):
+		t.Fatal("retry did not reach the workers")
+	}
+}
+
+func TestCircuitBreaker(t *testing.T) {
+	w := &Workers{down: map[int64]breaker{}, running: map[int64]int{}}
+	down := &remote.Error{Code: 255, Stderr: "ssh: connect to host x port 22: Connection refused"}
+	w.trip(1, down)
+	if b := w.down[1]; b.failures != 1 || !b.until.After(time.Now()) {
+		t.Fatalf("breaker after a connection failure: %+v", b)
+	}
+	w.trip(1, down)
+	if b := w.down[1]; b.failures != 2 {
+		t.Fatalf("breaker after two failures: %+v", b)
+	}
+	// A sync that reached the server (even one that failed later) closes it.
+	w.trip(1, &remote.Error{Code: 23})
+	if _, open := w.down[1]; open {
+		t.Fatal("breaker still open after the server answered")
+	}
+	w.trip(2, down)
+	w.trip(2, nil)
+	if _, open := w.down[2]; open {
+		t.Fatal("breaker still open after a success")
 	}
 }
