@@ -2,9 +2,11 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"cpm/internal/names"
+	"cpm/internal/remote"
 )
 
 // Maintain repacks every repository geometrically (git repack
@@ -39,6 +41,36 @@ func (w *Workers) Maintain(ctx context.Context, interval time.Duration) {
 				ev = w.Log.Warn().Err(err)
 			}
 			ev.Str("repo", r.FullName()).Int64("duration_ms", time.Since(start).Milliseconds()).Msg("repack")
+			w.pruneTargets(ctx, names.RepoPath{Org: r.Org, Repo: r.Name})
+		}
+	}
+}
+
+// pruneTargets runs the prune pass on every target whose replica of repo
+// is current; the others get their turn after their next sync.
+func (w *Workers) pruneTargets(ctx context.Context, repo names.RepoPath) {
+	jobs, err := w.Store.Jobs(ctx)
+	if err != nil {
+		return
+	}
+	servers, err := w.Store.Servers(ctx)
+	if err != nil {
+		return
+	}
+	for _, j := range jobs {
+		if j.Repo != repo.String() || j.State != "done" {
+			continue
+		}
+		for _, srv := range servers {
+			if srv.ID != j.ServerID || srv.BlockedReason != "" {
+				continue
+			}
+			res, err := w.Syncer.PruneTarget(ctx, repo, TargetOf(srv))
+			ev := w.Log.Info()
+			if err != nil {
+				ev = w.Log.Warn().Err(err)
+			}
+			ev.Str("repo", j.Repo).Str("target", srv.Name).Int64("bytes", res.Bytes).Msg("prune replica")
 		}
 	}
 }
@@ -59,4 +91,46 @@ func (s *Syncer) Repack(ctx context.Context, repo names.RepoPath) error {
 	}
 	_, err = gitOut(ctx, dir, "prune-packed", "-q")
 	return err
+}
+
+// ErrNotCurrent means a target's refs are not the source's current refs,
+// so pruning it could remove objects its own refs still need.
+var ErrNotCurrent = errors.New("replica is not current; sync it first")
+
+// PruneTarget removes from the replica on t the object files the source
+// no longer has (old packs after a repack, loose objects since packed).
+// It runs under the repository's lock, and only when the replica's refs
+// equal the source's, which guarantees that everything they reach is in
+// the source's objects; it verifies the replica again afterwards.
+func (s *Syncer) PruneTarget(ctx context.Context, repo names.RepoPath, t remote.Target) (Result, error) {
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil {
+		return Result{}, err
+	}
+	unlock, err := s.lock(repo)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+	snap, err := TakeSnapshot(ctx, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	dst := t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
+	if got, err := RemoteFingerprint(ctx, s.Remote, t, dst); err != nil {
+		return Result{}, err
+	} else if got != snap.Fingerprint {
+		return Result{}, ErrNotCurrent
+	}
+	res, err := s.rsync(ctx, t, dir+"/objects/", dst+"/objects/", append(excludes(), "--delete-after")...)
+	if err != nil {
+		return res, err
+	}
+	if got, err := RemoteFingerprint(ctx, s.Remote, t, dst); err != nil {
+		return res, err
+	} else if got != snap.Fingerprint {
+		return res, ErrMismatch
+	}
+	res.Fingerprint = snap.Fingerprint
+	return res, nil
 }
