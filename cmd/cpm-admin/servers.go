@@ -201,10 +201,15 @@ func (c syncVerifyCmd) Run(e *env, svc *admin.Service) error {
 	if err != nil {
 		return err
 	}
-	if !v.RefsMatch {
-		return fmt.Errorf("%s on %s differs: local refs %s, replica %s", v.Repo, v.Server, v.Local[:12], v.Remote[:12])
+	switch {
+	case !v.RefsMatch:
+		return fmt.Errorf("%s on %s differs: local refs %s, replica %s; %d object files missing there", v.Repo, v.Server, v.Local[:12], v.Remote[:12], v.MissingObjects)
+	case v.MissingObjects > 0:
+		// Refs equal but files missing: newer objects not yet referenced,
+		// or files lost on the replica. The next sync brings them.
+		return fmt.Errorf("%s on %s: refs match, but %d object files are missing there", v.Repo, v.Server, v.MissingObjects)
 	}
-	fmt.Fprintf(e.stdout, "%s on %s matches (%s)\n", v.Repo, v.Server, v.Local[:12])
+	fmt.Fprintf(e.stdout, "%s on %s matches (%s); no object files missing\n", v.Repo, v.Server, v.Local[:12])
 	return nil
 }
 

@@ -164,9 +164,10 @@ func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server st
 
 // Verification is what `sync verify` found.
 type Verification struct {
-	Repo, Server  string
-	Local, Remote string // ref fingerprints
-	RefsMatch     bool
+	Repo, Server   string
+	Local, Remote  string // ref fingerprints
+	RefsMatch      bool
+	MissingObjects int64 // object files the replica lacks (rsync dry run)
 }
 
 // SyncVerify compares the refs of ORG/REPO with its replica on a server.
@@ -196,7 +197,13 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 	if err != nil {
 		return Verification{}, err
 	}
-	return Verification{Repo: r.FullName(), Server: srv.Name, Local: snap.Fingerprint, Remote: got, RefsMatch: got == snap.Fingerprint}, nil
+	syncer := replicate.NewSyncer(dir, s.Disk)
+	missing, err := syncer.Missing(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, t)
+	if err != nil {
+		return Verification{}, err
+	}
+	return Verification{Repo: r.FullName(), Server: srv.Name, Local: snap.Fingerprint, Remote: got,
+		RefsMatch: got == snap.Fingerprint, MissingObjects: missing}, nil
 }
 
 // SyncPull copies ORG/REPO from a server into the local repository,

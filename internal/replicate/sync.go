@@ -368,3 +368,19 @@ func NewSyncer(dir datadir.Dir, root repos.Root) *Syncer {
 		LockDir: dir.Locks(),
 	}
 }
+
+// Missing counts the object files the replica on t lacks, with an rsync
+// dry run (nothing is copied).
+func (s *Syncer) Missing(ctx context.Context, repo names.RepoPath, t remote.Target) (int64, error) {
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil {
+		return 0, err
+	}
+	dst := t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
+	r, err := s.rsync(ctx, t, dir+"/objects/", dst+"/objects/", append(excludes(), "--dry-run")...)
+	if noRsync(err) {
+		data, index, err := s.lackedObjects(ctx, t, filepath.Join(dir, "objects"), dst)
+		return int64(len(data) + len(index)), err
+	}
+	return r.Files, err
+}

@@ -33,16 +33,40 @@ func (s *Syncer) tarSync(ctx context.Context, t remote.Target, dir, refsDir, ske
 			return Result{}, err
 		}
 	}
-	out, err := s.Remote.Run(ctx, t, "cd "+q(dst+"/objects")+" && find . -type f")
+	objects := filepath.Join(dir, "objects")
+	data, index, err := s.lackedObjects(ctx, t, objects, dst)
 	if err != nil {
 		return Result{}, err
+	}
+	var res Result
+	if files := append(data, index...); len(files) > 0 {
+		n, err := s.tarTo(ctx, t, objects, files, "mkdir -p "+q(dst+"/objects")+" && tar -C "+q(dst+"/objects")+" -xf -")
+		if err != nil {
+			return res, err
+		}
+		res.Bytes, res.Files = n, int64(len(files))
+	}
+	// Refs: unpack beside, then rename packed-refs and HEAD into place and
+	// drop the loose refs they replace.
+	n, err := s.tarTo(ctx, t, refsDir, []string{"HEAD", "packed-refs"}, "cd "+q(dst)+
+		" && rm -rf .cpm-refs && mkdir .cpm-refs && tar -C .cpm-refs -xf - && mv -f .cpm-refs/packed-refs packed-refs"+
+		" && find refs -type f -exec rm -f {} + && mv -f .cpm-refs/HEAD HEAD && rmdir .cpm-refs")
+	res.Bytes += n
+	return res, err
+}
+
+// lackedObjects lists the object files under objects that the replica at
+// dst lacks, data files (packs, loose objects) apart from index files, each
+// sorted. Object files are immutable, so the name says it all.
+func (s *Syncer) lackedObjects(ctx context.Context, t remote.Target, objects, dst string) (data, index []string, err error) {
+	out, err := s.Remote.Run(ctx, t, "cd "+remote.Quote(dst+"/objects")+" && find . -type f")
+	if err != nil {
+		return nil, nil, err
 	}
 	have := map[string]bool{}
 	for _, l := range strings.Split(string(out), "\n") {
 		have[strings.TrimPrefix(strings.TrimSpace(l), "./")] = true
 	}
-	var data, index []string
-	objects := filepath.Join(dir, "objects")
 	err = filepath.WalkDir(objects, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -65,25 +89,11 @@ func (s *Syncer) tarSync(ctx context.Context, t remote.Target, dir, refsDir, ske
 		return nil
 	})
 	if err != nil {
-		return Result{}, fmt.Errorf("list objects: %w", err)
+		return nil, nil, fmt.Errorf("list objects: %w", err)
 	}
 	sort.Strings(data)
 	sort.Strings(index)
-	var res Result
-	if files := append(data, index...); len(files) > 0 {
-		n, err := s.tarTo(ctx, t, objects, files, "mkdir -p "+q(dst+"/objects")+" && tar -C "+q(dst+"/objects")+" -xf -")
-		if err != nil {
-			return res, err
-		}
-		res.Bytes, res.Files = n, int64(len(files))
-	}
-	// Refs: unpack beside, then rename packed-refs and HEAD into place and
-	// drop the loose refs they replace.
-	n, err := s.tarTo(ctx, t, refsDir, []string{"HEAD", "packed-refs"}, "cd "+q(dst)+
-		" && rm -rf .cpm-refs && mkdir .cpm-refs && tar -C .cpm-refs -xf - && mv -f .cpm-refs/packed-refs packed-refs"+
-		" && find refs -type f -exec rm -f {} + && mv -f .cpm-refs/HEAD HEAD && rmdir .cpm-refs")
-	res.Bytes += n
-	return res, err
+	return data, index, nil
 }
 
 // tarTo streams a tar of files under dir (all of dir when files is nil)

@@ -228,6 +228,11 @@ func (w *Workers) run(ctx context.Context, j store.Job) {
 		ev.Blocked = errors.As(err, &re) && re.Blocking()
 		ev.Cause = cause(err)
 		retry := time.Now().Add(Backoff(j.Attempts))
+		if ev.Cause == "partial" {
+			// rsync 23/24: files changed or vanished under it (a push or a
+			// repack): try again soon, not after a long backoff.
+			retry = time.Now().Add(Backoff(0))
+		}
 		if ev.Blocked {
 			if berr := w.Store.BlockServer(ctx, j.ServerID, oneLine(err.Error())); berr != nil {
 				log.Error().Err(berr).Msg("block server")
