@@ -90,11 +90,7 @@ func (c replicateCmd) Run(flags *config.Flags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
-	dir, err := flags.Dir()
-	if err != nil {
-		return err
-	}
-	gw, st, err := newGateway(ctx, dir, log)
+	dir, gw, st, err := open(ctx, flags, log)
 	if err != nil {
 		return err
 	}
@@ -149,6 +145,17 @@ func run(args []string) int {
 	return 0
 }
 
+// open resolves the data dir and wires the gateway for a long-running
+// command.
+func open(ctx context.Context, flags *config.Flags, log zerolog.Logger) (datadir.Dir, *gateway.Gateway, *store.Store, error) {
+	dir, err := flags.Dir()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	gw, st, err := newGateway(ctx, dir, log)
+	return dir, gw, st, err
+}
+
 // newGateway opens the store and wires the gateway.
 func newGateway(ctx context.Context, dir datadir.Dir, log zerolog.Logger) (*gateway.Gateway, *store.Store, error) {
 	hookBin, err := repos.HookBinBeside()
@@ -171,11 +178,7 @@ func (c serveCmd) Run(flags *config.Flags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
-	dir, err := flags.Dir()
-	if err != nil {
-		return err
-	}
-	gw, st, err := newGateway(ctx, dir, log)
+	dir, gw, st, err := open(ctx, flags, log)
 	if err != nil {
 		return err
 	}

@@ -137,15 +137,7 @@ func PublicKey(dir datadir.Dir) (string, error) {
 
 // SyncPush copies ORG/REPO to a server now and records the verified result.
 func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, progress *os.File) (replicate.Result, error) {
-	rp, err := names.ParseRepoPath(path)
-	if err != nil {
-		return replicate.Result{}, err
-	}
-	r, err := s.Store.Repo(ctx, rp.Org, rp.Repo)
-	if err != nil {
-		return replicate.Result{}, err
-	}
-	srv, err := s.Store.ServerByName(ctx, server)
+	r, srv, err := s.repoAndServer(ctx, path, server)
 	if err != nil {
 		return replicate.Result{}, err
 	}
@@ -162,6 +154,20 @@ func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server st
 	return res, s.Store.Record(ctx, s.Actor, "sync.push", r.FullName(), map[string]any{"server": srv.Name, "bytes": res.Bytes})
 }
 
+// repoAndServer resolves the ORG/REPO and server a sync command names.
+func (s *Service) repoAndServer(ctx context.Context, path, server string) (store.Repo, store.Server, error) {
+	rp, err := names.ParseRepoPath(path)
+	if err != nil {
+		return store.Repo{}, store.Server{}, err
+	}
+	r, err := s.Store.Repo(ctx, rp.Org, rp.Repo)
+	if err != nil {
+		return store.Repo{}, store.Server{}, err
+	}
+	srv, err := s.Store.ServerByName(ctx, server)
+	return r, srv, err
+}
+
 // Verification is what `sync verify` found.
 type Verification struct {
 	Repo, Server   string
@@ -172,15 +178,7 @@ type Verification struct {
 
 // SyncVerify compares the refs of ORG/REPO with its replica on a server.
 func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server string) (Verification, error) {
-	rp, err := names.ParseRepoPath(path)
-	if err != nil {
-		return Verification{}, err
-	}
-	r, err := s.Store.Repo(ctx, rp.Org, rp.Repo)
-	if err != nil {
-		return Verification{}, err
-	}
-	srv, err := s.Store.ServerByName(ctx, server)
+	r, srv, err := s.repoAndServer(ctx, path, server)
 	if err != nil {
 		return Verification{}, err
 	}
@@ -210,15 +208,7 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 // refusing to drop local commits unless force is set. The result then
 // replicates to every other target.
 func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, progress *os.File) (replicate.Result, error) {
-	rp, err := names.ParseRepoPath(path)
-	if err != nil {
-		return replicate.Result{}, err
-	}
-	r, err := s.Store.Repo(ctx, rp.Org, rp.Repo)
-	if err != nil {
-		return replicate.Result{}, err
-	}
-	srv, err := s.Store.ServerByName(ctx, server)
+	r, srv, err := s.repoAndServer(ctx, path, server)
 	if err != nil {
 		return replicate.Result{}, err
 	}

@@ -77,11 +77,7 @@ func (w *Workers) pruneTargets(ctx context.Context, repo names.RepoPath) {
 
 // Repack runs one geometric repack of ORG/REPO under its lock.
 func (s *Syncer) Repack(ctx context.Context, repo names.RepoPath) error {
-	dir, err := s.Root.Open(repo.Org, repo.Repo)
-	if err != nil {
-		return err
-	}
-	unlock, err := s.lock(repo)
+	dir, unlock, err := s.openLocked(repo)
 	if err != nil {
 		return err
 	}
@@ -103,11 +99,7 @@ var ErrNotCurrent = errors.New("replica is not current; sync it first")
 // equal the source's, which guarantees that everything they reach is in
 // the source's objects; it verifies the replica again afterwards.
 func (s *Syncer) PruneTarget(ctx context.Context, repo names.RepoPath, t remote.Target) (Result, error) {
-	dir, err := s.Root.Open(repo.Org, repo.Repo)
-	if err != nil {
-		return Result{}, err
-	}
-	unlock, err := s.lock(repo)
+	dir, unlock, err := s.openLocked(repo)
 	if err != nil {
 		return Result{}, err
 	}

@@ -24,11 +24,7 @@ var ErrDiverged = errors.New("diverged")
 // source's refs in one atomic ref transaction.
 func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target, force bool) (Result, error) {
 	start := time.Now()
-	dir, err := s.Root.Open(repo.Org, repo.Repo)
-	if err != nil {
-		return Result{}, err
-	}
-	unlock, err := s.lock(repo)
+	dir, unlock, err := s.openLocked(repo)
 	if err != nil {
 		return Result{}, err
 	}

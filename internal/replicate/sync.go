@@ -149,11 +149,7 @@ var excluded = []string{"incoming-*", "tmp_*", "*.lock", ".rsync-partial"}
 // has a verified copy (each skipped step saves an ssh session).
 func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target, fresh bool) (Result, error) {
 	start := time.Now()
-	dir, err := s.Root.Open(repo.Org, repo.Repo)
-	if err != nil {
-		return Result{}, err
-	}
-	unlock, err := s.lock(repo)
+	dir, unlock, err := s.openLocked(repo)
 	if err != nil {
 		return Result{}, err
 	}
@@ -311,6 +307,17 @@ func (t *teeWriter) Write(p []byte) (int, error) {
 	t.a.Write(p)
 	t.b.Write(p)
 	return len(p), nil
+}
+
+// openLocked opens ORG/REPO and takes its lock; callers defer unlock.
+func (s *Syncer) openLocked(repo names.RepoPath) (dir string, unlock func(), err error) {
+	if dir, err = s.Root.Open(repo.Org, repo.Repo); err != nil {
+		return "", nil, err
+	}
+	if unlock, err = s.lock(repo); err != nil {
+		return "", nil, err
+	}
+	return dir, unlock, nil
 }
 
 // lock takes the repository's lock, which maintenance (repack) takes too,
