@@ -110,15 +110,14 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-slots }()
-				defer func() {
-					select {
-					case finished <- struct{}{}:
-					default:
-					}
-				}()
-				defer w.release(job.ServerID)
 				w.run(ctx, job)
+				w.release(job.ServerID)
+				<-slots
+				// Only now, with the slot free, tell the loop to look again.
+				select {
+				case finished <- struct{}{}:
+				default:
+				}
 			}()
 		}
 	wait:
