@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"golang.org/x/term"
 
 	"cpm/internal/admin"
 	"cpm/internal/config"
@@ -45,6 +46,14 @@ type env struct {
 	stdout io.Writer
 	dir    datadir.Dir
 	actor  store.Actor
+}
+
+// terminal returns stdout when it is a terminal (for progress bars), else nil.
+func (e *env) terminal() *os.File {
+	if f, ok := e.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return f
+	}
+	return nil
 }
 
 // open opens the data directory for a command that needs the database.

@@ -156,17 +156,11 @@ type syncPushCmd struct {
 }
 
 func (c syncPushCmd) Run(e *env, svc *admin.Service) error {
-	var progress *os.File
-	if f, ok := e.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		progress = f
-	}
-	res, err := svc.SyncPush(e.ctx, e.dir, c.Repo, c.To, progress)
+	res, err := svc.SyncPush(e.ctx, e.dir, c.Repo, c.To, e.terminal())
 	if err != nil {
 		return err
 	}
-	speed := float64(res.Bytes) / max(res.Duration.Seconds(), 0.001) / 1024
-	fmt.Fprintf(e.stdout, "synced %s to %s: %d files, %d bytes, %s, %.1f KiB/s; refs verified (%s)\n",
-		c.Repo, c.To, res.Files, res.Bytes, res.Duration.Round(time.Millisecond), speed, res.Fingerprint[:12])
+	fmt.Fprintf(e.stdout, "synced %s to %s: %s; refs verified (%s)\n", c.Repo, c.To, res.Summary(), res.Fingerprint[:12])
 	return nil
 }
 
@@ -177,17 +171,11 @@ type syncPullCmd struct {
 }
 
 func (c syncPullCmd) Run(e *env, svc *admin.Service) error {
-	var progress *os.File
-	if f, ok := e.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		progress = f
-	}
-	res, err := svc.SyncPull(e.ctx, e.dir, c.Repo, c.From, c.Force, progress)
+	res, err := svc.SyncPull(e.ctx, e.dir, c.Repo, c.From, c.Force, e.terminal())
 	if err != nil {
 		return err
 	}
-	speed := float64(res.Bytes) / max(res.Duration.Seconds(), 0.001) / 1024
-	fmt.Fprintf(e.stdout, "pulled %s from %s: %d files, %d bytes, %s, %.1f KiB/s (refs %s)\n",
-		c.Repo, c.From, res.Files, res.Bytes, res.Duration.Round(time.Millisecond), speed, res.Fingerprint[:12])
+	fmt.Fprintf(e.stdout, "pulled %s from %s: %s (refs %s)\n", c.Repo, c.From, res.Summary(), res.Fingerprint[:12])
 	return nil
 }
 

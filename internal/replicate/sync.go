@@ -51,6 +51,16 @@ type Result struct {
 	Duration    time.Duration
 }
 
+// SpeedKiB is the transfer rate in KiB/s.
+func (r Result) SpeedKiB() float64 {
+	return float64(r.Bytes) / max(r.Duration.Seconds(), 0.001) / 1024
+}
+
+// Summary is the seed's end-of-transfer line: files, bytes, duration, speed.
+func (r Result) Summary() string {
+	return fmt.Sprintf("%d files, %d bytes, %s, %.1f KiB/s", r.Files, r.Bytes, r.Duration.Round(time.Millisecond), r.SpeedKiB())
+}
+
 // Snapshot is a repository's refs at one moment.
 type Snapshot struct {
 	Head        string   // content of HEAD

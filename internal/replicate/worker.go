@@ -213,11 +213,7 @@ func (w *Workers) run(ctx context.Context, j store.Job) {
 		if derr := w.Store.Done(ctx, j, j.Generation, res.Fingerprint, res.Bytes); derr != nil {
 			log.Error().Err(derr).Msg("record sync")
 		}
-		speed := 0.0
-		if s := ev.Duration.Seconds(); s > 0 {
-			speed = float64(res.Bytes) / s / 1024
-		}
-		log.Info().Int64("bytes", res.Bytes).Int64("files", res.Files).Float64("speed_kib_s", speed).
+		log.Info().Int64("bytes", res.Bytes).Int64("files", res.Files).Float64("speed_kib_s", res.SpeedKiB()).
 			Int64("lag_ms", ev.Lag.Milliseconds()).Str("fingerprint", res.Fingerprint[:12]).Msg("sync")
 	} else if ctx.Err() != nil {
 		// Shutting down: leave the lease to run out; the job runs again.
