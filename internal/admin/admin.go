@@ -382,11 +382,8 @@ func (s *Service) Revoke(ctx context.Context, path, user string) error {
 
 // Protect adds a protected ref pattern to a repository.
 func (s *Service) Protect(ctx context.Context, path, pattern string) error {
-	rp, err := names.ParseRepoPath(path)
+	rp, err := repoAndPattern(path, pattern)
 	if err != nil {
-		return err
-	}
-	if err := authz.CheckPattern(pattern); err != nil {
 		return err
 	}
 	return s.Store.Protect(ctx, s.Actor, rp.Org, rp.Repo, pattern)
@@ -394,14 +391,19 @@ func (s *Service) Protect(ctx context.Context, path, pattern string) error {
 
 // Unprotect removes a protected ref pattern from a repository.
 func (s *Service) Unprotect(ctx context.Context, path, pattern string) error {
-	rp, err := names.ParseRepoPath(path)
+	rp, err := repoAndPattern(path, pattern)
 	if err != nil {
 		return err
 	}
-	if err := authz.CheckPattern(pattern); err != nil {
-		return err
-	}
 	return s.Store.Unprotect(ctx, s.Actor, rp.Org, rp.Repo, pattern)
+}
+
+func repoAndPattern(path, pattern string) (names.RepoPath, error) {
+	rp, err := names.ParseRepoPath(path)
+	if err != nil {
+		return names.RepoPath{}, err
+	}
+	return rp, authz.CheckPattern(pattern)
 }
 
 // AddDeployKey binds a key to one repository.
