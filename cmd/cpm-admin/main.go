@@ -36,6 +36,8 @@ type cli struct {
 	Server serverCmd `cmd:"" help:"Manage backup servers and neighbours."`
 	Sync   syncCmd   `cmd:"" help:"Run, verify and inspect replication."`
 
+	Neighbor neighborCmd `cmd:"" help:"Find neighbour cpm nodes."`
+
 	AuthorizedKeys authorizedKeysCmd `cmd:"" name:"authorized-keys" help:"Print authorized_keys lines for OpenSSH forced-command mode."`
 }
 

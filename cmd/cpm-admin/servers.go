@@ -15,11 +15,12 @@ import (
 )
 
 type serverCmd struct {
-	Add    serverAddCmd    `cmd:"" help:"Add a backup server or neighbour, pinning its host key."`
-	List   serverListCmd   `cmd:"" help:"List servers."`
-	Remove serverRemoveCmd `cmd:"" help:"Remove a server (its replicas are left alone)."`
-	Check  serverCheckCmd  `cmd:"" help:"Connect and report rsync, git, free space and whether the path is writable."`
-	Pubkey serverPubkeyCmd `cmd:"" help:"Print the public key cpm uses to reach servers."`
+	Add     serverAddCmd     `cmd:"" help:"Add a backup server or neighbour, pinning its host key."`
+	List    serverListCmd    `cmd:"" help:"List servers."`
+	Remove  serverRemoveCmd  `cmd:"" help:"Remove a server (its replicas are left alone)."`
+	Check   serverCheckCmd   `cmd:"" help:"Connect and report rsync, git, free space and whether the path is writable."`
+	Pubkey  serverPubkeyCmd  `cmd:"" help:"Print the public key cpm uses to reach servers."`
+	Approve serverApproveCmd `cmd:"" help:"Let syncs go to a server found by discovery."`
 }
 
 type serverAddCmd struct {

@@ -26,6 +26,7 @@ import (
 	"cpm/internal/admin"
 	"cpm/internal/config"
 	"cpm/internal/datadir"
+	"cpm/internal/discover"
 	"cpm/internal/gateway"
 	"cpm/internal/gitdaemon"
 	"cpm/internal/metrics"
@@ -33,6 +34,7 @@ import (
 	"cpm/internal/repos"
 	"cpm/internal/sshserver"
 	"cpm/internal/store"
+	"cpm/internal/version"
 )
 
 type cli struct {
@@ -215,7 +217,17 @@ func (c serveCmd) Run(flags *config.Flags) error {
 			return fmt.Errorf("listen %s: %w", c.GitListen, err)
 		}
 		gitAddr = gln.Addr().String()
-		gd = &gitdaemon.Server{Access: gw.Access, Disk: gw.Disk, Log: log, IdleTimeout: c.IdleTimeout}
+		node, err := st.NodeName(ctx)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if node == "" {
+			node = "cpm" // a data dir from before node names; cpm-admin init names it
+		}
+		sshPort := ln.Addr().(*net.TCPAddr).Port
+		gd = &gitdaemon.Server{Access: gw.Access, Disk: gw.Disk, Log: log, IdleTimeout: c.IdleTimeout,
+			Identity: discover.Answer(node, version.Version, sshPort)}
 		go func() { errc <- gd.Serve(gln) }()
 	}
 	var hs *http.Server

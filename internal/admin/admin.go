@@ -46,6 +46,10 @@ func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, i
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := st.SetNodeName(ctx, defaultNodeName()); err != nil {
+		st.Close()
+		return nil, 0, err
+	}
 	root := Root(dir, hookBin)
 	rs, err := st.Repos(ctx, "")
 	if err != nil {
@@ -67,6 +71,19 @@ func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, i
 		}
 	}
 	return st, repaired, nil
+}
+
+// defaultNodeName is the host name when it is a valid cpm name.
+func defaultNodeName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "cpm"
+	}
+	h, _, _ = strings.Cut(h, ".")
+	if names.Check(names.User, h) != nil {
+		return "cpm"
+	}
+	return h
 }
 
 // Root is the repository root of a data directory, with hooks calling

@@ -19,6 +19,9 @@ import (
 type ServerSpec struct {
 	Name, Host, User, Path, Role, HostKey string
 	Port                                  int
+	// Unapproved servers get no syncs until `server approve` (neighbours
+	// found by discovery).
+	Unapproved bool
 }
 
 // AddServer registers a replication target and pins its host key. Without
@@ -53,7 +56,7 @@ func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpe
 	}
 	srv, err := s.Store.AddServer(ctx, s.Actor, store.Server{
 		Name: spec.Name, Host: spec.Host, Port: spec.Port, User: spec.User, Path: spec.Path,
-		Role: spec.Role, HostKey: key, Approved: true,
+		Role: spec.Role, HostKey: key, Approved: !spec.Unapproved,
 	})
 	if err != nil {
 		return store.Server{}, err
@@ -226,4 +229,12 @@ func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server st
 	}
 	replicate.Wake(dir.WakeSocket())
 	return res, nil
+}
+
+// ApproveServer lets syncs go to a server.
+func (s *Service) ApproveServer(ctx context.Context, name string) error {
+	if err := names.Check(names.User, name); err != nil {
+		return fmt.Errorf("server name: %w", err)
+	}
+	return s.Store.ApproveServer(ctx, s.Actor, name)
 }

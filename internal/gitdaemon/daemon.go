@@ -22,6 +22,7 @@ import (
 	"cpm/internal/access"
 	"cpm/internal/authz"
 	"cpm/internal/command"
+	"cpm/internal/discover"
 	"cpm/internal/gateway"
 	"cpm/internal/listener"
 	"cpm/internal/repos"
@@ -35,6 +36,9 @@ type Server struct {
 	MaxConns       int           // concurrent connections (default 64)
 	RequestTimeout time.Duration // to read the request line (default 10s)
 	IdleTimeout    time.Duration // git upload-pack --timeout (default 10m)
+	// Identity, when set, is the answer to a discovery probe (see
+	// internal/discover); git clients never send one.
+	Identity []byte
 
 	mu      sync.Mutex
 	ln      []net.Listener
@@ -117,6 +121,9 @@ func ReadRequest(r io.Reader) (Request, error) {
 	}
 	body = bytes.TrimSuffix(body, []byte("\n"))
 	parts := strings.Split(string(body), "\x00")
+	if parts[0] == discover.Request {
+		return Request{Service: discover.Request}, nil
+	}
 	service, path, ok := strings.Cut(parts[0], " ")
 	if !ok {
 		return Request{}, errors.New("malformed request")
@@ -154,6 +161,11 @@ func (s *Server) handle(c net.Conn) {
 		s.Log.Info().Str("transport", "git").Str("remote", remote).Str("command", req.Service).
 			Str("repo", req.Path).Str("decision", decision).Int("status", status).
 			Int64("duration_ms", time.Since(start).Milliseconds()).Msg("session")
+	}
+	if req.Service == discover.Request && s.Identity != nil {
+		c.Write(s.Identity)
+		ev("identify", 0)
+		return
 	}
 	if req.Service != "git-upload-pack" {
 		writeErr(c, "service not enabled: "+clip(req.Service))

@@ -112,3 +112,18 @@ func (s *Store) BlockServer(ctx context.Context, id int64, reason string) error 
 	}
 	return nil
 }
+
+// ApproveServer lets syncs go to a server (neighbours found by discovery
+// start unapproved).
+func (s *Store) ApproveServer(ctx context.Context, a Actor, name string) error {
+	return s.change(ctx, a, "server.approve", name, nil, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE servers SET approved = 1 WHERE name = ?`, name)
+		if err != nil {
+			return fmt.Errorf("approve server %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("server", name)
+		}
+		return nil
+	})
+}

@@ -242,3 +242,19 @@ func parseTime(s string) time.Time {
 func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
+
+// NodeName is this node's name for its peers ("" until init sets it).
+func (s *Store) NodeName(ctx context.Context) (string, error) {
+	var name string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM node WHERE key = 'name'`).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return name, err
+}
+
+// SetNodeName names this node, once; an existing name is kept.
+func (s *Store) SetNodeName(ctx context.Context, name string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO node (key, value) VALUES ('name', ?)`, name)
+	return err
+}

@@ -8,7 +8,3 @@ ALTER TABLE servers ADD COLUMN blocked_reason TEXT NOT NULL DEFAULT '';
 -- `git show-ref --head` lines, and its size.
 ALTER TABLE replication_jobs ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 ALTER TABLE replication_jobs ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
-
--- When the first push after the running sync's snapshot arrived: after
--- that sync, the repository's lag counts from there.
-ALTER TABLE replication_jobs ADD COLUMN pending_since TEXT NOT NULL DEFAULT '';

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"cpm/internal/admin"
+	"cpm/internal/discover"
+)
+
+type neighborCmd struct {
+	Discover neighborDiscoverCmd `cmd:"" help:"Find cpm nodes on a network through their git:// port."`
+}
+
+type neighborDiscoverCmd struct {
+	CIDR  string `arg:"" name:"CIDR" help:"Network to scan, e.g. 192.168.1.0/24; only its addresses are touched."`
+	Port  int    `default:"9418" help:"git:// port the nodes listen on."`
+	Add   bool   `help:"Register the nodes found as neighbor servers (unapproved)."`
+	Yes   bool   `help:"With --add: approve them at once."`
+	Force bool   `help:"Allow a network larger than a /16."`
+	Path  string `default:"/var/lib/cpm/replicas" help:"With --add: replica path on the nodes."`
+	User  string `default:"cpm" help:"With --add: ssh user on the nodes."`
+	JSON  bool   `name:"json" help:"Print a JSON array."`
+}
+
+func (c neighborDiscoverCmd) Run(e *env, svc *admin.Service) error {
+	prefix, err := netip.ParsePrefix(c.CIDR)
+	if err != nil {
+		return fmt.Errorf("invalid CIDR %q", c.CIDR)
+	}
+	nodes, err := discover.Scan(e.ctx, prefix, c.Port, 50, 2*time.Second, c.Force)
+	if err != nil {
+		return err
+	}
+	if c.JSON && !c.Add {
+		return printJSON(e.stdout, nodes)
+	}
+	if !c.JSON {
+		rows := make([][]string, 0, len(nodes))
+		for _, n := range nodes {
+			rows = append(rows, []string{n.Host, strconv.Itoa(n.Port), n.Name, n.Version, strconv.Itoa(n.SSHPort)})
+		}
+		if err := printTable(e.stdout, []string{"HOST", "PORT", "NODE", "VERSION", "SSH PORT"}, rows); err != nil {
+			return err
+		}
+	}
+	if !c.Add {
+		return nil
+	}
+	for _, n := range nodes {
+		srv, err := svc.AddServer(e.ctx, e.dir, admin.ServerSpec{
+			Name: n.Name, Host: n.Host, Port: n.SSHPort, User: c.User, Path: c.Path, Role: "neighbor", Unapproved: !c.Yes,
+		}, func(fp string) bool {
+			// Shown, and pinned; syncs wait for approval unless --yes.
+			fmt.Fprintf(e.stdout, "%s (%s:%d) presents host key %s\n", n.Name, n.Host, n.SSHPort, fp)
+			return true
+		})
+		if err != nil {
+			fmt.Fprintf(e.stdout, "not added %s: %v\n", n.Name, err)
+			continue
+		}
+		state := "unapproved: run cpm-admin server approve " + srv.Name + " after checking the key"
+		if srv.Approved {
+			state = "approved"
+		}
+		fmt.Fprintf(e.stdout, "added neighbor %s (%s)\n", srv.Name, state)
+	}
+	if c.JSON {
+		return printJSON(e.stdout, nodes)
+	}
+	return nil
+}
+
+type serverApproveCmd struct {
+	Name string `arg:"" help:"Server name."`
+}
+
+func (c serverApproveCmd) Run(e *env, svc *admin.Service) error {
+	if err := svc.ApproveServer(e.ctx, c.Name); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "approved %s; syncs to it start now\n", c.Name)
+	return nil
+}
