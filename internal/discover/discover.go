@@ -20,12 +20,17 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"cpm/internal/names"
 )
+
+var versionRe = regexp.MustCompile(`^[A-Za-z0-9.+_-]{1,32}$`)
 
 // Request is the probe's payload.
 const Request = "cpm-identify"
@@ -75,7 +80,10 @@ func ParseAnswer(r io.Reader) (Node, error) {
 			node.SSHPort, _ = strconv.Atoi(v)
 		}
 	}
-	if node.Name == "" || node.SSHPort < 1 || node.SSHPort > 65535 {
+	// The answer comes from the network: it must hold a valid cpm name (it
+	// becomes a server name and is printed on the operator's terminal).
+	if names.Check(names.User, node.Name) != nil || !versionRe.MatchString(node.Version) ||
+		node.SSHPort < 1 || node.SSHPort > 65535 {
 		return Node{}, errors.New("not a cpm answer")
 	}
 	return node, nil
