@@ -47,6 +47,8 @@ var (
 	hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$`)
 	userRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	pathRe = regexp.MustCompile(`^/[A-Za-z0-9._/-]*$`)
+	// shellSafe needs no quoting in a POSIX shell.
+	shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=@,+-]+$`)
 )
 
 // CheckTarget validates what goes into ssh and rsync command lines.
@@ -121,7 +123,7 @@ func Dest(t Target, path string) string { return t.User + "@" + t.Host + ":" + p
 
 // Quote quotes s for the remote (or local) POSIX shell.
 func Quote(s string) string {
-	if s != "" && regexp.MustCompile(`^[A-Za-z0-9_./:=@,+-]+$`).MatchString(s) {
+	if shellSafe.MatchString(s) {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
