@@ -99,7 +99,7 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 			default:
 				goto wait
 			}
-			job, ok, err := w.claim(ctx)
+			job, srv, ok, err := w.claim(ctx)
 			if err != nil || !ok {
 				<-slots
 				if err != nil && ctx.Err() == nil {
@@ -110,7 +110,7 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w.run(ctx, job)
+				w.run(ctx, job, srv)
 				w.release(job.ServerID)
 				<-slots
 				// Only now, with the slot free, tell the loop to look again.
@@ -131,11 +131,12 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 	}
 }
 
-// claim takes a job for a target that has a free slot.
-func (w *Workers) claim(ctx context.Context) (store.Job, bool, error) {
+// claim takes a job for a target that has a free slot, and returns it
+// with that target.
+func (w *Workers) claim(ctx context.Context) (store.Job, store.Server, bool, error) {
 	servers, err := w.Store.Servers(ctx)
 	if err != nil {
-		return store.Job{}, false, err
+		return store.Job{}, store.Server{}, false, err
 	}
 	w.mu.Lock()
 	var free []int64
@@ -159,12 +160,19 @@ func (w *Workers) claim(ctx context.Context) (store.Job, bool, error) {
 		free = []int64{}
 	}
 	j, ok, err := w.Store.Claim(ctx, w.Owner, w.Lease, free)
-	if ok {
-		w.mu.Lock()
-		w.running[j.ServerID]++
-		w.mu.Unlock()
+	if !ok || err != nil {
+		return j, store.Server{}, ok, err
 	}
-	return j, ok, err
+	w.mu.Lock()
+	w.running[j.ServerID]++
+	w.mu.Unlock()
+	var srv store.Server
+	for _, s := range servers {
+		if s.ID == j.ServerID {
+			srv = s
+		}
+	}
+	return j, srv, true, nil
 }
 
 func (w *Workers) release(server int64) {
@@ -174,7 +182,7 @@ func (w *Workers) release(server int64) {
 }
 
 // run syncs one job and records the outcome.
-func (w *Workers) run(ctx context.Context, j store.Job) {
+func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 	start := time.Now()
 	// Keep the lease while the sync runs, however long it takes.
 	renewCtx, stopRenew := context.WithCancel(ctx)
@@ -191,16 +199,13 @@ func (w *Workers) run(ctx context.Context, j store.Job) {
 			}
 		}
 	}()
-	srv, err := w.serverByID(ctx, j.ServerID)
 	var res Result
+	rp, err := names.ParseRepoPath(j.Repo)
 	if err == nil {
-		var rp names.RepoPath
-		if rp, err = names.ParseRepoPath(j.Repo); err == nil {
-			// After a failure, or before the first success, lay the
-			// replica's foundations again.
-			fresh := j.LastSuccessAt.IsZero() || j.Attempts > 0
-			res, err = w.Syncer.Sync(ctx, rp, TargetOf(srv), fresh)
-		}
+		// After a failure, or before the first success, lay the replica's
+		// foundations again.
+		fresh := j.LastSuccessAt.IsZero() || j.Attempts > 0
+		res, err = w.Syncer.Sync(ctx, rp, TargetOf(srv), fresh)
 	}
 	ev := Event{Repo: j.Repo, Target: j.Server, Duration: time.Since(start), Bytes: res.Bytes}
 	log := w.Log.With().Str("repo", j.Repo).Str("target", j.Server).Int64("duration_ms", ev.Duration.Milliseconds()).Logger()
@@ -278,19 +283,6 @@ func cause(err error) string {
 		return "connect"
 	}
 	return "rsync"
-}
-
-func (w *Workers) serverByID(ctx context.Context, id int64) (store.Server, error) {
-	servers, err := w.Store.Servers(ctx)
-	if err != nil {
-		return store.Server{}, err
-	}
-	for _, s := range servers {
-		if s.ID == id {
-			return s, nil
-		}
-	}
-	return store.Server{}, fmt.Errorf("server %d is gone", id)
 }
 
 // TargetOf turns a stored server into an rsync target.
