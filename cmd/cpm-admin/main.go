@@ -19,6 +19,8 @@ import (
 	"cpm/internal/admin"
 	"cpm/internal/config"
 	"cpm/internal/datadir"
+	"cpm/internal/names"
+	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/store"
 )
@@ -111,6 +113,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if svc != nil {
 		svc.Close()
+		if err == nil {
+			// Something may have changed that the servers' copy of the
+			// metadata must follow: tell the workers, if they run.
+			replicate.Wake(e.dir.WakeSocket())
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
@@ -141,9 +148,11 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-type initCmd struct{}
+type initCmd struct {
+	NodeName string `name:"node-name" placeholder:"NAME" help:"This node's name, as neighbours see it (default: the host name)."`
+}
 
-func (initCmd) Run(e *env) error {
+func (c initCmd) Run(e *env) error {
 	hookBin, err := repos.HookBinBeside()
 	if err != nil {
 		return err
@@ -153,6 +162,14 @@ func (initCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
+	if c.NodeName != "" {
+		if err := names.Check(names.User, c.NodeName); err != nil {
+			return fmt.Errorf("node name: %w", err)
+		}
+		if err := st.RenameNode(e.ctx, c.NodeName); err != nil {
+			return err
+		}
+	}
 	v, err := st.Version(e.ctx)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 
 	"cpm/internal/admin"
 	"cpm/internal/discover"
+	"cpm/internal/remote"
 )
 
 type neighborCmd struct {
@@ -49,12 +50,30 @@ func (c neighborDiscoverCmd) Run(e *env, svc *admin.Service) error {
 	if !c.Add {
 		return nil
 	}
+	// This node answers its own scan: it is known by its replication key.
+	self, _ := admin.PublicKey(e.dir)
+	if self != "" {
+		self, _ = remote.ParseHostKey(self)
+	}
 	for _, n := range nodes {
+		if n.Key != "" && n.Key == self {
+			fmt.Fprintf(e.stdout, "skipped %s (%s): this node\n", n.Name, n.Host)
+			continue
+		}
+		name := n.Name
+		if _, err := svc.Store.ServerByName(e.ctx, name); err == nil {
+			// Two nodes may share a host name; the address tells them apart.
+			name = n.Name + "-" + n.Host
+		}
 		srv, err := svc.AddServer(e.ctx, e.dir, admin.ServerSpec{
-			Name: n.Name, Host: n.Host, Port: n.SSHPort, User: c.User, Path: c.Path, Role: "neighbor", Unapproved: !c.Yes,
+			Name: name, Host: n.Host, Port: n.SSHPort, User: c.User, Path: c.Path, Role: "neighbor", Unapproved: !c.Yes,
+			PeerKey: n.Key,
 		}, func(fp string) bool {
 			// Shown, and pinned; syncs wait for approval unless --yes.
 			fmt.Fprintf(e.stdout, "%s (%s:%d) presents host key %s\n", n.Name, n.Host, n.SSHPort, fp)
+			if n.Key != "" {
+				fmt.Fprintf(e.stdout, "%s delivers replicas with key %s\n", n.Name, remote.Fingerprint(n.Key))
+			}
 			return true
 		})
 		if err != nil {
@@ -81,6 +100,13 @@ func (c serverApproveCmd) Run(e *env, svc *admin.Service) error {
 	if err := svc.ApproveServer(e.ctx, c.Name); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "approved %s; syncs to it start now\n", c.Name)
+	srv, err := svc.Store.ServerByName(e.ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "approved %s; syncs to it start now\n", srv.Name)
+	if srv.PeerFingerprint != "" {
+		fmt.Fprintf(e.stdout, "%s may deliver its replicas here, signed with %s\n", srv.Name, srv.PeerFingerprint)
+	}
 	return nil
 }

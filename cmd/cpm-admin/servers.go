@@ -18,7 +18,7 @@ type serverCmd struct {
 	Add     serverAddCmd     `cmd:"" help:"Add a backup server or neighbour, pinning its host key."`
 	List    serverListCmd    `cmd:"" help:"List servers."`
 	Remove  serverRemoveCmd  `cmd:"" help:"Remove a server (its replicas are left alone)."`
-	Check   serverCheckCmd   `cmd:"" help:"Connect and report rsync, git, free space and whether the path is writable."`
+	Check   serverCheckCmd   `cmd:"" help:"Connect and report: a backup's rsync, git, free space and writable path; a neighbour's node, version and ping; the replication lag."`
 	Pubkey  serverPubkeyCmd  `cmd:"" help:"Print the public key cpm uses to reach servers."`
 	Approve serverApproveCmd `cmd:"" help:"Let syncs go to a server found by discovery."`
 }
@@ -31,6 +31,7 @@ type serverAddCmd struct {
 	Path    string `default:"/var/lib/cpm/replicas" help:"Absolute directory for replicas (PATH/ORG/REPO.git)."`
 	Role    string `required:"" enum:"backup,neighbor" help:"backup or neighbor."`
 	HostKey string `name:"host-key" placeholder:"LINE" help:"The server's public host key line (e.g. its ssh_host_ed25519_key.pub)."`
+	PeerKey string `name:"peer-key" placeholder:"LINE" help:"For a neighbour: its replication key (its cpm-admin server pubkey); with it, once approved, it may deliver its replicas here."`
 	Yes     bool   `help:"Accept the host key fetched from the server without asking."`
 }
 
@@ -49,6 +50,7 @@ func (c serverAddCmd) Run(e *env, svc *admin.Service) error {
 	}
 	srv, err := svc.AddServer(e.ctx, e.dir, admin.ServerSpec{
 		Name: c.Name, Host: c.Host, Port: c.Port, User: c.User, Path: c.Path, Role: c.Role, HostKey: c.HostKey,
+		PeerKey: c.PeerKey,
 	}, confirm)
 	if err != nil {
 		return err
@@ -110,6 +112,13 @@ func (c serverCheckCmd) Run(e *env, svc *admin.Service) error {
 	if c.JSON {
 		return printJSON(e.stdout, res)
 	}
+	lag := fmt.Sprintf("%d repositories pending, lag %s", res.Pending, (time.Duration(res.LagSeconds) * time.Second).String())
+	if res.Role == "neighbor" {
+		fmt.Fprintf(e.stdout, "server:   %s\nnode:     %s\nversion:  %s\nping:     %.1f ms\nsync:     %s\n",
+			res.Server, res.Node, res.Version, res.PingMS, lag)
+		return nil
+	}
+	defer fmt.Fprintf(e.stdout, "sync:     %s\n", lag)
 	rsync := res.Rsync
 	if rsync == "" {
 		rsync = "(not installed: cpm copies with tar over ssh, without delta transfer)"

@@ -30,6 +30,8 @@ import (
 	"cpm/internal/gateway"
 	"cpm/internal/gitdaemon"
 	"cpm/internal/metrics"
+	"cpm/internal/peer"
+	"cpm/internal/replica"
 	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/sshserver"
@@ -55,9 +57,11 @@ type workerFlags struct {
 func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf workerFlags, m *metrics.Replication, log zerolog.Logger) (<-chan struct{}, error) {
 	wake := make(chan struct{}, 1)
 	host, _ := os.Hostname()
+	syncer := replicate.NewSyncer(dir, gw.Disk)
 	w := &replicate.Workers{
 		Store:     gw.Access.Store,
-		Syncer:    replicate.NewSyncer(dir, gw.Disk),
+		Syncer:    syncer,
+		Publisher: &replicate.Publisher{Store: gw.Access.Store, Syncer: syncer},
 		Log:       log.With().Str("component", "replicate").Logger(),
 		Global:    wf.Workers,
 		PerTarget: wf.PerTarget,
@@ -97,6 +101,7 @@ func (c replicateCmd) Run(flags *config.Flags) error {
 		return err
 	}
 	defer st.Close()
+	defer gw.Access.Replicas.Close()
 	done, err := startWorkers(ctx, dir, gw, c.workerFlags, nil, log)
 	if err != nil {
 		return err
@@ -168,11 +173,19 @@ func newGateway(ctx context.Context, dir datadir.Dir, log zerolog.Logger) (*gate
 	if err != nil {
 		return nil, nil, err
 	}
+	node, err := st.NodeName(ctx)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	replicas := replica.New(dir.Peers())
+	disk := admin.Root(dir, hookBin)
 	return &gateway.Gateway{
-		Access:  access.Checker{Store: st},
-		Disk:    admin.Root(dir, hookBin),
+		Access:  access.Checker{Store: st, Replicas: replicas},
+		Disk:    disk,
 		DataDir: dir,
 		Log:     log,
+		Peers:   &peer.Receiver{Store: st, Replicas: replicas, Disk: disk, TempDir: dir.Tmp(), Node: node},
 	}, st, nil
 }
 
@@ -185,6 +198,7 @@ func (c serveCmd) Run(flags *config.Flags) error {
 		return err
 	}
 	defer st.Close()
+	defer gw.Access.Replicas.Close()
 	hostKey, err := sshserver.LoadOrCreateHostKey(dir.HostKey())
 	if err != nil {
 		return err
@@ -227,7 +241,7 @@ func (c serveCmd) Run(flags *config.Flags) error {
 		}
 		sshPort := ln.Addr().(*net.TCPAddr).Port
 		gd = &gitdaemon.Server{Access: gw.Access, Disk: gw.Disk, Log: log, IdleTimeout: c.IdleTimeout,
-			Identity: discover.Answer(node, version.Version, sshPort)}
+			Identity: discover.Answer(node, version.Version, sshPort, replicationKey(dir))}
 		go func() { errc <- gd.Serve(gln) }()
 	}
 	var hs *http.Server
@@ -318,6 +332,7 @@ func forced(keyArg string, rest []string) int {
 		return 1
 	}
 	defer st.Close()
+	defer gw.Access.Replicas.Close()
 	ident, err := gw.Access.IdentifyID(ctx, id)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cpm: key is no longer registered")
@@ -332,6 +347,16 @@ func forced(keyArg string, rest []string) int {
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
 	})
+}
+
+// replicationKey is this node's replication public key, which discovery
+// announces; "" before cpm-admin init made one.
+func replicationKey(dir datadir.Dir) string {
+	k, err := admin.PublicKey(dir)
+	if err != nil {
+		return ""
+	}
+	return k
 }
 
 // remoteAddr turns SSH_CONNECTION ("ip port ip port") into "ip:port".

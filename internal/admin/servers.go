@@ -2,14 +2,17 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/peer"
 	"cpm/internal/remote"
 	"cpm/internal/replicate"
 	"cpm/internal/store"
@@ -22,6 +25,9 @@ type ServerSpec struct {
 	// Unapproved servers get no syncs until `server approve` (neighbours
 	// found by discovery).
 	Unapproved bool
+	// PeerKey is a neighbour's replication public key: once approved, the
+	// neighbour may deliver its replicas here with it.
+	PeerKey string
 }
 
 // AddServer registers a replication target and pins its host key. Without
@@ -54,14 +60,41 @@ func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpe
 		}
 		key = scanned
 	}
+	peerKey, peerFP, err := s.checkPeerKey(ctx, spec)
+	if err != nil {
+		return store.Server{}, err
+	}
 	srv, err := s.Store.AddServer(ctx, s.Actor, store.Server{
 		Name: spec.Name, Host: spec.Host, Port: spec.Port, User: spec.User, Path: spec.Path,
-		Role: spec.Role, HostKey: key, Approved: !spec.Unapproved,
+		Role: spec.Role, HostKey: key, Approved: !spec.Unapproved, PeerKey: peerKey, PeerFingerprint: peerFP,
 	})
 	if err != nil {
 		return store.Server{}, err
 	}
 	return srv, s.writeKnownHosts(ctx, dir)
+}
+
+// checkPeerKey validates a neighbour's replication key: one public key,
+// for a neighbour only, and not a key that already speaks for someone
+// here (it would log in as them, never as the peer).
+func (s *Service) checkPeerKey(ctx context.Context, spec ServerSpec) (string, string, error) {
+	if spec.PeerKey == "" {
+		return "", "", nil
+	}
+	if spec.Role != "neighbor" {
+		return "", "", errors.New("--peer-key is for neighbours: backups do not deliver replicas")
+	}
+	key, err := remote.ParseHostKey(spec.PeerKey)
+	if err != nil {
+		return "", "", fmt.Errorf("peer key: %w", err)
+	}
+	fp := remote.Fingerprint(key)
+	if _, err := s.Store.KeyOwnerByFingerprint(ctx, fp); err == nil {
+		return "", "", fmt.Errorf("peer key %s is registered here as a user's or deploy key; a neighbour needs a key of its own", fp)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", "", err
+	}
+	return key, fp, nil
 }
 
 // RemoveServer forgets a target; its replicas stay where they are.
@@ -89,30 +122,72 @@ func (s *Service) writeKnownHosts(ctx context.Context, dir datadir.Dir) error {
 
 // Check is what `server check` reports.
 type Check struct {
-	Server   string `json:"server"`
-	Rsync    string `json:"rsync"`
-	Git      string `json:"git"`
-	FreeKiB  int64  `json:"free_kib"`
-	Writable bool   `json:"writable"`
+	Server string `json:"server"`
+	Role   string `json:"role"`
+	// A backup: its tools, free space, and whether its path is writable.
+	Rsync    string `json:"rsync,omitempty"`
+	Git      string `json:"git,omitempty"`
+	FreeKiB  int64  `json:"free_kib,omitempty"`
+	Writable bool   `json:"writable,omitempty"`
+	// A neighbour: who answers, and how fast.
+	Node    string  `json:"node,omitempty"`
+	Version string  `json:"version,omitempty"`
+	PingMS  float64 `json:"ping_ms,omitempty"`
+	// Either: how far behind its replicas are.
+	Pending    int       `json:"pending"`
+	LagSeconds float64   `json:"lag_seconds"`
+	LastSync   time.Time `json:"last_sync,omitzero"`
 }
 
-// CheckServer connects with the pinned key and reports the target's tools,
-// free space and whether its path is writable.
+// CheckServer connects with the pinned key and reports on the server: a
+// backup's tools, free space and writable path; a neighbour's node name,
+// version and round trip; for both, the replication lag.
 func (s *Service) CheckServer(ctx context.Context, dir datadir.Dir, name string) (Check, error) {
 	srv, err := s.Store.ServerByName(ctx, name)
 	if err != nil {
 		return Check{}, err
 	}
+	c := Check{Server: srv.Name, Role: srv.Role}
 	t := replicate.TargetOf(srv)
+	env := replicate.NewSyncer(dir, s.Disk).Remote
+	if t.Peer {
+		err = checkNeighbor(ctx, env, t, &c)
+	} else {
+		err = checkBackup(ctx, env, t, &c)
+	}
+	if err != nil {
+		return c, err
+	}
+	jobs, err := s.Store.Jobs(ctx)
+	if err != nil {
+		return c, err
+	}
+	for _, j := range jobs {
+		if j.ServerID != srv.ID {
+			continue
+		}
+		if j.LastSuccessAt.After(c.LastSync) {
+			c.LastSync = j.LastSuccessAt
+		}
+		if j.State != "done" {
+			c.Pending++
+			if !j.DirtySince.IsZero() {
+				c.LagSeconds = max(c.LagSeconds, time.Since(j.DirtySince).Seconds())
+			}
+		}
+	}
+	return c, nil
+}
+
+func checkBackup(ctx context.Context, env remote.Env, t remote.Target, c *Check) error {
 	p := remote.Quote(t.Path)
-	out, err := replicate.NewSyncer(dir, s.Disk).Remote.Run(ctx, t,
+	out, err := env.Run(ctx, t,
 		"echo rsync=$(rsync --version 2>/dev/null | head -n1); echo git=$(git --version 2>/dev/null); "+
 			"mkdir -p "+p+" 2>/dev/null; echo free=$(df -Pk "+p+" | awk 'NR==2 {print $4}'); "+
 			"if test -w "+p+"; then echo writable=yes; else echo writable=no; fi")
 	if err != nil {
-		return Check{}, err
+		return err
 	}
-	c := Check{Server: srv.Name}
 	for _, l := range strings.Split(string(out), "\n") {
 		k, v, _ := strings.Cut(l, "=")
 		switch k {
@@ -126,7 +201,30 @@ func (s *Service) CheckServer(ctx context.Context, dir datadir.Dir, name string)
 			c.Writable = v == "yes"
 		}
 	}
-	return c, nil
+	return nil
+}
+
+// checkNeighbor asks the node who it is twice: the first call sets up
+// the (multiplexed) connection, the second measures a round trip.
+func checkNeighbor(ctx context.Context, env remote.Env, t remote.Target, c *Check) error {
+	var out []byte
+	var err error
+	for range 2 {
+		start := time.Now()
+		if out, err = env.Run(ctx, t, "cpm-peer hello"); err != nil {
+			if re := (*remote.Error)(nil); errors.As(err, &re) && strings.Contains(re.Stderr, "Permission denied") {
+				return fmt.Errorf("%s does not accept this node: on %s, register it (cpm-admin neighbor discover --add, or server add --peer-key with this node's server pubkey) and approve it", t.Name, t.Name)
+			}
+			return err
+		}
+		c.PingMS = float64(time.Since(start).Microseconds()) / 1000
+	}
+	var h peer.Hello
+	if err := json.Unmarshal(out, &h); err != nil {
+		return fmt.Errorf("%s: not a cpm node's answer: %w", t.Name, err)
+	}
+	c.Node, c.Version = h.Name, h.Version
+	return nil
 }
 
 // PublicKey is cpm's replication key, to install on targets.
@@ -146,6 +244,13 @@ func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server st
 	}
 	syncer := replicate.NewSyncer(dir, s.Disk)
 	syncer.Progress = progress
+	if srv.Role == "neighbor" {
+		// Permissions travel before the repository, never after it.
+		pub := &replicate.Publisher{Store: s.Store, Syncer: syncer}
+		if _, err := pub.Ensure(ctx, srv); err != nil {
+			return replicate.Result{}, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
+		}
+	}
 	job, jerr := s.Store.JobFor(ctx, r.ID, srv.ID)
 	res, err := syncer.Sync(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, replicate.TargetOf(srv), true)
 	if err != nil {
@@ -194,7 +299,7 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 		return Verification{}, err
 	}
 	t := replicate.TargetOf(srv)
-	got, err := replicate.RemoteFingerprint(ctx, replicate.NewSyncer(dir, s.Disk).Remote, t, t.Path+"/"+r.Org+"/"+r.Name+".git")
+	got, err := replicate.RemoteFingerprint(ctx, replicate.NewSyncer(dir, s.Disk).Remote, t, names.RepoPath{Org: r.Org, Repo: r.Name})
 	if err != nil {
 		return Verification{}, err
 	}

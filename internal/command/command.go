@@ -25,6 +25,16 @@ const (
 	UploadArchive                 // git archive --remote
 	Whoami
 	Info
+
+	// Between cpm nodes only: a neighbour delivering replicas. The
+	// gateway runs these for an approved neighbour's replication key and
+	// for no one else.
+	PeerHello    // cpm-peer hello: node name and version
+	PeerMeta     // cpm-peer meta: authorization metadata on stdin
+	PeerPrepare  // cpm-peer prepare ORG/REPO: make room for a replica
+	PeerRefs     // cpm-peer refs ORG/REPO: HEAD and refs, to verify
+	PeerRsyncIn  // cpm-peer rsync-in ORG/REPO --server --daemon .
+	PeerRsyncOut // cpm-peer rsync-out ORG/REPO --server --daemon .
 )
 
 var verbNames = map[Verb]string{
@@ -33,9 +43,18 @@ var verbNames = map[Verb]string{
 	UploadArchive: "git-upload-archive",
 	Whoami:        "whoami",
 	Info:          "info",
+	PeerHello:     "cpm-peer hello",
+	PeerMeta:      "cpm-peer meta",
+	PeerPrepare:   "cpm-peer prepare",
+	PeerRefs:      "cpm-peer refs",
+	PeerRsyncIn:   "cpm-peer rsync-in",
+	PeerRsyncOut:  "cpm-peer rsync-out",
 }
 
 func (v Verb) String() string { return verbNames[v] }
+
+// IsPeer reports whether the verb is one that only neighbours may run.
+func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerRsyncOut }
 
 // IsGit reports whether the verb runs a git service on a repository.
 func (v Verb) IsGit() bool { return v == UploadPack || v == ReceivePack || v == UploadArchive }
@@ -85,10 +104,49 @@ func Parse(line string) (Command, error) {
 		}
 		verb := map[string]Verb{"git-upload-pack": UploadPack, "git-receive-pack": ReceivePack, "git-upload-archive": UploadArchive}[words[0]]
 		return Command{Verb: verb, Repo: p}, nil
+	case "cpm-peer":
+		return parsePeer(words[1:])
 	case "":
 		return Command{}, invalid("empty command")
 	}
 	return Command{}, invalid("unknown command %q; cpm runs git-upload-pack, git-receive-pack, git-upload-archive, whoami and info", clip(words[0]))
+}
+
+// parsePeer parses the words after "cpm-peer". rsync asks for its
+// server side as "--server --daemon ."; nothing else is accepted there,
+// since every option of the transfer is then decided by the module that
+// cpm configures, not by the command line.
+func parsePeer(words []string) (Command, error) {
+	if len(words) == 0 {
+		return Command{}, invalid("cpm-peer needs a subcommand")
+	}
+	simple := map[string]Verb{"hello": PeerHello, "meta": PeerMeta}
+	withRepo := map[string]Verb{"prepare": PeerPrepare, "refs": PeerRefs, "rsync-in": PeerRsyncIn, "rsync-out": PeerRsyncOut}
+	if v, ok := simple[words[0]]; ok {
+		if len(words) != 1 {
+			return Command{}, invalid("cpm-peer %s takes no arguments", words[0])
+		}
+		return Command{Verb: v}, nil
+	}
+	v, ok := withRepo[words[0]]
+	if !ok {
+		return Command{}, invalid("unknown cpm-peer subcommand %q", clip(words[0]))
+	}
+	want := 2
+	if v == PeerRsyncIn || v == PeerRsyncOut {
+		want = 5
+		if len(words) != want || words[2] != "--server" || words[3] != "--daemon" || words[4] != "." {
+			return Command{}, invalid("cpm-peer %s takes ORG/REPO --server --daemon .", words[0])
+		}
+	}
+	if len(words) != want {
+		return Command{}, invalid("cpm-peer %s takes exactly one repository path", words[0])
+	}
+	p, err := parsePath(words[1])
+	if err != nil {
+		return Command{}, err
+	}
+	return Command{Verb: v, Repo: p}, nil
 }
 
 // parsePath accepts ORG/REPO or ORG/REPO.git, optionally in single quotes

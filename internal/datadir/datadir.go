@@ -82,6 +82,10 @@ func (d Dir) WakeSocket() string { return filepath.Join(string(d), "replicate.so
 // database; the workers queue them later.
 func (d Dir) Dirty() string { return filepath.Join(string(d), "dirty") }
 
+// Peers holds this node's copies of its neighbours' metadata, one
+// database per origin (see internal/replica).
+func (d Dir) Peers() string { return filepath.Join(string(d), "peers") }
+
 // Control holds ssh control sockets for connections to replication
 // targets; private, like the rest of the data dir.
 func (d Dir) Control() string { return filepath.Join(string(d), "ssh") }

@@ -7,9 +7,12 @@
 // daemon treats it as an unknown service and hangs up without a word. A
 // cpm node answers with one pkt-line:
 //
-//	cpm name=NODE version=VERSION ssh=PORT
+//	cpm name=NODE version=VERSION ssh=PORT key=TYPE:BASE64
 //
-// and closes the connection. Anything else, or silence within the timeout,
+// and closes the connection. key is the node's replication public key
+// (what `server pubkey` prints, with ':' for the space): a node that
+// registers this one as a neighbour accepts replicas signed with it once
+// its operator approves. Older nodes leave key out. Anything else, or silence within the timeout,
 // is not a cpm node.
 package discover
 
@@ -27,6 +30,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"cpm/internal/names"
 )
 
@@ -42,11 +47,18 @@ type Node struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	SSHPort int    `json:"ssh_port"`
+	// Key is the node's replication key, "TYPE BASE64", if it sent one.
+	Key string `json:"replication_key,omitempty"`
 }
 
-// Answer is the pkt-line a node sends back.
-func Answer(name, version string, sshPort int) []byte {
-	line := fmt.Sprintf("cpm name=%s version=%s ssh=%d\n", name, version, sshPort)
+// Answer is the pkt-line a node sends back; key ("TYPE BASE64") may be
+// empty.
+func Answer(name, version string, sshPort int, key string) []byte {
+	line := fmt.Sprintf("cpm name=%s version=%s ssh=%d", name, version, sshPort)
+	if typ, b64, ok := strings.Cut(strings.TrimSpace(key), " "); ok {
+		line += " key=" + typ + ":" + strings.Fields(b64)[0]
+	}
+	line += "\n"
 	return []byte(fmt.Sprintf("%04x%s", len(line)+4, line))
 }
 
@@ -65,7 +77,7 @@ func ParseAnswer(r io.Reader) (Node, error) {
 		return Node{}, err
 	}
 	f := strings.Fields(string(body))
-	if len(f) != 4 || f[0] != "cpm" {
+	if (len(f) != 4 && len(f) != 5) || f[0] != "cpm" {
 		return Node{}, errors.New("not a cpm answer")
 	}
 	var node Node
@@ -78,6 +90,13 @@ func ParseAnswer(r io.Reader) (Node, error) {
 			node.Version = v
 		case "ssh":
 			node.SSHPort, _ = strconv.Atoi(v)
+		case "key":
+			typ, b64, _ := strings.Cut(v, ":")
+			k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(typ + " " + b64))
+			if err != nil {
+				return Node{}, errors.New("not a cpm answer")
+			}
+			node.Key = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
 		}
 	}
 	// The answer comes from the network: it must hold a valid cpm name (it

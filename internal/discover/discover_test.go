@@ -14,9 +14,14 @@ import (
 func pkt(s string) string { return fmt.Sprintf("%04x%s", len(s)+4, s) }
 
 func TestParseAnswer(t *testing.T) {
-	n, err := ParseAnswer(bytes.NewReader(Answer("node-a", "0.4.0", 2222)))
-	if err != nil || n.Name != "node-a" || n.Version != "0.4.0" || n.SSHPort != 2222 {
+	n, err := ParseAnswer(bytes.NewReader(Answer("node-a", "0.4.0", 2222, "")))
+	if err != nil || n.Name != "node-a" || n.Version != "0.4.0" || n.SSHPort != 2222 || n.Key != "" {
 		t.Fatalf("%+v %v", n, err)
+	}
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	n, err = ParseAnswer(bytes.NewReader(Answer("node-a", "0.4.0", 2222, key+" cpm-replication@node-a")))
+	if err != nil || n.Key != key {
+		t.Fatalf("with key: %+v %v", n, err)
 	}
 	for _, bad := range []string{
 		"",
@@ -29,6 +34,8 @@ func TestParseAnswer(t *testing.T) {
 		pkt("cpm name=x version=$(id) ssh=22\n"),
 		pkt("cpm name=x version=1\n"),
 		pkt("git name=x version=1 ssh=22\n"),
+		pkt("cpm name=x version=1 ssh=22 key=ssh-ed25519:AAAAnotakey\n"),
+		pkt("cpm name=x version=1 ssh=22 key=ssh-ed25519:AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl extra\n"),
 		"ffff" + strings.Repeat("a", 100),
 	} {
 		if n, err := ParseAnswer(strings.NewReader(bad)); err == nil {
@@ -65,7 +72,7 @@ func TestScanStaysInside(t *testing.T) {
 				return
 			}
 			hits <- c.RemoteAddr().String()
-			c.Write(Answer("me", "1", 22))
+			c.Write(Answer("me", "1", 22, ""))
 			c.Close()
 		}
 	}()

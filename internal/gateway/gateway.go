@@ -24,6 +24,7 @@ import (
 	"cpm/internal/command"
 	"cpm/internal/datadir"
 	"cpm/internal/hook"
+	"cpm/internal/peer"
 	"cpm/internal/repos"
 	"cpm/internal/store"
 )
@@ -34,7 +35,8 @@ type Gateway struct {
 	Disk    repos.Root
 	DataDir datadir.Dir
 	Log     zerolog.Logger
-	Metrics *Metrics // may be nil
+	Metrics *Metrics       // may be nil
+	Peers   *peer.Receiver // nil: this node takes no replicas
 }
 
 // Session is one command from one authenticated key.
@@ -101,6 +103,9 @@ func (g *Gateway) serve(ctx context.Context, s Session) outcome {
 		return outcome{verb: "invalid", decision: "deny", status: 1}
 	}
 	o := outcome{verb: cmd.Verb.String()}
+	if s.Identity.Peer != "" || cmd.Verb.IsPeer() {
+		return g.servePeer(ctx, s, cmd)
+	}
 	switch cmd.Verb {
 	case command.Whoami:
 		fmt.Fprintln(s.Stdout, s.Identity.Name())
@@ -143,6 +148,10 @@ func (g *Gateway) serve(ctx context.Context, s Session) outcome {
 	}
 	if !res.Allow {
 		o.decision, o.status = "deny", 1
+		if res.OriginURL != "" {
+			fmt.Fprintf(s.Stderr, "cpm: %s is %s\n", cmd.Repo, res.Reason)
+			return o
+		}
 		if res.Hidden {
 			// The same words whether it does not exist or may not be seen.
 			fmt.Fprintf(s.Stderr, "cpm: repository %s not found\n", cmd.Repo)
@@ -205,9 +214,15 @@ func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir,
 	if s.GitProtocol != "" && ValidGitProtocol(s.GitProtocol) {
 		c.Env = append(c.Env, "GIT_PROTOCOL="+s.GitProtocol)
 	}
+	return g.run(ctx, s, c, repo)
+}
+
+// run runs c for the session, streaming its input and output, and
+// returns its exit status.
+func (g *Gateway) run(ctx context.Context, s Session, c *exec.Cmd, repo string) int {
 	c.Stdout, c.Stderr = s.Stdout, s.Stderr
-	// When the client goes away the context ends: stop git and anything it
-	// started (pack-objects, hooks) as a group.
+	// When the client goes away the context ends: stop the command and
+	// anything it started (pack-objects, hooks) as a group.
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	c.WaitDelay = 5 * time.Second
@@ -232,7 +247,7 @@ func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir,
 		return ee.ExitCode()
 	}
 	if ctx.Err() == nil {
-		g.Log.Error().Err(err).Str("repo", repo).Msg("run git")
+		g.Log.Error().Err(err).Str("repo", repo).Str("command", c.Args[0]).Msg("run")
 		fmt.Fprintln(s.Stderr, "cpm: internal error; try again later")
 	}
 	return 1
@@ -240,22 +255,19 @@ func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir,
 
 // info lists the repositories the key may read, with its permission.
 func (g *Gateway) info(ctx context.Context, s Session) error {
-	all, err := g.Access.Store.AllRepoFacts(ctx, s.Identity.UserID)
+	all, err := g.Access.Readable(ctx, s.Identity)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(s.Stdout, "hello %s, this is cpm; you may read:\n\n", s.Identity.Name())
-	n := 0
-	for _, f := range all {
-		p, af := access.Translate(s.Identity, f)
-		perm := authz.Effective(p, af)
-		if perm < authz.PermRead {
+	for _, l := range all {
+		if l.Origin != "" {
+			fmt.Fprintf(s.Stdout, " %-5s  %s/%s  (replica of %s)\n", l.Perm, l.Org, l.Repo, l.Origin)
 			continue
 		}
-		fmt.Fprintf(s.Stdout, " %-5s  %s/%s\n", perm, f.Org, f.Repo)
-		n++
+		fmt.Fprintf(s.Stdout, " %-5s  %s/%s\n", l.Perm, l.Org, l.Repo)
 	}
-	if n == 0 {
+	if len(all) == 0 {
 		fmt.Fprintln(s.Stdout, " (no repositories)")
 	}
 	return nil

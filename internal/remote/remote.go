@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -27,6 +28,9 @@ type Target struct {
 	Port int
 	User string
 	Path string // absolute; replicas at PATH/ORG/REPO.git
+	// Peer is set for a neighbour: a cpm node, reached through its
+	// gateway's cpm-peer commands instead of a shell.
+	Peer bool
 }
 
 // Env is cpm's identity towards its targets.
@@ -160,8 +164,14 @@ func (e *Error) Blocking() bool {
 
 // Run runs a command on t and returns its standard output.
 func (e Env) Run(ctx context.Context, t Target, command string) ([]byte, error) {
+	return e.RunInput(ctx, t, command, nil)
+}
+
+// RunInput runs a command on t with stdin as its input.
+func (e Env) RunInput(ctx context.Context, t Target, command string, stdin io.Reader) ([]byte, error) {
 	args := append(e.SSHArgs(t), t.User+"@"+t.Host, command)
 	cmd := exec.CommandContext(ctx, "ssh", args...)
+	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -108,17 +108,16 @@ func (s *Syncer) PruneTarget(ctx context.Context, repo names.RepoPath, t remote.
 	if err != nil {
 		return Result{}, err
 	}
-	dst := t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
-	if got, err := RemoteFingerprint(ctx, s.Remote, t, dst); err != nil {
+	if got, err := RemoteFingerprint(ctx, s.Remote, t, repo); err != nil {
 		return Result{}, err
 	} else if got != snap.Fingerprint {
 		return Result{}, ErrNotCurrent
 	}
-	res, err := s.rsync(ctx, t, dir+"/objects/", dst+"/objects/", append(excludes(), "--delete-after")...)
+	res, err := s.push(ctx, t, repo, dir+"/objects/", true, append(excludes(), "--delete-after")...)
 	if err != nil {
 		return res, err
 	}
-	if got, err := RemoteFingerprint(ctx, s.Remote, t, dst); err != nil {
+	if got, err := RemoteFingerprint(ctx, s.Remote, t, repo); err != nil {
 		return res, err
 	} else if got != snap.Fingerprint {
 		return res, ErrMismatch

@@ -29,17 +29,13 @@ func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target,
 		return Result{}, err
 	}
 	defer unlock()
-	src := t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
-	out, err := s.Remote.Run(ctx, t, "cat "+remote.Quote(src+"/HEAD")+" && git -C "+remote.Quote(src)+
-		" for-each-ref --format='%(objectname) %(refname)'")
+	head, refs, err := RemoteRefs(ctx, s.Remote, t, repo)
 	if err != nil {
 		return Result{}, err
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	head := strings.TrimSpace(lines[0])
 	theirs := map[string]string{}
-	for _, l := range lines[1:] {
-		if id, ref, ok := strings.Cut(strings.TrimSpace(l), " "); ok && strings.HasPrefix(ref, "refs/") {
+	for _, l := range refs {
+		if id, ref, ok := strings.Cut(l, " "); ok && strings.HasPrefix(ref, "refs/") {
 			theirs[ref] = id
 		}
 	}
@@ -48,7 +44,7 @@ func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target,
 		append(excludes(), "--exclude=*.idx", "--exclude=*.bitmap", "--exclude=*.rev", "--exclude=*.keep"),
 		append(excludes(), "--exclude=*.keep"),
 	} {
-		r, err := s.rsyncFrom(ctx, t, src+"/objects/", dir+"/objects/", pass...)
+		r, err := s.fetch(ctx, t, repo, dir+"/objects/", pass...)
 		if err != nil {
 			return res, err
 		}
@@ -112,7 +108,3 @@ func isAncestor(ctx context.Context, dir, old, new string) bool {
 	return cmd.Run() == nil
 }
 
-// rsyncFrom copies from t to a local path.
-func (s *Syncer) rsyncFrom(ctx context.Context, t remote.Target, src, dst string, extra ...string) (Result, error) {
-	return s.rsyncArgs(ctx, t, append(extra, remote.Dest(t, src), dst))
-}

@@ -182,40 +182,41 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 		return Result{}, fmt.Errorf("snapshot: %w", err)
 	}
 
-	dst := t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
 	if fresh {
-		if _, err := s.Remote.Run(ctx, t, "mkdir -p "+remote.Quote(dst)); err != nil {
+		if err := s.prepare(ctx, t, repo); err != nil {
 			return Result{}, err
 		}
 	}
 	var res Result
 	steps := []struct {
-		src, dst string
-		args     []string
+		src     string
+		objects bool
+		args    []string
 	}{
-		{skelDir + "/", dst + "/", []string{"--ignore-existing"}},
+		{skelDir + "/", false, []string{"--ignore-existing"}},
 		// Packs (and loose objects) before the indexes that make them
 		// visible: a reader never finds an index whose pack is not there.
-		{dir + "/objects/", dst + "/objects/", append(excludes(), "--exclude=*.idx", "--exclude=*.bitmap", "--exclude=*.rev", "--exclude=*.keep")},
-		{dir + "/objects/", dst + "/objects/", append(excludes(), "--exclude=*.keep")},
+		{dir + "/objects/", true, append(excludes(), "--exclude=*.idx", "--exclude=*.bitmap", "--exclude=*.rev", "--exclude=*.keep")},
+		{dir + "/objects/", true, append(excludes(), "--exclude=*.keep")},
 		// Then the refs, compared by checksum, replacing the target's.
-		{refsDir + "/", dst + "/", []string{"--checksum", "--delete-after",
+		{refsDir + "/", false, []string{"--checksum", "--delete-after",
 			"--include=/HEAD", "--include=/packed-refs", "--include=/refs/***", "--exclude=*"}},
 	}
-	if !fresh {
+	// A neighbour lays its replica's foundations itself (prepare).
+	if !fresh || t.Peer {
 		steps = steps[1:]
 	}
-	if s.lacksRsync(t.Name) {
-		if res, err = s.tarSync(ctx, t, dir, refsDir, skelDir, dst, fresh); err != nil {
+	if s.lacksRsync(t.Name) && !t.Peer {
+		if res, err = s.tarSync(ctx, t, dir, refsDir, skelDir, replicaPath(t, repo), fresh); err != nil {
 			return res, err
 		}
 	} else {
 		for _, st := range steps {
-			st2, err := s.rsync(ctx, t, st.src, st.dst, st.args...)
-			if noRsync(err) {
+			st2, err := s.push(ctx, t, repo, st.src, st.objects, st.args...)
+			if noRsync(err) && !t.Peer {
 				// The target has no rsync: tar over the same ssh, from the top.
 				s.markNoRsync(t.Name)
-				res, err = s.tarSync(ctx, t, dir, refsDir, skelDir, dst, true)
+				res, err = s.tarSync(ctx, t, dir, refsDir, skelDir, replicaPath(t, repo), true)
 				if err != nil {
 					return res, err
 				}
@@ -228,7 +229,7 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 			res.Files += st2.Files
 		}
 	}
-	got, err := RemoteFingerprint(ctx, s.Remote, t, dst)
+	got, err := RemoteFingerprint(ctx, s.Remote, t, repo)
 	if err != nil {
 		return res, err
 	}
@@ -251,27 +252,7 @@ func excludes() []string {
 	return a
 }
 
-// RemoteFingerprint computes the fingerprint of the repository at path on t.
-func RemoteFingerprint(ctx context.Context, env remote.Env, t remote.Target, path string) (string, error) {
-	// show-ref exits 1 when there are no refs at all; that is an answer.
-	out, err := env.Run(ctx, t, "git -C "+remote.Quote(path)+" show-ref --head; test $? -le 1")
-	if err != nil {
-		return "", err
-	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			lines = append(lines, l)
-		}
-	}
-	return Fingerprint(lines), nil
-}
-
 var statsRe = regexp.MustCompile(`(?m)^Total bytes (?:sent|received): ([\d,.]+)|^Number of regular files transferred: ([\d,.]+)`)
-
-func (s *Syncer) rsync(ctx context.Context, t remote.Target, src, dst string, extra ...string) (Result, error) {
-	return s.rsyncArgs(ctx, t, append(extra, src, remote.Dest(t, dst)))
-}
 
 // rsyncArgs runs rsync with cpm's options, then tail (filters and paths).
 func (s *Syncer) rsyncArgs(ctx context.Context, t remote.Target, tail []string) (Result, error) {
@@ -393,10 +374,9 @@ func (s *Syncer) Missing(ctx context.Context, repo names.RepoPath, t remote.Targ
 	if err != nil {
 		return 0, err
 	}
-	dst := t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
-	r, err := s.rsync(ctx, t, dir+"/objects/", dst+"/objects/", append(excludes(), "--dry-run")...)
-	if noRsync(err) {
-		data, index, err := s.lackedObjects(ctx, t, filepath.Join(dir, "objects"), dst)
+	r, err := s.push(ctx, t, repo, dir+"/objects/", true, append(excludes(), "--dry-run")...)
+	if noRsync(err) && !t.Peer {
+		data, index, err := s.lackedObjects(ctx, t, filepath.Join(dir, "objects"), replicaPath(t, repo))
 		return int64(len(data) + len(index)), err
 	}
 	return r.Files, err

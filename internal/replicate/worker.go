@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -30,6 +31,13 @@ type Workers struct {
 	Owner     string        // lease owner, for the record
 	DirtyDir  string        // markers left by post-receive when the database was unavailable
 	Observe   func(Event)   // metrics, may be nil
+	// Publisher, when set, delivers metadata after every change:
+	// database snapshots to backups, authorization metadata to
+	// neighbours (before any replica, so that it is never served
+	// without its permissions).
+	Publisher *Publisher
+
+	publishing atomic.Bool
 
 	mu      sync.Mutex
 	running map[int64]int
@@ -93,6 +101,14 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 	defer tick.Stop()
 	for {
 		w.queueMarkers(ctx)
+		if w.Publisher != nil && w.publishing.CompareAndSwap(false, true) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer w.publishing.Store(false)
+				w.publish(ctx)
+			}()
+		}
 		for {
 			select {
 			case slots <- struct{}{}:
@@ -205,7 +221,12 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 		// After a failure, or before the first success, lay the replica's
 		// foundations again.
 		fresh := j.LastSuccessAt.IsZero() || j.Attempts > 0
-		res, err = w.Syncer.Sync(ctx, rp, TargetOf(srv), fresh)
+		if w.Publisher != nil && srv.Role == "neighbor" {
+			_, err = w.Publisher.Ensure(ctx, srv)
+		}
+		if err == nil {
+			res, err = w.Syncer.Sync(ctx, rp, TargetOf(srv), fresh)
+		}
 	}
 	ev := Event{Repo: j.Repo, Target: j.Server, Duration: time.Since(start), Bytes: res.Bytes}
 	log := w.Log.With().Str("repo", j.Repo).Str("target", j.Server).Int64("duration_ms", ev.Duration.Milliseconds()).Logger()
@@ -249,6 +270,43 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 	}
 }
 
+// publish delivers the current metadata to every server that lacks it
+// and is reachable as far as the circuit breaker knows.
+func (w *Workers) publish(ctx context.Context) {
+	gen, err := w.Store.MetaGeneration(ctx)
+	if err != nil {
+		return
+	}
+	servers, err := w.Store.Servers(ctx)
+	if err != nil {
+		return
+	}
+	for _, srv := range servers {
+		if srv.MetaGeneration >= gen || (srv.Role != "backup" && !srv.Approved) || !srv.Enabled || srv.BlockedReason != "" || w.isDown(srv.ID) {
+			continue
+		}
+		d, err := w.Publisher.Ensure(ctx, srv)
+		if ctx.Err() != nil {
+			return
+		}
+		w.trip(srv.ID, err)
+		log := w.Log.With().Str("target", srv.Name).Str("kind", d.Kind).Int64("generation", d.Generation).Logger()
+		if err != nil {
+			log.Warn().Err(err).Str("cause", cause(err)).Msg("deliver metadata")
+			continue
+		}
+		if d.Kind != "" {
+			log.Info().Int64("bytes", d.Bytes).Int64("duration_ms", d.Duration.Milliseconds()).Msg("deliver metadata")
+		}
+	}
+}
+
+func (w *Workers) isDown(server int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.down[server].until.After(time.Now())
+}
+
 // trip updates the target's circuit breaker after an attempt: connection
 // failures open it for a growing while; anything else (a sync that ran)
 // closes it.
@@ -287,7 +345,7 @@ func cause(err error) string {
 
 // TargetOf turns a stored server into an rsync target.
 func TargetOf(s store.Server) remote.Target {
-	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path}
+	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path, Peer: s.Role == "neighbor"}
 }
 
 // queueMarkers queues pushes that post-receive could only note on disk.

@@ -22,16 +22,23 @@ type Server struct {
 	Enabled       bool      `json:"enabled"`
 	BlockedReason string    `json:"blocked_reason,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
+	// PeerKey is a neighbour's replication key ("TYPE BASE64"): with it,
+	// once approved, the neighbour may deliver replicas to this node.
+	PeerKey         string `json:"peer_key,omitempty"`
+	PeerFingerprint string `json:"peer_fingerprint,omitempty"`
+	// MetaGeneration is the metadata generation last delivered to it.
+	MetaGeneration int64 `json:"-"`
 }
 
 const serverSelect = `
-	SELECT id, name, host, port, ssh_user, path, role, host_key, approved, enabled, blocked_reason, created_at
+	SELECT id, name, host, port, ssh_user, path, role, host_key, approved, enabled, blocked_reason, created_at,
+	       peer_key, peer_fingerprint, meta_generation
 	FROM servers`
 
 func scanServer(sc scanner) (Server, error) {
 	var s Server
 	var at string
-	err := sc.Scan(&s.ID, &s.Name, &s.Host, &s.Port, &s.User, &s.Path, &s.Role, &s.HostKey, &s.Approved, &s.Enabled, &s.BlockedReason, &at)
+	err := sc.Scan(&s.ID, &s.Name, &s.Host, &s.Port, &s.User, &s.Path, &s.Role, &s.HostKey, &s.Approved, &s.Enabled, &s.BlockedReason, &at, &s.PeerKey, &s.PeerFingerprint, &s.MetaGeneration)
 	s.CreatedAt = parseTime(at)
 	return s, err
 }
@@ -39,12 +46,15 @@ func scanServer(sc scanner) (Server, error) {
 // AddServer registers a replication target with its pinned host key.
 func (s *Store) AddServer(ctx context.Context, a Actor, srv Server) (Server, error) {
 	details := map[string]any{"host": srv.Host, "port": srv.Port, "role": srv.Role, "path": srv.Path, "approved": srv.Approved}
+	if srv.PeerFingerprint != "" {
+		details["peer_key"] = srv.PeerFingerprint
+	}
 	err := s.change(ctx, a, "server.add", srv.Name, details, func(tx *sql.Tx) error {
 		at := now()
 		res, err := tx.ExecContext(ctx, `
-			INSERT INTO servers (name, host, port, ssh_user, path, role, host_key, approved, enabled, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`,
-			srv.Name, srv.Host, srv.Port, srv.User, srv.Path, srv.Role, srv.HostKey, srv.Approved, at)
+			INSERT INTO servers (name, host, port, ssh_user, path, role, host_key, approved, enabled, created_at, peer_key, peer_fingerprint)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
+			srv.Name, srv.Host, srv.Port, srv.User, srv.Path, srv.Role, srv.HostKey, srv.Approved, at, srv.PeerKey, srv.PeerFingerprint)
 		if isUnique(err) {
 			return exists("server", srv.Name)
 		}
@@ -126,4 +136,27 @@ func (s *Store) ApproveServer(ctx context.Context, a Actor, name string) error {
 		}
 		return nil
 	})
+}
+
+// PeerByFingerprint finds the approved neighbour whose replication key
+// has the fingerprint: the peer a connection speaks for.
+func (s *Store) PeerByFingerprint(ctx context.Context, fingerprint string) (Server, error) {
+	srv, err := scanServer(s.db.QueryRowContext(ctx, serverSelect+`
+		WHERE peer_fingerprint = ? AND role = 'neighbor' AND approved = 1`, fingerprint))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Server{}, notFound("peer", fingerprint)
+	}
+	if err != nil {
+		return Server{}, fmt.Errorf("find peer: %w", err)
+	}
+	return srv, nil
+}
+
+// SetMetaGeneration records the metadata generation delivered to a server.
+func (s *Store) SetMetaGeneration(ctx context.Context, id, generation int64) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE servers SET meta_generation = max(meta_generation, ?) WHERE id = ?`, generation, id)
+	if err != nil {
+		return fmt.Errorf("record metadata delivery: %w", err)
+	}
+	return nil
 }

@@ -253,6 +253,14 @@ func (s *Store) NodeName(ctx context.Context) (string, error) {
 	return name, err
 }
 
+// RenameNode sets this node's name, replacing the one it had.
+func (s *Store) RenameNode(ctx context.Context, name string) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO node (key, value) VALUES ('name', ?)`, name); err != nil {
+		return fmt.Errorf("rename node: %w", err)
+	}
+	return nil
+}
+
 // SetNodeName names this node, once; an existing name is kept.
 func (s *Store) SetNodeName(ctx context.Context, name string) error {
 	_, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO node (key, value) VALUES ('name', ?)`, name)

@@ -1,0 +1,99 @@
+package replicate
+
+import (
+	"context"
+	"strings"
+
+	"cpm/internal/names"
+	"cpm/internal/remote"
+)
+
+// A backup server is a plain ssh account: cpm runs a few shell commands
+// and rsync there, on paths under the server's --path. A neighbour is a
+// cpm node whose ssh port runs only git and `cpm-peer` commands: rsync
+// talks to a daemon module that the neighbour configures for exactly one
+// replica, and the neighbour creates and reads the replica itself. These
+// helpers hide the difference from the sync steps.
+
+// replicaPath is where a backup server keeps ORG/REPO.
+func replicaPath(t remote.Target, repo names.RepoPath) string {
+	return t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
+}
+
+// endpoint is rsync's spec for the replica's objects (objects set) or its
+// top folder on t, with the options that reaching it needs. write says
+// which way the transfer goes.
+func endpoint(t remote.Target, repo names.RepoPath, objects, write bool) (string, []string) {
+	if !t.Peer {
+		p := replicaPath(t, repo) + "/"
+		if objects {
+			p += "objects/"
+		}
+		return remote.Dest(t, p), nil
+	}
+	module := "repo/"
+	if objects {
+		module = "objects/"
+	}
+	verb := "rsync-out"
+	if write {
+		verb = "rsync-in"
+	}
+	return t.User + "@" + t.Host + "::" + module, []string{"--rsync-path=cpm-peer " + verb + " " + repo.String()}
+}
+
+// prepare makes sure the replica's folder exists on t.
+func (s *Syncer) prepare(ctx context.Context, t remote.Target, repo names.RepoPath) error {
+	var err error
+	if t.Peer {
+		_, err = s.Remote.Run(ctx, t, "cpm-peer prepare "+repo.String())
+	} else {
+		_, err = s.Remote.Run(ctx, t, "mkdir -p "+remote.Quote(replicaPath(t, repo)))
+	}
+	return err
+}
+
+// RemoteRefs reads the replica's HEAD file and its `git show-ref --head`
+// lines on t.
+func RemoteRefs(ctx context.Context, env remote.Env, t remote.Target, repo names.RepoPath) (head string, refs []string, err error) {
+	var out []byte
+	if t.Peer {
+		out, err = env.Run(ctx, t, "cpm-peer refs "+repo.String())
+	} else {
+		p := remote.Quote(replicaPath(t, repo))
+		// show-ref exits 1 when there are no refs at all; that is an answer.
+		out, err = env.Run(ctx, t, "cat "+p+"/HEAD && { git -C "+p+" show-ref --head; test $? -le 1; }")
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	head = strings.TrimSpace(lines[0])
+	for _, l := range lines[1:] {
+		if l = strings.TrimSpace(l); l != "" {
+			refs = append(refs, l)
+		}
+	}
+	return head, refs, nil
+}
+
+// RemoteFingerprint computes the fingerprint of the replica on t.
+func RemoteFingerprint(ctx context.Context, env remote.Env, t remote.Target, repo names.RepoPath) (string, error) {
+	_, refs, err := RemoteRefs(ctx, env, t, repo)
+	if err != nil {
+		return "", err
+	}
+	return Fingerprint(refs), nil
+}
+
+// push copies local src to the replica on t.
+func (s *Syncer) push(ctx context.Context, t remote.Target, repo names.RepoPath, src string, objects bool, extra ...string) (Result, error) {
+	dst, opts := endpoint(t, repo, objects, true)
+	return s.rsyncArgs(ctx, t, append(append(opts, extra...), src, dst))
+}
+
+// fetch copies the replica's objects on t to local dst.
+func (s *Syncer) fetch(ctx context.Context, t remote.Target, repo names.RepoPath, dst string, extra ...string) (Result, error) {
+	src, opts := endpoint(t, repo, true, false)
+	return s.rsyncArgs(ctx, t, append(append(opts, extra...), src, dst))
+}

@@ -1,0 +1,239 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// Meta is the authorization metadata a peer needs to serve replicas of
+// a set of repositories with the same permissions as their origin: the
+// repositories and their organisations, every member with a role, every
+// grantee, every site admin, their keys, the deploy keys and protected
+// ref patterns. Rows keep the origin's ids, so the peer's copy is the
+// origin's, restricted to what it replicates.
+type Meta struct {
+	Generation int64           `json:"generation"`
+	Users      []MetaUser      `json:"users"`
+	Orgs       []MetaOrg       `json:"orgs"`
+	Members    []MetaMember    `json:"members"`
+	Repos      []MetaRepo      `json:"repos"`
+	Grants     []MetaGrant     `json:"grants"`
+	Keys       []MetaKey       `json:"keys"`
+	Protected  []MetaProtected `json:"protected"`
+}
+
+type MetaUser struct {
+	ID    int64  `json:"id"`
+	Name  string `json:"name"`
+	Admin bool   `json:"admin,omitempty"`
+}
+
+type MetaOrg struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+type MetaMember struct {
+	OrgID  int64  `json:"org"`
+	UserID int64  `json:"user"`
+	Role   string `json:"role"`
+}
+
+type MetaRepo struct {
+	ID          int64  `json:"id"`
+	OrgID       int64  `json:"org"`
+	Name        string `json:"name"`
+	Public      bool   `json:"public,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+type MetaGrant struct {
+	RepoID int64  `json:"repo"`
+	UserID int64  `json:"user"`
+	Perm   string `json:"perm"`
+}
+
+// MetaKey is a user's key (UserID set) or a deploy key (RepoID set).
+type MetaKey struct {
+	ID          int64  `json:"id"`
+	Fingerprint string `json:"fingerprint"`
+	Type        string `json:"type"`
+	PublicKey   string `json:"public_key"`
+	UserID      int64  `json:"user,omitempty"`
+	RepoID      int64  `json:"repo,omitempty"`
+	CanWrite    bool   `json:"write,omitempty"`
+}
+
+type MetaProtected struct {
+	RepoID  int64  `json:"repo"`
+	Pattern string `json:"pattern"`
+}
+
+// notMeta are the audit actions that change no metadata: pushes and
+// syncs are replicated as repositories, not as metadata.
+const notMeta = `('push', 'sync.push', 'sync.pull')`
+
+// MetaGeneration grows with every change of users, keys, organisations,
+// repositories, grants or servers: it is the id of the newest audit row
+// that records such a change (every change writes one, in the same
+// transaction).
+func (s *Store) MetaGeneration(ctx context.Context) (int64, error) {
+	var g int64
+	err := s.db.QueryRowContext(ctx, `
+		SELECT coalesce((SELECT id FROM audit_log WHERE action NOT IN `+notMeta+` ORDER BY id DESC LIMIT 1), 0)`).Scan(&g)
+	if err != nil {
+		return 0, fmt.Errorf("metadata generation: %w", err)
+	}
+	return g, nil
+}
+
+// ExportMeta reads the metadata of every repository, in one read
+// transaction so that the parts belong together.
+func (s *Store) ExportMeta(ctx context.Context) (Meta, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return Meta{}, fmt.Errorf("export metadata: %w", err)
+	}
+	defer tx.Rollback()
+	var m Meta
+	err = tx.QueryRowContext(ctx, `
+		SELECT coalesce((SELECT id FROM audit_log WHERE action NOT IN `+notMeta+` ORDER BY id DESC LIMIT 1), 0)`).Scan(&m.Generation)
+	if err != nil {
+		return Meta{}, fmt.Errorf("export metadata: %w", err)
+	}
+	// Every user and key travels: a public repository is readable by
+	// anyone with a registered key, so all of them matter to a replica.
+	queries := []struct {
+		q    string
+		scan func(sc scanner) error
+	}{
+		{`SELECT id, name, is_admin FROM users ORDER BY id`, func(sc scanner) error {
+			var u MetaUser
+			err := sc.Scan(&u.ID, &u.Name, &u.Admin)
+			m.Users = append(m.Users, u)
+			return err
+		}},
+		{`SELECT id, name FROM orgs WHERE id IN (SELECT org_id FROM repos) ORDER BY id`, func(sc scanner) error {
+			var o MetaOrg
+			err := sc.Scan(&o.ID, &o.Name)
+			m.Orgs = append(m.Orgs, o)
+			return err
+		}},
+		{`SELECT org_id, user_id, role FROM memberships WHERE org_id IN (SELECT org_id FROM repos) ORDER BY org_id, user_id`, func(sc scanner) error {
+			var mm MetaMember
+			err := sc.Scan(&mm.OrgID, &mm.UserID, &mm.Role)
+			m.Members = append(m.Members, mm)
+			return err
+		}},
+		{`SELECT id, org_id, name, public, description FROM repos ORDER BY id`, func(sc scanner) error {
+			var r MetaRepo
+			err := sc.Scan(&r.ID, &r.OrgID, &r.Name, &r.Public, &r.Description)
+			m.Repos = append(m.Repos, r)
+			return err
+		}},
+		{`SELECT repo_id, user_id, perm FROM grants ORDER BY repo_id, user_id`, func(sc scanner) error {
+			var g MetaGrant
+			err := sc.Scan(&g.RepoID, &g.UserID, &g.Perm)
+			m.Grants = append(m.Grants, g)
+			return err
+		}},
+		{`SELECT id, fingerprint, key_type, public_key, coalesce(user_id, 0), coalesce(repo_id, 0), can_write
+		  FROM ssh_keys ORDER BY id`, func(sc scanner) error {
+			var k MetaKey
+			err := sc.Scan(&k.ID, &k.Fingerprint, &k.Type, &k.PublicKey, &k.UserID, &k.RepoID, &k.CanWrite)
+			m.Keys = append(m.Keys, k)
+			return err
+		}},
+		{`SELECT repo_id, pattern FROM protected_refs ORDER BY repo_id, pattern`, func(sc scanner) error {
+			var p MetaProtected
+			err := sc.Scan(&p.RepoID, &p.Pattern)
+			m.Protected = append(m.Protected, p)
+			return err
+		}},
+	}
+	for _, q := range queries {
+		if err := eachRow(ctx, tx, q.q, q.scan); err != nil {
+			return Meta{}, fmt.Errorf("export metadata: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func eachRow(ctx context.Context, tx *sql.Tx, q string, scan func(scanner) error) error {
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// ReplaceMeta makes this database's users, keys, organisations,
+// repositories, grants and protected refs exactly m, in one transaction:
+// a reader sees the old metadata or the new, never a mix. It is meant for
+// a peer's copy of an origin's metadata, never for a node's own database.
+// The database's constraints (CHECKs, foreign keys, unique names and
+// fingerprints) apply to every row, so inconsistent input changes nothing.
+func (s *Store) ReplaceMeta(ctx context.Context, a Actor, m Meta) error {
+	details := map[string]any{"generation": m.Generation, "repos": len(m.Repos), "users": len(m.Users), "keys": len(m.Keys)}
+	return s.change(ctx, a, "meta.replace", "peer", details, func(tx *sql.Tx) error {
+		for _, t := range []string{"ssh_keys", "grants", "protected_refs", "memberships", "replication_jobs", "repos", "orgs", "users"} {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+t); err != nil {
+				return fmt.Errorf("replace metadata: clear %s: %w", t, err)
+			}
+		}
+		at := now()
+		ins := func(what, q string, args ...any) error {
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("replace metadata: %s: %w", what, err)
+			}
+			return nil
+		}
+		for _, u := range m.Users {
+			if err := ins("user "+u.Name, `INSERT INTO users (id, name, is_admin, created_at) VALUES (?, ?, ?, ?)`, u.ID, u.Name, u.Admin, at); err != nil {
+				return err
+			}
+		}
+		for _, o := range m.Orgs {
+			if err := ins("org "+o.Name, `INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)`, o.ID, o.Name, at); err != nil {
+				return err
+			}
+		}
+		for _, mm := range m.Members {
+			if err := ins("member", `INSERT INTO memberships (org_id, user_id, role) VALUES (?, ?, ?)`, mm.OrgID, mm.UserID, mm.Role); err != nil {
+				return err
+			}
+		}
+		for _, r := range m.Repos {
+			if err := ins("repository "+r.Name, `INSERT INTO repos (id, org_id, name, public, description, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+				r.ID, r.OrgID, r.Name, r.Public, r.Description, at); err != nil {
+				return err
+			}
+		}
+		for _, g := range m.Grants {
+			if err := ins("grant", `INSERT INTO grants (repo_id, user_id, perm) VALUES (?, ?, ?)`, g.RepoID, g.UserID, g.Perm); err != nil {
+				return err
+			}
+		}
+		for _, k := range m.Keys {
+			if err := ins("key "+k.Fingerprint, `
+				INSERT INTO ssh_keys (id, fingerprint, key_type, public_key, user_id, repo_id, can_write, created_at)
+				VALUES (?, ?, ?, ?, nullif(?, 0), nullif(?, 0), ?, ?)`,
+				k.ID, k.Fingerprint, k.Type, k.PublicKey, k.UserID, k.RepoID, k.CanWrite, at); err != nil {
+				return err
+			}
+		}
+		for _, p := range m.Protected {
+			if err := ins("protected ref", `INSERT INTO protected_refs (repo_id, pattern) VALUES (?, ?)`, p.RepoID, p.Pattern); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestMetaTravelsWhole(t *testing.T) {
+	ctx := context.Background()
+	origin := newStore(t)
+	origin.CreateUser(ctx, admin, "root", true, key("r1"))
+	origin.CreateUser(ctx, admin, "alice", false, key("a1"))
+	origin.CreateUser(ctx, admin, "bob", false, key("b1"))
+	origin.CreateUser(ctx, admin, "loner", false, key("l1")) // reads public repositories only
+	origin.CreateOrg(ctx, admin, "acme", "alice")
+	origin.CreateOrg(ctx, admin, "empty", "loner") // no repositories
+	origin.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web", Public: true, Protected: []string{"refs/heads/main"}}, nil)
+	if err := origin.Grant(ctx, admin, "acme", "web", "bob", "write"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origin.AddDeployKey(ctx, admin, "acme", "web", *key("d1"), true); err != nil {
+		t.Fatal(err)
+	}
+	gen1, _ := origin.MetaGeneration(ctx)
+	m, err := origin.ExportMeta(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Generation != gen1 || gen1 == 0 {
+		t.Errorf("generation %d, MetaGeneration %d", m.Generation, gen1)
+	}
+	var users []string
+	for _, u := range m.Users {
+		users = append(users, u.Name)
+	}
+	if !reflect.DeepEqual(users, []string{"root", "alice", "bob", "loner"}) || len(m.Keys) != 5 || len(m.Orgs) != 1 {
+		t.Fatalf("exported users %v, %d keys, %d orgs", users, len(m.Keys), len(m.Orgs))
+	}
+	// A push is not a metadata change.
+	origin.Record(ctx, admin, "push", "acme/web", nil)
+	if g, _ := origin.MetaGeneration(ctx); g != gen1 {
+		t.Errorf("a push moved the generation: %d -> %d", gen1, g)
+	}
+
+	peer := newStore(t)
+	if err := peer.ReplaceMeta(ctx, admin, m); err != nil {
+		t.Fatal(err)
+	}
+	for fp, want := range map[string]string{"SHA256:a1": "owner", "SHA256:b1": "write"} {
+		o, err := peer.KeyOwnerByFingerprint(ctx, fp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := peer.RepoFacts(ctx, o.UserID, "acme", "web")
+		if f.OrgRole+f.Grant != want || !f.Public {
+			t.Errorf("%s on the peer: %+v", fp, f)
+		}
+	}
+	if o, _ := peer.KeyOwnerByFingerprint(ctx, "SHA256:d1"); !o.CanWrite || o.RepoID == 0 {
+		t.Errorf("deploy key on the peer: %+v", o)
+	}
+	got, _ := peer.ExportMeta(ctx)
+	got.Generation = m.Generation
+	if !reflect.DeepEqual(got, m) {
+		t.Errorf("peer's copy differs:\n%+v\n%+v", got, m)
+	}
+
+	// A removed key is gone from the next copy.
+	origin.DeleteUserKey(ctx, admin, "SHA256:b1")
+	m2, _ := origin.ExportMeta(ctx)
+	if m2.Generation <= m.Generation {
+		t.Errorf("generation did not move: %d -> %d", m.Generation, m2.Generation)
+	}
+	if err := peer.ReplaceMeta(ctx, admin, m2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.KeyOwnerByFingerprint(ctx, "SHA256:b1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("removed key still on the peer: %v", err)
+	}
+
+	// Inconsistent input changes nothing.
+	bad := m2
+	bad.Grants = append(bad.Grants, MetaGrant{RepoID: 999, UserID: 1, Perm: "read"})
+	if err := peer.ReplaceMeta(ctx, admin, bad); err == nil {
+		t.Error("a grant on a missing repository was accepted")
+	}
+	if _, err := peer.KeyOwnerByFingerprint(ctx, "SHA256:a1"); err != nil {
+		t.Errorf("a refused copy changed the peer: %v", err)
+	}
+}
+
+func TestSnapshotIsAWorkingDatabase(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	s.CreateUser(ctx, admin, "alice", true, key("a1"))
+	path := filepath.Join(t.TempDir(), "snap.db")
+	if err := s.Snapshot(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	// Writers go on; the snapshot keeps its moment.
+	s.CreateUser(ctx, admin, "bob", false, nil)
+	c, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.IntegrityCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.KeyOwnerByFingerprint(ctx, "SHA256:a1"); err != nil {
+		t.Errorf("snapshot lacks alice's key: %v", err)
+	}
+	if _, err := c.UserByName(ctx, "bob"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("snapshot has a later change: %v", err)
+	}
+}

@@ -1,0 +1,12 @@
+-- cpm schema, version 4: peers and the metadata that follows repositories.
+
+-- A neighbour's own replication key ("TYPE BASE64"): with it the
+-- neighbour may deliver replicas here, once the server is approved.
+ALTER TABLE servers ADD COLUMN peer_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE servers ADD COLUMN peer_fingerprint TEXT NOT NULL DEFAULT '';
+CREATE INDEX servers_peer_fingerprint ON servers(peer_fingerprint) WHERE peer_fingerprint <> '';
+
+-- The metadata generation (see MetaGeneration) last delivered to the
+-- server: a database snapshot for a backup, authorization metadata for a
+-- neighbour.
+ALTER TABLE servers ADD COLUMN meta_generation INTEGER NOT NULL DEFAULT 0;
