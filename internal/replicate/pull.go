@@ -107,4 +107,3 @@ func isAncestor(ctx context.Context, dir, old, new string) bool {
 	cmd.Env = repos.Env(dir)
 	return cmd.Run() == nil
 }
-
