@@ -39,6 +39,7 @@ type cli struct {
 	Sync   syncCmd   `cmd:"" help:"Run, verify and inspect replication."`
 
 	Neighbor neighborCmd `cmd:"" help:"Find neighbour cpm nodes."`
+	Promote  promoteCmd  `cmd:"" help:"Turn a backup's copy (repositories and database snapshot) into a full server."`
 
 	AuthorizedKeys authorizedKeysCmd `cmd:"" name:"authorized-keys" help:"Print authorized_keys lines for OpenSSH forced-command mode."`
 }
@@ -178,6 +179,39 @@ func (c initCmd) Run(e *env) error {
 	if repaired > 0 {
 		fmt.Fprintf(e.stdout, "installed hooks in %d repositories\n", repaired)
 	}
+	return nil
+}
+
+type promoteCmd struct {
+	From  string `placeholder:"DIR" help:"The backup's directory (the --path it was added with); default: the data dir itself."`
+	Force bool   `help:"Promote even if the backup lacks some repositories (they are created empty)."`
+	JSON  bool   `name:"json" help:"Print JSON."`
+}
+
+func (c promoteCmd) Run(e *env) error {
+	hookBin, err := repos.HookBinBeside()
+	if err != nil {
+		return err
+	}
+	from := c.From
+	if from == "" {
+		from = e.dir.String()
+	}
+	p, err := admin.Promote(e.ctx, e.dir, from, hookBin, c.Force, e.actor)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(e.stdout, p)
+	}
+	fmt.Fprintf(e.stdout, "promoted %s into %s: %d repositories, with the users, keys, organisations and permissions of the snapshot\n", p.From, e.dir, p.Repos)
+	for _, m := range p.Missing {
+		fmt.Fprintf(e.stdout, "created empty (not in the backup): %s\n", m)
+	}
+	if len(p.Servers) > 0 {
+		fmt.Fprintf(e.stdout, "held %d servers (%s) until you review them: cpm-admin server list, then cpm-admin sync retry\n", len(p.Servers), strings.Join(p.Servers, ", "))
+	}
+	fmt.Fprintf(e.stdout, "serve it with: cpm-shell serve --data-dir %s\n", e.dir)
 	return nil
 }
 

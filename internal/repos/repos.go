@@ -101,6 +101,27 @@ func (r Root) Create(ctx context.Context, org, repo, description string) (string
 	return p, nil
 }
 
+// Adopt makes a bare repository that arrived from elsewhere (a backup's
+// replica) one that cpm manages: its settings and hooks, as Create gives
+// them.
+func (r Root) Adopt(ctx context.Context, org, repo string) error {
+	p, err := r.Open(org, repo)
+	if err != nil {
+		return err
+	}
+	for _, kv := range settings {
+		if err := Git(ctx, p, "config", kv[0], kv[1]); err != nil {
+			return fmt.Errorf("adopt %s/%s: %w", org, repo, err)
+		}
+	}
+	if r.Hooks.Bin != "" {
+		if err := r.Hooks.Install(p); err != nil {
+			return fmt.Errorf("adopt %s/%s: %w", org, repo, err)
+		}
+	}
+	return nil
+}
+
 // MoveToTrash moves ORG/REPO.git to TRASH/ORG/REPO.git.<UTC time> and
 // returns where it went. A repository missing on disk is not an error: the
 // database entry can still be dropped, and there is nothing to lose.

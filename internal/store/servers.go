@@ -160,3 +160,14 @@ func (s *Store) SetMetaGeneration(ctx context.Context, id, generation int64) err
 	}
 	return nil
 }
+
+// HoldServers blocks every server with reason, in one audited change; a
+// retry (sync retry) releases them.
+func (s *Store) HoldServers(ctx context.Context, a Actor, reason string) error {
+	return s.change(ctx, a, "server.hold", "*", map[string]any{"reason": reason}, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE servers SET blocked_reason = ?`, reason); err != nil {
+			return fmt.Errorf("hold servers: %w", err)
+		}
+		return nil
+	})
+}

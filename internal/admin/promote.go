@@ -1,0 +1,174 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"cpm/internal/datadir"
+	"cpm/internal/replicate"
+	"cpm/internal/store"
+)
+
+// Promotion is what Promote did.
+type Promotion struct {
+	From     string   `json:"from"`
+	Repos    int      `json:"repositories"`
+	Missing  []string `json:"missing,omitempty"` // in the database, not in the backup: created empty
+	Servers  []string `json:"servers_held,omitempty"`
+	Snapshot string   `json:"snapshot"`
+}
+
+// ErrNotABackup means the directory holds no database snapshot.
+var ErrNotABackup = errors.New("no database snapshot")
+
+// Promote turns a backup's copy into a full server in dir: the database
+// snapshot the origin shipped (from/.cpm/cpm.db, written with SQLite's
+// online backup) becomes dir's database, and every repository it names
+// moves from from/ORG/REPO.git into dir's repository root, with cpm's
+// settings and hooks. from may be dir itself. The origin's servers are
+// kept but held (blocked) until an operator reviews them: one of them is
+// this very backup. A repository the backup lacks is an error, unless
+// force creates it empty.
+func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force bool, actor store.Actor) (Promotion, error) {
+	from, err := filepath.Abs(from)
+	if err != nil {
+		return Promotion{}, err
+	}
+	p := Promotion{From: from, Snapshot: filepath.Join(from, replicate.SnapshotDir, replicate.SnapshotName)}
+	if _, err := os.Stat(p.Snapshot); err != nil {
+		return p, fmt.Errorf("%w at %s: not a cpm backup, or it never received one", ErrNotABackup, p.Snapshot)
+	}
+	if _, err := os.Stat(dir.DB()); err == nil {
+		return p, fmt.Errorf("%s already has a database: promote into a new data directory", dir)
+	}
+	if err := dir.Ensure(); err != nil {
+		return p, err
+	}
+	if err := copyFile(p.Snapshot, dir.DB()); err != nil {
+		return p, fmt.Errorf("promote: %w", err)
+	}
+	// Until the repositories are in place, a failure leaves the backup as
+	// it was, and promote can run again.
+	undo := func() { os.Remove(dir.DB()); os.Remove(dir.DB() + "-wal"); os.Remove(dir.DB() + "-shm") }
+	st, err := store.Open(ctx, dir.DB())
+	if err != nil {
+		undo()
+		return p, err
+	}
+	if err := st.IntegrityCheck(ctx); err != nil {
+		st.Close()
+		undo()
+		return p, err
+	}
+	repos, err := st.Repos(ctx, "")
+	if err != nil {
+		st.Close()
+		undo()
+		return p, err
+	}
+	for _, r := range repos {
+		if fi, err := os.Lstat(filepath.Join(from, r.Org, r.Name+".git")); err != nil || !fi.IsDir() {
+			p.Missing = append(p.Missing, r.FullName())
+		}
+	}
+	if len(p.Missing) > 0 && !force {
+		st.Close()
+		undo()
+		return p, fmt.Errorf("the backup lacks %d of %d repositories (%s…); promote with --force to create them empty", len(p.Missing), len(repos), p.Missing[0])
+	}
+
+	root := Root(dir, hookBin)
+	for _, r := range repos {
+		src := filepath.Join(from, r.Org, r.Name+".git")
+		dst, err := root.Path(r.Org, r.Name)
+		if err != nil {
+			st.Close()
+			return p, err
+		}
+		if _, err := os.Lstat(src); err != nil {
+			if _, err := root.Create(ctx, r.Org, r.Name, r.Description); err != nil {
+				st.Close()
+				return p, err
+			}
+			continue
+		}
+		if err := move(src, dst); err != nil {
+			st.Close()
+			return p, fmt.Errorf("promote %s: %w", r.FullName(), err)
+		}
+		os.Remove(filepath.Dir(src)) // the organisation's folder, once empty
+		if err := root.Adopt(ctx, r.Org, r.Name); err != nil {
+			st.Close()
+			return p, err
+		}
+		p.Repos++
+	}
+	servers, err := st.Servers(ctx)
+	if err == nil {
+		err = st.HoldServers(ctx, actor, "held at promote: review it, then cpm-admin sync retry")
+	}
+	st.Close()
+	if err != nil {
+		return p, err
+	}
+	for _, s := range servers {
+		p.Servers = append(p.Servers, s.Name)
+	}
+	// Init gives the new server its own replication key and known_hosts,
+	// and checks every repository's hooks.
+	st, _, err = Init(ctx, dir, hookBin)
+	if err != nil {
+		return p, err
+	}
+	defer st.Close()
+	svc := Service{Store: st}
+	if err := svc.writeKnownHosts(ctx, dir); err != nil {
+		return p, err
+	}
+	return p, st.Record(ctx, actor, "promote", from, map[string]any{"repositories": p.Repos, "missing": len(p.Missing)})
+}
+
+// move renames src to dst, copying when they are on different file
+// systems.
+func move(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return fmt.Errorf("%s already exists", dst)
+	}
+	err := os.Rename(src, dst)
+	var le *os.LinkError
+	if !errors.As(err, &le) || !errors.Is(le.Err, syscall.EXDEV) {
+		return err
+	}
+	return os.CopyFS(dst, os.DirFS(src))
+}
+
+// copyFile writes src to dst (mode 0600) through a temporary file.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".promote-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
