@@ -326,4 +326,18 @@ func TestNeighborPeerCommandsAreConfined(t *testing.T) {
 	if revParse(replica, "main") != commit {
 		t.Error("the replica changed")
 	}
+
+	// Once B removes A, A's replicas are no longer served on B: their
+	// permissions could never change again.
+	owner := n.clientsB["owner"]
+	if r := owner.Git("", "ls-remote", owner.URL("acme/web")); r.Code != 0 {
+		t.Fatalf("owner on B: %s", r.Stderr)
+	}
+	n.b.MustAdmin("server", "remove", n.aName)
+	if r := owner.Git("", "ls-remote", owner.URL("acme/web")); r.Code == 0 {
+		t.Error("a removed neighbour's replica is still served")
+	}
+	if _, err := os.Stat(replica); err != nil {
+		t.Errorf("the replica itself should stay on disk: %v", err)
+	}
 }

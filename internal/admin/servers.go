@@ -14,6 +14,7 @@ import (
 	"cpm/internal/names"
 	"cpm/internal/peer"
 	"cpm/internal/remote"
+	"cpm/internal/replica"
 	"cpm/internal/replicate"
 	"cpm/internal/store"
 )
@@ -103,6 +104,11 @@ func (s *Service) RemoveServer(ctx context.Context, dir datadir.Dir, name string
 		return fmt.Errorf("server name: %w", err)
 	}
 	if err := s.Store.RemoveServer(ctx, s.Actor, name); err != nil {
+		return err
+	}
+	// A removed neighbour's replicas are no longer served here: their
+	// permissions would never be updated again.
+	if err := replica.New(dir.Peers()).Forget(name); err != nil {
 		return err
 	}
 	return s.writeKnownHosts(ctx, dir)

@@ -27,6 +27,12 @@ func TestParse(t *testing.T) {
 		{"git receive-pack '/acme/web'", ok(ReceivePack, "acme", "web")},
 		{"whoami", Command{Verb: Whoami}},
 		{"info", Command{Verb: Info}},
+		{"cpm-peer hello", Command{Verb: PeerHello}},
+		{"cpm-peer meta", Command{Verb: PeerMeta}},
+		{"cpm-peer prepare acme/web", ok(PeerPrepare, "acme", "web")},
+		{"cpm-peer refs acme/web.git", ok(PeerRefs, "acme", "web")},
+		{"cpm-peer rsync-in acme/web --server --daemon .", ok(PeerRsyncIn, "acme", "web")},
+		{"cpm-peer rsync-out acme/web --server --daemon .", ok(PeerRsyncOut, "acme", "web")},
 	}
 	for _, tt := range tests {
 		got, err := Parse(tt.line)
@@ -91,6 +97,21 @@ var hostile = []string{
 	"info --all",
 	"WHOAMI",
 	"merge acme/web a --into b",
+	"cpm-peer",
+	"cpm-peer hello there",
+	"cpm-peer meta acme/web",
+	"cpm-peer shell",
+	"cpm-peer prepare",
+	"cpm-peer prepare ../etc",
+	"cpm-peer prepare acme/web extra",
+	"cpm-peer refs -acme/web",
+	"cpm-peer rsync-in acme/web",
+	"cpm-peer rsync-in acme/web --server .",
+	"cpm-peer rsync-in acme/web --server --daemon /",
+	"cpm-peer rsync-in acme/web --server --daemon --config=/tmp/x .",
+	"cpm-peer rsync-in acme/web --server --sender -vlogDtpre.iLsfxC . /etc",
+	"cpm-peer rsync-in acme/web;id --server --daemon .",
+	"cpm-peer rsync-out ../../etc --server --daemon .",
 	"git-upload-pack '" + strings.Repeat("a", 2000) + "'",
 }
 
@@ -128,7 +149,7 @@ func FuzzParse(f *testing.F) {
 		if !utf8.ValidString(line) || strings.ContainsAny(line, "\n\r\x00;|&$`<>*?\\\"") {
 			t.Fatalf("accepted %q", line)
 		}
-		if c.Verb.IsGit() {
+		if c.Verb.IsGit() || (c.Verb.IsPeer() && c.Repo != (names.RepoPath{})) {
 			if names.Check(names.Org, c.Repo.Org) != nil || names.Check(names.Repo, c.Repo.Repo) != nil {
 				t.Fatalf("accepted %q with invalid path %+v", line, c.Repo)
 			}

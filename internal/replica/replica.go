@@ -24,19 +24,24 @@ import (
 type Set struct {
 	dir  string
 	mu   sync.Mutex
-	open map[string]*store.Store
+	open map[string]opened
+}
+
+type opened struct {
+	st   *store.Store
+	file os.FileInfo // to notice the file being removed or replaced
 }
 
 // New is the set kept in dir (created on first write).
-func New(dir string) *Set { return &Set{dir: dir, open: map[string]*store.Store{}} }
+func New(dir string) *Set { return &Set{dir: dir, open: map[string]opened{}} }
 
 // Close closes every open copy.
 func (s *Set) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
-	for k, st := range s.open {
-		errs = append(errs, st.Close())
+	for k, o := range s.open {
+		errs = append(errs, o.st.Close())
 		delete(s.open, k)
 	}
 	return errors.Join(errs...)
@@ -54,22 +59,58 @@ func (s *Set) Store(ctx context.Context, origin string, create bool) (*store.Sto
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := strings.ToLower(origin)
-	if st, ok := s.open[key]; ok {
-		return st, nil
+	key, path := strings.ToLower(origin), s.path(origin)
+	if o, ok := s.open[key]; ok {
+		// The copy is dropped when its server is removed (Forget), possibly
+		// by another process: a handle on a removed file would serve, or
+		// take, metadata that nobody else sees.
+		if fi, err := os.Stat(path); err == nil && os.SameFile(fi, o.file) {
+			return o.st, nil
+		}
+		o.st.Close()
+		delete(s.open, key)
 	}
 	var st *store.Store
 	var err error
 	if create {
-		st, err = store.Init(ctx, s.path(origin))
+		if err := os.MkdirAll(s.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("peers: %w", err)
+		}
+		st, err = store.Init(ctx, path)
 	} else {
-		st, err = store.Open(ctx, s.path(origin))
+		st, err = store.Open(ctx, path)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.open[key] = st
+	fi, err := os.Stat(path)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.open[key] = opened{st: st, file: fi}
 	return st, nil
+}
+
+// Forget drops origin's metadata: its replicas stay on disk, and nobody
+// can read them here any more.
+func (s *Set) Forget(origin string) error {
+	if err := names.Check(names.User, origin); err != nil {
+		return fmt.Errorf("origin: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key, path := strings.ToLower(origin), s.path(origin)
+	if o, ok := s.open[key]; ok {
+		o.st.Close()
+		delete(s.open, key)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("forget %s: %w", origin, err)
+		}
+	}
+	return nil
 }
 
 // Origins lists the origins that have delivered metadata here.
