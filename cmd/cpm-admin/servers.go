@@ -82,7 +82,16 @@ func (c serverListCmd) Run(e *env, svc *admin.Service) error {
 		case !s.Enabled:
 			state = "disabled"
 		}
-		rows = append(rows, []string{s.Name, s.Role, s.User + "@" + s.Host + ":" + strconv.Itoa(s.Port), s.Path, state})
+		path := s.Path
+		if s.Role == "neighbor" {
+			// A neighbour keeps replicas in its own repository root; what
+			// matters is whether it may deliver its own here.
+			path = "(its own)"
+			if s.PeerFingerprint != "" && s.Approved {
+				state += "; delivers replicas here"
+			}
+		}
+		rows = append(rows, []string{s.Name, s.Role, s.User + "@" + s.Host + ":" + strconv.Itoa(s.Port), path, state})
 	}
 	return printTable(e.stdout, []string{"NAME", "ROLE", "ADDRESS", "PATH", "STATE"}, rows)
 }

@@ -145,7 +145,7 @@ func (e *Error) Error() string {
 	case strings.Contains(e.Stderr, "REMOTE HOST IDENTIFICATION HAS CHANGED") || strings.Contains(e.Stderr, "Host key verification failed"):
 		return e.Op + ": Host key verification failed: the server's host key is not the one pinned at server add"
 	case strings.Contains(e.Stderr, "Permission denied (publickey"):
-		return e.Op + ": the server refused cpm's key; install the output of cpm-admin server pubkey there"
+		return e.Op + ": the server refused cpm's key; on a backup, install the output of cpm-admin server pubkey; on a neighbour, register and approve this node there"
 	}
 	msg := strings.Join(strings.Fields(e.Stderr), " ")
 	if len(msg) > 300 {

@@ -72,17 +72,28 @@ type MetaProtected struct {
 
 // notMeta are the audit actions that change no metadata: pushes and
 // syncs are replicated as repositories, not as metadata.
-const notMeta = `('push', 'sync.push', 'sync.pull')`
+var notMeta = map[string]bool{"push": true, "sync.push": true, "sync.pull": true}
+
+// bumpMeta moves the metadata generation, inside a change's transaction.
+func bumpMeta(ctx context.Context, tx *sql.Tx, action string) error {
+	if notMeta[action] {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO node (key, value) VALUES ('meta_generation', '1')
+		ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)`)
+	return err
+}
+
+const metaGenerationSQL = `SELECT coalesce((SELECT CAST(value AS INTEGER) FROM node WHERE key = 'meta_generation'), 0)`
 
 // MetaGeneration grows with every change of users, keys, organisations,
-// repositories, grants or servers: it is the id of the newest audit row
-// that records such a change (every change writes one, in the same
-// transaction).
+// repositories, grants or servers (every change but pushes and syncs, in
+// the change's own transaction): a server whose copy is older needs the
+// metadata again.
 func (s *Store) MetaGeneration(ctx context.Context) (int64, error) {
 	var g int64
-	err := s.db.QueryRowContext(ctx, `
-		SELECT coalesce((SELECT id FROM audit_log WHERE action NOT IN `+notMeta+` ORDER BY id DESC LIMIT 1), 0)`).Scan(&g)
-	if err != nil {
+	if err := s.db.QueryRowContext(ctx, metaGenerationSQL).Scan(&g); err != nil {
 		return 0, fmt.Errorf("metadata generation: %w", err)
 	}
 	return g, nil
@@ -97,9 +108,7 @@ func (s *Store) ExportMeta(ctx context.Context) (Meta, error) {
 	}
 	defer tx.Rollback()
 	var m Meta
-	err = tx.QueryRowContext(ctx, `
-		SELECT coalesce((SELECT id FROM audit_log WHERE action NOT IN `+notMeta+` ORDER BY id DESC LIMIT 1), 0)`).Scan(&m.Generation)
-	if err != nil {
+	if err := tx.QueryRowContext(ctx, metaGenerationSQL).Scan(&m.Generation); err != nil {
 		return Meta{}, fmt.Errorf("export metadata: %w", err)
 	}
 	// Every user and key travels: a public repository is readable by

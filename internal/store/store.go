@@ -223,6 +223,9 @@ func (s *Store) change(ctx context.Context, a Actor, action, target string, deta
 	if err := insertAudit(ctx, tx, a, action, target, details); err != nil {
 		return fmt.Errorf("%s %s: audit: %w", action, target, err)
 	}
+	if err := bumpMeta(ctx, tx, action); err != nil {
+		return fmt.Errorf("%s %s: %w", action, target, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s %s: commit: %w", action, target, err)
 	}

@@ -10,3 +10,8 @@ CREATE INDEX servers_peer_fingerprint ON servers(peer_fingerprint) WHERE peer_fi
 -- server: a database snapshot for a backup, authorization metadata for a
 -- neighbour.
 ALTER TABLE servers ADD COLUMN meta_generation INTEGER NOT NULL DEFAULT 0;
+
+-- The metadata generation: bumped by every change except pushes and syncs
+-- (see MetaGeneration); it starts where the audit log is.
+INSERT OR REPLACE INTO node (key, value)
+    SELECT 'meta_generation', CAST(coalesce(max(id), 0) AS TEXT) FROM audit_log;
