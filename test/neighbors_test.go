@@ -186,6 +186,13 @@ func TestNeighborReplicasServeReadsWithTheOriginsPermissions(t *testing.T) {
 		t.Fatalf("fsck of B's replica: %v\n%s", err, out)
 	}
 	waitFor(t, 20*time.Second, "acme/pub on B", func() bool { return revParse(n.b.RepoDir("acme", "pub"), "main") != "" })
+	// B can ask for a repository of A's now, instead of waiting.
+	commit = writer.Commit(dir, "pulled by B")
+	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	if out := n.b.MustAdmin("sync", "pull", "acme/web", "--from", n.aName); revParse(replica, "main") != commit {
+		t.Errorf("after sync pull on B: %s, want %s (%s)", revParse(replica, "main"), commit, out)
+	}
+	wantError(t, n.b.Admin("", "sync", "pull", "acme/nothing", "--from", n.aName), "not found")
 
 	// Every principal reads on B exactly what it reads on A.
 	for name := range n.keys {

@@ -30,6 +30,7 @@ import (
 	"cpm/internal/gateway"
 	"cpm/internal/gitdaemon"
 	"cpm/internal/metrics"
+	"cpm/internal/names"
 	"cpm/internal/peer"
 	"cpm/internal/replica"
 	"cpm/internal/replicate"
@@ -186,6 +187,10 @@ func newGateway(ctx context.Context, dir datadir.Dir, log zerolog.Logger) (*gate
 		DataDir: dir,
 		Log:     log,
 		Peers:   &peer.Receiver{Store: st, Replicas: replicas, Disk: disk, TempDir: dir.Tmp(), Node: node},
+		SendToPeer: func(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error) {
+			svc := admin.Service{Store: st, Disk: disk, Actor: store.Actor{Name: "peer:" + server}, Now: time.Now}
+			return svc.SyncPush(ctx, dir, repo.String(), server, nil)
+		},
 	}, st, nil
 }
 

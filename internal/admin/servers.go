@@ -321,7 +321,14 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 // SyncPull copies ORG/REPO from a server into the local repository,
 // refusing to drop local commits unless force is set. The result then
 // replicates to every other target.
+//
+// From a neighbour, a repository that is not this node's own is the
+// neighbour's: it is asked to send it now (its replica here is refreshed
+// with the neighbour's metadata first), as a push there would.
 func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, progress *os.File) (replicate.Result, error) {
+	if res, asked, err := s.pullFromOrigin(ctx, dir, path, server); asked {
+		return res, err
+	}
 	r, srv, err := s.repoAndServer(ctx, path, server)
 	if err != nil {
 		return replicate.Result{}, err
@@ -340,6 +347,31 @@ func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server st
 	}
 	replicate.Wake(dir.WakeSocket())
 	return res, nil
+}
+
+// pullFromOrigin asks a neighbour to send one of its own repositories
+// now; asked is false when path is this node's own repository or server is
+// not a neighbour.
+func (s *Service) pullFromOrigin(ctx context.Context, dir datadir.Dir, path, server string) (res replicate.Result, asked bool, err error) {
+	rp, err := names.ParseRepoPath(path)
+	if err != nil {
+		return res, true, err
+	}
+	srv, err := s.Store.ServerByName(ctx, server)
+	if err != nil || srv.Role != "neighbor" {
+		return res, false, nil
+	}
+	if _, err := s.Store.Repo(ctx, rp.Org, rp.Repo); !errors.Is(err, store.ErrNotFound) {
+		return res, false, nil
+	}
+	out, err := replicate.NewSyncer(dir, s.Disk).Remote.Run(ctx, replicate.TargetOf(srv), "cpm-peer want "+rp.String())
+	if err != nil {
+		return res, true, fmt.Errorf("pull %s from %s: %w", rp, srv.Name, err)
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return res, true, fmt.Errorf("pull %s from %s: unexpected answer: %w", rp, srv.Name, err)
+	}
+	return res, true, nil
 }
 
 // ApproveServer lets syncs go to a server.

@@ -35,6 +35,7 @@ const (
 	PeerRefs     // cpm-peer refs ORG/REPO: HEAD and refs, to verify
 	PeerRsyncIn  // cpm-peer rsync-in ORG/REPO --server --daemon .
 	PeerRsyncOut // cpm-peer rsync-out ORG/REPO --server --daemon .
+	PeerWant     // cpm-peer want ORG/REPO: send me your ORG/REPO now
 )
 
 var verbNames = map[Verb]string{
@@ -49,12 +50,13 @@ var verbNames = map[Verb]string{
 	PeerRefs:      "cpm-peer refs",
 	PeerRsyncIn:   "cpm-peer rsync-in",
 	PeerRsyncOut:  "cpm-peer rsync-out",
+	PeerWant:      "cpm-peer want",
 }
 
 func (v Verb) String() string { return verbNames[v] }
 
 // IsPeer reports whether the verb is one that only neighbours may run.
-func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerRsyncOut }
+func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerWant }
 
 // IsGit reports whether the verb runs a git service on a repository.
 func (v Verb) IsGit() bool { return v == UploadPack || v == ReceivePack || v == UploadArchive }
@@ -121,7 +123,7 @@ func parsePeer(words []string) (Command, error) {
 		return Command{}, invalid("cpm-peer needs a subcommand")
 	}
 	simple := map[string]Verb{"hello": PeerHello, "meta": PeerMeta}
-	withRepo := map[string]Verb{"prepare": PeerPrepare, "refs": PeerRefs, "rsync-in": PeerRsyncIn, "rsync-out": PeerRsyncOut}
+	withRepo := map[string]Verb{"prepare": PeerPrepare, "refs": PeerRefs, "rsync-in": PeerRsyncIn, "rsync-out": PeerRsyncOut, "want": PeerWant}
 	if v, ok := simple[words[0]]; ok {
 		if len(words) != 1 {
 			return Command{}, invalid("cpm-peer %s takes no arguments", words[0])

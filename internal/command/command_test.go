@@ -33,6 +33,7 @@ func TestParse(t *testing.T) {
 		{"cpm-peer refs acme/web.git", ok(PeerRefs, "acme", "web")},
 		{"cpm-peer rsync-in acme/web --server --daemon .", ok(PeerRsyncIn, "acme", "web")},
 		{"cpm-peer rsync-out acme/web --server --daemon .", ok(PeerRsyncOut, "acme", "web")},
+		{"cpm-peer want acme/web", ok(PeerWant, "acme", "web")},
 	}
 	for _, tt := range tests {
 		got, err := Parse(tt.line)
@@ -112,6 +113,8 @@ var hostile = []string{
 	"cpm-peer rsync-in acme/web --server --sender -vlogDtpre.iLsfxC . /etc",
 	"cpm-peer rsync-in acme/web;id --server --daemon .",
 	"cpm-peer rsync-out ../../etc --server --daemon .",
+	"cpm-peer want",
+	"cpm-peer want acme/web now",
 	"git-upload-pack '" + strings.Repeat("a", 2000) + "'",
 }
 

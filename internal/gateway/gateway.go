@@ -24,7 +24,9 @@ import (
 	"cpm/internal/command"
 	"cpm/internal/datadir"
 	"cpm/internal/hook"
+	"cpm/internal/names"
 	"cpm/internal/peer"
+	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/store"
 )
@@ -37,6 +39,9 @@ type Gateway struct {
 	Log     zerolog.Logger
 	Metrics *Metrics       // may be nil
 	Peers   *peer.Receiver // nil: this node takes no replicas
+	// SendToPeer syncs one of this node's repositories to a neighbour now,
+	// when the neighbour asks (cpm-peer want); nil: never.
+	SendToPeer func(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error)
 }
 
 // Session is one command from one authenticated key.

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"cpm/internal/command"
+	"cpm/internal/replicate"
 )
 
 // servePeer runs a cpm-peer command for an approved neighbour. A
@@ -36,6 +38,15 @@ func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command)
 		err = g.Peers.Prepare(ctx, origin, cmd.Repo)
 	case command.PeerRefs:
 		err = g.Peers.Refs(ctx, origin, cmd.Repo, s.Stdout)
+	case command.PeerWant:
+		if g.SendToPeer == nil {
+			err = fmt.Errorf("this node does not send on request")
+			break
+		}
+		var res replicate.Result
+		if res, err = g.SendToPeer(ctx, origin, cmd.Repo); err == nil {
+			err = json.NewEncoder(s.Stdout).Encode(res)
+		}
 	case command.PeerRsyncIn, command.PeerRsyncOut:
 		c, cleanup, rerr := g.Peers.Rsync(ctx, origin, cmd.Repo, cmd.Verb == command.PeerRsyncIn)
 		if rerr != nil {
