@@ -8,6 +8,7 @@ package command
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"cpm/internal/names"
@@ -25,6 +26,7 @@ const (
 	UploadArchive                 // git archive --remote
 	Whoami
 	Info
+	Merge // merge ORG/REPO SOURCE --into TARGET
 
 	// Between cpm nodes only: a neighbour delivering replicas. The
 	// gateway runs these for an approved neighbour's replication key and
@@ -44,6 +46,7 @@ var verbNames = map[Verb]string{
 	UploadArchive: "git-upload-archive",
 	Whoami:        "whoami",
 	Info:          "info",
+	Merge:         "merge",
 	PeerHello:     "cpm-peer hello",
 	PeerMeta:      "cpm-peer meta",
 	PeerPrepare:   "cpm-peer prepare",
@@ -64,7 +67,9 @@ func (v Verb) IsGit() bool { return v == UploadPack || v == ReceivePack || v == 
 // Command is a parsed, validated command.
 type Command struct {
 	Verb Verb
-	Repo names.RepoPath // git verbs only
+	Repo names.RepoPath // git, merge and peer verbs
+	// Merge only: full branch ref names (refs/heads/…).
+	Source, Target string
 }
 
 // ErrInvalid is wrapped by every parse error.
@@ -106,12 +111,32 @@ func Parse(line string) (Command, error) {
 		}
 		verb := map[string]Verb{"git-upload-pack": UploadPack, "git-receive-pack": ReceivePack, "git-upload-archive": UploadArchive}[words[0]]
 		return Command{Verb: verb, Repo: p}, nil
+	case "merge":
+		if len(words) != 5 || words[3] != "--into" {
+			return Command{}, invalid("merge takes ORG/REPO SOURCE --into TARGET")
+		}
+		p, err := parsePath(words[1])
+		if err != nil {
+			return Command{}, err
+		}
+		src, err := branch(words[2])
+		if err != nil {
+			return Command{}, err
+		}
+		dst, err := branch(words[4])
+		if err != nil {
+			return Command{}, err
+		}
+		if src == dst {
+			return Command{}, invalid("merge: source and target are the same branch")
+		}
+		return Command{Verb: Merge, Repo: p, Source: src, Target: dst}, nil
 	case "cpm-peer":
 		return parsePeer(words[1:])
 	case "":
 		return Command{}, invalid("empty command")
 	}
-	return Command{}, invalid("unknown command %q; cpm runs git-upload-pack, git-receive-pack, git-upload-archive, whoami and info", clip(words[0]))
+	return Command{}, invalid("unknown command %q; cpm runs git-upload-pack, git-receive-pack, git-upload-archive, merge, whoami and info", clip(words[0]))
 }
 
 // parsePeer parses the words after "cpm-peer". rsync asks for its
@@ -149,6 +174,22 @@ func parsePeer(words []string) (Command, error) {
 		return Command{}, err
 	}
 	return Command{Verb: v, Repo: p}, nil
+}
+
+// branchRe is the alphabet of branch names cpm merges: a strict subset
+// of what git allows, with no room for options, revisions (^ ~ @{ :) or
+// globs.
+var branchRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
+
+// branch turns NAME or refs/heads/NAME into refs/heads/NAME.
+func branch(s string) (string, error) {
+	name := strings.TrimPrefix(s, "refs/heads/")
+	if len(name) > 200 || !branchRe.MatchString(name) || strings.Contains(name, "..") || strings.Contains(name, "//") ||
+		strings.HasSuffix(name, "/") || strings.HasSuffix(name, ".") || strings.HasSuffix(name, ".lock") ||
+		strings.Contains(name, "/.") || strings.Contains(name, ".lock/") || name == "HEAD" || strings.HasPrefix(name, "refs/") {
+		return "", invalid("branch %q: want a branch name such as main or feature/x", clip(s))
+	}
+	return "refs/heads/" + name, nil
 }
 
 // parsePath accepts ORG/REPO or ORG/REPO.git, optionally in single quotes

@@ -27,6 +27,10 @@ func TestParse(t *testing.T) {
 		{"git receive-pack '/acme/web'", ok(ReceivePack, "acme", "web")},
 		{"whoami", Command{Verb: Whoami}},
 		{"info", Command{Verb: Info}},
+		{"merge acme/web feature/x --into main", Command{Verb: Merge, Repo: names.RepoPath{Org: "acme", Repo: "web"},
+			Source: "refs/heads/feature/x", Target: "refs/heads/main"}},
+		{"merge 'acme/web.git' refs/heads/a --into refs/heads/b", Command{Verb: Merge, Repo: names.RepoPath{Org: "acme", Repo: "web"},
+			Source: "refs/heads/a", Target: "refs/heads/b"}},
 		{"cpm-peer hello", Command{Verb: PeerHello}},
 		{"cpm-peer meta", Command{Verb: PeerMeta}},
 		{"cpm-peer prepare acme/web", ok(PeerPrepare, "acme", "web")},
@@ -97,7 +101,26 @@ var hostile = []string{
 	"whoami now",
 	"info --all",
 	"WHOAMI",
-	"merge acme/web a --into b",
+	"merge acme/web a --onto b",
+	"merge acme/web a b",
+	"merge acme/web a --into",
+	"merge acme/web a --into b c",
+	"merge acme/web --into a b",
+	"merge acme/web -a --into b",
+	"merge acme/web a --into -b",
+	"merge acme/web a --into a",
+	"merge acme/web a..b --into c",
+	"merge acme/web a^ --into c",
+	"merge acme/web HEAD~1 --into c",
+	"merge acme/web a@{1} --into c",
+	"merge acme/web a --into refs/tags/v1",
+	"merge acme/web a --into x.lock",
+	"merge acme/web a --into x/",
+	"merge acme/web a --into .hidden",
+	"merge acme/web a:b --into c",
+	"merge acme/web a* --into c",
+	"merge acme/web 'a' --into c",
+	"merge ../etc a --into b",
 	"cpm-peer",
 	"cpm-peer hello there",
 	"cpm-peer meta acme/web",
@@ -152,7 +175,7 @@ func FuzzParse(f *testing.F) {
 		if !utf8.ValidString(line) || strings.ContainsAny(line, "\n\r\x00;|&$`<>*?\\\"") {
 			t.Fatalf("accepted %q", line)
 		}
-		if c.Verb.IsGit() || (c.Verb.IsPeer() && c.Repo != (names.RepoPath{})) {
+		if c.Verb.IsGit() || c.Verb == Merge || (c.Verb.IsPeer() && c.Repo != (names.RepoPath{})) {
 			if names.Check(names.Org, c.Repo.Org) != nil || names.Check(names.Repo, c.Repo.Repo) != nil {
 				t.Fatalf("accepted %q with invalid path %+v", line, c.Repo)
 			}

@@ -127,7 +127,7 @@ func (g *Gateway) serve(ctx context.Context, s Session) outcome {
 	}
 	o.repo = cmd.Repo.String()
 	action := authz.Read
-	if cmd.Verb == command.ReceivePack {
+	if cmd.Verb == command.ReceivePack || cmd.Verb == command.Merge {
 		action = authz.Push
 	}
 	res, err := g.Access.Decide(ctx, s.Identity, cmd.Repo.Org, cmd.Repo.Repo, action)
@@ -171,6 +171,10 @@ func (g *Gateway) serve(ctx context.Context, s Session) outcome {
 		g.Log.Error().Err(err).Str("repo", o.repo).Msg("open repository")
 		fmt.Fprintf(s.Stderr, "cpm: repository %s not found\n", cmd.Repo)
 		o.decision, o.status = "error", 1
+		return o
+	}
+	if cmd.Verb == command.Merge {
+		o.decision, o.status = g.merge(ctx, s, cmd, dir, o.repo)
 		return o
 	}
 	o.decision = "allow"

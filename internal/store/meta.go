@@ -70,9 +70,9 @@ type MetaProtected struct {
 	Pattern string `json:"pattern"`
 }
 
-// notMeta are the audit actions that change no metadata: pushes and
-// syncs are replicated as repositories, not as metadata.
-var notMeta = map[string]bool{"push": true, "sync.push": true, "sync.pull": true}
+// notMeta are the audit actions that change no metadata: pushes, merges
+// and syncs are replicated as repositories, not as metadata.
+var notMeta = map[string]bool{"push": true, "merge": true, "sync.push": true, "sync.pull": true}
 
 // bumpMeta moves the metadata generation, inside a change's transaction.
 func bumpMeta(ctx context.Context, tx *sql.Tx, action string) error {
