@@ -402,3 +402,63 @@ func TestReplicationFallsBackToTar(t *testing.T) {
 		t.Errorf("verify: %s", out)
 	}
 }
+
+func TestSelectiveAndScheduledSync(t *testing.T) {
+	c := newCompany(t)
+	d := c.w.StartBackupSSHD("b1")
+	path := filepath.Join(c.w.Root, "b1-replicas")
+	c.w.MustAdmin("server", "add", "b1", "--host", "127.0.0.1", "--port", d.Port(), "--user", d.User,
+		"--path", path, "--role", "backup", "--host-key", d.HostKey(),
+		"--repos", "acme/web", "--refs", "refs/heads/main,refs/tags/*")
+	web := filepath.Join(path, "acme", "web.git")
+	writer := c.clients["writer"]
+	dir, _ := writer.Clone("acme/web")
+	commit := writer.Commit(dir, "scoped")
+	writer.MustGit(dir, "tag", "v1")
+	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main", "HEAD:topic", "v1")
+	waitFor(t, 30*time.Second, "acme/web on b1", func() bool { return revParse(web, "main") == commit })
+	if revParse(web, "refs/tags/v1") == "" || revParse(web, "refs/heads/topic") != "" {
+		t.Errorf("refs on b1: tag %q, topic %q; want the tag and not the branch", revParse(web, "refs/tags/v1"), revParse(web, "refs/heads/topic"))
+	}
+	if out := c.w.MustAdmin("sync", "verify", "acme/web", "--to", "b1"); !strings.Contains(out, "match") {
+		t.Errorf("verify of a ref-limited replica: %s", out)
+	}
+	time.Sleep(time.Second)
+	if _, err := os.Stat(filepath.Join(path, "acme", "pub.git")); err == nil {
+		t.Error("acme/pub reached b1 outside its scope")
+	}
+
+	// A wider scope takes effect at once; a narrower one deletes nothing.
+	c.w.MustAdmin("server", "set", "b1", "--repos", "acme/*", "--bwlimit", "5000", "--compress", "3")
+	waitFor(t, 30*time.Second, "acme/pub on b1", func() bool { return revParse(filepath.Join(path, "acme", "pub.git"), "main") != "" })
+	c.w.MustAdmin("server", "set", "b1", "--repos", "acme/pub")
+	commit2 := writer.Commit(dir, "out of scope now")
+	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	time.Sleep(2 * time.Second)
+	if got := revParse(web, "main"); got != commit {
+		t.Errorf("acme/web on b1 after leaving the scope: %s, want it left at %s (not %s, not deleted)", got, commit, commit2)
+	}
+	list := jsonList(t, c.w, "server", "list")
+	if list[0]["repos"] != "acme/pub" || fmt.Sprint(list[0]["bwlimit_kbps"]) != "5000" || fmt.Sprint(list[0]["compress_level"]) != "3" {
+		t.Errorf("server list: %v", list[0])
+	}
+	if out := c.w.MustAdmin("server", "list"); !strings.Contains(out, "5000 KiB/s") || !strings.Contains(out, "acme/pub") {
+		t.Errorf("server list table: %s", out)
+	}
+
+	// Reconciliation repairs drift without a push.
+	pub := filepath.Join(path, "acme", "pub.git")
+	c.w.MustAdmin("server", "set", "b1", "--every", "2s")
+	want := revParse(pub, "main")
+	if out, err := exec.Command("git", "-C", pub, "update-ref", "-d", "refs/heads/main").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	waitFor(t, 30*time.Second, "reconciliation to repair b1", func() bool { return revParse(pub, "main") == want })
+
+	// Bad settings are refused.
+	wantError(t, c.w.Admin("", "server", "set", "b1", "--repos", "../x"), "repository pattern")
+	wantError(t, c.w.Admin("", "server", "set", "b1", "--refs", "refs/heads/["), "")
+	wantError(t, c.w.Admin("", "server", "set", "b1", "--compress", "12"), "compress")
+	wantError(t, c.w.Admin("", "server", "set", "b1", "--every", "0s"), "every")
+	wantError(t, c.w.Admin("", "server", "set", "nope", "--every", "1h"), "not found")
+}

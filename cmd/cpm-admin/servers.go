@@ -21,6 +21,51 @@ type serverCmd struct {
 	Check   serverCheckCmd   `cmd:"" help:"Connect and report: a backup's rsync, git, free space and writable path; a neighbour's node, version and ping; the replication lag."`
 	Pubkey  serverPubkeyCmd  `cmd:"" help:"Print the public key cpm uses to reach servers."`
 	Approve serverApproveCmd `cmd:"" help:"Let syncs go to a server found by discovery."`
+	Set     serverSetCmd     `cmd:"" help:"Change what a server replicates and how: --repos, --refs, --bwlimit, --compress, --every."`
+}
+
+// scopeFlags are a server's scope and transfer settings; unset flags
+// leave a value alone (server set) or take the default (server add).
+type scopeFlags struct {
+	Repos    *string        `placeholder:"PATTERNS" help:"Only these repositories, e.g. 'acme/*,tools/cli'; empty for all."`
+	Refs     *string        `placeholder:"PATTERNS" help:"Only these refs, e.g. 'refs/heads/main,refs/tags/*'; empty for all."`
+	BWLimit  *int           `name:"bwlimit" placeholder:"KBPS" help:"Cap transfers to this server at KiB/s (0: no cap)."`
+	Compress *int           `placeholder:"LEVEL" help:"rsync compression level, 0 (none) to 9."`
+	Every    *time.Duration `placeholder:"DURATION" help:"Compare every replica with its source this often and repair what differs (default 24h)."`
+}
+
+func (f scopeFlags) scope() admin.ServerScope {
+	return admin.ServerScope{Repos: f.Repos, Refs: f.Refs, BWLimitKBps: f.BWLimit, Compress: f.Compress, Every: f.Every}
+}
+
+type serverSetCmd struct {
+	Name string `arg:"" help:"Server name."`
+	scopeFlags
+}
+
+func (c serverSetCmd) Run(e *env, svc *admin.Service) error {
+	srv, err := svc.SetServer(e.ctx, c.Name, c.scope())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: repos %s, refs %s, bwlimit %s, compress %d, every %s; from its next sync\n",
+		srv.Name, orAll(srv.RepoPatterns), orAll(srv.RefPatterns), bwlimit(srv.BWLimitKBps), srv.Compress,
+		time.Duration(srv.EverySeconds)*time.Second)
+	return nil
+}
+
+func orAll(s string) string {
+	if s == "" {
+		return "all"
+	}
+	return s
+}
+
+func bwlimit(k int) string {
+	if k == 0 {
+		return "none"
+	}
+	return strconv.Itoa(k) + " KiB/s"
 }
 
 type serverAddCmd struct {
@@ -33,6 +78,7 @@ type serverAddCmd struct {
 	HostKey string `name:"host-key" placeholder:"LINE" help:"The server's public host key line (e.g. its ssh_host_ed25519_key.pub)."`
 	PeerKey string `name:"peer-key" placeholder:"LINE" help:"For a neighbour: its replication key (its cpm-admin server pubkey); with it, once approved, it may deliver its replicas here."`
 	Yes     bool   `help:"Accept the host key fetched from the server without asking."`
+	scopeFlags
 }
 
 func (c serverAddCmd) Run(e *env, svc *admin.Service) error {
@@ -50,7 +96,7 @@ func (c serverAddCmd) Run(e *env, svc *admin.Service) error {
 	}
 	srv, err := svc.AddServer(e.ctx, e.dir, admin.ServerSpec{
 		Name: c.Name, Host: c.Host, Port: c.Port, User: c.User, Path: c.Path, Role: c.Role, HostKey: c.HostKey,
-		PeerKey: c.PeerKey,
+		PeerKey: c.PeerKey, Scope: c.scope(),
 	}, confirm)
 	if err != nil {
 		return err
@@ -91,9 +137,11 @@ func (c serverListCmd) Run(e *env, svc *admin.Service) error {
 				state += "; delivers replicas here"
 			}
 		}
-		rows = append(rows, []string{s.Name, s.Role, s.User + "@" + s.Host + ":" + strconv.Itoa(s.Port), path, state})
+		rows = append(rows, []string{s.Name, s.Role, s.User + "@" + s.Host + ":" + strconv.Itoa(s.Port), path,
+			orAll(s.RepoPatterns), orAll(s.RefPatterns), bwlimit(s.BWLimitKBps), strconv.Itoa(s.Compress),
+			(time.Duration(s.EverySeconds) * time.Second).String(), state})
 	}
-	return printTable(e.stdout, []string{"NAME", "ROLE", "ADDRESS", "PATH", "STATE"}, rows)
+	return printTable(e.stdout, []string{"NAME", "ROLE", "ADDRESS", "PATH", "REPOS", "REFS", "BWLIMIT", "COMPRESS", "EVERY", "STATE"}, rows)
 }
 
 type serverRemoveCmd struct {

@@ -29,6 +29,54 @@ type ServerSpec struct {
 	// PeerKey is a neighbour's replication public key: once approved, the
 	// neighbour may deliver its replicas here with it.
 	PeerKey string
+	Scope   ServerScope
+}
+
+// ServerScope is what a server replicates and how: `server add` and
+// `server set` take it. Nil fields are left as they are (or default).
+type ServerScope struct {
+	Repos, Refs           *string
+	BWLimitKBps, Compress *int
+	Every                 *time.Duration
+}
+
+// check validates the scope and turns it into the store's terms.
+func (sc ServerScope) check() (store.ServerSettings, error) {
+	var set store.ServerSettings
+	if sc.Repos != nil {
+		if err := replicate.CheckRepoPatterns(*sc.Repos); err != nil {
+			return set, err
+		}
+		v := strings.Join(replicate.SplitPatterns(*sc.Repos), ",")
+		set.RepoPatterns = &v
+	}
+	if sc.Refs != nil {
+		if err := replicate.CheckRefPatterns(*sc.Refs); err != nil {
+			return set, err
+		}
+		v := strings.Join(replicate.SplitPatterns(*sc.Refs), ",")
+		set.RefPatterns = &v
+	}
+	if sc.BWLimitKBps != nil {
+		if *sc.BWLimitKBps < 0 {
+			return set, errors.New("--bwlimit: want KiB/s, 0 for no limit")
+		}
+		set.BWLimitKBps = sc.BWLimitKBps
+	}
+	if sc.Compress != nil {
+		if *sc.Compress < 0 || *sc.Compress > 9 {
+			return set, errors.New("--compress: want a level from 0 (none) to 9")
+		}
+		set.Compress = sc.Compress
+	}
+	if sc.Every != nil {
+		if *sc.Every < time.Second || *sc.Every > 365*24*time.Hour {
+			return set, fmt.Errorf("--every %s: want between 1s and 8760h", *sc.Every)
+		}
+		secs := int(sc.Every.Seconds())
+		set.Every = &secs
+	}
+	return set, nil
 }
 
 // AddServer registers a replication target and pins its host key. Without
@@ -65,10 +113,30 @@ func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpe
 	if err != nil {
 		return store.Server{}, err
 	}
-	srv, err := s.Store.AddServer(ctx, s.Actor, store.Server{
+	set, err := spec.Scope.check()
+	if err != nil {
+		return store.Server{}, err
+	}
+	row := store.Server{
 		Name: spec.Name, Host: spec.Host, Port: spec.Port, User: spec.User, Path: spec.Path,
 		Role: spec.Role, HostKey: key, Approved: !spec.Unapproved, PeerKey: peerKey, PeerFingerprint: peerFP,
-	})
+	}
+	if set.RepoPatterns != nil {
+		row.RepoPatterns = *set.RepoPatterns
+	}
+	if set.RefPatterns != nil {
+		row.RefPatterns = *set.RefPatterns
+	}
+	if set.BWLimitKBps != nil {
+		row.BWLimitKBps = *set.BWLimitKBps
+	}
+	if set.Compress != nil {
+		row.Compress = *set.Compress
+	}
+	if set.Every != nil {
+		row.EverySeconds = *set.Every
+	}
+	srv, err := s.Store.AddServer(ctx, s.Actor, row)
 	if err != nil {
 		return store.Server{}, err
 	}
@@ -96,6 +164,29 @@ func (s *Service) checkPeerKey(ctx context.Context, spec ServerSpec) (string, st
 		return "", "", err
 	}
 	return key, fp, nil
+}
+
+// SetServer changes a server's scope and transfer settings; they apply
+// from its next sync. A changed scope queues every repository for the
+// server again: what came into scope is sent, what left it is left alone.
+func (s *Service) SetServer(ctx context.Context, name string, sc ServerScope) (store.Server, error) {
+	set, err := sc.check()
+	if err != nil {
+		return store.Server{}, err
+	}
+	if err := s.Store.SetServer(ctx, s.Actor, name, set); err != nil {
+		return store.Server{}, err
+	}
+	srv, err := s.Store.ServerByName(ctx, name)
+	if err != nil {
+		return srv, err
+	}
+	if set.RepoPatterns != nil || set.RefPatterns != nil {
+		if err := s.Store.RequeueServer(ctx, srv.ID); err != nil {
+			return srv, err
+		}
+	}
+	return srv, nil
 }
 
 // RemoveServer forgets a target; its replicas stay where they are.
@@ -300,11 +391,12 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 	if err != nil {
 		return Verification{}, err
 	}
+	t := replicate.TargetOf(srv)
 	snap, err := replicate.TakeSnapshot(ctx, local)
 	if err != nil {
 		return Verification{}, err
 	}
-	t := replicate.TargetOf(srv)
+	snap = snap.Only(t.Refs)
 	got, err := replicate.RemoteFingerprint(ctx, replicate.NewSyncer(dir, s.Disk).Remote, t, names.RepoPath{Org: r.Org, Repo: r.Name})
 	if err != nil {
 		return Verification{}, err

@@ -31,6 +31,11 @@ type Target struct {
 	// Peer is set for a neighbour: a cpm node, reached through its
 	// gateway's cpm-peer commands instead of a shell.
 	Peer bool
+	// Refs, when set, are the only refs shipped (ref patterns).
+	Refs []string
+	// BWLimit caps rsync's rate in KiB/s (0: none); Compress is rsync's
+	// compression level (0: none).
+	BWLimit, Compress int
 }
 
 // Env is cpm's identity towards its targets.

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"cpm/internal/authz"
 	"cpm/internal/datadir"
 	"cpm/internal/names"
 	"cpm/internal/remote"
@@ -115,6 +116,42 @@ func TakeSnapshot(ctx context.Context, dir string) (Snapshot, error) {
 	return s, nil
 }
 
+// Only keeps the refs that match one of patterns (all of them when there
+// are none). A limited snapshot's fingerprint covers exactly its refs,
+// without HEAD, and so does the target's (FingerprintOnly).
+func (s Snapshot) Only(patterns []string) Snapshot {
+	if len(patterns) == 0 {
+		return s
+	}
+	out := Snapshot{Head: s.Head, Peeled: map[string]string{}}
+	for _, r := range s.Refs {
+		name := strings.SplitN(r, " ", 2)[1]
+		if authz.Protected(patterns, name) {
+			out.Refs = append(out.Refs, r)
+			if p, ok := s.Peeled[name]; ok {
+				out.Peeled[name] = p
+			}
+		}
+	}
+	out.Fingerprint = FingerprintOnly(out.Refs, patterns)
+	return out
+}
+
+// FingerprintOnly is the fingerprint of the "OBJECTID NAME" lines whose
+// name matches one of patterns; with no patterns, of all of them.
+func FingerprintOnly(lines []string, patterns []string) string {
+	if len(patterns) == 0 {
+		return Fingerprint(lines)
+	}
+	var keep []string
+	for _, l := range lines {
+		if _, name, ok := strings.Cut(l, " "); ok && authz.Protected(patterns, name) {
+			keep = append(keep, l)
+		}
+	}
+	return Fingerprint(keep)
+}
+
 // write lays the snapshot out as a repository's ref files: HEAD,
 // packed-refs with every ref, and empty refs/ folders, so that shipping it
 // with --delete-after replaces the target's refs wholesale.
@@ -169,6 +206,7 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 	if err != nil {
 		return Result{}, err
 	}
+	snap = snap.Only(t.Refs)
 	work, err := os.MkdirTemp(s.TempDir, "snap-")
 	if err != nil {
 		return Result{}, fmt.Errorf("snapshot: %w", err)
@@ -257,6 +295,12 @@ var statsRe = regexp.MustCompile(`(?m)^Total bytes (?:sent|received): ([\d,.]+)|
 // rsyncArgs runs rsync with cpm's options, then tail (filters and paths).
 func (s *Syncer) rsyncArgs(ctx context.Context, t remote.Target, tail []string) (Result, error) {
 	args := []string{"-rlpt", "--partial-dir=.rsync-partial", "--stats", "--timeout=300", "-e", s.Remote.RsyncShell(t)}
+	if t.BWLimit > 0 {
+		args = append(args, "--bwlimit="+strconv.Itoa(t.BWLimit))
+	}
+	if t.Compress > 0 {
+		args = append(args, "--compress", "--compress-level="+strconv.Itoa(t.Compress))
+	}
 	if s.Progress != nil {
 		args = append(args, "--info=progress2")
 	}

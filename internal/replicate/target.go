@@ -77,13 +77,14 @@ func RemoteRefs(ctx context.Context, env remote.Env, t remote.Target, repo names
 	return head, refs, nil
 }
 
-// RemoteFingerprint computes the fingerprint of the replica on t.
+// RemoteFingerprint computes the fingerprint of the replica on t (of the
+// refs t is limited to, if it is).
 func RemoteFingerprint(ctx context.Context, env remote.Env, t remote.Target, repo names.RepoPath) (string, error) {
 	_, refs, err := RemoteRefs(ctx, env, t, repo)
 	if err != nil {
 		return "", err
 	}
-	return Fingerprint(refs), nil
+	return FingerprintOnly(refs, t.Refs), nil
 }
 
 // push copies local src to the replica on t.

@@ -37,7 +37,7 @@ type Workers struct {
 	// without its permissions).
 	Publisher *Publisher
 
-	publishing atomic.Bool
+	publishing, reconciling atomic.Bool
 
 	mu      sync.Mutex
 	running map[int64]int
@@ -107,6 +107,14 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 				defer wg.Done()
 				defer w.publishing.Store(false)
 				w.publish(ctx)
+			}()
+		}
+		if w.reconciling.CompareAndSwap(false, true) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer w.reconciling.Store(false)
+				w.reconcile(ctx)
 			}()
 		}
 		for {
@@ -216,6 +224,14 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 		}
 	}()
 	var res Result
+	if !InScope(srv.RepoPatterns, j.Repo) {
+		// Outside the server's scope: nothing is sent, and nothing it
+		// holds is deleted.
+		if err := w.Store.Done(ctx, j, j.Generation, "", 0); err != nil {
+			w.Log.Error().Err(err).Str("repo", j.Repo).Str("target", j.Server).Msg("record out-of-scope job")
+		}
+		return
+	}
 	rp, err := names.ParseRepoPath(j.Repo)
 	if err == nil {
 		// After a failure, or before the first success, lay the replica's
@@ -301,6 +317,70 @@ func (w *Workers) publish(ctx context.Context) {
 	}
 }
 
+// reconcile compares the replicas of every server whose interval
+// (server set --every) has passed with their sources, and queues those
+// that differ: drift from any cause (a lost file, a hand edit, a missed
+// push) is repaired without a push.
+func (w *Workers) reconcile(ctx context.Context) {
+	servers, err := w.Store.Servers(ctx)
+	if err != nil {
+		return
+	}
+	var jobs []store.Job
+	for _, srv := range servers {
+		every := time.Duration(srv.EverySeconds) * time.Second
+		last := srv.ReconciledAt
+		if last.IsZero() {
+			last = srv.CreatedAt // a new server was just copied in full
+		}
+		if time.Since(last) < every || (srv.Role != "backup" && !srv.Approved) || !srv.Enabled ||
+			srv.BlockedReason != "" || w.isDown(srv.ID) {
+			continue
+		}
+		if jobs == nil {
+			if jobs, err = w.Store.Jobs(ctx); err != nil {
+				return
+			}
+		}
+		start := time.Now()
+		t := TargetOf(srv)
+		checked, stale := 0, 0
+		for _, j := range jobs {
+			if j.ServerID != srv.ID || j.State != "done" || !InScope(srv.RepoPatterns, j.Repo) {
+				continue
+			}
+			rp, err := names.ParseRepoPath(j.Repo)
+			if err != nil {
+				continue
+			}
+			dir, err := w.Syncer.Root.Open(rp.Org, rp.Repo)
+			if err != nil {
+				continue
+			}
+			snap, err := TakeSnapshot(ctx, dir)
+			if err != nil {
+				continue
+			}
+			checked++
+			got, err := RemoteFingerprint(ctx, w.Syncer.Remote, t, rp)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil || got != snap.Only(t.Refs).Fingerprint {
+				stale++
+				if err := w.Store.MarkStale(ctx, j.RepoID, srv.ID); err != nil {
+					w.Log.Error().Err(err).Str("repo", j.Repo).Str("target", srv.Name).Msg("queue stale replica")
+				}
+			}
+		}
+		if err := w.Store.SetReconciled(ctx, srv.ID, start); err != nil {
+			w.Log.Error().Err(err).Str("target", srv.Name).Msg("record reconciliation")
+		}
+		w.Log.Info().Str("target", srv.Name).Int("checked", checked).Int("stale", stale).
+			Int64("duration_ms", time.Since(start).Milliseconds()).Msg("reconcile")
+	}
+}
+
 func (w *Workers) isDown(server int64) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -345,7 +425,8 @@ func cause(err error) string {
 
 // TargetOf turns a stored server into an rsync target.
 func TargetOf(s store.Server) remote.Target {
-	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path, Peer: s.Role == "neighbor"}
+	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path, Peer: s.Role == "neighbor",
+		Refs: SplitPatterns(s.RefPatterns), BWLimit: s.BWLimitKBps, Compress: s.Compress}
 }
 
 // queueMarkers queues pushes that post-receive could only note on disk.

@@ -52,6 +52,44 @@ func (s *Store) MarkDirty(ctx context.Context, org, repo string) error {
 	return nil
 }
 
+// MarkStale queues one repository for one server again: reconciliation
+// found its replica different from the source.
+func (s *Store) MarkStale(ctx context.Context, repoID, serverID int64) error {
+	at := now()
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
+		VALUES (?1, ?2, 1, 'pending', ?3, ?3)
+		ON CONFLICT (repo_id, server_id) DO UPDATE SET
+			generation = generation + 1,
+			state = CASE WHEN state IN ('running', 'blocked') THEN state ELSE 'pending' END,
+			next_attempt_at = CASE WHEN state = 'failed' THEN next_attempt_at ELSE excluded.next_attempt_at END,
+			dirty_since = CASE WHEN dirty_since = '' OR generation = synced_generation THEN excluded.dirty_since ELSE dirty_since END`,
+		repoID, serverID, at)
+	if err != nil {
+		return fmt.Errorf("queue repository %d for server %d: %w", repoID, serverID, err)
+	}
+	return nil
+}
+
+// RequeueServer queues every repository for one server (its scope
+// changed).
+func (s *Store) RequeueServer(ctx context.Context, serverID int64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE replication_jobs SET generation = generation + 1,
+		state = CASE WHEN state IN ('running', 'blocked') THEN state ELSE 'pending' END
+		WHERE server_id = ?`, serverID); err != nil {
+		return fmt.Errorf("requeue server %d: %w", serverID, err)
+	}
+	if err := markAllDirty(ctx, tx, serverID); err != nil {
+		return fmt.Errorf("requeue server %d: %w", serverID, err)
+	}
+	return tx.Commit()
+}
+
 func markAllDirty(ctx context.Context, tx *sql.Tx, serverID int64) error {
 	_, err := tx.ExecContext(ctx, `
 		INSERT OR IGNORE INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -28,18 +29,28 @@ type Server struct {
 	PeerFingerprint string `json:"peer_fingerprint,omitempty"`
 	// MetaGeneration is the metadata generation last delivered to it.
 	MetaGeneration int64 `json:"-"`
+	// Scope and transfer settings (server add / server set).
+	RepoPatterns string    `json:"repos,omitempty"` // comma-separated ORG/REPO patterns; "" is all
+	RefPatterns  string    `json:"refs,omitempty"`  // comma-separated ref patterns; "" is all
+	BWLimitKBps  int       `json:"bwlimit_kbps"`    // 0: unlimited
+	Compress     int       `json:"compress_level"`  // 0: none
+	EverySeconds int       `json:"every_seconds"`   // reconciliation interval
+	ReconciledAt time.Time `json:"reconciled_at,omitzero"`
 }
 
 const serverSelect = `
 	SELECT id, name, host, port, ssh_user, path, role, host_key, approved, enabled, blocked_reason, created_at,
-	       peer_key, peer_fingerprint, meta_generation
+	       peer_key, peer_fingerprint, meta_generation,
+	       repo_patterns, ref_patterns, bwlimit_kbps, compress_level, every_seconds, reconciled_at
 	FROM servers`
 
 func scanServer(sc scanner) (Server, error) {
 	var s Server
-	var at string
-	err := sc.Scan(&s.ID, &s.Name, &s.Host, &s.Port, &s.User, &s.Path, &s.Role, &s.HostKey, &s.Approved, &s.Enabled, &s.BlockedReason, &at, &s.PeerKey, &s.PeerFingerprint, &s.MetaGeneration)
+	var at, reconciled string
+	err := sc.Scan(&s.ID, &s.Name, &s.Host, &s.Port, &s.User, &s.Path, &s.Role, &s.HostKey, &s.Approved, &s.Enabled, &s.BlockedReason, &at, &s.PeerKey, &s.PeerFingerprint, &s.MetaGeneration,
+		&s.RepoPatterns, &s.RefPatterns, &s.BWLimitKBps, &s.Compress, &s.EverySeconds, &reconciled)
 	s.CreatedAt = parseTime(at)
+	s.ReconciledAt = parseTime(reconciled)
 	return s, err
 }
 
@@ -52,9 +63,11 @@ func (s *Store) AddServer(ctx context.Context, a Actor, srv Server) (Server, err
 	err := s.change(ctx, a, "server.add", srv.Name, details, func(tx *sql.Tx) error {
 		at := now()
 		res, err := tx.ExecContext(ctx, `
-			INSERT INTO servers (name, host, port, ssh_user, path, role, host_key, approved, enabled, created_at, peer_key, peer_fingerprint)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
-			srv.Name, srv.Host, srv.Port, srv.User, srv.Path, srv.Role, srv.HostKey, srv.Approved, at, srv.PeerKey, srv.PeerFingerprint)
+			INSERT INTO servers (name, host, port, ssh_user, path, role, host_key, approved, enabled, created_at, peer_key, peer_fingerprint,
+			                     repo_patterns, ref_patterns, bwlimit_kbps, compress_level, every_seconds)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			srv.Name, srv.Host, srv.Port, srv.User, srv.Path, srv.Role, srv.HostKey, srv.Approved, at, srv.PeerKey, srv.PeerFingerprint,
+			srv.RepoPatterns, srv.RefPatterns, srv.BWLimitKBps, srv.Compress, everyOrDefault(srv.EverySeconds))
 		if isUnique(err) {
 			return exists("server", srv.Name)
 		}
@@ -170,4 +183,70 @@ func (s *Store) HoldServers(ctx context.Context, a Actor, reason string) error {
 		}
 		return nil
 	})
+}
+
+// DefaultEvery is the reconciliation interval of a server that sets none.
+const DefaultEvery = 86400
+
+func everyOrDefault(s int) int {
+	if s <= 0 {
+		return DefaultEvery
+	}
+	return s
+}
+
+// ServerSettings are what `server set` may change; nil leaves a value.
+type ServerSettings struct {
+	RepoPatterns, RefPatterns    *string
+	BWLimitKBps, Compress, Every *int
+}
+
+// SetServer changes a server's scope and transfer settings; they apply
+// from its next sync.
+func (s *Store) SetServer(ctx context.Context, a Actor, name string, set ServerSettings) error {
+	details := map[string]any{}
+	var cols []string
+	var args []any
+	add := func(col, key string, v any) {
+		cols = append(cols, col+" = ?")
+		args = append(args, v)
+		details[key] = v
+	}
+	if set.RepoPatterns != nil {
+		add("repo_patterns", "repos", *set.RepoPatterns)
+	}
+	if set.RefPatterns != nil {
+		add("ref_patterns", "refs", *set.RefPatterns)
+	}
+	if set.BWLimitKBps != nil {
+		add("bwlimit_kbps", "bwlimit_kbps", *set.BWLimitKBps)
+	}
+	if set.Compress != nil {
+		add("compress_level", "compress_level", *set.Compress)
+	}
+	if set.Every != nil {
+		add("every_seconds", "every_seconds", *set.Every)
+	}
+	if len(cols) == 0 {
+		return errors.New("server set: nothing to change")
+	}
+	return s.change(ctx, a, "server.set", name, details, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE servers SET "+strings.Join(cols, ", ")+" WHERE name = ?", append(args, name)...)
+		if err != nil {
+			return fmt.Errorf("set server %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("server", name)
+		}
+		return nil
+	})
+}
+
+// SetReconciled records when a server's replicas were last compared.
+func (s *Store) SetReconciled(ctx context.Context, id int64, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE servers SET reconciled_at = ? WHERE id = ?`, at.UTC().Format(timeFormat), id)
+	if err != nil {
+		return fmt.Errorf("record reconciliation: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,68 @@
+package replicate
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"cpm/internal/authz"
+	"cpm/internal/names"
+)
+
+// SplitPatterns splits a comma-separated pattern list; "" is none.
+func SplitPatterns(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// InScope reports whether ORG/REPO is one of the repositories a server
+// with these repository patterns (path.Match, comma-separated; "" is
+// every repository) replicates.
+func InScope(patterns, repo string) bool {
+	ps := SplitPatterns(patterns)
+	if len(ps) == 0 {
+		return true
+	}
+	for _, p := range ps {
+		if ok, _ := path.Match(p, repo); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckRepoPatterns validates a --repos value: ORG/REPO patterns such as
+// acme/* or tools/cli.
+func CheckRepoPatterns(s string) error {
+	for _, p := range SplitPatterns(s) {
+		org, repo, ok := strings.Cut(p, "/")
+		if _, err := path.Match(p, ""); err != nil || !ok || strings.Contains(repo, "/") {
+			return fmt.Errorf("repository pattern %q: want ORG/REPO with * ? [ ] wildcards, such as acme/*", p)
+		}
+		for _, part := range []string{org, repo} {
+			if strings.ContainsAny(part, "*?[") {
+				continue
+			}
+			if err := names.Check(names.Repo, part); err != nil {
+				return fmt.Errorf("repository pattern %q: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckRefPatterns validates a --refs value: patterns such as
+// refs/heads/main or refs/tags/*.
+func CheckRefPatterns(s string) error {
+	for _, p := range SplitPatterns(s) {
+		if err := authz.CheckPattern(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
