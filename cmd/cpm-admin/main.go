@@ -40,6 +40,8 @@ type cli struct {
 
 	Neighbor neighborCmd `cmd:"" help:"Find neighbour cpm nodes."`
 	Promote  promoteCmd  `cmd:"" help:"Turn a backup's copy (repositories and database snapshot) into a full server."`
+	Config   configCmd   `cmd:"" help:"Show the effective configuration."`
+	Doctor   doctorCmd   `cmd:"" help:"Check the installation; exit non-zero when something is wrong."`
 
 	AuthorizedKeys authorizedKeysCmd `cmd:"" name:"authorized-keys" help:"Print authorized_keys lines for OpenSSH forced-command mode."`
 }
@@ -51,6 +53,7 @@ type env struct {
 	stdout io.Writer
 	dir    datadir.Dir
 	actor  store.Actor
+	flags  config.Flags
 }
 
 // terminal returns stdout when it is a terminal (for progress bars), else nil.
@@ -132,7 +135,7 @@ func newEnv(ctx context.Context, flags config.Flags, stdin io.Reader, stdout io.
 	if err != nil {
 		return nil, err
 	}
-	return &env{ctx: ctx, stdin: stdin, stdout: stdout, dir: dir, actor: localActor()}, nil
+	return &env{ctx: ctx, stdin: stdin, stdout: stdout, dir: dir, actor: localActor(), flags: flags}, nil
 }
 
 // localActor names the operator in the audit log by their login.
@@ -212,6 +215,75 @@ func (c promoteCmd) Run(e *env) error {
 		fmt.Fprintf(e.stdout, "held %d servers (%s) until you review them: cpm-admin server list, then cpm-admin sync retry\n", len(p.Servers), strings.Join(p.Servers, ", "))
 	}
 	fmt.Fprintf(e.stdout, "serve it with: cpm-shell serve --data-dir %s\n", e.dir)
+	return nil
+}
+
+type configCmd struct {
+	Show configShowCmd `cmd:"" help:"Print every setting, its value and where it came from (flag, env, file or default)."`
+}
+
+type configShowCmd struct {
+	JSON bool `name:"json" help:"Print a JSON array."`
+}
+
+func (c configShowCmd) Run(e *env) error {
+	_, vals, err := e.flags.Resolve(nil)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(e.stdout, vals)
+	}
+	rows := make([][]string, 0, len(vals))
+	for _, v := range vals {
+		shown := v.Value
+		if shown == "" {
+			shown = "(empty)"
+		}
+		rows = append(rows, []string{v.Key, shown, string(v.Source), v.Env, v.Flag})
+	}
+	if e.flags.Config != "" {
+		fmt.Fprintf(e.stdout, "file: %s\n", e.flags.Config)
+	}
+	return printTable(e.stdout, []string{"KEY", "VALUE", "FROM", "ENV", "FLAG"}, rows)
+}
+
+type doctorCmd struct {
+	LagThreshold *string `name:"lag-threshold" config:"lag_threshold" placeholder:"DURATION" help:"Report replication lag above this (default 15m)."`
+	JSON         bool    `name:"json" help:"Print a JSON array."`
+}
+
+func (c doctorCmd) Run(e *env, svc *admin.Service) error {
+	conf, _, err := e.flags.Resolve(config.Given(c))
+	if err != nil {
+		return err
+	}
+	findings := svc.Doctor(e.ctx, e.dir, conf.LagThreshold)
+	failed := 0
+	for _, f := range findings {
+		if !f.OK {
+			failed++
+		}
+	}
+	if c.JSON {
+		if err := printJSON(e.stdout, findings); err != nil {
+			return err
+		}
+	} else {
+		for _, f := range findings {
+			mark := "ok  "
+			if !f.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(e.stdout, "%s  %-22s %s\n", mark, f.Check, f.Detail)
+			if f.Fix != "" {
+				fmt.Fprintf(e.stdout, "      %-22s fix: %s\n", "", f.Fix)
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("doctor: %d of %d checks failed", failed, len(findings))
+	}
 	return nil
 }
 

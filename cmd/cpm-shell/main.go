@@ -46,16 +46,46 @@ type cli struct {
 	Replicate replicateCmd `cmd:"" help:"Run only the replication workers (for OpenSSH forced-command deployments)."`
 }
 
-// workerFlags size the replication workers.
+// workerFlags size the replication workers. Every settings flag is a
+// *string: nil when not given, so that the environment, the file or the
+// default decides (internal/config), and config validates every value
+// the same way wherever it came from.
 type workerFlags struct {
-	Workers   int           `default:"4" help:"Replication syncs at once."`
-	PerTarget int           `name:"per-target" default:"2" help:"Replication syncs at once per server."`
-	Repack    time.Duration `default:"1h" help:"How often to repack every repository (geometric); 0 to never."`
+	Workers    *string `config:"workers" placeholder:"N" help:"Replication syncs at once (default 4)."`
+	PerTarget  *string `config:"per_target" name:"per-target" placeholder:"N" help:"Replication syncs at once per server (default 2)."`
+	Repack     *string `config:"repack" placeholder:"DURATION" help:"How often to repack every repository (geometric); 0 to never (default 1h)."`
+	Lease      *string `config:"lease" placeholder:"DURATION" help:"How long a claimed job is a worker's without renewal (default 10m)."`
+	BackoffMin *string `config:"backoff_min" name:"backoff-min" placeholder:"DURATION" help:"First retry delay after a failed sync (default 2s)."`
+	BackoffMax *string `config:"backoff_max" name:"backoff-max" placeholder:"DURATION" help:"Longest retry delay (default 5m)."`
+	LogLevel   *string `config:"log_level" name:"log-level" placeholder:"LEVEL" help:"debug, info, warn or error (default info)."`
+	LogFormat  *string `config:"log_format" name:"log-format" placeholder:"FORMAT" help:"json or console (default json)."`
+}
+
+// settings resolves the configuration with the flags given.
+func settings(flags *config.Flags, cmdFlags any) (config.Config, datadir.Dir, error) {
+	c, _, err := flags.Resolve(config.Given(cmdFlags))
+	if err != nil {
+		return c, "", err
+	}
+	dir, err := datadir.New(c.DataDir)
+	return c, dir, err
+}
+
+// newLogger writes to out at the configured level and format.
+func newLogger(c config.Config, out io.Writer) zerolog.Logger {
+	if c.LogFormat == "console" {
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339}
+	}
+	lvl, err := zerolog.ParseLevel(c.LogLevel)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(out).Level(lvl).With().Timestamp().Logger()
 }
 
 // startWorkers runs the replication workers until ctx ends; done is
 // closed when they have stopped.
-func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf workerFlags, m *metrics.Replication, log zerolog.Logger) (<-chan struct{}, error) {
+func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, c config.Config, m *metrics.Replication, log zerolog.Logger) (<-chan struct{}, error) {
 	wake := make(chan struct{}, 1)
 	host, _ := os.Hostname()
 	syncer := replicate.NewSyncer(dir, gw.Disk)
@@ -64,8 +94,11 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf 
 		Syncer:    syncer,
 		Publisher: &replicate.Publisher{Store: gw.Access.Store, Syncer: syncer},
 		Log:       log.With().Str("component", "replicate").Logger(),
-		Global:    wf.Workers,
-		PerTarget: wf.PerTarget,
+		Global:     c.Workers,
+		PerTarget:  c.PerTarget,
+		Lease:      c.Lease,
+		BackoffMin: c.BackoffMin,
+		BackoffMax: c.BackoffMax,
 		// Stable across restarts, so a restarted node takes back at once
 		// the jobs it held when it stopped or crashed.
 		Owner:    host + ":" + dir.String(),
@@ -81,7 +114,7 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, wf 
 	go func() {
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); w.Maintain(ctx, wf.Repack) }()
+		go func() { defer wg.Done(); w.Maintain(ctx, c.Repack) }()
 		w.Run(ctx, wake)
 		wg.Wait()
 		close(done)
@@ -96,14 +129,18 @@ type replicateCmd struct {
 func (c replicateCmd) Run(flags *config.Flags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
-	dir, gw, st, err := open(ctx, flags, log)
+	conf, dir, err := settings(flags, c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(conf, os.Stderr)
+	gw, st, err := newGateway(ctx, dir, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	defer gw.Access.Replicas.Close()
-	done, err := startWorkers(ctx, dir, gw, c.workerFlags, nil, log)
+	done, err := startWorkers(ctx, dir, gw, conf, nil, log)
 	if err != nil {
 		return err
 	}
@@ -113,16 +150,16 @@ func (c replicateCmd) Run(flags *config.Flags) error {
 }
 
 type serveCmd struct {
-	Listen        string        `default:"127.0.0.1:2222" placeholder:"ADDR" help:"SSH listen address."`
-	GitListen     string        `name:"git-listen" default:"127.0.0.1:9418" placeholder:"ADDR" help:"git:// listen address for public repositories; empty to disable."`
-	MetricsListen string        `name:"metrics-listen" placeholder:"ADDR" help:"Serve Prometheus metrics at http://ADDR/metrics."`
-	Grace         time.Duration `default:"60s" help:"On SIGTERM, how long running pushes may take to finish."`
+	Listen        *string `config:"listen" placeholder:"ADDR" help:"SSH listen address (default 127.0.0.1:2222)."`
+	GitListen     *string `config:"git_listen" name:"git-listen" placeholder:"ADDR" help:"git:// listen address for public repositories and discovery; empty to disable (default 127.0.0.1:9418)."`
+	MetricsListen *string `config:"metrics_listen" name:"metrics-listen" placeholder:"ADDR" help:"Serve Prometheus metrics at http://ADDR/metrics."`
+	Grace         *string `config:"grace" placeholder:"DURATION" help:"On SIGTERM, how long running pushes may take to finish (default 60s)."`
 
-	HandshakeTimeout time.Duration `name:"handshake-timeout" default:"20s" help:"Time from connect to the first session."`
-	IdleTimeout      time.Duration `name:"idle-timeout" default:"10m" help:"Close a connection with no traffic this long."`
-	MaxSessionTime   time.Duration `name:"max-session-time" default:"6h" help:"Close any connection after this long."`
-	MaxStartups      int           `name:"max-startups" default:"64" help:"Unauthenticated connections at once; more are dropped."`
-	MaxSessions      int           `name:"max-sessions" default:"4" help:"Concurrent sessions per connection."`
+	HandshakeTimeout *string `config:"handshake_timeout" name:"handshake-timeout" placeholder:"DURATION" help:"Time from connect to the first session (default 20s)."`
+	IdleTimeout      *string `config:"idle_timeout" name:"idle-timeout" placeholder:"DURATION" help:"Close a connection with no traffic this long (default 10m)."`
+	MaxSessionTime   *string `config:"max_session_time" name:"max-session-time" placeholder:"DURATION" help:"Close any connection after this long (default 6h)."`
+	MaxStartups      *string `config:"max_startups" name:"max-startups" placeholder:"N" help:"Unauthenticated connections at once; more are dropped (default 64)."`
+	MaxSessions      *string `config:"max_sessions" name:"max-sessions" placeholder:"N" help:"Concurrent sessions per connection (default 4)."`
 
 	workerFlags
 }
@@ -151,17 +188,6 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
-}
-
-// open resolves the data dir and wires the gateway for a long-running
-// command.
-func open(ctx context.Context, flags *config.Flags, log zerolog.Logger) (datadir.Dir, *gateway.Gateway, *store.Store, error) {
-	dir, err := flags.Dir()
-	if err != nil {
-		return "", nil, nil, err
-	}
-	gw, st, err := newGateway(ctx, dir, log)
-	return dir, gw, st, err
 }
 
 // newGateway opens the store and wires the gateway.
@@ -197,8 +223,12 @@ func newGateway(ctx context.Context, dir datadir.Dir, log zerolog.Logger) (*gate
 func (c serveCmd) Run(flags *config.Flags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
-	dir, gw, st, err := open(ctx, flags, log)
+	conf, dir, err := settings(flags, c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(conf, os.Stderr)
+	gw, st, err := newGateway(ctx, dir, log)
 	if err != nil {
 		return err
 	}
@@ -211,16 +241,16 @@ func (c serveCmd) Run(flags *config.Flags) error {
 	m := metrics.NewGateway()
 	gw.Metrics = m.Hooks()
 
-	ln, err := net.Listen("tcp", c.Listen)
+	ln, err := net.Listen("tcp", conf.Listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", c.Listen, err)
+		return fmt.Errorf("listen %s: %w", conf.Listen, err)
 	}
 	limits := sshserver.Limits{
-		HandshakeTimeout:   c.HandshakeTimeout,
-		IdleTimeout:        c.IdleTimeout,
-		MaxSessionTime:     c.MaxSessionTime,
-		MaxUnauthenticated: c.MaxStartups,
-		MaxSessions:        c.MaxSessions,
+		HandshakeTimeout:   conf.HandshakeTimeout,
+		IdleTimeout:        conf.IdleTimeout,
+		MaxSessionTime:     conf.MaxSessionTime,
+		MaxUnauthenticated: conf.MaxStartups,
+		MaxSessions:        conf.MaxSessions,
 		MaxAuthTries:       sshserver.DefaultLimits.MaxAuthTries,
 	}
 	srv := sshserver.New(gw, hostKey, limits, log)
@@ -229,11 +259,11 @@ func (c serveCmd) Run(flags *config.Flags) error {
 
 	var gd *gitdaemon.Server
 	gitAddr, metricsAddr := "", ""
-	if c.GitListen != "" {
-		gln, err := net.Listen("tcp", c.GitListen)
+	if conf.GitListen != "" {
+		gln, err := net.Listen("tcp", conf.GitListen)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("listen %s: %w", c.GitListen, err)
+			return fmt.Errorf("listen %s: %w", conf.GitListen, err)
 		}
 		gitAddr = gln.Addr().String()
 		node, err := st.NodeName(ctx)
@@ -245,16 +275,16 @@ func (c serveCmd) Run(flags *config.Flags) error {
 			node = "cpm" // a data dir from before node names; cpm-admin init names it
 		}
 		sshPort := ln.Addr().(*net.TCPAddr).Port
-		gd = &gitdaemon.Server{Access: gw.Access, Disk: gw.Disk, Log: log, IdleTimeout: c.IdleTimeout,
+		gd = &gitdaemon.Server{Access: gw.Access, Disk: gw.Disk, Log: log, IdleTimeout: conf.IdleTimeout,
 			Identity: discover.Answer(node, version.Version, sshPort, replicationKey(dir))}
 		go func() { errc <- gd.Serve(gln) }()
 	}
 	var hs *http.Server
-	if c.MetricsListen != "" {
-		mln, err := net.Listen("tcp", c.MetricsListen)
+	if conf.MetricsListen != "" {
+		mln, err := net.Listen("tcp", conf.MetricsListen)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("listen %s: %w", c.MetricsListen, err)
+			return fmt.Errorf("listen %s: %w", conf.MetricsListen, err)
 		}
 		metricsAddr = mln.Addr().String()
 		mux := http.NewServeMux()
@@ -268,7 +298,7 @@ func (c serveCmd) Run(flags *config.Flags) error {
 	}
 	wctx, stopWorkers := context.WithCancel(context.Background())
 	defer stopWorkers()
-	workersDone, err := startWorkers(wctx, dir, gw, c.workerFlags, metrics.NewReplication(m.Registry, st), log)
+	workersDone, err := startWorkers(wctx, dir, gw, conf, metrics.NewReplication(m.Registry, st), log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -281,8 +311,8 @@ func (c serveCmd) Run(flags *config.Flags) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	log.Info().Dur("grace", c.Grace).Msg("shutting down; waiting for running sessions")
-	sctx, cancel := context.WithTimeout(context.Background(), c.Grace)
+	log.Info().Dur("grace", conf.Grace).Msg("shutting down; waiting for running sessions")
+	sctx, cancel := context.WithTimeout(context.Background(), conf.Grace)
 	defer cancel()
 	if gd != nil {
 		go gd.Shutdown(sctx)
@@ -316,7 +346,7 @@ func forced(keyArg string, rest []string) int {
 		fmt.Fprintf(os.Stderr, "cpm: invalid key id %q\n", keyArg)
 		return 2
 	}
-	dir, err := flags.Dir()
+	conf, dir, err := settings(&flags, nil)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
 		return 1
@@ -327,7 +357,7 @@ func forced(keyArg string, rest []string) int {
 		defer f.Close()
 		logOut = f
 	}
-	log := zerolog.New(logOut).With().Timestamp().Str("mode", "forced-command").Logger()
+	log := newLogger(conf, logOut).With().Str("mode", "forced-command").Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	gw, st, err := newGateway(ctx, dir, log)

@@ -1,5 +1,7 @@
-// Package config reads cpm's YAML configuration file. Unknown keys and
-// malformed values are errors, never silently ignored.
+// Package config resolves cpm's settings: a YAML file, CPM_… environment
+// variables and command-line flags, in that order of strength (flag over
+// environment over file over default). Unknown keys and malformed values
+// are errors, never silently ignored.
 package config
 
 import (
@@ -8,53 +10,49 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 
 	"go.yaml.in/yaml/v3"
 
 	"cpm/internal/datadir"
 )
 
-// File is the content of the configuration file.
-type File struct {
-	DataDir string `yaml:"data_dir"`
-}
-
 // maxSize bounds the file; a configuration is a few hundred bytes.
 const maxSize = 1 << 20
 
-// Load reads path. An empty path means no file: every value at its default.
-func Load(path string) (File, error) {
-	var f File
+// Load reads the file at path into key → value. An empty path means no
+// file. Only the keys in Settings are allowed, with scalar values.
+func Load(path string) (map[string]string, error) {
+	out := map[string]string{}
 	if path == "" {
-		return f, nil
+		return out, nil
 	}
 	fh, err := os.Open(path)
 	if err != nil {
-		return f, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer fh.Close()
 	body, err := io.ReadAll(io.LimitReader(fh, maxSize+1))
 	if err != nil {
-		return f, fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	if len(body) > maxSize {
-		return f, fmt.Errorf("config %s: larger than %d bytes", path, maxSize)
+		return nil, fmt.Errorf("config %s: larger than %d bytes", path, maxSize)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(body))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return f, fmt.Errorf("config %s: %s", path, oneLine(err.Error()))
+	var raw map[string]yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(body)).Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config %s: %s", path, oneLine(err.Error()))
 	}
-	return f, nil
-}
-
-// DataDir picks the data directory: the flag or environment value (kong
-// has already merged those) over the file's value over the default.
-func DataDir(flagOrEnv string, f File) string {
-	if flagOrEnv != "" {
-		return flagOrEnv
+	for k, n := range raw {
+		if n.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("config %s: %s: want a single value (line %d)", path, k, n.Line)
+		}
+		out[k] = n.Value
 	}
-	return f.DataDir
+	if err := checkKeys(out); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return out, nil
 }
 
 func oneLine(s string) string {
@@ -62,18 +60,66 @@ func oneLine(s string) string {
 }
 
 // Flags are the options every cpm command takes, for embedding in a kong
-// command line.
+// command line. The data directory's environment variable (CPM_DATA_DIR)
+// is read by Resolve, so that `config show` can tell it from the flag.
 type Flags struct {
-	DataDir string `name:"data-dir" env:"CPM_DATA_DIR" placeholder:"DIR" help:"Data directory (default ./cpm-data)."`
+	DataDir string `name:"data-dir" placeholder:"DIR" help:"Data directory (default ./cpm-data; env CPM_DATA_DIR)."`
 	Config  string `name:"config" env:"CPM_CONFIG" placeholder:"FILE" help:"YAML configuration file."`
 }
 
-// Dir resolves the data directory: flag or environment, then the file,
-// then the default.
-func (f Flags) Dir() (datadir.Dir, error) {
+// Resolve loads the file and resolves every setting; given holds the
+// flags given on the command line besides --data-dir, by key.
+func (f Flags) Resolve(given map[string]string) (Config, []Value, error) {
 	file, err := Load(f.Config)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	flags := map[string]string{}
+	for k, v := range given {
+		flags[k] = v
+	}
+	if f.DataDir != "" {
+		flags["data_dir"] = f.DataDir
+	}
+	return Resolve(file, os.Getenv, flags)
+}
+
+// Dir resolves the data directory: flag, then environment, then the
+// file, then the default.
+func (f Flags) Dir() (datadir.Dir, error) {
+	c, _, err := f.Resolve(nil)
 	if err != nil {
 		return "", err
 	}
-	return datadir.New(DataDir(f.DataDir, file))
+	return datadir.New(c.DataDir)
+}
+
+// Given collects the settings flags that were given on a command line:
+// v is a struct (or pointer to one) whose *string fields carry a
+// `config:"KEY"` tag; nil fields were not given. Embedded structs are
+// walked too.
+func Given(v any) map[string]string {
+	out := map[string]string{}
+	given(reflect.Indirect(reflect.ValueOf(v)), out)
+	return out
+}
+
+func given(v reflect.Value, out map[string]string) {
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	for i := 0; i < v.NumField(); i++ {
+		f, sf := v.Field(i), v.Type().Field(i)
+		if sf.Anonymous {
+			given(f, out)
+			continue
+		}
+		key := sf.Tag.Get("config")
+		if key == "" || f.Kind() != reflect.Pointer || f.IsNil() {
+			continue
+		}
+		if s, ok := f.Interface().(*string); ok {
+			out[key] = *s
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoad(t *testing.T) {
@@ -22,10 +23,11 @@ func TestLoad(t *testing.T) {
 		{"data_dir: /srv/cpm\n", "/srv/cpm", ""},
 		{"", "", ""},
 		{"# nothing\n", "", ""},
-		{"data_dri: /srv/cpm\n", "", "field data_dri not found"},
-		{"data_dir: [1, 2]\n", "", "cannot unmarshal"},
+		{"data_dri: /srv/cpm\n", "", "unknown setting data_dri"},
+		{"data_dir: [1, 2]\n", "", "want a single value"},
 		{"data_dir: /a\n---\ndata_dir: /b\n", "/a", ""},
 		{":\n\t- x", "", "config"},
+		{"- a\n- b\n", "", "config"},
 	}
 	for _, tt := range tests {
 		f, err := Load(write(tt.body))
@@ -35,23 +37,106 @@ func TestLoad(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || f.DataDir != tt.want {
+		if err != nil || f["data_dir"] != tt.want {
 			t.Errorf("Load(%q) = %+v, %v", tt.body, f, err)
 		}
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Error("missing file accepted")
 	}
-	if f, err := Load(""); err != nil || f.DataDir != "" {
+	if f, err := Load(""); err != nil || len(f) != 0 {
 		t.Errorf("no file: %+v %v", f, err)
 	}
 }
 
-func TestDataDirPrecedence(t *testing.T) {
-	if got := DataDir("/flag", File{DataDir: "/file"}); got != "/flag" {
-		t.Errorf("flag lost: %s", got)
+func TestPrecedence(t *testing.T) {
+	file := map[string]string{"listen": "127.0.0.1:1", "workers": "3", "idle_timeout": "1m"}
+	env := map[string]string{"CPM_LISTEN": "127.0.0.1:2", "CPM_WORKERS": "5"}
+	flags := map[string]string{"listen": "127.0.0.1:3"}
+	c, vals, err := Resolve(file, func(k string) string { return env[k] }, flags)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := DataDir("", File{DataDir: "/file"}); got != "/file" {
-		t.Errorf("file lost: %s", got)
+	if c.Listen != "127.0.0.1:3" || c.Workers != 5 || c.IdleTimeout != time.Minute || c.PerTarget != 2 {
+		t.Errorf("resolved %+v", c)
+	}
+	src := map[string]Source{}
+	for _, v := range vals {
+		src[v.Key] = v.Source
+	}
+	want := map[string]Source{"listen": FromFlag, "workers": FromEnv, "idle_timeout": FromFile, "per_target": FromDefault}
+	for k, s := range want {
+		if src[k] != s {
+			t.Errorf("%s from %s, want %s", k, src[k], s)
+		}
+	}
+	if len(vals) != len(Settings) {
+		t.Errorf("%d values for %d settings", len(vals), len(Settings))
+	}
+}
+
+func TestBadValuesAreErrors(t *testing.T) {
+	tests := []struct {
+		key, value, want string
+	}{
+		{"listen", "nowhere", "want HOST:PORT"},
+		{"listen", "", "want HOST:PORT"},
+		{"listen", "127.0.0.1:99999", "bad port"},
+		{"git_listen", "h ost:1", "bad host"},
+		{"idle_timeout", "ten minutes", "want a duration"},
+		{"idle_timeout", "-1s", "at least"},
+		{"handshake_timeout", "0", "at least"},
+		{"workers", "0", "whole number"},
+		{"workers", "many", "whole number"},
+		{"log_level", "loud", "one of"},
+		{"log_format", "xml", "one of"},
+		{"data_dir", " ", "empty"},
+		{"backoff_max", "1s", "below backoff_min"},
+	}
+	for _, tt := range tests {
+		file := map[string]string{tt.key: tt.value}
+		if tt.key == "backoff_max" {
+			file["backoff_min"] = "10s"
+		}
+		_, _, err := Resolve(file, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s=%q: %v, want %q", tt.key, tt.value, err, tt.want)
+		}
+	}
+	// The error says where the bad value came from.
+	_, _, err := Resolve(nil, func(k string) string {
+		if k == "CPM_WORKERS" {
+			return "x"
+		}
+		return ""
+	}, nil)
+	if err == nil || !strings.Contains(err.Error(), "from CPM_WORKERS") {
+		t.Errorf("env error: %v", err)
+	}
+	if _, _, err := Resolve(nil, nil, map[string]string{"repack": "soon"}); err == nil || !strings.Contains(err.Error(), "from --repack") {
+		t.Errorf("flag error: %v", err)
+	}
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	c, _, err := Resolve(nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./cpm-data" || c.Listen != "127.0.0.1:2222" || c.LogFormat != "json" {
+		t.Errorf("defaults %+v", c)
+	}
+}
+
+// The README documents every setting in one table.
+func TestEverySettingIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Settings {
+		if !strings.Contains(string(readme), "| `"+s.Key+"` |") {
+			t.Errorf("README has no row for %s", s.Key)
+		}
 	}
 }

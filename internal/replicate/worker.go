@@ -28,6 +28,8 @@ type Workers struct {
 	Global    int           // syncs at once (default 4)
 	PerTarget int           // syncs at once per target (default 2)
 	Lease     time.Duration // how long a claimed job is ours (default 10m)
+	// BackoffMin and BackoffMax bound the retry delay (default 2s, 5m).
+	BackoffMin, BackoffMax time.Duration
 	Owner     string        // lease owner, for the record
 	DirtyDir  string        // markers left by post-receive when the database was unavailable
 	Observe   func(Event)   // metrics, may be nil
@@ -62,15 +64,30 @@ type Event struct {
 	Bytes        int64
 }
 
-// Backoff is the delay before attempt n+1: about 2s doubling to 5 min,
+// Backoff is the delay before attempt n+1 with the default range: about
+// 2s doubling to 5 min.
+func Backoff(attempts int) time.Duration { return BackoffRange(attempts, 2*time.Second, 5*time.Minute) }
+
+// BackoffRange is the delay before attempt n+1: lo doubling up to hi,
 // with ±20% jitter so that many jobs do not retry in step.
-func Backoff(attempts int) time.Duration {
-	d := 2 * time.Second
-	for i := 0; i < attempts && d < 5*time.Minute; i++ {
+func BackoffRange(attempts int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 0; i < attempts && d < hi; i++ {
 		d *= 2
 	}
-	d = min(d, 5*time.Minute)
+	d = min(d, hi)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func (w *Workers) backoff(attempts int) time.Duration {
+	lo, hi := w.BackoffMin, w.BackoffMax
+	if lo <= 0 {
+		lo = 2 * time.Second
+	}
+	if hi < lo {
+		hi = max(lo, 5*time.Minute)
+	}
+	return BackoffRange(attempts, lo, hi)
 }
 
 // Run works until ctx ends. wake nudges it when post-receive queued work.
@@ -264,11 +281,11 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 		var re *remote.Error
 		ev.Blocked = errors.As(err, &re) && re.Blocking()
 		ev.Cause = cause(err)
-		retry := time.Now().Add(Backoff(j.Attempts))
+		retry := time.Now().Add(w.backoff(j.Attempts))
 		if ev.Cause == "partial" {
 			// rsync 23/24: files changed or vanished under it (a push or a
 			// repack): try again soon, not after a long backoff.
-			retry = time.Now().Add(Backoff(0))
+			retry = time.Now().Add(w.backoff(0))
 		}
 		if ev.Blocked {
 			if berr := w.Store.BlockServer(ctx, j.ServerID, oneLine(err.Error())); berr != nil {
@@ -399,7 +416,7 @@ func (w *Workers) trip(server int64, err error) {
 	}
 	b := w.down[server]
 	b.failures++
-	b.until = time.Now().Add(Backoff(b.failures - 1))
+	b.until = time.Now().Add(w.backoff(b.failures - 1))
 	w.down[server] = b
 }
 

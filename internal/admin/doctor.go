@@ -1,0 +1,184 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"cpm/internal/datadir"
+	"cpm/internal/remote"
+	"cpm/internal/replica"
+	"cpm/internal/replicate"
+)
+
+// Finding is one check of `doctor`: what was checked, whether it is
+// fine, what was found, and what to do about it.
+type Finding struct {
+	Check  string `json:"check"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Doctor checks an installation: file modes, hooks, repositories on disk
+// against the database, the database's integrity, the pinned host keys,
+// every server's reachability, and replication lag against lagThreshold.
+func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, lagThreshold time.Duration) []Finding {
+	var out []Finding
+	add := func(check string, problems []string, fix, okDetail string) {
+		f := Finding{Check: check, OK: len(problems) == 0, Detail: okDetail}
+		if !f.OK {
+			f.Detail, f.Fix = summarize(problems), fix
+		}
+		out = append(out, f)
+	}
+	add("file modes", s.checkModes(dir), "chmod 700 the data dir and 600 the database and private keys; cpm-admin init tightens the data dir", "data dir 0700, database and keys 0600")
+
+	if err := s.Store.IntegrityCheck(ctx); err != nil {
+		add("database integrity", []string{err.Error()}, "restore cpm.db from a backup's snapshot (cpm-admin promote on the backup)", "")
+	} else {
+		add("database integrity", nil, "", "PRAGMA integrity_check: ok")
+	}
+
+	hooks, disk, n := s.checkRepos(ctx, dir)
+	add("hooks", hooks, "run cpm-admin init, which reinstalls them", fmt.Sprintf("cpm's hooks in all %d repositories", n))
+	add("repositories on disk", disk, "restore missing repositories from a backup (cpm-admin sync pull); move unknown folders out of DATA/repos", "every repository in the database is on disk, and nothing else is")
+
+	pins, reach := s.checkServers(ctx, dir)
+	add("pinned host keys", pins, "re-add the server with --host-key after checking the key on the server", "every server's host key is pinned")
+	add("servers reachable", reach, "check the server is up, rsync and git are installed, and cpm's key (cpm-admin server pubkey) is accepted there; then cpm-admin sync retry", "every server answers")
+	add("replication lag", s.checkLag(ctx, lagThreshold), "see cpm-admin sync status; fix the server, then cpm-admin sync retry", "no replica behind by more than "+lagThreshold.String())
+	return out
+}
+
+func summarize(problems []string) string {
+	const show = 5
+	if len(problems) <= show {
+		return strings.Join(problems, "; ")
+	}
+	return strings.Join(problems[:show], "; ") + fmt.Sprintf("; and %d more", len(problems)-show)
+}
+
+func (s *Service) checkModes(dir datadir.Dir) []string {
+	var problems []string
+	want := map[string]fs.FileMode{
+		dir.String():              0o700,
+		dir.DB():                  0o600,
+		dir.HostKey():             0o600,
+		dir.ReplicationKey():      0o600,
+	}
+	paths := make([]string, 0, len(want))
+	for p := range want {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) && p == dir.HostKey() {
+			continue // created by the first cpm-shell serve
+		}
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		if fi.Mode().Perm()&^want[p] != 0 {
+			problems = append(problems, fmt.Sprintf("%s is %04o, want %04o", p, fi.Mode().Perm(), want[p]))
+		}
+	}
+	return problems
+}
+
+// checkRepos compares the database's repositories with the disk.
+func (s *Service) checkRepos(ctx context.Context, dir datadir.Dir) (hooks, disk []string, n int) {
+	rs, err := s.Store.Repos(ctx, "")
+	if err != nil {
+		return []string{err.Error()}, nil, 0
+	}
+	known := map[string]bool{}
+	for _, r := range rs {
+		known[strings.ToLower(r.FullName())] = true
+		p, err := s.Disk.Open(r.Org, r.Name)
+		if err != nil {
+			disk = append(disk, r.FullName()+" is missing on disk")
+			continue
+		}
+		if s.Disk.Hooks.Bin != "" && !s.Disk.Hooks.Installed(p) {
+			hooks = append(hooks, r.FullName()+" lacks cpm's hooks")
+		}
+	}
+	// Folders that neither the database nor a neighbour's metadata knows.
+	replicas := replica.New(dir.Peers())
+	defer replicas.Close()
+	found, _ := filepath.Glob(filepath.Join(s.Disk.Dir, "*", "*.git"))
+	for _, p := range found {
+		org, repo := filepath.Base(filepath.Dir(p)), strings.TrimSuffix(filepath.Base(p), ".git")
+		if known[strings.ToLower(org+"/"+repo)] {
+			continue
+		}
+		if _, _, err := replicas.Find(ctx, org, repo); err == nil {
+			continue
+		}
+		disk = append(disk, org+"/"+repo+" is on disk but not in the database")
+	}
+	return hooks, disk, len(rs)
+}
+
+// checkServers checks the pins and asks every server for a sign of life.
+func (s *Service) checkServers(ctx context.Context, dir datadir.Dir) (pins, reach []string) {
+	servers, err := s.Store.Servers(ctx)
+	if err != nil {
+		return []string{err.Error()}, nil
+	}
+	known, _ := os.ReadFile(dir.KnownHosts())
+	env := replicate.NewSyncer(dir, s.Disk).Remote
+	for _, srv := range servers {
+		if srv.HostKey == "" {
+			pins = append(pins, srv.Name+" has no pinned host key")
+		} else if !strings.Contains(string(known), srv.HostKey) {
+			pins = append(pins, srv.Name+"'s pinned key is not in "+dir.KnownHosts())
+		}
+		if srv.Role == "neighbor" && !srv.Approved {
+			continue // not in use until approved
+		}
+		t := replicate.TargetOf(srv)
+		cmd := "true"
+		if t.Peer {
+			cmd = "cpm-peer hello"
+		}
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := env.Run(cctx, t, cmd)
+		cancel()
+		if err != nil {
+			var re *remote.Error
+			if errors.As(err, &re) {
+				reach = append(reach, srv.Name+": "+re.Error())
+			} else {
+				reach = append(reach, srv.Name+": "+err.Error())
+			}
+		}
+	}
+	return pins, reach
+}
+
+func (s *Service) checkLag(ctx context.Context, threshold time.Duration) []string {
+	jobs, err := s.Store.Jobs(ctx)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var problems []string
+	for _, j := range jobs {
+		if j.State == "done" || j.DirtySince.IsZero() {
+			continue
+		}
+		if lag := time.Since(j.DirtySince); lag > threshold {
+			problems = append(problems, fmt.Sprintf("%s on %s is %s behind (%s)", j.Repo, j.Server, lag.Round(time.Second), j.State))
+		}
+	}
+	return problems
+}

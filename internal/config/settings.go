@@ -1,0 +1,215 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of cpm, resolved: flag over environment
+// (CPM_KEY) over file over default.
+type Config struct {
+	DataDir          string
+	Listen           string
+	GitListen        string
+	MetricsListen    string
+	Grace            time.Duration
+	HandshakeTimeout time.Duration
+	IdleTimeout      time.Duration
+	MaxSessionTime   time.Duration
+	MaxStartups      int
+	MaxSessions      int
+	Workers          int
+	PerTarget        int
+	Repack           time.Duration
+	Lease            time.Duration
+	BackoffMin       time.Duration
+	BackoffMax       time.Duration
+	LogLevel         string
+	LogFormat        string
+	LagThreshold     time.Duration
+}
+
+// Source says where a value came from.
+type Source string
+
+const (
+	FromDefault Source = "default"
+	FromFile    Source = "file"
+	FromEnv     Source = "env"
+	FromFlag    Source = "flag"
+)
+
+// Setting describes one key: its name in the file, the environment and
+// on the command line, its default, and how it is parsed into Config.
+type Setting struct {
+	Key     string // in the YAML file; the flag is --KEY with dashes, the variable CPM_KEY
+	Default string
+	Help    string
+	set     func(c *Config, v string) error
+}
+
+// Env is the setting's environment variable.
+func (s Setting) Env() string { return "CPM_" + strings.ToUpper(s.Key) }
+
+// Flag is the setting's command-line flag, without dashes.
+func (s Setting) Flag() string { return strings.ReplaceAll(s.Key, "_", "-") }
+
+// Settings lists every setting, in the order `config show` prints them.
+var Settings = []Setting{
+	{"data_dir", "./cpm-data", "data directory", func(c *Config, v string) error { return nonEmpty(&c.DataDir, v) }},
+	{"listen", "127.0.0.1:2222", "ssh listen address", func(c *Config, v string) error { return addr(&c.Listen, v, false) }},
+	{"git_listen", "127.0.0.1:9418", "git:// listen address (public repositories, discovery); empty to disable", func(c *Config, v string) error { return addr(&c.GitListen, v, true) }},
+	{"metrics_listen", "", "Prometheus metrics address; empty to disable", func(c *Config, v string) error { return addr(&c.MetricsListen, v, true) }},
+	{"grace", "60s", "on SIGTERM, how long running pushes may take to finish", func(c *Config, v string) error { return duration(&c.Grace, v, 0) }},
+	{"handshake_timeout", "20s", "time from connect to the first session", func(c *Config, v string) error { return duration(&c.HandshakeTimeout, v, time.Second) }},
+	{"idle_timeout", "10m", "close a connection with no traffic this long", func(c *Config, v string) error { return duration(&c.IdleTimeout, v, time.Second) }},
+	{"max_session_time", "6h", "close any connection after this long", func(c *Config, v string) error { return duration(&c.MaxSessionTime, v, time.Second) }},
+	{"max_startups", "64", "unauthenticated connections at once; more are dropped", func(c *Config, v string) error { return positive(&c.MaxStartups, v) }},
+	{"max_sessions", "4", "concurrent sessions per connection", func(c *Config, v string) error { return positive(&c.MaxSessions, v) }},
+	{"workers", "4", "replication syncs at once (the global cap on transfers)", func(c *Config, v string) error { return positive(&c.Workers, v) }},
+	{"per_target", "2", "replication syncs at once per server", func(c *Config, v string) error { return positive(&c.PerTarget, v) }},
+	{"repack", "1h", "how often every repository is repacked; 0 for never", func(c *Config, v string) error { return duration(&c.Repack, v, 0) }},
+	{"lease", "10m", "how long a claimed replication job is a worker's without renewal", func(c *Config, v string) error { return duration(&c.Lease, v, 10*time.Second) }},
+	{"backoff_min", "2s", "first retry delay after a failed sync", func(c *Config, v string) error { return duration(&c.BackoffMin, v, 100*time.Millisecond) }},
+	{"backoff_max", "5m", "longest retry delay", func(c *Config, v string) error { return duration(&c.BackoffMax, v, time.Second) }},
+	{"log_level", "info", "debug, info, warn or error", func(c *Config, v string) error { return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error") }},
+	{"log_format", "json", "json, or console for people", func(c *Config, v string) error { return oneOf(&c.LogFormat, v, "json", "console") }},
+	{"lag_threshold", "15m", "doctor reports replication lag above this", func(c *Config, v string) error { return duration(&c.LagThreshold, v, time.Second) }},
+}
+
+// Value is one resolved setting, for `config show`.
+type Value struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Source Source `json:"source"`
+	Env    string `json:"env"`
+	Flag   string `json:"flag"`
+}
+
+// Resolve computes the configuration: for each setting the flag (flags
+// holds only those given on the command line, by key), else the
+// environment, else the file, else the default. A bad value is an error
+// that names the key and where the value came from.
+func Resolve(file map[string]string, getenv func(string) string, flags map[string]string) (Config, []Value, error) {
+	var c Config
+	var vals []Value
+	for _, s := range Settings {
+		v, src := s.Default, FromDefault
+		if fv, ok := file[s.Key]; ok {
+			v, src = fv, FromFile
+		}
+		if ev, ok := lookup(getenv, s.Env()); ok {
+			v, src = ev, FromEnv
+		}
+		if fv, ok := flags[s.Key]; ok {
+			v, src = fv, FromFlag
+		}
+		if err := s.set(&c, v); err != nil {
+			where := map[Source]string{FromDefault: "default", FromFile: "in the file", FromEnv: "from " + s.Env(), FromFlag: "from --" + s.Flag()}[src]
+			return Config{}, nil, fmt.Errorf("config: %s %q (%s): %v", s.Key, v, where, err)
+		}
+		vals = append(vals, Value{Key: s.Key, Value: v, Source: src, Env: s.Env(), Flag: "--" + s.Flag()})
+	}
+	if c.BackoffMax < c.BackoffMin {
+		return Config{}, nil, fmt.Errorf("config: backoff_max %s is below backoff_min %s", c.BackoffMax, c.BackoffMin)
+	}
+	return c, vals, nil
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	if getenv == nil {
+		return "", false
+	}
+	v := getenv(name)
+	return v, v != ""
+}
+
+// checkKeys refuses keys that no setting has.
+func checkKeys(file map[string]string) error {
+	known := map[string]bool{}
+	for _, s := range Settings {
+		known[s.Key] = true
+	}
+	var unknown []string
+	for k := range file {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("unknown setting %s (cpm-admin config show lists them)", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+func nonEmpty(dst *string, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	*dst = v
+	return nil
+}
+
+func addr(dst *string, v string, emptyOK bool) error {
+	if v == "" && emptyOK {
+		*dst = ""
+		return nil
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	if host != "" && net.ParseIP(host) == nil && !hostRe(host) {
+		return fmt.Errorf("bad host %q", host)
+	}
+	*dst = v
+	return nil
+}
+
+func hostRe(h string) bool {
+	for _, r := range h {
+		if !(r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return h != ""
+}
+
+func duration(dst *time.Duration, v string, min time.Duration) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 30s, 10m or 2h")
+	}
+	if d < 0 || (d != 0 && d < min) || (d == 0 && min > 0) {
+		return fmt.Errorf("want at least %s", max(min, time.Nanosecond))
+	}
+	*dst = d
+	return nil
+}
+
+func positive(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100000 {
+		return fmt.Errorf("want a whole number from 1")
+	}
+	*dst = n
+	return nil
+}
+
+func oneOf(dst *string, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			*dst = v
+			return nil
+		}
+	}
+	return fmt.Errorf("want one of %s", strings.Join(allowed, ", "))
+}
