@@ -90,10 +90,10 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, c c
 	host, _ := os.Hostname()
 	syncer := replicate.NewSyncer(dir, gw.Disk)
 	w := &replicate.Workers{
-		Store:     gw.Access.Store,
-		Syncer:    syncer,
-		Publisher: &replicate.Publisher{Store: gw.Access.Store, Syncer: syncer},
-		Log:       log.With().Str("component", "replicate").Logger(),
+		Store:      gw.Access.Store,
+		Syncer:     syncer,
+		Publisher:  &replicate.Publisher{Store: gw.Access.Store, Syncer: syncer},
+		Log:        log.With().Str("component", "replicate").Logger(),
 		Global:     c.Workers,
 		PerTarget:  c.PerTarget,
 		Lease:      c.Lease,

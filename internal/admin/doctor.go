@@ -68,10 +68,10 @@ func summarize(problems []string) string {
 func (s *Service) checkModes(dir datadir.Dir) []string {
 	var problems []string
 	want := map[string]fs.FileMode{
-		dir.String():              0o700,
-		dir.DB():                  0o600,
-		dir.HostKey():             0o600,
-		dir.ReplicationKey():      0o600,
+		dir.String():         0o700,
+		dir.DB():             0o600,
+		dir.HostKey():        0o600,
+		dir.ReplicationKey(): 0o600,
 	}
 	paths := make([]string, 0, len(want))
 	for p := range want {

@@ -30,9 +30,9 @@ type Workers struct {
 	Lease     time.Duration // how long a claimed job is ours (default 10m)
 	// BackoffMin and BackoffMax bound the retry delay (default 2s, 5m).
 	BackoffMin, BackoffMax time.Duration
-	Owner     string        // lease owner, for the record
-	DirtyDir  string        // markers left by post-receive when the database was unavailable
-	Observe   func(Event)   // metrics, may be nil
+	Owner                  string      // lease owner, for the record
+	DirtyDir               string      // markers left by post-receive when the database was unavailable
+	Observe                func(Event) // metrics, may be nil
 	// Publisher, when set, delivers metadata after every change:
 	// database snapshots to backups, authorization metadata to
 	// neighbours (before any replica, so that it is never served
