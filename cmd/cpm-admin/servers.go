@@ -15,13 +15,46 @@ import (
 )
 
 type serverCmd struct {
-	Add     serverAddCmd     `cmd:"" help:"Add a backup server or neighbour, pinning its host key."`
-	List    serverListCmd    `cmd:"" help:"List servers."`
-	Remove  serverRemoveCmd  `cmd:"" help:"Remove a server (its replicas are left alone)."`
-	Check   serverCheckCmd   `cmd:"" help:"Connect and report: a backup's rsync, git, free space and writable path; a neighbour's node, version and ping; the replication lag."`
-	Pubkey  serverPubkeyCmd  `cmd:"" help:"Print the public key cpm uses to reach servers."`
-	Approve serverApproveCmd `cmd:"" help:"Let syncs go to a server found by discovery."`
-	Set     serverSetCmd     `cmd:"" help:"Change what a server replicates and how: --repos, --refs, --bwlimit, --compress, --every."`
+	Add       serverAddCmd       `cmd:"" help:"Add a backup server or neighbour, pinning its host key."`
+	List      serverListCmd      `cmd:"" help:"List servers."`
+	Remove    serverRemoveCmd    `cmd:"" help:"Remove a server (its replicas are left alone)."`
+	Check     serverCheckCmd     `cmd:"" help:"Connect and report: a backup's rsync, git, free space and writable path; a neighbour's node, version and ping; the replication lag."`
+	Pubkey    serverPubkeyCmd    `cmd:"" help:"Print the public key cpm uses to reach servers."`
+	Approve   serverApproveCmd   `cmd:"" help:"Let syncs go to a server found by discovery."`
+	Set       serverSetCmd       `cmd:"" help:"Change what a server replicates and how: --repos, --refs, --bwlimit, --compress, --every."`
+	RotateKey serverRotateKeyCmd `cmd:"" name:"rotate-key" help:"Replace cpm's replication key on every server without locking anyone out."`
+}
+
+type serverRotateKeyCmd struct {
+	JSON bool `name:"json" help:"Print JSON."`
+}
+
+func (c serverRotateKeyCmd) Run(e *env, svc *admin.Service) error {
+	r, err := svc.RotateKey(e.ctx, e.dir, true)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(e.stdout, r)
+	}
+	fmt.Fprintf(e.stdout, "old key %s\nnew key %s\n", r.OldFP, r.NewFP)
+	rows := make([][]string, 0, len(r.Servers))
+	pending := 0
+	for _, s := range r.Servers {
+		if s.State != "done" {
+			pending++
+		}
+		rows = append(rows, []string{s.Server, s.State, s.Error})
+	}
+	if err := printTable(e.stdout, []string{"SERVER", "KEY", "PROBLEM"}, rows); err != nil {
+		return err
+	}
+	if r.Finished {
+		fmt.Fprintln(e.stdout, "rotation finished: every server takes the new key only")
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "rotation under way: %d servers not switched yet keep the old key until they are reached; the workers carry on, or run server rotate-key again\n", pending)
+	return nil
 }
 
 // scopeFlags are a server's scope and transfer settings; unset flags
@@ -32,10 +65,11 @@ type scopeFlags struct {
 	BWLimit  *int           `name:"bwlimit" placeholder:"KBPS" help:"Cap transfers to this server at KiB/s (0: no cap)."`
 	Compress *int           `placeholder:"LEVEL" help:"rsync compression level, 0 (none) to 9."`
 	Every    *time.Duration `placeholder:"DURATION" help:"Compare every replica with its source this often and repair what differs (default 24h)."`
+	AuthKeys *string        `name:"authorized-keys" placeholder:"PATH" help:"A backup's authorized_keys, relative to the ssh user's home (default .ssh/authorized_keys); server rotate-key edits it."`
 }
 
 func (f scopeFlags) scope() admin.ServerScope {
-	return admin.ServerScope{Repos: f.Repos, Refs: f.Refs, BWLimitKBps: f.BWLimit, Compress: f.Compress, Every: f.Every}
+	return admin.ServerScope{Repos: f.Repos, Refs: f.Refs, BWLimitKBps: f.BWLimit, Compress: f.Compress, Every: f.Every, AuthorizedKeys: f.AuthKeys}
 }
 
 type serverSetCmd struct {
@@ -136,6 +170,9 @@ func (c serverListCmd) Run(e *env, svc *admin.Service) error {
 			if s.PeerFingerprint != "" && s.Approved {
 				state += "; delivers replicas here"
 			}
+		}
+		if s.KeyState != "" {
+			state += "; key rotation: " + s.KeyState
 		}
 		rows = append(rows, []string{s.Name, s.Role, s.User + "@" + s.Host + ":" + strconv.Itoa(s.Port), path,
 			orAll(s.RepoPatterns), orAll(s.RefPatterns), bwlimit(s.BWLimitKBps), strconv.Itoa(s.Compress),

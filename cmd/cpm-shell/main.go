@@ -107,6 +107,22 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, c c
 	if m != nil {
 		w.Observe = m.Observe
 	}
+	// A rotation under way continues on its own, every 10 s at most, so a
+	// server that was down switches keys once it is back.
+	svc := &admin.Service{Store: gw.Access.Store, Disk: gw.Disk, Actor: store.Actor{Name: "cpm-shell"}, Now: time.Now}
+	var lastRotate time.Time
+	w.Rotate = func(ctx context.Context) {
+		if _, err := os.Stat(dir.NextReplicationKey()); err != nil || time.Since(lastRotate) < 10*time.Second {
+			return
+		}
+		lastRotate = time.Now()
+		r, err := svc.RotateKey(ctx, dir, false)
+		if err != nil {
+			log.Warn().Err(err).Msg("key rotation")
+		} else if r.Finished {
+			log.Info().Str("key", r.NewFP).Msg("key rotation finished")
+		}
+	}
 	if err := replicate.ListenWake(ctx, dir.WakeSocket(), wake, w.ResetBreakers); err != nil {
 		return nil, err
 	}

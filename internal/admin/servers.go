@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +39,10 @@ type ServerScope struct {
 	Repos, Refs           *string
 	BWLimitKBps, Compress *int
 	Every                 *time.Duration
+	AuthorizedKeys        *string
 }
+
+var authorizedKeysRe = regexp.MustCompile(`^[A-Za-z0-9._/~-]{1,255}$`)
 
 // check validates the scope and turns it into the store's terms.
 func (sc ServerScope) check() (store.ServerSettings, error) {
@@ -75,6 +79,13 @@ func (sc ServerScope) check() (store.ServerSettings, error) {
 		}
 		secs := int(sc.Every.Seconds())
 		set.Every = &secs
+	}
+	if sc.AuthorizedKeys != nil {
+		p := *sc.AuthorizedKeys
+		if !authorizedKeysRe.MatchString(p) || strings.Contains(p, "..") {
+			return set, fmt.Errorf("--authorized-keys %q: want a path of letters, digits, . _ - / ~", p)
+		}
+		set.AuthorizedKeys = &p
 	}
 	return set, nil
 }
@@ -135,6 +146,9 @@ func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpe
 	}
 	if set.Every != nil {
 		row.EverySeconds = *set.Every
+	}
+	if set.AuthorizedKeys != nil {
+		row.AuthorizedKeys = *set.AuthorizedKeys
 	}
 	srv, err := s.Store.AddServer(ctx, s.Actor, row)
 	if err != nil {

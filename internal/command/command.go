@@ -38,6 +38,7 @@ const (
 	PeerRsyncIn  // cpm-peer rsync-in ORG/REPO --server --daemon .
 	PeerRsyncOut // cpm-peer rsync-out ORG/REPO --server --daemon .
 	PeerWant     // cpm-peer want ORG/REPO: send me your ORG/REPO now
+	PeerRekey    // cpm-peer rekey: my new replication key on stdin
 )
 
 var verbNames = map[Verb]string{
@@ -54,12 +55,13 @@ var verbNames = map[Verb]string{
 	PeerRsyncIn:   "cpm-peer rsync-in",
 	PeerRsyncOut:  "cpm-peer rsync-out",
 	PeerWant:      "cpm-peer want",
+	PeerRekey:     "cpm-peer rekey",
 }
 
 func (v Verb) String() string { return verbNames[v] }
 
 // IsPeer reports whether the verb is one that only neighbours may run.
-func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerWant }
+func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerRekey }
 
 // IsGit reports whether the verb runs a git service on a repository.
 func (v Verb) IsGit() bool { return v == UploadPack || v == ReceivePack || v == UploadArchive }
@@ -147,7 +149,7 @@ func parsePeer(words []string) (Command, error) {
 	if len(words) == 0 {
 		return Command{}, invalid("cpm-peer needs a subcommand")
 	}
-	simple := map[string]Verb{"hello": PeerHello, "meta": PeerMeta}
+	simple := map[string]Verb{"hello": PeerHello, "meta": PeerMeta, "rekey": PeerRekey}
 	withRepo := map[string]Verb{"prepare": PeerPrepare, "refs": PeerRefs, "rsync-in": PeerRsyncIn, "rsync-out": PeerRsyncOut, "want": PeerWant}
 	if v, ok := simple[words[0]]; ok {
 		if len(words) != 1 {

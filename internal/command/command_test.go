@@ -33,6 +33,7 @@ func TestParse(t *testing.T) {
 			Source: "refs/heads/a", Target: "refs/heads/b"}},
 		{"cpm-peer hello", Command{Verb: PeerHello}},
 		{"cpm-peer meta", Command{Verb: PeerMeta}},
+		{"cpm-peer rekey", Command{Verb: PeerRekey}},
 		{"cpm-peer prepare acme/web", ok(PeerPrepare, "acme", "web")},
 		{"cpm-peer refs acme/web.git", ok(PeerRefs, "acme", "web")},
 		{"cpm-peer rsync-in acme/web --server --daemon .", ok(PeerRsyncIn, "acme", "web")},
@@ -137,6 +138,7 @@ var hostile = []string{
 	"cpm-peer rsync-in acme/web;id --server --daemon .",
 	"cpm-peer rsync-out ../../etc --server --daemon .",
 	"cpm-peer want",
+	"cpm-peer rekey ssh-ed25519",
 	"cpm-peer want acme/web now",
 	"git-upload-pack '" + strings.Repeat("a", 2000) + "'",
 }

@@ -45,7 +45,11 @@ func (d Dir) HostKey() string { return filepath.Join(string(d), "ssh_host_ed2551
 // ReplicationKey is the private key cpm uses to reach other servers.
 func (d Dir) ReplicationKey() string { return filepath.Join(string(d), "id_ed25519_replication") }
 
-// KnownHosts pins the host keys of replication targets.
+// NextReplicationKey is the new replication key while a key rotation is
+// under way (see cpm-admin server rotate-key).
+func (d Dir) NextReplicationKey() string { return d.ReplicationKey() + ".next" }
+
+// KnownHosts is the file that pins every server's host key.
 func (d Dir) KnownHosts() string { return filepath.Join(string(d), "known_hosts") }
 
 // Ensure creates the data directory and its folders, private to the owner.

@@ -38,6 +38,8 @@ func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command)
 		err = g.Peers.Prepare(ctx, origin, cmd.Repo)
 	case command.PeerRefs:
 		err = g.Peers.Refs(ctx, origin, cmd.Repo, s.Stdout)
+	case command.PeerRekey:
+		err = g.Peers.Rekey(ctx, origin, s.Stdin)
 	case command.PeerWant:
 		if g.SendToPeer == nil {
 			err = fmt.Errorf("this node does not send on request")

@@ -320,3 +320,23 @@ func (r *Receiver) writeConfig(dir string, write bool) (string, error) {
 	}
 	return f.Name(), nil
 }
+
+// Rekey takes origin's new replication key from in (one public key line)
+// and makes it the only key origin is known by here. It runs over the old
+// key's connection, which is what vouches for the new one.
+func (r *Receiver) Rekey(ctx context.Context, origin string, in io.Reader) error {
+	line, err := io.ReadAll(io.LimitReader(in, 16<<10))
+	if err != nil {
+		return err
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(line)
+	if err != nil {
+		return fmt.Errorf("new key: %w", err)
+	}
+	fp := ssh.FingerprintSHA256(pub)
+	if _, err := r.Store.KeyOwnerByFingerprint(ctx, fp); err == nil {
+		return fmt.Errorf("new key %s is registered here as a user's or deploy key", fp)
+	}
+	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
+	return r.Store.SetPeerKey(ctx, store.Actor{Name: "peer:" + origin}, origin, key, fp)
+}

@@ -36,11 +36,15 @@ type Target struct {
 	// BWLimit caps rsync's rate in KiB/s (0: none); Compress is rsync's
 	// compression level (0: none).
 	BWLimit, Compress int
+	// UseNext says the server already takes the next key of a key
+	// rotation (Env.NextKey).
+	UseNext bool
 }
 
 // Env is cpm's identity towards its targets.
 type Env struct {
 	Key        string // private key file
+	NextKey    string // the new key while a rotation is under way
 	KnownHosts string
 	// ControlDir, when set, holds ssh control sockets: one connection per
 	// target carries the mkdir, the rsync runs and the verification of a
@@ -85,8 +89,12 @@ func hostPattern(host string, port int) string {
 
 // SSHArgs are the options of every ssh cpm runs against t.
 func (e Env) SSHArgs(t Target) []string {
+	key := e.Key
+	if t.UseNext {
+		key = e.NextKey
+	}
 	args := []string{
-		"-i", e.Key,
+		"-i", key,
 		"-o", "IdentitiesOnly=yes",
 		"-o", "IdentityAgent=none",
 		"-o", "BatchMode=yes",
@@ -111,7 +119,12 @@ func (e Env) controlPath(t Target) string {
 	if e.ControlDir == "" {
 		return ""
 	}
+	// One master per target and key: a connection made with one key must
+	// never stand in for a test of another.
 	p := filepath.Join(e.ControlDir, t.User+"@"+t.Host+":"+strconv.Itoa(t.Port))
+	if t.UseNext {
+		p += "+next"
+	}
 	if len(p) > maxSocketPath {
 		return ""
 	}

@@ -405,7 +405,7 @@ func (s *Syncer) markNoRsync(target string) {
 func NewSyncer(dir datadir.Dir, root repos.Root) *Syncer {
 	return &Syncer{
 		Root:    root,
-		Remote:  remote.Env{Key: dir.ReplicationKey(), KnownHosts: dir.KnownHosts(), ControlDir: dir.Control()},
+		Remote:  remote.Env{Key: dir.ReplicationKey(), NextKey: dir.NextReplicationKey(), KnownHosts: dir.KnownHosts(), ControlDir: dir.Control()},
 		TempDir: dir.Tmp(),
 		LockDir: dir.Locks(),
 	}

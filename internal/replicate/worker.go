@@ -39,6 +39,10 @@ type Workers struct {
 	// without its permissions).
 	Publisher *Publisher
 
+	// Rotate, when set, continues a key rotation under way (servers that
+	// were down switch to the new key once they are reached).
+	Rotate func(ctx context.Context)
+
 	publishing, reconciling atomic.Bool
 
 	mu      sync.Mutex
@@ -123,6 +127,9 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 			go func() {
 				defer wg.Done()
 				defer w.publishing.Store(false)
+				if w.Rotate != nil {
+					w.Rotate(ctx)
+				}
 				w.publish(ctx)
 			}()
 		}
@@ -443,7 +450,7 @@ func cause(err error) string {
 // TargetOf turns a stored server into an rsync target.
 func TargetOf(s store.Server) remote.Target {
 	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path, Peer: s.Role == "neighbor",
-		Refs: SplitPatterns(s.RefPatterns), BWLimit: s.BWLimitKBps, Compress: s.Compress}
+		Refs: SplitPatterns(s.RefPatterns), BWLimit: s.BWLimitKBps, Compress: s.Compress, UseNext: s.KeyState != ""}
 }
 
 // queueMarkers queues pushes that post-receive could only note on disk.

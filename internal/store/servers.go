@@ -36,19 +36,25 @@ type Server struct {
 	Compress     int       `json:"compress_level"`  // 0: none
 	EverySeconds int       `json:"every_seconds"`   // reconciliation interval
 	ReconciledAt time.Time `json:"reconciled_at,omitzero"`
+	// AuthorizedKeys is where a backup keeps cpm's key (key rotation).
+	AuthorizedKeys string `json:"authorized_keys"`
+	// KeyState is the server's place in a key rotation: "", "next", "done".
+	KeyState string `json:"key_state,omitempty"`
 }
 
 const serverSelect = `
 	SELECT id, name, host, port, ssh_user, path, role, host_key, approved, enabled, blocked_reason, created_at,
 	       peer_key, peer_fingerprint, meta_generation,
-	       repo_patterns, ref_patterns, bwlimit_kbps, compress_level, every_seconds, reconciled_at
+	       repo_patterns, ref_patterns, bwlimit_kbps, compress_level, every_seconds, reconciled_at,
+	       authorized_keys, key_state
 	FROM servers`
 
 func scanServer(sc scanner) (Server, error) {
 	var s Server
 	var at, reconciled string
 	err := sc.Scan(&s.ID, &s.Name, &s.Host, &s.Port, &s.User, &s.Path, &s.Role, &s.HostKey, &s.Approved, &s.Enabled, &s.BlockedReason, &at, &s.PeerKey, &s.PeerFingerprint, &s.MetaGeneration,
-		&s.RepoPatterns, &s.RefPatterns, &s.BWLimitKBps, &s.Compress, &s.EverySeconds, &reconciled)
+		&s.RepoPatterns, &s.RefPatterns, &s.BWLimitKBps, &s.Compress, &s.EverySeconds, &reconciled,
+		&s.AuthorizedKeys, &s.KeyState)
 	s.CreatedAt = parseTime(at)
 	s.ReconciledAt = parseTime(reconciled)
 	return s, err
@@ -64,10 +70,10 @@ func (s *Store) AddServer(ctx context.Context, a Actor, srv Server) (Server, err
 		at := now()
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO servers (name, host, port, ssh_user, path, role, host_key, approved, enabled, created_at, peer_key, peer_fingerprint,
-			                     repo_patterns, ref_patterns, bwlimit_kbps, compress_level, every_seconds)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			                     repo_patterns, ref_patterns, bwlimit_kbps, compress_level, every_seconds, authorized_keys)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			srv.Name, srv.Host, srv.Port, srv.User, srv.Path, srv.Role, srv.HostKey, srv.Approved, at, srv.PeerKey, srv.PeerFingerprint,
-			srv.RepoPatterns, srv.RefPatterns, srv.BWLimitKBps, srv.Compress, everyOrDefault(srv.EverySeconds))
+			srv.RepoPatterns, srv.RefPatterns, srv.BWLimitKBps, srv.Compress, everyOrDefault(srv.EverySeconds), authorizedOrDefault(srv.AuthorizedKeys))
 		if isUnique(err) {
 			return exists("server", srv.Name)
 		}
@@ -197,6 +203,7 @@ func everyOrDefault(s int) int {
 
 // ServerSettings are what `server set` may change; nil leaves a value.
 type ServerSettings struct {
+	AuthorizedKeys               *string
 	RepoPatterns, RefPatterns    *string
 	BWLimitKBps, Compress, Every *int
 }
@@ -227,6 +234,9 @@ func (s *Store) SetServer(ctx context.Context, a Actor, name string, set ServerS
 	if set.Every != nil {
 		add("every_seconds", "every_seconds", *set.Every)
 	}
+	if set.AuthorizedKeys != nil {
+		add("authorized_keys", "authorized_keys", *set.AuthorizedKeys)
+	}
 	if len(cols) == 0 {
 		return errors.New("server set: nothing to change")
 	}
@@ -249,4 +259,49 @@ func (s *Store) SetReconciled(ctx context.Context, id int64, at time.Time) error
 		return fmt.Errorf("record reconciliation: %w", err)
 	}
 	return nil
+}
+
+// DefaultAuthorizedKeys is where a backup keeps cpm's key unless told.
+const DefaultAuthorizedKeys = ".ssh/authorized_keys"
+
+func authorizedOrDefault(p string) string {
+	if p == "" {
+		return DefaultAuthorizedKeys
+	}
+	return p
+}
+
+// SetKeyState records a server's place in a key rotation.
+func (s *Store) SetKeyState(ctx context.Context, a Actor, name, state string) error {
+	return s.change(ctx, a, "server.key", name, map[string]any{"state": state}, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE servers SET key_state = ? WHERE name = ?`, state, name); err != nil {
+			return fmt.Errorf("record key state of %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// FinishKeyRotation forgets every server's rotation state: the new key is
+// now the only one.
+func (s *Store) FinishKeyRotation(ctx context.Context, a Actor) error {
+	return s.change(ctx, a, "server.rotate-key", "*", nil, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE servers SET key_state = ''`); err != nil {
+			return fmt.Errorf("finish key rotation: %w", err)
+		}
+		return nil
+	})
+}
+
+// SetPeerKey replaces a neighbour's replication key (it rotated its key).
+func (s *Store) SetPeerKey(ctx context.Context, a Actor, name, key, fingerprint string) error {
+	return s.change(ctx, a, "server.peer-key", name, map[string]any{"peer_key": fingerprint}, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE servers SET peer_key = ?, peer_fingerprint = ? WHERE name = ? AND role = 'neighbor'`, key, fingerprint, name)
+		if err != nil {
+			return fmt.Errorf("set peer key of %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("neighbour", name)
+		}
+		return nil
+	})
 }

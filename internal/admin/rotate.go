@@ -1,0 +1,191 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"cpm/internal/datadir"
+	"cpm/internal/remote"
+	"cpm/internal/replicate"
+	"cpm/internal/sshkey"
+	"cpm/internal/store"
+)
+
+// KeyRotation is the state of a replication key rotation.
+type KeyRotation struct {
+	Old, New string      `json:"-"`
+	OldFP    string      `json:"old_key"`
+	NewFP    string      `json:"new_key"`
+	Servers  []ServerKey `json:"servers"`
+	Finished bool        `json:"finished"`
+}
+
+// ServerKey is one server's place in a rotation.
+type ServerKey struct {
+	Server string `json:"server"`
+	State  string `json:"state"` // old (not reached yet), next (takes the new key), done (old key removed)
+	Error  string `json:"error,omitempty"`
+}
+
+// RotateKey replaces cpm's replication key without locking anyone out: a
+// new key is made (once), installed on every server next to the old one
+// (a backup's authorized_keys; a neighbour is told the new key over the
+// old one's connection), used for a server as soon as the server accepts
+// it, and the old key is then removed there. A server that cannot be
+// reached keeps working with the old key; the rotation finishes, and the
+// new key becomes the only one, when every server has switched. start
+// makes a new key if none is under way; without it, RotateKey only
+// continues a rotation (the workers do that when a server comes back).
+func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (KeyRotation, error) {
+	next := dir.NextReplicationKey()
+	if _, err := os.Stat(next); errors.Is(err, os.ErrNotExist) {
+		if !start {
+			return KeyRotation{Finished: true}, nil
+		}
+		if _, err := sshkey.Generate(next, "cpm replication"); err != nil {
+			return KeyRotation{}, err
+		}
+		if err := s.Store.Record(ctx, s.Actor, "server.rotate-key", "*", map[string]any{"state": "started"}); err != nil {
+			return KeyRotation{}, err
+		}
+	}
+	var r KeyRotation
+	var err error
+	if r.Old, err = PublicKey(dir); err != nil {
+		return r, err
+	}
+	body, err := os.ReadFile(next + ".pub")
+	if err != nil {
+		return r, fmt.Errorf("new replication key: %w", err)
+	}
+	r.New = strings.TrimSpace(string(body))
+	r.OldFP, r.NewFP = fingerprintOf(r.Old), fingerprintOf(r.New)
+	servers, err := s.Store.Servers(ctx)
+	if err != nil {
+		return r, err
+	}
+	env := replicate.NewSyncer(dir, s.Disk).Remote
+	all := true
+	for _, srv := range servers {
+		st := s.rotateOne(ctx, env, srv, r)
+		r.Servers = append(r.Servers, st)
+		if st.State != "done" {
+			all = false
+		}
+	}
+	if !all {
+		return r, nil
+	}
+	// Every server takes the new key and no longer the old: the new key
+	// becomes the key.
+	for _, suffix := range []string{".pub", ""} {
+		if err := os.Rename(next+suffix, dir.ReplicationKey()+suffix); err != nil {
+			return r, fmt.Errorf("finish key rotation: %w", err)
+		}
+	}
+	if err := s.Store.FinishKeyRotation(ctx, s.Actor); err != nil {
+		return r, err
+	}
+	r.Finished = true
+	return r, nil
+}
+
+func fingerprintOf(line string) string {
+	k, err := remote.ParseHostKey(line)
+	if err != nil {
+		return "?"
+	}
+	return remote.Fingerprint(k)
+}
+
+// rotateOne moves one server as far along the rotation as it can go.
+func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Server, r KeyRotation) ServerKey {
+	sk := ServerKey{Server: srv.Name, State: srv.KeyState}
+	switch sk.State {
+	case "done":
+		return sk
+	case "":
+		sk.State = "old"
+	}
+	if srv.Role == "neighbor" && !srv.Approved {
+		// Not in use: it learns the new key with discovery or server add.
+		return s.markKey(ctx, sk, srv.Name, "done")
+	}
+	t := replicate.TargetOf(srv)
+	old, next := t, t
+	old.UseNext, next.UseNext = false, true
+	probe := "true"
+	if t.Peer {
+		probe = "cpm-peer hello"
+	}
+	if srv.KeyState == "" {
+		if _, err := env.Run(ctx, next, probe); err != nil {
+			var err error
+			if t.Peer {
+				_, err = env.RunInput(ctx, old, "cpm-peer rekey", strings.NewReader(r.New+"\n"))
+			} else {
+				_, err = env.Run(ctx, old, installKey(srv.AuthorizedKeys, r.New))
+			}
+			if err != nil {
+				sk.Error = "install the new key: " + oneLine(err.Error())
+				return sk
+			}
+			if _, err := env.Run(ctx, next, probe); err != nil {
+				sk.Error = "the server does not accept the new key: " + oneLine(err.Error())
+				return sk
+			}
+		}
+		if sk = s.markKey(ctx, sk, srv.Name, "next"); sk.Error != "" {
+			return sk
+		}
+	}
+	if t.Peer {
+		// The neighbour swapped the keys in one step.
+		return s.markKey(ctx, sk, srv.Name, "done")
+	}
+	if _, err := env.Run(ctx, next, removeKey(srv.AuthorizedKeys, r.Old)); err != nil {
+		sk.Error = "remove the old key: " + oneLine(err.Error())
+		return sk
+	}
+	return s.markKey(ctx, sk, srv.Name, "done")
+}
+
+func (s *Service) markKey(ctx context.Context, sk ServerKey, name, state string) ServerKey {
+	if err := s.Store.SetKeyState(ctx, s.Actor, name, state); err != nil {
+		sk.Error = err.Error()
+		return sk
+	}
+	sk.State = state
+	return sk
+}
+
+// installKey appends line to the authorized_keys file at path (relative
+// to the remote home, or absolute) unless it is there.
+func installKey(path, line string) string {
+	f, l := remote.Quote(authorizedPath(path)), remote.Quote(line)
+	return "f=" + f + `; mkdir -p "$(dirname "$f")" && touch "$f" && chmod 600 "$f" && ` +
+		`{ grep -qxF ` + l + ` "$f" || printf '%s\n' ` + l + ` >> "$f"; }`
+}
+
+// removeKey drops every line holding the key's base64 blob from the
+// authorized_keys file at path.
+func removeKey(path, line string) string {
+	f := remote.Quote(authorizedPath(path))
+	blob := line
+	if fields := strings.Fields(line); len(fields) >= 2 {
+		blob = fields[1]
+	}
+	return "f=" + f + `; { grep -vF ` + remote.Quote(blob) + ` "$f" || true; } > "$f.cpm-new" && chmod 600 "$f.cpm-new" && mv "$f.cpm-new" "$f"`
+}
+
+func authorizedPath(p string) string {
+	if p == "" {
+		return store.DefaultAuthorizedKeys
+	}
+	return p
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

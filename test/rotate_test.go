@@ -1,0 +1,91 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cpm/internal/testworld"
+)
+
+func TestKeyRotationWithABackupDown(t *testing.T) {
+	c := newCompany(t)
+	type backupServer struct {
+		d    *testworld.SSHD
+		path string
+	}
+	bs := map[string]backupServer{}
+	for _, name := range []string{"b1", "b2"} {
+		d := c.w.StartBackupSSHD(name)
+		path := filepath.Join(c.w.Root, name+"-replicas")
+		c.w.MustAdmin("server", "add", name, "--host", "127.0.0.1", "--port", d.Port(), "--user", d.User,
+			"--path", path, "--role", "backup", "--host-key", d.HostKey(), "--authorized-keys", d.AuthorizedKeys)
+		bs[name] = backupServer{d, path}
+	}
+	web := func(b string) string { return revParse(filepath.Join(bs[b].path, "acme", "web.git"), "main") }
+	waitFor(t, 30*time.Second, "both backups", func() bool { return web("b1") == c.main && web("b2") == c.main })
+	oldKey := strings.Fields(c.w.MustAdmin("server", "pubkey"))[1]
+
+	// b2 is down during the switch.
+	bs["b2"].d.Stop()
+	out := c.w.MustAdmin("server", "rotate-key")
+	if !strings.Contains(out, "rotation under way") {
+		t.Fatalf("rotate-key with b2 down: %s", out)
+	}
+	servers := jsonList(t, c.w, "server", "list")
+	state := map[string]any{}
+	for _, s := range servers {
+		state[s["name"].(string)] = s["key_state"]
+	}
+	if state["b1"] != "done" || state["b2"] != nil {
+		t.Errorf("key states after the first pass: %v", state)
+	}
+	newKey := ""
+	if b, err := os.ReadFile(filepath.Join(c.w.DataDir, "id_ed25519_replication.next.pub")); err == nil {
+		newKey = strings.Fields(string(b))[1]
+	}
+	ak1, _ := os.ReadFile(bs["b1"].d.AuthorizedKeys)
+	if newKey == "" || !strings.Contains(string(ak1), newKey) || strings.Contains(string(ak1), oldKey) {
+		t.Fatalf("b1's authorized_keys after the switch (new %s):\n%s", newKey, ak1)
+	}
+
+	// b1 keeps replicating, with the new key.
+	writer := c.clients["writer"]
+	dir, _ := writer.Clone("acme/web")
+	commit := writer.Commit(dir, "during the rotation")
+	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	waitFor(t, 30*time.Second, "b1 with the new key", func() bool { return web("b1") == commit })
+
+	// b2 comes back with only the old key: it keeps working, switches, and
+	// the rotation finishes on its own.
+	bs["b2"].d.Restart()
+	waitFor(t, 60*time.Second, "the rotation to finish", func() bool {
+		pub, _ := os.ReadFile(filepath.Join(c.w.DataDir, "id_ed25519_replication.pub"))
+		return strings.Contains(string(pub), newKey)
+	})
+	waitFor(t, 30*time.Second, "b2 to catch up", func() bool { return web("b2") == commit })
+	ak2, _ := os.ReadFile(bs["b2"].d.AuthorizedKeys)
+	if !strings.Contains(string(ak2), newKey) || strings.Contains(string(ak2), oldKey) {
+		t.Errorf("b2's authorized_keys after the rotation:\n%s", ak2)
+	}
+	if _, err := os.Stat(filepath.Join(c.w.DataDir, "id_ed25519_replication.next")); err == nil {
+		t.Error("the next key file is still there")
+	}
+	for _, s := range jsonList(t, c.w, "server", "list") {
+		if s["key_state"] != nil {
+			t.Errorf("%s still in a rotation: %v", s["name"], s["key_state"])
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(c.w.DataDir, "id_ed25519_replication")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("private key mode: %v %v", fi.Mode().Perm(), err)
+	}
+	// Nobody was locked out: a push after the rotation reaches both.
+	commit = writer.Commit(dir, "after the rotation")
+	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	waitFor(t, 30*time.Second, "both backups after the rotation", func() bool { return web("b1") == commit && web("b2") == commit })
+	if out := c.w.MustAdmin("audit", "--limit", "50"); !strings.Contains(out, "server.rotate-key") {
+		t.Errorf("rotation not audited: %s", out)
+	}
+}
