@@ -348,3 +348,23 @@ func TestNeighborPeerCommandsAreConfined(t *testing.T) {
 		t.Errorf("the replica itself should stay on disk: %v", err)
 	}
 }
+
+func TestNeighborFollowsAKeyRotation(t *testing.T) {
+	n := newTwoNodes(t)
+	n.approve(t)
+	replica := n.b.RepoDir("acme", "web")
+	waitFor(t, 20*time.Second, "the first replica", func() bool { return revParse(replica, "main") == n.main })
+	out := n.w.MustAdmin("server", "rotate-key")
+	if !strings.Contains(out, "rotation finished") {
+		t.Fatalf("rotate-key: %s\n%s", out, jsonList(t, n.w, "server", "list"))
+	}
+	newFP := strings.Fields(strings.Split(out, "\n")[1])[2]
+	if s := jsonList(t, n.b, "server", "list"); s[0]["peer_fingerprint"] != newFP {
+		t.Errorf("B knows A by %v, want %s", s[0]["peer_fingerprint"], newFP)
+	}
+	writer := n.clients["writer"]
+	dir, _ := writer.Clone("acme/web")
+	commit := writer.Commit(dir, "after the rotation")
+	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	waitFor(t, 20*time.Second, "a push after the rotation on B", func() bool { return revParse(replica, "main") == commit })
+}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"cpm/internal/datadir"
 	"cpm/internal/remote"
@@ -40,6 +42,12 @@ type ServerKey struct {
 // makes a new key if none is under way; without it, RotateKey only
 // continues a rotation (the workers do that when a server comes back).
 func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (KeyRotation, error) {
+	// One rotation step at a time, whether cpm-admin or the workers run it.
+	unlock, err := lockFile(filepath.Join(dir.Locks(), "rotate-key.lock"))
+	if err != nil {
+		return KeyRotation{}, err
+	}
+	defer unlock()
 	next := dir.NextReplicationKey()
 	if _, err := os.Stat(next); errors.Is(err, os.ErrNotExist) {
 		if !start {
@@ -53,7 +61,6 @@ func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (K
 		}
 	}
 	var r KeyRotation
-	var err error
 	if r.Old, err = PublicKey(dir); err != nil {
 		return r, err
 	}
@@ -80,7 +87,14 @@ func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (K
 		return r, nil
 	}
 	// Every server takes the new key and no longer the old: the new key
-	// becomes the key.
+	// becomes the key. Connections made with either file name go.
+	for _, srv := range servers {
+		t := replicate.TargetOf(srv)
+		t.UseNext = false
+		env.CloseMaster(t)
+		t.UseNext = true
+		env.CloseMaster(t)
+	}
 	for _, suffix := range []string{".pub", ""} {
 		if err := os.Rename(next+suffix, dir.ReplicationKey()+suffix); err != nil {
 			return r, fmt.Errorf("finish key rotation: %w", err)
@@ -91,6 +105,22 @@ func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (K
 	}
 	r.Finished = true
 	return r, nil
+}
+
+// lockFile takes an exclusive lock on path, waiting for it.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func fingerprintOf(line string) string {
@@ -141,6 +171,8 @@ func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Serve
 		if sk = s.markKey(ctx, sk, srv.Name, "next"); sk.Error != "" {
 			return sk
 		}
+		// Sessions over the old key's connection end with the old key.
+		env.CloseMaster(old)
 	}
 	if t.Peer {
 		// The neighbour swapped the keys in one step.

@@ -180,6 +180,19 @@ func (e *Error) Blocking() bool {
 		strings.Contains(e.Stderr, "Permission denied (publickey")
 }
 
+// CloseMaster ends the multiplexed connection to t, if there is one: it
+// was authenticated with a key that may no longer be valid there.
+func (e Env) CloseMaster(t Target) {
+	p := e.controlPath(t)
+	if p == "" {
+		return
+	}
+	if _, err := os.Stat(p); err != nil {
+		return
+	}
+	exec.Command("ssh", "-o", "ControlPath="+p, "-O", "exit", t.User+"@"+t.Host).Run()
+}
+
 // Run runs a command on t and returns its standard output.
 func (e Env) Run(ctx context.Context, t Target, command string) ([]byte, error) {
 	return e.RunInput(ctx, t, command, nil)
