@@ -140,3 +140,14 @@ func TestEverySettingIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// The example that deploy/ ships is a valid configuration.
+func TestDeployExampleIsValid(t *testing.T) {
+	file, err := Load("../../deploy/etc/cpm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Resolve(file, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}
