@@ -178,7 +178,14 @@ func (c serverListCmd) Run(e *env, svc *admin.Service) error {
 			orAll(s.RepoPatterns), orAll(s.RefPatterns), bwlimit(s.BWLimitKBps), strconv.Itoa(s.Compress),
 			(time.Duration(s.EverySeconds) * time.Second).String(), state})
 	}
-	return printTable(e.stdout, []string{"NAME", "ROLE", "ADDRESS", "PATH", "REPOS", "REFS", "BWLIMIT", "COMPRESS", "EVERY", "STATE"}, rows)
+	if err := printTable(e.stdout, []string{"NAME", "ROLE", "ADDRESS", "PATH", "REPOS", "REFS", "BWLIMIT", "COMPRESS", "EVERY", "STATE"}, rows); err != nil {
+		return err
+	}
+	// The caps on transfers at once are the workers' settings.
+	if conf, _, err := e.flags.Resolve(nil); err == nil && len(servers) > 0 {
+		fmt.Fprintf(e.stdout, "transfers at once: %d in all (workers), %d per server (per_target)\n", conf.Workers, conf.PerTarget)
+	}
+	return nil
 }
 
 type serverRemoveCmd struct {
