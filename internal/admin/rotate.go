@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"cpm/internal/datadir"
 	"cpm/internal/remote"
@@ -43,7 +42,7 @@ type ServerKey struct {
 // continues a rotation (the workers do that when a server comes back).
 func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (KeyRotation, error) {
 	// One rotation step at a time, whether cpm-admin or the workers run it.
-	unlock, err := lockFile(filepath.Join(dir.Locks(), "rotate-key.lock"))
+	unlock, err := replicate.LockFile(filepath.Join(dir.Locks(), "rotate-key.lock"))
 	if err != nil {
 		return KeyRotation{}, err
 	}
@@ -105,22 +104,6 @@ func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (K
 	}
 	r.Finished = true
 	return r, nil
-}
-
-// lockFile takes an exclusive lock on path, waiting for it.
-func lockFile(path string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func fingerprintOf(line string) string {

@@ -150,14 +150,5 @@ func mergeTree(ctx context.Context, dir, ours, theirs string) (string, []string,
 }
 
 func git(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(repos.Env(dir), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
+	return repos.GitOutput(ctx, dir, env, args...)
 }

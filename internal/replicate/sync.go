@@ -358,11 +358,16 @@ func (s *Syncer) openLocked(repo names.RepoPath) (dir string, unlock func(), err
 // lock takes the repository's lock, which maintenance (repack) takes too,
 // so that a sync never copies a repository in the middle of a repack.
 func (s *Syncer) lock(repo names.RepoPath) (func(), error) {
-	p := filepath.Join(s.LockDir, repo.Org, repo.Repo+".lock")
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	return LockFile(filepath.Join(s.LockDir, repo.Org, repo.Repo+".lock"))
+}
+
+// LockFile takes an exclusive lock on the file at path (created, 0600,
+// with its folder), waiting for it; the lock holds across processes.
+func LockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -374,16 +379,7 @@ func (s *Syncer) lock(repo names.RepoPath) (func(), error) {
 }
 
 func gitOut(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	cmd.Env = repos.Env(dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
+	return repos.GitOutput(ctx, dir, nil, args...)
 }
 
 func (s *Syncer) lacksRsync(target string) bool {

@@ -196,19 +196,27 @@ func (r Root) Restore(trashed, org, repo string) error {
 // inherited GIT_* variables, so nothing from the operator's shell changes
 // what cpm does to a repository.
 func Git(ctx context.Context, dir string, args ...string) error {
+	_, err := GitOutput(ctx, dir, nil, args...)
+	return err
+}
+
+// GitOutput runs git like Git, with extra environment variables (such as
+// an author), and returns its standard output.
+func GitOutput(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	cmd.Env = Env(dir)
+	cmd.Env = append(Env(dir), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	out, err := cmd.Output()
+	if err != nil {
 		msg := oneLine(stderr.String())
 		if msg == "" {
 			msg = err.Error()
 		}
-		return fmt.Errorf("git %s: %s", args[0], msg)
+		return nil, fmt.Errorf("git %s: %s", args[0], msg)
 	}
-	return nil
+	return out, nil
 }
 
 // Env is the environment cpm gives git.
