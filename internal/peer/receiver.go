@@ -127,41 +127,20 @@ func checkMeta(m store.Meta) error {
 // withoutConflicts drops the repositories that origin may not replicate
 // here, with their grants, deploy keys and protected refs.
 func (r *Receiver) withoutConflicts(ctx context.Context, origin string, m store.Meta) (store.Meta, []string, error) {
-	orgName := map[int64]string{}
-	for _, o := range m.Orgs {
-		orgName[o.ID] = o.Name
-	}
-	drop := map[int64]bool{}
 	var skipped []string
-	for _, rp := range m.Repos {
-		full := orgName[rp.OrgID] + "/" + rp.Name
-		why, err := r.conflict(ctx, origin, orgName[rp.OrgID], rp.Name)
-		if err != nil {
-			return m, nil, err
+	var err error
+	m = m.Keep(func(org, repo string) bool {
+		why, cerr := r.conflict(ctx, origin, org, repo)
+		if cerr != nil {
+			err = cerr
+			return false
 		}
 		if why != "" {
-			drop[rp.ID] = true
-			skipped = append(skipped, full+": "+why)
+			skipped = append(skipped, org+"/"+repo+": "+why)
 		}
-	}
-	if len(drop) == 0 {
-		return m, nil, nil
-	}
-	m.Repos = filter(m.Repos, func(x store.MetaRepo) bool { return !drop[x.ID] })
-	m.Grants = filter(m.Grants, func(x store.MetaGrant) bool { return !drop[x.RepoID] })
-	m.Keys = filter(m.Keys, func(x store.MetaKey) bool { return !drop[x.RepoID] })
-	m.Protected = filter(m.Protected, func(x store.MetaProtected) bool { return !drop[x.RepoID] })
-	return m, skipped, nil
-}
-
-func filter[T any](xs []T, keep func(T) bool) []T {
-	var out []T
-	for _, x := range xs {
-		if keep(x) {
-			out = append(out, x)
-		}
-	}
-	return out
+		return why == ""
+	})
+	return m, skipped, err
 }
 
 // conflict says why origin may not hold ORG/REPO here, or "".

@@ -67,7 +67,7 @@ func (p *Publisher) Ensure(ctx context.Context, srv store.Server) (Delivery, err
 	d := Delivery{Generation: gen}
 	if t.Peer {
 		d.Kind = "meta"
-		d.Bytes, d.Generation, err = p.sendMeta(ctx, t)
+		d.Bytes, d.Generation, err = p.sendMeta(ctx, t, srv.RepoPatterns)
 	} else {
 		d.Kind = "snapshot"
 		d.Bytes, err = p.sendSnapshot(ctx, t)
@@ -91,11 +91,13 @@ func (p *Publisher) lock(id int64) *sync.Mutex {
 	return p.busy[id]
 }
 
-func (p *Publisher) sendMeta(ctx context.Context, t remote.Target) (int64, int64, error) {
+func (p *Publisher) sendMeta(ctx context.Context, t remote.Target, scope string) (int64, int64, error) {
 	m, err := p.Store.ExportMeta(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
+	// A neighbour learns only of the repositories it replicates.
+	m = m.Keep(func(org, repo string) bool { return InScope(scope, org+"/"+repo) })
 	body, err := json.Marshal(m)
 	if err != nil {
 		return 0, 0, err

@@ -70,6 +70,40 @@ type MetaProtected struct {
 	Pattern string `json:"pattern"`
 }
 
+// Keep returns the metadata restricted to the repositories keep accepts
+// (by ORG and REPO), with their grants, deploy keys and protected refs;
+// users, organisations and members stay.
+func (m Meta) Keep(keep func(org, repo string) bool) Meta {
+	orgName := map[int64]string{}
+	for _, o := range m.Orgs {
+		orgName[o.ID] = o.Name
+	}
+	drop := map[int64]bool{}
+	for _, r := range m.Repos {
+		if !keep(orgName[r.OrgID], r.Name) {
+			drop[r.ID] = true
+		}
+	}
+	if len(drop) == 0 {
+		return m
+	}
+	m.Repos = filter(m.Repos, func(x MetaRepo) bool { return !drop[x.ID] })
+	m.Grants = filter(m.Grants, func(x MetaGrant) bool { return !drop[x.RepoID] })
+	m.Keys = filter(m.Keys, func(x MetaKey) bool { return !drop[x.RepoID] })
+	m.Protected = filter(m.Protected, func(x MetaProtected) bool { return !drop[x.RepoID] })
+	return m
+}
+
+func filter[T any](xs []T, keep func(T) bool) []T {
+	var out []T
+	for _, x := range xs {
+		if keep(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // notMeta are the audit actions that change no metadata: pushes, merges
 // and syncs are replicated as repositories, not as metadata.
 var notMeta = map[string]bool{"push": true, "merge": true, "sync.push": true, "sync.pull": true}
