@@ -5,10 +5,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServerSideMerge(t *testing.T) {
 	c := newCompany(t)
+	_, backupPath := backup(t, c.w, "b1")
 	owner := c.clients["owner"]
 	dir, _ := owner.Clone("acme/web")
 	branch := func(name, file, body string) string {
@@ -34,6 +36,10 @@ func TestServerSideMerge(t *testing.T) {
 	if remoteMain() != ff {
 		t.Fatalf("main at %s, want %s", remoteMain(), ff)
 	}
+	// Replicated like a push.
+	waitFor(t, 30*time.Second, "the merge on the backup", func() bool {
+		return revParse(filepath.Join(backupPath, "acme", "web.git"), "main") == ff
+	})
 	if out, _, code := merge("writer", "feature", "main"); code != 0 || !strings.Contains(out, "nothing to do") {
 		t.Errorf("merging again: %d %s", code, out)
 	}
