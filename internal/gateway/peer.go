@@ -13,7 +13,7 @@ import (
 // neighbour's key runs these and nothing else, and nobody else runs them.
 func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command) outcome {
 	o := outcome{verb: cmd.Verb.String(), decision: "deny", status: 1}
-	if cmd.Verb.IsGit() || cmd.Verb.IsPeer() {
+	if cmd.Repo.Org != "" {
 		o.repo = cmd.Repo.String()
 	}
 	switch {
