@@ -68,9 +68,7 @@ git init -q -b main "$ROOT/w"
 lags="$ROOT/lags"
 : > "$lags"
 for i in $(seq "$PUSHES"); do
-	echo "$i" > "$ROOT/w/n"
-	git -C "$ROOT/w" add n
-	git -C "$ROOT/w" -c user.name=b -c user.email=b@x commit -q -m "push $i"
+	next_commit "$ROOT/w" "$i"
 	want=$(git -C "$ROOT/w" rev-parse HEAD)
 	git -C "$ROOT/w" push -q "ssh://git@127.0.0.2:$APORT/bench/small.git" HEAD:main
 	t0=$(now_ms)

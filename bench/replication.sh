@@ -76,9 +76,7 @@ git init -q -b main "$ROOT/w"
 lags="$ROOT/lags"
 : > "$lags"
 for i in $(seq "$PUSHES"); do
-	echo "$i" > "$ROOT/w/n"
-	git -C "$ROOT/w" add n
-	git -C "$ROOT/w" -c user.name=b -c user.email=b@x commit -q -m "push $i"
+	next_commit "$ROOT/w" "$i"
 	before=$(syncs small)
 	git -C "$ROOT/w" push -q "$URL/small.git" HEAD:main
 	wait_replica small "$(git -C "$ROOT/w" rev-parse HEAD)" "$before" >> "$lags"
