@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -67,28 +66,25 @@ func summarize(problems []string) string {
 
 func (s *Service) checkModes(dir datadir.Dir) []string {
 	var problems []string
-	want := map[string]fs.FileMode{
-		dir.String():         0o700,
-		dir.DB():             0o600,
-		dir.HostKey():        0o600,
-		dir.ReplicationKey(): 0o600,
-	}
-	paths := make([]string, 0, len(want))
-	for p := range want {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if errors.Is(err, fs.ErrNotExist) && p == dir.HostKey() {
+	for _, f := range []struct {
+		path string
+		want fs.FileMode
+	}{
+		{dir.String(), 0o700},
+		{dir.DB(), 0o600},
+		{dir.HostKey(), 0o600},
+		{dir.ReplicationKey(), 0o600},
+	} {
+		fi, err := os.Stat(f.path)
+		if errors.Is(err, fs.ErrNotExist) && f.path == dir.HostKey() {
 			continue // created by the first cpm-shell serve
 		}
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
-		if fi.Mode().Perm()&^want[p] != 0 {
-			problems = append(problems, fmt.Sprintf("%s is %04o, want %04o", p, fi.Mode().Perm(), want[p]))
+		if fi.Mode().Perm()&^f.want != 0 {
+			problems = append(problems, fmt.Sprintf("%s is %04o, want %04o", f.path, fi.Mode().Perm(), f.want))
 		}
 	}
 	return problems

@@ -351,6 +351,9 @@ func (w *Workers) reconcile(ctx context.Context) {
 		return
 	}
 	var jobs []store.Job
+	// A repository's refs are read once per pass, however many servers
+	// hold it.
+	snaps := map[string]Snapshot{}
 	for _, srv := range servers {
 		every := time.Duration(srv.EverySeconds) * time.Second
 		last := srv.ReconciledAt
@@ -377,13 +380,16 @@ func (w *Workers) reconcile(ctx context.Context) {
 			if err != nil {
 				continue
 			}
-			dir, err := w.Syncer.Root.Open(rp.Org, rp.Repo)
-			if err != nil {
-				continue
-			}
-			snap, err := TakeSnapshot(ctx, dir)
-			if err != nil {
-				continue
+			snap, ok := snaps[j.Repo]
+			if !ok {
+				dir, err := w.Syncer.Root.Open(rp.Org, rp.Repo)
+				if err != nil {
+					continue
+				}
+				if snap, err = TakeSnapshot(ctx, dir); err != nil {
+					continue
+				}
+				snaps[j.Repo] = snap
 			}
 			checked++
 			got, err := RemoteFingerprint(ctx, w.Syncer.Remote, t, rp)
