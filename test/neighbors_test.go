@@ -368,3 +368,21 @@ func TestNeighborFollowsAKeyRotation(t *testing.T) {
 	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
 	waitFor(t, 20*time.Second, "a push after the rotation on B", func() bool { return revParse(replica, "main") == commit })
 }
+
+// Approvals may come in either order: a neighbour that does not accept
+// this node yet is waited for, not blocked.
+func TestNeighborApprovedOnOneSideFirst(t *testing.T) {
+	n := newTwoNodes(t)
+	n.w.MustAdmin("server", "approve", n.bName)
+	writer := n.clients["writer"]
+	dir, _ := writer.Clone("acme/web")
+	commit := writer.Commit(dir, "before B approves A")
+	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	time.Sleep(3 * time.Second) // A tries, and B refuses its key
+	if s := jsonList(t, n.w, "server", "list"); s[0]["blocked_reason"] != nil {
+		t.Errorf("B is blocked while it waits for its operator: %v", s[0]["blocked_reason"])
+	}
+	n.b.MustAdmin("server", "approve", n.aName)
+	replica := n.b.RepoDir("acme", "web")
+	waitFor(t, 60*time.Second, "the push on B once B approved A", func() bool { return revParse(replica, "main") == commit })
+}

@@ -193,6 +193,12 @@ func (e Env) CloseMaster(t Target) {
 	exec.Command("ssh", "-o", "ControlPath="+p, "-O", "exit", t.User+"@"+t.Host).Run()
 }
 
+// KeyRefused reports whether the server refused cpm's key. A neighbour
+// does that until its operator approves this node: waiting, not broken.
+func (e *Error) KeyRefused() bool {
+	return strings.Contains(e.Stderr, "Permission denied (publickey")
+}
+
 // Run runs a command on t and returns its standard output.
 func (e Env) Run(ctx context.Context, t Target, command string) ([]byte, error) {
 	return e.RunInput(ctx, t, command, nil)

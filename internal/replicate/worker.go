@@ -286,7 +286,9 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 		return
 	} else {
 		var re *remote.Error
-		ev.Blocked = errors.As(err, &re) && re.Blocking()
+		// A neighbour refuses this node's key until its operator approves
+		// this node: retry with backoff instead of blocking the server.
+		ev.Blocked = errors.As(err, &re) && re.Blocking() && !(srv.Role == "neighbor" && re.KeyRefused())
 		ev.Cause = cause(err)
 		retry := time.Now().Add(w.backoff(j.Attempts))
 		if ev.Cause == "partial" {
