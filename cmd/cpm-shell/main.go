@@ -71,6 +71,35 @@ func settings(flags *config.Flags, cmdFlags any) (config.Config, datadir.Dir, er
 	return c, dir, err
 }
 
+// daemon is what a long-running command (serve, replicate) works with.
+type daemon struct {
+	conf config.Config
+	dir  datadir.Dir
+	log  zerolog.Logger
+	gw   *gateway.Gateway
+	st   *store.Store
+}
+
+// openDaemon resolves the settings with the command's flags, opens the
+// data dir and wires the gateway; close releases what it opened.
+func openDaemon(ctx context.Context, flags *config.Flags, cmdFlags any) (*daemon, error) {
+	conf, dir, err := settings(flags, cmdFlags)
+	if err != nil {
+		return nil, err
+	}
+	log := newLogger(conf, os.Stderr)
+	gw, st, err := newGateway(ctx, dir, log)
+	if err != nil {
+		return nil, err
+	}
+	return &daemon{conf: conf, dir: dir, log: log, gw: gw, st: st}, nil
+}
+
+func (d *daemon) close() {
+	d.gw.Access.Replicas.Close()
+	d.st.Close()
+}
+
 // newLogger writes to out at the configured level and format.
 func newLogger(c config.Config, out io.Writer) zerolog.Logger {
 	if c.LogFormat == "console" {
@@ -145,22 +174,16 @@ type replicateCmd struct {
 func (c replicateCmd) Run(flags *config.Flags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	conf, dir, err := settings(flags, c)
+	d, err := openDaemon(ctx, flags, c)
 	if err != nil {
 		return err
 	}
-	log := newLogger(conf, os.Stderr)
-	gw, st, err := newGateway(ctx, dir, log)
+	defer d.close()
+	done, err := startWorkers(ctx, d.dir, d.gw, d.conf, nil, d.log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	defer gw.Access.Replicas.Close()
-	done, err := startWorkers(ctx, dir, gw, conf, nil, log)
-	if err != nil {
-		return err
-	}
-	log.Info().Str("data_dir", dir.String()).Msg("cpm replication workers running")
+	d.log.Info().Str("data_dir", d.dir.String()).Msg("cpm replication workers running")
 	<-done
 	return nil
 }
@@ -239,17 +262,12 @@ func newGateway(ctx context.Context, dir datadir.Dir, log zerolog.Logger) (*gate
 func (c serveCmd) Run(flags *config.Flags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	conf, dir, err := settings(flags, c)
+	d, err := openDaemon(ctx, flags, c)
 	if err != nil {
 		return err
 	}
-	log := newLogger(conf, os.Stderr)
-	gw, st, err := newGateway(ctx, dir, log)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	defer gw.Access.Replicas.Close()
+	defer d.close()
+	conf, dir, log, gw, st := d.conf, d.dir, d.log, d.gw, d.st
 	hostKey, err := sshserver.LoadOrCreateHostKey(dir.HostKey())
 	if err != nil {
 		return err
