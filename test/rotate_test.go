@@ -89,3 +89,23 @@ func TestKeyRotationWithABackupDown(t *testing.T) {
 		t.Errorf("rotation not audited: %s", out)
 	}
 }
+
+// A wrong authorized_keys path is reported, and nothing is written there.
+func TestKeyRotationNeedsTheRightAuthorizedKeys(t *testing.T) {
+	c := newCompany(t)
+	d, _ := backup(t, c.w, "b1") // added without --authorized-keys
+	home, _ := os.UserHomeDir()
+	before, _ := os.ReadFile(filepath.Join(home, ".ssh", "authorized_keys"))
+	out := c.w.MustAdmin("server", "rotate-key")
+	if !strings.Contains(out, "is not in .ssh/authorized_keys") || !strings.Contains(out, "rotation under way") {
+		t.Fatalf("rotate-key with the wrong path: %s", out)
+	}
+	if after, _ := os.ReadFile(filepath.Join(home, ".ssh", "authorized_keys")); string(after) != string(before) {
+		t.Fatal("rotate-key wrote to a file sshd does not read")
+	}
+	c.w.MustAdmin("server", "set", "b1", "--authorized-keys", d.AuthorizedKeys)
+	if out := c.w.MustAdmin("server", "rotate-key"); !strings.Contains(out, "rotation finished") {
+		t.Fatalf("rotate-key with the right path: %s", out)
+	}
+	wantError(t, c.w.Admin("", "server", "set", "b1", "--authorized-keys", "../../etc/passwd"), "authorized-keys")
+}

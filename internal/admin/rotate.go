@@ -140,7 +140,7 @@ func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Serve
 			if t.Peer {
 				_, err = env.RunInput(ctx, old, "cpm-peer rekey", strings.NewReader(r.New+"\n"))
 			} else {
-				_, err = env.Run(ctx, old, installKey(srv.AuthorizedKeys, r.New))
+				_, err = env.Run(ctx, old, installKey(srv.AuthorizedKeys, r.Old, r.New))
 			}
 			if err != nil {
 				sk.Error = "install the new key: " + oneLine(err.Error())
@@ -178,22 +178,30 @@ func (s *Service) markKey(ctx context.Context, sk ServerKey, name, state string)
 }
 
 // installKey appends line to the authorized_keys file at path (relative
-// to the remote home, or absolute) unless it is there.
-func installKey(path, line string) string {
+// to the remote home, or absolute) unless it is there; only in the file
+// that holds the current key, so that a wrong path is an error, not a
+// file sshd never reads.
+func installKey(path, current, line string) string {
 	f, l := remote.Quote(authorizedPath(path)), remote.Quote(line)
-	return "f=" + f + `; mkdir -p "$(dirname "$f")" && touch "$f" && chmod 600 "$f" && ` +
+	return "f=" + f + `; grep -qF ` + remote.Quote(blob(current)) + ` "$f" 2>/dev/null || ` +
+		`{ echo "cpm's current key is not in $f: give the server's authorized_keys with server set --authorized-keys" >&2; exit 3; }; ` +
 		`{ grep -qxF ` + l + ` "$f" || printf '%s\n' ` + l + ` >> "$f"; }`
+}
+
+// blob is a key line's base64 field, which names the key whatever the
+// options or comment around it.
+func blob(line string) string {
+	if fields := strings.Fields(line); len(fields) >= 2 {
+		return fields[1]
+	}
+	return line
 }
 
 // removeKey drops every line holding the key's base64 blob from the
 // authorized_keys file at path.
 func removeKey(path, line string) string {
 	f := remote.Quote(authorizedPath(path))
-	blob := line
-	if fields := strings.Fields(line); len(fields) >= 2 {
-		blob = fields[1]
-	}
-	return "f=" + f + `; { grep -vF ` + remote.Quote(blob) + ` "$f" || true; } > "$f.cpm-new" && chmod 600 "$f.cpm-new" && mv "$f.cpm-new" "$f"`
+	return "f=" + f + `; { grep -vF ` + remote.Quote(blob(line)) + ` "$f" || true; } > "$f.cpm-new" && chmod 600 "$f.cpm-new" && mv "$f.cpm-new" "$f"`
 }
 
 func authorizedPath(p string) string {
