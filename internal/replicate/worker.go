@@ -120,9 +120,12 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 	defer wg.Wait()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
+	// Why the loop woke: a finished job only frees a slot, so the
+	// metadata and reconciliation checks wait for a wake-up or the tick.
+	woke := "start"
 	for {
 		w.queueMarkers(ctx)
-		if w.Publisher != nil && w.publishing.CompareAndSwap(false, true) {
+		if woke != "finished" && w.Publisher != nil && w.publishing.CompareAndSwap(false, true) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -133,7 +136,7 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 				w.publish(ctx)
 			}()
 		}
-		if w.reconciling.CompareAndSwap(false, true) {
+		if (woke == "start" || woke == "tick") && w.reconciling.CompareAndSwap(false, true) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -173,8 +176,11 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-wake:
+			woke = "wake"
 		case <-finished:
+			woke = "finished"
 		case <-tick.C:
+			woke = "tick"
 		}
 	}
 }
