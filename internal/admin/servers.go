@@ -42,6 +42,8 @@ type ServerScope struct {
 	AuthorizedKeys        *string
 }
 
+var fingerprintRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 var authorizedKeysRe = regexp.MustCompile(`^[A-Za-z0-9._/~-]{1,255}$`)
 
 // check validates the scope and turns it into the store's terms.
@@ -474,8 +476,10 @@ func (s *Service) pullFromOrigin(ctx context.Context, dir datadir.Dir, path, ser
 	if err != nil {
 		return res, true, fmt.Errorf("pull %s from %s: %w", rp, srv.Name, err)
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		return res, true, fmt.Errorf("pull %s from %s: unexpected answer: %w", rp, srv.Name, err)
+	// The answer comes from the network: a verified sync names the
+	// fingerprint it verified, and nothing else will do.
+	if err := json.Unmarshal(out, &res); err != nil || !fingerprintRe.MatchString(res.Fingerprint) {
+		return replicate.Result{}, true, fmt.Errorf("pull %s from %s: not the answer of a verified sync", rp, srv.Name)
 	}
 	return res, true, nil
 }
