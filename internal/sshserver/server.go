@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,11 +50,12 @@ var DefaultLimits = Limits{
 
 // Server serves git over ssh through a gateway.
 type Server struct {
-	gw     *gateway.Gateway
-	limits Limits
-	log    zerolog.Logger
-	srv    *ssh.Server
-	unauth chan struct{}
+	gw         *gateway.Gateway
+	limits     Limits
+	algorithms Algorithms
+	log        zerolog.Logger
+	srv        *ssh.Server
+	unauth     chan struct{}
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -71,16 +74,15 @@ const (
 
 // New makes a server with the given host key.
 func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.Logger) *Server {
-	s := &Server{gw: gw, limits: limits, log: log, unauth: make(chan struct{}, max(1, limits.MaxUnauthenticated))}
+	s := &Server{gw: gw, limits: limits, log: log, unauth: make(chan struct{}, max(1, limits.MaxUnauthenticated)),
+		algorithms: StrongAlgorithms(HasAESHardware())}
 	s.srv = &ssh.Server{
 		Version:     "cpm",
 		HostSigners: []ssh.Signer{hostKey},
 		Handler:     s.handle,
-		// Identity comes from our own PublicKeyCallback (see serverConfig).
-		// gliderlabs turns on NoClientAuth when it has no auth handler at all,
-		// so it gets one that always says no.
-		KeyboardInteractiveHandler: func(ssh.Context, gossh.KeyboardInteractiveChallenge) bool { return false },
-		ServerConfigCallback:       func(ctx ssh.Context) *gossh.ServerConfig { return s.serverConfig(ctx) },
+		// Identity comes from our own PublicKeyCallback (see serverConfig),
+		// so gliderlabs has no auth handler and turns on NoClientAuth.
+		ServerConfigCallback: func(ctx ssh.Context) *gossh.ServerConfig { return s.serverConfig(ctx) },
 		ConnCallback: func(ctx ssh.Context, c net.Conn) net.Conn {
 			if dc, ok := c.(*deadlineConn); ok {
 				ctx.SetValue(connKey, dc)
@@ -100,8 +102,14 @@ func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.L
 }
 
 func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
-	return &gossh.ServerConfig{
+	c := &gossh.ServerConfig{
 		MaxAuthTries: s.limits.MaxAuthTries,
+		// gliderlabs sets NoClientAuth because it has no auth handler of its
+		// own; "none" must still fail, and only "publickey" is advertised.
+		NoClientAuth: true,
+		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
+			return nil, errors.New("public key required")
+		},
 		// A fresh Permissions for every key: gliderlabs' own handler shares
 		// one object across every key a client offers, so the last offered
 		// key, not the one that signed, would win (CVE-2024-45337 class).
@@ -113,6 +121,9 @@ func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
 			return &gossh.Permissions{Extensions: map[string]string{fingerprintExt: fp}}, nil
 		},
 	}
+	s.algorithms.apply(&c.Config)
+	c.PublicKeyAuthAlgorithms = slices.Clone(s.algorithms.PublicKeyAuths)
+	return c
 }
 
 // Serve accepts connections on ln until Shutdown.
@@ -223,7 +234,7 @@ func (s *Server) handle(sess ssh.Session) {
 	}
 	var proto string
 	for _, kv := range sess.Environ() {
-		if v, ok := cutPrefix(kv, "GIT_PROTOCOL="); ok {
+		if v, ok := strings.CutPrefix(kv, "GIT_PROTOCOL="); ok {
 			proto = v
 		}
 	}
@@ -237,13 +248,6 @@ func (s *Server) handle(sess ssh.Session) {
 		Stderr:      sess.Stderr(),
 	})
 	sess.Exit(code)
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
-	}
-	return "", false
 }
 
 // LoadOrCreateHostKey reads the ed25519 host key at path, creating it

@@ -65,9 +65,13 @@ func TestPermissionsArePerKey(t *testing.T) {
 	if _, err := cfg.PublicKeyCallback(nil, newKey(t)); err == nil {
 		t.Error("unknown key accepted")
 	}
-	// gliderlabs turns on NoClientAuth unless some auth handler is set.
-	if s.srv.KeyboardInteractiveHandler == nil && s.srv.PublicKeyHandler == nil && s.srv.PasswordHandler == nil {
-		t.Error("no auth handler: gliderlabs would allow clients without authentication")
+	// gliderlabs turns on NoClientAuth when it has no auth handler; the
+	// "none" method must still fail, and no other method may be offered.
+	if cfg.NoClientAuth && (cfg.NoClientAuthCallback == nil || func() bool { _, err := cfg.NoClientAuthCallback(nil); return err == nil }()) {
+		t.Error(`"none" authentication would let clients in without a key`)
+	}
+	if s.srv.KeyboardInteractiveHandler != nil || s.srv.PasswordHandler != nil || cfg.PasswordCallback != nil || cfg.KeyboardInteractiveCallback != nil {
+		t.Error("a method other than publickey is offered")
 	}
 	if s.srv.PublicKeyHandler != nil {
 		t.Error("gliderlabs' PublicKeyHandler would replace the per-key callback")

@@ -166,8 +166,12 @@ func (c *Client) SSHArgs() []string {
 }
 
 func (c *Client) env() []string {
+	return c.envWith("ssh " + strings.Join(c.SSHArgs(), " "))
+}
+
+func (c *Client) envWith(sshCommand string) []string {
 	return append(Env(),
-		"GIT_SSH_COMMAND=ssh "+strings.Join(c.SSHArgs(), " "),
+		"GIT_SSH_COMMAND="+sshCommand,
 		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
 		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com",
 		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0")
@@ -182,6 +186,16 @@ func (c *Client) Git(dir string, args ...string) Result {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = c.env()
+	return c.w.exec(cmd, "")
+}
+
+// GitVia runs git in dir with another ssh client: sshCommand is what
+// GIT_SSH_COMMAND becomes, env is added to the environment.
+func (c *Client) GitVia(sshCommand string, env []string, dir string, args ...string) Result {
+	c.w.T.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(c.envWith(sshCommand), env...)
 	return c.w.exec(cmd, "")
 }
 
@@ -239,4 +253,11 @@ func (w *World) exec(cmd *exec.Cmd, stdin string) Result {
 		w.T.Fatalf("run %s: %v", cmd.Path, err)
 	}
 	return Result{Code: code, Stdout: stdout.String(), Stderr: stderr.String()}
+}
+
+// Exec runs cmd with stdin and reports what it did; only a failure to
+// start it fails the test.
+func (w *World) Exec(cmd *exec.Cmd, stdin string) Result {
+	w.T.Helper()
+	return w.exec(cmd, stdin)
 }

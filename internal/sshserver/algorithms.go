@@ -1,0 +1,69 @@
+package sshserver
+
+import (
+	"runtime"
+	"slices"
+
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/sys/cpu"
+)
+
+// Algorithms is what the embedded server offers, strongest first. The
+// client's order picks among them, so leaving a weak algorithm out is the
+// only way to keep a client from choosing it.
+type Algorithms struct {
+	KeyExchanges []string
+	Ciphers      []string
+	MACs         []string
+	// PublicKeyAuths are the signature algorithms a client may sign with.
+	PublicKeyAuths []string
+}
+
+// StrongAlgorithms returns the set cpm offers. hasAESHardware decides
+// whether AES-GCM or ChaCha20-Poly1305 comes first: with AES instructions
+// GCM is the faster of the two by far, without them ChaCha20 is.
+//
+// Key exchange: the post-quantum hybrid, then curve25519 (x/crypto adds
+// its libssh.org alias itself). No NIST curves, no SHA-1 groups: every
+// client cpm supports (OpenSSH, dropbear, PuTTY, libssh2) speaks
+// curve25519.
+//
+// MACs only matter for AES-CTR (the AEAD ciphers carry their own). The
+// non-ETM hmac-sha2 pair stays for libssh2 1.10 (libgit2, pygit2 on
+// Debian 12), which knows no ETM MAC and no AEAD cipher.
+func StrongAlgorithms(hasAESHardware bool) Algorithms {
+	aead := []string{gossh.CipherChaCha20Poly1305, gossh.CipherAES256GCM, gossh.CipherAES128GCM}
+	if hasAESHardware {
+		aead = []string{gossh.CipherAES128GCM, gossh.CipherAES256GCM, gossh.CipherChaCha20Poly1305}
+	}
+	return Algorithms{
+		KeyExchanges: []string{gossh.KeyExchangeMLKEM768X25519, gossh.KeyExchangeCurve25519},
+		Ciphers:      append(aead, gossh.CipherAES256CTR, gossh.CipherAES128CTR),
+		MACs:         []string{gossh.HMACSHA256ETM, gossh.HMACSHA512ETM, gossh.HMACSHA256, gossh.HMACSHA512},
+		// x/crypto's supported list, unlike its default, has no SHA-1 RSA
+		// (ssh-rsa) and no DSA signatures.
+		PublicKeyAuths: gossh.SupportedAlgorithms().PublicKeyAuths,
+	}
+}
+
+// HasAESHardware reports whether this CPU has AES (and carry-less
+// multiply, which GCM needs to be fast) instructions.
+func HasAESHardware() bool {
+	switch runtime.GOARCH {
+	case "amd64", "386":
+		return cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ
+	case "arm64":
+		return cpu.ARM64.HasAES && cpu.ARM64.HasPMULL
+	case "s390x":
+		return cpu.S390X.HasAES && cpu.S390X.HasAESGCM
+	}
+	return false
+}
+
+// apply sets the transport algorithms; each connection gets copies,
+// since x/crypto filters these slices in place.
+func (a Algorithms) apply(c *gossh.Config) {
+	c.KeyExchanges = slices.Clone(a.KeyExchanges)
+	c.Ciphers = slices.Clone(a.Ciphers)
+	c.MACs = slices.Clone(a.MACs)
+}
