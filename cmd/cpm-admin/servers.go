@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"cpm/internal/admin"
+	"cpm/internal/remote"
 	"cpm/internal/replicate"
 )
 
@@ -21,7 +22,7 @@ type serverCmd struct {
 	Check     serverCheckCmd     `cmd:"" help:"Connect and report: a backup's rsync, git, free space and writable path; a neighbour's node, version and ping; the replication lag."`
 	Pubkey    serverPubkeyCmd    `cmd:"" help:"Print the public key cpm uses to reach servers."`
 	Approve   serverApproveCmd   `cmd:"" help:"Let syncs go to a server found by discovery."`
-	Set       serverSetCmd       `cmd:"" help:"Change what a server replicates and how: --repos, --refs, --bwlimit, --compress, --every."`
+	Set       serverSetCmd       `cmd:"" help:"Change what a server replicates and how (--repos, --refs, --bwlimit, --compress, --every), or re-pin its host key (--host-key)."`
 	RotateKey serverRotateKeyCmd `cmd:"" name:"rotate-key" help:"Replace cpm's replication key on every server without locking anyone out."`
 }
 
@@ -73,14 +74,21 @@ func (f scopeFlags) scope() admin.ServerScope {
 }
 
 type serverSetCmd struct {
-	Name string `arg:"" help:"Server name."`
+	Name    string  `arg:"" help:"Server name."`
+	HostKey *string `name:"host-key" placeholder:"LINE" help:"Re-pin the server's host key: a public key line, or '' to fetch it from the server and confirm its fingerprint. Lifts a block caused by a host key mismatch."`
+	Yes     bool    `help:"With --host-key '': accept the fetched host key without asking."`
 	scopeFlags
 }
 
 func (c serverSetCmd) Run(e *env, svc *admin.Service) error {
-	srv, err := svc.SetServer(e.ctx, c.Name, c.scope())
+	sc := c.scope()
+	sc.HostKey = c.HostKey
+	srv, err := svc.SetServer(e.ctx, e.dir, c.Name, sc, confirmHostKey(e, c.Name, c.Yes))
 	if err != nil {
 		return err
+	}
+	if c.HostKey != nil {
+		fmt.Fprintf(e.stdout, "%s: host key %s pinned; its queue runs again\n", srv.Name, remote.Fingerprint(srv.HostKey))
 	}
 	fmt.Fprintf(e.stdout, "%s: repos %s, refs %s, bwlimit %s, compress %d, every %s; from its next sync\n",
 		srv.Name, orAll(srv.RepoPatterns), orAll(srv.RefPatterns), bwlimit(srv.BWLimitKBps), srv.Compress,
@@ -115,10 +123,12 @@ type serverAddCmd struct {
 	scopeFlags
 }
 
-func (c serverAddCmd) Run(e *env, svc *admin.Service) error {
-	confirm := func(fp string) bool {
-		fmt.Fprintf(e.stdout, "%s:%d presents host key %s\n", c.Host, c.Port, fp)
-		if c.Yes {
+// confirmHostKey shows a fetched host key's fingerprint and asks whether
+// it is the server's: yes when --yes was given, no when nobody can answer.
+func confirmHostKey(e *env, server string, yes bool) func(fp string) bool {
+	return func(fp string) bool {
+		fmt.Fprintf(e.stdout, "%s presents host key %s\n", server, fp)
+		if yes {
 			return true
 		}
 		if f, ok := e.stdin.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
@@ -128,10 +138,13 @@ func (c serverAddCmd) Run(e *env, svc *admin.Service) error {
 		line, _ := bufio.NewReader(e.stdin).ReadString('\n')
 		return strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes")
 	}
+}
+
+func (c serverAddCmd) Run(e *env, svc *admin.Service) error {
 	srv, err := svc.AddServer(e.ctx, e.dir, admin.ServerSpec{
 		Name: c.Name, Host: c.Host, Port: c.Port, User: c.User, Path: c.Path, Role: c.Role, HostKey: c.HostKey,
 		PeerKey: c.PeerKey, Scope: c.scope(),
-	}, confirm)
+	}, confirmHostKey(e, fmt.Sprintf("%s:%d", c.Host, c.Port), c.Yes))
 	if err != nil {
 		return err
 	}

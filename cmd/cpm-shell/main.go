@@ -139,6 +139,9 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, c c
 	// A rotation under way continues on its own, every 10 s at most, so a
 	// server that was down switches keys once it is back.
 	svc := &admin.Service{Store: gw.Access.Store, Disk: gw.Disk, Actor: store.Actor{Name: "cpm-shell"}, Now: time.Now}
+	if err := svc.WriteKnownHosts(ctx, dir); err != nil {
+		return nil, fmt.Errorf("pin host keys: %w", err)
+	}
 	var lastRotate time.Time
 	w.Rotate = func(ctx context.Context) {
 		if _, err := os.Stat(dir.NextReplicationKey()); err != nil || time.Since(lastRotate) < 10*time.Second {

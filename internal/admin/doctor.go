@@ -136,7 +136,7 @@ func (s *Service) checkServers(ctx context.Context, dir datadir.Dir) (pins, reac
 	for _, srv := range servers {
 		if srv.HostKey == "" {
 			pins = append(pins, srv.Name+" has no pinned host key")
-		} else if !strings.Contains(string(known), srv.HostKey) {
+		} else if !strings.Contains(string(known), remote.HostKeyAlias(srv.Name)+" "+srv.HostKey+"\n") {
 			pins = append(pins, srv.Name+"'s pinned key is not in "+dir.KnownHosts())
 		}
 		if srv.Role == "neighbor" && !srv.Approved {

@@ -127,7 +127,7 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	}
 	defer st.Close()
 	svc := Service{Store: st}
-	if err := svc.writeKnownHosts(ctx, dir); err != nil {
+	if err := svc.WriteKnownHosts(ctx, dir); err != nil {
 		return p, err
 	}
 	return p, st.Record(ctx, actor, "promote", from, map[string]any{"repositories": p.Repos, "missing": len(p.Missing)})

@@ -36,6 +36,9 @@ type ServerSpec struct {
 // ServerScope is what a server replicates and how: `server add` and
 // `server set` take it. Nil fields are left as they are (or default).
 type ServerScope struct {
+	// HostKey re-pins the server (server set only): a key line, or ""
+	// to fetch the key from the server and confirm it as server add does.
+	HostKey               *string
 	Repos, Refs           *string
 	BWLimitKBps, Compress *int
 	Every                 *time.Duration
@@ -106,21 +109,9 @@ func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpe
 	if err := remote.CheckTarget(t); err != nil {
 		return store.Server{}, err
 	}
-	key := spec.HostKey
-	if key != "" {
-		var err error
-		if key, err = remote.ParseHostKey(key); err != nil {
-			return store.Server{}, err
-		}
-	} else {
-		scanned, err := remote.ScanHostKey(ctx, spec.Host, spec.Port)
-		if err != nil {
-			return store.Server{}, err
-		}
-		if !confirm(remote.Fingerprint(scanned)) {
-			return store.Server{}, errors.New("host key not confirmed; nothing added (pass --host-key, or --yes after checking the fingerprint)")
-		}
-		key = scanned
+	key, err := pinHostKey(ctx, spec.Host, spec.Port, spec.HostKey, confirm)
+	if err != nil {
+		return store.Server{}, err
 	}
 	peerKey, peerFP, err := s.checkPeerKey(ctx, spec)
 	if err != nil {
@@ -156,7 +147,23 @@ func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpe
 	if err != nil {
 		return store.Server{}, err
 	}
-	return srv, s.writeKnownHosts(ctx, dir)
+	return srv, s.WriteKnownHosts(ctx, dir)
+}
+
+// pinHostKey returns the host key to pin: line, or when line is empty the
+// key the server presents, once confirm accepts its fingerprint.
+func pinHostKey(ctx context.Context, host string, port int, line string, confirm func(fingerprint string) bool) (string, error) {
+	if line != "" {
+		return remote.ParseHostKey(line)
+	}
+	scanned, err := remote.ScanHostKey(ctx, host, port)
+	if err != nil {
+		return "", err
+	}
+	if !confirm(remote.Fingerprint(scanned)) {
+		return "", errors.New("host key not confirmed; nothing changed (pass --host-key LINE, or --yes after checking the fingerprint)")
+	}
+	return scanned, nil
 }
 
 // checkPeerKey validates a neighbour's replication key: one public key,
@@ -185,10 +192,23 @@ func (s *Service) checkPeerKey(ctx context.Context, spec ServerSpec) (string, st
 // SetServer changes a server's scope and transfer settings; they apply
 // from its next sync. A changed scope queues every repository for the
 // server again: what came into scope is sent, what left it is left alone.
-func (s *Service) SetServer(ctx context.Context, name string, sc ServerScope) (store.Server, error) {
+// A new host key is pinned for this server alone, closes connections
+// made under the old pin and lifts a block.
+func (s *Service) SetServer(ctx context.Context, dir datadir.Dir, name string, sc ServerScope, confirm func(fingerprint string) bool) (store.Server, error) {
 	set, err := sc.check()
 	if err != nil {
 		return store.Server{}, err
+	}
+	old, err := s.Store.ServerByName(ctx, name)
+	if err != nil {
+		return old, err
+	}
+	if sc.HostKey != nil {
+		key, err := pinHostKey(ctx, old.Host, old.Port, *sc.HostKey, confirm)
+		if err != nil {
+			return old, err
+		}
+		set.HostKey = &key
 	}
 	if err := s.Store.SetServer(ctx, s.Actor, name, set); err != nil {
 		return store.Server{}, err
@@ -196,6 +216,12 @@ func (s *Service) SetServer(ctx context.Context, name string, sc ServerScope) (s
 	srv, err := s.Store.ServerByName(ctx, name)
 	if err != nil {
 		return srv, err
+	}
+	if set.HostKey != nil {
+		replicate.NewSyncer(dir, s.Disk).Remote.CloseMasters(name)
+		if err := s.WriteKnownHosts(ctx, dir); err != nil {
+			return srv, err
+		}
 	}
 	if set.RepoPatterns != nil || set.RefPatterns != nil {
 		if err := s.Store.RequeueServer(ctx, srv.ID); err != nil {
@@ -213,22 +239,28 @@ func (s *Service) RemoveServer(ctx context.Context, dir datadir.Dir, name string
 	if err := s.Store.RemoveServer(ctx, s.Actor, name); err != nil {
 		return err
 	}
+	// A connection made to it must not serve a server added next under
+	// the same name (ControlPersist would keep it for 30 s).
+	replicate.NewSyncer(dir, s.Disk).Remote.CloseMasters(name)
 	// A removed neighbour's replicas are no longer served here: their
 	// permissions would never be updated again.
 	if err := replica.New(dir.Peers()).Forget(name); err != nil {
 		return err
 	}
-	return s.writeKnownHosts(ctx, dir)
+	return s.WriteKnownHosts(ctx, dir)
 }
 
-func (s *Service) writeKnownHosts(ctx context.Context, dir datadir.Dir) error {
+// WriteKnownHosts writes DATA/known_hosts from the store: one line per
+// server, under its HostKeyAlias. The workers call it at start, so a data
+// dir whose pins were written per host:port gets them per server.
+func (s *Service) WriteKnownHosts(ctx context.Context, dir datadir.Dir) error {
 	servers, err := s.Store.Servers(ctx)
 	if err != nil {
 		return err
 	}
 	var pins []remote.Pinned
 	for _, srv := range servers {
-		pins = append(pins, remote.Pinned{Host: srv.Host, Port: srv.Port, HostKey: srv.HostKey})
+		pins = append(pins, remote.Pinned{Name: srv.Name, HostKey: srv.HostKey})
 	}
 	return remote.WriteKnownHosts(dir.KnownHosts(), pins)
 }

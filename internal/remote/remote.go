@@ -1,11 +1,15 @@
 // Package remote runs ssh and rsync against replication targets with
-// cpm's own key and a known_hosts file that pins every target's host key:
-// StrictHostKeyChecking=yes, BatchMode, no agent, bounded timeouts.
+// cpm's own key and a known_hosts file that pins each target's host key
+// under the target's own name (HostKeyAlias), so that two targets on one
+// host:port never vouch for each other: StrictHostKeyChecking=yes,
+// BatchMode, no agent, bounded timeouts.
 package remote
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +32,10 @@ type Target struct {
 	Port int
 	User string
 	Path string // absolute; replicas at PATH/ORG/REPO.git
+	// HostKey is the pinned host key ("TYPE BASE64"). It names the
+	// control socket, so a connection made under one pin never serves
+	// another.
+	HostKey string
 	// Peer is set for a neighbour: a cpm node, reached through its
 	// gateway's cpm-peer commands instead of a shell.
 	Peer bool
@@ -79,13 +87,10 @@ func CheckTarget(t Target) error {
 	return nil
 }
 
-// hostPattern is how known_hosts names the target.
-func hostPattern(host string, port int) string {
-	if port == 22 {
-		return host
-	}
-	return "[" + host + "]:" + strconv.Itoa(port)
-}
+// HostKeyAlias is the name under which known_hosts pins the target
+// named name: ssh looks its key up under that name alone, whatever its
+// host and port, so a pin is checked for its own server only.
+func HostKeyAlias(name string) string { return "cpm-server." + name }
 
 // SSHArgs are the options of every ssh cpm runs against t.
 func (e Env) SSHArgs(t Target) []string {
@@ -101,6 +106,8 @@ func (e Env) SSHArgs(t Target) []string {
 		"-o", "StrictHostKeyChecking=yes",
 		"-o", "UserKnownHostsFile=" + e.KnownHosts,
 		"-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "HostKeyAlias=" + HostKeyAlias(t.Name),
+		"-o", "CheckHostIP=no",
 		"-o", "ConnectTimeout=10",
 		"-o", "ServerAliveInterval=15",
 		"-o", "ServerAliveCountMax=4",
@@ -119,9 +126,11 @@ func (e Env) controlPath(t Target) string {
 	if e.ControlDir == "" {
 		return ""
 	}
-	// One master per target and key: a connection made with one key must
-	// never stand in for a test of another.
-	p := filepath.Join(e.ControlDir, t.User+"@"+t.Host+":"+strconv.Itoa(t.Port))
+	// One master per server, address and pinned host key, and per client
+	// key: a connection made under one pin or with one key must never
+	// stand in for a test of another. The hash keeps the name short.
+	sum := sha256.Sum256([]byte(t.User + "@" + t.Host + ":" + strconv.Itoa(t.Port) + " " + t.HostKey))
+	p := filepath.Join(e.ControlDir, t.Name+"@"+hex.EncodeToString(sum[:6]))
 	if t.UseNext {
 		p += "+next"
 	}
@@ -181,7 +190,8 @@ func (e *Error) Blocking() bool {
 }
 
 // CloseMaster ends the multiplexed connection to t, if there is one: it
-// was authenticated with a key that may no longer be valid there.
+// was authenticated with a key that may no longer be valid there, or
+// under a pin that no longer holds.
 func (e Env) CloseMaster(t Target) {
 	p := e.controlPath(t)
 	if p == "" {
@@ -191,6 +201,24 @@ func (e Env) CloseMaster(t Target) {
 		return
 	}
 	exec.Command("ssh", "-o", "ControlPath="+p, "-O", "exit", t.User+"@"+t.Host).Run()
+}
+
+// CloseMasters ends every multiplexed connection to the server named
+// name, under any pin and key: for a server removed, re-pinned or
+// blocked.
+func (e Env) CloseMasters(name string) {
+	if e.ControlDir == "" {
+		return
+	}
+	socks, _ := filepath.Glob(filepath.Join(e.ControlDir, name+"@*"))
+	for _, p := range socks {
+		if fi, err := os.Lstat(p); err != nil || fi.Mode()&os.ModeSocket == 0 {
+			continue
+		}
+		// The destination is not used with -O exit; the socket decides.
+		exec.Command("ssh", "-o", "ControlPath="+p, "-O", "exit", "cpm").Run()
+		os.Remove(p)
+	}
 }
 
 // KeyRefused reports whether the server refused cpm's key. A neighbour
@@ -275,8 +303,7 @@ func ScanHostKey(ctx context.Context, host string, port int) (string, error) {
 
 // Pinned is one target's host key for known_hosts.
 type Pinned struct {
-	Host    string
-	Port    int
+	Name    string // the server's name: its HostKeyAlias
 	HostKey string
 }
 
@@ -288,7 +315,7 @@ func WriteKnownHosts(path string, pins []Pinned) error {
 		if p.HostKey == "" {
 			continue
 		}
-		fmt.Fprintf(&b, "%s %s\n", hostPattern(p.Host, p.Port), p.HostKey)
+		fmt.Fprintf(&b, "%s %s\n", HostKeyAlias(p.Name), p.HostKey)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".known_hosts.*")
 	if err != nil {

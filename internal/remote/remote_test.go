@@ -61,12 +61,40 @@ func TestHostKeysAndKnownHosts(t *testing.T) {
 		t.Errorf("fingerprint %q", fp)
 	}
 	p := filepath.Join(t.TempDir(), "known_hosts")
-	if err := WriteKnownHosts(p, []Pinned{{"h", 22, k}, {"127.0.0.1", 2222, k}, {"x", 22, ""}}); err != nil {
+	if err := WriteKnownHosts(p, []Pinned{{"b1", k}, {"b2", k}, {"x", ""}}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(p)
-	if string(b) != "h "+k+"\n[127.0.0.1]:2222 "+k+"\n" {
+	if string(b) != "cpm-server.b1 "+k+"\ncpm-server.b2 "+k+"\n" {
 		t.Errorf("known_hosts:\n%s", b)
+	}
+}
+
+// Two servers on one host:port, or one server re-pinned, never share a
+// control socket; the same server, pin and key always do.
+func TestControlPathPerServerAndPin(t *testing.T) {
+	e := Env{ControlDir: "/c"}
+	base := Target{Name: "b1", Host: "h", Port: 22, User: "cpm", HostKey: "ssh-ed25519 AAAA1"}
+	other := base
+	other.Name = "b2"
+	repinned := base
+	repinned.HostKey = "ssh-ed25519 AAAA2"
+	next := base
+	next.UseNext = true
+	paths := map[string]bool{}
+	for _, tg := range []Target{base, other, repinned, next} {
+		p := e.controlPath(tg)
+		if p == "" || paths[p] {
+			t.Fatalf("control path %q for %+v is empty or shared", p, tg)
+		}
+		paths[p] = true
+	}
+	if e.controlPath(base) != e.controlPath(base) {
+		t.Error("control path is not stable")
+	}
+	args := strings.Join(e.SSHArgs(base), " ")
+	if !strings.Contains(args, "HostKeyAlias=cpm-server.b1") {
+		t.Errorf("ssh args lack the server's alias: %s", args)
 	}
 }
 

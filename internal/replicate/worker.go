@@ -306,6 +306,7 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 			if berr := w.Store.BlockServer(ctx, j.ServerID, oneLine(err.Error())); berr != nil {
 				log.Error().Err(berr).Msg("block server")
 			}
+			w.Syncer.Remote.CloseMasters(srv.Name)
 		}
 		if ferr := w.Store.Failed(ctx, j, oneLine(err.Error()), retry, ev.Blocked); ferr != nil {
 			log.Error().Err(ferr).Msg("record failed sync")
@@ -463,7 +464,7 @@ func cause(err error) string {
 
 // TargetOf turns a stored server into an rsync target.
 func TargetOf(s store.Server) remote.Target {
-	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path, Peer: s.Role == "neighbor",
+	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path, HostKey: s.HostKey, Peer: s.Role == "neighbor",
 		Refs: SplitPatterns(s.RefPatterns), BWLimit: s.BWLimitKBps, Compress: s.Compress, UseNext: s.KeyState != ""}
 }
 

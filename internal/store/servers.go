@@ -203,6 +203,9 @@ func everyOrDefault(s int) int {
 
 // ServerSettings are what `server set` may change; nil leaves a value.
 type ServerSettings struct {
+	// HostKey re-pins the server; it also lifts a block and lets its
+	// blocked and failed jobs run again at once.
+	HostKey                      *string
 	AuthorizedKeys               *string
 	RepoPatterns, RefPatterns    *string
 	BWLimitKBps, Compress, Every *int
@@ -237,6 +240,10 @@ func (s *Store) SetServer(ctx context.Context, a Actor, name string, set ServerS
 	if set.AuthorizedKeys != nil {
 		add("authorized_keys", "authorized_keys", *set.AuthorizedKeys)
 	}
+	if set.HostKey != nil {
+		add("host_key", "host_key", *set.HostKey)
+		cols = append(cols, "blocked_reason = ''")
+	}
 	if len(cols) == 0 {
 		return errors.New("server set: nothing to change")
 	}
@@ -247,6 +254,14 @@ func (s *Store) SetServer(ctx context.Context, a Actor, name string, set ServerS
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return notFound("server", name)
+		}
+		if set.HostKey == nil {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE replication_jobs SET state = 'pending', next_attempt_at = ?
+			WHERE server_id = (SELECT id FROM servers WHERE name = ?) AND state IN ('failed', 'blocked')`, now(), name); err != nil {
+			return fmt.Errorf("set server %s: requeue: %w", name, err)
 		}
 		return nil
 	})
