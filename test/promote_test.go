@@ -60,7 +60,7 @@ func TestPromoteBackupAfterTheMainServerIsLost(t *testing.T) {
 	// Promote the backup in place and serve it.
 	promoted := &testworld.World{T: t, Bin: bin, Root: t.TempDir(), DataDir: path}
 	out := promoted.MustAdmin("promote")
-	if !strings.Contains(out, "2 repositories") || !strings.Contains(out, "held 1 servers (b1)") {
+	if !strings.Contains(out, "2 repositories") || !strings.Contains(out, "removed b1 from the server list: that is this node") {
 		t.Errorf("promote: %s", out)
 	}
 	wantError(t, promoted.Admin("", "promote"), "already has a database")
@@ -82,9 +82,82 @@ func TestPromoteBackupAfterTheMainServerIsLost(t *testing.T) {
 		// roleMatrix pushed to other branches only; main is the one pushed above.
 		t.Errorf("main on the promoted server: %s, want %s", revParse(cl, "origin/main"), commit)
 	}
-	if servers := jsonList(t, promoted, "server", "list"); len(servers) != 1 || servers[0]["blocked_reason"] == "" {
-		t.Errorf("servers after promote: %v", servers)
+	if servers := jsonList(t, promoted, "server", "list"); len(servers) != 0 {
+		t.Errorf("servers after promote: %v (the backup itself should be gone)", servers)
 	}
+}
+
+// TestPromoteFencesTheOldMain: the old main comes back after its backup
+// was promoted. It writes nothing there, neither through its key (fenced
+// in authorized_keys) nor, with the key put back, past the marker; its
+// server list says why.
+func TestPromoteFencesTheOldMain(t *testing.T) {
+	c := newCompany(t)
+	d := c.w.StartBackupSSHD("b1")
+	path := filepath.Join(c.w.Root, "b1-replicas")
+	c.w.MustAdmin("server", "add", "b1", "--host", "127.0.0.1", "--port", d.Port(), "--user", d.User,
+		"--path", path, "--role", "backup", "--host-key", d.HostKey(), "--authorized-keys", d.AuthorizedKeys)
+	waitFor(t, 30*time.Second, "the replicas and the snapshot on the backup", func() bool {
+		_, err := os.Stat(filepath.Join(path, ".cpm", "origin-keys"))
+		return err == nil && revParse(filepath.Join(path, "acme", "web.git"), "main") == c.main &&
+			revParse(filepath.Join(path, "acme", "pub.git"), "main") != ""
+	})
+	c.srv.Stop() // the main goes away for a while
+
+	promoted := &testworld.World{T: t, Bin: bin, Root: t.TempDir(), DataDir: path}
+	out := promoted.MustAdmin("promote")
+	if !strings.Contains(out, "removed b1") || !strings.Contains(out, "fenced the old main") {
+		t.Errorf("promote: %s", out)
+	}
+	ak, _ := os.ReadFile(d.AuthorizedKeys)
+	if !strings.Contains(string(ak), `restrict,command="printf 'cpm-promoted:`) {
+		t.Errorf("the old main's key is not fenced:\n%s", ak)
+	}
+	if _, err := os.Stat(filepath.Join(path, ".cpm", "promoted")); err != nil {
+		t.Errorf("no promoted marker: %v", err)
+	}
+	if r := promoted.Admin("", "doctor"); strings.Contains(r.Stdout, "b1") {
+		t.Errorf("doctor on the promoted node still knows the backup b1:\n%s", r.Stdout)
+	}
+	snapshot := filepath.Join(path, ".cpm", "cpm.db")
+	before, _ := os.Stat(snapshot)
+
+	// The old main comes back and takes a push.
+	srv := c.w.StartServer()
+	writer := srv.Client(c.keys["writer"])
+	push := func(msg string) {
+		dir, r := writer.Clone("acme/web")
+		if r.Code != 0 {
+			t.Fatalf("clone from the old main: %s", r.Stderr)
+		}
+		writer.Commit(dir, msg)
+		writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	}
+	fenced := func(why string) {
+		t.Helper()
+		waitFor(t, 30*time.Second, "the old main to block b1 ("+why+")", func() bool {
+			r, _ := serverRow(t, c, "b1")["blocked_reason"].(string)
+			return strings.Contains(r, "promoted on ") && strings.Contains(r, "this node is no longer its main")
+		})
+		if _, err := os.Stat(filepath.Join(path, "acme")); !os.IsNotExist(err) {
+			t.Fatalf("the old main wrote into the promoted node (%s): %v", why, err)
+		}
+		if got := revParse(filepath.Join(path, "repos", "acme", "web.git"), "main"); got != c.main {
+			t.Fatalf("main on the promoted node moved (%s): %s", why, got)
+		}
+		if after, err := os.Stat(snapshot); err != nil || !after.ModTime().Equal(before.ModTime()) {
+			t.Fatalf("the old main sent a database snapshot (%s): %v", why, err)
+		}
+	}
+	push("after the promotion")
+	fenced("key fenced")
+	wantError(t, c.w.Admin("", "server", "check", "b1"), "promoted on")
+
+	// Even with its key back in place, the marker stops the old main.
+	os.WriteFile(d.AuthorizedKeys, []byte(strings.TrimSpace(c.w.MustAdmin("server", "pubkey"))+"\n"), 0o600)
+	c.w.MustAdmin("sync", "retry")
+	push("with the key back")
+	fenced("marker only")
 }
 
 func TestPromoteRefusesWhatIsNotABackup(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"cpm/internal/config"
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/remote"
 	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/store"
@@ -186,9 +187,10 @@ func (c initCmd) Run(e *env) error {
 }
 
 type promoteCmd struct {
-	From  string `placeholder:"DIR" help:"The backup's directory (the --path it was added with); default: the data dir itself."`
-	Force bool   `help:"Promote even if the backup lacks some repositories (they are created empty)."`
-	JSON  bool   `name:"json" help:"Print JSON."`
+	From           string `placeholder:"DIR" help:"The backup's directory (the --path it was added with); default: the data dir itself."`
+	Force          bool   `help:"Promote even if the backup lacks some repositories (they are created empty)."`
+	AuthorizedKeys string `name:"authorized-keys" placeholder:"PATH" help:"The backup account's authorized_keys, where the old main's key is fenced (default: the one the old main knew, else ~/.ssh/authorized_keys of the backup directory's owner)."`
+	JSON           bool   `name:"json" help:"Print JSON."`
 }
 
 func (c promoteCmd) Run(e *env) error {
@@ -200,7 +202,7 @@ func (c promoteCmd) Run(e *env) error {
 	if from == "" {
 		from = e.dir.String()
 	}
-	p, err := admin.Promote(e.ctx, e.dir, from, hookBin, c.Force, e.actor)
+	p, err := admin.Promote(e.ctx, e.dir, from, hookBin, c.Force, c.AuthorizedKeys, e.actor)
 	if err != nil {
 		return err
 	}
@@ -211,8 +213,19 @@ func (c promoteCmd) Run(e *env) error {
 	for _, m := range p.Missing {
 		fmt.Fprintf(e.stdout, "created empty (not in the backup): %s\n", m)
 	}
+	if len(p.Self) > 0 {
+		fmt.Fprintf(e.stdout, "removed %s from the server list: that is this node\n", strings.Join(p.Self, ", "))
+	}
 	if len(p.Servers) > 0 {
 		fmt.Fprintf(e.stdout, "held %d servers (%s) until you review them: cpm-admin server list, then cpm-admin sync retry\n", len(p.Servers), strings.Join(p.Servers, ", "))
+	}
+	switch {
+	case p.FenceError != "":
+		fmt.Fprintf(e.stdout, "warning: the old main's key is not fenced: %s; %s stops it all the same\n", p.FenceError, remote.PromotedMarker)
+	case p.FencedKeys == 0:
+		fmt.Fprintf(e.stdout, "warning: the old main's key is not in %s; if it reaches this account another way, remove it there\n", p.Fenced)
+	default:
+		fmt.Fprintf(e.stdout, "fenced the old main: its key in %s can only say this node was promoted\n", p.Fenced)
 	}
 	fmt.Fprintf(e.stdout, "serve it with: cpm-shell serve --data-dir %s\n", e.dir)
 	return nil

@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
+	"time"
 
 	"cpm/internal/datadir"
 	"cpm/internal/replicate"
@@ -16,11 +18,18 @@ import (
 
 // Promotion is what Promote did.
 type Promotion struct {
-	From     string   `json:"from"`
-	Repos    int      `json:"repositories"`
-	Missing  []string `json:"missing,omitempty"` // in the database, not in the backup: created empty
-	Servers  []string `json:"servers_held,omitempty"`
+	From    string   `json:"from"`
+	Repos   int      `json:"repositories"`
+	Missing []string `json:"missing,omitempty"` // in the database, not in the backup: created empty
+	Servers []string `json:"servers_held,omitempty"`
+	// Self are the origin's entries for this very backup: dropped.
+	Self     []string `json:"servers_removed,omitempty"`
 	Snapshot string   `json:"snapshot"`
+	// Fenced is the authorized_keys file in which the old main's keys
+	// were replaced (FencedKeys of them); FenceError says why not.
+	Fenced     string `json:"fenced_authorized_keys,omitempty"`
+	FencedKeys int    `json:"fenced_keys"`
+	FenceError string `json:"fence_error,omitempty"`
 }
 
 // ErrNotABackup means the directory holds no database snapshot.
@@ -32,9 +41,13 @@ var ErrNotABackup = errors.New("no database snapshot")
 // moves from from/ORG/REPO.git into dir's repository root, with cpm's
 // settings and hooks. from may be dir itself. The origin's servers are
 // kept but held (blocked) until an operator reviews them: one of them is
-// this very backup. A repository the backup lacks is an error, unless
-// force creates it empty.
-func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force bool, actor store.Actor) (Promotion, error) {
+// this very backup, which is dropped instead. A repository the backup
+// lacks is an error, unless force creates it empty.
+//
+// Promote fences the old main: from/.cpm/promoted tells it to stop, and
+// its keys in the backup account's authorized_keys (authorizedKeys, or
+// the one the origin knew for this backup) can only say so any more.
+func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force bool, authorizedKeys string, actor store.Actor) (Promotion, error) {
 	from, err := filepath.Abs(from)
 	if err != nil {
 		return Promotion{}, err
@@ -82,6 +95,13 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 		return p, fmt.Errorf("the backup lacks %d of %d repositories (%s…); promote with --force to create them empty", len(p.Missing), len(repos), p.Missing[0])
 	}
 
+	// From here on this node is a main: the old one must stop writing.
+	notice := promotionNotice(time.Now(), dir.String())
+	if err := writePromotedMarker(from, notice); err != nil {
+		st.Close()
+		undo()
+		return p, err
+	}
 	root := Root(dir, hookBin)
 	for _, r := range repos {
 		src := filepath.Join(from, r.Org, r.Name+".git")
@@ -110,14 +130,26 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	}
 	servers, err := st.Servers(ctx)
 	if err == nil {
+		p.Self = selfServers(servers, from)
+		akPath := authorizedKeys
+		for _, s := range servers {
+			if slices.Contains(p.Self, s.Name) {
+				if akPath == "" {
+					akPath = s.AuthorizedKeys
+				}
+				err = errors.Join(err, st.RemoveServer(ctx, actor, s.Name))
+			} else {
+				p.Servers = append(p.Servers, s.Name)
+			}
+		}
+		p.fence(from, akPath, notice)
+	}
+	if err == nil {
 		err = st.HoldServers(ctx, actor, "held at promote: review it, then cpm-admin sync retry")
 	}
 	st.Close()
 	if err != nil {
 		return p, err
-	}
-	for _, s := range servers {
-		p.Servers = append(p.Servers, s.Name)
 	}
 	// Init gives the new server its own replication key and known_hosts,
 	// and checks every repository's hooks.
@@ -131,6 +163,20 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 		return p, err
 	}
 	return p, st.Record(ctx, actor, "promote", from, map[string]any{"repositories": p.Repos, "missing": len(p.Missing)})
+}
+
+// fence replaces the old main's keys in the authorized_keys file ak of
+// the backup account; a failure is reported, not fatal: the marker fences
+// the old main too.
+func (p *Promotion) fence(from, ak, notice string) {
+	path, err := authorizedKeysOf(from, ak)
+	if err == nil {
+		p.Fenced = path
+		p.FencedKeys, err = fenceOldMain(from, path, notice)
+	}
+	if err != nil {
+		p.FenceError = err.Error()
+	}
 }
 
 // move renames src to dst, copying when they are on different file

@@ -140,6 +140,31 @@ func (e Env) controlPath(t Target) string {
 	return p
 }
 
+// PromotedMarker is the file, under a backup's path, that `cpm-admin
+// promote` leaves there: "DATE by NODE". A main that finds it stops
+// writing to that server.
+const PromotedMarker = ".cpm/promoted"
+
+// PromotedTag starts what a promoted backup answers on stderr, from the
+// fence below or from the forced command promote puts on the old main's
+// key.
+const PromotedTag = "cpm-promoted:"
+
+// PromotedExit is the exit status that goes with PromotedTag.
+const PromotedExit = 77
+
+// Fence runs command on a backup only while it has not been promoted:
+// every command cpm runs on a backup, and rsync through --rsync-path, goes
+// through it. Neighbours guard themselves.
+func Fence(t Target, command string) string {
+	if t.Peer || t.Path == "" {
+		return command
+	}
+	f := Quote(t.Path + "/" + PromotedMarker)
+	return "if [ -e " + f + " ]; then printf '" + PromotedTag + " %s\\n' \"$(head -c 200 " + f + ")\" >&2; exit " +
+		strconv.Itoa(PromotedExit) + "; fi; " + command
+}
+
 // RsyncShell is rsync's -e value: the same ssh, as one string.
 func (e Env) RsyncShell(t Target) string {
 	args := append([]string{"ssh"}, e.SSHArgs(t)...)
@@ -168,6 +193,10 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if _, notice, ok := strings.Cut(e.Stderr, PromotedTag); ok {
+		notice, _, _ = strings.Cut(notice, "\n")
+		return e.Op + ": promoted on " + strings.TrimSpace(notice) + "; this node is no longer its main"
+	}
 	switch {
 	case strings.Contains(e.Stderr, "REMOTE HOST IDENTIFICATION HAS CHANGED") || strings.Contains(e.Stderr, "Host key verification failed"):
 		return e.Op + ": Host key verification failed: the server's host key is not the one pinned at server add"
@@ -184,7 +213,7 @@ func (e *Error) Error() string {
 // Blocking reports whether retrying cannot help until an operator acts:
 // the host key does not match the pinned one, or the key is refused.
 func (e *Error) Blocking() bool {
-	return strings.Contains(e.Stderr, "Host key verification failed") ||
+	return e.Promoted() || strings.Contains(e.Stderr, "Host key verification failed") ||
 		strings.Contains(e.Stderr, "REMOTE HOST IDENTIFICATION HAS CHANGED") ||
 		strings.Contains(e.Stderr, "Permission denied (publickey")
 }
@@ -221,6 +250,9 @@ func (e Env) CloseMasters(name string) {
 	}
 }
 
+// Promoted reports whether the server was promoted to a main of its own.
+func (e *Error) Promoted() bool { return strings.Contains(e.Stderr, PromotedTag) }
+
 // KeyRefused reports whether the server refused cpm's key. A neighbour
 // does that until its operator approves this node: waiting, not broken.
 func (e *Error) KeyRefused() bool {
@@ -234,7 +266,7 @@ func (e Env) Run(ctx context.Context, t Target, command string) ([]byte, error) 
 
 // RunInput runs a command on t with stdin as its input.
 func (e Env) RunInput(ctx context.Context, t Target, command string, stdin io.Reader) ([]byte, error) {
-	args := append(e.SSHArgs(t), t.User+"@"+t.Host, command)
+	args := append(e.SSHArgs(t), t.User+"@"+t.Host, Fence(t, command))
 	cmd := exec.CommandContext(ctx, "ssh", args...)
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer

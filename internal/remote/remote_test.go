@@ -2,6 +2,7 @@ package remote
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,5 +104,41 @@ func TestQuote(t *testing.T) {
 		if got := Quote(in); got != want {
 			t.Errorf("Quote(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// The fence runs a command on a backup until promote leaves its marker,
+// then refuses with the marker's notice; neighbours are not fenced.
+func TestFence(t *testing.T) {
+	dir := t.TempDir()
+	tg := Target{Name: "b1", Path: dir}
+	run := func(tg Target) (string, string, int) {
+		cmd := exec.Command("sh", "-c", Fence(tg, "echo ran"))
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return stdout.String(), stderr.String(), code
+	}
+	if out, _, code := run(tg); out != "ran\n" || code != 0 {
+		t.Fatalf("before promote: %q exit %d", out, code)
+	}
+	os.MkdirAll(filepath.Join(dir, ".cpm"), 0o700)
+	os.WriteFile(filepath.Join(dir, PromotedMarker), []byte("2026-12-01T10:00:00Z by b1:/srv/cpm\n"), 0o600)
+	out, stderr, code := run(tg)
+	if out != "" || code != PromotedExit {
+		t.Fatalf("after promote: ran anyway (%q, exit %d)", out, code)
+	}
+	e := &Error{Op: "ssh b1", Code: code, Stderr: stderr}
+	if !e.Blocking() || !e.Promoted() || e.Error() != "ssh b1: promoted on 2026-12-01T10:00:00Z by b1:/srv/cpm; this node is no longer its main" {
+		t.Errorf("error %q, blocking %v", e.Error(), e.Blocking())
+	}
+	peer := tg
+	peer.Peer = true
+	if out, _, _ := run(peer); out != "ran\n" {
+		t.Errorf("a neighbour was fenced: %q", out)
 	}
 }

@@ -23,6 +23,10 @@ const SnapshotDir = ".cpm"
 // SnapshotName is the snapshot's file name in SnapshotDir.
 const SnapshotName = "cpm.db"
 
+// OriginKeysName, in SnapshotDir, holds the public keys the origin
+// reaches the backup with, so that promote there knows which key to fence.
+const OriginKeysName = "origin-keys"
+
 // Publisher delivers this node's metadata to its servers after a change:
 // each backup gets a consistent snapshot of the database (online backup,
 // never a copy of the live file), so that `cpm-admin promote` there
@@ -108,6 +112,22 @@ func (p *Publisher) sendMeta(ctx context.Context, t remote.Target, scope string)
 	return int64(len(body)), m.Generation, nil
 }
 
+// originKeys are this node's replication public keys, current and next.
+func (p *Publisher) originKeys() []string {
+	var keys []string
+	for _, f := range []string{p.Syncer.Remote.Key, p.Syncer.Remote.NextKey} {
+		if f == "" {
+			continue
+		}
+		if b, err := os.ReadFile(f + ".pub"); err == nil {
+			if k, err := remote.ParseHostKey(string(b)); err == nil {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
 func (p *Publisher) sendSnapshot(ctx context.Context, t remote.Target) (int64, error) {
 	local := filepath.Join(p.Syncer.TempDir, "snapshot-"+strconv.Itoa(os.Getpid())+"-"+t.Name+".db")
 	if err := p.Store.Snapshot(ctx, local); err != nil {
@@ -115,7 +135,15 @@ func (p *Publisher) sendSnapshot(ctx context.Context, t remote.Target) (int64, e
 	}
 	defer os.Remove(local)
 	dir := t.Path + "/" + SnapshotDir
-	if _, err := p.Syncer.Remote.Run(ctx, t, "mkdir -p -m 700 "+remote.Quote(dir)); err != nil {
+	cmd := "mkdir -p -m 700 " + remote.Quote(dir)
+	if keys := p.originKeys(); len(keys) > 0 {
+		cmd += " && printf '%s\\n'"
+		for _, k := range keys {
+			cmd += " " + remote.Quote(k)
+		}
+		cmd += " > " + remote.Quote(dir+"/"+OriginKeysName)
+	}
+	if _, err := p.Syncer.Remote.Run(ctx, t, cmd); err != nil {
 		return 0, err
 	}
 	// rsync writes a temporary file and renames it: the backup holds the

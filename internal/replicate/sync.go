@@ -295,6 +295,9 @@ var statsRe = regexp.MustCompile(`(?m)^Total bytes (?:sent|received): ([\d,.]+)|
 // rsyncArgs runs rsync with cpm's options, then tail (filters and paths).
 func (s *Syncer) rsyncArgs(ctx context.Context, t remote.Target, tail []string) (Result, error) {
 	args := []string{"-rlpt", "--partial-dir=.rsync-partial", "--stats", "--timeout=300", "-e", s.Remote.RsyncShell(t)}
+	if !t.Peer {
+		args = append(args, "--rsync-path="+remote.Fence(t, "rsync"))
+	}
 	if t.BWLimit > 0 {
 		args = append(args, "--bwlimit="+strconv.Itoa(t.BWLimit))
 	}

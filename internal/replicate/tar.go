@@ -115,7 +115,7 @@ func (s *Syncer) tarTo(ctx context.Context, t remote.Target, dir string, files [
 	}
 	var tarErr bytes.Buffer
 	tarCmd.Stderr = &tarErr
-	sshArgs := append(s.Remote.SSHArgs(t), t.User+"@"+t.Host, command)
+	sshArgs := append(s.Remote.SSHArgs(t), t.User+"@"+t.Host, remote.Fence(t, command))
 	sshCmd := exec.CommandContext(ctx, "ssh", sshArgs...)
 	counter := &countingReader{r: pipe}
 	sshCmd.Stdin = counter
