@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${DATA:-./cpm-data}"
 LISTEN="${LISTEN:-127.0.0.1:2222}"
+GIT_LISTEN="${GIT_LISTEN:-127.0.0.1:9418}"
 admin() { bin/cpm-admin --data-dir "$DATA" "$@"; }
 
 admin init
@@ -31,7 +32,8 @@ admin repo list demo --json | grep -q '"name": "hello"' || admin repo create dem
 port="${LISTEN##*:}"
 cat <<MSG
 
-cpm is starting on $LISTEN. Clone the demo repository with:
+cpm is starting: ssh on $LISTEN, and git:// (public repositories,
+read-only) on $GIT_LISTEN. Clone the demo repository with:
 
     git clone ssh://git@127.0.0.1:$port/demo/hello.git
 
@@ -40,4 +42,4 @@ confirm its fingerprint on first connect (ssh-keygen -lf shows it).
 Stop with Ctrl-C.
 
 MSG
-exec bin/cpm-shell serve --data-dir "$DATA" --listen "$LISTEN"
+exec bin/cpm-shell serve --data-dir "$DATA" --listen "$LISTEN" --git-listen "$GIT_LISTEN"

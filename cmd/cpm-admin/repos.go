@@ -10,6 +10,7 @@ type repoCmd struct {
 	Create    repoCreateCmd    `cmd:"" help:"Create a repository (bare, HEAD on main)."`
 	List      repoListCmd      `cmd:"" help:"List repositories."`
 	Delete    repoDeleteCmd    `cmd:"" help:"Delete a repository (it is moved to the trash)."`
+	Set       repoSetCmd       `cmd:"" help:"Make a repository public or private, or change its description."`
 	Grant     repoGrantCmd     `cmd:"" help:"Give a user read, write or admin on a repository."`
 	Revoke    repoRevokeCmd    `cmd:"" help:"Take a user's grant away."`
 	Protect   repoProtectCmd   `cmd:"" help:"Protect refs matching a pattern from force-push and deletion."`
@@ -29,6 +30,30 @@ func (c repoCreateCmd) Run(e *env, svc *admin.Service) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "created %s at %s\n", r.FullName(), dir)
+	return nil
+}
+
+type repoSetCmd struct {
+	Repo        string  `arg:"" name:"ORG/REPO" help:"Repository to change."`
+	Public      bool    `xor:"visibility" help:"Anyone with a key may read it; anonymous git:// too."`
+	Private     bool    `xor:"visibility" help:"Only those with a role or grant may read it."`
+	Description *string `placeholder:"TEXT" help:"One-line description."`
+}
+
+func (c repoSetCmd) Run(e *env, svc *admin.Service) error {
+	var public *bool
+	if c.Public || c.Private {
+		public = &c.Public
+	}
+	r, err := svc.SetRepo(e.ctx, c.Repo, public, c.Description)
+	if err != nil {
+		return err
+	}
+	vis := "private"
+	if r.Public {
+		vis = "public"
+	}
+	fmt.Fprintf(e.stdout, "%s: %s, description %q\n", r.FullName(), vis, r.Description)
 	return nil
 }
 

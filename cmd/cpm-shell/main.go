@@ -21,6 +21,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/rs/zerolog"
+	"golang.org/x/term"
 
 	"cpm/internal/access"
 	"cpm/internal/admin"
@@ -103,7 +104,11 @@ func (d *daemon) close() {
 // newLogger writes to out at the configured level and format.
 func newLogger(c config.Config, out io.Writer) zerolog.Logger {
 	if c.LogFormat == "console" {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339}
+		// Colour codes only for a person at a terminal, never into a file
+		// or journald.
+		f, isFile := out.(*os.File)
+		noColor := !isFile || !term.IsTerminal(int(f.Fd()))
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339, NoColor: noColor}
 	}
 	lvl, err := zerolog.ParseLevel(c.LogLevel)
 	if err != nil {

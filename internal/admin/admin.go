@@ -335,6 +335,27 @@ func (s *Service) CreateRepo(ctx context.Context, path string, public bool, desc
 	return r, dir, nil
 }
 
+// SetRepo makes a repository public or private and changes its
+// description (nil leaves either as it is), in the database and in the
+// repository's description file.
+func (s *Service) SetRepo(ctx context.Context, path string, public *bool, description *string) (store.Repo, error) {
+	rp, err := names.ParseRepoPath(path)
+	if err != nil {
+		return store.Repo{}, err
+	}
+	if description != nil {
+		if err := checkDescription(*description); err != nil {
+			return store.Repo{}, err
+		}
+	}
+	return s.Store.SetRepo(ctx, s.Actor, rp.Org, rp.Repo, public, description, func(r store.Repo) error {
+		if description == nil {
+			return nil
+		}
+		return s.Disk.SetDescription(r.Org, r.Name, *description)
+	})
+}
+
 // Repos lists the repositories of one organisation, or all of them.
 func (s *Service) Repos(ctx context.Context, org string) ([]store.Repo, error) {
 	if org != "" {

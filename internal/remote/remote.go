@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -311,9 +312,21 @@ func Fingerprint(hostKey string) string {
 // ScanHostKey asks the target for its host key (ssh-keyscan), preferring
 // ed25519. The result is only a proposal: the operator confirms it.
 func ScanHostKey(ctx context.Context, host string, port int) (string, error) {
-	out, err := exec.CommandContext(ctx, "ssh-keyscan", "-T", "5", "-p", strconv.Itoa(port), "-t", "ed25519,ecdsa,rsa", host).Output()
+	// ssh-keyscan says only "exit status 1" when it cannot connect: ask
+	// the network first, for an error that names the cause.
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("cannot reach %s: %w", addr, dialCause(err))
+	}
+	c.Close()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "ssh-keyscan", "-T", "5", "-p", strconv.Itoa(port), "-t", "ed25519,ecdsa,rsa", host)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil && len(out) == 0 {
-		return "", fmt.Errorf("ssh-keyscan %s:%d: %w", host, port, err)
+		return "", fmt.Errorf("ssh-keyscan %s: no host key: %s", addr, strings.Join(strings.Fields(stderr.String()), " "))
 	}
 	var keys []string
 	for _, l := range strings.Split(string(out), "\n") {
@@ -331,6 +344,20 @@ func ScanHostKey(ctx context.Context, host string, port int) (string, error) {
 		return strings.HasPrefix(keys[i], "ssh-ed25519 ") && !strings.HasPrefix(keys[j], "ssh-ed25519 ")
 	})
 	return keys[0], nil
+}
+
+// dialCause is the part of a dial error a person needs: "connection
+// refused", "i/o timeout", "no such host".
+func dialCause(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		var se *os.SyscallError
+		if errors.As(oe.Err, &se) {
+			return se.Err
+		}
+		return oe.Err
+	}
+	return err
 }
 
 // Pinned is one target's host key for known_hosts.

@@ -61,6 +61,23 @@ var settings = [][2]string{
 	{"receive.autogc", "false"},
 }
 
+// SetDescription rewrites the repository's description file (gitweb and
+// cgit read it).
+func (r Root) SetDescription(org, repo, description string) error {
+	p, err := r.Path(org, repo)
+	if err != nil {
+		return err
+	}
+	if err := writeDescription(p, description); err != nil {
+		return fmt.Errorf("describe %s/%s: %w", org, repo, err)
+	}
+	return nil
+}
+
+func writeDescription(dir, description string) error {
+	return os.WriteFile(filepath.Join(dir, "description"), []byte(oneLine(description)+"\n"), 0o644)
+}
+
 // Create makes a bare repository with HEAD on main. An existing directory
 // is never reused or overwritten.
 func (r Root) Create(ctx context.Context, org, repo, description string) (string, error) {
@@ -88,7 +105,7 @@ func (r Root) Create(ctx context.Context, org, repo, description string) (string
 			return "", fmt.Errorf("create %s/%s: %w", org, repo, err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(p, "description"), []byte(oneLine(description)+"\n"), 0o644); err != nil {
+	if err := writeDescription(p, description); err != nil {
 		os.RemoveAll(p)
 		return "", fmt.Errorf("create %s/%s: %w", org, repo, err)
 	}

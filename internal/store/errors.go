@@ -18,6 +18,15 @@ var (
 func notFound(kind, name string) error { return fmt.Errorf("%s %q %w", kind, name, ErrNotFound) }
 func exists(kind, name string) error   { return fmt.Errorf("%s %q %w", kind, name, ErrExists) }
 
+// existsAs reports a name taken in another letter case under the
+// spelling that holds it: `user add BOB` when bob exists names bob.
+func existsAs(kind, name, holder string) error {
+	if holder == "" || holder == name {
+		return exists(kind, name)
+	}
+	return fmt.Errorf("%s %q %w as %q (names are unique regardless of case)", kind, name, ErrExists, holder)
+}
+
 // conflictError reads as its own message but matches ErrConflict.
 type conflictError struct{ msg string }
 

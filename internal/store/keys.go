@@ -42,14 +42,33 @@ func insertKey(ctx context.Context, tx *sql.Tx, k NewKey, userID, repoID int64, 
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.Fingerprint, k.Type, k.PublicKey, k.Comment, uid, rid, write, now())
 	if isUnique(err) {
-		// Say whose it is only in general terms: the admin sees it either way,
-		// but a key must never belong to two principals.
-		return 0, fmt.Errorf("key %s %w (a key belongs to one user or one deploy key)", k.Fingerprint, ErrExists)
+		// Only admins run this: say who holds it, so they know what to remove.
+		return 0, fmt.Errorf("key %s %w: it is %s (a key belongs to one user or one deploy key)", k.Fingerprint, ErrExists, keyHolder(ctx, tx, k.Fingerprint))
 	}
 	if err != nil {
 		return 0, fmt.Errorf("add key %s: %w", k.Fingerprint, err)
 	}
 	return res.LastInsertId()
+}
+
+// keyHolder names who holds the key with fingerprint fp.
+func keyHolder(ctx context.Context, tx *sql.Tx, fp string) string {
+	var user, org, repo sql.NullString
+	err := tx.QueryRowContext(ctx, `
+		SELECT u.name, o.name, r.name FROM ssh_keys k
+		LEFT JOIN users u ON u.id = k.user_id
+		LEFT JOIN repos r ON r.id = k.repo_id
+		LEFT JOIN orgs o ON o.id = r.org_id
+		WHERE k.fingerprint = ?`, fp).Scan(&user, &org, &repo)
+	switch {
+	case err != nil:
+		return "already registered"
+	case user.Valid:
+		return "user " + user.String + "'s key"
+	case repo.Valid:
+		return "a deploy key of " + org.String + "/" + repo.String
+	}
+	return "already registered"
 }
 
 // AddUserKey registers a key for an existing user.

@@ -34,7 +34,9 @@ func (s *Store) CreateOrg(ctx context.Context, a Actor, name, owner string) (Org
 		at := now()
 		res, err := tx.ExecContext(ctx, `INSERT INTO orgs (name, created_at) VALUES (?, ?)`, name, at)
 		if isUnique(err) {
-			return exists("organisation", name)
+			var holder string
+			tx.QueryRowContext(ctx, `SELECT name FROM orgs WHERE name = ?`, name).Scan(&holder)
+			return existsAs("organisation", name, holder)
 		}
 		if err != nil {
 			return fmt.Errorf("create organisation %s: %w", name, err)

@@ -48,7 +48,9 @@ func (s *Store) CreateRepo(ctx context.Context, a Actor, n NewRepo, created func
 			`INSERT INTO repos (org_id, name, public, description, created_at) VALUES (?, ?, ?, ?, ?)`,
 			o.ID, n.Name, n.Public, n.Description, at)
 		if isUnique(err) {
-			return exists("repository", target)
+			var holder string
+			tx.QueryRowContext(ctx, `SELECT ? || '/' || name FROM repos WHERE org_id = ? AND name = ?`, o.Name, o.ID, n.Name).Scan(&holder)
+			return existsAs("repository", target, holder)
 		}
 		if err != nil {
 			return fmt.Errorf("create repository %s: %w", target, err)
@@ -123,6 +125,42 @@ func repoByName(ctx context.Context, q querier, org, name string) (Repo, error) 
 		return Repo{}, fmt.Errorf("find repository %s/%s: %w", org, name, err)
 	}
 	return r, nil
+}
+
+// SetRepo changes a repository's visibility and description (nil leaves
+// one as it is); changed runs inside the transaction with the result.
+func (s *Store) SetRepo(ctx context.Context, a Actor, org, name string, public *bool, description *string, changed func(Repo) error) (Repo, error) {
+	var r Repo
+	details := map[string]any{}
+	if public != nil {
+		details["public"] = *public
+	}
+	if description != nil {
+		details["description"] = *description
+	}
+	if len(details) == 0 {
+		return r, errors.New("repo set: nothing to change (--public, --private or --description)")
+	}
+	err := s.change(ctx, a, "repo.set", org+"/"+name, details, func(tx *sql.Tx) error {
+		var err error
+		if r, err = repoByName(ctx, tx, org, name); err != nil {
+			return err
+		}
+		if public != nil {
+			r.Public = *public
+		}
+		if description != nil {
+			r.Description = *description
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE repos SET public = ?, description = ? WHERE id = ?`, r.Public, r.Description, r.ID); err != nil {
+			return fmt.Errorf("set repository %s: %w", r.FullName(), err)
+		}
+		if changed != nil {
+			return changed(r)
+		}
+		return nil
+	})
+	return r, err
 }
 
 // DeleteRepo forgets a repository; removed is called inside the

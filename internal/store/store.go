@@ -61,7 +61,7 @@ func Init(ctx context.Context, path string) (*Store, error) {
 // a newer one.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w at %s; run cpm-admin init", ErrNoDatabase, path)
+		return nil, fmt.Errorf("%w at %s; run cpm-admin init, or point --data-dir (or CPM_DATA_DIR) at an existing data directory", ErrNoDatabase, path)
 	}
 	return open(ctx, path)
 }

@@ -29,7 +29,9 @@ func (s *Store) CreateUser(ctx context.Context, a Actor, name string, admin bool
 	err := s.change(ctx, a, "user.add", name, details, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO users (name, is_admin, created_at) VALUES (?, ?, ?)`, name, admin, now())
 		if isUnique(err) {
-			return exists("user", name)
+			var holder string
+			tx.QueryRowContext(ctx, `SELECT name FROM users WHERE name = ?`, name).Scan(&holder)
+			return existsAs("user", name, holder)
 		}
 		if err != nil {
 			return fmt.Errorf("add user %s: %w", name, err)
