@@ -109,3 +109,34 @@ func TestKeyRotationNeedsTheRightAuthorizedKeys(t *testing.T) {
 	}
 	wantError(t, c.w.Admin("", "server", "set", "b1", "--authorized-keys", "../../etc/passwd"), "authorized-keys")
 }
+
+// TestKeyRotationRefused: a backup that answers but cannot take the new
+// key (its authorized_keys is not where cpm was told) makes rotate-key
+// fail with the cause, and doctor reports the unfinished rotation, until
+// the path is fixed.
+func TestKeyRotationRefused(t *testing.T) {
+	c := newCompany(t)
+	d := c.w.StartBackupSSHD("b1")
+	path := filepath.Join(c.w.Root, "b1-replicas")
+	c.w.MustAdmin("server", "add", "b1", "--host", "127.0.0.1", "--port", d.Port(), "--user", d.User,
+		"--path", path, "--role", "backup", "--host-key", d.HostKey(), "--authorized-keys", filepath.Join(c.w.Root, "not-authorized_keys"))
+	waitFor(t, 30*time.Second, "the backup", func() bool { return revParse(filepath.Join(path, "acme", "web.git"), "main") == c.main })
+
+	r := c.w.Admin("", "server", "rotate-key")
+	wantError(t, r, "refuse the new key (b1: install the new key: ")
+	if !strings.Contains(r.Stderr, "not-authorized_keys") {
+		t.Errorf("rotate-key does not name the file: %s", r.Stderr)
+	}
+	doc := c.w.Admin("", "doctor")
+	if doc.Code == 0 || !strings.Contains(doc.Stdout, "FAIL  key rotation") || !strings.Contains(doc.Stdout, "not switched yet: b1") {
+		t.Errorf("doctor during a stuck rotation (exit %d):\n%s", doc.Code, doc.Stdout)
+	}
+
+	c.w.MustAdmin("server", "set", "b1", "--authorized-keys", d.AuthorizedKeys)
+	if out := c.w.MustAdmin("server", "rotate-key"); !strings.Contains(out, "rotation finished") {
+		t.Errorf("rotate-key after the fix: %s", out)
+	}
+	if doc := c.w.Admin("", "doctor"); !strings.Contains(doc.Stdout, "ok    key rotation") {
+		t.Errorf("doctor after the rotation:\n%s", doc.Stdout)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"cpm/internal/admin"
 	"cpm/internal/remote"
 	"cpm/internal/replicate"
+	"cpm/internal/store"
+	"cpm/internal/targetstate"
 )
 
 type serverCmd struct {
@@ -41,9 +43,13 @@ func (c serverRotateKeyCmd) Run(e *env, svc *admin.Service) error {
 	fmt.Fprintf(e.stdout, "old key %s\nnew key %s\n", r.OldFP, r.NewFP)
 	rows := make([][]string, 0, len(r.Servers))
 	pending := 0
+	var refused []string
 	for _, s := range r.Servers {
 		if s.State != "done" {
 			pending++
+		}
+		if s.Refused {
+			refused = append(refused, s.Server+": "+s.Error)
 		}
 		rows = append(rows, []string{s.Server, s.State, s.Error})
 	}
@@ -55,6 +61,12 @@ func (c serverRotateKeyCmd) Run(e *env, svc *admin.Service) error {
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "rotation under way: %d servers not switched yet keep the old key until they are reached; the workers carry on, or run server rotate-key again\n", pending)
+	if len(refused) > 0 {
+		// A server that answers but will not switch never finishes on its
+		// own: say so with a failing exit.
+		return fmt.Errorf("%d servers refuse the new key (%s); make their authorized_keys writable by their ssh user (install -o USER -m 600) or give its path with server set NAME --authorized-keys, then run server rotate-key again",
+			len(refused), strings.Join(refused, "; "))
+	}
 	return nil
 }
 
@@ -157,7 +169,7 @@ type serverListCmd struct {
 }
 
 func (c serverListCmd) Run(e *env, svc *admin.Service) error {
-	servers, err := svc.Store.Servers(e.ctx)
+	servers, err := svc.ServerStatuses(e.ctx)
 	if err != nil {
 		return err
 	}
@@ -165,16 +177,9 @@ func (c serverListCmd) Run(e *env, svc *admin.Service) error {
 		return printJSON(e.stdout, servers)
 	}
 	rows := make([][]string, 0, len(servers))
+	var fixes []string
 	for _, s := range servers {
-		state := "ok"
-		switch {
-		case s.BlockedReason != "":
-			state = "blocked: " + s.BlockedReason
-		case !s.Approved:
-			state = "unapproved"
-		case !s.Enabled:
-			state = "disabled"
-		}
+		state := s.Line()
 		path := s.Path
 		if s.Role == "neighbor" {
 			// A neighbour keeps replicas in its own repository root; what
@@ -187,10 +192,18 @@ func (c serverListCmd) Run(e *env, svc *admin.Service) error {
 		if s.KeyState != "" {
 			state += "; key rotation: " + s.KeyState
 		}
+		if s.Fix != "" {
+			fixes = append(fixes, s.Name+": "+s.Fix)
+		}
 		rows = append(rows, []string{s.Name, s.Role, s.User + "@" + s.Host + ":" + strconv.Itoa(s.Port), path,
 			orAll(s.RepoPatterns), orAll(s.RefPatterns), bwlimit(s.BWLimitKBps), strconv.Itoa(s.Compress),
 			(time.Duration(s.EverySeconds) * time.Second).String(), state})
 	}
+	defer func() {
+		for _, f := range fixes {
+			fmt.Fprintln(e.stdout, "fix "+f)
+		}
+	}()
 	if err := printTable(e.stdout, []string{"NAME", "ROLE", "ADDRESS", "PATH", "REPOS", "REFS", "BWLIMIT", "COMPRESS", "EVERY", "STATE"}, rows); err != nil {
 		return err
 	}
@@ -226,7 +239,16 @@ func (c serverCheckCmd) Run(e *env, svc *admin.Service) error {
 	if c.JSON {
 		return printJSON(e.stdout, res)
 	}
-	lag := fmt.Sprintf("%d repositories pending, lag %s", res.Pending, (time.Duration(res.LagSeconds) * time.Second).String())
+	if res.Unblocked != "" {
+		fmt.Fprintf(e.stdout, "unblocked: it was blocked (%s); this check passed, so its queue runs again\n", res.Unblocked)
+	}
+	lag := fmt.Sprintf("%s; %d repositories pending, lag %s", res.State, res.Pending, (time.Duration(res.LagSeconds) * time.Second).String())
+	if res.Cause != "" {
+		lag += "\ncause:    " + res.Cause
+	}
+	if res.Fix != "" {
+		lag += "\nfix:      " + res.Fix
+	}
 	if res.Role == "neighbor" {
 		fmt.Fprintf(e.stdout, "server:   %s\nnode:     %s\nversion:  %s\nping:     %.1f ms\nsync:     %s\n",
 			res.Server, res.Node, res.Version, res.PingMS, lag)
@@ -346,9 +368,18 @@ func (c syncStatusCmd) Run(e *env, svc *admin.Service) error {
 	if err != nil {
 		return err
 	}
+	servers, err := svc.Store.Servers(e.ctx)
+	if err != nil {
+		return err
+	}
+	byID := map[int64]store.Server{}
+	for _, s := range servers {
+		byID[s.ID] = s
+	}
 	out := make([]statusJSON, 0, len(jobs))
 	for _, j := range jobs {
-		s := statusJSON{Repo: j.Repo, Server: j.Server, State: j.State, Attempts: j.Attempts, LastError: j.LastError, Fingerprint: j.Fingerprint}
+		state, lastErr := targetstate.JobState(j, byID[j.ServerID])
+		s := statusJSON{Repo: j.Repo, Server: j.Server, State: state, Attempts: j.Attempts, LastError: lastErr, Fingerprint: j.Fingerprint}
 		if j.Generation > j.SyncedGeneration && !j.DirtySince.IsZero() {
 			s.LagSeconds = time.Since(j.DirtySince).Seconds()
 		}

@@ -14,6 +14,7 @@ import (
 	"cpm/internal/remote"
 	"cpm/internal/replica"
 	"cpm/internal/replicate"
+	"cpm/internal/targetstate"
 )
 
 // Finding is one check of `doctor`: what was checked, whether it is
@@ -49,9 +50,11 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, lagThreshold time
 	add("hooks", hooks, "run cpm-admin init, which reinstalls them", fmt.Sprintf("cpm's hooks in all %d repositories", n))
 	add("repositories on disk", disk, "restore missing repositories from a backup (cpm-admin sync pull); move unknown folders out of DATA/repos", "every repository in the database is on disk, and nothing else is")
 
-	pins, reach := s.checkServers(ctx, dir)
-	add("pinned host keys", pins, "re-add the server with --host-key after checking the key on the server", "every server's host key is pinned")
-	add("servers reachable", reach, "check the server is up, rsync and git are installed, and cpm's key (cpm-admin server pubkey) is accepted there; then cpm-admin sync retry", "every server answers")
+	pins, reach, fixes := s.checkServers(ctx, dir)
+	add("pinned host keys", pins, "check the key on the server, then cpm-admin server set NAME --host-key LINE", "every server's host key is pinned")
+	add("servers reachable", reach, strings.Join(fixes, "; "), "every server answers and takes syncs")
+	rotation, fix := s.checkRotation(ctx, dir)
+	add("key rotation", rotation, fix, "no key rotation under way")
 	add("replication lag", s.checkLag(ctx, lagThreshold), "see cpm-admin sync status; fix the server, then cpm-admin sync retry", "no replica behind by more than "+lagThreshold.String())
 	return out
 }
@@ -125,22 +128,29 @@ func (s *Service) checkRepos(ctx context.Context, dir datadir.Dir) (hooks, disk 
 	return hooks, disk, len(rs)
 }
 
-// checkServers checks the pins and asks every server for a sign of life.
-func (s *Service) checkServers(ctx context.Context, dir datadir.Dir) (pins, reach []string) {
-	servers, err := s.Store.Servers(ctx)
+// checkServers checks the pins, each server's state, and asks every
+// server in use for a sign of life; fixes has one step per problem.
+func (s *Service) checkServers(ctx context.Context, dir datadir.Dir) (pins, problems, fixes []string) {
+	statuses, err := s.ServerStatuses(ctx)
 	if err != nil {
-		return []string{err.Error()}, nil
+		return []string{err.Error()}, nil, nil
 	}
 	known, _ := os.ReadFile(dir.KnownHosts())
 	env := replicate.NewSyncer(dir, s.Disk).Remote
-	for _, srv := range servers {
+	for _, st := range statuses {
+		srv := st.Server
 		if srv.HostKey == "" {
 			pins = append(pins, srv.Name+" has no pinned host key")
 		} else if !strings.Contains(string(known), remote.HostKeyAlias(srv.Name)+" "+srv.HostKey+"\n") {
 			pins = append(pins, srv.Name+"'s pinned key is not in "+dir.KnownHosts())
 		}
-		if srv.Role == "neighbor" && !srv.Approved {
-			continue // not in use until approved
+		if st.State == targetstate.Unapproved.String() || st.State == targetstate.Disabled.String() {
+			continue // not in use
+		}
+		if st.Fix != "" {
+			problems = append(problems, srv.Name+": "+st.Line())
+			fixes = append(fixes, srv.Name+": "+st.Fix)
+			continue
 		}
 		t := replicate.TargetOf(srv)
 		cmd := "true"
@@ -152,14 +162,31 @@ func (s *Service) checkServers(ctx context.Context, dir datadir.Dir) (pins, reac
 		cancel()
 		if err != nil {
 			var re *remote.Error
-			if errors.As(err, &re) {
-				reach = append(reach, srv.Name+": "+re.Error())
-			} else {
-				reach = append(reach, srv.Name+": "+err.Error())
-			}
+			problems = append(problems, srv.Name+": "+oneLine(err.Error()))
+			fixes = append(fixes, srv.Name+": "+targetstate.FixFor(srv, err.Error(), errors.As(err, &re) && re.Blocking()))
 		}
 	}
-	return pins, reach
+	return pins, problems, fixes
+}
+
+// checkRotation reports a replication key rotation that has not
+// finished: the servers still on the old key, and what to do.
+func (s *Service) checkRotation(ctx context.Context, dir datadir.Dir) ([]string, string) {
+	if _, err := os.Stat(dir.NextReplicationKey()); err != nil {
+		return nil, ""
+	}
+	servers, err := s.Store.Servers(ctx)
+	if err != nil {
+		return []string{err.Error()}, ""
+	}
+	var behind []string
+	for _, srv := range servers {
+		if srv.KeyState != "done" {
+			behind = append(behind, srv.Name)
+		}
+	}
+	problems := []string{fmt.Sprintf("a replication key rotation is under way; not switched yet: %s", strings.Join(behind, ", "))}
+	return problems, "make each of them reachable and its authorized_keys writable by its ssh user (install -o USER -m 600), then cpm-admin server rotate-key, which names what still refuses"
 }
 
 func (s *Service) checkLag(ctx context.Context, threshold time.Duration) []string {

@@ -29,6 +29,10 @@ type ServerKey struct {
 	Server string `json:"server"`
 	State  string `json:"state"` // old (not reached yet), next (takes the new key), done (old key removed)
 	Error  string `json:"error,omitempty"`
+	// Refused says the server answered but would not switch (its
+	// authorized_keys not writable, the key not where it was said to be):
+	// unlike a server that is down, waiting does not help.
+	Refused bool `json:"refused,omitempty"`
 }
 
 // RotateKey replaces cpm's replication key without locking anyone out: a
@@ -143,12 +147,10 @@ func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Serve
 				_, err = env.Run(ctx, old, installKey(srv.AuthorizedKeys, r.Old, r.New))
 			}
 			if err != nil {
-				sk.Error = "install the new key: " + oneLine(err.Error())
-				return sk
+				return sk.failed("install the new key", err)
 			}
 			if _, err := env.Run(ctx, next, probe); err != nil {
-				sk.Error = "the server does not accept the new key: " + oneLine(err.Error())
-				return sk
+				return sk.failed("the server does not accept the new key", err)
 			}
 		}
 		if sk = s.markKey(ctx, sk, srv.Name, "next"); sk.Error != "" {
@@ -162,10 +164,17 @@ func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Serve
 		return s.markKey(ctx, sk, srv.Name, "done")
 	}
 	if _, err := env.Run(ctx, next, removeKey(srv.AuthorizedKeys, r.Old)); err != nil {
-		sk.Error = "remove the old key: " + oneLine(err.Error())
-		return sk
+		return sk.failed("remove the old key", err)
 	}
 	return s.markKey(ctx, sk, srv.Name, "done")
+}
+
+// failed records why step did not happen, and whether the server refused.
+func (sk ServerKey) failed(step string, err error) ServerKey {
+	sk.Error = step + ": " + oneLine(err.Error())
+	var re *remote.Error
+	sk.Refused = !errors.As(err, &re) || !re.Unreachable()
+	return sk
 }
 
 func (s *Service) markKey(ctx context.Context, sk ServerKey, name, state string) ServerKey {

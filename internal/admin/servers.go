@@ -18,6 +18,7 @@ import (
 	"cpm/internal/replica"
 	"cpm/internal/replicate"
 	"cpm/internal/store"
+	"cpm/internal/targetstate"
 )
 
 // ServerSpec is what `server add` is given.
@@ -265,6 +266,40 @@ func (s *Service) WriteKnownHosts(ctx context.Context, dir datadir.Dir) error {
 	return remote.WriteKnownHosts(dir.KnownHosts(), pins)
 }
 
+// ServerStatus is a server with its derived state, as server list shows it.
+type ServerStatus struct {
+	store.Server
+	State      string  `json:"state"`
+	Cause      string  `json:"cause,omitempty"`
+	Fix        string  `json:"fix,omitempty"`
+	Pending    int     `json:"pending"`
+	LagSeconds float64 `json:"lag_seconds"`
+	status     targetstate.Status
+}
+
+// Line is the state in one line: "ok", "blocked: CAUSE".
+func (s ServerStatus) Line() string { return s.status.String() }
+
+// ServerStatuses lists every server with its state.
+func (s *Service) ServerStatuses(ctx context.Context) ([]ServerStatus, error) {
+	servers, err := s.Store.Servers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := s.Store.Jobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ServerStatus, 0, len(servers))
+	now := time.Now()
+	for _, srv := range servers {
+		st := targetstate.Of(srv, jobs, now)
+		out = append(out, ServerStatus{Server: srv, State: st.State.String(), Cause: st.Cause, Fix: st.Fix,
+			Pending: st.Pending, LagSeconds: st.Lag.Seconds(), status: st})
+	}
+	return out, nil
+}
+
 // Check is what `server check` reports.
 type Check struct {
 	Server string `json:"server"`
@@ -278,7 +313,13 @@ type Check struct {
 	Node    string  `json:"node,omitempty"`
 	Version string  `json:"version,omitempty"`
 	PingMS  float64 `json:"ping_ms,omitempty"`
-	// Either: how far behind its replicas are.
+	// Either: its state (targetstate), and how far behind its replicas are.
+	State string `json:"state"`
+	Cause string `json:"cause,omitempty"`
+	Fix   string `json:"fix,omitempty"`
+	// Unblocked is the reason the server was blocked for, when this check
+	// passed and lifted the block.
+	Unblocked  string    `json:"unblocked,omitempty"`
 	Pending    int       `json:"pending"`
 	LagSeconds float64   `json:"lag_seconds"`
 	LastSync   time.Time `json:"last_sync,omitzero"`
@@ -307,20 +348,19 @@ func (s *Service) CheckServer(ctx context.Context, dir datadir.Dir, name string)
 	if err != nil {
 		return c, err
 	}
-	for _, j := range jobs {
-		if j.ServerID != srv.ID {
-			continue
+	st := targetstate.Of(srv, jobs, time.Now())
+	if st.State == targetstate.Blocked {
+		// The server answers as it should now: whatever blocked it is fixed.
+		if err := s.Store.UnblockServer(ctx, s.Actor, srv.Name, srv.BlockedReason); err != nil {
+			return c, err
 		}
-		if j.LastSuccessAt.After(c.LastSync) {
-			c.LastSync = j.LastSuccessAt
-		}
-		if j.State != "done" {
-			c.Pending++
-			if !j.DirtySince.IsZero() {
-				c.LagSeconds = max(c.LagSeconds, time.Since(j.DirtySince).Seconds())
-			}
-		}
+		c.Unblocked = srv.BlockedReason
+		srv.BlockedReason = ""
+		replicate.WakeRetry(dir.WakeSocket())
+		st = targetstate.Of(srv, jobs, time.Now())
 	}
+	c.State, c.Cause, c.Fix = st.State.String(), st.Cause, st.Fix
+	c.Pending, c.LagSeconds, c.LastSync = st.Pending, st.Lag.Seconds(), st.LastSync
 	return c, nil
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"cpm/internal/replicate"
 	"cpm/internal/store"
+	"cpm/internal/targetstate"
 )
 
 // Replication holds the replication metrics.
@@ -18,7 +19,6 @@ type Replication struct {
 	failures *prometheus.CounterVec
 	bytes    *prometheus.CounterVec
 	mismatch *prometheus.CounterVec
-	up       *prometheus.GaugeVec
 }
 
 // NewReplication registers the replication metrics on reg. The queue's
@@ -45,11 +45,8 @@ func NewReplication(reg *prometheus.Registry, st *store.Store) *Replication {
 		mismatch: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cpm_replication_verify_mismatches_total", Help: "Syncs whose target refs differed from the snapshot.",
 		}, []string{"target"}),
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "cpm_replication_target_up", Help: "1 if the last sync to the target succeeded.",
-		}, []string{"target"}),
 	}
-	reg.MustRegister(m.lag, m.duration, m.attempts, m.failures, m.bytes, m.mismatch, m.up, queueCollector{st})
+	reg.MustRegister(m.lag, m.duration, m.attempts, m.failures, m.bytes, m.mismatch, queueCollector{st})
 	return m
 }
 
@@ -60,7 +57,6 @@ func (m *Replication) Observe(ev replicate.Event) {
 	if ev.OK {
 		m.attempts.WithLabelValues(ev.Target, "ok").Inc()
 		m.lag.WithLabelValues(ev.Target).Observe(ev.Lag.Seconds())
-		m.up.WithLabelValues(ev.Target).Set(1)
 		return
 	}
 	m.attempts.WithLabelValues(ev.Target, "failed").Inc()
@@ -68,18 +64,24 @@ func (m *Replication) Observe(ev replicate.Event) {
 	if ev.Cause == "verify" {
 		m.mismatch.WithLabelValues(ev.Target).Inc()
 	}
-	m.up.WithLabelValues(ev.Target).Set(0)
 }
 
 var (
 	pendingDesc = prometheus.NewDesc("cpm_replication_pending", "Repositories not yet synced to the target.", []string{"target"}, nil)
 	oldestDesc  = prometheus.NewDesc("cpm_replication_oldest_unsynced_seconds", "Age of the oldest push not yet on the target.", []string{"target"}, nil)
+	upDesc      = prometheus.NewDesc("cpm_replication_target_up", "1 if the target takes syncs now (its state is ok or pending).", []string{"target"}, nil)
+	stateDesc   = prometheus.NewDesc("cpm_replication_target_state", "1 for the target's current state (ok, pending, retrying, blocked, promoted, unapproved, disabled).", []string{"target", "state"}, nil)
 )
 
 // queueCollector reads the queue at scrape time.
 type queueCollector struct{ st *store.Store }
 
-func (q queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pendingDesc; ch <- oldestDesc }
+func (q queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- oldestDesc
+	ch <- upDesc
+	ch <- stateDesc
+}
 
 func (q queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -88,22 +90,27 @@ func (q queueCollector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
-	servers, _ := q.st.Servers(ctx)
-	pending := map[string]float64{}
-	oldest := map[string]float64{}
+	servers, err := q.st.Servers(ctx)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	// Only servers that exist now: a removed one's series go with it.
 	for _, s := range servers {
-		pending[s.Name], oldest[s.Name] = 0, 0
-	}
-	for _, j := range jobs {
-		if j.Generation > j.SyncedGeneration {
-			pending[j.Server]++
-			if !j.DirtySince.IsZero() {
-				oldest[j.Server] = max(oldest[j.Server], time.Since(j.DirtySince).Seconds())
-			}
+		st := targetstate.Of(s, jobs, now)
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(st.Pending), s.Name)
+		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, st.Lag.Seconds(), s.Name)
+		up := 0.0
+		if st.Up() {
+			up = 1
 		}
-	}
-	for t, n := range pending {
-		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, n, t)
-		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest[t], t)
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, s.Name)
+		for _, state := range targetstate.States() {
+			v := 0.0
+			if state == st.State {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, v, s.Name, state.String())
+		}
 	}
 }

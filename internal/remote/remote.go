@@ -251,6 +251,21 @@ func (e Env) CloseMasters(name string) {
 	}
 }
 
+// Unreachable reports whether ssh could not reach the server at all (it
+// is down or the network is): waiting helps, unlike a refusal.
+func (e *Error) Unreachable() bool {
+	if e.Code != 255 || e.Blocking() {
+		return false
+	}
+	for _, s := range []string{"Connection refused", "Connection timed out", "timed out", "No route to host",
+		"Network is unreachable", "Could not resolve hostname", "Connection closed by", "Connection reset"} {
+		if strings.Contains(e.Stderr, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // Promoted reports whether the server was promoted to a main of its own.
 func (e *Error) Promoted() bool { return strings.Contains(e.Stderr, PromotedTag) }
 

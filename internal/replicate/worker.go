@@ -51,6 +51,9 @@ type Workers struct {
 	// wait, so a server that is down for a day gets one probe per backoff
 	// period instead of one attempt per queued repository.
 	down map[int64]breaker
+	// metaDown holds targets whose last metadata delivery failed: the next
+	// one waits out a backoff, as a repository's sync does.
+	metaDown map[int64]breaker
 }
 
 type breaker struct {
@@ -108,6 +111,7 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 	w.mu.Lock()
 	w.running = map[int64]int{}
 	w.down = map[int64]breaker{}
+	w.metaDown = map[int64]breaker{}
 	w.mu.Unlock()
 	if err := w.Store.ReleaseLeases(ctx, w.Owner); err != nil {
 		w.Log.Error().Err(err).Msg("release leases")
@@ -331,7 +335,8 @@ func (w *Workers) publish(ctx context.Context) {
 		return
 	}
 	for _, srv := range servers {
-		if srv.MetaGeneration >= gen || (srv.Role != "backup" && !srv.Approved) || !srv.Enabled || srv.BlockedReason != "" || w.isDown(srv.ID) {
+		if srv.MetaGeneration >= gen || (srv.Role != "backup" && !srv.Approved) || !srv.Enabled || srv.BlockedReason != "" ||
+			w.isDown(srv.ID) || w.metaWaits(srv.ID) {
 			continue
 		}
 		d, err := w.Publisher.Ensure(ctx, srv)
@@ -339,9 +344,18 @@ func (w *Workers) publish(ctx context.Context) {
 			return
 		}
 		w.trip(srv.ID, err)
+		retry := w.metaTrip(srv.ID, err)
 		log := w.Log.With().Str("target", srv.Name).Str("kind", d.Kind).Int64("generation", d.Generation).Logger()
 		if err != nil {
-			log.Warn().Err(err).Str("cause", cause(err)).Msg("deliver metadata")
+			var re *remote.Error
+			blocked := errors.As(err, &re) && re.Blocking() && !(srv.Role == "neighbor" && re.KeyRefused())
+			if blocked {
+				if berr := w.Store.BlockServer(ctx, srv.ID, oneLine(err.Error())); berr != nil {
+					log.Error().Err(berr).Msg("block server")
+				}
+				w.Syncer.Remote.CloseMasters(srv.Name)
+			}
+			log.Warn().Err(err).Str("cause", cause(err)).Bool("blocked", blocked).Time("retry_at", retry).Msg("deliver metadata")
 			continue
 		}
 		if d.Kind != "" {
@@ -442,6 +456,33 @@ func (w *Workers) trip(server int64, err error) {
 	w.down[server] = b
 }
 
+// metaWaits reports whether the target's metadata delivery is backing off.
+func (w *Workers) metaWaits(server int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.metaDown[server].until.After(time.Now())
+}
+
+// metaTrip records a metadata delivery: a failure makes the next one wait
+// longer each time (the sync backoff), a success clears that. It returns
+// when the next attempt may run.
+func (w *Workers) metaTrip(server int64, err error) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err == nil {
+		delete(w.metaDown, server)
+		return time.Now()
+	}
+	if w.metaDown == nil {
+		w.metaDown = map[int64]breaker{}
+	}
+	b := w.metaDown[server]
+	b.failures++
+	b.until = time.Now().Add(w.backoff(b.failures - 1))
+	w.metaDown[server] = b
+	return b.until
+}
+
 // cause names a failure for metrics, following rsync's exit codes.
 func cause(err error) string {
 	var re *remote.Error
@@ -531,6 +572,7 @@ func (w *Workers) ResetBreakers() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.down = map[int64]breaker{}
+	w.metaDown = map[int64]breaker{}
 }
 
 // ListenWake listens on the socket at path and signals wake for every

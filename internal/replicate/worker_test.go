@@ -121,3 +121,25 @@ func TestCircuitBreaker(t *testing.T) {
 		t.Fatal("breaker still open after a success")
 	}
 }
+
+// A failing metadata delivery waits a growing while before the next, as a
+// failing sync does, instead of retrying at every tick.
+func TestMetadataBackoff(t *testing.T) {
+	w := &Workers{BackoffMin: time.Second, BackoffMax: time.Minute}
+	refused := &remote.Error{Code: 255, Stderr: "Permission denied (publickey)."}
+	first := w.metaTrip(1, refused)
+	if !w.metaWaits(1) || !first.After(time.Now()) {
+		t.Fatal("no backoff after a failed delivery")
+	}
+	second := w.metaTrip(1, refused)
+	if !second.After(first) {
+		t.Errorf("backoff did not grow: %v then %v", first, second)
+	}
+	if w.metaWaits(2) {
+		t.Error("another server waits too")
+	}
+	w.metaTrip(1, nil)
+	if w.metaWaits(1) {
+		t.Error("still backing off after a delivery went through")
+	}
+}

@@ -142,6 +142,31 @@ func (s *Store) BlockServer(ctx context.Context, id int64, reason string) error 
 	return nil
 }
 
+// UnblockServer lifts a server's block and lets its blocked and failed
+// jobs run again at once: what `server check` does when it passes.
+func (s *Store) UnblockServer(ctx context.Context, a Actor, name, reason string) error {
+	return s.change(ctx, a, "server.unblock", name, map[string]any{"was": reason}, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE servers SET blocked_reason = '' WHERE name = ?`, name)
+		if err != nil {
+			return fmt.Errorf("unblock server %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("server", name)
+		}
+		return requeueBlocked(ctx, tx, name)
+	})
+}
+
+// requeueBlocked lets the named server's blocked and failed jobs run now.
+func requeueBlocked(ctx context.Context, tx *sql.Tx, name string) error {
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE replication_jobs SET state = 'pending', next_attempt_at = ?
+		WHERE server_id = (SELECT id FROM servers WHERE name = ?) AND state IN ('failed', 'blocked')`, now(), name); err != nil {
+		return fmt.Errorf("requeue %s: %w", name, err)
+	}
+	return nil
+}
+
 // ApproveServer lets syncs go to a server (neighbours found by discovery
 // start unapproved).
 func (s *Store) ApproveServer(ctx context.Context, a Actor, name string) error {
@@ -258,12 +283,7 @@ func (s *Store) SetServer(ctx context.Context, a Actor, name string, set ServerS
 		if set.HostKey == nil {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `
-			UPDATE replication_jobs SET state = 'pending', next_attempt_at = ?
-			WHERE server_id = (SELECT id FROM servers WHERE name = ?) AND state IN ('failed', 'blocked')`, now(), name); err != nil {
-			return fmt.Errorf("set server %s: requeue: %w", name, err)
-		}
-		return nil
+		return requeueBlocked(ctx, tx, name)
 	})
 }
 
