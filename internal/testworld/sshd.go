@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -83,14 +85,54 @@ func (d *SSHD) Port() string {
 }
 
 // Stop stops sshd (a backup going down).
+// Like a machine going down, its open connections go with it: ssh
+// masters that cpm keeps open must not outlive it.
 func (d *SSHD) Stop() {
 	select {
 	case <-d.exited:
 		return
 	default:
 	}
+	kids := descendants(d.cmd.Process.Pid)
 	d.cmd.Process.Kill()
+	for _, pid := range kids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 	<-d.exited
+}
+
+// descendants lists the processes below pid, from /proc.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+		if f := strings.Fields(rest); len(f) > 1 {
+			if ppid, err := strconv.Atoi(f[1]); err == nil {
+				children[ppid] = append(children[ppid], child)
+			}
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
 }
 
 func (w *World) startSSHD(name, authorized string, extraConfig ...string) *SSHD {
