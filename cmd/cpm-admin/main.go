@@ -263,6 +263,8 @@ func (c configShowCmd) Run(e *env) error {
 
 type doctorCmd struct {
 	LagThreshold *string `name:"lag-threshold" config:"lag_threshold" placeholder:"DURATION" help:"Report replication lag above this (default 15m)."`
+	VerifyEvery  *string `name:"verify-every" config:"verify_every" placeholder:"DURATION" help:"Report replicas whose last deep check is older than twice this (default 168h)."`
+	Deep         bool    `help:"Compare every replica's object files by content now (reads them all, here and on every server)."`
 	JSON         bool    `name:"json" help:"Print a JSON array."`
 }
 
@@ -271,7 +273,7 @@ func (c doctorCmd) Run(e *env, svc *admin.Service) error {
 	if err != nil {
 		return err
 	}
-	findings := svc.Doctor(e.ctx, e.dir, conf.LagThreshold)
+	findings := svc.Doctor(e.ctx, e.dir, admin.DoctorOptions{LagThreshold: conf.LagThreshold, VerifyEvery: conf.VerifyEvery, Deep: c.Deep})
 	failed := 0
 	for _, f := range findings {
 		if !f.OK {

@@ -270,6 +270,13 @@ func (c serverCheckCmd) Run(e *env, svc *admin.Service) error {
 	return nil
 }
 
+func orWord(s, word string) string {
+	if s == "" {
+		return word
+	}
+	return s
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "(not installed)"
@@ -291,7 +298,7 @@ func (serverPubkeyCmd) Run(e *env) error {
 type syncCmd struct {
 	Push   syncPushCmd   `cmd:"" help:"Copy a repository to a server now."`
 	Pull   syncPullCmd   `cmd:"" help:"Copy a repository from a server's replica into this one."`
-	Verify syncVerifyCmd `cmd:"" help:"Compare a repository's refs with its replica."`
+	Verify syncVerifyCmd `cmd:"" help:"Compare a repository's refs and object files with its replica (--deep: by content; --repair: fix what differs)."`
 	Status syncStatusCmd `cmd:"" help:"Replication state per repository and server."`
 	Retry  syncRetryCmd  `cmd:"" help:"Clear backoff and blocks: retry everything now."`
 }
@@ -326,24 +333,49 @@ func (c syncPullCmd) Run(e *env, svc *admin.Service) error {
 }
 
 type syncVerifyCmd struct {
-	Repo string `arg:"" name:"ORG/REPO" help:"Repository."`
-	To   string `required:"" help:"Server name."`
+	Repo   string `arg:"" name:"ORG/REPO" help:"Repository."`
+	To     string `required:"" help:"Server name."`
+	Deep   bool   `help:"Compare every object file by content, not by name and size (reads them all on both sides)."`
+	Repair bool   `help:"Send again what is missing or damaged, then check again."`
 }
 
 func (c syncVerifyCmd) Run(e *env, svc *admin.Service) error {
-	v, err := svc.SyncVerify(e.ctx, e.dir, c.Repo, c.To)
+	v, err := svc.SyncVerify(e.ctx, e.dir, c.Repo, c.To, c.Deep, c.Repair)
 	if err != nil {
 		return err
 	}
+	if v.Deep != nil {
+		fmt.Fprintf(e.stdout, "deep check: %d MiB of object files compared by content in %s\n", v.Deep.Examined>>20, v.Deep.Duration.Round(time.Millisecond))
+	}
+	if v.Repaired != nil {
+		if !v.Repaired.OK() {
+			return fmt.Errorf("%s on %s: repair left %s", v.Repo, v.Server, v.Repaired)
+		}
+		fmt.Fprintf(e.stdout, "repaired %s on %s\n", v.Repo, v.Server)
+		if v.RefsMatch {
+			fmt.Fprintf(e.stdout, "%s on %s matches (%s); no object files missing or damaged\n", v.Repo, v.Server, v.Local[:12])
+			return nil
+		}
+	}
 	switch {
+	case v.RemoteError != "" && v.Deep != nil && !v.Deep.OK():
+		return fmt.Errorf("%s on %s: the replica's refs cannot be read (%s); object files are %s there", v.Repo, v.Server, v.RemoteError, v.Deep)
+	case v.RemoteError != "":
+		return fmt.Errorf("%s on %s: the replica's refs cannot be read (%s); %d object files missing there", v.Repo, v.Server, v.RemoteError, v.MissingObjects)
 	case !v.RefsMatch:
 		return fmt.Errorf("%s on %s differs: local refs %s, replica %s; %d object files missing there", v.Repo, v.Server, v.Local[:12], v.Remote[:12], v.MissingObjects)
+	case v.Deep != nil && !v.Deep.OK():
+		return fmt.Errorf("%s on %s: refs match, but object files are %s there; sync verify --deep --repair sends them again", v.Repo, v.Server, v.Deep)
 	case v.MissingObjects > 0:
 		// Refs equal but files missing: newer objects not yet referenced,
 		// or files lost on the replica. The next sync brings them.
 		return fmt.Errorf("%s on %s: refs match, but %d object files are missing there", v.Repo, v.Server, v.MissingObjects)
 	}
-	fmt.Fprintf(e.stdout, "%s on %s matches (%s); no object files missing\n", v.Repo, v.Server, v.Local[:12])
+	what := "no object files missing"
+	if v.Deep != nil {
+		what = "no object files missing or damaged"
+	}
+	fmt.Fprintf(e.stdout, "%s on %s matches (%s); %s\n", v.Repo, v.Server, v.Local[:12], what)
 	return nil
 }
 
@@ -361,6 +393,9 @@ type statusJSON struct {
 	LastError     string  `json:"last_error"`
 	LastSuccessAt string  `json:"last_success_at"`
 	Fingerprint   string  `json:"fingerprint"`
+	// The last deep check of the replica: when, and what it found.
+	DeepCheckedAt string `json:"deep_checked_at"`
+	DeepResult    string `json:"deep_result"`
 }
 
 func (c syncStatusCmd) Run(e *env, svc *admin.Service) error {
@@ -386,6 +421,9 @@ func (c syncStatusCmd) Run(e *env, svc *admin.Service) error {
 		if !j.LastSuccessAt.IsZero() {
 			s.LastSuccessAt = j.LastSuccessAt.Format(time.RFC3339)
 		}
+		if !j.DeepCheckedAt.IsZero() {
+			s.DeepCheckedAt, s.DeepResult = j.DeepCheckedAt.Format(time.RFC3339), j.DeepResult
+		}
 		out = append(out, s)
 	}
 	if c.JSON {
@@ -393,9 +431,13 @@ func (c syncStatusCmd) Run(e *env, svc *admin.Service) error {
 	}
 	rows := make([][]string, 0, len(out))
 	for _, s := range out {
-		rows = append(rows, []string{s.Repo, s.Server, s.State, fmt.Sprintf("%.0fs", s.LagSeconds), strconv.Itoa(s.Attempts), orDash(s.LastSuccessAt), s.LastError})
+		deep := orDash(s.DeepCheckedAt)
+		if s.DeepCheckedAt != "" {
+			deep += " " + orWord(s.DeepResult, "ok")
+		}
+		rows = append(rows, []string{s.Repo, s.Server, s.State, fmt.Sprintf("%.0fs", s.LagSeconds), strconv.Itoa(s.Attempts), orDash(s.LastSuccessAt), deep, s.LastError})
 	}
-	return printTable(e.stdout, []string{"REPOSITORY", "SERVER", "STATE", "LAG", "ATTEMPTS", "LAST SUCCESS", "LAST ERROR"}, rows)
+	return printTable(e.stdout, []string{"REPOSITORY", "SERVER", "STATE", "LAG", "ATTEMPTS", "LAST SUCCESS", "DEEP CHECK", "LAST ERROR"}, rows)
 }
 
 func orDash(s string) string {

@@ -52,14 +52,15 @@ type cli struct {
 // default decides (internal/config), and config validates every value
 // the same way wherever it came from.
 type workerFlags struct {
-	Workers    *string `config:"workers" placeholder:"N" help:"Replication syncs at once (default 4)."`
-	PerTarget  *string `config:"per_target" name:"per-target" placeholder:"N" help:"Replication syncs at once per server (default 2)."`
-	Repack     *string `config:"repack" placeholder:"DURATION" help:"How often to repack every repository (geometric); 0 to never (default 1h)."`
-	Lease      *string `config:"lease" placeholder:"DURATION" help:"How long a claimed job is a worker's without renewal (default 10m)."`
-	BackoffMin *string `config:"backoff_min" name:"backoff-min" placeholder:"DURATION" help:"First retry delay after a failed sync (default 2s)."`
-	BackoffMax *string `config:"backoff_max" name:"backoff-max" placeholder:"DURATION" help:"Longest retry delay (default 5m)."`
-	LogLevel   *string `config:"log_level" name:"log-level" placeholder:"LEVEL" help:"debug, info, warn or error (default info)."`
-	LogFormat  *string `config:"log_format" name:"log-format" placeholder:"FORMAT" help:"json or console (default json)."`
+	Workers     *string `config:"workers" placeholder:"N" help:"Replication syncs at once (default 4)."`
+	PerTarget   *string `config:"per_target" name:"per-target" placeholder:"N" help:"Replication syncs at once per server (default 2)."`
+	Repack      *string `config:"repack" placeholder:"DURATION" help:"How often to repack every repository (geometric); 0 to never (default 1h)."`
+	VerifyEvery *string `config:"verify_every" name:"verify-every" placeholder:"DURATION" help:"How often each replica's object files are compared by content and repaired (deep check), spread over the interval; 0 to never (default 168h)."`
+	Lease       *string `config:"lease" placeholder:"DURATION" help:"How long a claimed job is a worker's without renewal (default 10m)."`
+	BackoffMin  *string `config:"backoff_min" name:"backoff-min" placeholder:"DURATION" help:"First retry delay after a failed sync (default 2s)."`
+	BackoffMax  *string `config:"backoff_max" name:"backoff-max" placeholder:"DURATION" help:"Longest retry delay (default 5m)."`
+	LogLevel    *string `config:"log_level" name:"log-level" placeholder:"LEVEL" help:"debug, info, warn or error (default info)."`
+	LogFormat   *string `config:"log_format" name:"log-format" placeholder:"FORMAT" help:"json or console (default json)."`
 }
 
 // settings resolves the configuration with the flags given.
@@ -138,8 +139,12 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, c c
 		Owner:    host + ":" + dir.String(),
 		DirtyDir: dir.Dirty(),
 	}
+	w.VerifyEvery = c.VerifyEvery
+	// No push lives longer than a session; twice that is safely dead.
+	w.StaleAge = 2 * c.MaxSessionTime
 	if m != nil {
 		w.Observe = m.Observe
+		w.Repaired = m.Repaired
 	}
 	// A rotation under way continues on its own, every 10 s at most, so a
 	// server that was down switches keys once it is back.

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"cpm/internal/datadir"
+	"cpm/internal/names"
 	"cpm/internal/remote"
 	"cpm/internal/replica"
 	"cpm/internal/replicate"
+	"cpm/internal/store"
 	"cpm/internal/targetstate"
 )
 
@@ -26,10 +28,20 @@ type Finding struct {
 	Fix    string `json:"fix,omitempty"`
 }
 
+// DoctorOptions are doctor's thresholds.
+type DoctorOptions struct {
+	LagThreshold time.Duration // replication lag above this is a problem
+	VerifyEvery  time.Duration // a deep check older than twice this is overdue
+	// Deep compares every replica's object files by content now.
+	Deep bool
+}
+
 // Doctor checks an installation: file modes, hooks, repositories on disk
 // against the database, the database's integrity, the pinned host keys,
-// every server's reachability, and replication lag against lagThreshold.
-func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, lagThreshold time.Duration) []Finding {
+// every server's reachability, replication lag, and the replicas' object
+// files (the last deep checks, or, with Deep, a deep check now).
+func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) []Finding {
+	lagThreshold := o.LagThreshold
 	var out []Finding
 	add := func(check string, problems []string, fix, okDetail string) {
 		f := Finding{Check: check, OK: len(problems) == 0, Detail: okDetail}
@@ -56,7 +68,61 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, lagThreshold time
 	rotation, fix := s.checkRotation(ctx, dir)
 	add("key rotation", rotation, fix, "no key rotation under way")
 	add("replication lag", s.checkLag(ctx, lagThreshold), "see cpm-admin sync status; fix the server, then cpm-admin sync retry", "no replica behind by more than "+lagThreshold.String())
+	replicas, checked := s.checkReplicas(ctx, dir, o)
+	ok := "every replica's last deep check found nothing wrong"
+	if o.Deep {
+		ok = fmt.Sprintf("all %d replicas' object files match their source's by content", checked)
+	}
+	add("replica contents", replicas, "cpm-admin sync verify ORG/REPO --to SERVER --deep --repair sends what is missing or damaged again", ok)
 	return out
+}
+
+// checkReplicas reports replicas whose object files are missing or
+// damaged: by their last deep check, overdue deep checks, and with
+// o.Deep a deep check of every current replica now.
+func (s *Service) checkReplicas(ctx context.Context, dir datadir.Dir, o DoctorOptions) (problems []string, checked int) {
+	jobs, err := s.Store.Jobs(ctx)
+	if err != nil {
+		return []string{err.Error()}, 0
+	}
+	servers, err := s.Store.Servers(ctx)
+	if err != nil {
+		return []string{err.Error()}, 0
+	}
+	byID := map[int64]store.Server{}
+	for _, srv := range servers {
+		byID[srv.ID] = srv
+	}
+	syncer := replicate.NewSyncer(dir, s.Disk)
+	for _, j := range jobs {
+		srv := byID[j.ServerID]
+		in := targetstate.Of(srv, nil, time.Now()).Up() && replicate.InScope(srv.RepoPatterns, j.Repo)
+		if !in || j.State != "done" {
+			continue
+		}
+		if o.Deep {
+			rp, err := names.ParseRepoPath(j.Repo)
+			if err != nil {
+				continue
+			}
+			d, err := syncer.Check(ctx, rp, replicate.TargetOf(srv), true)
+			checked++
+			switch {
+			case err != nil:
+				problems = append(problems, oneLine(err.Error()))
+			case !d.OK():
+				problems = append(problems, j.Repo+" on "+srv.Name+": "+d.String())
+			}
+			continue
+		}
+		switch {
+		case strings.HasPrefix(j.DeepResult, "not repaired") || strings.HasPrefix(j.DeepResult, "repair failed"):
+			problems = append(problems, j.Repo+" on "+srv.Name+": "+j.DeepResult)
+		case o.VerifyEvery > 0 && !j.DeepCheckedAt.IsZero() && time.Since(j.DeepCheckedAt) > 2*o.VerifyEvery:
+			problems = append(problems, fmt.Sprintf("%s on %s: last deep check %s ago (verify_every %s)", j.Repo, srv.Name, time.Since(j.DeepCheckedAt).Round(time.Hour), o.VerifyEvery))
+		}
+	}
+	return problems, checked
 }
 
 func summarize(problems []string) string {

@@ -465,12 +465,19 @@ func (s *Service) repoAndServer(ctx context.Context, path, server string) (store
 type Verification struct {
 	Repo, Server   string
 	Local, Remote  string // ref fingerprints
+	RemoteError    string // why the replica's refs could not be read
 	RefsMatch      bool
 	MissingObjects int64 // object files the replica lacks (rsync dry run)
+	// Deep is the content check of every object file (--deep), and
+	// Repaired what a repair then left (--repair).
+	Deep     *replicate.Damage
+	Repaired *replicate.Damage
 }
 
-// SyncVerify compares the refs of ORG/REPO with its replica on a server.
-func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server string) (Verification, error) {
+// SyncVerify compares the refs of ORG/REPO with its replica on a server,
+// and the object files: by name and size, or by content when deep. With
+// repair, it sends again what is missing or damaged and checks again.
+func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server string, deep, repair bool) (Verification, error) {
 	r, srv, err := s.repoAndServer(ctx, path, server)
 	if err != nil {
 		return Verification{}, err
@@ -480,22 +487,61 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 		return Verification{}, err
 	}
 	t := replicate.TargetOf(srv)
+	rp := names.RepoPath{Org: r.Org, Repo: r.Name}
 	snap, err := replicate.TakeSnapshot(ctx, local)
 	if err != nil {
 		return Verification{}, err
 	}
 	snap = snap.Only(t.Refs)
-	got, err := replicate.RemoteFingerprint(ctx, replicate.NewSyncer(dir, s.Disk).Remote, t, names.RepoPath{Org: r.Org, Repo: r.Name})
-	if err != nil {
-		return Verification{}, err
-	}
 	syncer := replicate.NewSyncer(dir, s.Disk)
-	missing, err := syncer.Missing(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, t)
-	if err != nil {
-		return Verification{}, err
+	v := Verification{Repo: r.FullName(), Server: srv.Name, Local: snap.Fingerprint}
+	got, err := replicate.RemoteFingerprint(ctx, syncer.Remote, t, rp)
+	var re *remote.Error
+	switch {
+	case errors.As(err, &re) && re.Code == 1:
+		// git on the server could not read the refs: an object they name
+		// is gone. The object check below says which.
+		v.RemoteError = oneLine(re.Stderr)
+	case err != nil:
+		return v, err
+	default:
+		v.Remote, v.RefsMatch = got, got == snap.Fingerprint
 	}
-	return Verification{Repo: r.FullName(), Server: srv.Name, Local: snap.Fingerprint, Remote: got,
-		RefsMatch: got == snap.Fingerprint, MissingObjects: missing}, nil
+	if !deep {
+		v.MissingObjects, err = syncer.Missing(ctx, rp, t)
+	} else {
+		var d replicate.Damage
+		if d, err = syncer.Check(ctx, rp, t, true); err == nil {
+			v.Deep, v.MissingObjects = &d, int64(len(d.Missing))
+		}
+	}
+	if err != nil {
+		return v, err
+	}
+	if repair && (v.MissingObjects > 0 || (v.Deep != nil && !v.Deep.OK())) {
+		after, _, err := syncer.Repair(ctx, rp, t, deep)
+		if err != nil {
+			return v, err
+		}
+		v.Repaired = &after
+		// With its objects back, the replica's refs can be read again.
+		if got, err := replicate.RemoteFingerprint(ctx, syncer.Remote, t, rp); err == nil {
+			v.Remote, v.RemoteError, v.RefsMatch = got, "", got == snap.Fingerprint
+		}
+	}
+	if deep {
+		result := v.Deep.String()
+		if v.Repaired != nil {
+			result = "repaired: " + result
+			if !v.Repaired.OK() {
+				result = "not repaired: " + v.Repaired.String()
+			}
+		}
+		if job, err := s.Store.JobFor(ctx, r.ID, srv.ID); err == nil {
+			s.Store.SetDeepCheck(ctx, job.RepoID, job.ServerID, time.Now(), result)
+		}
+	}
+	return v, s.Store.Record(ctx, s.Actor, "sync.verify", r.FullName(), map[string]any{"server": srv.Name, "deep": deep, "repair": repair})
 }
 
 // SyncPull copies ORG/REPO from a server into the local repository,

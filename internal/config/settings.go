@@ -25,6 +25,7 @@ type Config struct {
 	Workers          int
 	PerTarget        int
 	Repack           time.Duration
+	VerifyEvery      time.Duration
 	Lease            time.Duration
 	BackoffMin       time.Duration
 	BackoffMax       time.Duration
@@ -73,6 +74,7 @@ var Settings = []Setting{
 	{"workers", "4", "replication syncs at once (the global cap on transfers)", func(c *Config, v string) error { return positive(&c.Workers, v) }},
 	{"per_target", "2", "replication syncs at once per server", func(c *Config, v string) error { return positive(&c.PerTarget, v) }},
 	{"repack", "1h", "how often every repository is repacked; 0 for never", func(c *Config, v string) error { return duration(&c.Repack, v, 0) }},
+	{"verify_every", "168h", "how often each replica's object files are compared by content with the source's and repaired (deep check), spread over the interval; 0 for never", func(c *Config, v string) error { return duration(&c.VerifyEvery, v, 0) }},
 	{"lease", "10m", "how long a claimed replication job is a worker's without renewal", func(c *Config, v string) error { return duration(&c.Lease, v, 10*time.Second) }},
 	{"backoff_min", "2s", "first retry delay after a failed sync", func(c *Config, v string) error { return duration(&c.BackoffMin, v, 100*time.Millisecond) }},
 	{"backoff_max", "5m", "longest retry delay", func(c *Config, v string) error { return duration(&c.BackoffMax, v, time.Second) }},

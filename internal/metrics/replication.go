@@ -19,6 +19,7 @@ type Replication struct {
 	failures *prometheus.CounterVec
 	bytes    *prometheus.CounterVec
 	mismatch *prometheus.CounterVec
+	repairs  *prometheus.CounterVec
 }
 
 // NewReplication registers the replication metrics on reg. The queue's
@@ -45,10 +46,16 @@ func NewReplication(reg *prometheus.Registry, st *store.Store) *Replication {
 		mismatch: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cpm_replication_verify_mismatches_total", Help: "Syncs whose target refs differed from the snapshot.",
 		}, []string{"target"}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cpm_replication_repairs_total", Help: "Replicas whose object files were missing or damaged and were sent again, by cause.",
+		}, []string{"target", "cause"}),
 	}
-	reg.MustRegister(m.lag, m.duration, m.attempts, m.failures, m.bytes, m.mismatch, queueCollector{st})
+	reg.MustRegister(m.lag, m.duration, m.attempts, m.failures, m.bytes, m.mismatch, m.repairs, queueCollector{st})
 	return m
 }
+
+// Repaired counts one repaired replica.
+func (m *Replication) Repaired(target, cause string) { m.repairs.WithLabelValues(target, cause).Inc() }
 
 // Observe records one finished attempt.
 func (m *Replication) Observe(ev replicate.Event) {

@@ -3,6 +3,11 @@ package replicate
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"cpm/internal/names"
@@ -34,6 +39,7 @@ func (w *Workers) Maintain(ctx context.Context, interval time.Duration) {
 			if ctx.Err() != nil {
 				return
 			}
+			w.tidy(names.RepoPath{Org: r.Org, Repo: r.Name})
 			start := time.Now()
 			err := w.Syncer.Repack(ctx, names.RepoPath{Org: r.Org, Repo: r.Name})
 			ev := w.Log.Info()
@@ -43,6 +49,22 @@ func (w *Workers) Maintain(ctx context.Context, interval time.Duration) {
 			ev.Str("repo", r.FullName()).Int64("duration_ms", time.Since(start).Milliseconds()).Msg("repack")
 			w.pruneTargets(ctx, names.RepoPath{Org: r.Org, Repo: r.Name})
 		}
+	}
+}
+
+// tidy removes what interrupted pushes left in repo, with a log event.
+func (w *Workers) tidy(repo names.RepoPath) {
+	age := w.StaleAge
+	if age <= 0 {
+		age = 24 * time.Hour
+	}
+	removed, bytes, err := w.Syncer.Tidy(repo, age)
+	if err != nil {
+		w.Log.Warn().Err(err).Str("repo", repo.String()).Msg("tidy")
+	}
+	if len(removed) > 0 {
+		w.Log.Info().Str("repo", repo.String()).Int("removed", len(removed)).Int64("bytes", bytes).
+			Str("first", removed[0]).Msg("tidy: removed what interrupted pushes left")
 	}
 }
 
@@ -124,4 +146,78 @@ func (s *Syncer) PruneTarget(ctx context.Context, repo names.RepoPath, t remote.
 	}
 	res.Fingerprint = snap.Fingerprint
 	return res, nil
+}
+
+// Tidy removes what interrupted git processes leave in ORG/REPO and
+// nothing ever removes, since cpm turns gc.auto off: the quarantine
+// directories of pushes cut off mid-way (objects/tmp_objdir-incoming-*,
+// objects/incoming-*) and stale lock files (*.lock), once nothing in them
+// has changed for age, which must be far above the longest session a
+// push can have. It returns the paths it removed and the bytes they held.
+func (s *Syncer) Tidy(repo names.RepoPath, age time.Duration) (removed []string, bytes int64, err error) {
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil {
+		return nil, 0, err
+	}
+	cutoff := time.Now().Add(-age)
+	// Quarantines: remove one only if no file in it is newer than cutoff.
+	for _, pattern := range []string{"tmp_objdir-incoming-*", "incoming-*"} {
+		found, _ := filepath.Glob(filepath.Join(dir, "objects", pattern))
+		for _, q := range found {
+			newest, size := newestIn(q)
+			if newest.After(cutoff) {
+				continue
+			}
+			if err := os.RemoveAll(q); err != nil {
+				return removed, bytes, fmt.Errorf("tidy %s: %w", repo, err)
+			}
+			removed, bytes = append(removed, q), bytes+size
+		}
+	}
+	// Locks left by a git process that died holding them block every
+	// later update of that ref or file.
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if strings.HasPrefix(d.Name(), "tmp_objdir-") || d.Name() == "pack" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(d.Name(), ".lock") {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil || fi.ModTime().After(cutoff) {
+			return nil
+		}
+		if err := os.Remove(p); err == nil {
+			removed, bytes = append(removed, p), bytes+fi.Size()
+		}
+		return nil
+	})
+	return removed, bytes, err
+}
+
+// newestIn is the latest modification time under dir and the bytes in it.
+func newestIn(dir string) (time.Time, int64) {
+	var newest time.Time
+	var size int64
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			if fi.ModTime().After(newest) {
+				newest = fi.ModTime()
+			}
+			if !d.IsDir() {
+				size += fi.Size()
+			}
+		}
+		return nil
+	})
+	return newest, size
 }

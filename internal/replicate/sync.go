@@ -50,6 +50,11 @@ type Result struct {
 	Bytes       int64
 	Files       int64
 	Duration    time.Duration
+	// Examined is the size of every source file rsync looked at (its
+	// "Total file size"); Changes are its --itemize-changes lines, when
+	// asked for.
+	Examined int64
+	Changes  []string
 }
 
 // SpeedKiB is the transfer rate in KiB/s.
@@ -290,7 +295,12 @@ func excludes() []string {
 	return a
 }
 
-var statsRe = regexp.MustCompile(`(?m)^Total bytes (?:sent|received): ([\d,.]+)|^Number of regular files transferred: ([\d,.]+)`)
+var (
+	statsRe    = regexp.MustCompile(`(?m)^Total bytes (?:sent|received): ([\d,.]+)|^Number of regular files transferred: ([\d,.]+)`)
+	examinedRe = regexp.MustCompile(`(?m)^Total file size: ([\d,.]+)`)
+	// An --itemize-changes line: YXcstpoguax, a space, the path.
+	itemizeRe = regexp.MustCompile(`(?m)^([<>ch.*][fdLDS][.+?cstpoguaxn]{9}) (.+)$`)
+)
 
 // rsyncArgs runs rsync with cpm's options, then tail (filters and paths).
 func (s *Syncer) rsyncArgs(ctx context.Context, t remote.Target, tail []string) (Result, error) {
@@ -325,13 +335,22 @@ func (s *Syncer) rsyncArgs(ctx context.Context, t remote.Target, tail []string) 
 		return Result{}, &remote.Error{Op: "rsync to " + t.Name, Code: code, Stderr: stderr.String()}
 	}
 	var r Result
+	number := func(s string) int64 {
+		n, _ := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(s), 10, 64)
+		return n
+	}
 	for _, m := range statsRe.FindAllStringSubmatch(stdout.String(), -1) {
-		n, _ := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(m[1]+m[2]), 10, 64)
 		if m[1] != "" {
-			r.Bytes += n // both directions: the bytes on the wire
+			r.Bytes += number(m[1]) // both directions: the bytes on the wire
 		} else {
-			r.Files = n
+			r.Files = number(m[2])
 		}
+	}
+	if m := examinedRe.FindStringSubmatch(stdout.String()); m != nil {
+		r.Examined = number(m[1])
+	}
+	for _, m := range itemizeRe.FindAllStringSubmatch(stdout.String(), -1) {
+		r.Changes = append(r.Changes, m[1]+" "+m[2])
 	}
 	return r, nil
 }

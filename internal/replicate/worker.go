@@ -43,6 +43,15 @@ type Workers struct {
 	// were down switch to the new key once they are reached).
 	Rotate func(ctx context.Context)
 
+	// StaleAge is how old a push's quarantine or a lock file must be
+	// before maintenance removes it: far above the longest session
+	// (default 24h).
+	StaleAge time.Duration
+	// VerifyEvery is how often each replica gets a deep check (0: never).
+	VerifyEvery time.Duration
+	// Repaired, when set, counts a repair of a replica (metrics).
+	Repaired func(target, cause string)
+
 	publishing, reconciling atomic.Bool
 
 	mu      sync.Mutex
@@ -146,6 +155,7 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 				defer wg.Done()
 				defer w.reconciling.Store(false)
 				w.reconcile(ctx)
+				w.deepChecks(ctx)
 			}()
 		}
 		for {
@@ -383,8 +393,7 @@ func (w *Workers) reconcile(ctx context.Context) {
 		if last.IsZero() {
 			last = srv.CreatedAt // a new server was just copied in full
 		}
-		if time.Since(last) < every || (srv.Role != "backup" && !srv.Approved) || !srv.Enabled ||
-			srv.BlockedReason != "" || w.isDown(srv.ID) {
+		if time.Since(last) < every || !w.eligible(srv) {
 			continue
 		}
 		if jobs == nil {
@@ -394,7 +403,7 @@ func (w *Workers) reconcile(ctx context.Context) {
 		}
 		start := time.Now()
 		t := TargetOf(srv)
-		checked, stale := 0, 0
+		checked, stale, repaired := 0, 0, 0
 		for _, j := range jobs {
 			if j.ServerID != srv.ID || j.State != "done" || !InScope(srv.RepoPatterns, j.Repo) {
 				continue
@@ -419,17 +428,28 @@ func (w *Workers) reconcile(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			if err != nil && w.checkAndRepair(ctx, srv, j, rp, false) {
+				// git there could not read the refs because object files
+				// they need were gone: sent again, so they read now.
+				repaired++
+				continue
+			}
 			if err != nil || got != snap.Only(t.Refs).Fingerprint {
 				stale++
 				if err := w.Store.MarkStale(ctx, j.RepoID, srv.ID); err != nil {
 					w.Log.Error().Err(err).Str("repo", j.Repo).Str("target", srv.Name).Msg("queue stale replica")
 				}
+				continue
+			}
+			// The refs match; the object files they need may still be gone.
+			if w.checkAndRepair(ctx, srv, j, rp, false) {
+				repaired++
 			}
 		}
 		if err := w.Store.SetReconciled(ctx, srv.ID, start); err != nil {
 			w.Log.Error().Err(err).Str("target", srv.Name).Msg("record reconciliation")
 		}
-		w.Log.Info().Str("target", srv.Name).Int("checked", checked).Int("stale", stale).
+		w.Log.Info().Str("target", srv.Name).Int("checked", checked).Int("stale", stale).Int("repaired", repaired).
 			Int64("duration_ms", time.Since(start).Milliseconds()).Msg("reconcile")
 	}
 }
@@ -454,6 +474,100 @@ func (w *Workers) trip(server int64, err error) {
 	b.failures++
 	b.until = time.Now().Add(w.backoff(b.failures - 1))
 	w.down[server] = b
+}
+
+// eligible reports whether syncs and checks go to srv now.
+func (w *Workers) eligible(srv store.Server) bool {
+	return (srv.Role == "backup" || srv.Approved) && srv.Enabled && srv.BlockedReason == "" && !w.isDown(srv.ID)
+}
+
+// deepChecks compares by content every replica whose deep check is due
+// (VerifyEvery, spread over the interval) and repairs what it finds.
+func (w *Workers) deepChecks(ctx context.Context) {
+	if w.VerifyEvery <= 0 {
+		return
+	}
+	servers, err := w.Store.Servers(ctx)
+	if err != nil {
+		return
+	}
+	var jobs []store.Job
+	now := time.Now()
+	for _, srv := range servers {
+		if !w.eligible(srv) {
+			continue
+		}
+		if jobs == nil {
+			if jobs, err = w.Store.Jobs(ctx); err != nil {
+				return
+			}
+		}
+		for _, j := range jobs {
+			if j.ServerID != srv.ID || j.State != "done" || !InScope(srv.RepoPatterns, j.Repo) ||
+				!DeepDue(j.Repo, srv.Name, j.DeepCheckedAt, srv.CreatedAt, now, w.VerifyEvery) {
+				continue
+			}
+			rp, err := names.ParseRepoPath(j.Repo)
+			if err != nil {
+				continue
+			}
+			w.checkAndRepair(ctx, srv, j, rp, true)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
+}
+
+// checkAndRepair checks the object files of j's replica on srv (by
+// content when deep), repairs what is missing or damaged, and reports
+// whether it repaired anything. A deep check is recorded for sync status.
+func (w *Workers) checkAndRepair(ctx context.Context, srv store.Server, j store.Job, rp names.RepoPath, deep bool) bool {
+	t := TargetOf(srv)
+	log := w.Log.With().Str("repo", j.Repo).Str("target", srv.Name).Bool("deep", deep).Logger()
+	found, err := w.Syncer.Check(ctx, rp, t, deep)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn().Err(err).Msg("check replica")
+		}
+		return false
+	}
+	record := func(result string) {
+		if deep {
+			if err := w.Store.SetDeepCheck(ctx, j.RepoID, srv.ID, time.Now(), result); err != nil {
+				log.Error().Err(err).Msg("record deep check")
+			}
+		}
+	}
+	if found.OK() {
+		log.Debug().Int64("bytes", found.Examined).Int64("duration_ms", found.Duration.Milliseconds()).Msg("check replica")
+		record("")
+		return false
+	}
+	// A push since the job was done brings files the replica is still
+	// to get: that is the next sync's work, not damage.
+	if cur, err := w.Store.JobFor(ctx, j.RepoID, srv.ID); err != nil || cur.State != "done" {
+		return false
+	}
+	start := time.Now()
+	after, res, err := w.Syncer.Repair(ctx, rp, t, deep)
+	ev := log.Info()
+	switch {
+	case err != nil:
+		ev = log.Warn().Err(err)
+		record("repair failed: " + found.String())
+	case !after.OK():
+		ev = log.Warn().Str("after", after.String())
+		record("not repaired: " + after.String())
+	default:
+		record("repaired: " + found.String())
+	}
+	ev.Str("cause", found.Cause()).Str("found", found.String()).Int64("bytes", res.Bytes).Int64("files", res.Files).
+		Int64("duration_ms", time.Since(start).Milliseconds()).Msg("repair replica")
+	if w.Repaired != nil && err == nil {
+		w.Repaired(srv.Name, found.Cause())
+	}
+	return err == nil && after.OK()
 }
 
 // metaWaits reports whether the target's metadata delivery is backing off.

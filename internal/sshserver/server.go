@@ -114,9 +114,20 @@ func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
 		// one object across every key a client offers, so the last offered
 		// key, not the one that signed, would win (CVE-2024-45337 class).
 		PublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+			if s.stopping() {
+				return nil, s.refuse(ctx, "cpm: server is shutting down; try again")
+			}
 			fp := gossh.FingerprintSHA256(key)
-			if _, err := s.gw.Access.Identify(ctx, fp); err != nil {
+			if _, err := s.gw.Access.Identify(ctx, fp); errors.Is(err, access.ErrUnknownKey) {
 				return nil, errors.New("unknown key")
+			} else if err != nil {
+				// Not an answer about the key (the store is closing, or
+				// failing): the client must not read it as "Permission denied".
+				if s.stopping() {
+					return nil, s.refuse(ctx, "cpm: server is shutting down; try again")
+				}
+				s.log.Error().Err(err).Str("key", fp).Msg("identify")
+				return nil, s.refuse(ctx, "cpm: internal error; try again later")
 			}
 			return &gossh.Permissions{Extensions: map[string]string{fingerprintExt: fp}}, nil
 		},
@@ -124,6 +135,16 @@ func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
 	s.algorithms.apply(&c.Config)
 	c.PublicKeyAuthAlgorithms = slices.Clone(s.algorithms.PublicKeyAuths)
 	return c
+}
+
+// refuse ends an authentication that cannot be answered: the client
+// prints msg (an SSH banner), and the connection closes before it can try
+// another key and end with "Permission denied".
+func (s *Server) refuse(ctx context.Context, msg string) error {
+	if dc, ok := ctx.Value(connKey).(*deadlineConn); ok {
+		time.AfterFunc(200*time.Millisecond, func() { dc.Close() })
+	}
+	return &gossh.BannerError{Err: errors.New(msg), Message: msg + "\n"}
 }
 
 // Serve accepts connections on ln until Shutdown.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -75,5 +77,38 @@ func TestPermissionsArePerKey(t *testing.T) {
 	}
 	if s.srv.PublicKeyHandler != nil {
 		t.Error("gliderlabs' PublicKeyHandler would replace the per-key callback")
+	}
+}
+
+// A key lookup during shutdown is not an answer about the key: the client
+// is told the server is shutting down, never "Permission denied".
+func TestAuthDuringShutdown(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Init(ctx, filepath.Join(t.TempDir(), "cpm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKey(t)
+	fp := gossh.FingerprintSHA256(k)
+	if _, err := st.CreateUser(ctx, store.Actor{Name: "t"}, "u", false,
+		&store.NewKey{Fingerprint: fp, Type: k.Type(), PublicKey: string(gossh.MarshalAuthorizedKey(k))}); err != nil {
+		t.Fatal(err)
+	}
+	s := New(&gateway.Gateway{Access: access.Checker{Store: st}}, nil, DefaultLimits, zerolog.Nop())
+	cfg := s.serverConfig(ctx)
+
+	// The store closes under a handshake: not "unknown key".
+	st.Close()
+	_, err = cfg.PublicKeyCallback(nil, k)
+	var banner *gossh.BannerError
+	if !errors.As(err, &banner) || !strings.Contains(banner.Message, "try again") {
+		t.Fatalf("lookup failure answered %v, want a banner", err)
+	}
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	_, err = cfg.PublicKeyCallback(nil, k)
+	if !errors.As(err, &banner) || !strings.Contains(banner.Message, "shutting down") {
+		t.Fatalf("during shutdown: %v", err)
 	}
 }

@@ -24,6 +24,9 @@ type Job struct {
 	LastSuccessAt    time.Time `json:"last_success_at"`
 	Fingerprint      string    `json:"fingerprint"`
 	Bytes            int64     `json:"bytes"`
+	// The last deep check: when, and what it found ("" for nothing).
+	DeepCheckedAt time.Time `json:"deep_checked_at,omitzero"`
+	DeepResult    string    `json:"deep_result,omitempty"`
 }
 
 // markDirty's SQL: one durable row per repository x enabled target. A push
@@ -99,17 +102,30 @@ func markAllDirty(ctx context.Context, tx *sql.Tx, serverID int64) error {
 
 const jobSelect = `
 	SELECT j.repo_id, j.server_id, o.name || '/' || r.name, s.name, j.generation, j.synced_generation,
-	       j.state, j.attempts, j.next_attempt_at, j.dirty_since, j.last_error, j.last_success_at, j.fingerprint, j.bytes
+	       j.state, j.attempts, j.next_attempt_at, j.dirty_since, j.last_error, j.last_success_at, j.fingerprint, j.bytes,
+	       j.deep_checked_at, j.deep_result
 	FROM replication_jobs j
 	JOIN repos r ON r.id = j.repo_id JOIN orgs o ON o.id = r.org_id JOIN servers s ON s.id = j.server_id`
 
 func scanJob(sc scanner) (Job, error) {
 	var j Job
-	var next, dirty, success string
+	var next, dirty, success, deep string
 	err := sc.Scan(&j.RepoID, &j.ServerID, &j.Repo, &j.Server, &j.Generation, &j.SyncedGeneration, &j.State,
-		&j.Attempts, &next, &dirty, &j.LastError, &success, &j.Fingerprint, &j.Bytes)
+		&j.Attempts, &next, &dirty, &j.LastError, &success, &j.Fingerprint, &j.Bytes, &deep, &j.DeepResult)
 	j.NextAttemptAt, j.DirtySince, j.LastSuccessAt = parseTime(next), parseTime(dirty), parseTime(success)
+	j.DeepCheckedAt = parseTime(deep)
 	return j, err
+}
+
+// SetDeepCheck records a replica's deep check: when, and what it found
+// ("" for nothing wrong).
+func (s *Store) SetDeepCheck(ctx context.Context, repoID, serverID int64, at time.Time, result string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE replication_jobs SET deep_checked_at = ?, deep_result = ? WHERE repo_id = ? AND server_id = ?`,
+		at.UTC().Format(timeFormat), result, repoID, serverID)
+	if err != nil {
+		return fmt.Errorf("record deep check: %w", err)
+	}
+	return nil
 }
 
 // Jobs lists the queue, for sync status.

@@ -106,7 +106,7 @@ func filter[T any](xs []T, keep func(T) bool) []T {
 
 // notMeta are the audit actions that change no metadata: pushes, merges
 // and syncs are replicated as repositories, not as metadata.
-var notMeta = map[string]bool{"push": true, "merge": true, "sync.push": true, "sync.pull": true, "server.unblock": true}
+var notMeta = map[string]bool{"push": true, "merge": true, "sync.push": true, "sync.pull": true, "server.unblock": true, "sync.verify": true}
 
 // bumpMeta moves the metadata generation, inside a change's transaction.
 func bumpMeta(ctx context.Context, tx *sql.Tx, action string) error {

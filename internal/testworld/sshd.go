@@ -164,7 +164,11 @@ func (w *World) startSSHD(name, authorized string, extraConfig ...string) *SSHD 
 	d.Addr = net.JoinHostPort("127.0.0.1", port)
 	cfg := filepath.Join(dir, "sshd_config")
 	// sshd honours only the first SetEnv line: merge them.
-	setenv := "SetEnv GORACE=atexit_sleep_ms=0"
+	// A home of its own: the shell sshd runs commands with reads no rc file
+	// of the developer's (a pyenv init there costs a lock per session).
+	home := filepath.Join(dir, "home")
+	os.MkdirAll(home, 0o700)
+	setenv := "SetEnv GORACE=atexit_sleep_ms=0 HOME=" + home
 	var rest []string
 	for _, l := range extraConfig {
 		if v, ok := strings.CutPrefix(l, "SetEnv "); ok {

@@ -1,0 +1,141 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"cpm/internal/names"
+	"cpm/internal/remote"
+)
+
+// Content checks. A replica's refs can match while its object files are
+// damaged (bytes flipped, size and mtime kept, which rsync's quick check
+// never sees) or gone (a lost pack, a deleted loose object, a truncated
+// index). The quick check (Missing) finds files that are gone or differ
+// in size; the deep check compares every file's content (rsync
+// --checksum, a dry run: both sides read every object file once).
+
+// Damage is what a check of a replica's object files found.
+type Damage struct {
+	Missing []string // object files the replica lacks
+	Damaged []string // object files whose content (or size) differs
+	// Examined is how many bytes of the source's object files were
+	// compared (the replica's side reads as many).
+	Examined int64
+	Duration time.Duration
+}
+
+// OK reports whether the replica's object files are the source's.
+func (d Damage) OK() bool { return len(d.Missing) == 0 && len(d.Damaged) == 0 }
+
+// String is the finding in one line: "" when nothing is wrong.
+func (d Damage) String() string {
+	var parts []string
+	if n := len(d.Damaged); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d damaged (%s)", n, firstOf(d.Damaged)))
+	}
+	if n := len(d.Missing); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d missing (%s)", n, firstOf(d.Missing)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Cause names the worse of what was found, for the repairs metric.
+func (d Damage) Cause() string {
+	if len(d.Damaged) > 0 {
+		return "damaged"
+	}
+	return "missing"
+}
+
+func firstOf(files []string) string {
+	if len(files) == 1 {
+		return files[0]
+	}
+	return files[0] + ", …"
+}
+
+// Check compares the object files of ORG/REPO's replica on t with the
+// source's: by name, size and mtime, or, deep, by content.
+func (s *Syncer) Check(ctx context.Context, repo names.RepoPath, t remote.Target, deep bool) (Damage, error) {
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil {
+		return Damage{}, err
+	}
+	start := time.Now()
+	args := append(excludes(), "--dry-run", "--itemize-changes")
+	if deep {
+		args = append(args, "--checksum")
+	}
+	r, err := s.push(ctx, t, repo, dir+"/objects/", true, args...)
+	if noRsync(err) {
+		return Damage{}, fmt.Errorf("check %s on %s: the server has no rsync; install it there", repo, t.Name)
+	}
+	if err != nil {
+		return Damage{}, fmt.Errorf("check %s on %s: %w", repo, t.Name, err)
+	}
+	d := Damage{Examined: r.Examined, Duration: time.Since(start)}
+	for _, c := range r.Changes {
+		flags, path, _ := strings.Cut(c, " ")
+		if len(flags) < 3 || flags[1] != 'f' {
+			continue // directories, links
+		}
+		if strings.HasPrefix(flags[2:], "+++++++") {
+			d.Missing = append(d.Missing, path)
+		} else {
+			d.Damaged = append(d.Damaged, path)
+		}
+	}
+	return d, nil
+}
+
+// Repair sends the replica on t the source's object files again, packs
+// before their indexes, comparing content when deep (so that a file of
+// the right size and mtime but the wrong bytes is sent too), under the
+// repository's lock; then it checks the replica again and returns what
+// that found.
+func (s *Syncer) Repair(ctx context.Context, repo names.RepoPath, t remote.Target, deep bool) (Damage, Result, error) {
+	dir, unlock, err := s.openLocked(repo)
+	if err != nil {
+		return Damage{}, Result{}, err
+	}
+	defer unlock()
+	var res Result
+	extra := []string{}
+	if deep {
+		extra = append(extra, "--checksum")
+	}
+	for _, step := range [][]string{
+		append(excludes(), "--exclude=*.idx", "--exclude=*.bitmap", "--exclude=*.rev", "--exclude=*.keep"),
+		append(excludes(), "--exclude=*.keep"),
+	} {
+		r, err := s.push(ctx, t, repo, dir+"/objects/", true, append(step, extra...)...)
+		res.Bytes += r.Bytes
+		res.Files += r.Files
+		if err != nil {
+			return Damage{}, res, fmt.Errorf("repair %s on %s: %w", repo, t.Name, err)
+		}
+	}
+	after, err := s.Check(ctx, repo, t, deep)
+	return after, res, err
+}
+
+// DeepDue reports whether the replica of repo on server is due for its
+// deep check at now, every `every`. A replica never checked gets a first
+// check at a point of the interval after since (when the server was added)
+// that its names choose, so that many replicas spread their reading over
+// the interval instead of all at once.
+func DeepDue(repo, server string, last, since, now time.Time, every time.Duration) bool {
+	if every <= 0 {
+		return false
+	}
+	if !last.IsZero() {
+		return !now.Before(last.Add(every))
+	}
+	h := fnv.New64a()
+	h.Write([]byte(repo + "\x00" + server))
+	return !now.Before(since.Add(time.Duration(h.Sum64() % uint64(every))))
+}
