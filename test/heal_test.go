@@ -204,3 +204,34 @@ func TestMaintenanceTidies(t *testing.T) {
 		t.Errorf("no tidy event in the log")
 	}
 }
+
+// TestNeighborReplicaHeals: a neighbour's replica with a damaged pack is
+// found by the origin's deep check and repaired through the neighbour's
+// own rsync modules.
+func TestNeighborReplicaHeals(t *testing.T) {
+	n := newTwoNodes(t)
+	n.approve(t)
+	replica := n.b.RepoDir("acme", "web")
+	writer := n.clients["writer"]
+	dir, _ := writer.Clone("acme/web")
+	for i := range 120 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), []byte(fmt.Sprint(i, time.Now().UnixNano())), 0o644)
+	}
+	writer.MustGit(dir, "add", ".")
+	writer.MustGit(dir, "commit", "-q", "-m", "many files")
+	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	commit := revParse(dir, "HEAD")
+	waitFor(t, 30*time.Second, "the replica on B", func() bool { return revParse(replica, "main") == commit })
+	hit := filepath.Base(damages[0].do(t, replica))
+	r := n.w.Admin("", "sync", "verify", "acme/web", "--to", n.bName, "--deep")
+	wantError(t, r, "object files are")
+	if !strings.Contains(r.Stderr, hit) {
+		t.Errorf("deep verify of the neighbour does not name %s: %s", hit, r.Stderr)
+	}
+	if out := n.w.MustAdmin("sync", "verify", "acme/web", "--to", n.bName, "--deep", "--repair"); !strings.Contains(out, "repaired") {
+		t.Errorf("repair on the neighbour: %s", out)
+	}
+	if err := fsckClean(replica); err != nil {
+		t.Errorf("the neighbour's replica after the repair: %v", err)
+	}
+}
