@@ -12,18 +12,8 @@ cd "$(dirname "$0")/.."
 SIZE_MB="${SIZE_MB:-100}"
 ROUNDS="${ROUNDS:-7}"
 CIPHERS="${CIPHERS:-chacha20-poly1305@openssh.com aes128-gcm@openssh.com aes256-gcm@openssh.com aes128-ctr}"
-ROOT="$(mktemp -d /tmp/cpm-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$ROOT"
-}
-trap cleanup EXIT
 . bench/lib.sh
-
-go build -o "$ROOT/bin/" ./cmd/...
-export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+bench_init cpm-cbench
 ssh-keygen -q -t ed25519 -N '' -f "$ROOT/key"
 admin() { "$ROOT/bin/cpm-admin" --data-dir "$ROOT/data" "$@" >/dev/null; }
 admin init

@@ -9,14 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB="${SIZE_MB:-1024}"
 ROUNDS="${ROUNDS:-5}"
-ROOT="$(mktemp -d /tmp/cpm-dbench.XXXXXX)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$ROOT"; }
-trap cleanup EXIT
 . bench/lib.sh
-
-go build -o "$ROOT/bin/" ./cmd/...
-export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+bench_init cpm-dbench
 A="$ROOT/bin/cpm-admin --data-dir $ROOT/data"
 $A init >/dev/null
 $A org create bench >/dev/null
@@ -35,27 +29,7 @@ git -C "$ROOT/w" push -q "$big" main 2>/dev/null
 git -C "$big" repack -adq
 rm -rf "$ROOT/w"
 
-BPORT=$(freeport)
-mkdir -p "$ROOT/backup" /run/sshd 2>/dev/null || true
-ssh-keygen -q -t ed25519 -N '' -f "$ROOT/backup/host"
-cp "$ROOT/data/id_ed25519_replication.pub" "$ROOT/backup/authorized_keys"
-cat >"$ROOT/backup/config" <<CFG
-Port $BPORT
-ListenAddress 127.0.0.1
-HostKey $ROOT/backup/host
-PidFile $ROOT/backup/pid
-AuthorizedKeysFile $ROOT/backup/authorized_keys
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PermitRootLogin prohibit-password
-AllowUsers $(id -un)
-SetEnv HOME=$ROOT/backup
-CFG
-/usr/sbin/sshd -D -f "$ROOT/backup/config" -E "$ROOT/backup/log" &
-PIDS+=($!)
-waitport "$BPORT"
+start_backup_sshd "$ROOT/backup" "$ROOT/data/id_ed25519_replication.pub"
 $A server add backup --host 127.0.0.1 --port "$BPORT" --user "$(id -un)" --path "$ROOT/replicas" \
 	--role backup --host-key "$(cat "$ROOT/backup/host.pub")" >/dev/null
 $A sync push bench/big --to backup >/dev/null

@@ -15,3 +15,40 @@ next_commit() {
 	git -C "$1" add n
 	git -C "$1" -c user.name=b -c user.email=b@x commit -q -m "push $2"
 }
+# bench_init PREFIX makes ROOT, a scratch directory removed at exit with
+# every process in PIDS, and builds cpm into ROOT/bin.
+bench_init() {
+	ROOT="$(mktemp -d "/tmp/$1.XXXXXX")"
+	PIDS=()
+	trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$ROOT"' EXIT
+	go build -o "$ROOT/bin/" ./cmd/...
+	export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+}
+# start_backup_sshd DIR PUBKEY starts an OpenSSH sshd standing for a
+# backup server: a free loopback port (BPORT), its host key in DIR/host.pub,
+# the key PUBKEY let in as this user, and a home of its own so no shell rc
+# of ours runs there.
+start_backup_sshd() {
+	BPORT=$(freeport)
+	mkdir -p "$1" /run/sshd 2>/dev/null || true
+	ssh-keygen -q -t ed25519 -N '' -f "$1/host"
+	cp "$2" "$1/authorized_keys"
+	cat >"$1/config" <<CFG
+Port $BPORT
+ListenAddress 127.0.0.1
+HostKey $1/host
+PidFile $1/pid
+AuthorizedKeysFile $1/authorized_keys
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin prohibit-password
+AllowUsers $(id -un)
+MaxStartups 100
+SetEnv HOME=$1
+CFG
+	/usr/sbin/sshd -D -f "$1/config" -E "$1/log" &
+	PIDS+=($!)
+	waitport "$BPORT"
+}

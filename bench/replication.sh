@@ -28,27 +28,7 @@ $A repo create bench/small >/dev/null
 $A repo create bench/big >/dev/null
 
 # The backup: OpenSSH sshd letting cpm's replication key in.
-BPORT=$(freeport)
-mkdir -p "$ROOT/backup" /run/sshd 2>/dev/null || true
-ssh-keygen -q -t ed25519 -N '' -f "$ROOT/backup/host"
-cp "$ROOT/data/id_ed25519_replication.pub" "$ROOT/backup/authorized_keys"
-cat > "$ROOT/backup/config" <<CFG
-Port $BPORT
-ListenAddress 127.0.0.1
-HostKey $ROOT/backup/host
-PidFile $ROOT/backup/pid
-AuthorizedKeysFile $ROOT/backup/authorized_keys
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PermitRootLogin prohibit-password
-AllowUsers $(id -un)
-MaxStartups 100
-CFG
-/usr/sbin/sshd -D -f "$ROOT/backup/config" -E "$ROOT/backup/log" &
-PIDS+=($!)
-waitport "$BPORT"
+start_backup_sshd "$ROOT/backup" "$ROOT/data/id_ed25519_replication.pub"
 $A server add backup --host 127.0.0.1 --port "$BPORT" --user "$(id -un)" --path "$ROOT/replicas" \
 	--role backup --host-key "$(cat "$ROOT/backup/host.pub")" >/dev/null
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cpm/internal/testworld"
 )
 
 // damage is something that happens to a replica behind cpm's back.
@@ -64,6 +66,20 @@ var damages = []damage{
 	}},
 }
 
+// pushPack pushes to acme/web main a commit of more objects than
+// receive.unpackLimit, so that it stays a pack, and returns the clone.
+func pushPack(t *testing.T, cl *testworld.Client) string {
+	t.Helper()
+	dir, _ := cl.Clone("acme/web")
+	for i := range 120 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), []byte(fmt.Sprint(i, time.Now().UnixNano())), 0o644)
+	}
+	cl.MustGit(dir, "add", ".")
+	cl.MustGit(dir, "commit", "-q", "-m", "many files")
+	cl.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	return dir
+}
+
 // largest is the biggest of files: the pack that holds the history.
 func largest(files []string) string {
 	var best string
@@ -97,13 +113,7 @@ func TestReplicasHeal(t *testing.T) {
 	// A pack (a push of more than receive.unpackLimit objects) and loose
 	// objects (a small push) on the source, so on the replica.
 	cl := c.clients["writer"]
-	dir, _ := cl.Clone("acme/web")
-	for i := range 120 {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), []byte(fmt.Sprint(i, time.Now().UnixNano())), 0o644)
-	}
-	cl.MustGit(dir, "add", ".")
-	cl.MustGit(dir, "commit", "-q", "-m", "many files")
-	cl.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	dir := pushPack(t, cl)
 	commit := cl.Commit(dir, "one more")
 	cl.MustGit(dir, "push", "-q", "origin", "HEAD:main")
 	waitFor(t, 30*time.Second, "the replica", func() bool { return revParse(replica, "main") == commit })
@@ -212,15 +222,7 @@ func TestNeighborReplicaHeals(t *testing.T) {
 	n := newTwoNodes(t)
 	n.approve(t)
 	replica := n.b.RepoDir("acme", "web")
-	writer := n.clients["writer"]
-	dir, _ := writer.Clone("acme/web")
-	for i := range 120 {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), []byte(fmt.Sprint(i, time.Now().UnixNano())), 0o644)
-	}
-	writer.MustGit(dir, "add", ".")
-	writer.MustGit(dir, "commit", "-q", "-m", "many files")
-	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
-	commit := revParse(dir, "HEAD")
+	commit := revParse(pushPack(t, n.clients["writer"]), "HEAD")
 	waitFor(t, 30*time.Second, "the replica on B", func() bool { return revParse(replica, "main") == commit })
 	hit := filepath.Base(damages[0].do(t, replica))
 	r := n.w.Admin("", "sync", "verify", "acme/web", "--to", n.bName, "--deep")

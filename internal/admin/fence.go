@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"cpm/internal/atomicfile"
 	"cpm/internal/remote"
 	"cpm/internal/replicate"
 	"cpm/internal/store"
@@ -42,7 +43,7 @@ func writePromotedMarker(from, notice string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("promoted marker: %w", err)
 	}
-	if err := writeFileAtomic(p, []byte(notice+"\n"), 0o644, -1, -1); err != nil {
+	if err := atomicfile.Write(p, []byte(notice+"\n"), 0o644); err != nil {
 		return fmt.Errorf("promoted marker: %w", err)
 	}
 	return nil
@@ -137,36 +138,8 @@ func fenceOldMain(from, ak, notice string) (int, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
 		uid, gid = int(st.Uid), int(st.Gid)
 	}
-	if err := writeFileAtomic(ak, []byte(out.String()), fi.Mode().Perm(), uid, gid); err != nil {
+	if err := atomicfile.WriteOwned(ak, []byte(out.String()), fi.Mode().Perm(), uid, gid); err != nil {
 		return 0, fmt.Errorf("fence the old main: %w", err)
 	}
 	return n, nil
-}
-
-// writeFileAtomic replaces path with body through a temporary file in its
-// directory, with mode and, when uid is not -1, that owner.
-func writeFileAtomic(path string, body []byte, mode os.FileMode, uid, gid int) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(body); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if uid != -1 {
-		if err := tmp.Chown(uid, gid); err != nil {
-			tmp.Close()
-			return err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"cpm/internal/atomicfile"
 )
 
 // Target is where a server's replicas live.
@@ -391,17 +393,8 @@ func WriteKnownHosts(path string, pins []Pinned) error {
 		}
 		fmt.Fprintf(&b, "%s %s\n", HostKeyAlias(p.Name), p.HostKey)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".known_hosts.*")
-	if err != nil {
+	if err := atomicfile.Write(path, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("write known_hosts: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(b.String()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write known_hosts: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write known_hosts: %w", err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }

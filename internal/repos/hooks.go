@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"cpm/internal/atomicfile"
 )
 
 // Hooks says how repositories call cpm-hook. Bin and DataDir are absolute,
@@ -79,7 +81,7 @@ func (h Hooks) Install(dir string) error {
 		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			return fmt.Errorf("install hooks in %s: %w", dir, err)
 		}
-		if err := writeAtomic(p, want, 0o755); err != nil {
+		if err := atomicfile.Write(p, want, 0o755); err != nil {
 			return fmt.Errorf("install hooks in %s: %w", dir, err)
 		}
 	}
@@ -113,24 +115,4 @@ func (h Hooks) Installed(dir string) bool {
 		}
 	}
 	return true
-}
-
-func writeAtomic(path string, body []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(body); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
