@@ -58,15 +58,17 @@ func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, i
 	}
 	repaired := 0
 	for _, r := range rs {
-		p, err := root.Open(r.Org, r.Name)
-		if err != nil {
+		if _, err := root.Open(r.Org, r.Name); err != nil {
 			continue // missing on disk: doctor reports it; nothing to repair here
 		}
-		if !root.Hooks.Installed(p) {
-			if err := root.Hooks.Install(p); err != nil {
-				st.Close()
-				return nil, 0, err
-			}
+		// Settings a newer cpm adds (partial clone, say) reach old
+		// repositories here too; the count is of reinstalled hooks.
+		_, hooks, err := root.Repair(ctx, r.Org, r.Name)
+		if err != nil {
+			st.Close()
+			return nil, 0, err
+		}
+		if hooks {
 			repaired++
 		}
 	}

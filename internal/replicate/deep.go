@@ -98,20 +98,52 @@ func (s *Syncer) Check(ctx context.Context, repo names.RepoPath, t remote.Target
 // repository's lock; then it checks the replica again and returns what
 // that found.
 func (s *Syncer) Repair(ctx context.Context, repo names.RepoPath, t remote.Target, deep bool) (Damage, Result, error) {
-	dir, unlock, err := s.openLocked(repo)
+	unlock, err := s.lock(repo)
 	if err != nil {
 		return Damage{}, Result{}, err
 	}
 	defer unlock()
+	return s.repairLocked(ctx, repo, t, deep)
+}
+
+// Healing is what CheckAndRepair did.
+type Healing struct {
+	Found    Damage // what the check found
+	Repaired bool   // whether a repair ran
+	After    Damage // what the check after the repair found
+	Sent     Result // what the repair sent
+}
+
+// CheckAndRepair checks the replica and, if anything is missing or
+// damaged and stillDone says the replica is still meant to be current,
+// repairs it, all under the repository's lock, so that a repack in
+// between cannot pass for damage.
+func (s *Syncer) CheckAndRepair(ctx context.Context, repo names.RepoPath, t remote.Target, deep bool, stillDone func() bool) (Healing, error) {
+	var h Healing
+	unlock, err := s.lock(repo)
+	if err != nil {
+		return h, err
+	}
+	defer unlock()
+	if h.Found, err = s.Check(ctx, repo, t, deep); err != nil || h.Found.OK() || !stillDone() {
+		return h, err
+	}
+	h.Repaired = true
+	h.After, h.Sent, err = s.repairLocked(ctx, repo, t, deep)
+	return h, err
+}
+
+func (s *Syncer) repairLocked(ctx context.Context, repo names.RepoPath, t remote.Target, deep bool) (Damage, Result, error) {
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil {
+		return Damage{}, Result{}, err
+	}
 	var res Result
 	extra := []string{}
 	if deep {
 		extra = append(extra, "--checksum")
 	}
-	for _, step := range [][]string{
-		append(excludes(), "--exclude=*.idx", "--exclude=*.bitmap", "--exclude=*.rev", "--exclude=*.keep"),
-		append(excludes(), "--exclude=*.keep"),
-	} {
+	for _, step := range objectPasses() {
 		r, err := s.push(ctx, t, repo, dir+"/objects/", true, append(step, extra...)...)
 		res.Bytes += r.Bytes
 		res.Files += r.Files

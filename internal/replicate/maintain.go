@@ -97,18 +97,28 @@ func (w *Workers) pruneTargets(ctx context.Context, repo names.RepoPath) {
 	}
 }
 
-// Repack runs one geometric repack of ORG/REPO under its lock.
+// Repack maintains ORG/REPO under its lock, as git's own gc would a bare
+// repository, without ever rewriting big packs: a geometric repack (small
+// packs roll into bigger ones; replicas receive only the new ones) with a
+// multi-pack index and its reachability bitmap, so a clone does not count
+// objects from scratch; an incremental commit-graph; packed refs.
 func (s *Syncer) Repack(ctx context.Context, repo names.RepoPath) error {
 	dir, unlock, err := s.openLocked(repo)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if _, err := gitOut(ctx, dir, "repack", "-d", "-q", "--geometric=2"); err != nil {
-		return err
+	for _, args := range [][]string{
+		{"repack", "-d", "-q", "--geometric=2", "--write-midx", "--write-bitmap-index"},
+		{"commit-graph", "write", "--reachable", "--split", "--no-progress"},
+		{"pack-refs", "--all", "--prune"},
+		{"prune-packed", "-q"},
+	} {
+		if _, err := gitOut(ctx, dir, args...); err != nil {
+			return fmt.Errorf("maintain %s: git %s: %w", repo, args[0], err)
+		}
 	}
-	_, err = gitOut(ctx, dir, "prune-packed", "-q")
-	return err
+	return nil
 }
 
 // ErrNotCurrent means a target's refs are not the source's current refs,

@@ -40,10 +40,7 @@ func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target,
 		}
 	}
 	var res Result
-	for _, pass := range [][]string{
-		append(excludes(), "--exclude=*.idx", "--exclude=*.bitmap", "--exclude=*.rev", "--exclude=*.keep"),
-		append(excludes(), "--exclude=*.keep"),
-	} {
+	for _, pass := range objectPasses() {
 		r, err := s.fetch(ctx, t, repo, dir+"/objects/", pass...)
 		if err != nil {
 			return res, err

@@ -239,8 +239,8 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 		{skelDir + "/", false, []string{"--ignore-existing"}},
 		// Packs (and loose objects) before the indexes that make them
 		// visible: a reader never finds an index whose pack is not there.
-		{dir + "/objects/", true, append(excludes(), "--exclude=*.idx", "--exclude=*.bitmap", "--exclude=*.rev", "--exclude=*.keep")},
-		{dir + "/objects/", true, append(excludes(), "--exclude=*.keep")},
+		{dir + "/objects/", true, objectPasses()[0]},
+		{dir + "/objects/", true, objectPasses()[1]},
 		// Then the refs, compared by checksum, replacing the target's.
 		{refsDir + "/", false, []string{"--checksum", "--delete-after",
 			"--include=/HEAD", "--include=/packed-refs", "--include=/refs/***", "--exclude=*"}},
@@ -286,6 +286,33 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 
 // ErrMismatch means the target's refs differ from what was shipped.
 var ErrMismatch = errors.New("verification failed: the target's refs differ from the snapshot")
+
+// indexFiles name the object files that make others visible: pack
+// indexes, reverse indexes and bitmaps, the multi-pack index, and the
+// commit-graph. They travel after the data they describe, so that a
+// reader of a replica never finds an index whose pack is not there yet.
+var indexFiles = []string{"*.idx", "*.bitmap", "*.rev", "multi-pack-index", "commit-graph", "commit-graph-chain", "commit-graphs"}
+
+// isIndexFile reports whether the object file named name is one of them.
+func isIndexFile(name string) bool {
+	for _, pat := range indexFiles {
+		if ok, _ := filepath.Match(pat, name); ok {
+			return true
+		}
+	}
+	return strings.HasPrefix(name, "multi-pack-index-") || strings.HasPrefix(name, "graph-")
+}
+
+// objectPasses are rsync's filters for the two passes over objects/:
+// data first, then the index files too.
+func objectPasses() [][]string {
+	first := append(excludes(), "--exclude=*.keep")
+	for _, pat := range indexFiles {
+		first = append(first, "--exclude="+pat)
+	}
+	first = append(first, "--exclude=multi-pack-index-*")
+	return [][]string{first, append(excludes(), "--exclude=*.keep")}
+}
 
 func excludes() []string {
 	var a []string

@@ -81,7 +81,7 @@ func (s *Syncer) lackedObjects(ctx context.Context, t remote.Target, objects, ds
 		rel, _ := filepath.Rel(objects, p)
 		switch {
 		case have[rel], strings.HasPrefix(name, "tmp_"), strings.HasSuffix(name, ".lock"), strings.HasSuffix(name, ".keep"):
-		case strings.HasSuffix(name, ".idx"), strings.HasSuffix(name, ".bitmap"), strings.HasSuffix(name, ".rev"):
+		case isIndexFile(name) || strings.HasPrefix(rel, "info/commit-graphs/"):
 			index = append(index, rel)
 		default:
 			data = append(data, rel)

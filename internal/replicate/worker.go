@@ -305,22 +305,13 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 		// Shutting down: leave the lease to run out; the job runs again.
 		return
 	} else {
-		var re *remote.Error
-		// A neighbour refuses this node's key until its operator approves
-		// this node: retry with backoff instead of blocking the server.
-		ev.Blocked = errors.As(err, &re) && re.Blocking() && !(srv.Role == "neighbor" && re.KeyRefused())
+		ev.Blocked = w.blockIfNeeded(ctx, srv, err)
 		ev.Cause = cause(err)
 		retry := time.Now().Add(w.backoff(j.Attempts))
 		if ev.Cause == "partial" {
 			// rsync 23/24: files changed or vanished under it (a push or a
 			// repack): try again soon, not after a long backoff.
 			retry = time.Now().Add(w.backoff(0))
-		}
-		if ev.Blocked {
-			if berr := w.Store.BlockServer(ctx, j.ServerID, oneLine(err.Error())); berr != nil {
-				log.Error().Err(berr).Msg("block server")
-			}
-			w.Syncer.Remote.CloseMasters(srv.Name)
 		}
 		if ferr := w.Store.Failed(ctx, j, oneLine(err.Error()), retry, ev.Blocked); ferr != nil {
 			log.Error().Err(ferr).Msg("record failed sync")
@@ -345,8 +336,7 @@ func (w *Workers) publish(ctx context.Context) {
 		return
 	}
 	for _, srv := range servers {
-		if srv.MetaGeneration >= gen || (srv.Role != "backup" && !srv.Approved) || !srv.Enabled || srv.BlockedReason != "" ||
-			w.isDown(srv.ID) || w.metaWaits(srv.ID) {
+		if srv.MetaGeneration >= gen || !w.eligible(srv) || w.metaWaits(srv.ID) {
 			continue
 		}
 		d, err := w.Publisher.Ensure(ctx, srv)
@@ -357,14 +347,7 @@ func (w *Workers) publish(ctx context.Context) {
 		retry := w.metaTrip(srv.ID, err)
 		log := w.Log.With().Str("target", srv.Name).Str("kind", d.Kind).Int64("generation", d.Generation).Logger()
 		if err != nil {
-			var re *remote.Error
-			blocked := errors.As(err, &re) && re.Blocking() && !(srv.Role == "neighbor" && re.KeyRefused())
-			if blocked {
-				if berr := w.Store.BlockServer(ctx, srv.ID, oneLine(err.Error())); berr != nil {
-					log.Error().Err(berr).Msg("block server")
-				}
-				w.Syncer.Remote.CloseMasters(srv.Name)
-			}
+			blocked := w.blockIfNeeded(ctx, srv, err)
 			log.Warn().Err(err).Str("cause", cause(err)).Bool("blocked", blocked).Time("retry_at", retry).Msg("deliver metadata")
 			continue
 		}
@@ -476,6 +459,23 @@ func (w *Workers) trip(server int64, err error) {
 	w.down[server] = b
 }
 
+// blockIfNeeded blocks srv when err is one that retrying cannot mend (a
+// host key mismatch, a refused key, a promoted backup) and closes its
+// connections; it reports whether it did. A neighbour refuses this node's
+// key until its operator approves this node: that is waited for, with
+// backoff, not blocked.
+func (w *Workers) blockIfNeeded(ctx context.Context, srv store.Server, err error) bool {
+	var re *remote.Error
+	if !errors.As(err, &re) || !re.Blocking() || (srv.Role == "neighbor" && re.KeyRefused()) {
+		return false
+	}
+	if berr := w.Store.BlockServer(ctx, srv.ID, oneLine(err.Error())); berr != nil {
+		w.Log.Error().Err(berr).Str("target", srv.Name).Msg("block server")
+	}
+	w.Syncer.Remote.CloseMasters(srv.Name)
+	return true
+}
+
 // eligible reports whether syncs and checks go to srv now.
 func (w *Workers) eligible(srv store.Server) bool {
 	return (srv.Role == "backup" || srv.Approved) && srv.Enabled && srv.BlockedReason == "" && !w.isDown(srv.ID)
@@ -525,13 +525,6 @@ func (w *Workers) deepChecks(ctx context.Context) {
 func (w *Workers) checkAndRepair(ctx context.Context, srv store.Server, j store.Job, rp names.RepoPath, deep bool) bool {
 	t := TargetOf(srv)
 	log := w.Log.With().Str("repo", j.Repo).Str("target", srv.Name).Bool("deep", deep).Logger()
-	found, err := w.Syncer.Check(ctx, rp, t, deep)
-	if err != nil {
-		if ctx.Err() == nil {
-			log.Warn().Err(err).Msg("check replica")
-		}
-		return false
-	}
 	record := func(result string) {
 		if deep {
 			if err := w.Store.SetDeepCheck(ctx, j.RepoID, srv.ID, time.Now(), result); err != nil {
@@ -539,18 +532,28 @@ func (w *Workers) checkAndRepair(ctx context.Context, srv store.Server, j store.
 			}
 		}
 	}
-	if found.OK() {
+	// A push since the job was done brings files the replica is still to
+	// get: that is the next sync's work, not damage.
+	stillDone := func() bool {
+		cur, err := w.Store.JobFor(ctx, j.RepoID, srv.ID)
+		return err == nil && cur.State == "done"
+	}
+	start := time.Now()
+	h, err := w.Syncer.CheckAndRepair(ctx, rp, t, deep, stillDone)
+	found, after, res := h.Found, h.After, h.Sent
+	switch {
+	case err != nil && !h.Repaired:
+		if ctx.Err() == nil {
+			log.Warn().Err(err).Msg("check replica")
+		}
+		return false
+	case found.OK():
 		log.Debug().Int64("bytes", found.Examined).Int64("duration_ms", found.Duration.Milliseconds()).Msg("check replica")
 		record("")
 		return false
+	case !h.Repaired:
+		return false // a push came in between: the next sync brings the rest
 	}
-	// A push since the job was done brings files the replica is still
-	// to get: that is the next sync's work, not damage.
-	if cur, err := w.Store.JobFor(ctx, j.RepoID, srv.ID); err != nil || cur.State != "done" {
-		return false
-	}
-	start := time.Now()
-	after, res, err := w.Syncer.Repair(ctx, rp, t, deep)
 	ev := log.Info()
 	switch {
 	case err != nil:

@@ -59,6 +59,11 @@ var settings = [][2]string{
 	// repacks in the middle of a sync or forces a full resend.
 	{"gc.auto", "0"},
 	{"receive.autogc", "false"},
+	// Partial clone (--filter=blob:none, tree:0) and the lazy fetches of
+	// the objects it left out, which ask for objects by id. Reading is
+	// decided per repository before git runs, so any object of it is fair.
+	{"uploadpack.allowFilter", "true"},
+	{"uploadpack.allowAnySHA1InWant", "true"},
 }
 
 // SetDescription rewrites the repository's description file (gitweb and
@@ -122,21 +127,45 @@ func (r Root) Create(ctx context.Context, org, repo, description string) (string
 // replica) one that cpm manages: its settings and hooks, as Create gives
 // them.
 func (r Root) Adopt(ctx context.Context, org, repo string) error {
+	_, _, err := r.Repair(ctx, org, repo)
+	return err
+}
+
+// Repair gives ORG/REPO the settings and hooks cpm's repositories have
+// where they are missing or different (a repository made by an older
+// cpm, or by hand), and reports which it changed. It reads the config
+// with one git run, and runs git again only for what differs.
+func (r Root) Repair(ctx context.Context, org, repo string) (settingsChanged, hooksInstalled bool, err error) {
 	p, err := r.Open(org, repo)
 	if err != nil {
-		return err
+		return false, false, err
+	}
+	have := map[string]string{}
+	out, err := GitOutput(ctx, p, nil, "config", "--file", filepath.Join(p, "config"), "--list")
+	if err != nil {
+		return false, false, fmt.Errorf("repair %s/%s: %w", org, repo, err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			have[k] = v
+		}
 	}
 	for _, kv := range settings {
+		if have[strings.ToLower(kv[0])] == kv[1] {
+			continue
+		}
 		if err := Git(ctx, p, "config", kv[0], kv[1]); err != nil {
-			return fmt.Errorf("adopt %s/%s: %w", org, repo, err)
+			return settingsChanged, false, fmt.Errorf("repair %s/%s: %w", org, repo, err)
 		}
+		settingsChanged = true
 	}
-	if r.Hooks.Bin != "" {
+	if r.Hooks.Bin != "" && !r.Hooks.Installed(p) {
 		if err := r.Hooks.Install(p); err != nil {
-			return fmt.Errorf("adopt %s/%s: %w", org, repo, err)
+			return settingsChanged, false, fmt.Errorf("repair %s/%s: %w", org, repo, err)
 		}
+		hooksInstalled = true
 	}
-	return nil
+	return settingsChanged, hooksInstalled, nil
 }
 
 // MoveToTrash moves ORG/REPO.git to TRASH/ORG/REPO.git.<UTC time> and
