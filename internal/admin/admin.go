@@ -30,7 +30,8 @@ type Service struct {
 }
 
 // Init creates the data directory and database, or brings an existing one
-// up to date, and repairs the hooks of every repository. It is safe to run
+// up to date, rewrites the pinned host keys, and repairs the settings and
+// hooks of every repository. It is safe to run
 // any number of times. It returns how many repositories had their hooks
 // (re)installed.
 func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, int, error) {
@@ -47,6 +48,11 @@ func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, i
 		return nil, 0, err
 	}
 	if err := st.SetNodeName(ctx, defaultNodeName()); err != nil {
+		st.Close()
+		return nil, 0, err
+	}
+	// Pins as this version writes them (per server), whatever wrote them.
+	if err := (&Service{Store: st}).WriteKnownHosts(ctx, dir); err != nil {
 		st.Close()
 		return nil, 0, err
 	}

@@ -151,17 +151,13 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	if err != nil {
 		return p, err
 	}
-	// Init gives the new server its own replication key and known_hosts,
-	// and checks every repository's hooks.
+	// Init gives the new server its own replication key and known_hosts
+	// for the servers it holds, and checks every repository's hooks.
 	st, _, err = Init(ctx, dir, hookBin)
 	if err != nil {
 		return p, err
 	}
 	defer st.Close()
-	svc := Service{Store: st}
-	if err := svc.WriteKnownHosts(ctx, dir); err != nil {
-		return p, err
-	}
 	return p, st.Record(ctx, actor, "promote", from, map[string]any{"repositories": p.Repos, "missing": len(p.Missing)})
 }
 
