@@ -210,7 +210,7 @@ func (s *Service) checkServers(ctx context.Context, dir datadir.Dir) (pins, prob
 		} else if !strings.Contains(string(known), remote.HostKeyAlias(srv.Name)+" "+srv.HostKey+"\n") {
 			pins = append(pins, srv.Name+"'s pinned key is not in "+dir.KnownHosts())
 		}
-		if st.State == targetstate.Unapproved.String() || st.State == targetstate.Disabled.String() {
+		if st.status.State == targetstate.Unapproved || st.status.State == targetstate.Disabled {
 			continue // not in use
 		}
 		if st.Fix != "" {
