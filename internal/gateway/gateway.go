@@ -10,10 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"regexp"
 	"strconv"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -23,6 +20,7 @@ import (
 	"cpm/internal/authz"
 	"cpm/internal/command"
 	"cpm/internal/datadir"
+	"cpm/internal/gitservice"
 	"cpm/internal/hook"
 	"cpm/internal/names"
 	"cpm/internal/peer"
@@ -55,13 +53,6 @@ type Session struct {
 	Stderr      io.Writer
 }
 
-// gitProtocol matches the values git sends in GIT_PROTOCOL, such as
-// "version=2"; anything else is dropped, never passed to git.
-var gitProtocol = regexp.MustCompile(`^[A-Za-z0-9._=-]+(:[A-Za-z0-9._=-]+)*$`)
-
-// ValidGitProtocol reports whether v may be passed to git.
-func ValidGitProtocol(v string) bool { return len(v) <= 128 && gitProtocol.MatchString(v) }
-
 // outcome is what the session log records.
 type outcome struct {
 	verb, repo, decision string
@@ -71,13 +62,13 @@ type outcome struct {
 // Serve runs the session and returns its exit status.
 func (g *Gateway) Serve(ctx context.Context, s Session) int {
 	start := time.Now()
-	in := &countingReader{r: s.Stdin}
-	out := &countingWriter{w: s.Stdout}
+	in := &gitservice.CountingReader{R: s.Stdin}
+	out := &gitservice.CountingWriter{W: s.Stdout}
 	s.Stdin, s.Stdout = in, out
 	g.Metrics.sessionStarted()
 	o := g.serve(ctx, s)
 	d := time.Since(start)
-	bytesIn, bytesOut := in.n.Load(), out.n.Load()
+	bytesIn, bytesOut := in.N(), out.N()
 	g.Metrics.sessionEnded(o.verb, o.decision, bytesIn, bytesOut, d)
 	ev := g.Log.Info()
 	if o.decision == "deny" || o.decision == "error" {
@@ -196,70 +187,39 @@ func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) er
 	return err
 }
 
-var gitSubcommand = map[command.Verb]string{
-	command.UploadPack:    "upload-pack",
-	command.ReceivePack:   "receive-pack",
-	command.UploadArchive: "upload-archive",
+var gitSubcommand = map[command.Verb]gitservice.Service{
+	command.UploadPack:    gitservice.UploadPack,
+	command.ReceivePack:   gitservice.ReceivePack,
+	command.UploadArchive: gitservice.UploadArchive,
 }
 
 // runGit runs the git service with a clean environment and streams it.
 func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir, repo string) int {
-	args := []string{gitSubcommand[verb]}
-	if verb == command.UploadPack {
-		// --strict: serve exactly this directory, never DIR/.git.
-		args = append(args, "--strict")
-	}
-	args = append(args, dir)
-	c := exec.CommandContext(ctx, "git", args...)
-	c.Dir = dir
-	c.Env = append(repos.Env(dir),
-		"CPM_DATA_DIR="+g.DataDir.String(),
-		"CPM_REPO="+repo,
-		hook.EnvUser+"="+s.Identity.Name(),
-		hook.EnvKeyID+"="+strconv.FormatInt(s.Identity.KeyID, 10),
-		hook.EnvFingerprint+"="+s.Identity.Fingerprint,
-		hook.EnvRemoteAddr+"="+s.RemoteAddr,
-	)
-	if s.GitProtocol != "" && ValidGitProtocol(s.GitProtocol) {
-		c.Env = append(c.Env, "GIT_PROTOCOL="+s.GitProtocol)
-	}
+	c := gitservice.Command(ctx, gitservice.Request{
+		Service:  gitSubcommand[verb],
+		Dir:      dir,
+		Protocol: s.GitProtocol,
+		Env: []string{
+			"CPM_DATA_DIR=" + g.DataDir.String(),
+			"CPM_REPO=" + repo,
+			hook.EnvUser + "=" + s.Identity.Name(),
+			hook.EnvKeyID + "=" + strconv.FormatInt(s.Identity.KeyID, 10),
+			hook.EnvFingerprint + "=" + s.Identity.Fingerprint,
+			hook.EnvRemoteAddr + "=" + s.RemoteAddr,
+		},
+	})
 	return g.run(ctx, s, c, repo)
 }
 
 // run runs c for the session, streaming its input and output, and
 // returns its exit status.
 func (g *Gateway) run(ctx context.Context, s Session, c *exec.Cmd, repo string) int {
-	c.Stdout, c.Stderr = s.Stdout, s.Stderr
-	// When the client goes away the context ends: stop the command and
-	// anything it started (pack-objects, hooks) as a group.
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
-	c.WaitDelay = 5 * time.Second
-	// Stdin is fed by hand: an ssh client closes its side only after it has
-	// seen the exit status, so Wait must not wait for that copy to end.
-	stdin, err := c.StdinPipe()
-	if err == nil {
-		err = c.Start()
-	}
-	if err == nil {
-		go func() {
-			io.Copy(stdin, s.Stdin)
-			stdin.Close()
-		}()
-		err = c.Wait()
-	}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee) && ee.ExitCode() >= 0:
-		return ee.ExitCode()
-	}
-	if ctx.Err() == nil {
-		g.Log.Error().Err(err).Str("repo", repo).Str("command", c.Args[0]).Msg("run")
+	o := gitservice.Run(ctx, c, gitservice.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr})
+	if o.Err != nil && ctx.Err() == nil {
+		g.Log.Error().Err(o.Err).Str("repo", repo).Str("command", c.Args[0]).Msg("run")
 		fmt.Fprintln(s.Stderr, "cpm: internal error; try again later")
 	}
-	return 1
+	return o.Status
 }
 
 // info lists the repositories the key may read, with its permission.
@@ -280,31 +240,4 @@ func (g *Gateway) info(ctx context.Context, s Session) error {
 		fmt.Fprintln(s.Stdout, " (no repositories)")
 	}
 	return nil
-}
-
-// The counters are atomic: stdin is copied by a goroutine that may still
-// run after the session has been logged.
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	if c.r == nil {
-		return 0, io.EOF
-	}
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-type countingWriter struct {
-	w io.Writer
-	n atomic.Int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n.Add(int64(n))
-	return n, err
 }

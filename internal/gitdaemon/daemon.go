@@ -10,11 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -23,7 +21,7 @@ import (
 	"cpm/internal/authz"
 	"cpm/internal/command"
 	"cpm/internal/discover"
-	"cpm/internal/gateway"
+	"cpm/internal/gitservice"
 	"cpm/internal/listener"
 	"cpm/internal/repos"
 )
@@ -44,6 +42,9 @@ type Server struct {
 	ln      []net.Listener
 	closing bool
 	conns   sync.WaitGroup
+	// stop ends the fetches still running when Shutdown gives up on them.
+	ctx  context.Context
+	stop context.CancelFunc
 }
 
 // Serve accepts connections on ln until Close.
@@ -55,6 +56,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	slots := make(chan struct{}, limit)
 	s.mu.Lock()
 	s.ln = append(s.ln, ln)
+	if s.ctx == nil {
+		s.ctx, s.stop = context.WithCancel(context.Background())
+	}
+	ctx := s.ctx
 	s.mu.Unlock()
 	stopping := func() bool {
 		s.mu.Lock()
@@ -73,24 +78,29 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.conns.Add(1)
 		go func() {
 			defer func() { <-slots; s.conns.Done() }()
-			s.handle(c)
+			s.handle(ctx, c)
 		}()
 	})
 }
 
-// Shutdown stops accepting and waits for running fetches until ctx ends.
+// Shutdown stops accepting and waits for running fetches until ctx ends;
+// then it kills those that are left.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.mu.Lock()
 	s.closing = true
 	for _, ln := range s.ln {
 		ln.Close()
 	}
+	stop := s.stop
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
+		if stop != nil {
+			stop()
+		}
 	}
 }
 
@@ -143,7 +153,7 @@ func ReadRequest(r io.Reader) (Request, error) {
 	return req, nil
 }
 
-func (s *Server) handle(c net.Conn) {
+func (s *Server) handle(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	start := time.Now()
 	remote := c.RemoteAddr().String()
@@ -179,9 +189,16 @@ func (s *Server) handle(c net.Conn) {
 		ev("deny", 1)
 		return
 	}
-	ctx := context.Background()
 	res, err := s.Access.Decide(ctx, access.Anonymous, cmd.Repo.Org, cmd.Repo.Repo, authz.Read)
-	if err != nil || !res.Allow {
+	if err != nil {
+		// Not an answer about the repository: log it, and tell the client
+		// no more than for a missing one.
+		s.Log.Error().Err(err).Str("repo", req.Path).Msg("git:// decide")
+		writeErr(c, "repository not found")
+		ev("error", 1)
+		return
+	}
+	if !res.Allow {
 		writeErr(c, "repository not found")
 		ev("deny", 1)
 		return
@@ -197,30 +214,23 @@ func (s *Server) handle(c net.Conn) {
 		idle = 10 * time.Minute
 	}
 	c.SetDeadline(time.Time{})
-	g := exec.Command("git", "upload-pack", "--strict", "--timeout="+strconv.Itoa(int(idle.Seconds())), dir)
-	g.Dir = dir
-	g.Env = repos.Env(dir)
+	var protocol string
 	for _, e := range req.Extra {
-		if strings.HasPrefix(e, "version=") && gateway.ValidGitProtocol(e) {
-			g.Env = append(g.Env, "GIT_PROTOCOL="+e)
+		if strings.HasPrefix(e, "version=") {
+			protocol = e
 		}
 	}
-	g.Stdout = c
-	g.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdin, err := g.StdinPipe()
-	if err == nil {
-		err = g.Start()
-	}
-	if err != nil {
-		ev("error", 1)
+	g := gitservice.Command(ctx, gitservice.Request{
+		Service: gitservice.UploadPack, Dir: dir, Protocol: protocol,
+		Args: []string{"--timeout=" + strconv.Itoa(int(idle.Seconds()))},
+	})
+	o := gitservice.Run(ctx, g, gitservice.Streams{Stdin: c, Stdout: c})
+	if o.Err != nil && ctx.Err() == nil {
+		s.Log.Error().Err(o.Err).Str("repo", req.Path).Msg("git:// upload-pack")
+		ev("error", o.Status)
 		return
 	}
-	go func() { io.Copy(stdin, c); stdin.Close() }()
-	status := 0
-	if err := g.Wait(); err != nil {
-		status = 1
-	}
-	ev("allow", status)
+	ev("allow", o.Status)
 }
 
 // writeErr sends git's "ERR" packet, which the client prints.

@@ -8,7 +8,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"cpm/internal/gateway"
+	"cpm/internal/gitservice"
 	"cpm/internal/sshkey"
 )
 
@@ -95,7 +95,7 @@ func (f filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) 
 				continue
 			case "env":
 				var kv struct{ Name, Value string }
-				if gossh.Unmarshal(req.Payload, &kv) == nil && kv.Name == "GIT_PROTOCOL" && !envSet && gateway.ValidGitProtocol(kv.Value) {
+				if gossh.Unmarshal(req.Payload, &kv) == nil && kv.Name == "GIT_PROTOCOL" && !envSet && gitservice.ValidProtocol(kv.Value) {
 					envSet = true
 					out <- req
 					continue

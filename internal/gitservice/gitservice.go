@@ -1,0 +1,145 @@
+// Package gitservice runs git's server programs (upload-pack, receive-pack,
+// upload-archive) for one client, the same way for every transport (the
+// ssh gateway, git://): a clean environment, GIT_PROTOCOL only in its valid
+// form, its own process group killed with everything it started when the
+// client goes away, and its exit status; and it counts the client's bytes.
+package gitservice
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os/exec"
+	"regexp"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"cpm/internal/repos"
+)
+
+// protocolRe matches what git sends in GIT_PROTOCOL, such as "version=2";
+// anything else is dropped, never passed to git.
+var protocolRe = regexp.MustCompile(`^[A-Za-z0-9._=-]+(:[A-Za-z0-9._=-]+)*$`)
+
+// ValidProtocol reports whether v may be passed to git as GIT_PROTOCOL.
+func ValidProtocol(v string) bool { return len(v) <= 128 && protocolRe.MatchString(v) }
+
+// Service is one of git's server programs.
+type Service string
+
+const (
+	UploadPack    Service = "upload-pack"
+	ReceivePack   Service = "receive-pack"
+	UploadArchive Service = "upload-archive"
+)
+
+// Request is one run of a service on a repository.
+type Request struct {
+	Service  Service
+	Dir      string   // the repository, canonical and absolute
+	Protocol string   // the client's GIT_PROTOCOL; dropped unless valid
+	Env      []string // added to git's clean environment (the hooks' facts)
+	Args     []string // more options, before the directory
+}
+
+// Command is the git command for r, not started.
+func Command(ctx context.Context, r Request) *exec.Cmd {
+	args := []string{string(r.Service)}
+	if r.Service == UploadPack {
+		// --strict: serve exactly this directory, never DIR/.git.
+		args = append(args, "--strict")
+	}
+	args = append(append(args, r.Args...), r.Dir)
+	c := exec.CommandContext(ctx, "git", args...)
+	c.Dir = r.Dir
+	c.Env = append(repos.Env(r.Dir), r.Env...)
+	if r.Protocol != "" && ValidProtocol(r.Protocol) {
+		c.Env = append(c.Env, "GIT_PROTOCOL="+r.Protocol)
+	}
+	return c
+}
+
+// Streams are the client's side of a run.
+type Streams struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Outcome is how a run ended.
+type Outcome struct {
+	Status int // the exit status the client gets
+	// Err is set when the command could not run or was killed, as opposed
+	// to one that ran and exited non-zero.
+	Err error
+}
+
+// Run runs c, made with exec.CommandContext(ctx, …) as Command makes it,
+// with the client's streams until it exits or ctx ends, when c and
+// everything it started (pack-objects, hooks) are killed as a group.
+func Run(ctx context.Context, c *exec.Cmd, s Streams) Outcome {
+	c.Stdout, c.Stderr = s.Stdout, s.Stderr
+	if c.Stderr == nil {
+		c.Stderr = io.Discard
+	}
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	c.WaitDelay = 5 * time.Second
+	// Stdin is fed by hand: an ssh client closes its side only after it has
+	// seen the exit status, so Wait must not wait for that copy to end.
+	stdin, err := c.StdinPipe()
+	if err == nil {
+		err = c.Start()
+	}
+	if err == nil {
+		go func() {
+			if s.Stdin != nil {
+				io.Copy(stdin, s.Stdin)
+			}
+			stdin.Close()
+		}()
+		err = c.Wait()
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return Outcome{}
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		return Outcome{Status: ee.ExitCode()}
+	}
+	return Outcome{Status: 1, Err: err}
+}
+
+// CountingReader counts the bytes read through it; atomically, since a
+// client's stdin is copied by a goroutine that may outlive the run.
+type CountingReader struct {
+	R io.Reader
+	n atomic.Int64
+}
+
+func (c *CountingReader) Read(p []byte) (int, error) {
+	if c.R == nil {
+		return 0, io.EOF
+	}
+	n, err := c.R.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// N is the bytes read so far.
+func (c *CountingReader) N() int64 { return c.n.Load() }
+
+// CountingWriter counts the bytes written through it.
+type CountingWriter struct {
+	W io.Writer
+	n atomic.Int64
+}
+
+func (c *CountingWriter) Write(p []byte) (int, error) {
+	n, err := c.W.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// N is the bytes written so far.
+func (c *CountingWriter) N() int64 { return c.n.Load() }
