@@ -13,6 +13,7 @@ import (
 
 	"cpm/internal/datadir"
 	"cpm/internal/replicate"
+	"cpm/internal/repos"
 	"cpm/internal/store"
 )
 
@@ -62,26 +63,8 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	if err := dir.Ensure(); err != nil {
 		return p, err
 	}
-	if err := copyFile(p.Snapshot, dir.DB()); err != nil {
-		return p, fmt.Errorf("promote: %w", err)
-	}
-	// Until the repositories are in place, a failure leaves the backup as
-	// it was, and promote can run again.
-	undo := func() { os.Remove(dir.DB()); os.Remove(dir.DB() + "-wal"); os.Remove(dir.DB() + "-shm") }
-	st, err := store.Open(ctx, dir.DB())
+	st, repos, err := restoreSnapshot(ctx, dir, p.Snapshot)
 	if err != nil {
-		undo()
-		return p, err
-	}
-	if err := st.IntegrityCheck(ctx); err != nil {
-		st.Close()
-		undo()
-		return p, err
-	}
-	repos, err := st.Repos(ctx, "")
-	if err != nil {
-		st.Close()
-		undo()
 		return p, err
 	}
 	for _, r := range repos {
@@ -91,62 +74,17 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	}
 	if len(p.Missing) > 0 && !force {
 		st.Close()
-		undo()
+		removeDB(dir)
 		return p, fmt.Errorf("the backup lacks %d of %d repositories (%s…); promote with --force to create them empty", len(p.Missing), len(repos), p.Missing[0])
 	}
-
 	// From here on this node is a main: the old one must stop writing.
 	notice := promotionNotice(time.Now(), dir.String())
 	if err := writePromotedMarker(from, notice); err != nil {
 		st.Close()
-		undo()
+		removeDB(dir)
 		return p, err
 	}
-	root := Root(dir, hookBin)
-	for _, r := range repos {
-		src := filepath.Join(from, r.Org, r.Name+".git")
-		dst, err := root.Path(r.Org, r.Name)
-		if err != nil {
-			st.Close()
-			return p, err
-		}
-		if _, err := os.Lstat(src); err != nil {
-			if _, err := root.Create(ctx, r.Org, r.Name, r.Description); err != nil {
-				st.Close()
-				return p, err
-			}
-			continue
-		}
-		if err := move(src, dst); err != nil {
-			st.Close()
-			return p, fmt.Errorf("promote %s: %w", r.FullName(), err)
-		}
-		os.Remove(filepath.Dir(src)) // the organisation's folder, once empty
-		if err := root.Adopt(ctx, r.Org, r.Name); err != nil {
-			st.Close()
-			return p, err
-		}
-		p.Repos++
-	}
-	servers, err := st.Servers(ctx)
-	if err == nil {
-		p.Self = selfServers(servers, from)
-		akPath := authorizedKeys
-		for _, s := range servers {
-			if slices.Contains(p.Self, s.Name) {
-				if akPath == "" {
-					akPath = s.AuthorizedKeys
-				}
-				err = errors.Join(err, st.RemoveServer(ctx, actor, s.Name))
-			} else {
-				p.Servers = append(p.Servers, s.Name)
-			}
-		}
-		p.fence(from, akPath, notice)
-	}
-	if err == nil {
-		err = st.HoldServers(ctx, actor, "held at promote: review it, then cpm-admin sync retry")
-	}
+	err = p.takeOver(ctx, st, Root(dir, hookBin), repos, notice, authorizedKeys, actor)
 	st.Close()
 	if err != nil {
 		return p, err
@@ -159,6 +97,84 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	}
 	defer st.Close()
 	return p, st.Record(ctx, actor, "promote", from, map[string]any{"repositories": p.Repos, "missing": len(p.Missing)})
+}
+
+// restoreSnapshot makes the backup's snapshot dir's database and reads
+// its repositories. On failure nothing is left behind, and promote can
+// run again.
+func restoreSnapshot(ctx context.Context, dir datadir.Dir, snapshot string) (st *store.Store, repos []store.Repo, err error) {
+	if err := copyFile(snapshot, dir.DB()); err != nil {
+		return nil, nil, fmt.Errorf("promote: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if st != nil {
+				st.Close()
+			}
+			removeDB(dir)
+		}
+	}()
+	if st, err = store.Open(ctx, dir.DB()); err != nil {
+		return nil, nil, err
+	}
+	if err = st.IntegrityCheck(ctx); err != nil {
+		return st, nil, err
+	}
+	repos, err = st.Repos(ctx, "")
+	return st, repos, err
+}
+
+func removeDB(dir datadir.Dir) {
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(dir.DB() + suffix)
+	}
+}
+
+// takeOver is past the point of no return: it moves the backup's
+// repositories into root with cpm's settings and hooks (creating the
+// missing ones empty), drops the origin's entry for this backup, fences
+// the old main's key with notice, and holds the other servers.
+func (p *Promotion) takeOver(ctx context.Context, st *store.Store, root repos.Root, rs []store.Repo, notice, authorizedKeys string, actor store.Actor) error {
+	for _, r := range rs {
+		src := filepath.Join(p.From, r.Org, r.Name+".git")
+		dst, err := root.Path(r.Org, r.Name)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Lstat(src); err != nil {
+			if _, err := root.Create(ctx, r.Org, r.Name, r.Description); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := move(src, dst); err != nil {
+			return fmt.Errorf("promote %s: %w", r.FullName(), err)
+		}
+		os.Remove(filepath.Dir(src)) // the organisation's folder, once empty
+		if err := root.Adopt(ctx, r.Org, r.Name); err != nil {
+			return err
+		}
+		p.Repos++
+	}
+	servers, err := st.Servers(ctx)
+	if err != nil {
+		return err
+	}
+	p.Self = selfServers(servers, p.From)
+	for _, s := range servers {
+		if !slices.Contains(p.Self, s.Name) {
+			p.Servers = append(p.Servers, s.Name)
+			continue
+		}
+		if authorizedKeys == "" {
+			authorizedKeys = s.AuthorizedKeys
+		}
+		if err := st.RemoveServer(ctx, actor, s.Name); err != nil {
+			return err
+		}
+	}
+	p.fence(p.From, authorizedKeys, notice)
+	return st.HoldServers(ctx, actor, "held at promote: review it, then cpm-admin sync retry")
 }
 
 // fence replaces the old main's keys in the authorized_keys file ak of
