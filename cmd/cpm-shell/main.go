@@ -148,7 +148,7 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, c c
 	}
 	// A rotation under way continues on its own, every 10 s at most, so a
 	// server that was down switches keys once it is back.
-	svc := &admin.Service{Store: gw.Access.Store, Disk: gw.Disk, Actor: store.Actor{Name: "cpm-shell"}, Now: time.Now}
+	svc := admin.New(gw.Access.Store, gw.Disk, store.Actor{Name: "cpm-shell"})
 	if err := svc.WriteKnownHosts(ctx, dir); err != nil {
 		return nil, fmt.Errorf("pin host keys: %w", err)
 	}
@@ -266,7 +266,7 @@ func newGateway(ctx context.Context, dir datadir.Dir, log zerolog.Logger) (*gate
 		Log:     log,
 		Peers:   &peer.Receiver{Store: st, Replicas: replicas, Disk: disk, TempDir: dir.Tmp(), Node: node},
 		SendToPeer: func(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error) {
-			svc := admin.Service{Store: st, Disk: disk, Actor: store.Actor{Name: "peer:" + server}, Now: time.Now}
+			svc := admin.New(st, disk, store.Actor{Name: "peer:" + server})
 			return svc.SyncPush(ctx, dir, repo.String(), server, nil)
 		},
 	}, st, nil

@@ -52,7 +52,7 @@ func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, i
 		return nil, 0, err
 	}
 	// Pins as this version writes them (per server), whatever wrote them.
-	if err := (&Service{Store: st}).WriteKnownHosts(ctx, dir); err != nil {
+	if err := New(st, repos.Root{}, store.Actor{}).WriteKnownHosts(ctx, dir); err != nil {
 		st.Close()
 		return nil, 0, err
 	}
@@ -104,18 +104,19 @@ func Root(dir datadir.Dir, hookBin string) repos.Root {
 	}
 }
 
+// New is a service acting as actor on the store st and the repositories
+// under disk.
+func New(st *store.Store, disk repos.Root, actor store.Actor) *Service {
+	return &Service{Store: st, Disk: disk, Actor: actor, Now: time.Now}
+}
+
 // Open opens an initialised data directory.
 func Open(ctx context.Context, dir datadir.Dir, actor store.Actor, hookBin string) (*Service, error) {
 	st, err := store.Open(ctx, dir.DB())
 	if err != nil {
 		return nil, err
 	}
-	return &Service{
-		Store: st,
-		Disk:  Root(dir, hookBin),
-		Actor: actor,
-		Now:   time.Now,
-	}, nil
+	return New(st, Root(dir, hookBin), actor), nil
 }
 
 // Close releases the store.

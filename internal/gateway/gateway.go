@@ -174,12 +174,7 @@ func (g *Gateway) serve(ctx context.Context, s Session) outcome {
 }
 
 func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) error {
-	svc := admin.Service{
-		Store: g.Access.Store,
-		Disk:  g.Disk,
-		Actor: store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr},
-		Now:   time.Now,
-	}
+	svc := admin.New(g.Access.Store, g.Disk, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr})
 	_, _, err := svc.CreateRepo(ctx, cmd.Repo.String(), false, "")
 	if errors.Is(err, store.ErrExists) {
 		return nil // created by a concurrent push
