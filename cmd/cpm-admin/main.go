@@ -21,9 +21,9 @@ import (
 	"cpm/internal/datadir"
 	"cpm/internal/names"
 	"cpm/internal/remote"
-	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/store"
+	"cpm/internal/wake"
 )
 
 type cli struct {
@@ -121,7 +121,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err == nil {
 			// Something may have changed that the servers' copy of the
 			// metadata must follow: tell the workers, if they run.
-			replicate.Wake(e.dir.WakeSocket())
+			wake.Work(e.dir.WakeSocket())
 		}
 	}
 	if err != nil {

@@ -12,9 +12,9 @@ import (
 
 	"cpm/internal/admin"
 	"cpm/internal/remote"
-	"cpm/internal/replicate"
 	"cpm/internal/store"
 	"cpm/internal/targetstate"
+	"cpm/internal/wake"
 )
 
 type serverCmd struct {
@@ -454,7 +454,7 @@ func (syncRetryCmd) Run(e *env, svc *admin.Service) error {
 	if err != nil {
 		return err
 	}
-	replicate.WakeRetry(e.dir.WakeSocket())
+	wake.Retry(e.dir.WakeSocket())
 	fmt.Fprintf(e.stdout, "%d jobs due now\n", n)
 	return nil
 }

@@ -39,6 +39,7 @@ import (
 	"cpm/internal/sshserver"
 	"cpm/internal/store"
 	"cpm/internal/version"
+	"cpm/internal/wake"
 )
 
 type cli struct {
@@ -121,7 +122,7 @@ func newLogger(c config.Config, out io.Writer) zerolog.Logger {
 // startWorkers runs the replication workers until ctx ends; done is
 // closed when they have stopped.
 func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, c config.Config, m *metrics.Replication, log zerolog.Logger) (<-chan struct{}, error) {
-	wake := make(chan struct{}, 1)
+	woke := make(chan struct{}, 1)
 	host, _ := os.Hostname()
 	syncer := replicate.NewSyncer(dir, gw.Disk)
 	w := &replicate.Workers{
@@ -165,7 +166,7 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, c c
 			log.Info().Str("key", r.NewFP).Msg("key rotation finished")
 		}
 	}
-	if err := replicate.ListenWake(ctx, dir.WakeSocket(), wake, w.ResetBreakers); err != nil {
+	if err := wake.Listen(ctx, dir.WakeSocket(), woke, w.ResetBreakers); err != nil {
 		return nil, err
 	}
 	done := make(chan struct{})
@@ -173,7 +174,7 @@ func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, c c
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Maintain(ctx, c.Repack) }()
-		w.Run(ctx, wake)
+		w.Run(ctx, woke)
 		wg.Wait()
 		close(done)
 	}()

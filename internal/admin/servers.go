@@ -19,6 +19,7 @@ import (
 	"cpm/internal/replicate"
 	"cpm/internal/store"
 	"cpm/internal/targetstate"
+	"cpm/internal/wake"
 )
 
 // ServerSpec is what `server add` is given.
@@ -356,7 +357,7 @@ func (s *Service) CheckServer(ctx context.Context, dir datadir.Dir, name string)
 		}
 		c.Unblocked = srv.BlockedReason
 		srv.BlockedReason = ""
-		replicate.WakeRetry(dir.WakeSocket())
+		wake.Retry(dir.WakeSocket())
 		st = targetstate.Of(srv, jobs, time.Now())
 	}
 	c.State, c.Cause, c.Fix = st.State.String(), st.Cause, st.Fix
@@ -571,7 +572,7 @@ func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server st
 	if err := s.Store.MarkDirty(ctx, r.Org, r.Name); err != nil {
 		return res, err
 	}
-	replicate.Wake(dir.WakeSocket())
+	wake.Work(dir.WakeSocket())
 	return res, nil
 }
 

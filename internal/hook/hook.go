@@ -23,8 +23,8 @@ import (
 	"cpm/internal/authz"
 	"cpm/internal/datadir"
 	"cpm/internal/names"
-	"cpm/internal/replicate"
 	"cpm/internal/store"
+	"cpm/internal/wake"
 )
 
 // Environment variables the gateway sets for git and so for the hooks.
@@ -219,12 +219,12 @@ func short(id string) string {
 func Enqueue(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.RepoPath) {
 	if st == nil || st.MarkDirty(ctx, repo.Org, repo.Repo) != nil {
 		os.MkdirAll(dir.Dirty(), 0o700)
-		if f, err := os.OpenFile(filepath.Join(dir.Dirty(), replicate.MarkerName(repo)), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+		if f, err := os.OpenFile(filepath.Join(dir.Dirty(), wake.MarkerName(repo)), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
 			f.Sync()
 			f.Close()
 		}
 	}
-	replicate.Wake(dir.WakeSocket())
+	wake.Work(dir.WakeSocket())
 }
 
 // RunLocal runs the repository's own hooks from hooks/NAME.d/, in name

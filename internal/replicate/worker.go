@@ -3,9 +3,7 @@ package replicate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +16,7 @@ import (
 	"cpm/internal/names"
 	"cpm/internal/remote"
 	"cpm/internal/store"
+	"cpm/internal/wake"
 )
 
 // Workers drain the replication queue.
@@ -636,7 +635,7 @@ func (w *Workers) queueMarkers(ctx context.Context) {
 		return
 	}
 	for _, e := range entries {
-		rp, err := MarkerRepo(e.Name())
+		rp, err := wake.MarkerRepo(e.Name())
 		if err != nil {
 			os.Remove(filepath.Join(w.DirtyDir, e.Name()))
 			continue
@@ -648,81 +647,12 @@ func (w *Workers) queueMarkers(ctx context.Context) {
 	}
 }
 
-// MarkerName is the file name of a dirty marker for ORG/REPO.
-func MarkerName(rp names.RepoPath) string { return rp.Org + "+" + rp.Repo }
-
-// MarkerRepo parses a marker file name.
-func MarkerRepo(name string) (names.RepoPath, error) {
-	org, repo, ok := strings.Cut(name, "+")
-	if !ok {
-		return names.RepoPath{}, fmt.Errorf("bad marker %q", name)
-	}
-	return names.ParseRepoPath(org + "/" + repo)
-}
-
-// What a wake-up says.
-const (
-	wakeWork  byte = 1 // something was queued
-	wakeRetry byte = 2 // an operator asked to retry everything now
-)
-
-// Wake tells workers listening on the socket at path that there is work.
-// It never blocks a push for long and never fails one.
-func Wake(path string) { send(path, wakeWork) }
-
-// WakeRetry also closes every circuit breaker: the operator says the
-// servers are back.
-func WakeRetry(path string) { send(path, wakeRetry) }
-
-func send(path string, b byte) {
-	c, err := net.DialTimeout("unix", path, 100*time.Millisecond)
-	if err != nil {
-		return
-	}
-	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	c.Write([]byte{b})
-	c.Close()
-}
-
 // ResetBreakers closes every target's circuit breaker.
 func (w *Workers) ResetBreakers() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.down = map[int64]breaker{}
 	w.metaDown = map[int64]breaker{}
-}
-
-// ListenWake listens on the socket at path and signals wake for every
-// connection (after calling retry, when that is what it asked for); it
-// stops when ctx ends.
-func ListenWake(ctx context.Context, path string, wake chan<- struct{}, retry func()) error {
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", path, err)
-	}
-	os.Chmod(path, 0o600)
-	go func() { <-ctx.Done(); ln.Close(); os.Remove(path) }()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			var b [1]byte
-			c.Read(b[:])
-			c.Close()
-			if b[0] == wakeRetry && retry != nil {
-				retry()
-			}
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	return nil
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,13 +1,10 @@
 package replicate
 
 import (
-	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"cpm/internal/names"
 	"cpm/internal/remote"
 )
 
@@ -55,47 +52,6 @@ func TestFingerprintIsOrderFree(t *testing.T) {
 	a := Fingerprint([]string{"1 refs/heads/a", "2 HEAD"})
 	if a != Fingerprint([]string{"2 HEAD", "1 refs/heads/a"}) || a == Fingerprint([]string{"1 refs/heads/a"}) {
 		t.Error("fingerprint depends on order or ignores HEAD")
-	}
-}
-
-func TestMarkers(t *testing.T) {
-	rp := names.RepoPath{Org: "acme", Repo: "web"}
-	got, err := MarkerRepo(MarkerName(rp))
-	if err != nil || got != rp {
-		t.Errorf("%v %v", got, err)
-	}
-	for _, bad := range []string{"x", "../+x", "a+b+c", "a+.git"} {
-		if _, err := MarkerRepo(bad); err == nil {
-			t.Errorf("marker %q accepted", bad)
-		}
-	}
-}
-
-func TestWake(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	path := filepath.Join(t.TempDir(), "w.sock")
-	wake := make(chan struct{}, 1)
-	retried := make(chan struct{}, 1)
-	if err := ListenWake(ctx, path, wake, func() { retried <- struct{}{} }); err != nil {
-		t.Fatal(err)
-	}
-	Wake(path)
-	select {
-	case <-wake:
-	case <-time.After(2 * time.Second):
-		t.Fatal("no wake-up")
-	}
-	select {
-	case <-retried:
-		t.Fatal("a push wake-up reset the breakers")
-	default:
-	}
-	WakeRetry(path)
-	select {
-	case <-retried:
-	case <-time.After(2 * time.Second):
-		t.Fatal("retry did not reach the workers")
 	}
 }
 
