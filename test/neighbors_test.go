@@ -378,7 +378,11 @@ func TestNeighborApprovedOnOneSideFirst(t *testing.T) {
 	dir, _ := writer.Clone("acme/web")
 	commit := writer.Commit(dir, "before B approves A")
 	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
-	time.Sleep(3 * time.Second) // A tries, and B refuses its key
+	// A tries, and B refuses its key: the worker's own record of the attempt.
+	waitFor(t, 30*time.Second, "A's attempt to reach B", func() bool {
+		j := jobOf(t, n.company, "acme/web", n.bName)
+		return j != nil && j["attempts"].(float64) >= 1
+	})
 	if s := jsonList(t, n.w, "server", "list"); s[0]["blocked_reason"] != nil {
 		t.Errorf("B is blocked while it waits for its operator: %v", s[0]["blocked_reason"])
 	}

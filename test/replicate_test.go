@@ -40,6 +40,17 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// jobOf is the sync status row of repo on server, or nil.
+func jobOf(t *testing.T, c *company, repo, server string) map[string]any {
+	t.Helper()
+	for _, j := range jsonList(t, c.w, "sync", "status") {
+		if j["repo"] == repo && j["server"] == server {
+			return j
+		}
+	}
+	return nil
+}
+
 func revParse(dir, rev string) string {
 	out, err := exec.Command("git", "-C", dir, "rev-parse", "-q", "--verify", rev).Output()
 	if err != nil {
@@ -423,7 +434,11 @@ func TestSelectiveAndScheduledSync(t *testing.T) {
 	if out := c.w.MustAdmin("sync", "verify", "acme/web", "--to", "b1"); !strings.Contains(out, "match") {
 		t.Errorf("verify of a ref-limited replica: %s", out)
 	}
-	time.Sleep(time.Second)
+	// The worker's own record that it left acme/pub alone: done, nothing sent.
+	waitFor(t, 30*time.Second, "the out-of-scope job to be recorded", func() bool {
+		j := jobOf(t, c, "acme/pub", "b1")
+		return j != nil && j["state"] == "done" && j["fingerprint"] == ""
+	})
 	if _, err := os.Stat(filepath.Join(path, "acme", "pub.git")); err == nil {
 		t.Error("acme/pub reached b1 outside its scope")
 	}
@@ -434,7 +449,10 @@ func TestSelectiveAndScheduledSync(t *testing.T) {
 	c.w.MustAdmin("server", "set", "b1", "--repos", "acme/pub")
 	commit2 := writer.Commit(dir, "out of scope now")
 	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
-	time.Sleep(2 * time.Second)
+	waitFor(t, 30*time.Second, "the push out of scope to be recorded", func() bool {
+		j := jobOf(t, c, "acme/web", "b1")
+		return j != nil && j["state"] == "done" && j["fingerprint"] == ""
+	})
 	if got := revParse(web, "main"); got != commit {
 		t.Errorf("acme/web on b1 after leaving the scope: %s, want it left at %s (not %s, not deleted)", got, commit, commit2)
 	}
