@@ -72,7 +72,7 @@ func (s *Syncer) Check(ctx context.Context, repo names.RepoPath, t remote.Target
 	}
 	r, err := s.push(ctx, t, repo, dir+"/objects/", true, args...)
 	if noRsync(err) {
-		return Damage{}, fmt.Errorf("check %s on %s: the server has no rsync; install it there", repo, t.Name)
+		return Damage{}, fmt.Errorf("check %s on %s: the server has no rsync; install it there: %w", repo, t.Name, err)
 	}
 	if err != nil {
 		return Damage{}, fmt.Errorf("check %s on %s: %w", repo, t.Name, err)

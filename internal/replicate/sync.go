@@ -456,17 +456,17 @@ func NewSyncer(dir datadir.Dir, root repos.Root) *Syncer {
 	}
 }
 
-// Missing counts the object files the replica on t lacks, with an rsync
-// dry run (nothing is copied).
+// Missing counts the object files the replica on t lacks or holds with
+// another size (Check, by name and size; nothing is copied).
 func (s *Syncer) Missing(ctx context.Context, repo names.RepoPath, t remote.Target) (int64, error) {
-	dir, err := s.Root.Open(repo.Org, repo.Repo)
-	if err != nil {
-		return 0, err
-	}
-	r, err := s.push(ctx, t, repo, dir+"/objects/", true, append(excludes(), "--dry-run")...)
+	d, err := s.Check(ctx, repo, t, false)
 	if noRsync(err) && !t.Peer {
+		dir, err := s.Root.Open(repo.Org, repo.Repo)
+		if err != nil {
+			return 0, err
+		}
 		data, index, err := s.lackedObjects(ctx, t, filepath.Join(dir, "objects"), replicaPath(t, repo))
 		return int64(len(data) + len(index)), err
 	}
-	return r.Files, err
+	return int64(len(d.Missing) + len(d.Damaged)), err
 }

@@ -132,9 +132,8 @@ func fix(srv store.Server, st Status) string {
 		return "nothing is sent to " + n + " while it is disabled"
 	case Unapproved:
 		return "check its fingerprints, then cpm-admin server approve " + n
-	case Promoted:
-		return n + " is a main server of its own now: cpm-admin server remove " + n + ", and add a new backup"
 	}
+	// Blocked, Promoted and Retrying: the cause says what to do.
 	return FixFor(srv, st.Cause, st.State == Blocked)
 }
 
