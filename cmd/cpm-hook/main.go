@@ -85,7 +85,7 @@ func runHook(ctx context.Context, name, dataDir string, stdin io.Reader, stdout,
 	defer st.Close()
 	switch name {
 	case "pre-receive":
-		if err := hook.Check(ctx, access.Checker{Store: st}, pusher, repo, updates, hook.GitAncestry(repoDir)); err != nil {
+		if err := hook.Check(ctx, access.New(st, nil), pusher, repo, updates, hook.GitAncestry(repoDir)); err != nil {
 			return err
 		}
 		return hook.RunLocal(ctx, repoDir, name, raw, stdout, stderr)

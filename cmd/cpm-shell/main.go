@@ -6,16 +6,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,23 +20,10 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 
-	"cpm/internal/access"
-	"cpm/internal/admin"
 	"cpm/internal/config"
 	"cpm/internal/datadir"
-	"cpm/internal/discover"
 	"cpm/internal/gateway"
-	"cpm/internal/gitdaemon"
-	"cpm/internal/metrics"
-	"cpm/internal/names"
-	"cpm/internal/peer"
-	"cpm/internal/replica"
-	"cpm/internal/replicate"
-	"cpm/internal/repos"
-	"cpm/internal/sshserver"
-	"cpm/internal/store"
-	"cpm/internal/version"
-	"cpm/internal/wake"
+	"cpm/internal/node"
 )
 
 type cli struct {
@@ -74,33 +58,14 @@ func settings(flags *config.Flags, cmdFlags any) (config.Config, datadir.Dir, er
 	return c, dir, err
 }
 
-// daemon is what a long-running command (serve, replicate) works with.
-type daemon struct {
-	conf config.Config
-	dir  datadir.Dir
-	log  zerolog.Logger
-	gw   *gateway.Gateway
-	st   *store.Store
-}
-
-// openDaemon resolves the settings with the command's flags, opens the
-// data dir and wires the gateway; close releases what it opened.
-func openDaemon(ctx context.Context, flags *config.Flags, cmdFlags any) (*daemon, error) {
+// openNode resolves the settings with the command's flags and opens the
+// node; the caller closes it.
+func openNode(ctx context.Context, flags *config.Flags, cmdFlags any) (*node.Node, error) {
 	conf, dir, err := settings(flags, cmdFlags)
 	if err != nil {
 		return nil, err
 	}
-	log := newLogger(conf, os.Stderr)
-	gw, st, err := newGateway(ctx, dir, log)
-	if err != nil {
-		return nil, err
-	}
-	return &daemon{conf: conf, dir: dir, log: log, gw: gw, st: st}, nil
-}
-
-func (d *daemon) close() {
-	d.gw.Access.Replicas.Close()
-	d.st.Close()
+	return node.Open(ctx, conf, dir, newLogger(conf, os.Stderr))
 }
 
 // newLogger writes to out at the configured level and format.
@@ -119,68 +84,6 @@ func newLogger(c config.Config, out io.Writer) zerolog.Logger {
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger()
 }
 
-// startWorkers runs the replication workers until ctx ends; done is
-// closed when they have stopped.
-func startWorkers(ctx context.Context, dir datadir.Dir, gw *gateway.Gateway, c config.Config, m *metrics.Replication, log zerolog.Logger) (<-chan struct{}, error) {
-	woke := make(chan struct{}, 1)
-	host, _ := os.Hostname()
-	syncer := replicate.NewSyncer(dir, gw.Disk)
-	w := &replicate.Workers{
-		Store:      gw.Access.Store,
-		Syncer:     syncer,
-		Publisher:  &replicate.Publisher{Store: gw.Access.Store, Syncer: syncer},
-		Log:        log.With().Str("component", "replicate").Logger(),
-		Global:     c.Workers,
-		PerTarget:  c.PerTarget,
-		Lease:      c.Lease,
-		BackoffMin: c.BackoffMin,
-		BackoffMax: c.BackoffMax,
-		// Stable across restarts, so a restarted node takes back at once
-		// the jobs it held when it stopped or crashed.
-		Owner:    host + ":" + dir.String(),
-		DirtyDir: dir.Dirty(),
-	}
-	w.VerifyEvery = c.VerifyEvery
-	// No push lives longer than a session; twice that is safely dead.
-	w.StaleAge = 2 * c.MaxSessionTime
-	if m != nil {
-		w.Observe = m.Observe
-		w.Repaired = m.Repaired
-	}
-	// A rotation under way continues on its own, every 10 s at most, so a
-	// server that was down switches keys once it is back.
-	svc := admin.New(gw.Access.Store, gw.Disk, store.Actor{Name: "cpm-shell"})
-	if err := svc.WriteKnownHosts(ctx, dir); err != nil {
-		return nil, fmt.Errorf("pin host keys: %w", err)
-	}
-	var lastRotate time.Time
-	w.Rotate = func(ctx context.Context) {
-		if _, err := os.Stat(dir.NextReplicationKey()); err != nil || time.Since(lastRotate) < 10*time.Second {
-			return
-		}
-		lastRotate = time.Now()
-		r, err := svc.RotateKey(ctx, dir, false)
-		if err != nil {
-			log.Warn().Err(err).Msg("key rotation")
-		} else if r.Finished {
-			log.Info().Str("key", r.NewFP).Msg("key rotation finished")
-		}
-	}
-	if err := wake.Listen(ctx, dir.WakeSocket(), woke, w.ResetBreakers); err != nil {
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() {
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); w.Maintain(ctx, c.Repack) }()
-		w.Run(ctx, woke)
-		wg.Wait()
-		close(done)
-	}()
-	return done, nil
-}
-
 type replicateCmd struct {
 	workerFlags
 }
@@ -188,16 +91,16 @@ type replicateCmd struct {
 func (c replicateCmd) Run(flags *config.Flags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := openDaemon(ctx, flags, c)
+	n, err := openNode(ctx, flags, c)
 	if err != nil {
 		return err
 	}
-	defer d.close()
-	done, err := startWorkers(ctx, d.dir, d.gw, d.conf, nil, d.log)
+	defer n.Close()
+	done, err := n.StartWorkers(ctx, nil)
 	if err != nil {
 		return err
 	}
-	d.log.Info().Str("data_dir", d.dir.String()).Msg("cpm replication workers running")
+	n.Log.Info().Str("data_dir", n.Dir.String()).Msg("cpm replication workers running")
 	<-done
 	return nil
 }
@@ -243,138 +146,15 @@ func run(args []string) int {
 	return 0
 }
 
-// newGateway opens the store and wires the gateway.
-func newGateway(ctx context.Context, dir datadir.Dir, log zerolog.Logger) (*gateway.Gateway, *store.Store, error) {
-	hookBin, err := repos.HookBinBeside()
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := store.Open(ctx, dir.DB())
-	if err != nil {
-		return nil, nil, err
-	}
-	node, err := st.NodeName(ctx)
-	if err != nil {
-		st.Close()
-		return nil, nil, err
-	}
-	replicas := replica.New(dir.Peers())
-	disk := admin.Root(dir, hookBin)
-	return &gateway.Gateway{
-		Access:  access.Checker{Store: st, Replicas: replicas},
-		Disk:    disk,
-		DataDir: dir,
-		Log:     log,
-		Peers:   &peer.Receiver{Store: st, Replicas: replicas, Disk: disk, TempDir: dir.Tmp(), Node: node},
-		SendToPeer: func(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error) {
-			svc := admin.New(st, disk, store.Actor{Name: "peer:" + server})
-			return svc.SyncPush(ctx, dir, repo.String(), server, nil)
-		},
-	}, st, nil
-}
-
 func (c serveCmd) Run(flags *config.Flags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := openDaemon(ctx, flags, c)
+	n, err := openNode(ctx, flags, c)
 	if err != nil {
 		return err
 	}
-	defer d.close()
-	conf, dir, log, gw, st := d.conf, d.dir, d.log, d.gw, d.st
-	hostKey, err := sshserver.LoadOrCreateHostKey(dir.HostKey())
-	if err != nil {
-		return err
-	}
-	m := metrics.NewGateway()
-	gw.Metrics = m.Hooks()
-
-	ln, err := net.Listen("tcp", conf.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", conf.Listen, err)
-	}
-	limits := sshserver.Limits{
-		HandshakeTimeout:   conf.HandshakeTimeout,
-		IdleTimeout:        conf.IdleTimeout,
-		MaxSessionTime:     conf.MaxSessionTime,
-		MaxUnauthenticated: conf.MaxStartups,
-		MaxSessions:        conf.MaxSessions,
-		MaxAuthTries:       sshserver.DefaultLimits.MaxAuthTries,
-	}
-	srv := sshserver.New(gw, hostKey, limits, log)
-	errc := make(chan error, 3)
-	go func() { errc <- srv.Serve(ln) }()
-
-	var gd *gitdaemon.Server
-	gitAddr, metricsAddr := "", ""
-	if conf.GitListen != "" {
-		gln, err := net.Listen("tcp", conf.GitListen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listen %s: %w", conf.GitListen, err)
-		}
-		gitAddr = gln.Addr().String()
-		node, err := st.NodeName(ctx)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		if node == "" {
-			node = "cpm" // a data dir from before node names; cpm-admin init names it
-		}
-		sshPort := ln.Addr().(*net.TCPAddr).Port
-		gd = &gitdaemon.Server{Access: gw.Access, Disk: gw.Disk, Log: log, IdleTimeout: conf.IdleTimeout,
-			Identity: discover.Answer(node, version.Version, sshPort, replicationKey(dir))}
-		go func() { errc <- gd.Serve(gln) }()
-	}
-	var hs *http.Server
-	if conf.MetricsListen != "" {
-		mln, err := net.Listen("tcp", conf.MetricsListen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listen %s: %w", conf.MetricsListen, err)
-		}
-		metricsAddr = mln.Addr().String()
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", m.Handler())
-		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := hs.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
-	}
-	wctx, stopWorkers := context.WithCancel(context.Background())
-	defer stopWorkers()
-	workersDone, err := startWorkers(wctx, dir, gw, conf, metrics.NewReplication(m.Registry, st), log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	log.Info().Str("ssh", ln.Addr().String()).Str("git", gitAddr).Str("metrics", metricsAddr).
-		Str("data_dir", dir.String()).Msg("cpm-shell serving")
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
-	}
-	log.Info().Dur("grace", conf.Grace).Msg("shutting down; waiting for running sessions")
-	sctx, cancel := context.WithTimeout(context.Background(), conf.Grace)
-	defer cancel()
-	if gd != nil {
-		go gd.Shutdown(sctx)
-	}
-	if hs != nil {
-		hs.Shutdown(sctx)
-	}
-	srv.Shutdown(sctx)
-	// Running syncs stop; their leases run out and they run again after
-	// the restart.
-	stopWorkers()
-	<-workersDone
-	log.Info().Msg("stopped")
-	return serveErr
+	defer n.Close()
+	return n.Serve(ctx)
 }
 
 // forced is OpenSSH forced-command mode: `cpm-shell key-ID --data-dir D`,
@@ -408,20 +188,19 @@ func forced(keyArg string, rest []string) int {
 	log := newLogger(conf, logOut).With().Str("mode", "forced-command").Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	gw, st, err := newGateway(ctx, dir, log)
+	n, err := node.Open(ctx, conf, dir, log)
 	if err != nil {
 		log.Error().Err(err).Msg("open")
 		fmt.Fprintln(os.Stderr, "cpm: server error; try again later")
 		return 1
 	}
-	defer st.Close()
-	defer gw.Access.Replicas.Close()
-	ident, err := gw.Access.IdentifyID(ctx, id)
+	defer n.Close()
+	ident, err := n.Gateway.Access.IdentifyID(ctx, id)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cpm: key is no longer registered")
 		return 1
 	}
-	return gw.Serve(ctx, gateway.Session{
+	return n.Gateway.Serve(ctx, gateway.Session{
 		Identity:    ident,
 		Command:     os.Getenv("SSH_ORIGINAL_COMMAND"),
 		GitProtocol: os.Getenv("GIT_PROTOCOL"),
@@ -430,16 +209,6 @@ func forced(keyArg string, rest []string) int {
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
 	})
-}
-
-// replicationKey is this node's replication public key, which discovery
-// announces; "" before cpm-admin init made one.
-func replicationKey(dir datadir.Dir) string {
-	k, err := admin.PublicKey(dir)
-	if err != nil {
-		return ""
-	}
-	return k
 }
 
 // remoteAddr turns SSH_CONNECTION ("ip port ip port") into "ip:port".

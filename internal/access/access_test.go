@@ -30,7 +30,7 @@ func TestDecideAgainstStore(t *testing.T) {
 	s.Grant(ctx, a, "acme", "web", "reader", "read")
 	s.AddDeployKey(ctx, a, "acme", "web", *key("SHA256:deploy"), false)
 
-	c := Checker{Store: s}
+	c := New(s, nil)
 	tests := []struct {
 		fp, org, repo string
 		action        authz.Action

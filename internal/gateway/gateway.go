@@ -1,7 +1,7 @@
 // Package gateway runs one ssh session's command for an authenticated
-// key: it parses the command, decides it with the store's facts, and runs
-// git on the canonical repository path. The embedded SSH server and the
-// OpenSSH forced command both end here, so they behave the same.
+// key: it parses the command, authorizes it, and runs git on the
+// canonical repository path. The embedded SSH server and the OpenSSH
+// forced command both end here, so they behave the same.
 package gateway
 
 import (
@@ -31,7 +31,10 @@ import (
 
 // Gateway serves sessions against one data directory.
 type Gateway struct {
-	Access  access.Checker
+	Access access.Checker
+	// Store takes what sessions write: push-to-create, the audit rows of
+	// merges and the replication queue. Decisions go through Access.
+	Store   *store.Store
 	Disk    repos.Root
 	DataDir datadir.Dir
 	Log     zerolog.Logger
@@ -53,10 +56,12 @@ type Session struct {
 	Stderr      io.Writer
 }
 
-// outcome is what the session log records.
-type outcome struct {
-	verb, repo, decision string
-	status               int
+// result is what a session did: err nil means it was served, and status
+// is then the command's own exit status.
+type result struct {
+	verb, repo string
+	status     int
+	err        error
 }
 
 // Serve runs the session and returns its exit status.
@@ -66,120 +71,113 @@ func (g *Gateway) Serve(ctx context.Context, s Session) int {
 	out := &gitservice.CountingWriter{W: s.Stdout}
 	s.Stdin, s.Stdout = in, out
 	g.Metrics.sessionStarted()
-	o := g.serve(ctx, s)
-	d := time.Since(start)
-	bytesIn, bytesOut := in.N(), out.N()
-	g.Metrics.sessionEnded(o.verb, o.decision, bytesIn, bytesOut, d)
+	r := g.serve(ctx, s)
+	return g.report(s, r, in.N(), out.N(), time.Since(start))
+}
+
+// report is the one place a session's result becomes the client's cpm:
+// line, the log event and the metric; it returns the exit status.
+func (g *Gateway) report(s Session, r result, bytesIn, bytesOut int64, d time.Duration) int {
+	o := access.OutcomeOf(r.err)
+	status := r.status
+	if r.err != nil {
+		fmt.Fprintln(s.Stderr, clientLine(r.err))
+		if status == 0 {
+			status = 1
+		}
+	}
+	g.Metrics.sessionEnded(r.verb, o, bytesIn, bytesOut, d)
 	ev := g.Log.Info()
-	if o.decision == "deny" || o.decision == "error" {
-		ev = g.Log.Warn()
+	switch o {
+	case access.Refused:
+		ev = g.Log.Warn().Str("reason", clientLine(r.err))
+	case access.Failed:
+		ev = g.Log.Error().Err(r.err)
 	}
 	ev.Str("user", s.Identity.Name()).
 		Str("key", s.Identity.Fingerprint).
 		Str("remote", s.RemoteAddr).
-		Str("command", o.verb).
-		Str("repo", o.repo).
-		Str("decision", o.decision).
+		Str("command", r.verb).
+		Str("repo", r.repo).
+		Str("decision", o.String()).
 		Int64("bytes_in", bytesIn).
 		Int64("bytes_out", bytesOut).
 		Int64("duration_ms", d.Milliseconds()).
-		Int("status", o.status).
+		Int("status", status).
 		Msg("session")
-	return o.status
+	return status
 }
 
-func (g *Gateway) serve(ctx context.Context, s Session) outcome {
+func (g *Gateway) serve(ctx context.Context, s Session) result {
 	if s.Command == "" {
-		fmt.Fprintf(s.Stderr, "Hi %s! You've authenticated to cpm, which does not provide shell access.\n", s.Identity.Name())
-		return outcome{verb: "shell", decision: "deny", status: 1}
+		return result{verb: "shell", err: &refusal{line: fmt.Sprintf(
+			"Hi %s! You've authenticated to cpm, which does not provide shell access.", s.Identity.Name())}}
 	}
 	cmd, err := command.Parse(s.Command)
 	if err != nil {
-		fmt.Fprintf(s.Stderr, "cpm: %v\n", err)
-		return outcome{verb: "invalid", decision: "deny", status: 1}
+		return result{verb: "invalid", err: refuse("%v", err)}
 	}
-	o := outcome{verb: cmd.Verb.String()}
 	if s.Identity.Peer != "" || cmd.Verb.IsPeer() {
 		return g.servePeer(ctx, s, cmd)
 	}
+	r := result{verb: cmd.Verb.String()}
 	switch cmd.Verb {
 	case command.Whoami:
 		fmt.Fprintln(s.Stdout, s.Identity.Name())
-		o.decision = "allow"
-		return o
+		return r
 	case command.Info:
-		if err := g.info(ctx, s); err != nil {
-			fmt.Fprintf(s.Stderr, "cpm: %v\n", err)
-			o.decision, o.status = "error", 1
-			return o
-		}
-		o.decision = "allow"
-		return o
+		r.err = g.info(ctx, s)
+		return r
 	}
-	o.repo = cmd.Repo.String()
+	r.repo = cmd.Repo.String()
+	grant, err := g.authorize(ctx, s, cmd)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	r.repo = grant.Repo.String()
+	dir, err := g.Disk.Open(grant.Repo.Org, grant.Repo.Repo)
+	if err != nil {
+		r.err = &failure{line: "cpm: repository " + cmd.Repo.String() + " not found", err: err}
+		return r
+	}
+	if cmd.Verb == command.Merge {
+		r.err = g.merge(ctx, s, cmd, dir, grant.Repo)
+		return r
+	}
+	r.status, r.err = g.runGit(ctx, s, cmd.Verb, dir, r.repo)
+	return r
+}
+
+// authorize decides the command's access to its repository. A push to a
+// repository that does not exist creates it when the key's owner may
+// (org owners and admins), and is then decided again.
+func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command) (access.Grant, error) {
 	action := authz.Read
 	if cmd.Verb == command.ReceivePack || cmd.Verb == command.Merge {
 		action = authz.Push
 	}
-	res, err := g.Access.Decide(ctx, s.Identity, cmd.Repo.Org, cmd.Repo.Repo, action)
-	if err != nil {
-		g.Log.Error().Err(err).Str("repo", o.repo).Msg("authorize")
-		fmt.Fprintln(s.Stderr, "cpm: internal error; try again later")
-		o.decision, o.status = "error", 1
-		return o
+	grant, err := g.Access.Authorize(ctx, s.Identity, cmd.Repo, action)
+	var e *access.Error
+	if cmd.Verb != command.ReceivePack || !errors.As(err, &e) || !e.Creatable {
+		return grant, err
 	}
-	if !res.Facts.RepoExists && cmd.Verb == command.ReceivePack {
-		// Push-to-create: org owners and admins only.
-		if res, err = g.Access.Decide(ctx, s.Identity, cmd.Repo.Org, cmd.Repo.Repo, authz.Create); err == nil && res.Allow {
-			if err = g.create(ctx, s, cmd); err == nil {
-				res, err = g.Access.Decide(ctx, s.Identity, cmd.Repo.Org, cmd.Repo.Repo, authz.Push)
-			}
-		}
-		if err != nil {
-			g.Log.Error().Err(err).Str("repo", o.repo).Msg("create on push")
-			fmt.Fprintf(s.Stderr, "cpm: could not create %s\n", cmd.Repo)
-			o.decision, o.status = "error", 1
-			return o
-		}
+	if err := g.create(ctx, s, cmd); err != nil {
+		return access.Grant{}, &failure{line: "cpm: could not create " + cmd.Repo.String(), err: err}
 	}
-	if !res.Allow {
-		o.decision, o.status = "deny", 1
-		if res.OriginURL != "" {
-			fmt.Fprintf(s.Stderr, "cpm: %s is %s\n", cmd.Repo, res.Reason)
-			return o
-		}
-		if res.Hidden {
-			// The same words whether it does not exist or may not be seen.
-			fmt.Fprintf(s.Stderr, "cpm: repository %s not found\n", cmd.Repo)
-			return o
-		}
-		fmt.Fprintf(s.Stderr, "cpm: %s: permission denied (%s)\n", cmd.Repo, res.Reason)
-		return o
-	}
-	o.repo = res.Facts.Org + "/" + res.Facts.Repo
-	dir, err := g.Disk.Open(res.Facts.Org, res.Facts.Repo)
-	if err != nil {
-		g.Log.Error().Err(err).Str("repo", o.repo).Msg("open repository")
-		fmt.Fprintf(s.Stderr, "cpm: repository %s not found\n", cmd.Repo)
-		o.decision, o.status = "error", 1
-		return o
-	}
-	if cmd.Verb == command.Merge {
-		o.decision, o.status = g.merge(ctx, s, cmd, dir, o.repo)
-		return o
-	}
-	o.decision = "allow"
-	o.status = g.runGit(ctx, s, cmd.Verb, dir, o.repo)
-	return o
+	return g.Access.Authorize(ctx, s.Identity, cmd.Repo, action)
 }
 
 func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) error {
-	svc := admin.New(g.Access.Store, g.Disk, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr})
+	svc := admin.New(g.Store, g.Disk, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr})
 	_, _, err := svc.CreateRepo(ctx, cmd.Repo.String(), false, "")
 	if errors.Is(err, store.ErrExists) {
 		return nil // created by a concurrent push
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("create %s on push: %w", cmd.Repo, err)
+	}
+	return nil
 }
 
 var gitSubcommand = map[command.Verb]gitservice.Service{
@@ -189,7 +187,7 @@ var gitSubcommand = map[command.Verb]gitservice.Service{
 }
 
 // runGit runs the git service with a clean environment and streams it.
-func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir, repo string) int {
+func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir, repo string) (int, error) {
 	c := gitservice.Command(ctx, gitservice.Request{
 		Service:  gitSubcommand[verb],
 		Dir:      dir,
@@ -203,25 +201,24 @@ func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir,
 			hook.EnvRemoteAddr + "=" + s.RemoteAddr,
 		},
 	})
-	return g.run(ctx, s, c, repo)
+	return g.run(ctx, s, c)
 }
 
 // run runs c for the session, streaming its input and output, and
-// returns its exit status.
-func (g *Gateway) run(ctx context.Context, s Session, c *exec.Cmd, repo string) int {
+// returns its exit status. A client that went away is not a failure.
+func (g *Gateway) run(ctx context.Context, s Session, c *exec.Cmd) (int, error) {
 	o := gitservice.Run(ctx, c, gitservice.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr})
 	if o.Err != nil && ctx.Err() == nil {
-		g.Log.Error().Err(o.Err).Str("repo", repo).Str("command", c.Args[0]).Msg("run")
-		fmt.Fprintln(s.Stderr, "cpm: internal error; try again later")
+		return o.Status, fmt.Errorf("run %s: %w", c.Args[0], o.Err)
 	}
-	return o.Status
+	return o.Status, nil
 }
 
 // info lists the repositories the key may read, with its permission.
 func (g *Gateway) info(ctx context.Context, s Session) error {
 	all, err := g.Access.Readable(ctx, s.Identity)
 	if err != nil {
-		return err
+		return fmt.Errorf("list readable repositories: %w", err)
 	}
 	fmt.Fprintf(s.Stdout, "hello %s, this is cpm; you may read:\n\n", s.Identity.Name())
 	for _, l := range all {

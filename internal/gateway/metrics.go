@@ -1,11 +1,15 @@
 package gateway
 
-import "time"
+import (
+	"time"
+
+	"cpm/internal/access"
+)
 
 // Metrics receives the gateway's counters; a nil *Metrics records nothing.
 type Metrics struct {
 	Started func()
-	Ended   func(command, decision string, bytesIn, bytesOut int64, d time.Duration)
+	Ended   func(command string, decision access.Outcome, bytesIn, bytesOut int64, d time.Duration)
 }
 
 func (m *Metrics) sessionStarted() {
@@ -14,7 +18,7 @@ func (m *Metrics) sessionStarted() {
 	}
 }
 
-func (m *Metrics) sessionEnded(command, decision string, in, out int64, d time.Duration) {
+func (m *Metrics) sessionEnded(command string, decision access.Outcome, in, out int64, d time.Duration) {
 	if m != nil && m.Ended != nil {
 		m.Ended(command, decision, in, out, d)
 	}

@@ -3,7 +3,8 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
+	"strings"
 
 	"cpm/internal/command"
 	"cpm/internal/replicate"
@@ -11,22 +12,28 @@ import (
 
 // servePeer runs a cpm-peer command for an approved neighbour. A
 // neighbour's key runs these and nothing else, and nobody else runs them.
-func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command) outcome {
-	o := outcome{verb: cmd.Verb.String(), decision: "deny", status: 1}
+func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command) result {
+	r := result{verb: cmd.Verb.String()}
 	if cmd.Repo.Org != "" {
-		o.repo = cmd.Repo.String()
+		r.repo = cmd.Repo.String()
 	}
 	switch {
 	case s.Identity.Peer == "":
-		fmt.Fprintln(s.Stderr, "cpm: cpm-peer commands are for approved neighbour nodes")
-		return o
+		r.err = refuse("cpm-peer commands are for approved neighbour nodes")
 	case !cmd.Verb.IsPeer():
-		fmt.Fprintln(s.Stderr, "cpm: this key delivers replicas; it runs cpm-peer commands only")
-		return o
+		r.err = refuse("this key delivers replicas; it runs cpm-peer commands only")
 	case g.Peers == nil:
-		fmt.Fprintln(s.Stderr, "cpm: this node does not take replicas")
-		return o
+		r.err = refuse("this node does not take replicas")
+	default:
+		r.status, r.err = g.peerCommand(ctx, s, cmd)
 	}
+	return r
+}
+
+// peerCommand performs one cpm-peer verb. Its errors are shown to the
+// neighbour in full: it is one of this deployment's own nodes, and the
+// words are what its operator debugs with.
+func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Command) (int, error) {
 	origin := s.Identity.Peer
 	var err error
 	switch cmd.Verb {
@@ -42,7 +49,7 @@ func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command)
 		err = g.Peers.Rekey(ctx, origin, s.Stdin)
 	case command.PeerWant:
 		if g.SendToPeer == nil {
-			err = fmt.Errorf("this node does not send on request")
+			err = errors.New("this node does not send on request")
 			break
 		}
 		var res replicate.Result
@@ -56,15 +63,10 @@ func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command)
 			break
 		}
 		defer cleanup()
-		o.decision = "allow"
-		o.status = g.run(ctx, s, c, o.repo)
-		return o
+		return g.run(ctx, s, c)
 	}
 	if err != nil {
-		fmt.Fprintf(s.Stderr, "cpm: %v\n", err)
-		o.decision = "error"
-		return o
+		return 1, &failure{line: "cpm: " + strings.Join(strings.Fields(err.Error()), " "), err: err}
 	}
-	o.decision, o.status = "allow", 0
-	return o
+	return 0, nil
 }

@@ -167,47 +167,46 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		s.Log.Debug().Str("remote", remote).Err(err).Msg("git:// request")
 		return
 	}
-	ev := func(decision string, status int) {
-		s.Log.Info().Str("transport", "git").Str("remote", remote).Str("command", req.Service).
-			Str("repo", req.Path).Str("decision", decision).Int("status", status).
-			Int64("duration_ms", time.Since(start).Milliseconds()).Msg("session")
-	}
 	if req.Service == discover.Request && s.Identity != nil {
 		c.Write(s.Identity)
-		ev("identify", 0)
+		s.Log.Info().Str("transport", "git").Str("remote", remote).Str("command", req.Service).
+			Str("decision", "identify").Int64("duration_ms", time.Since(start).Milliseconds()).Msg("session")
 		return
 	}
+	status, err := s.serve(ctx, c, req)
+	o := access.OutcomeOf(err)
+	ev := s.Log.Info()
+	if o == access.Failed {
+		ev = s.Log.Error().Err(err)
+	}
+	ev.Str("transport", "git").Str("remote", remote).Str("command", req.Service).
+		Str("repo", req.Path).Str("decision", o.String()).Int("status", status).
+		Int64("duration_ms", time.Since(start).Milliseconds()).Msg("session")
+}
+
+// serve authorizes the request as an anonymous reader and runs
+// upload-pack on the connection. A refusal is told to the client in an
+// ERR packet before anything else is sent.
+func (s *Server) serve(ctx context.Context, c net.Conn, req Request) (int, error) {
+	refuse := func(err error) (int, error) {
+		writeErr(c, clientMessage(err))
+		return 1, err
+	}
 	if req.Service != "git-upload-pack" {
-		writeErr(c, "service not enabled: "+clip(req.Service))
-		ev("deny", 1)
-		return
+		return refuse(notEnabled(clip(req.Service)))
 	}
 	// The same strict grammar as over ssh.
 	cmd, err := command.Parse("git-upload-pack " + req.Path)
 	if err != nil {
-		writeErr(c, "repository not found")
-		ev("deny", 1)
-		return
+		return refuse(&access.Error{Kind: access.NotFound, Repo: clip(req.Path)})
 	}
-	res, err := s.Access.Decide(ctx, access.Anonymous, cmd.Repo.Org, cmd.Repo.Repo, authz.Read)
+	grant, err := s.Access.Authorize(ctx, access.Anonymous, cmd.Repo, authz.Read)
 	if err != nil {
-		// Not an answer about the repository: log it, and tell the client
-		// no more than for a missing one.
-		s.Log.Error().Err(err).Str("repo", req.Path).Msg("git:// decide")
-		writeErr(c, "repository not found")
-		ev("error", 1)
-		return
+		return refuse(err)
 	}
-	if !res.Allow {
-		writeErr(c, "repository not found")
-		ev("deny", 1)
-		return
-	}
-	dir, err := s.Disk.Open(res.Facts.Org, res.Facts.Repo)
+	dir, err := s.Disk.Open(grant.Repo.Org, grant.Repo.Repo)
 	if err != nil {
-		writeErr(c, "repository not found")
-		ev("error", 1)
-		return
+		return refuse(fmt.Errorf("open %s: %w", grant.Repo, err))
 	}
 	idle := s.IdleTimeout
 	if idle <= 0 {
@@ -226,11 +225,27 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	})
 	o := gitservice.Run(ctx, g, gitservice.Streams{Stdin: c, Stdout: c})
 	if o.Err != nil && ctx.Err() == nil {
-		s.Log.Error().Err(o.Err).Str("repo", req.Path).Msg("git:// upload-pack")
-		ev("error", o.Status)
-		return
+		// Too late for an ERR packet: the client is reading a pack.
+		return o.Status, fmt.Errorf("upload-pack %s: %w", grant.Repo, o.Err)
 	}
-	ev("allow", o.Status)
+	return o.Status, nil
+}
+
+// notEnabled refuses a service git:// does not offer.
+type notEnabled string
+
+func (n notEnabled) Error() string { return "service not enabled: " + string(n) }
+func (n notEnabled) Refusal() bool { return true }
+
+// clientMessage is what an anonymous client is told: which service is
+// not offered, and for every other refusal or fault the words of a
+// missing repository, so that nothing private shows.
+func clientMessage(err error) string {
+	var n notEnabled
+	if errors.As(err, &n) {
+		return n.Error()
+	}
+	return "repository not found"
 }
 
 // writeErr sends git's "ERR" packet, which the client prints.

@@ -162,34 +162,18 @@ func Check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath,
 	if p.Local {
 		return nil
 	}
-	id, err := c.IdentifyID(ctx, p.KeyID)
-	if err != nil {
-		return fmt.Errorf("key is no longer registered")
-	}
-	facts, err := c.Store.RepoFacts(ctx, id.UserID, repo.Org, repo.Repo)
-	if err != nil {
-		return err
-	}
-	patterns, err := c.Store.ProtectedRefs(ctx, facts.RepoID)
-	if err != nil {
-		return err
-	}
-	principal, af := access.Translate(id, facts)
+	refs := make([]authz.RefUpdate, 0, len(updates))
 	for _, u := range updates {
-		ru := authz.RefUpdate{Ref: u.Ref, Create: u.Create(), Delete: u.Delete(), Protected: authz.Protected(patterns, u.Ref)}
+		ru := authz.RefUpdate{Ref: u.Ref, Create: u.Create(), Delete: u.Delete()}
 		if !ru.Create && !ru.Delete {
+			var err error
 			if ru.FastForward, err = ff(ctx, u.Old, u.New); err != nil {
 				return err
 			}
 		}
-		if d := authz.DecideRef(principal, af, ru); !d.Allow {
-			if d.Hidden {
-				return fmt.Errorf("repository %s not found", repo)
-			}
-			return fmt.Errorf("%s: %s", u.Ref, d.Reason)
-		}
+		refs = append(refs, ru)
 	}
-	return nil
+	return c.DecideRefs(ctx, p.KeyID, repo, refs)
 }
 
 // Record writes the accepted push to the audit log.

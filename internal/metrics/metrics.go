@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"cpm/internal/access"
 	"cpm/internal/gateway"
 )
 
@@ -53,10 +54,10 @@ func NewGateway() *Gateway {
 func (m *Gateway) Hooks() *gateway.Metrics {
 	return &gateway.Metrics{
 		Started: m.active.Inc,
-		Ended: func(command, decision string, in, out int64, d time.Duration) {
+		Ended: func(command string, decision access.Outcome, in, out int64, d time.Duration) {
 			m.active.Dec()
-			m.sessions.WithLabelValues(command, decision).Inc()
-			if decision == "deny" {
+			m.sessions.WithLabelValues(command, decision.String()).Inc()
+			if decision == access.Refused {
 				m.denials.WithLabelValues(command).Inc()
 			}
 			m.bytes.WithLabelValues("in").Add(float64(in))

@@ -152,6 +152,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		ln.Close()
 		return errors.New("server closed")
 	}
 	s.listeners = append(s.listeners, ln)

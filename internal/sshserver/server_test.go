@@ -47,7 +47,7 @@ func TestPermissionsArePerKey(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := New(&gateway.Gateway{Access: access.Checker{Store: st}}, nil, DefaultLimits, zerolog.Nop())
+	s := New(&gateway.Gateway{Access: access.New(st, nil)}, nil, DefaultLimits, zerolog.Nop())
 	cfg := s.serverConfig(ctx)
 
 	signed, err := cfg.PublicKeyCallback(nil, attacker) // the key that will sign
@@ -94,7 +94,7 @@ func TestAuthDuringShutdown(t *testing.T) {
 		&store.NewKey{Fingerprint: fp, Type: k.Type(), PublicKey: string(gossh.MarshalAuthorizedKey(k))}); err != nil {
 		t.Fatal(err)
 	}
-	s := New(&gateway.Gateway{Access: access.Checker{Store: st}}, nil, DefaultLimits, zerolog.Nop())
+	s := New(&gateway.Gateway{Access: access.New(st, nil)}, nil, DefaultLimits, zerolog.Nop())
 	cfg := s.serverConfig(ctx)
 
 	// The store closes under a handshake: not "unknown key".

@@ -1,0 +1,79 @@
+// Package node wires one cpm node together from its data directory and
+// settings: the store, the gateway, the git:// listener, metrics and the
+// replication workers. cpm-shell's modes (serve, replicate, the OpenSSH
+// forced command) each open a Node and run the part they need.
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rs/zerolog"
+
+	"cpm/internal/access"
+	"cpm/internal/admin"
+	"cpm/internal/config"
+	"cpm/internal/datadir"
+	"cpm/internal/gateway"
+	"cpm/internal/names"
+	"cpm/internal/peer"
+	"cpm/internal/replica"
+	"cpm/internal/replicate"
+	"cpm/internal/repos"
+	"cpm/internal/store"
+)
+
+// Node is an opened data directory with its gateway wired.
+type Node struct {
+	Conf     config.Config
+	Dir      datadir.Dir
+	Log      zerolog.Logger
+	Store    *store.Store
+	Replicas *replica.Set
+	Disk     repos.Root
+	Gateway  *gateway.Gateway
+}
+
+// Open opens the data directory's store and wires the gateway; Close
+// releases what it opened.
+func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.Logger) (*Node, error) {
+	hookBin, err := repos.HookBinBeside()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, dir.DB())
+	if err != nil {
+		return nil, err
+	}
+	name, err := st.NodeName(ctx)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("read node name: %w", err)
+	}
+	n := &Node{Conf: conf, Dir: dir, Log: log, Store: st, Replicas: replica.New(dir.Peers()), Disk: admin.Root(dir, hookBin)}
+	n.Gateway = &gateway.Gateway{
+		Access:     access.New(st, n.Replicas),
+		Store:      st,
+		Disk:       n.Disk,
+		DataDir:    dir,
+		Log:        log,
+		Peers:      &peer.Receiver{Store: st, Replicas: n.Replicas, Disk: n.Disk, TempDir: dir.Tmp(), Node: name},
+		SendToPeer: n.sendToPeer,
+	}
+	return n, nil
+}
+
+// sendToPeer syncs one repository to a neighbour that asked for it.
+func (n *Node) sendToPeer(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error) {
+	svc := admin.New(n.Store, n.Disk, store.Actor{Name: "peer:" + server})
+	return svc.SyncPush(ctx, n.Dir, repo.String(), server, nil)
+}
+
+// Close releases the store and the replicas' metadata.
+func (n *Node) Close() error {
+	rerr := n.Replicas.Close()
+	if err := n.Store.Close(); err != nil {
+		return err
+	}
+	return rerr
+}

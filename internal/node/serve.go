@@ -1,0 +1,155 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"cpm/internal/admin"
+	"cpm/internal/discover"
+	"cpm/internal/gitdaemon"
+	"cpm/internal/metrics"
+	"cpm/internal/sshserver"
+	"cpm/internal/version"
+)
+
+// servers are the listeners of a serving node; nil fields are not
+// listening.
+type servers struct {
+	ssh     *sshserver.Server
+	git     *gitdaemon.Server
+	metrics *http.Server
+	errc    chan error
+}
+
+// Serve runs the embedded SSH server, the git:// listener (unless
+// git_listen is empty), metrics (if metrics_listen is set) and the
+// replication workers until ctx ends, then gives running sessions the
+// grace period to finish.
+func (n *Node) Serve(ctx context.Context) error {
+	m := metrics.NewGateway()
+	n.Gateway.Metrics = m.Hooks()
+	srv := servers{errc: make(chan error, 3)}
+	addrs, err := n.listen(ctx, &srv, m)
+	if err != nil {
+		srv.close()
+		return err
+	}
+	// Workers outlive ctx: they stop after the sessions they serve.
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	defer stopWorkers()
+	workersDone, err := n.StartWorkers(wctx, metrics.NewReplication(m.Registry, n.Store))
+	if err != nil {
+		srv.close()
+		return err
+	}
+	n.Log.Info().Str("ssh", addrs[0]).Str("git", addrs[1]).Str("metrics", addrs[2]).
+		Str("data_dir", n.Dir.String()).Msg("cpm-shell serving")
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-srv.errc:
+	}
+	n.Log.Info().Dur("grace", n.Conf.Grace).Msg("shutting down; waiting for running sessions")
+	sctx, cancel := context.WithTimeout(context.Background(), n.Conf.Grace)
+	defer cancel()
+	srv.shutdown(sctx)
+	// Running syncs stop; their leases run out and they run again after
+	// the restart.
+	stopWorkers()
+	<-workersDone
+	n.Log.Info().Msg("stopped")
+	return serveErr
+}
+
+// listen opens every configured listener and serves it; it returns the
+// ssh, git:// and metrics addresses ("" for one not configured).
+func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([3]string, error) {
+	var addrs [3]string
+	c := n.Conf
+	hostKey, err := sshserver.LoadOrCreateHostKey(n.Dir.HostKey())
+	if err != nil {
+		return addrs, err
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return addrs, fmt.Errorf("listen %s: %w", c.Listen, err)
+	}
+	addrs[0] = ln.Addr().String()
+	srv.ssh = sshserver.New(n.Gateway, hostKey, sshserver.Limits{
+		HandshakeTimeout:   c.HandshakeTimeout,
+		IdleTimeout:        c.IdleTimeout,
+		MaxSessionTime:     c.MaxSessionTime,
+		MaxUnauthenticated: c.MaxStartups,
+		MaxSessions:        c.MaxSessions,
+		MaxAuthTries:       sshserver.DefaultLimits.MaxAuthTries,
+	}, n.Log)
+	go func() { srv.errc <- srv.ssh.Serve(ln) }()
+	if c.GitListen != "" {
+		if addrs[1], err = n.listenGit(ctx, srv, ln.Addr().(*net.TCPAddr).Port); err != nil {
+			return addrs, err
+		}
+	}
+	if c.MetricsListen != "" {
+		mln, err := net.Listen("tcp", c.MetricsListen)
+		if err != nil {
+			return addrs, fmt.Errorf("listen %s: %w", c.MetricsListen, err)
+		}
+		addrs[2] = mln.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Handler())
+		srv.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.metrics.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+				srv.errc <- err
+			}
+		}()
+	}
+	return addrs, nil
+}
+
+// listenGit serves git:// for public repositories and answers discovery
+// probes with this node's name, ssh port and replication key.
+func (n *Node) listenGit(ctx context.Context, srv *servers, sshPort int) (string, error) {
+	gln, err := net.Listen("tcp", n.Conf.GitListen)
+	if err != nil {
+		return "", fmt.Errorf("listen %s: %w", n.Conf.GitListen, err)
+	}
+	name, err := n.Store.NodeName(ctx)
+	if err != nil {
+		gln.Close()
+		return "", fmt.Errorf("read node name: %w", err)
+	}
+	if name == "" {
+		name = "cpm" // a data dir from before node names; cpm-admin init names it
+	}
+	key, _ := admin.PublicKey(n.Dir) // "" before cpm-admin init made one
+	srv.git = &gitdaemon.Server{Access: n.Gateway.Access, Disk: n.Disk, Log: n.Log, IdleTimeout: n.Conf.IdleTimeout,
+		Identity: discover.Answer(name, version.Version, sshPort, key)}
+	go func() { srv.errc <- srv.git.Serve(gln) }()
+	return gln.Addr().String(), nil
+}
+
+// shutdown stops every listener, giving running sessions until ctx ends.
+func (s *servers) shutdown(ctx context.Context) {
+	if s.git != nil {
+		go s.git.Shutdown(ctx)
+	}
+	if s.metrics != nil {
+		s.metrics.Shutdown(ctx)
+	}
+	if s.ssh != nil {
+		s.ssh.Shutdown(ctx)
+	}
+}
+
+// close stops what listen started after a failure to start the rest.
+func (s *servers) close() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.shutdown(ctx)
+}
