@@ -112,4 +112,3 @@ func (c Checker) IdentifyID(ctx context.Context, id int64) (Identity, error) {
 	}
 	return Identity{KeyOwner: o}, nil
 }
-

@@ -59,4 +59,3 @@ func (c Checker) Readable(ctx context.Context, id Identity) ([]Listing, error) {
 	}
 	return out, nil
 }
-
