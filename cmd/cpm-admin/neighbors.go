@@ -9,6 +9,7 @@ import (
 	"cpm/internal/admin"
 	"cpm/internal/discover"
 	"cpm/internal/remote"
+	"cpm/internal/store"
 )
 
 type neighborCmd struct {
@@ -66,7 +67,7 @@ func (c neighborDiscoverCmd) Run(e *env, svc *admin.Service) error {
 			name = n.Name + "-" + n.Host
 		}
 		srv, err := svc.AddServer(e.ctx, e.dir, admin.ServerSpec{
-			Name: name, Host: n.Host, Port: n.SSHPort, User: c.User, Path: c.Path, Role: "neighbor", Unapproved: !c.Yes,
+			Name: name, Host: n.Host, Port: n.SSHPort, User: c.User, Path: c.Path, Role: store.Neighbor, Unapproved: !c.Yes,
 			PeerKey: n.Key,
 		}, func(fp string) bool {
 			// Shown, and pinned; syncs wait for approval unless --yes.

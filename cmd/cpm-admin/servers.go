@@ -154,7 +154,7 @@ func confirmHostKey(e *env, server string, yes bool) func(fp string) bool {
 
 func (c serverAddCmd) Run(e *env, svc *admin.Service) error {
 	srv, err := svc.AddServer(e.ctx, e.dir, admin.ServerSpec{
-		Name: c.Name, Host: c.Host, Port: c.Port, User: c.User, Path: c.Path, Role: c.Role, HostKey: c.HostKey,
+		Name: c.Name, Host: c.Host, Port: c.Port, User: c.User, Path: c.Path, Role: store.Role(c.Role), HostKey: c.HostKey,
 		PeerKey: c.PeerKey, Scope: c.scope(),
 	}, confirmHostKey(e, fmt.Sprintf("%s:%d", c.Host, c.Port), c.Yes))
 	if err != nil {
@@ -181,7 +181,7 @@ func (c serverListCmd) Run(e *env, svc *admin.Service) error {
 	for _, s := range servers {
 		state := s.Line()
 		path := s.Path
-		if s.Role == "neighbor" {
+		if s.Role == store.Neighbor {
 			// A neighbour keeps replicas in its own repository root; what
 			// matters is whether it may deliver its own here.
 			path = "(its own)"
@@ -195,7 +195,7 @@ func (c serverListCmd) Run(e *env, svc *admin.Service) error {
 		if s.Fix != "" {
 			fixes = append(fixes, s.Name+": "+s.Fix)
 		}
-		rows = append(rows, []string{s.Name, s.Role, s.User + "@" + s.Host + ":" + strconv.Itoa(s.Port), path,
+		rows = append(rows, []string{s.Name, string(s.Role), s.User + "@" + s.Host + ":" + strconv.Itoa(s.Port), path,
 			orAll(s.RepoPatterns), orAll(s.RefPatterns), bwlimit(s.BWLimitKBps), strconv.Itoa(s.Compress),
 			(time.Duration(s.EverySeconds) * time.Second).String(), state})
 	}
@@ -249,7 +249,7 @@ func (c serverCheckCmd) Run(e *env, svc *admin.Service) error {
 	if res.Fix != "" {
 		lag += "\nfix:      " + res.Fix
 	}
-	if res.Role == "neighbor" {
+	if res.Role == store.Neighbor {
 		fmt.Fprintf(e.stdout, "server:   %s\nnode:     %s\nversion:  %s\nping:     %.1f ms\nsync:     %s\n",
 			res.Server, res.Node, res.Version, res.PingMS, lag)
 		return nil
@@ -415,9 +415,7 @@ func (c syncStatusCmd) Run(e *env, svc *admin.Service) error {
 	for _, j := range jobs {
 		state, lastErr := targetstate.JobState(j, byID[j.ServerID])
 		s := statusJSON{Repo: j.Repo, Server: j.Server, State: state, Attempts: j.Attempts, LastError: lastErr, Fingerprint: j.Fingerprint}
-		if j.Generation > j.SyncedGeneration && !j.DirtySince.IsZero() {
-			s.LagSeconds = time.Since(j.DirtySince).Seconds()
-		}
+		s.LagSeconds = j.Lag(time.Now()).Seconds()
 		if !j.LastSuccessAt.IsZero() {
 			s.LastSuccessAt = j.LastSuccessAt.Format(time.RFC3339)
 		}

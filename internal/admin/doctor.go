@@ -97,7 +97,7 @@ func (s *Service) checkReplicas(ctx context.Context, dir datadir.Dir, o DoctorOp
 	for _, j := range jobs {
 		srv := byID[j.ServerID]
 		in := targetstate.Of(srv, nil, time.Now()).Up() && replicate.InScope(srv.RepoPatterns, j.Repo)
-		if !in || j.State != "done" {
+		if !in || !j.Done() {
 			continue
 		}
 		if o.Deep {
@@ -261,11 +261,9 @@ func (s *Service) checkLag(ctx context.Context, threshold time.Duration) []strin
 		return []string{err.Error()}
 	}
 	var problems []string
+	now := time.Now()
 	for _, j := range jobs {
-		if j.State == "done" || j.DirtySince.IsZero() {
-			continue
-		}
-		if lag := time.Since(j.DirtySince); lag > threshold {
+		if lag := j.Lag(now); lag > threshold {
 			problems = append(problems, fmt.Sprintf("%s on %s is %s behind (%s)", j.Repo, j.Server, lag.Round(time.Second), j.State))
 		}
 	}

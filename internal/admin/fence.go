@@ -54,7 +54,7 @@ func writePromotedMarker(from, notice string) error {
 func selfServers(servers []store.Server, from string) []string {
 	var self []string
 	for _, s := range servers {
-		if s.Role == "backup" && filepath.Clean(s.Path) == from {
+		if s.Role == store.Backup && filepath.Clean(s.Path) == from {
 			self = append(self, s.Name)
 		}
 	}

@@ -127,7 +127,7 @@ func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Serve
 	case "":
 		sk.State = "old"
 	}
-	if srv.Role == "neighbor" && !srv.Approved {
+	if srv.Role == store.Neighbor && !srv.Approved {
 		// Not in use: it learns the new key with discovery or server add.
 		return s.markKey(ctx, sk, srv.Name, "done")
 	}

@@ -24,8 +24,9 @@ import (
 
 // ServerSpec is what `server add` is given.
 type ServerSpec struct {
-	Name, Host, User, Path, Role, HostKey string
-	Port                                  int
+	Name, Host, User, Path, HostKey string
+	Role                            store.Role
+	Port                            int
 	// Unapproved servers get no syncs until `server approve` (neighbours
 	// found by discovery).
 	Unapproved bool
@@ -104,7 +105,7 @@ func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpe
 	if err := names.Check(names.User, spec.Name); err != nil {
 		return store.Server{}, fmt.Errorf("server name: %w", err)
 	}
-	if spec.Role != "backup" && spec.Role != "neighbor" {
+	if !spec.Role.Valid() {
 		return store.Server{}, fmt.Errorf("invalid role %q: want backup or neighbor", spec.Role)
 	}
 	t := remote.Target{Name: spec.Name, Host: spec.Host, Port: spec.Port, User: spec.User, Path: spec.Path}
@@ -175,7 +176,7 @@ func (s *Service) checkPeerKey(ctx context.Context, spec ServerSpec) (string, st
 	if spec.PeerKey == "" {
 		return "", "", nil
 	}
-	if spec.Role != "neighbor" {
+	if spec.Role != store.Neighbor {
 		return "", "", errors.New("--peer-key is for neighbours: backups do not deliver replicas")
 	}
 	key, err := remote.ParseHostKey(spec.PeerKey)
@@ -303,8 +304,8 @@ func (s *Service) ServerStatuses(ctx context.Context) ([]ServerStatus, error) {
 
 // Check is what `server check` reports.
 type Check struct {
-	Server string `json:"server"`
-	Role   string `json:"role"`
+	Server string     `json:"server"`
+	Role   store.Role `json:"role"`
 	// A backup: its tools, free space, and whether its path is writable.
 	Rsync    string `json:"rsync,omitempty"`
 	Git      string `json:"git,omitempty"`
@@ -430,7 +431,7 @@ func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server st
 	}
 	syncer := replicate.NewSyncer(dir, s.Disk)
 	syncer.Progress = progress
-	if srv.Role == "neighbor" {
+	if srv.Role == store.Neighbor {
 		// Permissions travel before the repository, never after it.
 		pub := &replicate.Publisher{Store: s.Store, Syncer: syncer}
 		if _, err := pub.Ensure(ctx, srv); err != nil {
@@ -585,7 +586,7 @@ func (s *Service) pullFromOrigin(ctx context.Context, dir datadir.Dir, path, ser
 		return res, true, err
 	}
 	srv, err := s.Store.ServerByName(ctx, server)
-	if err != nil || srv.Role != "neighbor" {
+	if err != nil || srv.Role != store.Neighbor {
 		return res, false, nil
 	}
 	if _, err := s.Store.Repo(ctx, rp.Org, rp.Repo); !errors.Is(err, store.ErrNotFound) {

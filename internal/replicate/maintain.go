@@ -80,7 +80,7 @@ func (w *Workers) pruneTargets(ctx context.Context, repo names.RepoPath) {
 		return
 	}
 	for _, j := range jobs {
-		if j.Repo != repo.String() || j.State != "done" {
+		if j.Repo != repo.String() || !j.Done() {
 			continue
 		}
 		for _, srv := range servers {

@@ -22,13 +22,17 @@ func noRsync(err error) bool {
 		strings.Contains(re.Stderr, "rsync: not found"))
 }
 
-// tarSync is the fallback for targets without rsync: the same order
+// tarCopier is the fallback for backups without rsync: the same order
 // (objects the target lacks, packs before indexes, then refs) with tar
 // over the same pinned ssh. Objects are immutable, so "lacks" is a name
 // comparison.
-func (s *Syncer) tarSync(ctx context.Context, t remote.Target, dir, refsDir, skelDir, dst string, fresh bool) (Result, error) {
+type tarCopier struct{ s *Syncer }
+
+func (c tarCopier) copy(ctx context.Context, j copyJob) (Result, error) {
+	s, t, dir, refsDir, skelDir := c.s, j.target, j.dir, j.refsDir, j.skelDir
+	dst := replicaPath(t, j.repo)
 	q := remote.Quote
-	if fresh {
+	if j.fresh {
 		if _, err := s.tarTo(ctx, t, skelDir, nil, "mkdir -p "+q(dst)+" && cd "+q(dst)+" && if [ -e config ]; then cat >/dev/null; else tar -xf -; fi"); err != nil {
 			return Result{}, err
 		}

@@ -2,10 +2,12 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"cpm/internal/names"
 	"cpm/internal/remote"
+	"cpm/internal/store"
 )
 
 // A backup server is a plain ssh account: cpm runs a few shell commands
@@ -97,4 +99,32 @@ func (s *Syncer) push(ctx context.Context, t remote.Target, repo names.RepoPath,
 func (s *Syncer) fetch(ctx context.Context, t remote.Target, repo names.RepoPath, dst string, extra ...string) (Result, error) {
 	src, opts := endpoint(t, repo, true, false)
 	return s.rsyncArgs(ctx, t, append(append(opts, extra...), src, dst))
+}
+
+// blockIfNeeded blocks srv when err is one that retrying cannot mend (a
+// host key mismatch, a refused key, a promoted backup) and closes its
+// connections; it reports whether it did. A neighbour refuses this node's
+// key until its operator approves this node: that is waited for, with
+// backoff, not blocked.
+func (w *Workers) blockIfNeeded(ctx context.Context, srv store.Server, err error) bool {
+	var re *remote.Error
+	if !errors.As(err, &re) || !re.Blocking() || (srv.Role == store.Neighbor && re.KeyRefused()) {
+		return false
+	}
+	if berr := w.Store.BlockServer(ctx, srv.ID, oneLine(err.Error())); berr != nil {
+		w.Log.Error().Err(berr).Str("target", srv.Name).Msg("block server")
+	}
+	w.Syncer.Remote.CloseMasters(srv.Name)
+	return true
+}
+
+// eligible reports whether syncs and checks go to srv now.
+func (w *Workers) eligible(srv store.Server) bool {
+	return srv.Eligible() && !w.isDown(srv.ID)
+}
+
+// TargetOf turns a stored server into an rsync target.
+func TargetOf(s store.Server) remote.Target {
+	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path, HostKey: s.HostKey, Peer: s.Role == store.Neighbor,
+		Refs: SplitPatterns(s.RefPatterns), BWLimit: s.BWLimitKBps, Compress: s.Compress, UseNext: s.KeyState != ""}
 }

@@ -16,7 +16,7 @@ type Job struct {
 	Server           string    `json:"server"`
 	Generation       int64     `json:"generation"`
 	SyncedGeneration int64     `json:"synced_generation"`
-	State            string    `json:"state"`
+	State            JobState  `json:"state"`
 	Attempts         int       `json:"attempts"`
 	NextAttemptAt    time.Time `json:"next_attempt_at"`
 	DirtySince       time.Time `json:"dirty_since"`
@@ -188,7 +188,7 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, se
 	if err := tx.Commit(); err != nil {
 		return Job{}, false, fmt.Errorf("claim job: %w", err)
 	}
-	j.State = "running"
+	j.State = JobRunning
 	return j, true, nil
 }
 
@@ -224,9 +224,9 @@ func (s *Store) Done(ctx context.Context, j Job, gen int64, fingerprint string, 
 
 // Failed records a failed attempt and when to try again.
 func (s *Store) Failed(ctx context.Context, j Job, reason string, retryAt time.Time, blocked bool) error {
-	state := "failed"
+	state := JobFailed
 	if blocked {
-		state = "blocked"
+		state = JobBlocked
 	}
 	_, err := s.db.ExecContext(ctx, `
 		UPDATE replication_jobs SET state = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?,

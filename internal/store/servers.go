@@ -17,7 +17,7 @@ type Server struct {
 	Port          int       `json:"port"`
 	User          string    `json:"user"`
 	Path          string    `json:"path"`
-	Role          string    `json:"role"`
+	Role          Role      `json:"role"`
 	HostKey       string    `json:"host_key"`
 	Approved      bool      `json:"approved"`
 	Enabled       bool      `json:"enabled"`

@@ -73,13 +73,11 @@ func Of(srv store.Server, jobs []store.Job, now time.Time) Status {
 		if j.LastSuccessAt.After(st.LastSync) {
 			st.LastSync = j.LastSuccessAt
 		}
-		if j.State == "done" {
+		if j.Done() {
 			continue
 		}
 		st.Pending++
-		if !j.DirtySince.IsZero() && j.Generation > j.SyncedGeneration {
-			st.Lag = max(st.Lag, now.Sub(j.DirtySince))
-		}
+		st.Lag = max(st.Lag, j.Lag(now))
 		if j.LastError != "" && j.Attempts > 0 && (lastErr == "" || j.NextAttemptAt.After(lastErrAt)) {
 			lastErr, lastErrAt = j.LastError, j.NextAttemptAt
 		}
@@ -91,7 +89,7 @@ func Of(srv store.Server, jobs []store.Job, now time.Time) Status {
 		st.State, st.Cause = Blocked, srv.BlockedReason
 	case !srv.Enabled:
 		st.State = Disabled
-	case srv.Role == "neighbor" && !srv.Approved:
+	case srv.Role == store.Neighbor && !srv.Approved:
 		st.State, st.Cause = Unapproved, "not approved here yet"
 	case lastErr != "":
 		st.State, st.Cause = Retrying, lastErr
@@ -108,14 +106,14 @@ func Of(srv store.Server, jobs []store.Job, now time.Time) Status {
 // blocked or promoted server is blocked with the server's reason, even
 // if it was never tried.
 func JobState(j store.Job, srv store.Server) (state, lastError string) {
-	if j.State != "done" && srv.BlockedReason != "" {
+	if !j.Done() && srv.BlockedReason != "" {
 		s := Blocked
 		if isPromoted(srv.BlockedReason) {
 			s = Promoted
 		}
 		return s.String(), srv.BlockedReason
 	}
-	return j.State, j.LastError
+	return string(j.State), j.LastError
 }
 
 func isPromoted(reason string) bool {
@@ -148,7 +146,7 @@ func FixFor(srv store.Server, cause string, blocked bool) string {
 		return n + " is a main server of its own now: cpm-admin server remove " + n + ", and add a new backup"
 	case strings.Contains(c, "host key"):
 		step = "compare " + n + "'s host key (ssh-keygen -lf on it) with the pinned one; if it really changed, cpm-admin server set " + n + " --host-key LINE"
-	case strings.Contains(c, "refused cpm's key") && srv.Role == "neighbor":
+	case strings.Contains(c, "refused cpm's key") && srv.Role == store.Neighbor:
 		step = "on " + n + ", register this node and approve it"
 	case strings.Contains(c, "refused cpm's key"):
 		step = "install cpm-admin server pubkey's line in " + n + "'s authorized_keys, owned by " + srv.User + " (install -o " + srv.User + " -m 600)"

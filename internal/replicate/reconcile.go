@@ -1,0 +1,198 @@
+package replicate
+
+import (
+	"context"
+	"time"
+
+	"cpm/internal/names"
+	"cpm/internal/store"
+)
+
+// reconcile compares the replicas of every server whose interval
+// (server set --every) has passed with their sources, and queues those
+// that differ: drift from any cause (a lost file, a hand edit, a missed
+// push) is repaired without a push.
+func (w *Workers) reconcile(ctx context.Context) {
+	servers, err := w.Store.Servers(ctx)
+	if err != nil {
+		return
+	}
+	var jobs []store.Job
+	// A repository's refs are read once per pass, however many servers
+	// hold it.
+	snaps := map[string]Snapshot{}
+	for _, srv := range servers {
+		last := srv.ReconciledAt
+		if last.IsZero() {
+			last = srv.CreatedAt // a new server was just copied in full
+		}
+		if time.Since(last) < time.Duration(srv.EverySeconds)*time.Second || !w.eligible(srv) {
+			continue
+		}
+		if jobs == nil {
+			if jobs, err = w.Store.Jobs(ctx); err != nil {
+				return
+			}
+		}
+		if !w.reconcileServer(ctx, srv, jobs, snaps) {
+			return
+		}
+	}
+}
+
+// reconcileServer checks srv's replicas of done jobs against snaps
+// (filled as needed); it returns false when ctx ended.
+func (w *Workers) reconcileServer(ctx context.Context, srv store.Server, jobs []store.Job, snaps map[string]Snapshot) bool {
+	start := time.Now()
+	t := TargetOf(srv)
+	checked, stale, repaired := 0, 0, 0
+	for _, j := range jobs {
+		if j.ServerID != srv.ID || !j.Done() || !InScope(srv.RepoPatterns, j.Repo) {
+			continue
+		}
+		rp, err := names.ParseRepoPath(j.Repo)
+		if err != nil {
+			continue
+		}
+		snap, ok := snaps[j.Repo]
+		if !ok {
+			if snap, err = w.snapshot(ctx, rp); err != nil {
+				continue
+			}
+			snaps[j.Repo] = snap
+		}
+		checked++
+		got, err := RemoteFingerprint(ctx, w.Syncer.Remote, t, rp)
+		if ctx.Err() != nil {
+			return false
+		}
+		if err != nil && w.checkAndRepair(ctx, srv, j, rp, false) {
+			// git there could not read the refs because object files
+			// they need were gone: sent again, so they read now.
+			repaired++
+			continue
+		}
+		if err != nil || got != snap.Only(t.Refs).Fingerprint {
+			stale++
+			if err := w.Store.MarkStale(ctx, j.RepoID, srv.ID); err != nil {
+				w.Log.Error().Err(err).Str("repo", j.Repo).Str("target", srv.Name).Msg("queue stale replica")
+			}
+			continue
+		}
+		// The refs match; the object files they need may still be gone.
+		if w.checkAndRepair(ctx, srv, j, rp, false) {
+			repaired++
+		}
+	}
+	if err := w.Store.SetReconciled(ctx, srv.ID, start); err != nil {
+		w.Log.Error().Err(err).Str("target", srv.Name).Msg("record reconciliation")
+	}
+	w.Log.Info().Str("target", srv.Name).Int("checked", checked).Int("stale", stale).Int("repaired", repaired).
+		Int64("duration_ms", time.Since(start).Milliseconds()).Msg("reconcile")
+	return true
+}
+
+// snapshot reads the refs of this node's copy of rp.
+func (w *Workers) snapshot(ctx context.Context, rp names.RepoPath) (Snapshot, error) {
+	dir, err := w.Syncer.Root.Open(rp.Org, rp.Repo)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return TakeSnapshot(ctx, dir)
+}
+
+// deepChecks compares by content every replica whose deep check is due
+// (VerifyEvery, spread over the interval) and repairs what it finds.
+func (w *Workers) deepChecks(ctx context.Context) {
+	// The pass reads the whole queue: not at every 2 s tick, but often
+	// enough that no replica waits much past its due time.
+	pass := min(time.Minute, w.VerifyEvery/10)
+	if w.VerifyEvery <= 0 || time.Since(w.deepPassAt) < pass {
+		return
+	}
+	w.deepPassAt = time.Now()
+	servers, err := w.Store.Servers(ctx)
+	if err != nil {
+		return
+	}
+	var jobs []store.Job
+	now := time.Now()
+	for _, srv := range servers {
+		if !w.eligible(srv) {
+			continue
+		}
+		if jobs == nil {
+			if jobs, err = w.Store.Jobs(ctx); err != nil {
+				return
+			}
+		}
+		for _, j := range jobs {
+			if j.ServerID != srv.ID || !j.Done() || !InScope(srv.RepoPatterns, j.Repo) ||
+				!DeepDue(j.Repo, srv.Name, j.DeepCheckedAt, srv.CreatedAt, now, w.VerifyEvery) {
+				continue
+			}
+			rp, err := names.ParseRepoPath(j.Repo)
+			if err != nil {
+				continue
+			}
+			w.checkAndRepair(ctx, srv, j, rp, true)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
+}
+
+// checkAndRepair checks the object files of j's replica on srv (by
+// content when deep), repairs what is missing or damaged, and reports
+// whether it repaired anything. A deep check is recorded for sync status.
+func (w *Workers) checkAndRepair(ctx context.Context, srv store.Server, j store.Job, rp names.RepoPath, deep bool) bool {
+	t := TargetOf(srv)
+	log := w.Log.With().Str("repo", j.Repo).Str("target", srv.Name).Bool("deep", deep).Logger()
+	record := func(result string) {
+		if deep {
+			if err := w.Store.SetDeepCheck(ctx, j.RepoID, srv.ID, time.Now(), result); err != nil {
+				log.Error().Err(err).Msg("record deep check")
+			}
+		}
+	}
+	// A push since the job was done brings files the replica is still to
+	// get: that is the next sync's work, not damage.
+	stillDone := func() bool {
+		cur, err := w.Store.JobFor(ctx, j.RepoID, srv.ID)
+		return err == nil && cur.Done()
+	}
+	start := time.Now()
+	h, err := w.Syncer.CheckAndRepair(ctx, rp, t, deep, stillDone)
+	found, after, res := h.Found, h.After, h.Sent
+	switch {
+	case err != nil && !h.Repaired:
+		if ctx.Err() == nil {
+			log.Warn().Err(err).Msg("check replica")
+		}
+		return false
+	case found.OK():
+		log.Debug().Int64("bytes", found.Examined).Int64("duration_ms", found.Duration.Milliseconds()).Msg("check replica")
+		record("")
+		return false
+	case !h.Repaired:
+		return false // a push came in between: the next sync brings the rest
+	}
+	ev := log.Info()
+	switch {
+	case err != nil:
+		ev = log.Warn().Err(err)
+		record("repair failed: " + found.String())
+	case !after.OK():
+		ev = log.Warn().Str("after", after.String())
+		record("not repaired: " + after.String())
+	default:
+		record("repaired: " + found.String())
+	}
+	ev.Str("cause", found.Cause()).Str("found", found.String()).Int64("bytes", res.Bytes).Int64("files", res.Files).
+		Int64("duration_ms", time.Since(start).Milliseconds()).Msg("repair replica")
+	if w.Repaired != nil && err == nil {
+		w.Repaired(srv.Name, found.Cause())
+	}
+	return err == nil && after.OK()
+}
