@@ -63,5 +63,5 @@ func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
 // Record writes an audit row for something that changed outside the
 // database, such as an accepted push.
 func (s *Store) Record(ctx context.Context, a Actor, action, target string, details map[string]any) error {
-	return s.change(ctx, a, action, target, details, func(*sql.Tx) error { return nil })
+	return s.change(ctx, a, action, target, details, keepsMeta, func(*sql.Tx) error { return nil })
 }

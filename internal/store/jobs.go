@@ -241,7 +241,7 @@ func (s *Store) Failed(ctx context.Context, j Job, reason string, retryAt time.T
 // Retry clears backoff and blocks: every unfinished job is due now.
 func (s *Store) Retry(ctx context.Context, a Actor) (int64, error) {
 	var n int64
-	err := s.change(ctx, a, "sync.retry", "*", nil, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "sync.retry", "*", nil, keepsMeta, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE servers SET blocked_reason = ''`); err != nil {
 			return err
 		}

@@ -74,7 +74,7 @@ func keyHolder(ctx context.Context, tx *sql.Tx, fp string) string {
 // AddUserKey registers a key for an existing user.
 func (s *Store) AddUserKey(ctx context.Context, a Actor, user string, k NewKey) (Key, error) {
 	var out Key
-	err := s.change(ctx, a, "key.add", user, map[string]any{"fingerprint": k.Fingerprint, "type": k.Type}, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "key.add", user, map[string]any{"fingerprint": k.Fingerprint, "type": k.Type}, altersMeta, func(tx *sql.Tx) error {
 		uid, err := userID(ctx, tx, user)
 		if err != nil {
 			return err
@@ -93,7 +93,7 @@ func (s *Store) AddUserKey(ctx context.Context, a Actor, user string, k NewKey) 
 func (s *Store) AddDeployKey(ctx context.Context, a Actor, org, repo string, k NewKey, write bool) (Key, error) {
 	var out Key
 	target := org + "/" + repo
-	err := s.change(ctx, a, "deploy-key.add", target, map[string]any{"fingerprint": k.Fingerprint, "write": write}, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "deploy-key.add", target, map[string]any{"fingerprint": k.Fingerprint, "write": write}, altersMeta, func(tx *sql.Tx) error {
 		r, err := repoByName(ctx, tx, org, repo)
 		if err != nil {
 			return err
@@ -208,7 +208,7 @@ func (s *Store) deleteKey(ctx context.Context, a Actor, fp string, deploy bool) 
 	}
 	var k Key
 	details := map[string]any{}
-	err := s.change(ctx, a, action, fp, details, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, action, fp, details, altersMeta, func(tx *sql.Tx) error {
 		var err error
 		k, err = scanKey(tx.QueryRowContext(ctx, keySelect+` WHERE k.fingerprint = ?`, fp))
 		if errors.Is(err, sql.ErrNoRows) {

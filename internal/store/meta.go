@@ -104,15 +104,21 @@ func filter[T any](xs []T, keep func(T) bool) []T {
 	return out
 }
 
-// notMeta are the audit actions that change no metadata: pushes, merges
-// and syncs are replicated as repositories, not as metadata.
-var notMeta = map[string]bool{"push": true, "merge": true, "sync.push": true, "sync.pull": true, "server.unblock": true, "sync.verify": true}
+// metaEffect says whether a change alters what this node publishes as
+// metadata: users, keys, organisations, members, repositories, grants,
+// protected refs and servers. Each change says so where it is made; those
+// that alter it move the metadata generation, so that every backup and
+// neighbour receives the metadata again. Pushes, syncs, queue and key
+// rotation bookkeeping, and promotion leave it as it is.
+type metaEffect bool
+
+const (
+	altersMeta metaEffect = true
+	keepsMeta  metaEffect = false
+)
 
 // bumpMeta moves the metadata generation, inside a change's transaction.
-func bumpMeta(ctx context.Context, tx *sql.Tx, action string) error {
-	if notMeta[action] {
-		return nil
-	}
+func bumpMeta(ctx context.Context, tx *sql.Tx) error {
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO node (key, value) VALUES ('meta_generation', '1')
 		ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)`)
@@ -225,7 +231,7 @@ func eachRow(ctx context.Context, tx *sql.Tx, q string, scan func(scanner) error
 // fingerprints) apply to every row, so inconsistent input changes nothing.
 func (s *Store) ReplaceMeta(ctx context.Context, a Actor, m Meta) error {
 	details := map[string]any{"generation": m.Generation, "repos": len(m.Repos), "users": len(m.Users), "keys": len(m.Keys)}
-	return s.change(ctx, a, "meta.replace", "peer", details, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "meta.replace", "peer", details, keepsMeta, func(tx *sql.Tx) error {
 		for _, t := range []string{"ssh_keys", "grants", "protected_refs", "memberships", "replication_jobs", "repos", "orgs", "users"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 				return fmt.Errorf("replace metadata: clear %s: %w", t, err)

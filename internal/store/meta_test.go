@@ -117,3 +117,52 @@ func TestSnapshotIsAWorkingDatabase(t *testing.T) {
 		t.Errorf("snapshot has a later change: %v", err)
 	}
 }
+
+// Only changes of what is published move the metadata generation; the
+// bookkeeping around replication does not, so it republishes nothing.
+func TestWhichChangesMoveMetadata(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	setup := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.CreateUser(ctx, admin, "alice", false, key("a1"))
+	setup(err)
+	_, err = s.CreateUser(ctx, admin, "bob", false, key("b1"))
+	setup(err)
+	_, err = s.CreateOrg(ctx, admin, "acme", "alice")
+	setup(err)
+	_, err = s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, nil)
+	setup(err)
+	_, err = s.AddServer(ctx, admin, Server{Name: "b1", Host: "127.0.0.1", Port: 22, User: "u", Path: "/p", Role: Backup, HostKey: "ssh-ed25519 AAAA"})
+	setup(err)
+	tests := []struct {
+		change string
+		do     func() error
+		moves  bool
+	}{
+		{"grant", func() error { return s.Grant(ctx, admin, "acme", "web", "bob", "read") }, true},
+		{"member", func() error { return s.SetMember(ctx, admin, "acme", "bob", "member") }, true},
+		{"protect", func() error { return s.Protect(ctx, admin, "acme", "web", "refs/heads/main") }, true},
+		{"push", func() error { return s.Record(ctx, admin, "push", "acme/web", nil) }, false},
+		{"promote", func() error { return s.Record(ctx, admin, "promote", "/srv", nil) }, false},
+		{"sync retry", func() error { _, err := s.Retry(ctx, admin); return err }, false},
+		{"key rotation", func() error { return s.SetKeyState(ctx, admin, "b1", "next") }, false},
+		{"hold", func() error { return s.HoldServers(ctx, admin, "promoted") }, false},
+	}
+	for _, tt := range tests {
+		before, err := s.MetaGeneration(ctx)
+		setup(err)
+		if err := tt.do(); err != nil {
+			t.Fatalf("%s: %v", tt.change, err)
+		}
+		after, err := s.MetaGeneration(ctx)
+		setup(err)
+		if moved := after != before; moved != tt.moves {
+			t.Errorf("%s: generation %d -> %d, want moved=%v", tt.change, before, after, tt.moves)
+		}
+	}
+}

@@ -30,7 +30,7 @@ func (s *Store) CreateOrg(ctx context.Context, a Actor, name, owner string) (Org
 	if owner != "" {
 		details["owner"] = owner
 	}
-	err := s.change(ctx, a, "org.create", name, details, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "org.create", name, details, altersMeta, func(tx *sql.Tx) error {
 		at := now()
 		res, err := tx.ExecContext(ctx, `INSERT INTO orgs (name, created_at) VALUES (?, ?)`, name, at)
 		if isUnique(err) {
@@ -112,7 +112,7 @@ func orgByName(ctx context.Context, q querier, name string) (Org, error) {
 func (s *Store) DeleteOrg(ctx context.Context, a Actor, name string, force bool, removed func([]Repo) error) ([]Repo, error) {
 	var repos []Repo
 	details := map[string]any{"force": force}
-	err := s.change(ctx, a, "org.delete", name, details, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "org.delete", name, details, altersMeta, func(tx *sql.Tx) error {
 		o, err := orgByName(ctx, tx, name)
 		if err != nil {
 			return err
@@ -149,7 +149,7 @@ func (s *Store) DeleteOrg(ctx context.Context, a Actor, name string, force bool,
 // SetMember adds a user to an organisation or changes their role. Taking
 // the owner role from the last owner is refused.
 func (s *Store) SetMember(ctx context.Context, a Actor, org, user, role string) error {
-	return s.change(ctx, a, "org.member.set", org+"/"+user, map[string]any{"role": role}, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "org.member.set", org+"/"+user, map[string]any{"role": role}, altersMeta, func(tx *sql.Tx) error {
 		oid, uid, err := orgAndUser(ctx, tx, org, user)
 		if err != nil {
 			return err
@@ -171,7 +171,7 @@ func (s *Store) SetMember(ctx context.Context, a Actor, org, user, role string) 
 
 // RemoveMember takes a user out of an organisation; not its last owner.
 func (s *Store) RemoveMember(ctx context.Context, a Actor, org, user string) error {
-	return s.change(ctx, a, "org.member.remove", org+"/"+user, nil, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "org.member.remove", org+"/"+user, nil, altersMeta, func(tx *sql.Tx) error {
 		oid, uid, err := orgAndUser(ctx, tx, org, user)
 		if err != nil {
 			return err

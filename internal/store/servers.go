@@ -66,7 +66,7 @@ func (s *Store) AddServer(ctx context.Context, a Actor, srv Server) (Server, err
 	if srv.PeerFingerprint != "" {
 		details["peer_key"] = srv.PeerFingerprint
 	}
-	err := s.change(ctx, a, "server.add", srv.Name, details, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "server.add", srv.Name, details, altersMeta, func(tx *sql.Tx) error {
 		at := now()
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO servers (name, host, port, ssh_user, path, role, host_key, approved, enabled, created_at, peer_key, peer_fingerprint,
@@ -121,7 +121,7 @@ func (s *Store) ServerByName(ctx context.Context, name string) (Server, error) {
 
 // RemoveServer forgets a target and its queue; nothing on it is touched.
 func (s *Store) RemoveServer(ctx context.Context, a Actor, name string) error {
-	return s.change(ctx, a, "server.remove", name, nil, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.remove", name, nil, altersMeta, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM servers WHERE name = ?`, name)
 		if err != nil {
 			return fmt.Errorf("remove server %s: %w", name, err)
@@ -145,7 +145,7 @@ func (s *Store) BlockServer(ctx context.Context, id int64, reason string) error 
 // UnblockServer lifts a server's block and lets its blocked and failed
 // jobs run again at once: what `server check` does when it passes.
 func (s *Store) UnblockServer(ctx context.Context, a Actor, name, reason string) error {
-	return s.change(ctx, a, "server.unblock", name, map[string]any{"was": reason}, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.unblock", name, map[string]any{"was": reason}, keepsMeta, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE servers SET blocked_reason = '' WHERE name = ?`, name)
 		if err != nil {
 			return fmt.Errorf("unblock server %s: %w", name, err)
@@ -170,7 +170,7 @@ func requeueBlocked(ctx context.Context, tx *sql.Tx, name string) error {
 // ApproveServer lets syncs go to a server (neighbours found by discovery
 // start unapproved).
 func (s *Store) ApproveServer(ctx context.Context, a Actor, name string) error {
-	return s.change(ctx, a, "server.approve", name, nil, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.approve", name, nil, altersMeta, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE servers SET approved = 1 WHERE name = ?`, name)
 		if err != nil {
 			return fmt.Errorf("approve server %s: %w", name, err)
@@ -208,7 +208,7 @@ func (s *Store) SetMetaGeneration(ctx context.Context, id, generation int64) err
 // HoldServers blocks every server with reason, in one audited change; a
 // retry (sync retry) releases them.
 func (s *Store) HoldServers(ctx context.Context, a Actor, reason string) error {
-	return s.change(ctx, a, "server.hold", "*", map[string]any{"reason": reason}, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.hold", "*", map[string]any{"reason": reason}, keepsMeta, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE servers SET blocked_reason = ?`, reason); err != nil {
 			return fmt.Errorf("hold servers: %w", err)
 		}
@@ -272,7 +272,7 @@ func (s *Store) SetServer(ctx context.Context, a Actor, name string, set ServerS
 	if len(cols) == 0 {
 		return errors.New("server set: nothing to change")
 	}
-	return s.change(ctx, a, "server.set", name, details, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.set", name, details, altersMeta, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE servers SET "+strings.Join(cols, ", ")+" WHERE name = ?", append(args, name)...)
 		if err != nil {
 			return fmt.Errorf("set server %s: %w", name, err)
@@ -308,7 +308,7 @@ func authorizedOrDefault(p string) string {
 
 // SetKeyState records a server's place in a key rotation.
 func (s *Store) SetKeyState(ctx context.Context, a Actor, name, state string) error {
-	return s.change(ctx, a, "server.key", name, map[string]any{"state": state}, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.key", name, map[string]any{"state": state}, keepsMeta, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE servers SET key_state = ? WHERE name = ?`, state, name); err != nil {
 			return fmt.Errorf("record key state of %s: %w", name, err)
 		}
@@ -319,7 +319,7 @@ func (s *Store) SetKeyState(ctx context.Context, a Actor, name, state string) er
 // FinishKeyRotation forgets every server's rotation state: the new key is
 // now the only one.
 func (s *Store) FinishKeyRotation(ctx context.Context, a Actor) error {
-	return s.change(ctx, a, "server.rotate-key", "*", nil, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.rotate-key", "*", nil, keepsMeta, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE servers SET key_state = ''`); err != nil {
 			return fmt.Errorf("finish key rotation: %w", err)
 		}
@@ -329,7 +329,7 @@ func (s *Store) FinishKeyRotation(ctx context.Context, a Actor) error {
 
 // SetPeerKey replaces a neighbour's replication key (it rotated its key).
 func (s *Store) SetPeerKey(ctx context.Context, a Actor, name, key, fingerprint string) error {
-	return s.change(ctx, a, "server.peer-key", name, map[string]any{"peer_key": fingerprint}, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.peer-key", name, map[string]any{"peer_key": fingerprint}, altersMeta, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE servers SET peer_key = ?, peer_fingerprint = ? WHERE name = ? AND role = 'neighbor'`, key, fingerprint, name)
 		if err != nil {
 			return fmt.Errorf("set peer key of %s: %w", name, err)

@@ -210,8 +210,9 @@ type Actor struct {
 	RemoteAddr string
 }
 
-// change runs fn and writes its audit row in one transaction.
-func (s *Store) change(ctx context.Context, a Actor, action, target string, details map[string]any, fn func(tx *sql.Tx) error) error {
+// change runs fn, writes its audit row and, when effect says it alters
+// metadata, moves the metadata generation, all in one transaction.
+func (s *Store) change(ctx context.Context, a Actor, action, target string, details map[string]any, effect metaEffect, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", action, target, err)
@@ -223,8 +224,10 @@ func (s *Store) change(ctx context.Context, a Actor, action, target string, deta
 	if err := insertAudit(ctx, tx, a, action, target, details); err != nil {
 		return fmt.Errorf("%s %s: audit: %w", action, target, err)
 	}
-	if err := bumpMeta(ctx, tx, action); err != nil {
-		return fmt.Errorf("%s %s: %w", action, target, err)
+	if effect == altersMeta {
+		if err := bumpMeta(ctx, tx); err != nil {
+			return fmt.Errorf("%s %s: %w", action, target, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s %s: commit: %w", action, target, err)

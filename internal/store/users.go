@@ -26,7 +26,7 @@ func (s *Store) CreateUser(ctx context.Context, a Actor, name string, admin bool
 	if key != nil {
 		details["fingerprint"] = key.Fingerprint
 	}
-	err := s.change(ctx, a, "user.add", name, details, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "user.add", name, details, altersMeta, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO users (name, is_admin, created_at) VALUES (?, ?, ?)`, name, admin, now())
 		if isUnique(err) {
 			var holder string
@@ -93,7 +93,7 @@ func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
 // refuses while the user is the last owner of an organisation, which would
 // leave that organisation without anyone to run it.
 func (s *Store) DeleteUser(ctx context.Context, a Actor, name string) error {
-	return s.change(ctx, a, "user.remove", name, nil, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "user.remove", name, nil, altersMeta, func(tx *sql.Tx) error {
 		id, err := userID(ctx, tx, name)
 		if err != nil {
 			return err
