@@ -12,6 +12,7 @@ DATA    ?= ./cpm-data
 NEEDS   := git:git rsync:rsync ssh:openssh-client /usr/sbin/sshd:openssh-server gcc:gcc cc:libc6-dev \
 	ssh-audit:ssh-audit dbclient:dropbear-bin plink:putty-tools \
 	/usr/lib/python3/dist-packages/pygit2:python3-pygit2 \
+	git-lfs:git-lfs haproxy:haproxy \
 	ip:iproute2 unshare:util-linux useradd:passwd
 
 .PHONY: all build test run deps bench clean
