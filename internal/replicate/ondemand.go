@@ -1,0 +1,232 @@
+package replicate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+
+	"cpm/internal/datadir"
+	"cpm/internal/names"
+	"cpm/internal/remote"
+	"cpm/internal/repos"
+	"cpm/internal/store"
+	"cpm/internal/wake"
+)
+
+// OnDemand runs the syncs an operator (or a neighbour) asks for now:
+// `sync push`, `sync verify` and `sync pull`, each audited as Actor.
+type OnDemand struct {
+	Store *store.Store
+	Dir   datadir.Dir
+	Disk  repos.Root
+	Actor store.Actor
+	// Progress, when set, receives rsync's progress output.
+	Progress *os.File
+}
+
+func (o OnDemand) syncer() *Syncer {
+	s := NewSyncer(o.Dir, o.Disk)
+	s.Progress = o.Progress
+	return s
+}
+
+// resolve finds the repository and server a sync command names.
+func (o OnDemand) resolve(ctx context.Context, path, server string) (store.Repo, store.Server, error) {
+	rp, err := names.ParseRepoPath(path)
+	if err != nil {
+		return store.Repo{}, store.Server{}, err
+	}
+	r, err := o.Store.Repo(ctx, rp.Org, rp.Repo)
+	if err != nil {
+		return store.Repo{}, store.Server{}, err
+	}
+	srv, err := o.Store.ServerByName(ctx, server)
+	return r, srv, err
+}
+
+// Push copies ORG/REPO to a server now and records the verified result.
+func (o OnDemand) Push(ctx context.Context, path, server string) (Result, error) {
+	r, srv, err := o.resolve(ctx, path, server)
+	if err != nil {
+		return Result{}, err
+	}
+	syncer := o.syncer()
+	if srv.Role == store.Neighbor {
+		// Permissions travel before the repository, never after it.
+		pub := &Publisher{Store: o.Store, Syncer: syncer}
+		if _, err := pub.Ensure(ctx, srv); err != nil {
+			return Result{}, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
+		}
+	}
+	job, jerr := o.Store.JobFor(ctx, r.ID, srv.ID)
+	res, err := syncer.Sync(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, TargetOf(srv), true)
+	if err != nil {
+		return res, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
+	}
+	if jerr == nil {
+		if err := o.Store.Done(ctx, job, job.Generation, res.Fingerprint, res.Bytes); err != nil {
+			return res, err
+		}
+	}
+	return res, o.Store.Record(ctx, o.Actor, "sync.push", r.FullName(), map[string]any{"server": srv.Name, "bytes": res.Bytes})
+}
+
+// Verification is what `sync verify` found.
+type Verification struct {
+	Repo, Server   string
+	Local, Remote  string // ref fingerprints
+	RemoteError    string // why the replica's refs could not be read
+	RefsMatch      bool
+	MissingObjects int64 // object files the replica lacks (rsync dry run)
+	// Deep is the content check of every object file (--deep), and
+	// Repaired what a repair then left (--repair).
+	Deep     *Damage
+	Repaired *Damage
+}
+
+// Verify compares the refs of ORG/REPO with its replica on a server, and
+// the object files: by name and size, or by content when deep. With
+// repair, it sends again what is missing or damaged and checks again.
+func (o OnDemand) Verify(ctx context.Context, path, server string, deep, repair bool) (Verification, error) {
+	r, srv, err := o.resolve(ctx, path, server)
+	if err != nil {
+		return Verification{}, err
+	}
+	local, err := o.Disk.Open(r.Org, r.Name)
+	if err != nil {
+		return Verification{}, err
+	}
+	t, rp, syncer := TargetOf(srv), names.RepoPath{Org: r.Org, Repo: r.Name}, o.syncer()
+	snap, err := TakeSnapshot(ctx, local)
+	if err != nil {
+		return Verification{}, err
+	}
+	snap = snap.Only(t.Refs)
+	v := Verification{Repo: r.FullName(), Server: srv.Name, Local: snap.Fingerprint}
+	if err := v.compareRefs(ctx, syncer.Remote, t, rp); err != nil {
+		return v, err
+	}
+	if !deep {
+		v.MissingObjects, err = syncer.Missing(ctx, rp, t)
+	} else {
+		var d Damage
+		if d, err = syncer.Check(ctx, rp, t, true); err == nil {
+			v.Deep, v.MissingObjects = &d, int64(len(d.Missing))
+		}
+	}
+	if err != nil {
+		return v, err
+	}
+	if repair && (v.MissingObjects > 0 || (v.Deep != nil && !v.Deep.OK())) {
+		after, _, err := syncer.Repair(ctx, rp, t, deep)
+		if err != nil {
+			return v, err
+		}
+		v.Repaired = &after
+		// With its objects back, the replica's refs can be read again.
+		v.RemoteError = ""
+		if err := v.compareRefs(ctx, syncer.Remote, t, rp); err != nil {
+			return v, err
+		}
+	}
+	if deep {
+		if job, err := o.Store.JobFor(ctx, r.ID, srv.ID); err == nil {
+			if err := o.Store.SetDeepCheck(ctx, job.RepoID, job.ServerID, time.Now(), v.deepResult()); err != nil {
+				return v, err
+			}
+		}
+	}
+	return v, o.Store.Record(ctx, o.Actor, "sync.verify", r.FullName(), map[string]any{"server": srv.Name, "deep": deep, "repair": repair})
+}
+
+// compareRefs reads the replica's ref fingerprint into v. git there
+// failing to read the refs (an object they name is gone) is a finding,
+// not an error: the object check says which.
+func (v *Verification) compareRefs(ctx context.Context, env remote.Env, t remote.Target, rp names.RepoPath) error {
+	got, err := RemoteFingerprint(ctx, env, t, rp)
+	var re *remote.Error
+	switch {
+	case errors.As(err, &re) && re.Code == 1:
+		v.RemoteError = oneLine(re.Stderr)
+	case err != nil:
+		return err
+	default:
+		v.Remote, v.RefsMatch = got, got == v.Local
+	}
+	return nil
+}
+
+// deepResult is what sync status shows of a deep verification.
+func (v Verification) deepResult() string {
+	result := v.Deep.String()
+	if v.Repaired != nil {
+		result = "repaired: " + result
+		if !v.Repaired.OK() {
+			result = "not repaired: " + v.Repaired.String()
+		}
+	}
+	return result
+}
+
+// Pull copies ORG/REPO from a server into the local repository, refusing
+// to drop local commits unless force is set. The result then replicates
+// to every other target.
+//
+// From a neighbour, a repository that is not this node's own is the
+// neighbour's: it is asked to send it now (its replica here is refreshed
+// with the neighbour's metadata first), as a push there would.
+func (o OnDemand) Pull(ctx context.Context, path, server string, force bool) (Result, error) {
+	if res, asked, err := o.pullFromOrigin(ctx, path, server); asked {
+		return res, err
+	}
+	r, srv, err := o.resolve(ctx, path, server)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := o.syncer().Pull(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, TargetOf(srv), force)
+	if err != nil {
+		return res, fmt.Errorf("pull %s from %s: %w", r.FullName(), srv.Name, err)
+	}
+	if err := o.Store.Record(ctx, o.Actor, "sync.pull", r.FullName(), map[string]any{"server": srv.Name, "force": force, "bytes": res.Bytes}); err != nil {
+		return res, err
+	}
+	if err := o.Store.MarkDirty(ctx, r.Org, r.Name); err != nil {
+		return res, err
+	}
+	wake.Work(o.Dir.WakeSocket())
+	return res, nil
+}
+
+// fingerprintRe is a ref fingerprint: a SHA-256 in hex.
+var fingerprintRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// pullFromOrigin asks a neighbour to send one of its own repositories
+// now; asked is false when path is this node's own repository or server is
+// not a neighbour.
+func (o OnDemand) pullFromOrigin(ctx context.Context, path, server string) (res Result, asked bool, err error) {
+	rp, err := names.ParseRepoPath(path)
+	if err != nil {
+		return res, true, err
+	}
+	srv, err := o.Store.ServerByName(ctx, server)
+	if err != nil || srv.Role != store.Neighbor {
+		return res, false, nil
+	}
+	if _, err := o.Store.Repo(ctx, rp.Org, rp.Repo); !errors.Is(err, store.ErrNotFound) {
+		return res, false, nil
+	}
+	out, err := o.syncer().Remote.Run(ctx, TargetOf(srv), "cpm-peer want "+rp.String())
+	if err != nil {
+		return res, true, fmt.Errorf("pull %s from %s: %w", rp, srv.Name, err)
+	}
+	// The answer comes from the network: a verified sync names the
+	// fingerprint it verified, and nothing else will do.
+	if err := json.Unmarshal(out, &res); err != nil || !fingerprintRe.MatchString(res.Fingerprint) {
+		return Result{}, true, fmt.Errorf("pull %s from %s: not the answer of a verified sync", rp, srv.Name)
+	}
+	return res, true, nil
+}
