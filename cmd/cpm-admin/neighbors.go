@@ -51,42 +51,7 @@ func (c neighborDiscoverCmd) Run(e *env, svc *admin.Service) error {
 	if !c.Add {
 		return nil
 	}
-	// This node answers its own scan: it is known by its replication key.
-	self, _ := admin.PublicKey(e.dir)
-	if self != "" {
-		self, _ = remote.ParseHostKey(self)
-	}
-	for _, n := range nodes {
-		if n.Key != "" && n.Key == self {
-			fmt.Fprintf(e.stdout, "skipped %s (%s): this node\n", n.Name, n.Host)
-			continue
-		}
-		name := n.Name
-		if _, err := svc.Store.ServerByName(e.ctx, name); err == nil {
-			// Two nodes may share a host name; the address tells them apart.
-			name = n.Name + "-" + n.Host
-		}
-		srv, err := svc.AddServer(e.ctx, e.dir, admin.ServerSpec{
-			Name: name, Host: n.Host, Port: n.SSHPort, User: c.User, Path: c.Path, Role: store.Neighbor, Unapproved: !c.Yes,
-			PeerKey: n.Key,
-		}, func(fp string) bool {
-			// Shown, and pinned; syncs wait for approval unless --yes.
-			fmt.Fprintf(e.stdout, "%s (%s:%d) presents host key %s\n", n.Name, n.Host, n.SSHPort, fp)
-			if n.Key != "" {
-				fmt.Fprintf(e.stdout, "%s delivers replicas with key %s\n", n.Name, remote.Fingerprint(n.Key))
-			}
-			return true
-		})
-		if err != nil {
-			fmt.Fprintf(e.stdout, "not added %s: %v\n", n.Name, err)
-			continue
-		}
-		state := "unapproved: run cpm-admin server approve " + srv.Name + " after checking the key"
-		if srv.Approved {
-			state = "approved"
-		}
-		fmt.Fprintf(e.stdout, "added neighbor %s (%s)\n", srv.Name, state)
-	}
+	c.addAll(e, svc, nodes)
 	if c.JSON {
 		return printJSON(e.stdout, nodes)
 	}
@@ -110,4 +75,50 @@ func (c serverApproveCmd) Run(e *env, svc *admin.Service) error {
 		fmt.Fprintf(e.stdout, "%s may deliver its replicas here, signed with %s\n", srv.Name, srv.PeerFingerprint)
 	}
 	return nil
+}
+
+// addAll registers every discovered node but this one as a neighbour,
+// approved only with --yes.
+func (c neighborDiscoverCmd) addAll(e *env, svc *admin.Service, nodes []discover.Node) {
+	// This node answers its own scan: it is known by its replication key.
+	self, _ := admin.PublicKey(e.dir)
+	if self != "" {
+		self, _ = remote.ParseHostKey(self)
+	}
+	for _, n := range nodes {
+		if n.Key != "" && n.Key == self {
+			fmt.Fprintf(e.stdout, "skipped %s (%s): this node\n", n.Name, n.Host)
+			continue
+		}
+		name := n.Name
+		if _, err := svc.Store.ServerByName(e.ctx, name); err == nil {
+			// Two nodes may share a host name; the address tells them apart.
+			name = n.Name + "-" + n.Host
+		}
+		c.add(e, svc, n, name)
+	}
+}
+
+// add registers one discovered node as a neighbour named name.
+func (c neighborDiscoverCmd) add(e *env, svc *admin.Service, n discover.Node, name string) {
+	srv, err := svc.AddServer(e.ctx, e.dir, admin.ServerSpec{
+		Name: name, Host: n.Host, Port: n.SSHPort, User: c.User, Path: c.Path, Role: store.Neighbor, Unapproved: !c.Yes,
+		PeerKey: n.Key,
+	}, func(fp string) bool {
+		// Shown, and pinned; syncs wait for approval unless --yes.
+		fmt.Fprintf(e.stdout, "%s (%s:%d) presents host key %s\n", n.Name, n.Host, n.SSHPort, fp)
+		if n.Key != "" {
+			fmt.Fprintf(e.stdout, "%s delivers replicas with key %s\n", n.Name, remote.Fingerprint(n.Key))
+		}
+		return true
+	})
+	if err != nil {
+		fmt.Fprintf(e.stdout, "not added %s: %v\n", n.Name, err)
+		return
+	}
+	state := "unapproved: run cpm-admin server approve " + srv.Name + " after checking the key"
+	if srv.Approved {
+		state = "approved"
+	}
+	fmt.Fprintf(e.stdout, "added neighbor %s (%s)\n", srv.Name, state)
 }

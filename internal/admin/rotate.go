@@ -89,21 +89,7 @@ func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (K
 	if !all {
 		return r, nil
 	}
-	// Every server takes the new key and no longer the old: the new key
-	// becomes the key. Connections made with either file name go.
-	for _, srv := range servers {
-		t := replicate.TargetOf(srv)
-		t.UseNext = false
-		env.CloseMaster(t)
-		t.UseNext = true
-		env.CloseMaster(t)
-	}
-	for _, suffix := range []string{".pub", ""} {
-		if err := os.Rename(next+suffix, dir.ReplicationKey()+suffix); err != nil {
-			return r, fmt.Errorf("finish key rotation: %w", err)
-		}
-	}
-	if err := s.Store.FinishKeyRotation(ctx, s.Actor); err != nil {
+	if err := s.finishRotation(ctx, dir, env, servers); err != nil {
 		return r, err
 	}
 	r.Finished = true
@@ -221,3 +207,27 @@ func authorizedPath(p string) string {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// finishRotation makes the new key the key once every server takes it and
+// no longer the old one.
+func (s *Service) finishRotation(ctx context.Context, dir datadir.Dir, env remote.Env, servers []store.Server) error {
+	next := dir.NextReplicationKey()
+	// Every server takes the new key and no longer the old: the new key
+	// becomes the key. Connections made with either file name go.
+	for _, srv := range servers {
+		t := replicate.TargetOf(srv)
+		t.UseNext = false
+		env.CloseMaster(t)
+		t.UseNext = true
+		env.CloseMaster(t)
+	}
+	for _, suffix := range []string{".pub", ""} {
+		if err := os.Rename(next+suffix, dir.ReplicationKey()+suffix); err != nil {
+			return fmt.Errorf("finish key rotation: %w", err)
+		}
+	}
+	if err := s.Store.FinishKeyRotation(ctx, s.Actor); err != nil {
+		return err
+	}
+	return nil
+}

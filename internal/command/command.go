@@ -114,25 +114,7 @@ func Parse(line string) (Command, error) {
 		verb := map[string]Verb{"git-upload-pack": UploadPack, "git-receive-pack": ReceivePack, "git-upload-archive": UploadArchive}[words[0]]
 		return Command{Verb: verb, Repo: p}, nil
 	case "merge":
-		if len(words) != 5 || words[3] != "--into" {
-			return Command{}, invalid("merge takes ORG/REPO SOURCE --into TARGET")
-		}
-		p, err := parsePath(words[1])
-		if err != nil {
-			return Command{}, err
-		}
-		src, err := branch(words[2])
-		if err != nil {
-			return Command{}, err
-		}
-		dst, err := branch(words[4])
-		if err != nil {
-			return Command{}, err
-		}
-		if src == dst {
-			return Command{}, invalid("merge: source and target are the same branch")
-		}
-		return Command{Verb: Merge, Repo: p, Source: src, Target: dst}, nil
+		return parseMerge(words)
 	case "cpm-peer":
 		return parsePeer(words[1:])
 	case "":
@@ -228,4 +210,27 @@ func clip(s string) string {
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// parseMerge parses "merge ORG/REPO SOURCE --into TARGET".
+func parseMerge(words []string) (Command, error) {
+	if len(words) != 5 || words[3] != "--into" {
+		return Command{}, invalid("merge takes ORG/REPO SOURCE --into TARGET")
+	}
+	p, err := parsePath(words[1])
+	if err != nil {
+		return Command{}, err
+	}
+	src, err := branch(words[2])
+	if err != nil {
+		return Command{}, err
+	}
+	dst, err := branch(words[4])
+	if err != nil {
+		return Command{}, err
+	}
+	if src == dst {
+		return Command{}, invalid("merge: source and target are the same branch")
+	}
+	return Command{Verb: Merge, Repo: p, Source: src, Target: dst}, nil
 }

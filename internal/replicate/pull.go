@@ -52,6 +52,29 @@ func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target,
 	if err != nil {
 		return res, err
 	}
+	if lost := lostRefs(ctx, dir, ours, theirs); len(lost) > 0 && !force {
+		return res, fmt.Errorf("%w: local %s not contained in the source; pull with --force to replace them", ErrDiverged, strings.Join(lost, ", "))
+	}
+	if err := replaceRefs(ctx, dir, ours, theirs); err != nil {
+		return res, err
+	}
+	if target, ok := strings.CutPrefix(head, "ref: "); ok && strings.HasPrefix(target, "refs/heads/") {
+		if _, err := gitOut(ctx, dir, "symbolic-ref", "HEAD", target); err != nil {
+			return res, err
+		}
+	}
+	after, err := TakeSnapshot(ctx, dir)
+	if err != nil {
+		return res, err
+	}
+	res.Fingerprint = after.Fingerprint
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// lostRefs are the local refs (sorted) whose commits the source's refs
+// do not contain.
+func lostRefs(ctx context.Context, dir string, ours Snapshot, theirs map[string]string) []string {
 	var lost []string
 	for _, line := range ours.Refs {
 		id, ref, _ := strings.Cut(line, " ")
@@ -62,10 +85,13 @@ func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target,
 			lost = append(lost, ref)
 		}
 	}
-	if len(lost) > 0 && !force {
-		sort.Strings(lost)
-		return res, fmt.Errorf("%w: local %s not contained in the source; pull with --force to replace them", ErrDiverged, strings.Join(lost, ", "))
-	}
+	sort.Strings(lost)
+	return lost
+}
+
+// replaceRefs makes the local refs the source's, in one atomic ref
+// transaction.
+func replaceRefs(ctx context.Context, dir string, ours Snapshot, theirs map[string]string) error {
 	var tx strings.Builder
 	tx.WriteString("start\n")
 	for ref, id := range theirs {
@@ -82,20 +108,9 @@ func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target,
 	cmd.Env = repos.Env(dir)
 	cmd.Stdin = strings.NewReader(tx.String())
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return res, fmt.Errorf("update refs: %v: %s", err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("update refs: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	if target, ok := strings.CutPrefix(head, "ref: "); ok && strings.HasPrefix(target, "refs/heads/") {
-		if _, err := gitOut(ctx, dir, "symbolic-ref", "HEAD", target); err != nil {
-			return res, err
-		}
-	}
-	after, err := TakeSnapshot(ctx, dir)
-	if err != nil {
-		return res, err
-	}
-	res.Fingerprint = after.Fingerprint
-	res.Duration = time.Since(start)
-	return res, nil
+	return nil
 }
 
 func isAncestor(ctx context.Context, dir, old, new string) bool {

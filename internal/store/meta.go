@@ -139,24 +139,17 @@ func (s *Store) MetaGeneration(ctx context.Context) (int64, error) {
 	return g, nil
 }
 
-// ExportMeta reads the metadata of every repository, in one read
-// transaction so that the parts belong together.
-func (s *Store) ExportMeta(ctx context.Context) (Meta, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return Meta{}, fmt.Errorf("export metadata: %w", err)
-	}
-	defer tx.Rollback()
-	var m Meta
-	if err := tx.QueryRowContext(ctx, metaGenerationSQL).Scan(&m.Generation); err != nil {
-		return Meta{}, fmt.Errorf("export metadata: %w", err)
-	}
+// metaQuery reads one table of the metadata, a row at a time.
+type metaQuery struct {
+	q    string
+	scan func(sc scanner) error
+}
+
+// metaQueries read the metadata into m.
+func metaQueries(m *Meta) []metaQuery {
 	// Every user and key travels: a public repository is readable by
 	// anyone with a registered key, so all of them matter to a replica.
-	queries := []struct {
-		q    string
-		scan func(sc scanner) error
-	}{
+	return []metaQuery{
 		{`SELECT id, name, is_admin FROM users ORDER BY id`, func(sc scanner) error {
 			var u MetaUser
 			err := sc.Scan(&u.ID, &u.Name, &u.Admin)
@@ -201,7 +194,21 @@ func (s *Store) ExportMeta(ctx context.Context) (Meta, error) {
 			return err
 		}},
 	}
-	for _, q := range queries {
+}
+
+// ExportMeta reads the metadata of every repository, in one read
+// transaction so that the parts belong together.
+func (s *Store) ExportMeta(ctx context.Context) (Meta, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return Meta{}, fmt.Errorf("export metadata: %w", err)
+	}
+	defer tx.Rollback()
+	var m Meta
+	if err := tx.QueryRowContext(ctx, metaGenerationSQL).Scan(&m.Generation); err != nil {
+		return Meta{}, fmt.Errorf("export metadata: %w", err)
+	}
+	for _, q := range metaQueries(&m) {
 		if err := eachRow(ctx, tx, q.q, q.scan); err != nil {
 			return Meta{}, fmt.Errorf("export metadata: %w", err)
 		}

@@ -163,38 +163,7 @@ func (w *World) startSSHD(name, authorized string, extraConfig ...string) *SSHD 
 	port := freePort(w)
 	d.Addr = net.JoinHostPort("127.0.0.1", port)
 	cfg := filepath.Join(dir, "sshd_config")
-	// sshd honours only the first SetEnv line: merge them.
-	// A home of its own: the shell sshd runs commands with reads no rc file
-	// of the developer's (a pyenv init there costs a lock per session).
-	home := filepath.Join(dir, "home")
-	os.MkdirAll(home, 0o700)
-	setenv := "SetEnv GORACE=atexit_sleep_ms=0 HOME=" + home
-	var rest []string
-	for _, l := range extraConfig {
-		if v, ok := strings.CutPrefix(l, "SetEnv "); ok {
-			setenv += " " + v
-		} else {
-			rest = append(rest, l)
-		}
-	}
-	body := strings.Join([]string{
-		"Port " + port,
-		"ListenAddress 127.0.0.1",
-		"HostKey " + hostKey,
-		"PidFile " + filepath.Join(dir, "sshd.pid"),
-		"AuthorizedKeysFile " + d.AuthorizedKeys,
-		"StrictModes no",
-		"PubkeyAuthentication yes",
-		"PasswordAuthentication no",
-		"KbdInteractiveAuthentication no",
-		"UsePAM no",
-		permitRoot(authorized),
-		"AllowUsers " + u.Username,
-		"AcceptEnv GIT_PROTOCOL",
-		// Race-built test binaries would pause a second at every exit.
-		setenv,
-		"LogLevel VERBOSE",
-	}, "\n") + "\n" + strings.Join(rest, "\n") + "\n"
+	body := sshdConfig(dir, port, hostKey, d.AuthorizedKeys, u.Username, authorized, extraConfig)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		w.T.Fatal(err)
 	}
@@ -286,4 +255,42 @@ func permitRoot(authorized string) string {
 		return "PermitRootLogin forced-commands-only"
 	}
 	return "PermitRootLogin prohibit-password"
+}
+
+// sshdConfig is a test sshd's configuration: loopback only, public keys
+// only, for the one user, with extra lines (SetEnv lines merged: sshd
+// honours only the first).
+func sshdConfig(dir, port, hostKey, authorizedKeys, username, authorized string, extraConfig []string) string {
+	// sshd honours only the first SetEnv line: merge them.
+	// A home of its own: the shell sshd runs commands with reads no rc file
+	// of the developer's (a pyenv init there costs a lock per session).
+	home := filepath.Join(dir, "home")
+	os.MkdirAll(home, 0o700)
+	setenv := "SetEnv GORACE=atexit_sleep_ms=0 HOME=" + home
+	var rest []string
+	for _, l := range extraConfig {
+		if v, ok := strings.CutPrefix(l, "SetEnv "); ok {
+			setenv += " " + v
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	return strings.Join([]string{
+		"Port " + port,
+		"ListenAddress 127.0.0.1",
+		"HostKey " + hostKey,
+		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"AuthorizedKeysFile " + authorizedKeys,
+		"StrictModes no",
+		"PubkeyAuthentication yes",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"UsePAM no",
+		permitRoot(authorized),
+		"AllowUsers " + username,
+		"AcceptEnv GIT_PROTOCOL",
+		// Race-built test binaries would pause a second at every exit.
+		setenv,
+		"LogLevel VERBOSE",
+	}, "\n") + "\n" + strings.Join(rest, "\n") + "\n"
 }

@@ -42,36 +42,14 @@ func Fingerprint(n int) string {
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
 }
 
-// Populate fills the (already initialised) database at path and returns
-// probes spread over the whole population. User u is a member of org
-// u % Orgs and has a write grant on one repository of another org.
-func Populate(ctx context.Context, path string, sz Size) ([]Probe, error) {
-	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on&_busy_timeout=10000")
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
+// populateUsers inserts sz.Users users, each a member of one
+// organisation with write on one repository and sz.KeysPerUser keys, and
+// returns up to sz.Probes of the keys spread over them.
+func populateUsers(ctx context.Context, tx *sql.Tx, sz Size) ([]Probe, error) {
 	const at = "2026-01-01T00:00:00.000Z"
 	exec := func(q string, args ...any) error {
 		_, err := tx.ExecContext(ctx, q, args...)
 		return err
-	}
-	for o := 1; o <= sz.Orgs; o++ {
-		if err := exec(`INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)`, o, fmt.Sprintf("org%d", o), at); err != nil {
-			return nil, fmt.Errorf("populate orgs: %w", err)
-		}
-		for r := 1; r <= sz.ReposPerOrg; r++ {
-			id := (o-1)*sz.ReposPerOrg + r
-			if err := exec(`INSERT INTO repos (id, org_id, name, public, created_at) VALUES (?, ?, ?, ?, ?)`,
-				id, o, fmt.Sprintf("repo%d", r), r%10 == 0, at); err != nil {
-				return nil, fmt.Errorf("populate repos: %w", err)
-			}
-		}
 	}
 	repos := sz.Orgs * sz.ReposPerOrg
 	insKey, err := tx.PrepareContext(ctx, `INSERT INTO ssh_keys (fingerprint, key_type, public_key, user_id, created_at) VALUES (?, 'ssh-ed25519', ?, ?, ?)`)
@@ -110,6 +88,53 @@ func Populate(ctx context.Context, path string, sz Size) ([]Probe, error) {
 				})
 			}
 		}
+	}
+	return probes, nil
+}
+
+// populateRepos inserts sz.Orgs organisations of sz.ReposPerOrg
+// repositories each, every tenth public.
+func populateRepos(ctx context.Context, tx *sql.Tx, sz Size) error {
+	const at = "2026-01-01T00:00:00.000Z"
+	exec := func(q string, args ...any) error {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	}
+	for o := 1; o <= sz.Orgs; o++ {
+		if err := exec(`INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)`, o, fmt.Sprintf("org%d", o), at); err != nil {
+			return fmt.Errorf("populate orgs: %w", err)
+		}
+		for r := 1; r <= sz.ReposPerOrg; r++ {
+			id := (o-1)*sz.ReposPerOrg + r
+			if err := exec(`INSERT INTO repos (id, org_id, name, public, created_at) VALUES (?, ?, ?, ?, ?)`,
+				id, o, fmt.Sprintf("repo%d", r), r%10 == 0, at); err != nil {
+				return fmt.Errorf("populate repos: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Populate fills the (already initialised) database at path and returns
+// probes spread over the whole population. User u is a member of org
+// u % Orgs and has a write grant on one repository of another org.
+func Populate(ctx context.Context, path string, sz Size) ([]Probe, error) {
+	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on&_busy_timeout=10000")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if err := populateRepos(ctx, tx, sz); err != nil {
+		return nil, err
+	}
+	probes, err := populateUsers(ctx, tx, sz)
+	if err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err

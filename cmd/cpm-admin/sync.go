@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"cpm/internal/admin"
+	"cpm/internal/store"
+	"cpm/internal/targetstate"
+	"cpm/internal/wake"
+)
+
+type syncCmd struct {
+	Push   syncPushCmd   `cmd:"" help:"Copy a repository to a server now."`
+	Pull   syncPullCmd   `cmd:"" help:"Copy a repository from a server's replica into this one."`
+	Verify syncVerifyCmd `cmd:"" help:"Compare a repository's refs and object files with its replica (--deep: by content; --repair: fix what differs)."`
+	Status syncStatusCmd `cmd:"" help:"Replication state per repository and server."`
+	Retry  syncRetryCmd  `cmd:"" help:"Clear backoff and blocks: retry everything now."`
+}
+
+type syncPushCmd struct {
+	Repo string `arg:"" name:"ORG/REPO" help:"Repository."`
+	To   string `required:"" help:"Server name."`
+}
+
+func (c syncPushCmd) Run(e *env, svc *admin.Service) error {
+	res, err := svc.SyncPush(e.ctx, e.dir, c.Repo, c.To, e.terminal())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "synced %s to %s: %s; refs verified (%s)\n", c.Repo, c.To, res.Summary(), res.Fingerprint[:12])
+	return nil
+}
+
+type syncPullCmd struct {
+	Repo  string `arg:"" name:"ORG/REPO" help:"Repository: one of this node's (restored from the server's replica; create it first if it is gone), or, from a neighbour, one of the neighbour's."`
+	From  string `required:"" help:"Server name."`
+	Force bool   `help:"Replace local refs even where they hold commits the source does not."`
+}
+
+func (c syncPullCmd) Run(e *env, svc *admin.Service) error {
+	res, err := svc.SyncPull(e.ctx, e.dir, c.Repo, c.From, c.Force, e.terminal())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "pulled %s from %s: %s (refs %s)\n", c.Repo, c.From, res.Summary(), res.Fingerprint[:12])
+	return nil
+}
+
+type syncVerifyCmd struct {
+	Repo   string `arg:"" name:"ORG/REPO" help:"Repository."`
+	To     string `required:"" help:"Server name."`
+	Deep   bool   `help:"Compare every object file by content, not by name and size (reads them all on both sides)."`
+	Repair bool   `help:"Send again what is missing or damaged, then check again."`
+}
+
+func (c syncVerifyCmd) Run(e *env, svc *admin.Service) error {
+	v, err := svc.SyncVerify(e.ctx, e.dir, c.Repo, c.To, c.Deep, c.Repair)
+	if err != nil {
+		return err
+	}
+	if v.Deep != nil {
+		fmt.Fprintf(e.stdout, "deep check: %d MiB of object files compared by content in %s\n", v.Deep.Examined>>20, v.Deep.Duration.Round(time.Millisecond))
+	}
+	if v.Repaired != nil {
+		if !v.Repaired.OK() {
+			return fmt.Errorf("%s on %s: repair left %s", v.Repo, v.Server, v.Repaired)
+		}
+		fmt.Fprintf(e.stdout, "repaired %s on %s\n", v.Repo, v.Server)
+		if v.RefsMatch {
+			fmt.Fprintf(e.stdout, "%s on %s matches (%s); no object files missing or damaged\n", v.Repo, v.Server, v.Local[:12])
+			return nil
+		}
+	}
+	switch {
+	case v.RemoteError != "" && v.Deep != nil && !v.Deep.OK():
+		return fmt.Errorf("%s on %s: the replica's refs cannot be read (%s); object files are %s there", v.Repo, v.Server, v.RemoteError, v.Deep)
+	case v.RemoteError != "":
+		return fmt.Errorf("%s on %s: the replica's refs cannot be read (%s); %d object files missing there", v.Repo, v.Server, v.RemoteError, v.MissingObjects)
+	case !v.RefsMatch:
+		return fmt.Errorf("%s on %s differs: local refs %s, replica %s; %d object files missing there", v.Repo, v.Server, v.Local[:12], v.Remote[:12], v.MissingObjects)
+	case v.Deep != nil && !v.Deep.OK():
+		return fmt.Errorf("%s on %s: refs match, but object files are %s there; sync verify --deep --repair sends them again", v.Repo, v.Server, v.Deep)
+	case v.MissingObjects > 0:
+		// Refs equal but files missing: newer objects not yet referenced,
+		// or files lost on the replica. The next sync brings them.
+		return fmt.Errorf("%s on %s: refs match, but %d object files are missing there", v.Repo, v.Server, v.MissingObjects)
+	}
+	what := "no object files missing"
+	if v.Deep != nil {
+		what = "no object files missing or damaged"
+	}
+	fmt.Fprintf(e.stdout, "%s on %s matches (%s); %s\n", v.Repo, v.Server, v.Local[:12], what)
+	return nil
+}
+
+type syncStatusCmd struct {
+	JSON bool `name:"json" help:"Print a JSON array."`
+}
+
+// statusJSON adds the lag to a queue row.
+type statusJSON struct {
+	Repo          string  `json:"repo"`
+	Server        string  `json:"server"`
+	State         string  `json:"state"`
+	LagSeconds    float64 `json:"lag_seconds"`
+	Attempts      int     `json:"attempts"`
+	LastError     string  `json:"last_error"`
+	LastSuccessAt string  `json:"last_success_at"`
+	Fingerprint   string  `json:"fingerprint"`
+	// The last deep check of the replica: when, and what it found.
+	DeepCheckedAt string `json:"deep_checked_at"`
+	DeepResult    string `json:"deep_result"`
+}
+
+func (c syncStatusCmd) Run(e *env, svc *admin.Service) error {
+	jobs, err := svc.Store.Jobs(e.ctx)
+	if err != nil {
+		return err
+	}
+	servers, err := svc.Store.Servers(e.ctx)
+	if err != nil {
+		return err
+	}
+	byID := map[int64]store.Server{}
+	for _, s := range servers {
+		byID[s.ID] = s
+	}
+	out := make([]statusJSON, 0, len(jobs))
+	for _, j := range jobs {
+		state, lastErr := targetstate.JobState(j, byID[j.ServerID])
+		s := statusJSON{Repo: j.Repo, Server: j.Server, State: state, Attempts: j.Attempts, LastError: lastErr, Fingerprint: j.Fingerprint}
+		s.LagSeconds = j.Lag(time.Now()).Seconds()
+		if !j.LastSuccessAt.IsZero() {
+			s.LastSuccessAt = j.LastSuccessAt.Format(time.RFC3339)
+		}
+		if !j.DeepCheckedAt.IsZero() {
+			s.DeepCheckedAt, s.DeepResult = j.DeepCheckedAt.Format(time.RFC3339), j.DeepResult
+		}
+		out = append(out, s)
+	}
+	if c.JSON {
+		return printJSON(e.stdout, out)
+	}
+	rows := make([][]string, 0, len(out))
+	for _, s := range out {
+		deep := orDash(s.DeepCheckedAt)
+		if s.DeepCheckedAt != "" {
+			deep += " " + orWord(s.DeepResult, "ok")
+		}
+		rows = append(rows, []string{s.Repo, s.Server, s.State, fmt.Sprintf("%.0fs", s.LagSeconds), strconv.Itoa(s.Attempts), orDash(s.LastSuccessAt), deep, s.LastError})
+	}
+	return printTable(e.stdout, []string{"REPOSITORY", "SERVER", "STATE", "LAG", "ATTEMPTS", "LAST SUCCESS", "DEEP CHECK", "LAST ERROR"}, rows)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+type syncRetryCmd struct{}
+
+func (syncRetryCmd) Run(e *env, svc *admin.Service) error {
+	n, err := svc.Store.Retry(e.ctx, svc.Actor)
+	if err != nil {
+		return err
+	}
+	wake.Retry(e.dir.WakeSocket())
+	fmt.Fprintf(e.stdout, "%d jobs due now\n", n)
+	return nil
+}
