@@ -170,10 +170,16 @@ func TestNeighborReplicasServeReadsWithTheOriginsPermissions(t *testing.T) {
 	writer := n.clients["writer"]
 	dir, _ := writer.Clone("acme/web")
 
-	// Before approval nothing reaches B.
+	// Before approval nothing reaches B: the push (its post-receive hook
+	// has run when push returns) queues nothing for an unapproved
+	// neighbour, so there is no work that could still be on its way.
 	writer.Commit(dir, "before approval")
 	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
-	time.Sleep(time.Second)
+	for _, j := range jsonList(t, n.w, "sync", "status") {
+		if j["server"] == n.bName {
+			t.Fatalf("a job for B before approval: %v", j)
+		}
+	}
 	if _, err := os.Stat(replica); err == nil {
 		t.Fatal("a replica reached B before approval")
 	}

@@ -296,6 +296,8 @@ func TestReplicationConsistentThroughGC(t *testing.T) {
 				t.Fatalf("push: %s", r.Stderr)
 			}
 		}
+		// Pace the pushes so that gc runs fall between them (and
+		// during the syncs they start); nothing waits on an outcome here.
 		time.Sleep(200 * time.Millisecond)
 	}
 	close(stop)

@@ -21,14 +21,30 @@ func TestDecideAgainstStore(t *testing.T) {
 	key := func(fp string) *store.NewKey {
 		return &store.NewKey{Fingerprint: fp, Type: "ssh-ed25519", PublicKey: "x " + fp}
 	}
-	s.CreateUser(ctx, a, "owner", false, key("SHA256:owner"))
-	s.CreateUser(ctx, a, "reader", false, key("SHA256:reader"))
-	s.CreateUser(ctx, a, "stranger", false, key("SHA256:stranger"))
-	s.CreateOrg(ctx, a, "acme", "owner")
-	s.CreateRepo(ctx, a, store.NewRepo{Org: "acme", Name: "web"}, nil)
-	s.CreateRepo(ctx, a, store.NewRepo{Org: "acme", Name: "pub", Public: true}, nil)
-	s.Grant(ctx, a, "acme", "web", "reader", "read")
-	s.AddDeployKey(ctx, a, "acme", "web", *key("SHA256:deploy"), false)
+	if _, err := s.CreateUser(ctx, a, "owner", false, key("SHA256:owner")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateUser(ctx, a, "reader", false, key("SHA256:reader")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateUser(ctx, a, "stranger", false, key("SHA256:stranger")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateOrg(ctx, a, "acme", "owner"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRepo(ctx, a, store.NewRepo{Org: "acme", Name: "web"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRepo(ctx, a, store.NewRepo{Org: "acme", Name: "pub", Public: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Grant(ctx, a, "acme", "web", "reader", "read"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddDeployKey(ctx, a, "acme", "web", *key("SHA256:deploy"), false); err != nil {
+		t.Fatal(err)
+	}
 
 	c := New(s, nil)
 	tests := []struct {

@@ -55,7 +55,9 @@ func TestCreateRepoRefusesExistingDirectory(t *testing.T) {
 func TestDeleteRepoRestoresOnFailure(t *testing.T) {
 	ctx := context.Background()
 	s := service(t)
-	s.CreateOrg(ctx, "acme", "")
+	if _, err := s.CreateOrg(ctx, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := s.CreateRepo(ctx, "acme/web", false, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,9 @@ func TestDeleteRepoRestoresOnFailure(t *testing.T) {
 func TestDescriptionMustBeOneLine(t *testing.T) {
 	ctx := context.Background()
 	s := service(t)
-	s.CreateOrg(ctx, "acme", "")
+	if _, err := s.CreateOrg(ctx, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
 	for _, d := range []string{"two\nlines", "esc\x1b[2J", string(make([]byte, maxDescription+1))} {
 		if _, _, err := s.CreateRepo(ctx, "acme/web", false, d); err == nil {
 			t.Errorf("description %q accepted", d)

@@ -11,13 +11,29 @@ import (
 func TestMetaTravelsWhole(t *testing.T) {
 	ctx := context.Background()
 	origin := newStore(t)
-	origin.CreateUser(ctx, admin, "root", true, key("r1"))
-	origin.CreateUser(ctx, admin, "alice", false, key("a1"))
-	origin.CreateUser(ctx, admin, "bob", false, key("b1"))
-	origin.CreateUser(ctx, admin, "loner", false, key("l1")) // reads public repositories only
-	origin.CreateOrg(ctx, admin, "acme", "alice")
-	origin.CreateOrg(ctx, admin, "empty", "loner") // no repositories
-	origin.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web", Public: true, Protected: []string{"refs/heads/main"}}, nil)
+	if _, err := origin.CreateUser(ctx, admin, "root", true, key("r1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origin.CreateUser(ctx, admin, "alice", false, key("a1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origin.CreateUser(ctx, admin, "bob", false, key("b1")); err != nil {
+		t.Fatal(err)
+	}
+	// loner reads public repositories only.
+	if _, err := origin.CreateUser(ctx, admin, "loner", false, key("l1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origin.CreateOrg(ctx, admin, "acme", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// empty has no repositories.
+	if _, err := origin.CreateOrg(ctx, admin, "empty", "loner"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origin.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web", Public: true, Protected: []string{"refs/heads/main"}}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := origin.Grant(ctx, admin, "acme", "web", "bob", "write"); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +56,9 @@ func TestMetaTravelsWhole(t *testing.T) {
 		t.Fatalf("exported users %v, %d keys, %d orgs", users, len(m.Keys), len(m.Orgs))
 	}
 	// A push is not a metadata change.
-	origin.Record(ctx, admin, "push", "acme/web", nil)
+	if err := origin.Record(ctx, admin, "push", "acme/web", nil); err != nil {
+		t.Fatal(err)
+	}
 	if g, _ := origin.MetaGeneration(ctx); g != gen1 {
 		t.Errorf("a push moved the generation: %d -> %d", gen1, g)
 	}
@@ -69,7 +87,9 @@ func TestMetaTravelsWhole(t *testing.T) {
 	}
 
 	// A removed key is gone from the next copy.
-	origin.DeleteUserKey(ctx, admin, "SHA256:b1")
+	if _, err := origin.DeleteUserKey(ctx, admin, "SHA256:b1"); err != nil {
+		t.Fatal(err)
+	}
 	m2, _ := origin.ExportMeta(ctx)
 	if m2.Generation <= m.Generation {
 		t.Errorf("generation did not move: %d -> %d", m.Generation, m2.Generation)
@@ -95,13 +115,17 @@ func TestMetaTravelsWhole(t *testing.T) {
 func TestSnapshotIsAWorkingDatabase(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	s.CreateUser(ctx, admin, "alice", true, key("a1"))
+	if _, err := s.CreateUser(ctx, admin, "alice", true, key("a1")); err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "snap.db")
 	if err := s.Snapshot(ctx, path); err != nil {
 		t.Fatal(err)
 	}
 	// Writers go on; the snapshot keeps its moment.
-	s.CreateUser(ctx, admin, "bob", false, nil)
+	if _, err := s.CreateUser(ctx, admin, "bob", false, nil); err != nil {
+		t.Fatal(err)
+	}
 	c, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)

@@ -140,8 +140,12 @@ func TestUsersAndKeys(t *testing.T) {
 func TestDeployKeys(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	s.CreateUser(ctx, admin, "alice", false, key("u1"))
-	s.CreateOrg(ctx, admin, "acme", "")
+	if _, err := s.CreateUser(ctx, admin, "alice", false, key("u1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
 	r, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -170,8 +174,12 @@ func TestDeployKeys(t *testing.T) {
 func TestOwnersAreNeverLost(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	s.CreateUser(ctx, admin, "alice", false, nil)
-	s.CreateUser(ctx, admin, "bob", false, nil)
+	if _, err := s.CreateUser(ctx, admin, "alice", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateUser(ctx, admin, "bob", false, nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.CreateOrg(ctx, admin, "acme", "alice"); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +210,9 @@ func TestOwnersAreNeverLost(t *testing.T) {
 func TestRepoCreateRollsBackWhenDiskFails(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	s.CreateOrg(ctx, admin, "acme", "")
+	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
 	boom := errors.New("disk full")
 	_, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, func(Repo) error { return boom })
 	if !errors.Is(err, boom) {
@@ -223,13 +233,21 @@ func TestRepoFactsAndCase(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	u, _ := s.CreateUser(ctx, admin, "alice", false, nil)
-	s.CreateOrg(ctx, admin, "Acme", "")
-	s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "Web", Public: true, Protected: []string{"refs/heads/main"}}, nil)
+	if _, err := s.CreateOrg(ctx, admin, "Acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "Web", Public: true, Protected: []string{"refs/heads/main"}}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "ACME", Name: "web"}, nil); !errors.Is(err, ErrExists) {
 		t.Errorf("case-folded duplicate repository: %v", err)
 	}
-	s.SetMember(ctx, admin, "acme", "alice", "member")
-	s.Grant(ctx, admin, "acme", "web", "alice", "write")
+	if err := s.SetMember(ctx, admin, "acme", "alice", "member"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Grant(ctx, admin, "acme", "web", "alice", "write"); err != nil {
+		t.Fatal(err)
+	}
 	f, err := s.RepoFacts(ctx, u.ID, "ACME", "WEB")
 	if err != nil {
 		t.Fatal(err)
@@ -255,8 +273,12 @@ func TestRepoFactsAndCase(t *testing.T) {
 func TestDeleteOrg(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	s.CreateOrg(ctx, admin, "acme", "")
-	s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, nil)
+	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.DeleteOrg(ctx, admin, "acme", false, nil); !errors.Is(err, ErrConflict) {
 		t.Errorf("delete org with repos: %v", err)
 	}
@@ -273,14 +295,30 @@ func TestDeleteOrg(t *testing.T) {
 func TestEveryChangeIsAudited(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	s.CreateUser(ctx, Actor{Name: "local:root", RemoteAddr: "10.0.0.1"}, "alice", false, key("k"))
-	s.CreateOrg(ctx, admin, "acme", "alice")
-	s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, nil)
-	s.Grant(ctx, admin, "acme", "web", "alice", "read")
-	s.Revoke(ctx, admin, "acme", "web", "alice")
-	s.Protect(ctx, admin, "acme", "web", "refs/tags/*")
-	s.Unprotect(ctx, admin, "acme", "web", "refs/tags/*")
-	s.DeleteUserKey(ctx, admin, "SHA256:k")
+	if _, err := s.CreateUser(ctx, Actor{Name: "local:root", RemoteAddr: "10.0.0.1"}, "alice", false, key("k")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateOrg(ctx, admin, "acme", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Grant(ctx, admin, "acme", "web", "alice", "read"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke(ctx, admin, "acme", "web", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Protect(ctx, admin, "acme", "web", "refs/tags/*"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unprotect(ctx, admin, "acme", "web", "refs/tags/*"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteUserKey(ctx, admin, "SHA256:k"); err != nil {
+		t.Fatal(err)
+	}
 	entries, err := s.Audit(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -305,8 +343,12 @@ func TestEveryChangeIsAudited(t *testing.T) {
 func TestReplicationQueue(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	s.CreateOrg(ctx, admin, "acme", "")
-	s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, nil)
+	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, nil); err != nil {
+		t.Fatal(err)
+	}
 	srv, err := s.AddServer(ctx, admin, Server{Name: "b1", Host: "h", Port: 22, User: "cpm", Path: "/r", Role: "backup", HostKey: "k", Approved: true})
 	if err != nil {
 		t.Fatal(err)
@@ -321,8 +363,12 @@ func TestReplicationQueue(t *testing.T) {
 		t.Fatal("a running job was claimed twice")
 	}
 	// Two pushes during the sync coalesce into one more generation-bump.
-	s.MarkDirty(ctx, "acme", "web")
-	s.MarkDirty(ctx, "acme", "web")
+	if err := s.MarkDirty(ctx, "acme", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkDirty(ctx, "acme", "web"); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Done(ctx, j, j.Generation, "fp", 10); err != nil {
 		t.Fatal(err)
 	}
@@ -334,13 +380,17 @@ func TestReplicationQueue(t *testing.T) {
 	if !ok || j.Generation != 3 {
 		t.Fatalf("second claim: %+v", j)
 	}
-	s.Done(ctx, j, j.Generation, "fp2", 1)
+	if err := s.Done(ctx, j, j.Generation, "fp2", 1); err != nil {
+		t.Fatal(err)
+	}
 	jobs, _ = s.Jobs(ctx)
 	if jobs[0].State != "done" || !jobs[0].DirtySince.IsZero() || jobs[0].Fingerprint != "fp2" {
 		t.Fatalf("after a complete sync: %+v", jobs[0])
 	}
 	// A crashed worker's lease is released when it starts again.
-	s.MarkDirty(ctx, "acme", "web")
+	if err := s.MarkDirty(ctx, "acme", "web"); err != nil {
+		t.Fatal(err)
+	}
 	j, _, _ = s.Claim(ctx, "w", time.Hour, nil)
 	if err := s.ReleaseLeases(ctx, "w"); err != nil {
 		t.Fatal(err)
@@ -349,7 +399,9 @@ func TestReplicationQueue(t *testing.T) {
 		t.Fatal("released job not claimable")
 	}
 	// Failures wait; retry clears the wait and blocks.
-	s.Failed(ctx, j, "down", time.Now().Add(time.Hour), true)
+	if err := s.Failed(ctx, j, "down", time.Now().Add(time.Hour), true); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok, _ := s.Claim(ctx, "w", time.Hour, nil); ok {
 		t.Fatal("a blocked job was claimed")
 	}
