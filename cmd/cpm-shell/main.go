@@ -116,6 +116,7 @@ type serveCmd struct {
 	MaxSessionTime   *string `config:"max_session_time" name:"max-session-time" placeholder:"DURATION" help:"Close any connection after this long (default 6h)."`
 	MaxStartups      *string `config:"max_startups" name:"max-startups" placeholder:"N" help:"Unauthenticated connections at once; more are dropped (default 64)."`
 	MaxSessions      *string `config:"max_sessions" name:"max-sessions" placeholder:"N" help:"Concurrent sessions per connection (default 4)."`
+	LFSMaxObjectSize *string `config:"lfs_max_object_size" name:"lfs-max-object-size" placeholder:"SIZE" help:"Largest Git LFS object a push may upload (default 5GiB)."`
 
 	workerFlags
 }

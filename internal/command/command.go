@@ -27,6 +27,10 @@ const (
 	Whoami
 	Info
 	Merge // merge ORG/REPO SOURCE --into TARGET
+	// Git LFS over ssh: the pure ssh transfer protocol, and the HTTP
+	// credential helper, which cpm answers with a pointer to the former.
+	LFSTransfer     // git-lfs-transfer ORG/REPO upload|download
+	LFSAuthenticate // git-lfs-authenticate ORG/REPO upload|download
 
 	// Between cpm nodes only: a neighbour delivering replicas. The
 	// gateway runs these for an approved neighbour's replication key and
@@ -42,20 +46,22 @@ const (
 )
 
 var verbNames = map[Verb]string{
-	UploadPack:    "git-upload-pack",
-	ReceivePack:   "git-receive-pack",
-	UploadArchive: "git-upload-archive",
-	Whoami:        "whoami",
-	Info:          "info",
-	Merge:         "merge",
-	PeerHello:     "cpm-peer hello",
-	PeerMeta:      "cpm-peer meta",
-	PeerPrepare:   "cpm-peer prepare",
-	PeerRefs:      "cpm-peer refs",
-	PeerRsyncIn:   "cpm-peer rsync-in",
-	PeerRsyncOut:  "cpm-peer rsync-out",
-	PeerWant:      "cpm-peer want",
-	PeerRekey:     "cpm-peer rekey",
+	UploadPack:      "git-upload-pack",
+	ReceivePack:     "git-receive-pack",
+	UploadArchive:   "git-upload-archive",
+	Whoami:          "whoami",
+	Info:            "info",
+	Merge:           "merge",
+	LFSTransfer:     "git-lfs-transfer",
+	LFSAuthenticate: "git-lfs-authenticate",
+	PeerHello:       "cpm-peer hello",
+	PeerMeta:        "cpm-peer meta",
+	PeerPrepare:     "cpm-peer prepare",
+	PeerRefs:        "cpm-peer refs",
+	PeerRsyncIn:     "cpm-peer rsync-in",
+	PeerRsyncOut:    "cpm-peer rsync-out",
+	PeerWant:        "cpm-peer want",
+	PeerRekey:       "cpm-peer rekey",
 }
 
 func (v Verb) String() string { return verbNames[v] }
@@ -72,6 +78,8 @@ type Command struct {
 	Repo names.RepoPath // git, merge and peer verbs
 	// Merge only: full branch ref names (refs/heads/…).
 	Source, Target string
+	// LFS verbs only: "upload" or "download".
+	Operation string
 }
 
 // ErrInvalid is wrapped by every parse error.
@@ -115,12 +123,14 @@ func Parse(line string) (Command, error) {
 		return Command{Verb: verb, Repo: p}, nil
 	case "merge":
 		return parseMerge(words)
+	case "git-lfs-transfer", "git-lfs-authenticate":
+		return parseLFS(words)
 	case "cpm-peer":
 		return parsePeer(words[1:])
 	case "":
 		return Command{}, invalid("empty command")
 	}
-	return Command{}, invalid("unknown command %q; cpm runs git-upload-pack, git-receive-pack, git-upload-archive, merge, whoami and info", clip(words[0]))
+	return Command{}, invalid("unknown command %q; cpm runs git-upload-pack, git-receive-pack, git-upload-archive, git-lfs-transfer, merge, whoami and info", clip(words[0]))
 }
 
 // parsePeer parses the words after "cpm-peer". rsync asks for its
@@ -233,4 +243,25 @@ func parseMerge(words []string) (Command, error) {
 		return Command{}, invalid("merge: source and target are the same branch")
 	}
 	return Command{Verb: Merge, Repo: p, Source: src, Target: dst}, nil
+}
+
+// parseLFS parses "git-lfs-transfer PATH OPERATION" (and the same for
+// git-lfs-authenticate), as git-lfs sends it: the path unquoted, an
+// operation of upload or download and nothing else.
+func parseLFS(words []string) (Command, error) {
+	if len(words) != 3 {
+		return Command{}, invalid("%s takes ORG/REPO and upload or download", words[0])
+	}
+	p, err := parsePath(words[1])
+	if err != nil {
+		return Command{}, err
+	}
+	if words[2] != "upload" && words[2] != "download" {
+		return Command{}, invalid("%s: unknown operation %q; want upload or download", words[0], clip(words[2]))
+	}
+	v := LFSTransfer
+	if words[0] == "git-lfs-authenticate" {
+		v = LFSAuthenticate
+	}
+	return Command{Verb: v, Repo: p, Operation: words[2]}, nil
 }

@@ -39,6 +39,9 @@ func TestParse(t *testing.T) {
 		{"cpm-peer rsync-in acme/web --server --daemon .", ok(PeerRsyncIn, "acme", "web")},
 		{"cpm-peer rsync-out acme/web --server --daemon .", ok(PeerRsyncOut, "acme", "web")},
 		{"cpm-peer want acme/web", ok(PeerWant, "acme", "web")},
+		{"git-lfs-transfer /acme/web.git upload", Command{Verb: LFSTransfer, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "upload"}},
+		{"git-lfs-transfer acme/web download", Command{Verb: LFSTransfer, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "download"}},
+		{"git-lfs-authenticate 'acme/web.git' download", Command{Verb: LFSAuthenticate, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "download"}},
 	}
 	for _, tt := range tests {
 		got, err := Parse(tt.line)
@@ -51,6 +54,12 @@ func TestParse(t *testing.T) {
 // hostile are command lines an attacker might send; all must be refused.
 var hostile = []string{
 	"",
+	"git-lfs-transfer acme/web",
+	"git-lfs-transfer acme/web lock",
+	"git-lfs-transfer acme/web upload extra",
+	"git-lfs-transfer ../etc/passwd download",
+	"git-lfs-transfer acme/web --upload",
+	"git-lfs-transfer -oProxyCommand=id download",
 	" ",
 	"sh",
 	"bash -c id",

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
 )
 
 // Config is every setting of cpm, resolved: flag over environment
@@ -32,6 +34,7 @@ type Config struct {
 	LogLevel         string
 	LogFormat        string
 	LagThreshold     time.Duration
+	LFSMaxObjectSize int64 // bytes
 }
 
 // Source says where a value came from.
@@ -81,6 +84,7 @@ var Settings = []Setting{
 	{"log_level", "info", "debug, info, warn or error", func(c *Config, v string) error { return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error") }},
 	{"log_format", "json", "json, or console for people", func(c *Config, v string) error { return oneOf(&c.LogFormat, v, "json", "console") }},
 	{"lag_threshold", "15m", "doctor reports replication lag above this", func(c *Config, v string) error { return duration(&c.LagThreshold, v, time.Second) }},
+	{"lfs_max_object_size", "5GiB", "largest Git LFS object a push may upload (bytes, or with a unit: 500MiB, 5GiB)", func(c *Config, v string) error { return byteSize(&c.LFSMaxObjectSize, v) }},
 }
 
 // Value is one resolved setting, for `config show`.
@@ -214,4 +218,14 @@ func oneOf(dst *string, v string, allowed ...string) error {
 		}
 	}
 	return fmt.Errorf("want one of %s", strings.Join(allowed, ", "))
+}
+
+// byteSize parses a size such as 5GiB, 500MB or 1048576 (bytes).
+func byteSize(dst *int64, v string) error {
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n == 0 || n > 1<<50 {
+		return fmt.Errorf("want a size such as 500MiB or 5GiB")
+	}
+	*dst = int64(n)
+	return nil
 }

@@ -40,6 +40,8 @@ type Gateway struct {
 	Log     zerolog.Logger
 	Metrics *Metrics       // may be nil
 	Peers   *peer.Receiver // nil: this node takes no replicas
+	// LFSMaxObjectSize caps one Git LFS upload, in bytes (0: no cap).
+	LFSMaxObjectSize int64
 	// SendToPeer syncs one of this node's repositories to a neighbour now,
 	// when the neighbour asks (cpm-peer want); nil: never.
 	SendToPeer func(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error)
@@ -128,9 +130,18 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 	case command.Info:
 		r.err = g.info(ctx, s)
 		return r
+	case command.LFSAuthenticate:
+		// git-lfs asks for HTTP credentials only when the pure ssh
+		// transfer failed, or when lfs.url points it at HTTP.
+		r.err = refuse("git-lfs-authenticate: cpm has no HTTP endpoint; it serves Git LFS over ssh (git-lfs-transfer, git-lfs 3.0 or newer); unset lfs.url")
+		return r
 	}
 	r.repo = cmd.Repo.String()
 	grant, err := g.authorize(ctx, s, cmd)
+	noWrite := ""
+	if cmd.Verb == command.LFSTransfer {
+		grant, noWrite, err = g.readOnlyLFS(ctx, s, cmd, grant, err)
+	}
 	if err != nil {
 		r.err = err
 		return r
@@ -141,25 +152,31 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		r.err = &failure{line: "cpm: repository " + cmd.Repo.String() + " not found", err: err}
 		return r
 	}
-	if cmd.Verb == command.Merge {
+	switch cmd.Verb {
+	case command.Merge:
 		r.err = g.merge(ctx, s, cmd, dir, grant.Repo)
+		return r
+	case command.LFSTransfer:
+		r.err = g.serveLFS(ctx, s, cmd, grant, dir, noWrite)
 		return r
 	}
 	r.status, r.err = g.runGit(ctx, s, cmd.Verb, dir, r.repo)
 	return r
 }
 
-// authorize decides the command's access to its repository. A push to a
-// repository that does not exist creates it when the key's owner may
-// (org owners and admins), and is then decided again.
+// authorize decides the command's access to its repository. A push
+// (or the LFS upload that precedes it) to a repository that does not
+// exist creates it when the key's owner may (org owners and admins), and
+// is then decided again.
 func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command) (access.Grant, error) {
+	pushes := cmd.Verb == command.ReceivePack || (cmd.Verb == command.LFSTransfer && cmd.Operation == "upload")
 	action := authz.Read
-	if cmd.Verb == command.ReceivePack || cmd.Verb == command.Merge {
+	if pushes || cmd.Verb == command.Merge {
 		action = authz.Push
 	}
 	grant, err := g.Access.Authorize(ctx, s.Identity, cmd.Repo, action)
 	var e *access.Error
-	if cmd.Verb != command.ReceivePack || !errors.As(err, &e) || !e.Creatable {
+	if !pushes || !errors.As(err, &e) || !e.Creatable {
 		return grant, err
 	}
 	if err := g.create(ctx, s, cmd); err != nil {

@@ -52,13 +52,14 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	}
 	n := &Node{Conf: conf, Dir: dir, Log: log, Store: st, Replicas: replica.New(dir.Peers()), Disk: admin.Root(dir, hookBin)}
 	n.Gateway = &gateway.Gateway{
-		Access:     access.New(st, n.Replicas),
-		Store:      st,
-		Disk:       n.Disk,
-		DataDir:    dir,
-		Log:        log,
-		Peers:      &peer.Receiver{Store: st, Replicas: n.Replicas, Disk: n.Disk, TempDir: dir.Tmp(), Node: name},
-		SendToPeer: n.sendToPeer,
+		Access:           access.New(st, n.Replicas),
+		Store:            st,
+		Disk:             n.Disk,
+		DataDir:          dir,
+		Log:              log,
+		LFSMaxObjectSize: conf.LFSMaxObjectSize,
+		Peers:            &peer.Receiver{Store: st, Replicas: n.Replicas, Disk: n.Disk, TempDir: dir.Tmp(), Node: name},
+		SendToPeer:       n.sendToPeer,
 	}
 	return n, nil
 }

@@ -250,6 +250,10 @@ func (r *Receiver) Rsync(ctx context.Context, origin string, rp names.RepoPath, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: no replica yet; prepare it first", canon)
 	}
+	// Git LFS objects have a module of their own, which must exist.
+	if err := os.MkdirAll(filepath.Join(dir, "lfs", "objects"), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("replica %s: %w", canon, err)
+	}
 	conf, err := r.writeConfig(dir, write)
 	if err != nil {
 		return nil, nil, err
@@ -283,7 +287,8 @@ func (r *Receiver) writeConfig(dir string, write bool) (string, error) {
 		// The daemon enforces these whatever the client asks: a peer never
 		// writes config, hooks or alternates, nor reads them.
 		module("objects", filepath.Join(dir, "objects"), "- /info/alternates - /info/http-alternates") +
-		module("repo", dir, "+ /HEAD + /packed-refs + /refs/*** + /.rsync-partial/*** - *")
+		module("repo", dir, "+ /HEAD + /packed-refs + /refs/*** + /.rsync-partial/*** - *") +
+		module("lfs", filepath.Join(dir, "lfs"), "+ /objects/*** - *")
 	f, err := os.CreateTemp(r.TempDir, "rsyncd-*.conf")
 	if err != nil {
 		return "", fmt.Errorf("rsync module: %w", err)

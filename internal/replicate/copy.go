@@ -2,6 +2,8 @@ package replicate
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 
 	"cpm/internal/names"
 	"cpm/internal/remote"
@@ -15,6 +17,7 @@ type copyJob struct {
 	repo                  names.RepoPath
 	dir, refsDir, skelDir string
 	fresh                 bool
+	lfs                   bool // the repository has LFS objects to send
 }
 
 // A copier ships a copyJob to its target in the order that keeps the
@@ -36,31 +39,44 @@ func (s *Syncer) copierFor(t remote.Target) copier {
 	return rsyncCopier{s}
 }
 
-// rsyncStep is one rsync run of a copy: src into the replica's objects
-// (objects) or top folder, with args.
+// rsyncStep is one rsync run of a copy: src into an area of the
+// replica, with args.
 type rsyncStep struct {
-	src     string
-	objects bool
-	args    []string
+	src  string
+	area area
+	args []string
 }
 
 // rsyncSteps are the runs of a copy, in order: the skeleton of a fresh
 // backup replica (never overwriting anything), the object data, the
-// object indexes, and the refs, which replace the target's wholesale.
-// A neighbour lays its replica's foundations itself (prepare).
+// object indexes, the Git LFS objects (when there are any), and the
+// refs, which replace the target's wholesale. A neighbour lays its
+// replica's foundations itself (prepare).
 func rsyncSteps(j copyJob) []rsyncStep {
 	passes := objectPasses()
-	steps := []rsyncStep{
-		{j.skelDir + "/", false, []string{"--ignore-existing"}},
-		{j.dir + "/objects/", true, passes[0]},
-		{j.dir + "/objects/", true, passes[1]},
-		{j.refsDir + "/", false, []string{"--checksum", "--delete-after",
-			"--include=/HEAD", "--include=/packed-refs", "--include=/refs/***", "--exclude=*"}},
+	var steps []rsyncStep
+	if j.fresh && !j.target.Peer {
+		steps = append(steps, rsyncStep{j.skelDir + "/", areaTop, []string{"--ignore-existing"}})
 	}
-	if !j.fresh || j.target.Peer {
-		steps = steps[1:]
+	steps = append(steps,
+		rsyncStep{j.dir + "/objects/", areaObjects, passes[0]},
+		rsyncStep{j.dir + "/objects/", areaObjects, passes[1]})
+	if j.lfs {
+		// Named by their content: one there is never replaced.
+		steps = append(steps, rsyncStep{j.dir + "/lfs/", areaLFS, append([]string{"--ignore-existing"}, lfsObjectsOnly()...)})
 	}
-	return steps
+	return append(steps, rsyncStep{j.refsDir + "/", areaTop, []string{"--checksum", "--delete-after",
+		"--include=/HEAD", "--include=/packed-refs", "--include=/refs/***", "--exclude=*"}})
+}
+
+// lfsObjectsOnly keeps an rsync of a repository's lfs/ folder to the
+// objects (no temporary uploads).
+func lfsObjectsOnly() []string { return []string{"--include=/objects/***", "--exclude=*"} }
+
+// hasLFS reports whether the repository at dir stores LFS objects.
+func hasLFS(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, "lfs", "objects"))
+	return err == nil && fi.IsDir()
 }
 
 // rsyncCopier runs rsyncSteps: over ssh to a backup, or to the daemon
@@ -70,7 +86,7 @@ type rsyncCopier struct{ s *Syncer }
 func (c rsyncCopier) copy(ctx context.Context, j copyJob) (Result, error) {
 	var res Result
 	for _, st := range rsyncSteps(j) {
-		r, err := c.s.push(ctx, j.target, j.repo, st.src, st.objects, st.args...)
+		r, err := c.s.push(ctx, j.target, j.repo, st.src, st.area, st.args...)
 		if err != nil {
 			return res, err
 		}

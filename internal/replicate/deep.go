@@ -59,34 +59,48 @@ func firstOf(files []string) string {
 }
 
 // Check compares the object files of ORG/REPO's replica on t with the
-// source's: by name, size and mtime, or, deep, by content.
+// source's, Git LFS objects included: by name, size and mtime, or, deep,
+// by content.
 func (s *Syncer) Check(ctx context.Context, repo names.RepoPath, t remote.Target, deep bool) (Damage, error) {
 	dir, err := s.Root.Open(repo.Org, repo.Repo)
 	if err != nil {
 		return Damage{}, err
 	}
 	start := time.Now()
-	args := append(excludes(), "--dry-run", "--itemize-changes")
+	args := []string{"--dry-run", "--itemize-changes"}
 	if deep {
 		args = append(args, "--checksum")
 	}
-	r, err := s.push(ctx, t, repo, dir+"/objects/", true, args...)
+	d, err := s.checkArea(ctx, repo, t, dir+"/objects/", areaObjects, "", append(excludes(), args...))
+	if err == nil && hasLFS(dir) {
+		var l Damage
+		l, err = s.checkArea(ctx, repo, t, dir+"/lfs/", areaLFS, "lfs/", append(lfsObjectsOnly(), args...))
+		d.Examined += l.Examined
+		d.Missing, d.Damaged = append(d.Missing, l.Missing...), append(d.Damaged, l.Damaged...)
+	}
+	d.Duration = time.Since(start)
+	return d, err
+}
+
+// checkArea is one dry run of Check; prefix names the area in paths.
+func (s *Syncer) checkArea(ctx context.Context, repo names.RepoPath, t remote.Target, src string, a area, prefix string, args []string) (Damage, error) {
+	r, err := s.push(ctx, t, repo, src, a, args...)
 	if noRsync(err) {
 		return Damage{}, fmt.Errorf("check %s on %s: the server has no rsync; install it there: %w", repo, t.Name, err)
 	}
 	if err != nil {
 		return Damage{}, fmt.Errorf("check %s on %s: %w", repo, t.Name, err)
 	}
-	d := Damage{Examined: r.Examined, Duration: time.Since(start)}
+	d := Damage{Examined: r.Examined}
 	for _, c := range r.Changes {
 		flags, path, _ := strings.Cut(c, " ")
 		if len(flags) < 3 || flags[1] != 'f' {
 			continue // directories, links
 		}
 		if strings.HasPrefix(flags[2:], "+++++++") {
-			d.Missing = append(d.Missing, path)
+			d.Missing = append(d.Missing, prefix+path)
 		} else {
-			d.Damaged = append(d.Damaged, path)
+			d.Damaged = append(d.Damaged, prefix+path)
 		}
 	}
 	return d, nil
@@ -143,8 +157,21 @@ func (s *Syncer) repairLocked(ctx context.Context, repo names.RepoPath, t remote
 	if deep {
 		extra = append(extra, "--checksum")
 	}
-	for _, step := range objectPasses() {
-		r, err := s.push(ctx, t, repo, dir+"/objects/", true, append(step, extra...)...)
+	type step struct {
+		src  string
+		a    area
+		args []string
+	}
+	var steps []step
+	for _, pass := range objectPasses() {
+		steps = append(steps, step{dir + "/objects/", areaObjects, pass})
+	}
+	if hasLFS(dir) {
+		// Damaged LFS objects are replaced too: no --ignore-existing.
+		steps = append(steps, step{dir + "/lfs/", areaLFS, lfsObjectsOnly()})
+	}
+	for _, st := range steps {
+		r, err := s.push(ctx, t, repo, st.src, st.a, append(st.args, extra...)...)
 		res.Bytes += r.Bytes
 		res.Files += r.Files
 		if err != nil {

@@ -145,7 +145,7 @@ func (s *Syncer) PruneTarget(ctx context.Context, repo names.RepoPath, t remote.
 	} else if got != snap.Fingerprint {
 		return Result{}, ErrNotCurrent
 	}
-	res, err := s.push(ctx, t, repo, dir+"/objects/", true, append(excludes(), "--delete-after")...)
+	res, err := s.push(ctx, t, repo, dir+"/objects/", areaObjects, append(excludes(), "--delete-after")...)
 	if err != nil {
 		return res, err
 	}

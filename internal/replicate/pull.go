@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -41,13 +43,19 @@ func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target,
 	}
 	var res Result
 	for _, pass := range objectPasses() {
-		r, err := s.fetch(ctx, t, repo, dir+"/objects/", pass...)
+		r, err := s.fetch(ctx, t, repo, areaObjects, dir+"/objects/", pass...)
 		if err != nil {
 			return res, err
 		}
 		res.Bytes += r.Bytes
 		res.Files += r.Files
 	}
+	r, err := s.fetchLFS(ctx, t, repo, dir)
+	if err != nil {
+		return res, err
+	}
+	res.Bytes += r.Bytes
+	res.Files += r.Files
 	ours, err := TakeSnapshot(ctx, dir)
 	if err != nil {
 		return res, err
@@ -111,6 +119,19 @@ func replaceRefs(ctx context.Context, dir string, ours Snapshot, theirs map[stri
 		return fmt.Errorf("update refs: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// fetchLFS copies the Git LFS objects of the replica on t, if it has
+// any, into dir; none are replaced.
+func (s *Syncer) fetchLFS(ctx context.Context, t remote.Target, repo names.RepoPath, dir string) (Result, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "lfs"), 0o755); err != nil {
+		return Result{}, err
+	}
+	if t.Peer {
+		return s.fetch(ctx, t, repo, areaLFS, dir+"/lfs/", append([]string{"--ignore-existing"}, lfsObjectsOnly()...)...)
+	}
+	// From the replica's top, so that one without LFS objects is no error.
+	return s.fetch(ctx, t, repo, areaTop, dir+"/", "--ignore-existing", "--include=/lfs/", "--include=/lfs/objects/***", "--exclude=*")
 }
 
 func isAncestor(ctx context.Context, dir, old, new string) bool {

@@ -90,7 +90,7 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 			return Result{}, err
 		}
 	}
-	job := copyJob{target: t, repo: repo, dir: dir, refsDir: refsDir, skelDir: skelDir, fresh: fresh}
+	job := copyJob{target: t, repo: repo, dir: dir, refsDir: refsDir, skelDir: skelDir, fresh: fresh, lfs: hasLFS(dir)}
 	res, err := s.copierFor(t).copy(ctx, job)
 	if noRsync(err) && !t.Peer {
 		// The target has no rsync: tar over the same ssh, from the top,

@@ -50,6 +50,13 @@ func (c tarCopier) copy(ctx context.Context, j copyJob) (Result, error) {
 		}
 		res.Bytes, res.Files = n, int64(len(files))
 	}
+	if j.lfs {
+		n, files, err := c.lfs(ctx, j, dst)
+		if err != nil {
+			return res, err
+		}
+		res.Bytes, res.Files = res.Bytes+n, res.Files+files
+	}
 	// Refs: unpack beside, then rename packed-refs and HEAD into place and
 	// drop the loose refs they replace.
 	n, err := s.tarTo(ctx, t, refsDir, []string{"HEAD", "packed-refs"}, "cd "+q(dst)+
@@ -59,11 +66,24 @@ func (c tarCopier) copy(ctx context.Context, j copyJob) (Result, error) {
 	return res, err
 }
 
+// lfs sends the LFS objects the replica at dst lacks.
+func (c tarCopier) lfs(ctx context.Context, j copyJob, dst string) (bytes, files int64, err error) {
+	local := filepath.Join(j.dir, "lfs", "objects")
+	data, _, err := c.s.lackedObjects(ctx, j.target, local, dst+"/lfs")
+	if err != nil || len(data) == 0 {
+		return 0, 0, err
+	}
+	there := remote.Quote(dst + "/lfs/objects")
+	n, err := c.s.tarTo(ctx, j.target, local, data, "mkdir -p "+there+" && tar -C "+there+" -xf -")
+	return n, int64(len(data)), err
+}
+
 // lackedObjects lists the object files under objects that the replica at
 // dst lacks, data files (packs, loose objects) apart from index files, each
 // sorted. Object files are immutable, so the name says it all.
 func (s *Syncer) lackedObjects(ctx context.Context, t remote.Target, objects, dst string) (data, index []string, err error) {
-	out, err := s.Remote.Run(ctx, t, "cd "+remote.Quote(dst+"/objects")+" && find . -type f")
+	there := remote.Quote(dst + "/objects")
+	out, err := s.Remote.Run(ctx, t, "mkdir -p "+there+" && cd "+there+" && find . -type f")
 	if err != nil {
 		return nil, nil, err
 	}

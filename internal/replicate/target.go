@@ -22,21 +22,23 @@ func replicaPath(t remote.Target, repo names.RepoPath) string {
 	return t.Path + "/" + repo.Org + "/" + repo.Repo + ".git"
 }
 
-// endpoint is rsync's spec for the replica's objects (objects set) or its
-// top folder on t, with the options that reaching it needs. write says
-// which way the transfer goes.
-func endpoint(t remote.Target, repo names.RepoPath, objects, write bool) (string, []string) {
+// area is a part of a replica that rsync reads or writes.
+type area int
+
+const (
+	areaTop     area = iota // the replica's folder (refs, skeleton)
+	areaObjects             // objects/
+	areaLFS                 // lfs/: Git LFS objects
+)
+
+// endpoint is rsync's spec for an area of the replica on t, with the
+// options that reaching it needs. write says which way the transfer goes.
+func endpoint(t remote.Target, repo names.RepoPath, a area, write bool) (string, []string) {
 	if !t.Peer {
-		p := replicaPath(t, repo) + "/"
-		if objects {
-			p += "objects/"
-		}
+		p := replicaPath(t, repo) + "/" + [...]string{"", "objects/", "lfs/"}[a]
 		return remote.Dest(t, p), nil
 	}
-	module := "repo/"
-	if objects {
-		module = "objects/"
-	}
+	module := [...]string{"repo/", "objects/", "lfs/"}[a]
 	verb := "rsync-out"
 	if write {
 		verb = "rsync-in"
@@ -90,14 +92,14 @@ func RemoteFingerprint(ctx context.Context, env remote.Env, t remote.Target, rep
 }
 
 // push copies local src to the replica on t.
-func (s *Syncer) push(ctx context.Context, t remote.Target, repo names.RepoPath, src string, objects bool, extra ...string) (Result, error) {
-	dst, opts := endpoint(t, repo, objects, true)
+func (s *Syncer) push(ctx context.Context, t remote.Target, repo names.RepoPath, src string, a area, extra ...string) (Result, error) {
+	dst, opts := endpoint(t, repo, a, true)
 	return s.rsyncArgs(ctx, t, append(append(opts, extra...), src, dst))
 }
 
-// fetch copies the replica's objects on t to local dst.
-func (s *Syncer) fetch(ctx context.Context, t remote.Target, repo names.RepoPath, dst string, extra ...string) (Result, error) {
-	src, opts := endpoint(t, repo, true, false)
+// fetch copies an area of the replica on t to local dst.
+func (s *Syncer) fetch(ctx context.Context, t remote.Target, repo names.RepoPath, a area, dst string, extra ...string) (Result, error) {
+	src, opts := endpoint(t, repo, a, false)
 	return s.rsyncArgs(ctx, t, append(append(opts, extra...), src, dst))
 }
 

@@ -212,13 +212,19 @@ func (c *Client) MustGit(dir string, args ...string) string {
 // SSH runs ssh to the server with extra options and a remote command.
 func (c *Client) SSH(opts []string, command ...string) Result {
 	c.w.T.Helper()
+	return c.SSHInput("", opts, command...)
+}
+
+// SSHInput is SSH with stdin read from the string stdin.
+func (c *Client) SSHInput(stdin string, opts []string, command ...string) Result {
+	c.w.T.Helper()
 	host, port, _ := net.SplitHostPort(c.addr)
 	args := append(append(c.SSHArgs(), "-p", port), opts...)
 	args = append(args, c.user+"@"+host)
 	args = append(args, command...)
 	cmd := exec.Command("ssh", args...)
 	cmd.Env = c.env()
-	return c.w.exec(cmd, "")
+	return c.w.exec(cmd, stdin)
 }
 
 // Clone clones ORG/REPO into a new directory and returns it.

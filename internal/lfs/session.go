@@ -1,0 +1,221 @@
+// Package lfs serves Git LFS over ssh with the pure ssh transfer protocol
+// (git-lfs-transfer), which git-lfs 3 clients use on their own for ssh
+// remotes: batch, object upload and download, and file locks, for one
+// repository whose access the gateway has already decided. Objects are
+// stored by content, checked before they are kept, never overwritten.
+package lfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Operation is what a session was opened for.
+type Operation string
+
+const (
+	Upload   Operation = "upload"
+	Download Operation = "download"
+)
+
+// Session is one git-lfs-transfer connection to one repository.
+type Session struct {
+	Objects Objects
+	Locks   Locks // nil: this node takes no locks (a replica)
+	Op      Operation
+	User    string // who locks and unlocks, by name
+	// CanWrite is push permission: needed for uploads and every lock
+	// verb; Admin may remove others' locks.
+	CanWrite, Admin bool
+	// NoWrite says why writes are refused when CanWrite is false (the
+	// client shows it); "" for the plain "needs push access".
+	NoWrite string
+
+	// Filled in as the session runs, for its log event.
+	Stats Stats
+}
+
+// Stats counts what a session moved, and what it refused.
+type Stats struct {
+	Uploaded, Downloaded           int
+	BytesUploaded, BytesDownloaded int64
+	Refused                        int
+}
+
+// noWrite is the refusal of a write (an upload, a lock).
+func (s *Session) noWrite(what string) status {
+	s.Stats.Refused++
+	if s.NoWrite != "" {
+		return fail(403, "%s: %s", what, s.NoWrite)
+	}
+	return fail(403, "%s need push access", what)
+}
+
+// status is one response: a code, arguments, then lines or data.
+type status struct {
+	code  int
+	args  []string
+	lines []string
+	data  io.Reader
+}
+
+func fail(code int, format string, a ...any) status {
+	return status{code: code, lines: []string{fmt.Sprintf(format, a...)}}
+}
+
+// errClose ends a session after its response: the stream cannot be
+// trusted to be in step any more.
+var errClose = errors.New("closing the session")
+
+// maxBatch bounds the objects of one batch request (git-lfs sends 100).
+const maxBatch = 10000
+
+// Serve runs the session on r and w until the client quits or goes.
+func (s *Session) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
+	in, out := newPktReader(r), newPktWriter(w)
+	caps := []string{"version=1"}
+	if s.Locks != nil {
+		caps = append(caps, "locking")
+	}
+	for _, c := range caps {
+		if err := out.text(c); err != nil {
+			return err
+		}
+	}
+	if err := out.flush(); err != nil {
+		return err
+	}
+	for {
+		k, line, err := in.text()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if k != data {
+			continue // a stray flush or delimiter: nothing to answer
+		}
+		verb, arg, _ := strings.Cut(line, " ")
+		st, err := s.command(ctx, in, verb, arg)
+		if werr := s.respond(out, st); werr != nil {
+			return werr
+		}
+		if verb == "quit" || err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Session) respond(out *pktWriter, st status) error {
+	if err := out.text("status " + strconv.Itoa(st.code)); err != nil {
+		return err
+	}
+	for _, a := range st.args {
+		if err := out.text(a); err != nil {
+			return err
+		}
+	}
+	switch {
+	case st.data != nil:
+		if err := out.delim(); err != nil {
+			return err
+		}
+		if c, ok := st.data.(io.Closer); ok {
+			defer c.Close()
+		}
+		n, err := out.copyData(st.data)
+		s.Stats.BytesDownloaded += n
+		if err != nil {
+			return err
+		}
+	case len(st.lines) > 0:
+		if err := out.delim(); err != nil {
+			return err
+		}
+		for _, l := range st.lines {
+			if err := out.text(l); err != nil {
+				return err
+			}
+		}
+	}
+	return out.flush()
+}
+
+// command reads the rest of one request and answers it. Every verb reads
+// its whole request before it decides, so that a refusal leaves the
+// stream in step.
+func (s *Session) command(ctx context.Context, in *pktReader, verb, arg string) (status, error) {
+	switch verb {
+	case "version":
+		if _, _, err := in.lines(100); err != nil {
+			return fail(400, "malformed request"), errClose
+		}
+		if arg != "1" {
+			return fail(400, "unknown version %q; this server speaks version 1", clip(arg)), nil
+		}
+		return status{code: 200}, nil
+	case "quit":
+		in.lines(100)
+		return status{code: 200}, nil
+	case "batch":
+		return s.batch(in)
+	case "put-object":
+		return s.putObject(in, arg)
+	case "verify-object":
+		return s.verifyObject(in, arg)
+	case "get-object":
+		return s.getObject(in, arg)
+	case "lock", "list-lock", "list-locks", "unlock":
+		return s.lockCommand(ctx, in, verb, arg)
+	}
+	// Unknown verbs are refused, whatever follows them.
+	if _, _, err := in.lines(1000); err != nil {
+		return fail(400, "malformed request"), errClose
+	}
+	return fail(400, "unknown command %q", clip(verb)), nil
+}
+
+// args reads key=value packets up to a flush or delimiter (returned).
+func args(in *pktReader) (map[string]string, kind, error) {
+	lines, k, err := in.lines(100)
+	if err != nil {
+		return nil, k, err
+	}
+	m := make(map[string]string, len(lines))
+	for _, l := range lines {
+		key, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return nil, k, fmt.Errorf("argument %q: want key=value", clip(l))
+		}
+		m[key] = v
+	}
+	return m, k, nil
+}
+
+// sizeArg is the size=N argument.
+func sizeArg(a map[string]string) (int64, bool) {
+	n, err := strconv.ParseInt(a["size"], 10, 64)
+	return n, err == nil && n >= 0
+}
+
+func clip(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// timestamp is how locks show when they were taken.
+func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
