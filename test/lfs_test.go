@@ -225,3 +225,90 @@ func TestLFSProtocolRefusals(t *testing.T) {
 		t.Errorf("unknown operation: %d %q", r.Code, r.Stderr)
 	}
 }
+
+// TestLFSReplicates: LFS objects travel with the repository to a backup,
+// sync verify covers them (a lost or damaged one is found and repaired),
+// and a neighbour serves downloads of its replica with the origin's
+// permissions.
+func TestLFSReplicates(t *testing.T) {
+	t.Run("backup", func(t *testing.T) {
+		c := newCompany(t)
+		_, path := backup(t, c.w, "b1")
+		replica := filepath.Join(path, "acme", "web.git")
+		writer := newLFSClient(t, c.clients["writer"])
+		dir, _ := writer.clone("acme/web")
+		oid := writer.addLFSFile(dir, "big.bin", 200_000)
+		writer.mustGit(dir, "push", "-q", "origin", "HEAD:main")
+		head := revParse(dir, "HEAD")
+		waitFor(t, 30*time.Second, "the replica", func() bool { return revParse(replica, "main") == head })
+		obj := lfsObject(replica, oid)
+		if fi, err := os.Stat(obj); err != nil || fi.Size() != 200_000 {
+			t.Fatalf("LFS object on the backup: %v", err)
+		}
+		if out := c.w.MustAdmin("sync", "verify", "acme/web", "--to", "b1", "--deep"); !strings.Contains(out, "no object files missing or damaged") {
+			t.Fatalf("deep verify: %s", out)
+		}
+		for name, damage := range map[string]func(){
+			"lost":    func() { os.Remove(obj) },
+			"damaged": func() { os.Chmod(obj, 0o644); os.WriteFile(obj, bytes.Repeat([]byte("z"), 200_000), 0o644) },
+		} {
+			damage()
+			r := c.w.Admin("", "sync", "verify", "acme/web", "--to", "b1", "--deep")
+			if r.Code == 0 || !strings.Contains(r.Stderr, oid[:12]) {
+				t.Errorf("%s LFS object not reported: %d %s %s", name, r.Code, r.Stdout, r.Stderr)
+			}
+			c.w.MustAdmin("sync", "verify", "acme/web", "--to", "b1", "--deep", "--repair")
+			if got, _ := os.ReadFile(obj); sha256Hex(got) != oid {
+				t.Errorf("%s LFS object not repaired", name)
+			}
+		}
+		// doctor names an object a pointer refers to that is not stored.
+		if out := c.w.MustAdmin("doctor"); !strings.Contains(out, "ok    lfs objects") {
+			t.Errorf("doctor with every object stored:\n%s", out)
+		}
+		src := lfsObject(c.w.RepoDir("acme", "web"), oid)
+		os.Rename(src, src+".away")
+		doc := c.w.Admin("", "doctor")
+		if doc.Code == 0 || !strings.Contains(doc.Stdout, "FAIL  lfs objects") || !strings.Contains(doc.Stdout, oid) {
+			t.Errorf("doctor with an object missing (exit %d):\n%s", doc.Code, doc.Stdout)
+		}
+		os.Rename(src+".away", src)
+	})
+	t.Run("neighbour", func(t *testing.T) {
+		n := newTwoNodes(t)
+		n.approve(t)
+		writer := newLFSClient(t, n.clients["writer"])
+		dir, _ := writer.clone("acme/web")
+		oid := writer.addLFSFile(dir, "big.bin", 150_000)
+		writer.mustGit(dir, "push", "-q", "origin", "HEAD:main")
+		head := revParse(dir, "HEAD")
+		replica := n.b.RepoDir("acme", "web")
+		waitFor(t, 30*time.Second, "the replica on B", func() bool {
+			_, err := os.Stat(lfsObject(replica, oid))
+			return revParse(replica, "main") == head && err == nil
+		})
+		// B serves the download to A's reader, as A would.
+		reader := newLFSClient(t, n.clientsB["reader"])
+		rdir, r := reader.clone("acme/web")
+		if r.Code != 0 {
+			t.Fatalf("clone from B: %s", r.Stderr)
+		}
+		want, _ := os.ReadFile(filepath.Join(dir, "big.bin"))
+		if got, _ := os.ReadFile(filepath.Join(rdir, "big.bin")); !bytes.Equal(got, want) {
+			t.Fatalf("file smudged from B differs (%d bytes)", len(got))
+		}
+		// Uploads and locks belong to the origin.
+		if r := reader.git(rdir, "lfs", "lock", "big.bin"); r.Code == 0 {
+			t.Fatalf("a lock on a replica: %s", r.Stdout)
+		}
+		stranger := newLFSClient(t, n.clientsB["stranger"])
+		if _, r := stranger.clone("acme/web"); r.Code == 0 {
+			t.Fatal("a stranger cloned from B")
+		}
+	})
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -34,8 +34,14 @@ func TestPromoteBackupAfterTheMainServerIsLost(t *testing.T) {
 	snapshot := filepath.Join(path, ".cpm", "cpm.db")
 	writer := c.clients["writer"]
 	dir, _ := writer.Clone("acme/web")
-	commit := writer.Commit(dir, "before the loss")
+	writer.Commit(dir, "before the loss")
 	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	// And a Git LFS object, which must survive the loss with the rest.
+	lw := newLFSClient(t, writer)
+	ldir, _ := lw.clone("acme/web")
+	oid := lw.addLFSFile(ldir, "asset.bin", 50_000)
+	lw.mustGit(ldir, "push", "-q", "origin", "HEAD:main")
+	commit := revParse(ldir, "HEAD")
 	waitFor(t, 30*time.Second, "the push on the backup", func() bool {
 		return revParse(filepath.Join(path, "acme", "web.git"), "main") == commit &&
 			revParse(filepath.Join(path, "acme", "pub.git"), "main") != ""
@@ -84,6 +90,11 @@ func TestPromoteBackupAfterTheMainServerIsLost(t *testing.T) {
 	}
 	if servers := jsonList(t, promoted, "server", "list"); len(servers) != 0 {
 		t.Errorf("servers after promote: %v (the backup itself should be gone)", servers)
+	}
+	lr := newLFSClient(t, p.clients["reader"])
+	rdir, r := lr.clone("acme/web")
+	if got, _ := os.ReadFile(filepath.Join(rdir, "asset.bin")); r.Code != 0 || sha256Hex(got) != oid {
+		t.Errorf("LFS content from the promoted server: %d bytes, %s", len(got), r.Stderr)
 	}
 }
 

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"cpm/internal/datadir"
+	"cpm/internal/lfs"
 	"cpm/internal/names"
 	"cpm/internal/remote"
 	"cpm/internal/replica"
 	"cpm/internal/replicate"
+	"cpm/internal/repos"
 	"cpm/internal/store"
 	"cpm/internal/targetstate"
 )
@@ -62,6 +64,10 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	add("hooks", hooks, "run cpm-admin init, which reinstalls them", fmt.Sprintf("cpm's hooks in all %d repositories", n))
 	add("repositories on disk", disk, "restore missing repositories from a backup (cpm-admin sync pull); move unknown folders out of DATA/repos", "every repository in the database is on disk, and nothing else is")
 
+	missing, pointers := s.checkLFS(ctx)
+	add("lfs objects", missing, "push them again from a clone that has them (git lfs push --all origin), or take them back from a backup (cpm-admin sync pull ORG/REPO --from SERVER)",
+		fmt.Sprintf("the %d Git LFS objects that pointers refer to are all stored", pointers))
+
 	pins, reach, fixes := s.checkServers(ctx, dir)
 	add("pinned host keys", pins, "check the key on the server, then cpm-admin server set NAME --host-key LINE", "every server's host key is pinned")
 	add("servers reachable", reach, strings.Join(fixes, "; "), "every server answers and takes syncs")
@@ -75,6 +81,35 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	}
 	add("replica contents", replicas, "cpm-admin sync verify ORG/REPO --to SERVER --deep --repair sends what is missing or damaged again", ok)
 	return out
+}
+
+// checkLFS reports the Git LFS objects that pointer files reachable in
+// this node's repositories refer to but that are not stored, and how
+// many are referred to.
+func (s *Service) checkLFS(ctx context.Context) (missing []string, pointers int) {
+	rs, err := s.Store.Repos(ctx, "")
+	if err != nil {
+		return []string{err.Error()}, 0
+	}
+	for _, r := range rs {
+		dir, err := s.Disk.Open(r.Org, r.Name)
+		if err != nil {
+			continue // "repositories on disk" reports it
+		}
+		ptrs, err := lfs.Pointers(ctx, dir, repos.Env(dir))
+		if err != nil {
+			missing = append(missing, r.FullName()+": "+err.Error())
+			continue
+		}
+		objs := lfs.Objects{Dir: lfs.ObjectsDir(dir)}
+		for _, p := range ptrs {
+			pointers++
+			if size, ok, err := objs.Size(p.OID); err != nil || !ok || size != p.Size {
+				missing = append(missing, fmt.Sprintf("%s: %s (%d bytes)", r.FullName(), p.OID, p.Size))
+			}
+		}
+	}
+	return missing, pointers
 }
 
 // checkReplicas reports replicas whose object files are missing or
