@@ -1,0 +1,169 @@
+package lfs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+func oidOf(b string) string {
+	s := sha256.Sum256([]byte(b))
+	return hex.EncodeToString(s[:])
+}
+
+func TestObjectsPut(t *testing.T) {
+	o := Objects{Dir: t.TempDir(), MaxSize: 10}
+	body := "hello"
+	tests := []struct {
+		name    string
+		oid     string
+		size    int64
+		body    string
+		wantErr error
+	}{
+		{"stored", oidOf(body), 5, body, nil},
+		{"again, unchanged", oidOf(body), 5, body, nil},
+		{"wrong content", oidOf("other"), 5, body, ErrCorrupt},
+		{"short", oidOf(body), 6, body, ErrCorrupt},
+		{"long", oidOf(body), 4, body, ErrCorrupt},
+		{"too large", oidOf("0123456789x"), 11, "0123456789x", ErrTooLarge},
+		{"invalid id", "../../etc/passwd", 5, body, ErrCorrupt},
+	}
+	for _, tt := range tests {
+		err := o.Put(tt.oid, tt.size, strings.NewReader(tt.body))
+		if !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.wantErr)
+		}
+	}
+	if size, ok, _ := o.Size(oidOf(body)); !ok || size != 5 {
+		t.Errorf("stored object: %d %v", size, ok)
+	}
+	if _, ok, _ := o.Size(oidOf("other")); ok {
+		t.Error("a corrupt upload was stored")
+	}
+	if left, _ := os.ReadDir(o.Dir + "/tmp"); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestParsePointer(t *testing.T) {
+	oid := oidOf("x")
+	tests := []struct {
+		body string
+		ok   bool
+	}{
+		{"version https://git-lfs.github.com/spec/v1\noid sha256:" + oid + "\nsize 12\n", true},
+		{"version https://git-lfs.github.com/spec/v1\noid sha256:xyz\nsize 12\n", false},
+		{"oid sha256:" + oid + "\nsize 12\n", false},
+		{"just a file\n", false},
+	}
+	for _, tt := range tests {
+		p, ok := ParsePointer([]byte(tt.body))
+		if ok != tt.ok || (ok && (p.OID != oid || p.Size != 12)) {
+			t.Errorf("%q: %+v %v", tt.body, p, ok)
+		}
+	}
+}
+
+// pkts writes pkt-lines: "" is a flush, "\x01" a delimiter.
+func pkts(lines ...string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		switch l {
+		case "":
+			b.WriteString("0000")
+		case "\x01":
+			b.WriteString("0001")
+		default:
+			fmt.Fprintf(&b, "%04x%s", len(l)+4, l)
+		}
+	}
+	return b.String()
+}
+
+// memLocks is Locks in memory.
+type memLocks struct{ locks []Lock }
+
+func (m *memLocks) Create(_ context.Context, path, owner string) (Lock, error) {
+	for _, l := range m.locks {
+		if l.Path == path {
+			return l, ErrLockExists
+		}
+	}
+	l := Lock{ID: fmt.Sprint(len(m.locks) + 1), Path: path, Owner: owner}
+	m.locks = append(m.locks, l)
+	return l, nil
+}
+func (m *memLocks) List(context.Context, string, string, string, int) ([]Lock, string, error) {
+	return m.locks, "", nil
+}
+func (m *memLocks) Get(_ context.Context, id string) (Lock, error) {
+	for _, l := range m.locks {
+		if l.ID == id {
+			return l, nil
+		}
+	}
+	return Lock{}, ErrNoLock
+}
+func (m *memLocks) Delete(_ context.Context, id string) error {
+	for i, l := range m.locks {
+		if l.ID == id {
+			m.locks = append(m.locks[:i], m.locks[i+1:]...)
+			return nil
+		}
+	}
+	return ErrNoLock
+}
+
+func TestSession(t *testing.T) {
+	body := "some large file"
+	oid := oidOf(body)
+	upload := pkts("version 1\n", "", "batch\n", "hash-algo=sha256\n", "\x01", oid+" 15\n", "",
+		"put-object "+oid+"\n", "size=15\n", "\x01", body, "", "verify-object "+oid+"\n", "size=15\n", "", "quit\n", "")
+	tests := []struct {
+		name     string
+		sess     Session
+		input    string
+		want     []string // in order in the output
+		notStore bool
+	}{
+		{"upload", Session{Op: Upload, CanWrite: true}, upload,
+			[]string{"version=1", "status 200", "status 200", oid + " 15 upload", "status 200", "status 200", "status 200"}, false},
+		{"reader's upload", Session{Op: Upload, NoWrite: "acme/web: permission denied"}, upload,
+			[]string{"status 403", "uploads: acme/web: permission denied"}, true},
+		{"upload in a download session", Session{Op: Download, CanWrite: true}, upload,
+			[]string{"status 200", oid + " 15 noop", "status 403", "put-object belongs to an upload session"}, true},
+		{"locks", Session{Op: Upload, CanWrite: true, User: "ann", Locks: &memLocks{}},
+			pkts("lock\n", "path=a.psd\n", "", "lock\n", "path=a.psd\n", "", "list-lock\n", "", "quit\n", ""),
+			[]string{"locking", "status 201", "id=1", "status 409", "a.psd is locked by ann", "status 200", "path 1 a.psd", "owner 1 ours"}, true},
+		{"someone else's lock", Session{Op: Upload, CanWrite: true, User: "bob", Locks: &memLocks{locks: []Lock{{ID: "1", Path: "a", Owner: "ann"}}}},
+			pkts("unlock 1\n", "", "quit\n", ""), []string{"status 403", "ann's; only they or a repository admin"}, true},
+		{"an admin breaks it", Session{Op: Upload, CanWrite: true, Admin: true, User: "bob", Locks: &memLocks{locks: []Lock{{ID: "1", Path: "a", Owner: "ann"}}}},
+			pkts("unlock 1\n", "", "quit\n", ""), []string{"status 200", "ownername=ann"}, true},
+		{"garbage", Session{Op: Download}, "zzzz", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.sess.Objects = Objects{Dir: t.TempDir()}
+			var out bytes.Buffer
+			tt.sess.Serve(context.Background(), strings.NewReader(tt.input), &out)
+			at := 0
+			for _, w := range tt.want {
+				i := strings.Index(out.String()[at:], w)
+				if i < 0 {
+					t.Fatalf("no %q after %d in %q", w, at, out.String())
+				}
+				at += i + len(w)
+			}
+			if _, stored, _ := tt.sess.Objects.Size(oid); stored == tt.notStore {
+				t.Errorf("stored: %v", stored)
+			}
+		})
+	}
+}
