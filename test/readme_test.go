@@ -58,6 +58,12 @@ pin() { for _ in $(seq 1 100); do ssh-keyscan -p "$2" -t ed25519 "$1" >kh 2>/dev
 git init -q -b main w
 git -C w commit -q --allow-empty -m first
 `
+	// The LFS recipe is a user's: it runs in the forced command's check,
+	// against the server that recipe set up.
+	lfsBlocks := shellBlock.FindAllStringSubmatch(readmeSection(t, readme, "Big repositories"), -1)
+	if len(lfsBlocks) != 1 {
+		t.Fatalf("%d shell blocks under Big repositories, want 1", len(lfsBlocks))
+	}
 	for _, tc := range []struct {
 		name, section string
 		blocks        int
@@ -71,6 +77,9 @@ git -C w push -q git@git.example.com:acme/web.git main
 git clone -q git@git.example.com:acme/web.git c
 [ "$(git -C c rev-parse HEAD)" = "$(git -C w rev-parse HEAD)" ]
 [ "$(ssh -i alice -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=kh git@git.example.com whoami)" = alice ]
+` + lfsBlocks[0][1] + `
+git clone -q git@git.example.com:acme/web.git c2
+cmp c2/design.psd web/design.psd
 `,
 		},
 		{
