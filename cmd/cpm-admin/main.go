@@ -44,7 +44,9 @@ type cli struct {
 	Config   configCmd   `cmd:"" help:"Show the effective configuration."`
 	Doctor   doctorCmd   `cmd:"" help:"Check the installation; exit non-zero when something is wrong."`
 
-	AuthorizedKeys authorizedKeysCmd `cmd:"" name:"authorized-keys" help:"Print authorized_keys lines for OpenSSH forced-command mode."`
+	AuthorizedKeys       authorizedKeysCmd       `cmd:"" name:"authorized-keys" help:"Print authorized_keys lines for OpenSSH forced-command mode."`
+	AuthorizedPrincipals authorizedPrincipalsCmd `cmd:"" name:"authorized-principals" help:"Print the principals line for a user certificate (sshd's AuthorizedPrincipalsCommand with %t %k)."`
+	CA                   caCmd                   `cmd:"" name:"ca" help:"Manage trusted SSH certificate authorities and revocations."`
 }
 
 // env is what a command runs with.

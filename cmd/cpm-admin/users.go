@@ -12,6 +12,7 @@ type userCmd struct {
 	Add    userAddCmd    `cmd:"" help:"Add a user."`
 	List   userListCmd   `cmd:"" help:"List users."`
 	Remove userRemoveCmd `cmd:"" help:"Remove a user with their keys, memberships and grants."`
+	Set    userSetCmd    `cmd:"" help:"Change a user: the certificate principal that names them."`
 }
 
 type userAddCmd struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 
+	"cpm/internal/access"
 	"cpm/internal/config"
 	"cpm/internal/datadir"
 	"cpm/internal/gateway"
@@ -126,7 +127,7 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) > 0 && strings.HasPrefix(args[0], "key-") {
+	if len(args) > 0 && (strings.HasPrefix(args[0], "key-") || args[0] == "cert") {
 		return forced(args[0], args[1:])
 	}
 	var c cli
@@ -170,10 +171,13 @@ func forced(keyArg string, rest []string) int {
 		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
 		return 2
 	}
-	id, err := strconv.ParseInt(strings.TrimPrefix(keyArg, "key-"), 10, 64)
-	if err != nil || id <= 0 || "key-"+strconv.FormatInt(id, 10) != keyArg {
-		fmt.Fprintf(os.Stderr, "cpm: invalid key id %q\n", keyArg)
-		return 2
+	var id int64
+	if keyArg != "cert" {
+		id, err = strconv.ParseInt(strings.TrimPrefix(keyArg, "key-"), 10, 64)
+		if err != nil || id <= 0 || "key-"+strconv.FormatInt(id, 10) != keyArg {
+			fmt.Fprintf(os.Stderr, "cpm: invalid key id %q\n", keyArg)
+			return 2
+		}
 	}
 	conf, dir, err := settings(&flags, nil)
 	if err != nil {
@@ -196,8 +200,14 @@ func forced(keyArg string, rest []string) int {
 		return 1
 	}
 	defer n.Close()
-	ident, err := n.Gateway.Access.IdentifyID(ctx, id)
+	var ident access.Identity
+	if keyArg == "cert" {
+		ident, err = n.CertIdentity(ctx, os.Getenv("SSH_USER_AUTH"))
+	} else {
+		ident, err = n.Gateway.Access.IdentifyID(ctx, id)
+	}
 	if err != nil {
+		log.Warn().Err(err).Msg("identify")
 		fmt.Fprintln(os.Stderr, "cpm: key is no longer registered")
 		return 1
 	}

@@ -39,6 +39,16 @@ type Identity struct {
 	// registered only there: it reads that origin's replicas, and is
 	// nobody on this node's own repositories.
 	Remote string
+	// Cert is set when a certificate authenticated the user.
+	Cert *CertInfo
+}
+
+// CertInfo names the certificate that authenticated an identity, for
+// logs and the audit log.
+type CertInfo struct {
+	KeyID  string
+	Serial uint64
+	CA     string // the authority's name
 }
 
 // Anonymous is the identity of a git:// client.
@@ -99,6 +109,19 @@ func (c Checker) Identify(ctx context.Context, fingerprint string) (Identity, er
 		}
 	}
 	return Identity{}, ErrUnknownKey
+}
+
+// IdentifyUser is the identity of the user name, authenticated by a
+// certificate rather than a registered key.
+func (c Checker) IdentifyUser(ctx context.Context, name string) (Identity, error) {
+	u, err := c.store.UserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return Identity{}, ErrUnknownKey
+	}
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{KeyOwner: store.KeyOwner{UserID: u.ID, User: u.Name, SiteAdmin: u.Admin}}, nil
 }
 
 // IdentifyID finds the identity of a key by its id (forced-command mode).

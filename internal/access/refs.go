@@ -8,14 +8,10 @@ import (
 	"cpm/internal/names"
 )
 
-// DecideRefs decides every ref update of a push by the key keyID, with
-// the repository's protected patterns filled in here; the first refusal
-// is the error (an *Error naming the ref).
-func (c Checker) DecideRefs(ctx context.Context, keyID int64, repo names.RepoPath, updates []authz.RefUpdate) error {
-	id, err := c.IdentifyID(ctx, keyID)
-	if err != nil {
-		return &Error{Kind: Denied, Reason: "key is no longer registered", Err: err}
-	}
+// DecideRefs decides every ref update of a push by id, with the
+// repository's protected patterns filled in here; the first refusal is
+// the error (an *Error naming the ref).
+func (c Checker) DecideRefs(ctx context.Context, id Identity, repo names.RepoPath, updates []authz.RefUpdate) error {
 	facts, err := c.store.RepoFacts(ctx, id.UserID, repo.Org, repo.Repo)
 	if err != nil {
 		return internal(repo.String(), fmt.Errorf("decide refs of %s: %w", repo, err))

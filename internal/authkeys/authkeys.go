@@ -22,3 +22,18 @@ func Line(shellBin, dataDir string, id int64, pub string) (string, error) {
 	// sshd runs the command through the user's shell: quote the paths.
 	return fmt.Sprintf(`command="'%s' key-%d --data-dir '%s'",restrict %s`, shellBin, id, dataDir, pub), nil
 }
+
+// PrincipalLine is the authorized principals line that sends a user
+// certificate with principal to cpm-shell's certificate mode, which reads
+// the certificate from sshd (ExposeAuthInfo).
+func PrincipalLine(shellBin, dataDir, principal string) (string, error) {
+	for _, p := range []string{shellBin, dataDir} {
+		if strings.ContainsAny(p, "'\"\\\n\r") {
+			return "", fmt.Errorf("path %q cannot be used in authorized principals", p)
+		}
+	}
+	if strings.ContainsAny(principal, " \t\n\r\",'\\") {
+		return "", fmt.Errorf("principal %q cannot be used in authorized principals", principal)
+	}
+	return fmt.Sprintf(`command="'%s' cert --data-dir '%s'",restrict %s`, shellBin, dataDir, principal), nil
+}

@@ -52,6 +52,14 @@ func (d Dir) NextReplicationKey() string { return d.ReplicationKey() + ".next" }
 // KnownHosts is the file that pins every server's host key.
 func (d Dir) KnownHosts() string { return filepath.Join(string(d), "known_hosts") }
 
+// RevokedKeys is the OpenSSH key revocation list of certificates (and
+// keys) that no longer authenticate (cpm-admin ca revoke).
+func (d Dir) RevokedKeys() string { return filepath.Join(string(d), "revoked_keys.krl") }
+
+// TrustedCAKeys lists the trusted certificate authorities one per line,
+// for OpenSSH's TrustedUserCAKeys (cpm-admin ca add writes it).
+func (d Dir) TrustedCAKeys() string { return filepath.Join(string(d), "trusted_user_ca_keys") }
+
 // Ensure creates the data directory and its folders, private to the owner.
 func (d Dir) Ensure() error {
 	for _, p := range []string{string(d), d.Repos(), d.Trash(), d.Locks(), d.Tmp(), d.Dirty(), d.Control()} {

@@ -96,6 +96,9 @@ func (g *Gateway) report(s Session, r result, bytesIn, bytesOut int64, d time.Du
 	case access.Failed:
 		ev = g.Log.Error().Err(r.err)
 	}
+	if c := s.Identity.Cert; c != nil {
+		ev = ev.Str("cert_key_id", c.KeyID).Uint64("cert_serial", c.Serial).Str("cert_ca", c.CA)
+	}
 	ev.Str("user", s.Identity.Name()).
 		Str("key", s.Identity.Fingerprint).
 		Str("remote", s.RemoteAddr).
@@ -205,19 +208,19 @@ var gitSubcommand = map[command.Verb]gitservice.Service{
 
 // runGit runs the git service with a clean environment and streams it.
 func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir, repo string) (int, error) {
-	c := gitservice.Command(ctx, gitservice.Request{
-		Service:  gitSubcommand[verb],
-		Dir:      dir,
-		Protocol: s.GitProtocol,
-		Env: []string{
-			"CPM_DATA_DIR=" + g.DataDir.String(),
-			"CPM_REPO=" + repo,
-			hook.EnvUser + "=" + s.Identity.Name(),
-			hook.EnvKeyID + "=" + strconv.FormatInt(s.Identity.KeyID, 10),
-			hook.EnvFingerprint + "=" + s.Identity.Fingerprint,
-			hook.EnvRemoteAddr + "=" + s.RemoteAddr,
-		},
-	})
+	env := []string{
+		"CPM_DATA_DIR=" + g.DataDir.String(),
+		"CPM_REPO=" + repo,
+		hook.EnvUser + "=" + s.Identity.Name(),
+		hook.EnvFingerprint + "=" + s.Identity.Fingerprint,
+		hook.EnvRemoteAddr + "=" + s.RemoteAddr,
+	}
+	if c := s.Identity.Cert; c != nil {
+		env = append(env, hook.EnvCert+"="+strconv.FormatUint(c.Serial, 10)+" "+c.KeyID)
+	} else {
+		env = append(env, hook.EnvKeyID+"="+strconv.FormatInt(s.Identity.KeyID, 10))
+	}
+	c := gitservice.Command(ctx, gitservice.Request{Service: gitSubcommand[verb], Dir: dir, Protocol: s.GitProtocol, Env: env})
 	return g.run(ctx, s, c)
 }
 

@@ -32,6 +32,9 @@ func (g *Gateway) merge(ctx context.Context, s Session, cmd command.Command, dir
 		return nil
 	}
 	pusher := hook.Pusher{KeyID: s.Identity.KeyID, User: s.Identity.Name(), Fingerprint: s.Identity.Fingerprint, RemoteAddr: s.RemoteAddr}
+	if c := s.Identity.Cert; c != nil {
+		pusher.Cert = &hook.CertPusher{Serial: c.Serial, KeyID: c.KeyID}
+	}
 	update := []hook.Update{{Old: p.Old, New: p.New, Ref: p.Target}}
 	if err := hook.Check(ctx, g.Access, pusher, cmd.Repo, update, hook.GitAncestry(dir)); err != nil {
 		return err
@@ -39,9 +42,13 @@ func (g *Gateway) merge(ctx context.Context, s Session, cmd command.Command, dir
 	if err := merge.Apply(ctx, dir, p, "merge "+src+" by "+s.Identity.Name()); err != nil {
 		return &failure{line: fmt.Sprintf("cpm: merging %s into %s: %v", src, dst, err), err: err}
 	}
-	err = g.Store.Record(ctx, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}, "merge", repo.String(), map[string]any{
+	details := map[string]any{
 		"source": p.Source, "target": p.Target, "kind": string(p.Kind), "old": p.Old, "new": p.New, "key": s.Identity.Fingerprint,
-	})
+	}
+	if c := pusher.Cert; c != nil {
+		details["cert_serial"], details["cert_key_id"] = c.Serial, c.KeyID
+	}
+	err = g.Store.Record(ctx, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}, "merge", repo.String(), details)
 	if err != nil {
 		// The merge is made; the audit row is owed, not the client's problem.
 		g.Log.Error().Err(err).Str("repo", repo.String()).Msg("audit merge")

@@ -33,6 +33,9 @@ const (
 	EnvKeyID       = "CPM_KEY_ID"
 	EnvFingerprint = "CPM_KEY_FINGERPRINT"
 	EnvRemoteAddr  = "CPM_REMOTE_ADDR"
+	// EnvCert is set, to "SERIAL KEYID", when a certificate authenticated
+	// the push: there is no registered key, and the user is EnvUser.
+	EnvCert = "CPM_CERT"
 )
 
 // maxInput bounds what git may feed a hook: 64 KiB of ref updates is
@@ -98,10 +101,27 @@ type Pusher struct {
 	User        string
 	Fingerprint string
 	RemoteAddr  string
+	// Cert is set when a certificate authenticated the push.
+	Cert *CertPusher
+}
+
+// CertPusher names the certificate of a push.
+type CertPusher struct {
+	Serial uint64
+	KeyID  string
 }
 
 // PusherFromEnv reads the gateway's variables.
 func PusherFromEnv(getenv func(string) string) (Pusher, error) {
+	if c := getenv(EnvCert); c != "" {
+		serial, keyID, _ := strings.Cut(c, " ")
+		n, err := strconv.ParseUint(serial, 10, 64)
+		if err != nil || getenv(EnvUser) == "" {
+			return Pusher{}, fmt.Errorf("bad %s %q", EnvCert, c)
+		}
+		return Pusher{User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr),
+			Cert: &CertPusher{Serial: n, KeyID: keyID}}, nil
+	}
 	id := getenv(EnvKeyID)
 	if id == "" {
 		u := getenv("USER")
@@ -162,18 +182,27 @@ func Check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath,
 	if p.Local {
 		return nil
 	}
+	var id access.Identity
+	var err error
+	if p.Cert != nil {
+		id, err = c.IdentifyUser(ctx, p.User)
+	} else {
+		id, err = c.IdentifyID(ctx, p.KeyID)
+	}
+	if err != nil {
+		return &access.Error{Kind: access.Denied, Reason: "key is no longer registered", Err: err}
+	}
 	refs := make([]authz.RefUpdate, 0, len(updates))
 	for _, u := range updates {
 		ru := authz.RefUpdate{Ref: u.Ref, Create: u.Create(), Delete: u.Delete()}
 		if !ru.Create && !ru.Delete {
-			var err error
 			if ru.FastForward, err = ff(ctx, u.Old, u.New); err != nil {
 				return err
 			}
 		}
 		refs = append(refs, ru)
 	}
-	return c.DecideRefs(ctx, p.KeyID, repo, refs)
+	return c.DecideRefs(ctx, id, repo, refs)
 }
 
 // Record writes the accepted push to the audit log.
@@ -185,6 +214,9 @@ func Record(ctx context.Context, st *store.Store, p Pusher, repo names.RepoPath,
 	details := map[string]any{"refs": refs}
 	if p.Fingerprint != "" {
 		details["key"] = p.Fingerprint
+	}
+	if p.Cert != nil {
+		details["cert_serial"], details["cert_key_id"] = p.Cert.Serial, p.Cert.KeyID
 	}
 	return st.Record(ctx, store.Actor{Name: p.User, RemoteAddr: p.RemoteAddr}, "push", repo.String(), details)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"cpm/internal/admin"
+	"cpm/internal/certauth"
 	"cpm/internal/discover"
 	"cpm/internal/gitdaemon"
 	"cpm/internal/metrics"
@@ -88,6 +89,7 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([3
 		MaxSessions:        c.MaxSessions,
 		MaxAuthTries:       sshserver.DefaultLimits.MaxAuthTries,
 	}, n.Log)
+	srv.ssh.Certs = &certauth.Checker{Dir: n.Store, KRL: n.Dir.RevokedKeys()}
 	go func() { srv.errc <- srv.ssh.Serve(ln) }()
 	if c.GitListen != "" {
 		if addrs[1], err = n.listenGit(ctx, srv, ln.Addr().(*net.TCPAddr).Port); err != nil {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"cpm/internal/access"
+	"cpm/internal/certauth"
 	"cpm/internal/gateway"
 	"cpm/internal/listener"
 )
@@ -50,7 +52,9 @@ var DefaultLimits = Limits{
 
 // Server serves git over ssh through a gateway.
 type Server struct {
-	gw         *gateway.Gateway
+	gw *gateway.Gateway
+	// Certs, when set, lets user certificates of trusted authorities in.
+	Certs      *certauth.Checker
 	limits     Limits
 	algorithms Algorithms
 	log        zerolog.Logger
@@ -70,6 +74,12 @@ type ctxKey string
 const (
 	connKey        ctxKey = "cpm-conn"
 	fingerprintExt        = "cpm-fingerprint"
+	// A certificate's user, key id, serial, authority and forced command.
+	certUserExt   = "cpm-cert-user"
+	certKeyIDExt  = "cpm-cert-key-id"
+	certSerialExt = "cpm-cert-serial"
+	certCAExt     = "cpm-cert-ca"
+	forceCmdExt   = "cpm-force-command"
 )
 
 // New makes a server with the given host key.
@@ -116,6 +126,9 @@ func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
 		PublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
 			if s.stopping() {
 				return nil, s.refuse(ctx, "cpm: server is shutting down; try again")
+			}
+			if cert, ok := key.(*gossh.Certificate); ok {
+				return s.certPermissions(ctx, meta, cert)
 			}
 			fp := gossh.FingerprintSHA256(key)
 			if _, err := s.gw.Access.Identify(ctx, fp); errors.Is(err, access.ErrUnknownKey) {
@@ -245,7 +258,8 @@ func (s *Server) handle(sess ssh.Session) {
 		sess.Exit(1)
 		return
 	}
-	id, err := s.gw.Access.Identify(ctx, conn.Permissions.Extensions[fingerprintExt])
+	ext := conn.Permissions.Extensions
+	id, err := s.identify(ctx, ext)
 	if err != nil {
 		if !errors.Is(err, access.ErrUnknownKey) {
 			s.log.Error().Err(err).Msg("identify")
@@ -260,9 +274,14 @@ func (s *Server) handle(sess ssh.Session) {
 			proto = v
 		}
 	}
+	command := sess.RawCommand()
+	if fc, ok := ext[forceCmdExt]; ok {
+		// The certificate's force-command runs, whatever the client asked.
+		command = fc
+	}
 	code := s.gw.Serve(ctx, gateway.Session{
 		Identity:    id,
-		Command:     sess.RawCommand(),
+		Command:     command,
 		GitProtocol: proto,
 		RemoteAddr:  sess.RemoteAddr().String(),
 		Stdin:       sess,
@@ -270,6 +289,51 @@ func (s *Server) handle(sess ssh.Session) {
 		Stderr:      sess.Stderr(),
 	})
 	sess.Exit(code)
+}
+
+// certPermissions authenticates a user certificate (see certauth): the
+// permissions carry who it is, and its source-address for x/crypto to
+// enforce against the client's address.
+func (s *Server) certPermissions(ctx context.Context, meta gossh.ConnMetadata, cert *gossh.Certificate) (*gossh.Permissions, error) {
+	if s.Certs == nil {
+		return nil, errors.New("certificates are not accepted")
+	}
+	r, err := s.Certs.Check(ctx, cert)
+	if errors.Is(err, certauth.ErrRefused) {
+		s.log.Info().Str("remote", meta.RemoteAddr().String()).Str("cert_key_id", cert.KeyId).
+			Uint64("cert_serial", cert.Serial).Str("reason", err.Error()).Msg("certificate refused")
+		return nil, err
+	}
+	if err != nil {
+		s.log.Error().Err(err).Str("cert_key_id", cert.KeyId).Msg("check certificate")
+		return nil, s.refuse(ctx, "cpm: internal error; try again later")
+	}
+	p := &gossh.Permissions{Extensions: map[string]string{
+		fingerprintExt: r.Owner.Fingerprint, certUserExt: r.Owner.User, certKeyIDExt: r.KeyID,
+		certSerialExt: strconv.FormatUint(r.Serial, 10), certCAExt: r.CA,
+	}}
+	if _, ok := cert.CriticalOptions["force-command"]; ok {
+		p.Extensions[forceCmdExt] = r.ForceCommand
+	}
+	if r.SourceAddress != "" {
+		p.CriticalOptions = map[string]string{"source-address": r.SourceAddress}
+	}
+	return p, nil
+}
+
+// identify is who the connection's key or certificate speaks for now.
+func (s *Server) identify(ctx context.Context, ext map[string]string) (access.Identity, error) {
+	if user := ext[certUserExt]; user != "" {
+		id, err := s.gw.Access.IdentifyUser(ctx, user)
+		if err != nil {
+			return id, err
+		}
+		serial, _ := strconv.ParseUint(ext[certSerialExt], 10, 64)
+		id.Fingerprint = ext[fingerprintExt]
+		id.Cert = &access.CertInfo{KeyID: ext[certKeyIDExt], Serial: serial, CA: ext[certCAExt]}
+		return id, nil
+	}
+	return s.gw.Access.Identify(ctx, ext[fingerprintExt])
 }
 
 // LoadOrCreateHostKey reads the ed25519 host key at path, creating it

@@ -38,6 +38,12 @@ func (w *World) StartSSHD() *SSHD {
 	return w.startSSHD("sshd", "")
 }
 
+// StartSSHDWith is StartSSHD with extra sshd_config lines.
+func (w *World) StartSSHDWith(extraConfig ...string) *SSHD {
+	w.T.Helper()
+	return w.startSSHD("sshd", "", extraConfig...)
+}
+
 // StartBackupSSHD starts a plain sshd, standing for a backup server, that
 // lets cpm's replication key in (no forced command: rsync and git run
 // there as on any server).

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Deep-history benchmark: clones of git.git's master (about 82,000
+# commits, 300 MB packed) through cpm (after its own maintenance), plain
+# OpenSSH sshd running git-upload-pack on a copy maintained with `git gc`,
+# and soft-serve (SOFT=/path/to/soft, its copy `git gc`-ed too); and
+# `git clone --no-local file://` of the gc'd copy as the floor. Everything
+# runs on loopback in one go, so the ratios compare like with like.
+#
+#   GITGIT=/tmp/gitgit.git SOFT=/tmp/soft-bin/soft bench/deephistory.sh
+#
+# GITGIT is a bare repository holding git.git's master (BENCHMARKS.md says
+# how to make one; it never enters this project). Knobs: RUNS (single
+# clones per server, default 3), FLEET (concurrent clones, default 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${GITGIT:?set GITGIT to a bare repository with git.git master (see BENCHMARKS.md)}"
+RUNS="${RUNS:-3}"
+FLEET="${FLEET:-20}"
+. bench/lib.sh
+echo "building cpm…" >&2
+bench_init cpm-deep
+here="$(pwd)/bench"
+ssh-keygen -q -t ed25519 -N '' -f "$ROOT/key"
+KH="$ROOT/known_hosts"
+export GIT_SSH_COMMAND="ssh -i $ROOT/key -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$KH -o LogLevel=ERROR"
+
+echo "copying git.git and running git gc on the copy…" >&2
+git clone -q --bare --no-local "$GITGIT" "$ROOT/plain/git.git"
+git -C "$ROOT/plain/git.git" gc -q
+
+# cpm: the history pushed in, then one pass of its own maintenance.
+CPM_DATA="$ROOT/cpm"
+A="$ROOT/bin/cpm-admin --data-dir $CPM_DATA"
+$A init >/dev/null
+$A user add bench --admin --key "$ROOT/key.pub" >/dev/null
+$A org create bench --owner bench >/dev/null
+$A repo create bench/git >/dev/null
+git -C "$GITGIT" push -q "$CPM_DATA/repos/bench/git.git" master
+start_cpm() {
+	CPM_PORT=$(freeport)
+	"$ROOT/bin/cpm-shell" serve --data-dir "$CPM_DATA" --listen "127.0.0.1:$CPM_PORT" --git-listen '' "$@" 2>>"$ROOT/cpm.log" &
+	CPM_PID=$!; PIDS+=("$CPM_PID")
+	waitport "$CPM_PORT"
+}
+echo "cpm maintenance…" >&2
+start_cpm --repack 1s
+for _ in $(seq 600); do grep -q '"repo":"bench/git".*"message":"repack"' "$ROOT/cpm.log" && break; sleep 1; done
+grep -q '"repo":"bench/git".*"message":"repack"' "$ROOT/cpm.log" || { echo "cpm never repacked" >&2; exit 1; }
+kill "$CPM_PID"; wait "$CPM_PID" 2>/dev/null || true
+ls "$CPM_DATA/repos/bench/git.git/objects/pack/"*.bitmap >/dev/null
+start_cpm --repack 0
+echo "[127.0.0.1]:$CPM_PORT $(cut -d' ' -f1,2 "$CPM_DATA/ssh_host_ed25519_key.pub")" >> "$KH"
+
+# OpenSSH sshd with plain git-upload-pack on the gc'd copy.
+SSHD_PORT=$(freeport)
+mkdir -p "$ROOT/sshd" /run/sshd 2>/dev/null || true
+ssh-keygen -q -t ed25519 -N '' -f "$ROOT/sshd/host"
+cp "$ROOT/key.pub" "$ROOT/sshd/authorized_keys"
+cat > "$ROOT/sshd/config" <<CFG
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $ROOT/sshd/host
+PidFile $ROOT/sshd/pid
+AuthorizedKeysFile $ROOT/sshd/authorized_keys
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin prohibit-password
+AllowUsers $(id -un)
+AcceptEnv GIT_PROTOCOL
+MaxStartups 200
+MaxSessions 200
+SetEnv HOME=$ROOT/sshd
+CFG
+/usr/sbin/sshd -D -f "$ROOT/sshd/config" -E "$ROOT/sshd/log" &
+SSHD_PID=$!; PIDS+=("$SSHD_PID")
+waitport "$SSHD_PORT"
+echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$ROOT/sshd/host.pub")" >> "$KH"
+
+declare -A URL PID
+URL[cpm]="ssh://git@127.0.0.1:$CPM_PORT/bench/git.git"; PID[cpm]=$CPM_PID
+URL[openssh]="ssh://$(id -un)@127.0.0.1:$SSHD_PORT$ROOT/plain/git.git"; PID[openssh]=$SSHD_PID
+servers=(cpm openssh)
+if [ -n "${SOFT:-}" ]; then
+	echo "soft-serve: pushing the history, then git gc…" >&2
+	SOFT_PORT=$(freeport)
+	SOFT_SERVE_DATA_PATH="$ROOT/soft" SOFT_SERVE_INITIAL_ADMIN_KEYS="$(cat "$ROOT/key.pub")" \
+	SOFT_SERVE_SSH_LISTEN_ADDR="127.0.0.1:$SOFT_PORT" SOFT_SERVE_SSH_PUBLIC_URL="ssh://127.0.0.1:$SOFT_PORT" \
+	SOFT_SERVE_GIT_LISTEN_ADDR="127.0.0.1:$(freeport)" SOFT_SERVE_HTTP_LISTEN_ADDR="127.0.0.1:$(freeport)" \
+	SOFT_SERVE_STATS_LISTEN_ADDR="127.0.0.1:$(freeport)" SOFT_SERVE_LOG_PATH="$ROOT/soft.log" \
+		"$SOFT" serve >"$ROOT/soft.out" 2>&1 &
+	SOFT_PID=$!; PIDS+=("$SOFT_PID")
+	waitport "$SOFT_PORT"
+	ssh-keyscan -p "$SOFT_PORT" -t ed25519 127.0.0.1 2>/dev/null >> "$KH"
+	git -C "$GITGIT" push -q "ssh://git@127.0.0.1:$SOFT_PORT/git" master
+	git -C "$ROOT/soft/repos/git.git" gc -q
+	URL[soft-serve]="ssh://git@127.0.0.1:$SOFT_PORT/git"; PID[soft-serve]=$SOFT_PID
+	servers+=(soft-serve)
+fi
+
+# cpu_ticks PID: CPU of the process and of every child it has reaped.
+cpu_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+echo
+echo "== one clone of git.git master at a time, median of $RUNS"
+printf "%-11s %10s %10s %12s\n" "" "first byte" "total" "server CPU"
+declare -A TOTAL TTFB CPU
+one() { # NAME URL PID
+	local ttfbs=() totals=() cpus=()
+	for i in $(seq "$RUNS"); do
+		rm -rf "$ROOT/c"
+		local before=0; [ -n "$3" ] && before=$(cpu_ticks "$3")
+		read -r f t < <(python3 "$here/clonetime.py" "$2" "$ROOT/c")
+		local after=0; [ -n "$3" ] && after=$(cpu_ticks "$3")
+		ttfbs+=("$f"); totals+=("$t"); cpus+=("$(( after - before ))")
+	done
+	TTFB[$1]=$(printf '%s\n' "${ttfbs[@]}" | median)
+	TOTAL[$1]=$(printf '%s\n' "${totals[@]}" | median)
+	CPU[$1]=$(printf '%s\n' "${cpus[@]}" | median)
+}
+one file "file://$ROOT/plain/git.git" ""
+printf "%-11s %8s ms %8s ms %12s\n" "file://" "${TTFB[file]}" "${TOTAL[file]}" "(the floor)"
+for s in "${servers[@]}"; do
+	one "$s" "${URL[$s]}" "${PID[$s]}"
+	printf "%-11s %8s ms %8s ms %10s s   %s x floor\n" "$s" "${TTFB[$s]}" "${TOTAL[$s]}" \
+		"$(awk "BEGIN {printf \"%.1f\", ${CPU[$s]} / $HZ}")" "$(awk "BEGIN {printf \"%.2f\", ${TOTAL[$s]} / ${TOTAL[file]}}")"
+done
+
+echo
+echo "== $FLEET concurrent clones of git.git master"
+printf "%-11s %10s %12s %14s %8s\n" "" "wall" "server CPU" "peak memory" "failed"
+for s in "${servers[@]}"; do
+	rm -f "$ROOT/stop"
+	python3 "$here/treemem.py" "${PID[$s]}" "$ROOT/stop" > "$ROOT/peak" &
+	sampler=$!
+	before=$(cpu_ticks "${PID[$s]}"); start=$(now_ms); fails=0
+	clones=()
+	for i in $(seq "$FLEET"); do git clone -q --bare "${URL[$s]}" "$ROOT/f-$i" 2>>"$ROOT/fleet.err" & clones+=($!); done
+	for c in "${clones[@]}"; do wait "$c" || fails=$((fails+1)); done
+	took=$(( $(now_ms) - start )); after=$(cpu_ticks "${PID[$s]}")
+	touch "$ROOT/stop"; wait "$sampler"
+	printf "%-11s %7s ms %10s s %11s MB %8s\n" "$s" "$took" "$(awk "BEGIN {printf \"%.1f\", ($after - $before) / $HZ}")" "$(cat "$ROOT/peak")" "$fails"
+	rm -rf "$ROOT"/f-*
+done

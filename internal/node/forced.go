@@ -1,0 +1,50 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"cpm/internal/access"
+	"cpm/internal/certauth"
+)
+
+// CertIdentity is who the certificate sshd authenticated speaks for: sshd
+// names it in the file SSH_USER_AUTH points to (ExposeAuthInfo yes), and
+// cpm checks it again, as the embedded server would.
+func (n *Node) CertIdentity(ctx context.Context, authInfo string) (access.Identity, error) {
+	if authInfo == "" {
+		return access.Identity{}, errors.New("no SSH_USER_AUTH: sshd needs ExposeAuthInfo yes for certificates")
+	}
+	body, err := os.ReadFile(authInfo)
+	if err != nil {
+		return access.Identity{}, err
+	}
+	var cert *gossh.Certificate
+	for _, l := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(l, "publickey "); ok {
+			if k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(rest)); err == nil {
+				if c, ok := k.(*gossh.Certificate); ok {
+					cert = c
+				}
+			}
+		}
+	}
+	if cert == nil {
+		return access.Identity{}, errors.New("sshd authenticated no certificate")
+	}
+	r, err := (certauth.Checker{Dir: n.Store, KRL: n.Dir.RevokedKeys()}).Check(ctx, cert)
+	if err != nil {
+		return access.Identity{}, err
+	}
+	id, err := n.Gateway.Access.IdentifyUser(ctx, r.Owner.User)
+	if err != nil {
+		return access.Identity{}, err
+	}
+	id.Fingerprint = r.Owner.Fingerprint
+	id.Cert = &access.CertInfo{KeyID: r.KeyID, Serial: r.Serial, CA: r.CA}
+	return id, nil
+}
