@@ -64,6 +64,11 @@ git -C w commit -q --allow-empty -m first
 	if len(lfsBlocks) != 1 {
 		t.Fatalf("%d shell blocks under Big repositories, want 1", len(lfsBlocks))
 	}
+	// So is the certificate recipe, with the operator's cpm-admin.
+	certBlocks := shellBlock.FindAllStringSubmatch(readmeSection(t, readme, "SSH certificates"), -1)
+	if len(certBlocks) != 1 {
+		t.Fatalf("%d shell blocks under SSH certificates, want 1", len(certBlocks))
+	}
 	for _, tc := range []struct {
 		name, section string
 		blocks        int
@@ -80,6 +85,10 @@ git clone -q git@git.example.com:acme/web.git c
 ` + lfsBlocks[0][1] + `
 git clone -q git@git.example.com:acme/web.git c2
 cmp c2/design.psd web/design.psd
+mkdir -p ~/.ssh && cp kh ~/.ssh/known_hosts
+cpm-admin() { runuser -u git -- /usr/local/bin/cpm-admin --config /etc/cpm/cpm.yaml "$@"; }
+` + certBlocks[0][1] + `
+! ssh -i bob -o IdentitiesOnly=yes -o BatchMode=yes git@git.example.com whoami
 `,
 		},
 		{

@@ -120,6 +120,7 @@ func (c authorizedPrincipalsCmd) Run(e *env, svc *admin.Service) error {
 	if errors.Is(err, certauth.ErrRefused) {
 		// sshd reads no line as "not authorized"; say why in its log.
 		fmt.Fprintf(e.stdout, "# %s\n", oneLine(err.Error()))
+		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
 		return nil
 	}
 	if err != nil {

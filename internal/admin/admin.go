@@ -48,7 +48,14 @@ func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, i
 		return nil, 0, err
 	}
 	// Pins as this version writes them (per server), whatever wrote them.
-	if err := New(st, repos.Root{}, store.Actor{}).WriteKnownHosts(ctx, dir); err != nil {
+	svc := New(st, repos.Root{}, store.Actor{})
+	if err := svc.WriteKnownHosts(ctx, dir); err != nil {
+		st.Close()
+		return nil, 0, err
+	}
+	// The files sshd reads for certificates (OpenSSH mode), even before
+	// the first authority: a missing RevokedKeys file refuses every key.
+	if err := svc.WriteTrustedCAs(ctx, dir); err != nil {
 		st.Close()
 		return nil, 0, err
 	}
