@@ -117,6 +117,8 @@ type serveCmd struct {
 	MaxSessionTime   *string `config:"max_session_time" name:"max-session-time" placeholder:"DURATION" help:"Close any connection after this long (default 6h)."`
 	MaxStartups      *string `config:"max_startups" name:"max-startups" placeholder:"N" help:"Unauthenticated connections at once; more are dropped (default 64)."`
 	MaxSessions      *string `config:"max_sessions" name:"max-sessions" placeholder:"N" help:"Concurrent sessions per connection (default 4)."`
+	ProxyProtocol    *string `config:"proxy_protocol" name:"proxy-protocol" placeholder:"MODE" help:"PROXY protocol on the ssh and git:// listeners: off, optional or required (default off)."`
+	ProxyAllow       *string `config:"proxy_allow" name:"proxy-allow" placeholder:"CIDR,…" help:"Load balancers allowed to send a PROXY header."`
 	LFSMaxObjectSize *string `config:"lfs_max_object_size" name:"lfs-max-object-size" placeholder:"SIZE" help:"Largest Git LFS object a push may upload (default 5GiB)."`
 
 	workerFlags

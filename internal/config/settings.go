@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,7 +35,9 @@ type Config struct {
 	LogLevel         string
 	LogFormat        string
 	LagThreshold     time.Duration
-	LFSMaxObjectSize int64 // bytes
+	LFSMaxObjectSize int64          // bytes
+	ProxyProtocol    string         // off, optional or required
+	ProxyAllow       []netip.Prefix // who may send a PROXY header
 }
 
 // Source says where a value came from.
@@ -84,6 +87,8 @@ var Settings = []Setting{
 	{"log_level", "info", "debug, info, warn or error", func(c *Config, v string) error { return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error") }},
 	{"log_format", "json", "json, or console for people", func(c *Config, v string) error { return oneOf(&c.LogFormat, v, "json", "console") }},
 	{"lag_threshold", "15m", "doctor reports replication lag above this", func(c *Config, v string) error { return duration(&c.LagThreshold, v, time.Second) }},
+	{"proxy_protocol", "off", "PROXY protocol (v1, v2) on the ssh and git:// listeners: off, optional or required (then only from proxy_allow)", func(c *Config, v string) error { return oneOf(&c.ProxyProtocol, v, "off", "optional", "required") }},
+	{"proxy_allow", "", "comma-separated CIDRs of the load balancers allowed to send a PROXY header", func(c *Config, v string) error { return prefixes(&c.ProxyAllow, v) }},
 	{"lfs_max_object_size", "5GiB", "largest Git LFS object a push may upload (bytes, or with a unit: 500MiB, 5GiB)", func(c *Config, v string) error { return byteSize(&c.LFSMaxObjectSize, v) }},
 }
 
@@ -119,6 +124,9 @@ func Resolve(file map[string]string, getenv func(string) string, flags map[strin
 			return Config{}, nil, fmt.Errorf("config: %s %q (%s): %v", s.Key, v, where, err)
 		}
 		vals = append(vals, Value{Key: s.Key, Value: v, Source: src, Env: s.Env(), Flag: "--" + s.Flag()})
+	}
+	if c.ProxyProtocol != "off" && len(c.ProxyAllow) == 0 {
+		return Config{}, nil, fmt.Errorf("config: proxy_protocol %s needs proxy_allow: the load balancers' addresses", c.ProxyProtocol)
 	}
 	if c.BackoffMax < c.BackoffMin {
 		return Config{}, nil, fmt.Errorf("config: backoff_max %s is below backoff_min %s", c.BackoffMax, c.BackoffMin)
@@ -227,5 +235,27 @@ func byteSize(dst *int64, v string) error {
 		return fmt.Errorf("want a size such as 500MiB or 5GiB")
 	}
 	*dst = int64(n)
+	return nil
+}
+
+// prefixes parses a comma-separated list of CIDRs ("" for none); a bare
+// address is one host.
+func prefixes(dst *[]netip.Prefix, v string) error {
+	*dst = nil
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return fmt.Errorf("%q: want CIDRs such as 10.0.0.0/8,192.0.2.7", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		*dst = append(*dst, p.Masked())
+	}
 	return nil
 }

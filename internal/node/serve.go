@@ -10,6 +10,7 @@ import (
 
 	"cpm/internal/admin"
 	"cpm/internal/certauth"
+	"cpm/internal/clientaddr"
 	"cpm/internal/discover"
 	"cpm/internal/gitdaemon"
 	"cpm/internal/metrics"
@@ -76,11 +77,12 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([3
 	if err != nil {
 		return addrs, err
 	}
-	ln, err := net.Listen("tcp", c.Listen)
+	raw, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return addrs, fmt.Errorf("listen %s: %w", c.Listen, err)
 	}
-	addrs[0] = ln.Addr().String()
+	addrs[0] = raw.Addr().String()
+	ln := clientaddr.Listen(raw, clientaddr.Mode(c.ProxyProtocol), c.ProxyAllow)
 	srv.ssh = sshserver.New(n.Gateway, hostKey, sshserver.Limits{
 		HandshakeTimeout:   c.HandshakeTimeout,
 		IdleTimeout:        c.IdleTimeout,
@@ -92,7 +94,7 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([3
 	srv.ssh.Certs = &certauth.Checker{Dir: n.Store, KRL: n.Dir.RevokedKeys()}
 	go func() { srv.errc <- srv.ssh.Serve(ln) }()
 	if c.GitListen != "" {
-		if addrs[1], err = n.listenGit(ctx, srv, ln.Addr().(*net.TCPAddr).Port); err != nil {
+		if addrs[1], err = n.listenGit(ctx, srv, raw.Addr().(*net.TCPAddr).Port); err != nil {
 			return addrs, err
 		}
 	}
@@ -132,7 +134,7 @@ func (n *Node) listenGit(ctx context.Context, srv *servers, sshPort int) (string
 	key, _ := admin.PublicKey(n.Dir) // "" before cpm-admin init made one
 	srv.git = &gitdaemon.Server{Access: n.Gateway.Access, Disk: n.Disk, Log: n.Log, IdleTimeout: n.Conf.IdleTimeout,
 		Identity: discover.Answer(name, version.Version, sshPort, key)}
-	go func() { srv.errc <- srv.git.Serve(gln) }()
+	go func() { srv.errc <- srv.git.Serve(clientaddr.Listen(gln, clientaddr.Mode(n.Conf.ProxyProtocol), n.Conf.ProxyAllow)) }()
 	return gln.Addr().String(), nil
 }
 

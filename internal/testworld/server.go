@@ -158,6 +158,30 @@ func (c *Client) URL(path string) string {
 	return "ssh://" + c.user + "@" + c.addr + "/" + path + ".git"
 }
 
+// Via is the client connecting to addr instead (a load balancer in front
+// of the server), with the server's host key pinned there too.
+func (c *Client) Via(addr string) *Client {
+	c.w.T.Helper()
+	body, err := os.ReadFile(c.knownHosts)
+	if err != nil {
+		c.w.T.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 {
+			lines = append(lines, "["+host+"]:"+port+" "+f[1]+" "+f[2])
+		}
+	}
+	kh := filepath.Join(c.w.Root, "known_hosts-via-"+port)
+	if err := os.WriteFile(kh, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		c.w.T.Fatal(err)
+	}
+	v := *c
+	v.addr, v.knownHosts = addr, kh
+	return &v
+}
+
 // SSHArgs are the ssh options every client command uses.
 func (c *Client) SSHArgs() []string {
 	return []string{"-i", c.Key.Path, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
