@@ -134,7 +134,9 @@ func (n *Node) listenGit(ctx context.Context, srv *servers, sshPort int) (string
 	key, _ := admin.PublicKey(n.Dir) // "" before cpm-admin init made one
 	srv.git = &gitdaemon.Server{Access: n.Gateway.Access, Disk: n.Disk, Log: n.Log, IdleTimeout: n.Conf.IdleTimeout,
 		Identity: discover.Answer(name, version.Version, sshPort, key)}
-	go func() { srv.errc <- srv.git.Serve(clientaddr.Listen(gln, clientaddr.Mode(n.Conf.ProxyProtocol), n.Conf.ProxyAllow)) }()
+	go func() {
+		srv.errc <- srv.git.Serve(clientaddr.Listen(gln, clientaddr.Mode(n.Conf.ProxyProtocol), n.Conf.ProxyAllow))
+	}()
 	return gln.Addr().String(), nil
 }
 
