@@ -59,11 +59,12 @@ func (c neighborDiscoverCmd) Run(e *env, svc *admin.Service) error {
 }
 
 type serverApproveCmd struct {
-	Name string `arg:"" help:"Server name."`
+	Name          string `arg:"" help:"Server name."`
+	ForwardPushes bool   `name:"forward-pushes" help:"Also take pushes that this neighbour's users make to its replicas, performed here as the same user."`
 }
 
 func (c serverApproveCmd) Run(e *env, svc *admin.Service) error {
-	if err := svc.ApproveServer(e.ctx, c.Name); err != nil {
+	if err := svc.ApproveServer(e.ctx, c.Name, c.ForwardPushes); err != nil {
 		return err
 	}
 	srv, err := svc.Store.ServerByName(e.ctx, c.Name)

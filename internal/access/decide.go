@@ -129,7 +129,7 @@ func (c Checker) Authorize(ctx context.Context, id Identity, repo names.RepoPath
 	}
 	switch {
 	case res.OriginURL != "":
-		return Grant{}, &Error{Kind: ReadOnly, Repo: name, Reason: res.Reason}
+		return Grant{}, &Error{Kind: ReadOnly, Repo: name, Reason: res.Reason, Origin: res.Origin}
 	case !res.Facts.RepoExists && a == authz.Push && res.Origin == "":
 		p, af := Translate(id, res.Facts)
 		return Grant{}, &Error{Kind: NotFound, Repo: name, Creatable: authz.Decide(p, af, authz.Create).Allow}

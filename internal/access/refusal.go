@@ -38,7 +38,9 @@ type Error struct {
 	// Creatable marks a NotFound push that the identity may turn into a
 	// push-to-create.
 	Creatable bool
-	Err       error // Internal: the cause
+	// Origin names a ReadOnly replica's origin node.
+	Origin string
+	Err    error // Internal: the cause
 }
 
 func (e *Error) Error() string {

@@ -292,10 +292,11 @@ func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server st
 	return s.onDemand(dir, progress).Pull(ctx, path, server, force)
 }
 
-// ApproveServer lets syncs go to a server.
-func (s *Service) ApproveServer(ctx context.Context, name string) error {
+// ApproveServer lets syncs go to a server; with forwardPushes, a
+// neighbour may also forward the pushes its users make to its replicas.
+func (s *Service) ApproveServer(ctx context.Context, name string, forwardPushes bool) error {
 	if err := names.Check(names.User, name); err != nil {
 		return fmt.Errorf("server name: %w", err)
 	}
-	return s.Store.ApproveServer(ctx, s.Actor, name)
+	return s.Store.ApproveServer(ctx, s.Actor, name, forwardPushes)
 }

@@ -43,6 +43,7 @@ const (
 	PeerRsyncOut // cpm-peer rsync-out ORG/REPO --server --daemon .
 	PeerWant     // cpm-peer want ORG/REPO: send me your ORG/REPO now
 	PeerRekey    // cpm-peer rekey: my new replication key on stdin
+	PeerForward  // cpm-peer forward ORG/REPO FINGERPRINT: a push to my replica, made by that key
 )
 
 var verbNames = map[Verb]string{
@@ -67,7 +68,7 @@ var verbNames = map[Verb]string{
 func (v Verb) String() string { return verbNames[v] }
 
 // IsPeer reports whether the verb is one that only neighbours may run.
-func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerRekey }
+func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerForward }
 
 // IsGit reports whether the verb runs a git service on a repository.
 func (v Verb) IsGit() bool { return v == UploadPack || v == ReceivePack || v == UploadArchive }
@@ -80,6 +81,8 @@ type Command struct {
 	Source, Target string
 	// LFS verbs only: "upload" or "download".
 	Operation string
+	// PeerForward only: the SHA256 fingerprint of the key that pushed.
+	Key string
 }
 
 // ErrInvalid is wrapped by every parse error.
@@ -148,6 +151,9 @@ func parsePeer(words []string) (Command, error) {
 			return Command{}, invalid("cpm-peer %s takes no arguments", words[0])
 		}
 		return Command{Verb: v}, nil
+	}
+	if words[0] == "forward" {
+		return parseForward(words[1:])
 	}
 	v, ok := withRepo[words[0]]
 	if !ok {
@@ -264,4 +270,19 @@ func parseLFS(words []string) (Command, error) {
 		v = LFSAuthenticate
 	}
 	return Command{Verb: v, Repo: p, Operation: words[2]}, nil
+}
+
+// fingerprintRe is a SHA256 key fingerprint as ssh-keygen prints it.
+var fingerprintRe = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
+
+// parseForward parses the words after "cpm-peer forward".
+func parseForward(words []string) (Command, error) {
+	if len(words) != 2 || !fingerprintRe.MatchString(words[1]) {
+		return Command{}, invalid("cpm-peer forward takes ORG/REPO and a SHA256 key fingerprint")
+	}
+	p, err := parsePath(words[0])
+	if err != nil {
+		return Command{}, err
+	}
+	return Command{Verb: PeerForward, Repo: p, Key: words[1]}, nil
 }

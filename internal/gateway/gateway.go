@@ -42,6 +42,9 @@ type Gateway struct {
 	Peers   *peer.Receiver // nil: this node takes no replicas
 	// LFSMaxObjectSize caps one Git LFS upload, in bytes (0: no cap).
 	LFSMaxObjectSize int64
+	// Forward sends a push made to a replica to its origin; nil: such
+	// pushes are refused with the origin's URL.
+	Forward Forwarder
 	// SendToPeer syncs one of this node's repositories to a neighbour now,
 	// when the neighbour asks (cpm-peer want); nil: never.
 	SendToPeer func(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error)
@@ -53,9 +56,11 @@ type Session struct {
 	Command     string // as the client sent it
 	GitProtocol string // the client's GIT_PROTOCOL, "" if none
 	RemoteAddr  string
-	Stdin       io.Reader
-	Stdout      io.Writer
-	Stderr      io.Writer
+	// Via names the neighbour that forwarded the push, "" for none.
+	Via    string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // result is what a session did: err nil means it was served, and status
@@ -141,6 +146,11 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 	}
 	r.repo = cmd.Repo.String()
 	grant, err := g.authorize(ctx, s, cmd)
+	var ro *access.Error
+	if cmd.Verb == command.ReceivePack && errors.As(err, &ro) && ro.Kind == access.ReadOnly {
+		r.status, r.err = g.forwardOut(ctx, s, cmd, ro)
+		return r
+	}
 	noWrite := ""
 	if cmd.Verb == command.LFSTransfer {
 		grant, noWrite, err = g.readOnlyLFS(ctx, s, cmd, grant, err)
@@ -214,6 +224,9 @@ func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir,
 		hook.EnvUser + "=" + s.Identity.Name(),
 		hook.EnvFingerprint + "=" + s.Identity.Fingerprint,
 		hook.EnvRemoteAddr + "=" + s.RemoteAddr,
+	}
+	if s.Via != "" {
+		env = append(env, hook.EnvVia+"="+s.Via)
 	}
 	if c := s.Identity.Cert; c != nil {
 		env = append(env, hook.EnvCert+"="+strconv.FormatUint(c.Serial, 10)+" "+c.KeyID)

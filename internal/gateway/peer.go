@@ -47,6 +47,8 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 		err = g.Peers.Refs(ctx, origin, cmd.Repo, s.Stdout)
 	case command.PeerRekey:
 		err = g.Peers.Rekey(ctx, origin, s.Stdin)
+	case command.PeerForward:
+		return g.forwardIn(ctx, s, cmd)
 	case command.PeerWant:
 		if g.SendToPeer == nil {
 			err = errors.New("this node does not send on request")

@@ -36,6 +36,8 @@ const (
 	// EnvCert is set, to "SERIAL KEYID", when a certificate authenticated
 	// the push: there is no registered key, and the user is EnvUser.
 	EnvCert = "CPM_CERT"
+	// EnvVia names the neighbour that forwarded the push.
+	EnvVia = "CPM_VIA"
 )
 
 // maxInput bounds what git may feed a hook: 64 KiB of ref updates is
@@ -103,6 +105,8 @@ type Pusher struct {
 	RemoteAddr  string
 	// Cert is set when a certificate authenticated the push.
 	Cert *CertPusher
+	// Via names the neighbour that forwarded the push, "" for none.
+	Via string
 }
 
 // CertPusher names the certificate of a push.
@@ -120,7 +124,7 @@ func PusherFromEnv(getenv func(string) string) (Pusher, error) {
 			return Pusher{}, fmt.Errorf("bad %s %q", EnvCert, c)
 		}
 		return Pusher{User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr),
-			Cert: &CertPusher{Serial: n, KeyID: keyID}}, nil
+			Cert: &CertPusher{Serial: n, KeyID: keyID}, Via: getenv(EnvVia)}, nil
 	}
 	id := getenv(EnvKeyID)
 	if id == "" {
@@ -134,7 +138,7 @@ func PusherFromEnv(getenv func(string) string) (Pusher, error) {
 	if err != nil || n <= 0 {
 		return Pusher{}, fmt.Errorf("bad %s %q", EnvKeyID, id)
 	}
-	return Pusher{KeyID: n, User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr)}, nil
+	return Pusher{KeyID: n, User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr), Via: getenv(EnvVia)}, nil
 }
 
 // RepoFromDir names the repository at dir, which must be ROOT/ORG/REPO.git.
@@ -217,6 +221,9 @@ func Record(ctx context.Context, st *store.Store, p Pusher, repo names.RepoPath,
 	}
 	if p.Cert != nil {
 		details["cert_serial"], details["cert_key_id"] = p.Cert.Serial, p.Cert.KeyID
+	}
+	if p.Via != "" {
+		details["via"] = p.Via
 	}
 	return st.Record(ctx, store.Actor{Name: p.User, RemoteAddr: p.RemoteAddr}, "push", repo.String(), details)
 }

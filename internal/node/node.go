@@ -60,6 +60,7 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		LFSMaxObjectSize: conf.LFSMaxObjectSize,
 		Peers:            &peer.Receiver{Store: st, Replicas: n.Replicas, Disk: n.Disk, TempDir: dir.Tmp(), Node: name},
 		SendToPeer:       n.sendToPeer,
+		Forward:          n.forward,
 	}
 	return n, nil
 }

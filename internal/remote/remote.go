@@ -282,6 +282,13 @@ func (e Env) Run(ctx context.Context, t Target, command string) ([]byte, error) 
 	return e.RunInput(ctx, t, command, nil)
 }
 
+// Command is the ssh command that runs command on t, for a caller that
+// streams its input and output itself.
+func (e Env) Command(ctx context.Context, t Target, command string) *exec.Cmd {
+	args := append(e.SSHArgs(t), t.User+"@"+t.Host, Fence(t, command))
+	return exec.CommandContext(ctx, "ssh", args...)
+}
+
 // RunInput runs a command on t with stdin as its input.
 func (e Env) RunInput(ctx context.Context, t Target, command string, stdin io.Reader) ([]byte, error) {
 	args := append(e.SSHArgs(t), t.User+"@"+t.Host, Fence(t, command))

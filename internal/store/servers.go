@@ -40,13 +40,15 @@ type Server struct {
 	AuthorizedKeys string `json:"authorized_keys"`
 	// KeyState is the server's place in a key rotation: "", "next", "done".
 	KeyState string `json:"key_state,omitempty"`
+	// ForwardPushes lets a neighbour forward pushes made to its replicas.
+	ForwardPushes bool `json:"forward_pushes"`
 }
 
 const serverSelect = `
 	SELECT id, name, host, port, ssh_user, path, role, host_key, approved, enabled, blocked_reason, created_at,
 	       peer_key, peer_fingerprint, meta_generation,
 	       repo_patterns, ref_patterns, bwlimit_kbps, compress_level, every_seconds, reconciled_at,
-	       authorized_keys, key_state
+	       authorized_keys, key_state, forward_pushes
 	FROM servers`
 
 func scanServer(sc scanner) (Server, error) {
@@ -54,7 +56,7 @@ func scanServer(sc scanner) (Server, error) {
 	var at, reconciled string
 	err := sc.Scan(&s.ID, &s.Name, &s.Host, &s.Port, &s.User, &s.Path, &s.Role, &s.HostKey, &s.Approved, &s.Enabled, &s.BlockedReason, &at, &s.PeerKey, &s.PeerFingerprint, &s.MetaGeneration,
 		&s.RepoPatterns, &s.RefPatterns, &s.BWLimitKBps, &s.Compress, &s.EverySeconds, &reconciled,
-		&s.AuthorizedKeys, &s.KeyState)
+		&s.AuthorizedKeys, &s.KeyState, &s.ForwardPushes)
 	s.CreatedAt = parseTime(at)
 	s.ReconciledAt = parseTime(reconciled)
 	return s, err
@@ -169,9 +171,10 @@ func requeueBlocked(ctx context.Context, tx *sql.Tx, name string) error {
 
 // ApproveServer lets syncs go to a server (neighbours found by discovery
 // start unapproved).
-func (s *Store) ApproveServer(ctx context.Context, a Actor, name string) error {
-	return s.change(ctx, a, "server.approve", name, nil, altersMeta, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE servers SET approved = 1 WHERE name = ?`, name)
+// With forwardPushes, a neighbour may also forward pushes to it.
+func (s *Store) ApproveServer(ctx context.Context, a Actor, name string, forwardPushes bool) error {
+	return s.change(ctx, a, "server.approve", name, map[string]any{"forward_pushes": forwardPushes}, altersMeta, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE servers SET approved = 1, forward_pushes = ? WHERE name = ?`, forwardPushes, name)
 		if err != nil {
 			return fmt.Errorf("approve server %s: %w", name, err)
 		}

@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"cpm/internal/access"
+	"cpm/internal/authz"
+	"cpm/internal/command"
+	"cpm/internal/names"
+)
+
+// A forwarded push starts with one line from the origin: "ok" (the
+// push follows, git's own protocol from here), "deny MESSAGE" (the
+// origin's decision, for the user), or "off REASON" (the origin takes no
+// forwarded pushes from this node: the replica's read-only refusal
+// stands).
+const (
+	forwardOK   = "ok"
+	forwardDeny = "deny "
+	forwardOff  = "off "
+)
+
+// Forwarder sends a push made to one of this node's replicas to its
+// origin over ssh, and returns the origin's first line and the stream of
+// the rest; closing it ends the push (wait for the origin to finish).
+type Forwarder func(ctx context.Context, origin string, repo names.RepoPath, fingerprint string, stdin io.Reader) (ForwardedPush, error)
+
+// ForwardedPush is a running forward to an origin.
+type ForwardedPush interface {
+	io.Reader // the origin's output, after the first line
+	// Wait waits for the origin to finish (having synced this node) and
+	// returns its exit status.
+	Wait() (int, error)
+}
+
+// forwardOut tries to forward a push refused as read-only to the
+// replica's origin; it returns the refusal unchanged when the origin
+// takes no forwarded pushes from this node.
+func (g *Gateway) forwardOut(ctx context.Context, s Session, cmd command.Command, ro *access.Error) (int, error) {
+	if g.Forward == nil || ro.Origin == "" || s.Identity.Fingerprint == "" {
+		return 1, ro
+	}
+	fwd, err := g.Forward(ctx, ro.Origin, cmd.Repo, s.Identity.Fingerprint, s.Stdin)
+	if err != nil {
+		g.Log.Warn().Err(err).Str("repo", cmd.Repo.String()).Str("target", ro.Origin).Msg("forward push")
+		return 1, ro
+	}
+	r := bufio.NewReader(fwd)
+	line, err := r.ReadString('\n')
+	line = strings.TrimSuffix(line, "\n")
+	switch {
+	case err == nil && line == forwardOK:
+	case err == nil && strings.HasPrefix(line, forwardDeny):
+		fwd.Wait()
+		return 1, &refusal{line: strings.TrimPrefix(line, forwardDeny)}
+	default:
+		fwd.Wait()
+		g.Log.Info().Str("repo", cmd.Repo.String()).Str("target", ro.Origin).Str("reason", strings.TrimPrefix(line, forwardOff)).Msg("push not forwarded")
+		return 1, ro
+	}
+	if _, err := io.Copy(s.Stdout, r); err != nil && ctx.Err() == nil {
+		fwd.Wait()
+		return 1, fmt.Errorf("forward push to %s: %w", ro.Origin, err)
+	}
+	status, err := fwd.Wait()
+	if err != nil {
+		return status, fmt.Errorf("forward push to %s: %w", ro.Origin, err)
+	}
+	return status, nil
+}
+
+// forwardIn performs a push that a neighbour approved for forwarding
+// took for its replica, as the user whose key it names, then syncs that
+// neighbour before it returns, so that its replica has the new refs when
+// the user's push command ends.
+func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command) (int, error) {
+	peer := s.Identity.Peer
+	srv, err := g.Store.ServerByName(ctx, peer)
+	if err != nil || !srv.ForwardPushes {
+		fmt.Fprintln(s.Stdout, forwardOff+peer+" is not approved to forward pushes here")
+		return 1, refuse("%s is not approved to forward pushes", peer)
+	}
+	id, err := g.Access.Identify(ctx, cmd.Key)
+	if err != nil || id.Peer != "" || id.Remote != "" {
+		// Never a user this node does not know, whoever the neighbour says.
+		fmt.Fprintln(s.Stdout, forwardDeny+"cpm: key "+cmd.Key+" is not registered at the origin")
+		return 1, refuse("forwarded key %s is not registered here", cmd.Key)
+	}
+	grant, err := g.Access.Authorize(ctx, id, cmd.Repo, authz.Push)
+	if err != nil {
+		fmt.Fprintln(s.Stdout, forwardDeny+clientLine(err))
+		return 1, err
+	}
+	dir, err := g.Disk.Open(grant.Repo.Org, grant.Repo.Repo)
+	if err != nil {
+		return 1, err
+	}
+	fmt.Fprintln(s.Stdout, forwardOK)
+	user := Session{Identity: id, GitProtocol: s.GitProtocol, RemoteAddr: s.RemoteAddr, Via: peer,
+		Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr}
+	status, err := g.runGit(ctx, user, command.ReceivePack, dir, grant.Repo.String())
+	if err != nil || status != 0 || g.SendToPeer == nil {
+		return status, err
+	}
+	if _, err := g.SendToPeer(ctx, peer, grant.Repo); err != nil {
+		// The push is made; the neighbour gets it with the next sync.
+		g.Log.Warn().Err(err).Str("repo", grant.Repo.String()).Str("target", peer).Msg("sync after a forwarded push")
+	}
+	return 0, nil
+}
