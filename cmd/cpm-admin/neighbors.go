@@ -72,6 +72,9 @@ func (c serverApproveCmd) Run(e *env, svc *admin.Service) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "approved %s; syncs to it start now\n", srv.Name)
+	if srv.ForwardPushes {
+		fmt.Fprintf(e.stdout, "%s may forward the pushes its users make to its replicas; they are made here as the same user\n", srv.Name)
+	}
 	if srv.PeerFingerprint != "" {
 		fmt.Fprintf(e.stdout, "%s may deliver its replicas here, signed with %s\n", srv.Name, srv.PeerFingerprint)
 	}
