@@ -10,7 +10,8 @@
 #
 # GITGIT is a bare repository holding git.git's master (BENCHMARKS.md says
 # how to make one; it never enters this project). Knobs: RUNS (single
-# clones per server, default 3), FLEET (concurrent clones, default 20).
+# clones per server, default 3), FLEET (concurrent clones, default 20;
+# 0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${GITGIT:?set GITGIT to a bare repository with git.git master (see BENCHMARKS.md)}"
@@ -52,30 +53,8 @@ start_cpm --repack 0
 echo "[127.0.0.1]:$CPM_PORT $(cut -d' ' -f1,2 "$CPM_DATA/ssh_host_ed25519_key.pub")" >> "$KH"
 
 # OpenSSH sshd with plain git-upload-pack on the gc'd copy.
-SSHD_PORT=$(freeport)
-mkdir -p "$ROOT/sshd" /run/sshd 2>/dev/null || true
-ssh-keygen -q -t ed25519 -N '' -f "$ROOT/sshd/host"
-cp "$ROOT/key.pub" "$ROOT/sshd/authorized_keys"
-cat > "$ROOT/sshd/config" <<CFG
-Port $SSHD_PORT
-ListenAddress 127.0.0.1
-HostKey $ROOT/sshd/host
-PidFile $ROOT/sshd/pid
-AuthorizedKeysFile $ROOT/sshd/authorized_keys
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PermitRootLogin prohibit-password
-AllowUsers $(id -un)
-AcceptEnv GIT_PROTOCOL
-MaxStartups 200
-MaxSessions 200
-SetEnv HOME=$ROOT/sshd
-CFG
-/usr/sbin/sshd -D -f "$ROOT/sshd/config" -E "$ROOT/sshd/log" &
-SSHD_PID=$!; PIDS+=("$SSHD_PID")
-waitport "$SSHD_PORT"
+start_git_sshd "$ROOT/sshd" "$ROOT/key.pub"
+SSHD_PORT=$BPORT
 echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$ROOT/sshd/host.pub")" >> "$KH"
 
 declare -A URL PID
@@ -128,6 +107,7 @@ for s in "${servers[@]}"; do
 		"$(awk "BEGIN {printf \"%.1f\", ${CPU[$s]} / $HZ}")" "$(awk "BEGIN {printf \"%.2f\", ${TOTAL[$s]} / ${TOTAL[file]}}")"
 done
 
+[ "$FLEET" -gt 0 ] || exit 0
 echo
 echo "== $FLEET concurrent clones of git.git master"
 printf "%-11s %10s %12s %14s %8s\n" "" "wall" "server CPU" "peak memory" "failed"

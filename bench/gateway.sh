@@ -65,29 +65,8 @@ waitport "$CPM_PORT"
 echo "[127.0.0.1]:$CPM_PORT $(cut -d' ' -f1,2 "$CPM_DATA/ssh_host_ed25519_key.pub")" >> "$KH"
 
 # OpenSSH sshd with plain git-upload-pack
-SSHD_PORT=$(freeport)
-mkdir -p "$ROOT/sshd" /run/sshd 2>/dev/null || true
-ssh-keygen -q -t ed25519 -N '' -f "$ROOT/sshd/host"
-cp "$ROOT/key.pub" "$ROOT/sshd/authorized_keys"
-cat > "$ROOT/sshd/config" <<CFG
-Port $SSHD_PORT
-ListenAddress 127.0.0.1
-HostKey $ROOT/sshd/host
-PidFile $ROOT/sshd/pid
-AuthorizedKeysFile $ROOT/sshd/authorized_keys
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PermitRootLogin prohibit-password
-AllowUsers $(id -un)
-AcceptEnv GIT_PROTOCOL
-MaxStartups 200
-MaxSessions 200
-CFG
-/usr/sbin/sshd -D -f "$ROOT/sshd/config" -E "$ROOT/sshd/log" &
-PIDS+=($!)
-waitport "$SSHD_PORT"
+start_git_sshd "$ROOT/sshd" "$ROOT/key.pub"
+SSHD_PORT=$BPORT
 echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$ROOT/sshd/host.pub")" >> "$KH"
 
 # soft-serve

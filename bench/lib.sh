@@ -24,31 +24,41 @@ bench_init() {
 	go build -o "$ROOT/bin/" ./cmd/...
 	export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 }
-# start_backup_sshd DIR PUBKEY starts an OpenSSH sshd standing for a
-# backup server: a free loopback port (BPORT), its host key in DIR/host.pub,
-# the key PUBKEY let in as this user, and a home of its own so no shell rc
-# of ours runs there.
-start_backup_sshd() {
+# start_sshd DIR PUBKEY [CONFIG LINE...] starts an OpenSSH sshd on a free
+# loopback port (BPORT; its pid in SSHD_PID), its host key in DIR/host.pub,
+# the key PUBKEY let in as this user, a home of its own (no shell rc of
+# ours runs there), and the extra config lines given.
+start_sshd() {
+	local dir=$1 pub=$2
+	shift 2
 	BPORT=$(freeport)
-	mkdir -p "$1" /run/sshd 2>/dev/null || true
-	ssh-keygen -q -t ed25519 -N '' -f "$1/host"
-	cp "$2" "$1/authorized_keys"
-	cat >"$1/config" <<CFG
+	mkdir -p "$dir" /run/sshd 2>/dev/null || true
+	ssh-keygen -q -t ed25519 -N '' -f "$dir/host"
+	cp "$pub" "$dir/authorized_keys"
+	{
+		cat <<CFG
 Port $BPORT
 ListenAddress 127.0.0.1
-HostKey $1/host
-PidFile $1/pid
-AuthorizedKeysFile $1/authorized_keys
+HostKey $dir/host
+PidFile $dir/pid
+AuthorizedKeysFile $dir/authorized_keys
 StrictModes no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 PermitRootLogin prohibit-password
 AllowUsers $(id -un)
-MaxStartups 100
-SetEnv HOME=$1
+SetEnv HOME=$dir
 CFG
-	/usr/sbin/sshd -D -f "$1/config" -E "$1/log" &
-	PIDS+=($!)
+		printf '%s\n' "$@"
+	} >"$dir/config"
+	/usr/sbin/sshd -D -f "$dir/config" -E "$dir/log" &
+	SSHD_PID=$!
+	PIDS+=("$SSHD_PID")
 	waitport "$BPORT"
 }
+# start_backup_sshd DIR PUBKEY starts an sshd standing for a backup server.
+start_backup_sshd() { start_sshd "$1" "$2" "MaxStartups 100"; }
+# start_git_sshd DIR PUBKEY starts an sshd that serves plain git-upload-pack
+# to many clients at once, as a peer to compare cpm with.
+start_git_sshd() { start_sshd "$1" "$2" "AcceptEnv GIT_PROTOCOL" "MaxStartups 200" "MaxSessions 200"; }
