@@ -63,15 +63,7 @@ URL[openssh]="ssh://$(id -un)@127.0.0.1:$SSHD_PORT$ROOT/plain/git.git"; PID[open
 servers=(cpm openssh)
 if [ -n "${SOFT:-}" ]; then
 	echo "soft-serve: pushing the history, then git gc…" >&2
-	SOFT_PORT=$(freeport)
-	SOFT_SERVE_DATA_PATH="$ROOT/soft" SOFT_SERVE_INITIAL_ADMIN_KEYS="$(cat "$ROOT/key.pub")" \
-	SOFT_SERVE_SSH_LISTEN_ADDR="127.0.0.1:$SOFT_PORT" SOFT_SERVE_SSH_PUBLIC_URL="ssh://127.0.0.1:$SOFT_PORT" \
-	SOFT_SERVE_GIT_LISTEN_ADDR="127.0.0.1:$(freeport)" SOFT_SERVE_HTTP_LISTEN_ADDR="127.0.0.1:$(freeport)" \
-	SOFT_SERVE_STATS_LISTEN_ADDR="127.0.0.1:$(freeport)" SOFT_SERVE_LOG_PATH="$ROOT/soft.log" \
-		"$SOFT" serve >"$ROOT/soft.out" 2>&1 &
-	SOFT_PID=$!; PIDS+=("$SOFT_PID")
-	waitport "$SOFT_PORT"
-	ssh-keyscan -p "$SOFT_PORT" -t ed25519 127.0.0.1 2>/dev/null >> "$KH"
+	start_soft "$SOFT" "$ROOT/soft" "$ROOT/key.pub" "$KH"
 	git -C "$GITGIT" push -q "ssh://git@127.0.0.1:$SOFT_PORT/git" master
 	git -C "$ROOT/soft/repos/git.git" gc -q
 	URL[soft-serve]="ssh://git@127.0.0.1:$SOFT_PORT/git"; PID[soft-serve]=$SOFT_PID

@@ -72,15 +72,7 @@ echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$ROOT/sshd/host.pub")" >> "$KH"
 # soft-serve
 SOFT_PORT=""
 if [ -n "${SOFT:-}" ]; then
-	SOFT_PORT=$(freeport)
-	SOFT_SERVE_DATA_PATH="$ROOT/soft" SOFT_SERVE_INITIAL_ADMIN_KEYS="$(cat "$ROOT/key.pub")" \
-	SOFT_SERVE_SSH_LISTEN_ADDR="127.0.0.1:$SOFT_PORT" SOFT_SERVE_SSH_PUBLIC_URL="ssh://127.0.0.1:$SOFT_PORT" \
-	SOFT_SERVE_GIT_LISTEN_ADDR="127.0.0.1:$(freeport)" SOFT_SERVE_HTTP_LISTEN_ADDR="127.0.0.1:$(freeport)" \
-	SOFT_SERVE_STATS_LISTEN_ADDR="127.0.0.1:$(freeport)" SOFT_SERVE_LOG_PATH="$ROOT/soft.log" \
-		"$SOFT" serve >"$ROOT/soft.out" 2>&1 &
-	SOFT_PID=$!; PIDS+=("$SOFT_PID")
-	waitport "$SOFT_PORT"
-	ssh-keyscan -p "$SOFT_PORT" -t ed25519 127.0.0.1 2>/dev/null >> "$KH"
+	start_soft "$SOFT" "$ROOT/soft" "$ROOT/key.pub" "$KH"
 	git -C "$src" push -q "ssh://git@127.0.0.1:$SOFT_PORT/big" main
 	git -C "$small" push -q "ssh://git@127.0.0.1:$SOFT_PORT/small" main
 fi
