@@ -170,14 +170,19 @@ func TestNeighborReplicasServeReadsWithTheOriginsPermissions(t *testing.T) {
 	writer := n.clients["writer"]
 	dir, _ := writer.Clone("acme/web")
 
-	// Before approval nothing reaches B: the push (its post-receive hook
-	// has run when push returns) queues nothing for an unapproved
-	// neighbour, so there is no work that could still be on its way.
+	// Before approval nothing reaches B: its jobs are queued, but the
+	// workers claim none for an unapproved neighbour, so none has been
+	// tried, and there is no work that could still be on its way.
 	writer.Commit(dir, "before approval")
 	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	for _, s := range jsonList(t, n.w, "server", "list") {
+		if s["name"] == n.bName && s["approved"] != false {
+			t.Fatalf("B approved already: %v", s)
+		}
+	}
 	for _, j := range jsonList(t, n.w, "sync", "status") {
-		if j["server"] == n.bName {
-			t.Fatalf("a job for B before approval: %v", j)
+		if j["server"] == n.bName && (j["attempts"] != float64(0) || j["last_success_at"] != "") {
+			t.Fatalf("a job for B was tried before approval: %v", j)
 		}
 	}
 	if _, err := os.Stat(replica); err == nil {
