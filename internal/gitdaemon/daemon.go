@@ -193,12 +193,12 @@ func (s *Server) serve(ctx context.Context, c net.Conn, req Request) (int, error
 		return 1, err
 	}
 	if req.Service != "git-upload-pack" {
-		return refuse(notEnabled(clip(req.Service)))
+		return refuse(notEnabled(command.Printable(req.Service, 64)))
 	}
 	// The same strict grammar as over ssh.
 	cmd, err := command.Parse("git-upload-pack " + req.Path)
 	if err != nil {
-		return refuse(&access.Error{Kind: access.NotFound, Repo: clip(req.Path)})
+		return refuse(&access.Error{Kind: access.NotFound, Repo: command.Printable(req.Path, 64)})
 	}
 	grant, err := s.Access.Authorize(ctx, access.Anonymous, cmd.Repo, authz.Read)
 	if err != nil {
@@ -252,17 +252,4 @@ func clientMessage(err error) string {
 func writeErr(w io.Writer, msg string) {
 	line := "ERR " + msg + "\n"
 	fmt.Fprintf(w, "%04x%s", len(line)+4, line)
-}
-
-func clip(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
-	if len(s) > 64 {
-		return s[:64]
-	}
-	return s
 }

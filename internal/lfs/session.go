@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"cpm/internal/command"
 )
 
 // Operation is what a session was opened for.
@@ -204,18 +206,8 @@ func sizeArg(a map[string]string) (int64, bool) {
 	return n, err == nil && n >= 0
 }
 
-func clip(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
-}
+// clip makes client text fit a one-line answer.
+func clip(s string) string { return command.Printable(s, 80) }
 
 // timestamp is how locks show when they were taken.
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
