@@ -122,15 +122,14 @@ func (sl storeLocks) List(ctx context.Context, path, id, cursor string, limit in
 	return out, next, nil
 }
 
-func (sl storeLocks) Delete(ctx context.Context, id string) error {
-	n, err := strconv.ParseInt(id, 10, 64)
+// Delete removes l without reading it again: the session has just read
+// it to decide whether this identity may remove it.
+func (sl storeLocks) Delete(ctx context.Context, l lfs.Lock) error {
+	n, err := strconv.ParseInt(l.ID, 10, 64)
 	if err != nil {
 		return lfs.ErrNoLock
 	}
-	l, err := sl.st.LFSLock(ctx, sl.repoID, n)
-	if err == nil {
-		err = sl.st.DeleteLFSLock(ctx, sl.actor, sl.repoID, sl.repo, l)
-	}
+	err = sl.st.DeleteLFSLock(ctx, sl.actor, sl.repoID, sl.repo, store.LFSLock{ID: n, RepoID: sl.repoID, Path: l.Path, Owner: l.Owner, LockedAt: l.LockedAt})
 	if errors.Is(err, store.ErrNotFound) {
 		return lfs.ErrNoLock
 	}

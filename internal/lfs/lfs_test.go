@@ -111,9 +111,9 @@ func (m *memLocks) Get(_ context.Context, id string) (Lock, error) {
 	}
 	return Lock{}, ErrNoLock
 }
-func (m *memLocks) Delete(_ context.Context, id string) error {
+func (m *memLocks) Delete(_ context.Context, d Lock) error {
 	for i, l := range m.locks {
-		if l.ID == id {
+		if l.ID == d.ID {
 			m.locks = append(m.locks[:i], m.locks[i+1:]...)
 			return nil
 		}

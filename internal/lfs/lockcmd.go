@@ -59,7 +59,7 @@ func (s *Session) unlock(ctx context.Context, id string) (status, error) {
 	case l.Owner != s.User && !s.Admin:
 		return fail(403, "lock %s on %s is %s's; only they or a repository admin may remove it", l.ID, l.Path, l.Owner), nil
 	}
-	if err := s.Locks.Delete(ctx, l.ID); errors.Is(err, ErrNoLock) {
+	if err := s.Locks.Delete(ctx, l); errors.Is(err, ErrNoLock) {
 		return fail(404, "lock %s not found", clip(id)), nil
 	} else if err != nil {
 		return fail(500, "could not remove lock %s", l.ID), err

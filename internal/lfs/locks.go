@@ -33,6 +33,6 @@ type Locks interface {
 	List(ctx context.Context, path, id, cursor string, limit int) (locks []Lock, next string, err error)
 	// Get returns the lock with id, or ErrNoLock.
 	Get(ctx context.Context, id string) (Lock, error)
-	// Delete removes the lock with id.
-	Delete(ctx context.Context, id string) error
+	// Delete removes l, as Get returned it; ErrNoLock if it is gone.
+	Delete(ctx context.Context, l Lock) error
 }
