@@ -1,14 +1,18 @@
 package test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"cpm/internal/sshserver"
 	"cpm/internal/testworld"
 )
 
@@ -203,6 +207,57 @@ func TestSSHAudit(t *testing.T) {
 	}
 	if methods != "publickey" {
 		t.Fatalf("advertised methods %q, want publickey only:\n%s", methods, probe.Stderr)
+	}
+}
+
+// TestCipherChoice: OpenSSH, whose own order would take AES-CTR, gets
+// AES-GCM (the cheaper cipher for the server); a client that asks for CTR
+// only still gets in; and a client that waits for the server's KEXINIT
+// before sending its own is not left hanging by the server looking at it.
+func TestCipherChoice(t *testing.T) {
+	_, srv, owner := soloServer(t)
+	cipher := func(opts ...string) string {
+		r := owner.SSH(append([]string{"-v"}, opts...), "whoami")
+		if r.Code != 0 {
+			t.Fatalf("ssh %v: %s", opts, r.Stderr)
+		}
+		for _, line := range strings.Split(r.Stderr, "\n") {
+			if _, after, ok := strings.Cut(line, "kex: server->client cipher: "); ok {
+				return strings.Fields(after)[0]
+			}
+		}
+		t.Fatalf("ssh -v printed no cipher:\n%s", r.Stderr)
+		return ""
+	}
+	want := "chacha20-poly1305@openssh.com"
+	if sshserver.HasAESHardware() {
+		want = "aes128-gcm@openssh.com"
+	}
+	if got := cipher(); got != want {
+		t.Errorf("OpenSSH's default choice: %s, want %s", got, want)
+	}
+	if got := cipher("-c", "aes256-ctr"); got != "aes256-ctr" {
+		t.Errorf("a client offering only aes256-ctr got %s", got)
+	}
+
+	c, err := net.Dial("tcp", srv.SSHAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(c, "SSH-2.0-waiter\r\n")
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "SSH-2.0-cpm") {
+		t.Fatalf("version line %q: %v", line, err)
+	}
+	var hdr [6]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		t.Fatalf("the server sent no KEXINIT to a client that waits for it: %v", err)
+	}
+	if hdr[5] != 20 {
+		t.Fatalf("first packet is message %d, want KEXINIT (20)", hdr[5])
 	}
 }
 

@@ -71,3 +71,29 @@ func (a Algorithms) apply(c *gossh.Config) {
 	c.Ciphers = slices.Clone(a.Ciphers)
 	c.MACs = slices.Clone(a.MACs)
 }
+
+// aeadCiphers are the ciphers that carry their own integrity.
+var aeadCiphers = []string{gossh.CipherAES128GCM, gossh.CipherAES256GCM, gossh.CipherChaCha20Poly1305}
+
+// forClient narrows the offer to the AEAD ciphers when the client's
+// KEXINIT offers one of cpm's in each direction. The client's order picks
+// the cipher, and OpenSSH's puts AES-CTR before AES-GCM (ChaCha20, which
+// it lists first, is not offered on AES CPUs): on a 300 MB clone the
+// server's AES-CTR with HMAC-SHA256 costs it about 15% more CPU than
+// AES-GCM. Clients without AEAD ciphers (libssh2 1.10, paramiko 2) still
+// get AES-CTR, and a client that insists on CTR only offers CTR.
+func (a Algorithms) forClient(h clientHello) Algorithms {
+	var ours []string
+	for _, c := range a.Ciphers {
+		if slices.Contains(aeadCiphers, c) {
+			ours = append(ours, c)
+		}
+	}
+	speaks := func(offered []string) bool {
+		return slices.ContainsFunc(offered, func(c string) bool { return slices.Contains(ours, c) })
+	}
+	if speaks(h.CiphersClientServer) && speaks(h.CiphersServerClient) {
+		a.Ciphers = ours
+	}
+	return a
+}

@@ -73,6 +73,7 @@ type ctxKey string
 
 const (
 	connKey        ctxKey = "cpm-conn"
+	helloKey       ctxKey = "cpm-hello"
 	fingerprintExt        = "cpm-fingerprint"
 	// A certificate's user, key id, serial, authority and forced command.
 	certUserExt   = "cpm-cert-user"
@@ -87,15 +88,16 @@ func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.L
 	s := &Server{gw: gw, limits: limits, log: log, unauth: make(chan struct{}, max(1, limits.MaxUnauthenticated)),
 		algorithms: StrongAlgorithms(HasAESHardware())}
 	s.srv = &ssh.Server{
-		Version:     "cpm",
+		Version:     strings.TrimPrefix(serverVersion, "SSH-2.0-"),
 		HostSigners: []ssh.Signer{hostKey},
 		Handler:     s.handle,
 		// Identity comes from our own PublicKeyCallback (see serverConfig),
 		// so gliderlabs has no auth handler and turns on NoClientAuth.
 		ServerConfigCallback: func(ctx ssh.Context) *gossh.ServerConfig { return s.serverConfig(ctx) },
 		ConnCallback: func(ctx ssh.Context, c net.Conn) net.Conn {
-			if dc, ok := c.(*deadlineConn); ok {
-				ctx.SetValue(connKey, dc)
+			if hc, ok := c.(*helloConn); ok {
+				ctx.SetValue(connKey, hc.deadlineConn)
+				ctx.SetValue(helloKey, hc)
 			}
 			return c
 		},
@@ -145,8 +147,14 @@ func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
 			return &gossh.Permissions{Extensions: map[string]string{fingerprintExt: fp}}, nil
 		},
 	}
-	s.algorithms.apply(&c.Config)
-	c.PublicKeyAuthAlgorithms = slices.Clone(s.algorithms.PublicKeyAuths)
+	algorithms := s.algorithms
+	if hc, ok := ctx.Value(helloKey).(*helloConn); ok {
+		if hello, ok := hc.wait(helloWait); ok {
+			algorithms = algorithms.forClient(hello)
+		}
+	}
+	algorithms.apply(&c.Config)
+	c.PublicKeyAuthAlgorithms = slices.Clone(algorithms.PublicKeyAuths)
 	return c
 }
 
@@ -193,7 +201,14 @@ func (s *Server) admit(c net.Conn) {
 		c.Close()
 		return
 	}
-	s.srv.HandleConn(newDeadlineConn(c, s.limits, func() { <-s.unauth }))
+	dc := newDeadlineConn(c, s.limits, func() { <-s.unauth })
+	hc, err := newHelloConn(dc)
+	if err != nil {
+		s.log.Debug().Str("remote", c.RemoteAddr().String()).Err(err).Msg("handshake failed")
+		dc.Close()
+		return
+	}
+	s.srv.HandleConn(hc)
 }
 
 // Shutdown stops accepting, lets running sessions (pushes) finish until

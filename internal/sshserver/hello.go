@@ -1,0 +1,206 @@
+package sshserver
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// serverVersion is the identification line cpm sends (RFC 4253 4.2).
+const serverVersion = "SSH-2.0-cpm"
+
+// helloWait is how long the server waits for a client's KEXINIT before it
+// offers its default algorithms. Clients send theirs as soon as they have
+// read the server's version line, one round trip after it went out; a
+// client that waits for the server's KEXINIT first still connects, a
+// second later and with the default offer.
+const helloWait = time.Second
+
+// clientHello is what a client says in the clear before key exchange.
+type clientHello struct {
+	Version string
+	// Ciphers the client offers, per direction, in its order.
+	CiphersClientServer []string
+	CiphersServerClient []string
+}
+
+// kexInitMsg is SSH_MSG_KEXINIT (RFC 4253 7.1).
+type kexInitMsg struct {
+	Cookie                  [16]byte `sshtype:"20"`
+	KexAlgos                []string
+	ServerHostKeyAlgos      []string
+	CiphersClientServer     []string
+	CiphersServerClient     []string
+	MACsClientServer        []string
+	MACsServerClient        []string
+	CompressionClientServer []string
+	CompressionServerClient []string
+	LanguagesClientServer   []string
+	LanguagesServerClient   []string
+	FirstKexFollows         bool
+	Reserved                uint32
+}
+
+// helloConn lets the server read the client's KEXINIT before x/crypto
+// builds the server's, so that the offer can depend on it (see
+// Algorithms.forClient); x/crypto takes one fixed configuration per
+// connection and offers no hook after the client has spoken.
+//
+// It sends the server's version line itself, at once (OpenSSH clients
+// send their KEXINIT only after reading it), and drops x/crypto's copy of
+// that line. Every byte read while looking is handed to x/crypto
+// unchanged and as soon as it arrives, so x/crypto still parses, checks
+// and hashes the client's version and KEXINIT itself, and a client that
+// waits for the server's KEXINIT before sending its own is not stuck:
+// what cpm parses only chooses the offer.
+type helloConn struct {
+	*deadlineConn
+	version  []byte
+	wrote    atomic.Bool
+	done     chan struct{}
+	hello    clientHello // valid after done, if helloErr is nil
+	helloErr error
+
+	mu      sync.Mutex
+	arrived sync.Cond
+	seen    []byte // read while looking, not yet handed to x/crypto
+	looking bool
+	ioErr   error // the read error that ended the look
+}
+
+// newHelloConn sends the server's version line and starts reading the
+// client's hello.
+func newHelloConn(dc *deadlineConn) (*helloConn, error) {
+	c := &helloConn{deadlineConn: dc, version: []byte(serverVersion + "\r\n"), done: make(chan struct{}), looking: true}
+	c.arrived.L = &c.mu
+	if _, err := dc.Write(c.version); err != nil {
+		return nil, fmt.Errorf("send version: %w", err)
+	}
+	go c.look()
+	return c, nil
+}
+
+func (c *helloConn) look() {
+	c.hello, c.helloErr = readHello(bufio.NewReader(teeReader{c}))
+	c.mu.Lock()
+	c.looking = false
+	c.arrived.Broadcast()
+	c.mu.Unlock()
+	close(c.done)
+}
+
+// teeReader reads the connection for look and keeps what it read for
+// x/crypto.
+type teeReader struct{ c *helloConn }
+
+func (t teeReader) Read(p []byte) (int, error) {
+	n, err := t.c.deadlineConn.Read(p)
+	t.c.mu.Lock()
+	t.c.seen = append(t.c.seen, p[:n]...)
+	if err != nil && t.c.ioErr == nil {
+		t.c.ioErr = err
+	}
+	t.c.arrived.Broadcast()
+	t.c.mu.Unlock()
+	return n, err
+}
+
+// wait returns the client's hello once it has arrived, or false when it
+// is late, malformed or the connection failed.
+func (c *helloConn) wait(d time.Duration) (clientHello, bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return c.hello, c.helloErr == nil
+	case <-t.C:
+		return clientHello{}, false
+	}
+}
+
+// Read hands x/crypto the bytes read while looking, then reads the
+// connection itself. Only x/crypto's reader calls it, one call at a time.
+func (c *helloConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	for len(c.seen) == 0 && c.looking {
+		c.arrived.Wait()
+	}
+	if len(c.seen) > 0 {
+		n := copy(p, c.seen)
+		c.seen = c.seen[n:]
+		c.mu.Unlock()
+		return n, nil
+	}
+	err := c.ioErr
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return c.deadlineConn.Read(p)
+}
+
+// Write drops x/crypto's version line: the client has it already.
+func (c *helloConn) Write(p []byte) (int, error) {
+	if c.wrote.CompareAndSwap(false, true) && bytes.Equal(p, c.version) {
+		return len(p), nil
+	}
+	return c.deadlineConn.Write(p)
+}
+
+const (
+	maxVersionLine   = 255   // RFC 4253 4.2
+	maxHelloLines    = 16    // lines before the version: clients send none
+	maxInitialPacket = 35000 // RFC 4253 6.1
+)
+
+// readHello reads a client's version line and its first binary packet,
+// which must be its KEXINIT, sent before any cipher is agreed.
+func readHello(r *bufio.Reader) (clientHello, error) {
+	var h clientHello
+	for range maxHelloLines {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return h, fmt.Errorf("read version: %w", err)
+		}
+		if len(line) > maxVersionLine+2 {
+			return h, errors.New("version line too long")
+		}
+		if bytes.HasPrefix(line, []byte("SSH-")) {
+			h.Version = string(bytes.TrimRight(line, "\r\n"))
+			break
+		}
+	}
+	if h.Version == "" {
+		return h, errors.New("no version line")
+	}
+	var length [4]byte
+	if _, err := io.ReadFull(r, length[:]); err != nil {
+		return h, fmt.Errorf("read KEXINIT: %w", err)
+	}
+	n := binary.BigEndian.Uint32(length[:])
+	if n < 12 || n > maxInitialPacket {
+		return h, fmt.Errorf("first packet of %d bytes", n)
+	}
+	packet := make([]byte, n)
+	if _, err := io.ReadFull(r, packet); err != nil {
+		return h, fmt.Errorf("read KEXINIT: %w", err)
+	}
+	padding := int(packet[0])
+	if padding+1 >= len(packet) {
+		return h, errors.New("first packet is all padding")
+	}
+	var msg kexInitMsg
+	if err := gossh.Unmarshal(packet[1:len(packet)-padding], &msg); err != nil {
+		return h, fmt.Errorf("parse KEXINIT: %w", err)
+	}
+	h.CiphersClientServer, h.CiphersServerClient = msg.CiphersClientServer, msg.CiphersServerClient
+	return h, nil
+}
