@@ -9,9 +9,9 @@
 #   GITGIT=/tmp/gitgit.git SOFT=/tmp/soft-bin/soft bench/deephistory.sh
 #
 # GITGIT is a bare repository holding git.git's master (BENCHMARKS.md says
-# how to make one; it never enters this project). Knobs: RUNS (single
-# clones per server, default 3), FLEET (concurrent clones, default 20;
-# 0 skips them).
+# how to make one; it never enters this project). Knobs: RUNS (rounds of
+# one clone per server, alternating, default 3), FLEET (concurrent clones,
+# default 20; 0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${GITGIT:?set GITGIT to a bare repository with git.git master (see BENCHMARKS.md)}"
@@ -75,29 +75,31 @@ cpu_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 
 echo
-echo "== one clone of git.git master at a time, median of $RUNS"
+echo "== one clone of git.git master at a time, median of $RUNS alternating rounds"
 printf "%-11s %10s %10s %12s\n" "" "first byte" "total" "server CPU"
-declare -A TOTAL TTFB CPU
-one() { # NAME URL PID
-	local ttfbs=() totals=() cpus=()
-	for i in $(seq "$RUNS"); do
-		rm -rf "$ROOT/c"
-		local before=0; [ -n "$3" ] && before=$(cpu_ticks "$3")
-		read -r f t < <(python3 "$here/clonetime.py" "$2" "$ROOT/c")
-		local after=0; [ -n "$3" ] && after=$(cpu_ticks "$3")
-		ttfbs+=("$f"); totals+=("$t"); cpus+=("$(( after - before ))")
-	done
-	TTFB[$1]=$(printf '%s\n' "${ttfbs[@]}" | median)
-	TOTAL[$1]=$(printf '%s\n' "${totals[@]}" | median)
-	CPU[$1]=$(printf '%s\n' "${cpus[@]}" | median)
+declare -A TTFBS TOTALS CPUS
+one() { # NAME URL PID: one clone, its figures appended to NAME's lists
+	rm -rf "$ROOT/c"
+	local before=0; [ -n "$3" ] && before=$(cpu_ticks "$3")
+	read -r f t < <(python3 "$here/clonetime.py" "$2" "$ROOT/c")
+	local after=0; [ -n "$3" ] && after=$(cpu_ticks "$3")
+	TTFBS[$1]+="$f "; TOTALS[$1]+="$t "; CPUS[$1]+="$(( after - before )) "
 }
-one file "file://$ROOT/plain/git.git" ""
-printf "%-11s %8s ms %8s ms %12s\n" "file://" "${TTFB[file]}" "${TOTAL[file]}" "(the floor)"
-for s in "${servers[@]}"; do
-	one "$s" "${URL[$s]}" "${PID[$s]}"
-	printf "%-11s %8s ms %8s ms %10s s   %s x floor\n" "$s" "${TTFB[$s]}" "${TOTAL[$s]}" \
-		"$(awk "BEGIN {printf \"%.1f\", ${CPU[$s]} / $HZ}")" "$(awk "BEGIN {printf \"%.2f\", ${TOTAL[$s]} / ${TOTAL[file]}}")"
+# Rounds alternate between the servers, so that a busy spell on the shared
+# machine falls on all of them alike.
+for i in $(seq "$RUNS"); do
+	one file "file://$ROOT/plain/git.git" ""
+	for s in "${servers[@]}"; do one "$s" "${URL[$s]}" "${PID[$s]}"; done
 done
+med() { printf '%s\n' $1 | median; }
+floor=$(med "${TOTALS[file]}")
+printf "%-11s %8s ms %8s ms %12s\n" "file://" "$(med "${TTFBS[file]}")" "$floor" "(the floor)"
+for s in "${servers[@]}"; do
+	printf "%-11s %8s ms %8s ms %10s s   %s x floor\n" "$s" "$(med "${TTFBS[$s]}")" "$(med "${TOTALS[$s]}")" \
+		"$(awk "BEGIN {printf \"%.2f\", $(med "${CPUS[$s]}") / $HZ}")" "$(awk "BEGIN {printf \"%.2f\", $(med "${TOTALS[$s]}") / $floor}")"
+done
+echo "server CPU ticks per round (CLK_TCK $HZ):"
+for s in "${servers[@]}"; do echo "  $s: ${CPUS[$s]}"; done
 
 [ "$FLEET" -gt 0 ] || exit 0
 echo
