@@ -78,9 +78,9 @@ var aeadCiphers = []string{gossh.CipherAES128GCM, gossh.CipherAES256GCM, gossh.C
 // forClient narrows the offer to the AEAD ciphers when the client's
 // KEXINIT offers one of cpm's in each direction. The client's order picks
 // the cipher, and OpenSSH's puts AES-CTR before AES-GCM (ChaCha20, which
-// it lists first, is not offered on AES CPUs): on a 300 MB clone the
-// server's AES-CTR with HMAC-SHA256 costs it about 15% more CPU than
-// AES-GCM. Clients without AEAD ciphers (libssh2 1.10, paramiko 2) still
+// it lists first, is not offered on AES CPUs): a 300 MB clone costs the
+// server about a fifth more CPU with AES-CTR and HMAC-SHA256 than with
+// AES-GCM (2.95 s vs 2.50 s, git's own work included). Clients without AEAD ciphers (libssh2 1.10, paramiko 2) still
 // get AES-CTR, and a client that insists on CTR only offers CTR.
 func (a Algorithms) forClient(h clientHello) Algorithms {
 	var ours []string
