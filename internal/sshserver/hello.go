@@ -72,14 +72,13 @@ type helloConn struct {
 	mu      sync.Mutex
 	arrived sync.Cond
 	seen    []byte // read while looking, not yet handed to x/crypto
-	looking bool
-	ioErr   error // the read error that ended the look
+	ioErr   error  // the read error that ended the look
 }
 
 // newHelloConn sends the server's version line and starts reading the
 // client's hello.
 func newHelloConn(dc *deadlineConn) (*helloConn, error) {
-	c := &helloConn{deadlineConn: dc, version: []byte(serverVersion + "\r\n"), done: make(chan struct{}), looking: true}
+	c := &helloConn{deadlineConn: dc, version: []byte(serverVersion + "\r\n"), done: make(chan struct{})}
 	c.arrived.L = &c.mu
 	if _, err := dc.Write(c.version); err != nil {
 		return nil, fmt.Errorf("send version: %w", err)
@@ -91,10 +90,19 @@ func newHelloConn(dc *deadlineConn) (*helloConn, error) {
 func (c *helloConn) look() {
 	c.hello, c.helloErr = readHello(bufio.NewReader(teeReader{c}))
 	c.mu.Lock()
-	c.looking = false
+	close(c.done)
 	c.arrived.Broadcast()
 	c.mu.Unlock()
-	close(c.done)
+}
+
+// looking reports whether look is still reading; call it with mu held.
+func (c *helloConn) looking() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // teeReader reads the connection for look and keeps what it read for
@@ -130,7 +138,7 @@ func (c *helloConn) wait(d time.Duration) (clientHello, bool) {
 // connection itself. Only x/crypto's reader calls it, one call at a time.
 func (c *helloConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
-	for len(c.seen) == 0 && c.looking {
+	for len(c.seen) == 0 && c.looking() {
 		c.arrived.Wait()
 	}
 	if len(c.seen) > 0 {
