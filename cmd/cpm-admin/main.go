@@ -1,6 +1,11 @@
-// Command cpm-admin manages a cpm server: users and their keys,
-// organisations and members, repositories, grants and protected refs,
-// and the audit log. See ARCHITECTURE.md for the full interface.
+// Command cpm-admin administers a cpm node: init; users, keys and SSH
+// certificate authorities, organisations and members, repositories,
+// grants, protected refs and deploy keys; backup servers and neighbours
+// (add, approve, check, key rotation, discovery); replication run and
+// checked by hand (sync push, pull, verify, status, retry); promote of a
+// backup, config show, doctor and the audit log. sshd also runs it in
+// OpenSSH mode (authorized-keys, authorized-principals). docs/ARCHITECTURE.md
+// shows where it sits among cpm's processes; --help lists every command.
 package main
 
 import (

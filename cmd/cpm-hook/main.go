@@ -1,7 +1,9 @@
 // Command cpm-hook runs inside git's receive hooks of every cpm
 // repository: pre-receive enforces ref permissions and protected refs,
-// post-receive records the push. git calls it through the hook scripts
-// that cpm installs; people do not run it by hand.
+// post-receive records the push in the audit log, queues it for
+// replication and wakes the workers; each then runs the repository's own
+// hooks from HOOK.d/. git calls it through the hook scripts that cpm
+// installs; people do not run it by hand.
 package main
 
 import (

@@ -1,7 +1,10 @@
 // Command cpm-shell serves git over ssh. `cpm-shell serve` runs the
-// embedded SSH server (and the git:// listener); `cpm-shell key-ID` is the
-// forced command OpenSSH runs for a registered key (see cpm-admin
-// authorized-keys). Both take the same path through internal/gateway.
+// embedded SSH server, the git:// listener and the replication workers;
+// `cpm-shell replicate` runs only the workers, beside OpenSSH.
+// `cpm-shell key-ID` and `cpm-shell cert` are the forced commands OpenSSH
+// runs for a registered key (see cpm-admin authorized-keys) or a user
+// certificate (cpm-admin authorized-principals). Sessions take the same
+// path through internal/gateway either way.
 package main
 
 import (

@@ -2,7 +2,7 @@
 // organisation. It is a pure function of facts the caller has looked up:
 // no I/O, no clock, no database, so every rule is covered by table tests.
 //
-// The rules (ARCHITECTURE.md, "Roles and permissions"):
+// The rules (README.md, "Roles and permissions"):
 //   - a site admin may do everything;
 //   - an organisation owner may do everything in the organisation, an org
 //     admin may manage members and repositories, an org member may read

@@ -1,8 +1,11 @@
 // Package hook is what runs inside git's receive hooks. pre-receive
 // decides every ref update of a push against the pusher's permissions and
 // the repository's protected refs (seeing the pushed objects in git's
-// quarantine); post-receive records the accepted push in the audit log.
-// Both then run the repository's own hooks from HOOK.d/.
+// quarantine); post-receive records the accepted push in the audit log
+// and queues it for replication, waking the workers (or, without the
+// database, leaves a marker for them). Both then run the repository's own
+// hooks from HOOK.d/. Who pushes comes from the CPM_* variables that the
+// gateway sets for git (docs/ARCHITECTURE.md lists them).
 package hook
 
 import (
@@ -40,8 +43,8 @@ const (
 	EnvVia = "CPM_VIA"
 )
 
-// maxInput bounds what git may feed a hook: 64 KiB of ref updates is
-// hundreds of refs; a bigger push is refused rather than buffered.
+// maxInput bounds what git may feed a hook: 4 MiB of ref updates is tens
+// of thousands of refs; a bigger push is refused rather than buffered.
 const maxInput = 4 << 20
 
 // Update is one line of a receive hook's input.
