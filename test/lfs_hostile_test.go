@@ -2,9 +2,17 @@ package test
 
 import (
 	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"cpm/internal/testworld"
 )
 
 // sessionEvents are the server's "session" log events for command.
@@ -56,5 +64,68 @@ func TestLFSHostileRequests(t *testing.T) {
 	if !strings.Contains(m, `cpm_sessions_total{command="git-lfs-transfer",decision="deny"} 2`) ||
 		strings.Contains(m, `cpm_sessions_total{command="git-lfs-transfer",decision="error"}`) {
 		t.Errorf("metrics:\n%s", grepLines(m, "git-lfs-transfer"))
+	}
+}
+
+// TestLFSUploadLeftovers: an upload whose server dies mid-way leaves its
+// temporary file under lfs/tmp; doctor reports it once it is stale, and
+// maintenance removes it, while a live upload's file stays.
+func TestLFSUploadLeftovers(t *testing.T) {
+	c := newCompany(t)
+	tmp := filepath.Join(c.w.RepoDir("acme", "web"), "lfs", "tmp")
+	host, port, _ := net.SplitHostPort(c.srv.SSHAddr)
+	w := c.clients["writer"]
+	ssh := exec.Command("ssh", append(append(w.SSHArgs(), "-p", port, "git@"+host), "git-lfs-transfer acme/web upload")...)
+	ssh.Env = testworld.Env()
+	in, err := ssh.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ssh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ssh.Process.Kill(); ssh.Wait() }()
+	// Half of a 1 MB object, then nothing: the upload is under way.
+	io.WriteString(in, pkt("put-object "+strings.Repeat("1", 64)+"\n", "size=1000000\n", "\x01", strings.Repeat("x", 60000)))
+	var dead string
+	waitFor(t, 20*time.Second, "the upload's temporary file", func() bool {
+		found, _ := filepath.Glob(filepath.Join(tmp, "*"))
+		if len(found) == 1 {
+			dead = found[0]
+		}
+		return dead != ""
+	})
+	c.srv.Signal(syscall.SIGKILL)
+	if ok, _ := c.srv.Wait(10 * time.Second); !ok {
+		t.Fatal("the server outlived SIGKILL")
+	}
+	if _, err := os.Stat(dead); err != nil {
+		t.Fatalf("no leftover after the server died: %v", err)
+	}
+	if out := c.w.MustAdmin("doctor"); !strings.Contains(out, "ok    lfs uploads") {
+		t.Errorf("doctor reports a fresh temporary file:\n%s", out)
+	}
+	// A day later (doctor's max_session_time is the default 6h: stale
+	// after 12h); and a live upload's file next to it.
+	day := time.Now().Add(-24 * time.Hour)
+	os.Chtimes(dead, day, day)
+	live := filepath.Join(tmp, strings.Repeat("2", 64)+"-live")
+	os.WriteFile(live, []byte("x"), 0o644)
+	doc := c.w.Admin("", "doctor")
+	if doc.Code == 0 || !strings.Contains(doc.Stdout, "FAIL  lfs uploads") || !strings.Contains(doc.Stdout, filepath.Base(dead)) ||
+		strings.Contains(doc.Stdout, "-live") {
+		t.Errorf("doctor with a stale temporary file (exit %d):\n%s", doc.Code, doc.Stdout)
+	}
+	// max-session-time 1m: anything untouched for 2m is no upload's any more.
+	c.srv = c.w.StartServer("--repack", "1s", "--max-session-time", "1m")
+	waitFor(t, 20*time.Second, "maintenance to remove the leftover", func() bool {
+		_, err := os.Stat(dead)
+		return os.IsNotExist(err)
+	})
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live upload's file was removed: %v", err)
+	}
+	if out := c.w.MustAdmin("doctor"); !strings.Contains(out, "ok    lfs uploads") {
+		t.Errorf("doctor after maintenance:\n%s", out)
 	}
 }

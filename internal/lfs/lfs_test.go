@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func oidOf(b string) string {
@@ -251,5 +252,28 @@ func TestSessionEnds(t *testing.T) {
 		if errors.As(err, &r) != tt.refused || (!tt.refused && err != nil) {
 			t.Errorf("%s: %v, want refused %v", tt.name, err, tt.refused)
 		}
+	}
+}
+
+// TestLeftovers: only regular files under lfs/tmp untouched since the
+// cutoff are an upload's leftovers.
+func TestLeftovers(t *testing.T) {
+	repo := t.TempDir()
+	if left, err := Leftovers(repo, time.Now()); err != nil || len(left) != 0 {
+		t.Fatalf("no lfs/tmp: %v, %v", left, err)
+	}
+	tmp := tmpDir(ObjectsDir(repo))
+	old := time.Now().Add(-2 * time.Hour)
+	for name, mtime := range map[string]time.Time{"dead": old, "live": time.Now()} {
+		p := tmp + "/" + oidOf(name) + "-1"
+		os.MkdirAll(tmp, 0o755)
+		os.WriteFile(p, []byte(name), 0o644)
+		os.Chtimes(p, mtime, mtime)
+	}
+	os.Mkdir(tmp+"/a-dir", 0o755)
+	os.Chtimes(tmp+"/a-dir", old, old)
+	left, err := Leftovers(repo, time.Now().Add(-time.Hour))
+	if err != nil || len(left) != 1 || left[0].Path != tmp+"/"+oidOf("dead")+"-1" || left[0].Size != 4 {
+		t.Fatalf("leftovers: %+v, %v", left, err)
 	}
 }
