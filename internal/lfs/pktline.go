@@ -77,7 +77,7 @@ type limit struct{ lines, bytes int }
 var errTooLarge = errors.New("request too large")
 
 // lines reads text packets up to a flush or delimiter, which it returns;
-// at most lim of them.
+// past lim it stops reading and returns errTooLarge.
 func (p *pktReader) lines(lim limit) ([]string, kind, error) {
 	var out []string
 	held := 0

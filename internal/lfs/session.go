@@ -114,7 +114,8 @@ func malformed(what string, err error) status {
 	return fail(400, "malformed %s: %v", what, err)
 }
 
-// Serve runs the session on r and w until the client quits or goes.
+// Serve runs the session on r and w until the client quits or goes. A
+// session the server ends on a refusal returns a *Refused.
 func (s *Session) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	in, out := newPktReader(r), newPktWriter(w)
 	caps := []string{"version=1"}
