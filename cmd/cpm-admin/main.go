@@ -280,7 +280,8 @@ func (c doctorCmd) Run(e *env, svc *admin.Service) error {
 	if err != nil {
 		return err
 	}
-	findings := svc.Doctor(e.ctx, e.dir, admin.DoctorOptions{LagThreshold: conf.LagThreshold, VerifyEvery: conf.VerifyEvery, Deep: c.Deep})
+	findings := svc.Doctor(e.ctx, e.dir, admin.DoctorOptions{LagThreshold: conf.LagThreshold, VerifyEvery: conf.VerifyEvery, Deep: c.Deep,
+		StaleAge: 2 * conf.MaxSessionTime})
 	failed := 0
 	for _, f := range findings {
 		if !f.OK {

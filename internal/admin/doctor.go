@@ -36,10 +36,14 @@ type DoctorOptions struct {
 	VerifyEvery  time.Duration // a deep check older than twice this is overdue
 	// Deep compares every replica's object files by content now.
 	Deep bool
+	// StaleAge is how long maintenance leaves what a cut-off push or
+	// upload left behind (twice max_session_time; default 24h).
+	StaleAge time.Duration
 }
 
 // Doctor checks an installation: file modes, hooks, repositories on disk
-// against the database, the database's integrity, the pinned host keys,
+// against the database, the database's integrity, Git LFS objects and the
+// leftovers of cut-off LFS uploads, the pinned host keys,
 // every server's reachability, replication lag, and the replicas' object
 // files (the last deep checks, or, with Deep, a deep check now).
 func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) []Finding {
@@ -67,6 +71,9 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	missing, pointers := s.checkLFS(ctx)
 	add("lfs objects", missing, "push them again from a clone that has them (git lfs push --all origin), or take them back from a backup (cpm-admin sync pull ORG/REPO --from SERVER)",
 		fmt.Sprintf("the %d Git LFS objects that pointers refer to are all stored", pointers))
+
+	add("lfs uploads", s.checkLFSUploads(ctx, o.StaleAge), "maintenance removes them (every repack interval, in cpm-shell serve or cpm-shell replicate); with repack 0, delete them by hand",
+		"no temporary files of cut-off Git LFS uploads")
 
 	pins, reach, fixes := s.checkServers(ctx, dir)
 	add("pinned host keys", pins, "check the key on the server, then cpm-admin server set NAME --host-key LINE", "every server's host key is pinned")

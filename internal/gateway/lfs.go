@@ -47,6 +47,10 @@ func (g *Gateway) serveLFS(ctx context.Context, s Session, cmd command.Command, 
 		// refers to them.
 		hook.Enqueue(ctx, g.Store, g.DataDir, grant.Repo)
 	}
+	var r *lfs.Refused
+	if errors.As(err, &r) {
+		return refuse("git-lfs-transfer: %s", r.Reason)
+	}
 	return err
 }
 

@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func oidOf(b string) string {
@@ -165,5 +167,113 @@ func TestSession(t *testing.T) {
 				t.Errorf("stored: %v", stored)
 			}
 		})
+	}
+}
+
+// countingReader counts what the session read of its input.
+type countingReader struct {
+	r *strings.Reader
+	n int
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += n
+	return n, err
+}
+
+// TestRequestLimits: a request over its limit in lines or bytes is
+// refused with 413 before the session holds it, and ends the session as a
+// refusal; requests within the limits are served.
+func TestRequestLimits(t *testing.T) {
+	oid := oidOf("x")
+	long := strings.Repeat("a", 60000)
+	repeat := func(n int, l string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = l
+		}
+		return out
+	}
+	batch := func(lines ...string) string {
+		return pkts(append(append([]string{"batch\n", "\x01"}, lines...), "")...)
+	}
+	tests := []struct {
+		name, input string
+		want        string
+		refused     bool
+	}{
+		{"batch of long lines", batch(repeat(2000, long)...), "status 413", true},
+		{"batch of too many objects", batch(repeat(10001, oid+" 1\n")...), "status 413", true},
+		{"batch at the limit", batch(repeat(10000, oid+" 1\n")...) + pkts("quit\n", ""), oid + " 1 noop", false},
+		{"long arguments", pkts(append(append([]string{"list-lock\n"}, repeat(20, "x="+long)...), "")...), "status 413", true},
+		{"long version capabilities", pkts(append(append([]string{"version 1\n"}, repeat(20, long)...), "")...), "status 413", true},
+		{"unknown verb with a long body", pkts(append(append([]string{"frob\n"}, repeat(100, long)...), "")...), "status 413", true},
+		{"a lock path of 4 KiB", pkts("lock\n", "path="+strings.Repeat("p", 4096)+"\n", "", "quit\n", ""), "status 201", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Session{Op: Download, CanWrite: true, User: "ann", Locks: &memLocks{}, Objects: Objects{Dir: t.TempDir()}}
+			in := &countingReader{r: strings.NewReader(tt.input)}
+			var out bytes.Buffer
+			err := s.Serve(context.Background(), in, &out)
+			if !strings.Contains(out.String(), tt.want) {
+				t.Fatalf("no %q in %.300q", tt.want, out.String())
+			}
+			var r *Refused
+			if got := errors.As(err, &r); got != tt.refused {
+				t.Fatalf("Serve: %v, want refused %v", err, tt.refused)
+			}
+			if tt.refused && in.n > batchLimit.bytes+maxPacket+64<<10 {
+				t.Errorf("read %d bytes of a refused request before refusing it", in.n)
+			}
+		})
+	}
+}
+
+// TestSessionEnds: how a session ends is a refusal for what the server
+// turned down, nothing for a client that left.
+func TestSessionEnds(t *testing.T) {
+	oid := oidOf("x")
+	tests := []struct {
+		name, input string
+		refused     bool
+	}{
+		{"garbage", "zzzz", true},
+		{"put-object in a download session", pkts("put-object "+oid+"\n", "size=1\n", "\x01", "x", ""), true},
+		{"malformed batch argument", pkts("batch\n", "nonsense\n", ""), true},
+		{"gone mid-packet", "0010ver", false},
+		{"gone after a request", pkts("version 1\n", ""), false},
+	}
+	for _, tt := range tests {
+		s := Session{Op: Download, Objects: Objects{Dir: t.TempDir()}}
+		err := s.Serve(context.Background(), strings.NewReader(tt.input), io.Discard)
+		var r *Refused
+		if errors.As(err, &r) != tt.refused || (!tt.refused && err != nil) {
+			t.Errorf("%s: %v, want refused %v", tt.name, err, tt.refused)
+		}
+	}
+}
+
+// TestLeftovers: only regular files under lfs/tmp untouched since the
+// cutoff are an upload's leftovers.
+func TestLeftovers(t *testing.T) {
+	repo := t.TempDir()
+	if left, err := Leftovers(repo, time.Now()); err != nil || len(left) != 0 {
+		t.Fatalf("no lfs/tmp: %v, %v", left, err)
+	}
+	tmp := tmpDir(ObjectsDir(repo))
+	old := time.Now().Add(-2 * time.Hour)
+	for name, mtime := range map[string]time.Time{"dead": old, "live": time.Now()} {
+		p := tmp + "/" + oidOf(name) + "-1"
+		os.MkdirAll(tmp, 0o755)
+		os.WriteFile(p, []byte(name), 0o644)
+		os.Chtimes(p, mtime, mtime)
+	}
+	os.Mkdir(tmp+"/a-dir", 0o755)
+	os.Chtimes(tmp+"/a-dir", old, old)
+	left, err := Leftovers(repo, time.Now().Add(-time.Hour))
+	if err != nil || len(left) != 1 || left[0].Path != tmp+"/"+oidOf("dead")+"-1" || left[0].Size != 4 {
+		t.Fatalf("leftovers: %+v, %v", left, err)
 	}
 }

@@ -15,10 +15,10 @@ const maxLockPath = 4096
 func (s *Session) lockCommand(ctx context.Context, in *pktReader, verb, arg string) (status, error) {
 	a, k, err := args(in)
 	if err == nil && k == delim {
-		_, _, err = in.lines(100) // the proposal's empty section before the flush
+		_, _, err = in.lines(argLimit) // the proposal's empty section before the flush
 	}
 	if err != nil {
-		return fail(400, "malformed %s request", verb), errClose
+		return malformed(verb+" request", err), errClose
 	}
 	if !s.CanWrite || s.Locks == nil {
 		return s.noWrite("locks"), nil

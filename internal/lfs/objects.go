@@ -74,11 +74,11 @@ func (o Objects) Put(oid string, size int64, r io.Reader) error {
 	if o.MaxSize > 0 && size > o.MaxSize {
 		return fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, size, o.MaxSize)
 	}
-	tmpDir := filepath.Join(o.Dir, "tmp")
-	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
+	tmp := tmpDir(o.Dir)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("store object %s: %w", oid, err)
 	}
-	f, err := os.CreateTemp(tmpDir, oid+"-*")
+	f, err := os.CreateTemp(tmp, oid+"-*")
 	if err != nil {
 		return fmt.Errorf("store object %s: %w", oid, err)
 	}

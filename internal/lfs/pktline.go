@@ -2,6 +2,7 @@ package lfs
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -67,19 +68,29 @@ func (p *pktReader) text() (kind, string, error) {
 	return k, string(b), err
 }
 
+// limit bounds one request's text packets, in number and in bytes, so
+// that what a session holds for a request is small whatever the client
+// sends: a packet counts before it is kept.
+type limit struct{ lines, bytes int }
+
+// errTooLarge is a request over its limit.
+var errTooLarge = errors.New("request too large")
+
 // lines reads text packets up to a flush or delimiter, which it returns;
-// at most max of them.
-func (p *pktReader) lines(max int) ([]string, kind, error) {
+// past lim it stops reading and returns errTooLarge.
+func (p *pktReader) lines(lim limit) ([]string, kind, error) {
 	var out []string
+	held := 0
 	for {
-		k, s, err := p.text()
+		k, b, err := p.next()
 		if err != nil || k != data {
 			return out, k, err
 		}
-		if len(out) == max {
-			return nil, 0, fmt.Errorf("more than %d lines in one request", max)
+		held += len(b)
+		if len(out) == lim.lines || held > lim.bytes {
+			return nil, 0, fmt.Errorf("%w: over %d lines or %d bytes", errTooLarge, lim.lines, lim.bytes)
 		}
-		out = append(out, s)
+		out = append(out, string(bytes.TrimSuffix(b, []byte("\n"))))
 	}
 }
 

@@ -74,10 +74,48 @@ func fail(code int, format string, a ...any) status {
 // trusted to be in step any more.
 var errClose = errors.New("closing the session")
 
-// maxBatch bounds the objects of one batch request (git-lfs sends 100).
-const maxBatch = 10000
+// Refused is how a session ends on a refusal: a request that could not be
+// read, or one refused before data that cannot be skipped. The client has
+// had the status; it is a decision, not a fault (access.OutcomeOf).
+type Refused struct {
+	Code   int
+	Reason string
+}
 
-// Serve runs the session on r and w until the client quits or goes.
+func (e *Refused) Error() string { return e.Reason }
+
+// Refusal marks it as a decision for access.OutcomeOf.
+func (e *Refused) Refusal() bool { return true }
+
+// refused is the end of a session on st.
+func refused(st status) *Refused {
+	r := &Refused{Code: st.code, Reason: fmt.Sprintf("status %d", st.code)}
+	if len(st.lines) > 0 {
+		r.Reason = st.lines[0]
+	}
+	return r
+}
+
+// Every request is read within a limit. The arguments of any verb are a
+// few short lines (a lock's path is at most 4 KiB); a batch lists up to
+// 10,000 objects (git-lfs sends 100), each an id and a size, well under
+// 128 bytes a line.
+var (
+	argLimit   = limit{lines: 100, bytes: 16 << 10}
+	batchLimit = limit{lines: 10000, bytes: 10000 * 128}
+)
+
+// malformed answers a request that could not be read: too large, or not
+// in the protocol's form.
+func malformed(what string, err error) status {
+	if errors.Is(err, errTooLarge) {
+		return fail(413, "%s: %v", what, err)
+	}
+	return fail(400, "malformed %s: %v", what, err)
+}
+
+// Serve runs the session on r and w until the client quits or goes. A
+// session the server ends on a refusal returns a *Refused.
 func (s *Session) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	in, out := newPktReader(r), newPktWriter(w)
 	caps := []string{"version=1"}
@@ -94,10 +132,12 @@ func (s *Session) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	}
 	for {
 		k, line, err := in.text()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			return nil // the client is gone
+		case errors.Is(err, errProtocol):
+			return &Refused{Code: 400, Reason: "malformed pkt-line"}
+		case err != nil:
 			return err
 		}
 		if k != data {
@@ -107,6 +147,9 @@ func (s *Session) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 		st, err := s.command(ctx, in, verb, arg)
 		if werr := s.respond(out, st); werr != nil {
 			return werr
+		}
+		if errors.Is(err, errClose) {
+			return refused(st)
 		}
 		if verb == "quit" || err != nil {
 			return err
@@ -155,15 +198,15 @@ func (s *Session) respond(out *pktWriter, st status) error {
 func (s *Session) command(ctx context.Context, in *pktReader, verb, arg string) (status, error) {
 	switch verb {
 	case "version":
-		if _, _, err := in.lines(100); err != nil {
-			return fail(400, "malformed request"), errClose
+		if _, _, err := in.lines(argLimit); err != nil {
+			return malformed("request", err), errClose
 		}
 		if arg != "1" {
 			return fail(400, "unknown version %q; this server speaks version 1", clip(arg)), nil
 		}
 		return status{code: 200}, nil
 	case "quit":
-		in.lines(100)
+		in.lines(argLimit)
 		return status{code: 200}, nil
 	case "batch":
 		return s.batch(in)
@@ -177,15 +220,15 @@ func (s *Session) command(ctx context.Context, in *pktReader, verb, arg string) 
 		return s.lockCommand(ctx, in, verb, arg)
 	}
 	// Unknown verbs are refused, whatever follows them.
-	if _, _, err := in.lines(1000); err != nil {
-		return fail(400, "malformed request"), errClose
+	if _, _, err := in.lines(argLimit); err != nil {
+		return malformed("request", err), errClose
 	}
 	return fail(400, "unknown command %q", clip(verb)), nil
 }
 
 // args reads key=value packets up to a flush or delimiter (returned).
 func args(in *pktReader) (map[string]string, kind, error) {
-	lines, k, err := in.lines(100)
+	lines, k, err := in.lines(argLimit)
 	if err != nil {
 		return nil, k, err
 	}

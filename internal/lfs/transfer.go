@@ -10,15 +10,13 @@ import (
 
 // batch answers which objects the client should send or fetch.
 func (s *Session) batch(in *pktReader) (status, error) {
-	a, k, err := args(in)
-	if err != nil {
-		return fail(400, "malformed batch: %v", err), errClose
-	}
 	var lines []string
-	if k == delim {
-		if lines, _, err = in.lines(maxBatch); err != nil {
-			return fail(400, "malformed batch: %v", err), errClose
-		}
+	a, k, err := args(in)
+	if err == nil && k == delim {
+		lines, _, err = in.lines(batchLimit)
+	}
+	if err != nil {
+		return malformed("batch", err), errClose
 	}
 	if h := a["hash-algo"]; h != "" && h != "sha256" {
 		return fail(409, "unsupported hash algorithm %q; this server stores sha256", clip(h)), nil

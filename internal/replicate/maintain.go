@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"cpm/internal/lfs"
 	"cpm/internal/names"
 	"cpm/internal/remote"
 )
@@ -161,9 +162,10 @@ func (s *Syncer) PruneTarget(ctx context.Context, repo names.RepoPath, t remote.
 // Tidy removes what interrupted git processes leave in ORG/REPO and
 // nothing ever removes, since cpm turns gc.auto off: the quarantine
 // directories of pushes cut off mid-way (objects/tmp_objdir-incoming-*,
-// objects/incoming-*) and stale lock files (*.lock), once nothing in them
-// has changed for age, which must be far above the longest session a
-// push can have. It returns the paths it removed and the bytes they held.
+// objects/incoming-*), stale lock files (*.lock) and the temporary files
+// of LFS uploads cut off (lfs/tmp), once nothing in them has changed for
+// age, which must be far above the longest session a push can have. It
+// returns the paths it removed and the bytes they held.
 func (s *Syncer) Tidy(repo names.RepoPath, age time.Duration) (removed []string, bytes int64, err error) {
 	dir, err := s.Root.Open(repo.Org, repo.Repo)
 	if err != nil {
@@ -182,6 +184,15 @@ func (s *Syncer) Tidy(repo names.RepoPath, age time.Duration) (removed []string,
 				return removed, bytes, fmt.Errorf("tidy %s: %w", repo, err)
 			}
 			removed, bytes = append(removed, q), bytes+size
+		}
+	}
+	uploads, err := lfs.Leftovers(dir, cutoff)
+	if err != nil {
+		return removed, bytes, fmt.Errorf("tidy %s: %w", repo, err)
+	}
+	for _, u := range uploads {
+		if os.Remove(u.Path) == nil {
+			removed, bytes = append(removed, u.Path), bytes+u.Size
 		}
 	}
 	// Locks left by a git process that died holding them block every

@@ -87,11 +87,15 @@ func (s *Store) LFSLocks(ctx context.Context, repoID int64, path string, from in
 	return out, rows.Err()
 }
 
-// DeleteLFSLock removes a lock, audited; ErrNotFound if it is gone.
+// DeleteLFSLock removes the lock l as it was read, audited: only if its
+// id, path and owner are still the same, in one statement, so that an
+// unlock decided on a lock that has since gone never removes another;
+// ErrNotFound if it is gone.
 func (s *Store) DeleteLFSLock(ctx context.Context, a Actor, repoID int64, repo string, l LFSLock) error {
 	details := map[string]any{"path": l.Path, "owner": l.Owner, "id": strconv.FormatInt(l.ID, 10)}
 	return s.change(ctx, a, "lfs.unlock", repo, details, keepsMeta, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM lfs_locks WHERE repo_id = ? AND id = ?`, repoID, l.ID)
+		res, err := tx.ExecContext(ctx, `DELETE FROM lfs_locks WHERE repo_id = ? AND id = ? AND path = ? AND owner = ?`,
+			repoID, l.ID, l.Path, l.Owner)
 		if err != nil {
 			return fmt.Errorf("unlock %s: %w", l.Path, err)
 		}
