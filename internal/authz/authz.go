@@ -13,6 +13,8 @@
 //     anonymous git:// clients may read public repositories only;
 //   - a non-fast-forward update or deletion of a protected ref needs
 //     repository admin;
+//   - a push a neighbour forwarded carries write at most, whoever pushed:
+//     no protected-ref rewrite or deletion, no create, no admin action;
 //   - a principal who may not read a repository is told it does not exist.
 package authz
 
