@@ -51,6 +51,10 @@ func TestPushesToAReplicaGoToTheOrigin(t *testing.T) {
 	if got := revParse(replica, "main"); got != commit {
 		t.Errorf("B's replica right after the push: %s, want %s", got, commit)
 	}
+	// A's session log line names the command (it was empty).
+	if !strings.Contains(n.srv.Log(), `"command":"cpm-peer forward"`) {
+		t.Errorf("A's log has no session line with command cpm-peer forward:\n%s", n.srv.Log())
+	}
 	audit := n.w.MustAdmin("audit", "--json", "--limit", "3")
 	if !strings.Contains(audit, `"actor": "writer"`) || !strings.Contains(audit, `"via": "node-b"`) {
 		t.Errorf("A's audit row of the forwarded push:\n%s", audit)
@@ -79,6 +83,98 @@ func TestPushesToAReplicaGoToTheOrigin(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "not registered at the origin") {
 		t.Errorf("a forward naming an unknown key: %v %s", err, out)
 	}
+}
+
+// TestForwardedPushesAreBounded: what B's replication key can make A do
+// with --forward-pushes approved. Through B's gateway and by driving
+// `cpm-peer forward` directly with B's key (what anyone holding that key
+// can do), A takes a forwarded push only for a repository B holds as a
+// replica inside its scope, never with more than write (a site admin
+// cannot rewrite or delete protected main), never creating a repository,
+// and the pusher reads A's reason.
+func TestForwardedPushesAreBounded(t *testing.T) {
+	n := newTwoNodes(t)
+	origin := n.w.RepoDir("acme", "web")
+	seed := revParse(origin, "main")
+	// A approves B, for forwarding too; B has not approved A yet, so A
+	// cannot have delivered any replica there.
+	n.w.MustAdmin("server", "approve", n.bName, "--forward-pushes")
+	owner := n.clients["owner"]
+	odir, _ := owner.Clone("acme/web")
+	owner.Commit(odir, "through a hostile B")
+	r := n.forwardAs(t, owner, odir, "acme/web", n.keys["owner"].Fingerprint, "push", "origin", "HEAD:refs/heads/hostile")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "node-b holds no replica of it") {
+		t.Errorf("a forwarded push to a repository B does not hold: %d %s", r.Code, r.Stderr)
+	}
+
+	n.b.MustAdmin("server", "approve", n.aName)
+	n.w.MustAdmin("sync", "retry") // no waiting out the backoff of B's refusals
+	waitFor(t, 30*time.Second, "A's record of both replicas on B", func() bool {
+		web, pub := jobOf(t, n.company, "acme/web", n.bName), jobOf(t, n.company, "acme/pub", n.bName)
+		return web != nil && pub != nil && web["fingerprint"] != "" && pub["fingerprint"] != ""
+	})
+
+	// A site admin pushing through B has write, not admin, on A.
+	sa := n.clientsB["siteadmin"]
+	dir, r := sa.Clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("clone from B: %s", r.Stderr)
+	}
+	sa.MustGit(dir, "commit", "-q", "--amend", "-m", "rewritten by a site admin")
+	if r := sa.Git(dir, "push", "-f", "origin", "HEAD:main"); r.Code == 0 ||
+		!strings.Contains(r.Stderr, "force-push of protected refs/heads/main needs admin, which a push forwarded by a neighbour never carries") {
+		t.Errorf("a site admin's forced push of main through B: %d %s", r.Code, r.Stderr)
+	}
+	if r := sa.Git(dir, "push", "origin", ":main"); r.Code == 0 || !strings.Contains(r.Stderr, "delete of protected refs/heads/main needs admin") {
+		t.Errorf("a site admin's deletion of main through B: %d %s", r.Code, r.Stderr)
+	}
+	// The same, straight from B's key.
+	r = n.forwardAs(t, sa, dir, "acme/web", n.keys["siteadmin"].Fingerprint, "push", "-f", "origin", "HEAD:main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "never carries") {
+		t.Errorf("a site admin's forced push of main, forwarded with B's key: %d %s", r.Code, r.Stderr)
+	}
+	if got := revParse(origin, "main"); got != seed {
+		t.Fatalf("A's main: %s, want it left at %s", got, seed)
+	}
+
+	// No repository is created by a forwarded push, not even by its org owner.
+	r = n.forwardAs(t, owner, odir, "acme/made-by-b", n.keys["owner"].Fingerprint, "push", "origin", "HEAD:main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "never creates a repository") {
+		t.Errorf("a forwarded push to create acme/made-by-b: %d %s", r.Code, r.Stderr)
+	}
+	if strings.Contains(n.w.MustAdmin("repo", "list"), "made-by-b") {
+		t.Error("a forwarded push created acme/made-by-b")
+	}
+
+	// Outside B's scope: refused, though B still has the old replica.
+	n.w.MustAdmin("server", "set", n.bName, "--repos", "acme/pub")
+	r = n.forwardAs(t, owner, odir, "acme/web", n.keys["writer"].Fingerprint, "push", "origin", "HEAD:refs/heads/hostile")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "acme/web is outside the scope of node-b (--repos acme/pub)") {
+		t.Errorf("a forwarded push outside B's scope: %d %s", r.Code, r.Stderr)
+	}
+	if revParse(origin, "refs/heads/hostile") != "" {
+		t.Error("a forwarded push landed on A where it should not have")
+	}
+	// B asking for it (cpm-peer want) gets the same answer.
+	wantError(t, n.b.Admin("", "sync", "pull", "acme/web", "--from", n.aName), "acme/web is outside the scope of node-b")
+}
+
+// forwardAs pushes from dir straight to A with B's replication key, as
+// the key fingerprint names: what anyone holding B's key can do. It runs
+// `cpm-peer forward` and drops A's first line ("ok", "deny …") before git
+// reads the rest, printing it on stderr.
+func (n *twoNodes) forwardAs(t *testing.T, cl *testworld.Client, dir, repo, fingerprint string, args ...string) testworld.Result {
+	t.Helper()
+	host, port := splitHostPort(t, n.srv.SSHAddr)
+	script := filepath.Join(t.TempDir(), "forward.sh")
+	body := fmt.Sprintf(`#!/bin/sh
+ssh -i '%s' -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile='%s' -o HostKeyAlias=cpm-server.%s -p %s git@%s 'cpm-peer forward %s %s' |
+{ IFS= read -r first; echo "origin said: $first" >&2; exec cat; }
+`, filepath.Join(n.b.DataDir, "id_ed25519_replication"), filepath.Join(n.b.DataDir, "known_hosts"), n.aName, port, host, repo, fingerprint)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return cl.GitVia("sh "+script, nil, dir, args...)
 }
 
 func splitHostPort(t *testing.T, addr string) (string, string) {

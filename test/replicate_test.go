@@ -433,6 +433,18 @@ func TestSelectiveAndScheduledSync(t *testing.T) {
 	if revParse(web, "refs/tags/v1") == "" || revParse(web, "refs/heads/topic") != "" {
 		t.Errorf("refs on b1: tag %q, topic %q; want the tag and not the branch", revParse(web, "refs/tags/v1"), revParse(web, "refs/heads/topic"))
 	}
+	// What README and `server set --help` say: --refs limits the refs, not
+	// the objects; a commit only on another branch is there by its id.
+	onlyTopic := writer.Commit(dir, "only on topic")
+	writer.MustGit(dir, "push", "-q", "origin", "HEAD:topic")
+	waitFor(t, 30*time.Second, "the topic push to be synced to b1", func() bool {
+		j := jobOf(t, c, "acme/web", "b1")
+		return j != nil && j["state"] == "done" && j["synced_generation"] == j["generation"]
+	})
+	if out, err := exec.Command("git", "-C", web, "cat-file", "-e", onlyTopic+"^{commit}").CombinedOutput(); err != nil {
+		t.Errorf("the commit only on topic is not on b1, so the docs are wrong: %v %s", err, out)
+	}
+	writer.MustGit(dir, "reset", "-q", "--hard", commit)
 	if out := c.w.MustAdmin("sync", "verify", "acme/web", "--to", "b1"); !strings.Contains(out, "match") {
 		t.Errorf("verify of a ref-limited replica: %s", out)
 	}
@@ -457,6 +469,15 @@ func TestSelectiveAndScheduledSync(t *testing.T) {
 	})
 	if got := revParse(web, "main"); got != commit {
 		t.Errorf("acme/web on b1 after leaving the scope: %s, want it left at %s (not %s, not deleted)", got, commit, commit2)
+	}
+	// By hand as well: refused, naming the scope, unless --force.
+	wantError(t, c.w.Admin("", "sync", "push", "acme/web", "--to", "b1"), "acme/web is outside the scope of b1 (--repos acme/pub); --force sends it anyway")
+	if got := revParse(web, "main"); got != commit {
+		t.Errorf("acme/web on b1 after a refused sync push: %s, want %s", got, commit)
+	}
+	c.w.MustAdmin("sync", "push", "acme/web", "--to", "b1", "--force")
+	if got := revParse(web, "main"); got != commit2 {
+		t.Errorf("acme/web on b1 after sync push --force: %s, want %s", got, commit2)
 	}
 	list := jsonList(t, c.w, "server", "list")
 	if list[0]["repos"] != "acme/pub" || fmt.Sprint(list[0]["bwlimit_kbps"]) != "5000" || fmt.Sprint(list[0]["compress_level"]) != "3" {

@@ -72,7 +72,7 @@ func (c serverRotateKeyCmd) Run(e *env, svc *admin.Service) error {
 // leave a value alone (server set) or take the default (server add).
 type scopeFlags struct {
 	Repos    *string        `placeholder:"PATTERNS" help:"Only these repositories, e.g. 'acme/*,tools/cli'; empty for all."`
-	Refs     *string        `placeholder:"PATTERNS" help:"Only these refs, e.g. 'refs/heads/main,refs/tags/*'; empty for all."`
+	Refs     *string        `placeholder:"PATTERNS" help:"Only these refs on the server, e.g. 'refs/heads/main,refs/tags/*'; empty for all. Not a secrecy boundary: every object of the repository is still shipped, so commits only on other refs are there and can be fetched by id; keep a repository away with --repos."`
 	BWLimit  *int           `name:"bwlimit" placeholder:"KBPS" help:"Cap transfers to this server at KiB/s (0: no cap)."`
 	Compress *int           `placeholder:"LEVEL" help:"rsync compression level, 0 (none) to 9."`
 	Every    *time.Duration `placeholder:"DURATION" help:"Compare every replica with its source this often and repair what differs (default 24h)."`

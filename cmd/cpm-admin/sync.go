@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"cpm/internal/admin"
+	"cpm/internal/replicate"
 	"cpm/internal/store"
 	"cpm/internal/targetstate"
 	"cpm/internal/wake"
@@ -20,12 +22,17 @@ type syncCmd struct {
 }
 
 type syncPushCmd struct {
-	Repo string `arg:"" name:"ORG/REPO" help:"Repository."`
-	To   string `required:"" help:"Server name."`
+	Repo  string `arg:"" name:"ORG/REPO" help:"Repository."`
+	To    string `required:"" help:"Server name."`
+	Force bool   `help:"Send it even if it is outside the server's --repos scope."`
 }
 
 func (c syncPushCmd) Run(e *env, svc *admin.Service) error {
-	res, err := svc.SyncPush(e.ctx, e.dir, c.Repo, c.To, e.terminal())
+	res, err := svc.SyncPush(e.ctx, e.dir, c.Repo, c.To, c.Force, e.terminal())
+	var scope *replicate.ScopeError
+	if errors.As(err, &scope) {
+		return fmt.Errorf("%w; --force sends it anyway", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,9 @@ type Identity struct {
 	Remote string
 	// Cert is set when a certificate authenticated the user.
 	Cert *CertInfo
+	// Via names the neighbour that forwarded this identity's push: it
+	// carries write at most (authz.Principal.Forwarded).
+	Via string
 }
 
 // CertInfo names the certificate that authenticated an identity, for

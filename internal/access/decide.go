@@ -100,6 +100,7 @@ func Translate(id Identity, f store.RepoFacts) (authz.Principal, authz.Facts) {
 	default:
 		p = authz.Principal{Kind: authz.Anonymous}
 	}
+	p.Forwarded = id.Via != ""
 	af := authz.Facts{OrgExists: f.OrgExists, RepoExists: f.RepoExists, Public: f.Public}
 	// Stored values are constrained by CHECKs; anything else is no access.
 	af.OrgRole, _ = authz.ParseRole(f.OrgRole)
@@ -132,7 +133,12 @@ func (c Checker) Authorize(ctx context.Context, id Identity, repo names.RepoPath
 		return Grant{}, &Error{Kind: ReadOnly, Repo: name, Reason: res.Reason, Origin: res.Origin}
 	case !res.Facts.RepoExists && a == authz.Push && res.Origin == "":
 		p, af := Translate(id, res.Facts)
-		return Grant{}, &Error{Kind: NotFound, Repo: name, Creatable: authz.Decide(p, af, authz.Create).Allow}
+		d := authz.Decide(p, af, authz.Create)
+		if !d.Allow && !d.Hidden {
+			// One who could create it here, but not this way (forwarded).
+			return Grant{}, &Error{Kind: Denied, Repo: name, Reason: d.Reason}
+		}
+		return Grant{}, &Error{Kind: NotFound, Repo: name, Creatable: d.Allow}
 	case res.Hidden:
 		return Grant{}, &Error{Kind: NotFound, Repo: name}
 	}

@@ -275,9 +275,10 @@ func (s *Service) onDemand(dir datadir.Dir, progress *os.File) replicate.OnDeman
 	return replicate.OnDemand{Store: s.Store, Dir: dir, Disk: s.Disk, Actor: s.Actor, Progress: progress}
 }
 
-// SyncPush copies ORG/REPO to a server now and records the verified result.
-func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, progress *os.File) (replicate.Result, error) {
-	return s.onDemand(dir, progress).Push(ctx, path, server)
+// SyncPush copies ORG/REPO to a server now and records the verified
+// result; outside the server's scope only with force.
+func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, force bool, progress *os.File) (replicate.Result, error) {
+	return s.onDemand(dir, progress).Push(ctx, path, server, force)
 }
 
 // SyncVerify compares ORG/REPO with its replica on a server (see

@@ -13,6 +13,8 @@
 //     anonymous git:// clients may read public repositories only;
 //   - a non-fast-forward update or deletion of a protected ref needs
 //     repository admin;
+//   - a push a neighbour forwarded carries write at most, whoever pushed:
+//     no protected-ref rewrite or deletion, no create, no admin action;
 //   - a principal who may not read a repository is told it does not exist.
 package authz
 
@@ -105,6 +107,10 @@ type Principal struct {
 	// question, and whether it was added with --write.
 	BoundHere bool
 	CanWrite  bool
+	// Forwarded marks a push that a neighbour forwarded for this
+	// principal: the neighbour vouches for who pushed, not for how much
+	// they may do, so it carries write at most and never creates.
+	Forwarded bool
 }
 
 // Facts describe the target and the principal's relation to it.
@@ -151,6 +157,14 @@ type Decision struct {
 
 // Effective returns the principal's permission on the repository.
 func Effective(p Principal, f Facts) Perm {
+	perm := effective(p, f)
+	if p.Forwarded {
+		return min(perm, PermWrite)
+	}
+	return perm
+}
+
+func effective(p Principal, f Facts) Perm {
 	if !f.RepoExists {
 		return PermNone
 	}
@@ -183,10 +197,12 @@ func Effective(p Principal, f Facts) Perm {
 // orgRole is the principal's standing in the organisation, with site
 // admins counted as owners.
 func orgRole(p Principal, f Facts) Role {
-	if p.Kind != User {
+	switch {
+	case p.Kind != User:
 		return RoleNone
-	}
-	if p.SiteAdmin {
+	case p.Forwarded:
+		return min(f.OrgRole, RoleMember)
+	case p.SiteAdmin:
 		return RoleOwner
 	}
 	return f.OrgRole
@@ -215,6 +231,8 @@ func Decide(p Principal, f Facts, a Action) Decision {
 		switch {
 		case !f.OrgExists:
 			return Decision{Hidden: true, Reason: "organisation does not exist"}
+		case p.Forwarded:
+			return Decision{Hidden: f.OrgRole == RoleNone && !p.SiteAdmin, Reason: "a push forwarded by a neighbour never creates a repository"}
 		case orgRole(p, f) >= RoleAdmin:
 			return Decision{Allow: true, Perm: PermAdmin, Reason: "org " + orgRole(p, f).String() + " may create"}
 		}
@@ -270,7 +288,11 @@ func DecideRef(p Principal, f Facts, u RefUpdate) Decision {
 			verb = "delete"
 		}
 		if d.Perm < PermAdmin {
-			return Decision{Perm: d.Perm, Reason: verb + " of protected " + u.Ref + " needs admin"}
+			reason := verb + " of protected " + u.Ref + " needs admin"
+			if p.Forwarded {
+				reason += ", which a push forwarded by a neighbour never carries"
+			}
+			return Decision{Perm: d.Perm, Reason: reason}
 		}
 		return Decision{Allow: true, Perm: d.Perm, Reason: "admin may " + verb + " protected ref"}
 	}

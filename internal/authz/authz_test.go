@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -234,5 +235,54 @@ func TestParse(t *testing.T) {
 		if _, err := ParseRole(s); err == nil {
 			t.Errorf("ParseRole(%q) accepted", s)
 		}
+	}
+}
+
+// TestForwardedCarriesWriteAtMost: whatever a user may do on the origin,
+// a push a neighbour forwarded for them is a writer's push.
+func TestForwardedCarriesWriteAtMost(t *testing.T) {
+	site := Principal{Kind: User, SiteAdmin: true, Forwarded: true}
+	user := Principal{Kind: User, Forwarded: true}
+	repo := func(role Role, grant Perm) Facts {
+		return Facts{OrgExists: true, RepoExists: true, OrgRole: role, Grant: grant}
+	}
+	protectedMain := RefUpdate{Ref: "refs/heads/main", Protected: true}
+	deleteMain := RefUpdate{Ref: "refs/heads/main", Protected: true, Delete: true}
+	tests := []struct {
+		name  string
+		p     Principal
+		f     Facts
+		a     Action
+		ref   *RefUpdate
+		allow bool
+	}{
+		{"site admin pushes", site, repo(RoleNone, PermNone), Push, nil, true},
+		{"site admin force-pushes protected main", site, repo(RoleNone, PermNone), Push, &protectedMain, false},
+		{"site admin deletes protected main", site, repo(RoleNone, PermNone), Push, &deleteMain, false},
+		{"repo admin force-pushes protected main", user, repo(RoleNone, PermAdmin), Push, &protectedMain, false},
+		{"org owner deletes protected main", user, repo(RoleOwner, PermNone), Push, &deleteMain, false},
+		{"writer fast-forwards main", user, repo(RoleNone, PermWrite), Push, &RefUpdate{Ref: "refs/heads/main", Protected: true, FastForward: true}, true},
+		{"reader pushes", user, repo(RoleNone, PermRead), Push, nil, false},
+		{"site admin creates", site, Facts{OrgExists: true}, Create, nil, false},
+		{"org owner creates", user, Facts{OrgExists: true, OrgRole: RoleOwner}, Create, nil, false},
+		{"site admin manages the repo", site, repo(RoleNone, PermNone), ManageRepo, nil, false},
+		{"org owner deletes the repo", user, repo(RoleOwner, PermAdmin), DeleteRepo, nil, false},
+		{"org owner manages members", user, repo(RoleOwner, PermNone), ManageMembers, nil, false},
+		{"site admin deletes the org", site, repo(RoleNone, PermNone), DeleteOrg, nil, false},
+	}
+	for _, tt := range tests {
+		d := Decide(tt.p, tt.f, tt.a)
+		if tt.ref != nil {
+			d = DecideRef(tt.p, tt.f, *tt.ref)
+		}
+		if d.Allow != tt.allow || d.Perm > PermWrite {
+			t.Errorf("%s: %+v, want allow=%v and write at most", tt.name, d, tt.allow)
+		}
+	}
+	if d := DecideRef(site, repo(RoleNone, PermNone), deleteMain); !strings.Contains(d.Reason, "forwarded by a neighbour") {
+		t.Errorf("the refusal does not say why: %q", d.Reason)
+	}
+	if d := Decide(site, Facts{OrgExists: true}, Create); d.Hidden || !strings.Contains(d.Reason, "never creates") {
+		t.Errorf("a site admin's forwarded create: %+v", d)
 	}
 }

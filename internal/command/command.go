@@ -63,6 +63,7 @@ var verbNames = map[Verb]string{
 	PeerRsyncOut:    "cpm-peer rsync-out",
 	PeerWant:        "cpm-peer want",
 	PeerRekey:       "cpm-peer rekey",
+	PeerForward:     "cpm-peer forward",
 }
 
 func (v Verb) String() string { return verbNames[v] }

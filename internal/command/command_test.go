@@ -195,3 +195,12 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestEveryVerbHasAName: the name is the session log's "command" field.
+func TestEveryVerbHasAName(t *testing.T) {
+	for v := UploadPack; v <= PeerForward; v++ {
+		if v.String() == "" {
+			t.Errorf("verb %d has no name", int(v))
+		}
+	}
+}

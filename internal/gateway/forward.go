@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"cpm/internal/authz"
 	"cpm/internal/command"
 	"cpm/internal/names"
+	"cpm/internal/replicate"
+	"cpm/internal/store"
 )
 
 // A forwarded push starts with one line from the origin: "ok" (the
@@ -76,7 +79,9 @@ func (g *Gateway) forwardOut(ctx context.Context, s Session, cmd command.Command
 // forwardIn performs a push that a neighbour approved for forwarding
 // took for its replica, as the user whose key it names, then syncs that
 // neighbour before it returns, so that its replica has the new refs when
-// the user's push command ends.
+// the user's push command ends. The neighbour vouches for who pushed, and
+// for nothing more: the push carries write at most (access.Identity.Via),
+// and only to a repository the neighbour holds as a replica in its scope.
 func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command) (int, error) {
 	peer := s.Identity.Peer
 	srv, err := g.Store.ServerByName(ctx, peer)
@@ -90,7 +95,13 @@ func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command)
 		fmt.Fprintln(s.Stdout, forwardDeny+"cpm: key "+cmd.Key+" is not registered at the origin")
 		return 1, refuse("forwarded key %s is not registered here", cmd.Key)
 	}
+	id.Via = peer
 	grant, err := g.Access.Authorize(ctx, id, cmd.Repo, authz.Push)
+	if err == nil {
+		// Only after the user's own decision, so that nobody learns of a
+		// repository they may not see.
+		err = g.heldBy(ctx, srv, grant.Repo)
+	}
 	if err != nil {
 		fmt.Fprintln(s.Stdout, forwardDeny+clientLine(err))
 		return 1, err
@@ -100,7 +111,7 @@ func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command)
 		return 1, err
 	}
 	fmt.Fprintln(s.Stdout, forwardOK)
-	user := Session{Identity: id, GitProtocol: s.GitProtocol, RemoteAddr: s.RemoteAddr, Via: peer,
+	user := Session{Identity: id, GitProtocol: s.GitProtocol, RemoteAddr: s.RemoteAddr,
 		Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr}
 	status, err := g.runGit(ctx, user, command.ReceivePack, dir, grant.Repo.String())
 	if err != nil || status != 0 || g.SendToPeer == nil {
@@ -111,4 +122,24 @@ func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command)
 		g.Log.Warn().Err(err).Str("repo", grant.Repo.String()).Str("target", peer).Msg("sync after a forwarded push")
 	}
 	return 0, nil
+}
+
+// heldBy refuses a forwarded push unless srv holds repo as a replica:
+// inside its scope, and synced there at least once.
+func (g *Gateway) heldBy(ctx context.Context, srv store.Server, repo names.RepoPath) error {
+	if err := replicate.CheckScope(srv, repo.String()); err != nil {
+		return refuse("%s: not forwarded: %v", repo, err)
+	}
+	r, err := g.Store.Repo(ctx, repo.Org, repo.Repo)
+	if err != nil {
+		return &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("forwarded push to %s: %w", repo, err)}
+	}
+	job, err := g.Store.JobFor(ctx, r.ID, srv.ID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (job.LastSuccessAt.IsZero() || job.Fingerprint == "")) {
+		return refuse("%s: not forwarded: %s holds no replica of it", repo, srv.Name)
+	}
+	if err != nil {
+		return &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("forwarded push to %s: %w", repo, err)}
+	}
+	return nil
 }

@@ -56,11 +56,9 @@ type Session struct {
 	Command     string // as the client sent it
 	GitProtocol string // the client's GIT_PROTOCOL, "" if none
 	RemoteAddr  string
-	// Via names the neighbour that forwarded the push, "" for none.
-	Via    string
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
 }
 
 // result is what a session did: err nil means it was served, and status
@@ -225,8 +223,8 @@ func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir,
 		hook.EnvFingerprint + "=" + s.Identity.Fingerprint,
 		hook.EnvRemoteAddr + "=" + s.RemoteAddr,
 	}
-	if s.Via != "" {
-		env = append(env, hook.EnvVia+"="+s.Via)
+	if s.Identity.Via != "" {
+		env = append(env, hook.EnvVia+"="+s.Identity.Via)
 	}
 	if c := s.Identity.Cert; c != nil {
 		env = append(env, hook.EnvCert+"="+strconv.FormatUint(c.Serial, 10)+" "+c.KeyID)

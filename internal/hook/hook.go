@@ -199,6 +199,7 @@ func Check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath,
 	if err != nil {
 		return &access.Error{Kind: access.Denied, Reason: "key is no longer registered", Err: err}
 	}
+	id.Via = p.Via // a forwarded push carries write at most
 	refs := make([]authz.RefUpdate, 0, len(updates))
 	for _, u := range updates {
 		ru := authz.RefUpdate{Ref: u.Ref, Create: u.Create(), Delete: u.Delete()}

@@ -65,10 +65,11 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	return n, nil
 }
 
-// sendToPeer syncs one repository to a neighbour that asked for it.
+// sendToPeer syncs one repository to a neighbour that asked for it (want,
+// or after a forwarded push): only inside the neighbour's scope.
 func (n *Node) sendToPeer(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error) {
 	svc := admin.New(n.Store, n.Disk, store.Actor{Name: "peer:" + server})
-	return svc.SyncPush(ctx, n.Dir, repo.String(), server, nil)
+	return svc.SyncPush(ctx, n.Dir, repo.String(), server, false, nil)
 }
 
 // Close releases the store and the replicas' metadata.

@@ -49,10 +49,15 @@ func (o OnDemand) resolve(ctx context.Context, path, server string) (store.Repo,
 }
 
 // Push copies ORG/REPO to a server now and records the verified result.
-func (o OnDemand) Push(ctx context.Context, path, server string) (Result, error) {
+// A repository outside the server's scope is refused (a *ScopeError)
+// unless force is set.
+func (o OnDemand) Push(ctx context.Context, path, server string, force bool) (Result, error) {
 	r, srv, err := o.resolve(ctx, path, server)
 	if err != nil {
 		return Result{}, err
+	}
+	if err := CheckScope(srv, r.FullName()); err != nil && !force {
+		return Result{}, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
 	}
 	syncer := o.syncer()
 	if srv.Role == store.Neighbor {
@@ -122,6 +127,9 @@ func (o OnDemand) Verify(ctx context.Context, path, server string, deep, repair 
 		return v, err
 	}
 	if repair && (v.MissingObjects > 0 || (v.Deep != nil && !v.Deep.OK())) {
+		if err := CheckScope(srv, r.FullName()); err != nil {
+			return v, fmt.Errorf("repair %s on %s: %w", r.FullName(), srv.Name, err)
+		}
 		after, _, err := syncer.Repair(ctx, rp, t, deep)
 		if err != nil {
 			return v, err

@@ -47,7 +47,7 @@ func (w *Workers) reconcileServer(ctx context.Context, srv store.Server, jobs []
 	t := TargetOf(srv)
 	checked, stale, repaired := 0, 0, 0
 	for _, j := range jobs {
-		if j.ServerID != srv.ID || !j.Done() || !InScope(srv.RepoPatterns, j.Repo) {
+		if j.ServerID != srv.ID || !j.Done() || CheckScope(srv, j.Repo) != nil {
 			continue
 		}
 		rp, err := names.ParseRepoPath(j.Repo)
@@ -127,7 +127,7 @@ func (w *Workers) deepChecks(ctx context.Context) {
 			}
 		}
 		for _, j := range jobs {
-			if j.ServerID != srv.ID || !j.Done() || !InScope(srv.RepoPatterns, j.Repo) ||
+			if j.ServerID != srv.ID || !j.Done() || CheckScope(srv, j.Repo) != nil ||
 				!DeepDue(j.Repo, srv.Name, j.DeepCheckedAt, srv.CreatedAt, now, w.VerifyEvery) {
 				continue
 			}

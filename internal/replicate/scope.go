@@ -7,6 +7,7 @@ import (
 
 	"cpm/internal/authz"
 	"cpm/internal/names"
+	"cpm/internal/store"
 )
 
 // SplitPatterns splits a comma-separated pattern list; "" is none.
@@ -34,6 +35,29 @@ func InScope(patterns, repo string) bool {
 		}
 	}
 	return false
+}
+
+// ScopeError is a repository outside a server's --repos scope.
+type ScopeError struct {
+	Repo, Server, Patterns string
+}
+
+func (e *ScopeError) Error() string {
+	return fmt.Sprintf("%s is outside the scope of %s (--repos %s)", e.Repo, e.Server, e.Patterns)
+}
+
+// Refusal marks it as a decision, not a fault, for logs and metrics.
+func (e *ScopeError) Refusal() bool { return true }
+
+// CheckScope is the scope check of every path that sends ORG/REPO to a
+// server (the workers, sync push, a neighbour's want, a forwarded push
+// and its final sync): nil when the server's --repos take it, a
+// *ScopeError when not.
+func CheckScope(srv store.Server, repo string) error {
+	if InScope(srv.RepoPatterns, repo) {
+		return nil
+	}
+	return &ScopeError{Repo: repo, Server: srv.Name, Patterns: srv.RepoPatterns}
 }
 
 // CheckRepoPatterns validates a --repos value: ORG/REPO patterns such as

@@ -251,7 +251,7 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 	start := time.Now()
 	defer w.keepLease(ctx, j)()
 	var res Result
-	if !InScope(srv.RepoPatterns, j.Repo) {
+	if CheckScope(srv, j.Repo) != nil {
 		// Outside the server's scope: nothing is sent, and nothing it
 		// holds is deleted.
 		if err := w.Store.Done(ctx, j, j.Generation, "", 0); err != nil {
