@@ -288,8 +288,28 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 
 // SyncPull copies ORG/REPO from a server into the local repository (see
 // replicate.OnDemand.Pull).
+//
+// A repository this node does not have is restored from a backup:
+// created and registered (private, with the default protected refs) as
+// `repo create` would, then pulled. cpm-admin runs with the data
+// directory in hand, as a site admin does, so the org-admin right that
+// creating asks for is the operator's.
 func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, progress *os.File) (replicate.Result, error) {
-	return s.onDemand(dir, progress).Pull(ctx, path, server, force)
+	o := s.onDemand(dir, progress)
+	o.Create = func(ctx context.Context, rp names.RepoPath) (store.Repo, func(), error) {
+		r, _, err := s.CreateRepo(ctx, rp.String(), false, "")
+		if err != nil {
+			return r, nil, err
+		}
+		return r, func() { s.DeleteRepo(context.WithoutCancel(ctx), r.FullName()) }, nil
+	}
+	return o.Pull(ctx, path, server, force)
+}
+
+// HeldOn lists the repositories a server holds for this node (see
+// replicate.OnDemand.Held).
+func (s *Service) HeldOn(ctx context.Context, dir datadir.Dir, server string) ([]replicate.Held, error) {
+	return s.onDemand(dir, nil).Held(ctx, server)
 }
 
 // ApproveServer lets syncs go to a server; with forwardPushes, a

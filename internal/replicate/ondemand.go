@@ -26,6 +26,10 @@ type OnDemand struct {
 	Actor store.Actor
 	// Progress, when set, receives rsync's progress output.
 	Progress *os.File
+	// Create, when set, creates and registers a repository this node
+	// does not have, so that Pull can restore it from a backup (see
+	// restore); undo takes it away again.
+	Create func(ctx context.Context, rp names.RepoPath) (r store.Repo, undo func(), err error)
 }
 
 func (o OnDemand) syncer() *Syncer {
@@ -184,6 +188,9 @@ func (o OnDemand) Pull(ctx context.Context, path, server string, force bool) (Re
 		return res, err
 	}
 	r, srv, err := o.resolve(ctx, path, server)
+	if errors.Is(err, store.ErrNotFound) && o.Create != nil {
+		return o.restore(ctx, path, server)
+	}
 	if err != nil {
 		return Result{}, err
 	}
