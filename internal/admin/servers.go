@@ -11,6 +11,7 @@ import (
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/progress"
 	"cpm/internal/remote"
 	"cpm/internal/replica"
 	"cpm/internal/replicate"
@@ -271,13 +272,25 @@ func PublicKey(dir datadir.Dir) (string, error) {
 }
 
 // onDemand runs the syncs an operator asks for, as the service's actor.
-func (s *Service) onDemand(dir datadir.Dir, progress *os.File) replicate.OnDemand {
-	return replicate.OnDemand{Store: s.Store, Dir: dir, Disk: s.Disk, Actor: s.Actor, Progress: progress}
+func (s *Service) onDemand(dir datadir.Dir, bar *progress.Bar) replicate.OnDemand {
+	return replicate.OnDemand{Store: s.Store, Dir: dir, Disk: s.Disk, Actor: s.Actor, Progress: bar}
 }
 
-// SyncPush copies ORG/REPO to a server now and records the verified result.
-func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, progress *os.File) (replicate.Result, error) {
-	return s.onDemand(dir, progress).Push(ctx, path, server)
+// bar is the progress bar of a sync on the operator's terminal, if
+// there is one (nil: none).
+func bar(terminal *os.File, what string) *progress.Bar {
+	if terminal == nil {
+		return nil
+	}
+	return progress.New(terminal, what)
+}
+
+// SyncPush copies ORG/REPO to a server now and records the verified
+// result; on a terminal, a progress bar shows it going.
+func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, terminal *os.File) (replicate.Result, error) {
+	b := bar(terminal, "sync "+path)
+	defer b.Finish()
+	return s.onDemand(dir, b).Push(ctx, path, server)
 }
 
 // SyncVerify compares ORG/REPO with its replica on a server (see
@@ -294,8 +307,10 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 // `repo create` would, then pulled. cpm-admin runs with the data
 // directory in hand, as a site admin does, so the org-admin right that
 // creating asks for is the operator's.
-func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, progress *os.File) (replicate.Result, error) {
-	o := s.onDemand(dir, progress)
+func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, terminal *os.File) (replicate.Result, error) {
+	b := bar(terminal, "pull "+path)
+	defer b.Finish()
+	o := s.onDemand(dir, b)
 	o.Create = func(ctx context.Context, rp names.RepoPath) (store.Repo, func(), error) {
 		r, _, err := s.CreateRepo(ctx, rp.String(), false, "")
 		if err != nil {

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"time"
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/progress"
 	"cpm/internal/remote"
 	"cpm/internal/repos"
 	"cpm/internal/store"
@@ -24,8 +24,8 @@ type OnDemand struct {
 	Dir   datadir.Dir
 	Disk  repos.Root
 	Actor store.Actor
-	// Progress, when set, receives rsync's progress output.
-	Progress *os.File
+	// Progress, when set, is the operator's progress bar.
+	Progress *progress.Bar
 	// Create, when set, creates and registers a repository this node
 	// does not have, so that Pull can restore it from a backup (see
 	// restore); undo takes it away again.
