@@ -287,9 +287,9 @@ func bar(terminal *os.File, what string) *progress.Bar {
 
 // SyncPush copies ORG/REPO to a server now and records the verified
 // result; on a terminal, a progress bar shows it going.
-func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, terminal *os.File) (replicate.Result, error) {
+func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, terminal *os.File) (res replicate.Result, err error) {
 	b := bar(terminal, "sync "+path)
-	defer b.Finish()
+	defer func() { b.End(err == nil) }()
 	return s.onDemand(dir, b).Push(ctx, path, server)
 }
 
@@ -307,9 +307,9 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 // `repo create` would, then pulled. cpm-admin runs with the data
 // directory in hand, as a site admin does, so the org-admin right that
 // creating asks for is the operator's.
-func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, terminal *os.File) (replicate.Result, error) {
+func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, terminal *os.File) (res replicate.Result, err error) {
 	b := bar(terminal, "pull "+path)
-	defer b.Finish()
+	defer func() { b.End(err == nil) }()
 	o := s.onDemand(dir, b)
 	o.Create = func(ctx context.Context, rp names.RepoPath) (store.Repo, func(), error) {
 		r, _, err := s.CreateRepo(ctx, rp.String(), false, "")

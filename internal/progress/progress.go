@@ -135,13 +135,18 @@ func (b *Bar) update(r Report) {
 	b.bar.Set64(done)
 }
 
-// Finish draws the bar at 100% and ends its line.
-func (b *Bar) Finish() {
+// End ends the bar's line: at 100% when the sync succeeded (ok), where
+// it stopped when it did not.
+func (b *Bar) End(ok bool) {
 	if b == nil {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !ok {
+		b.bar.Exit()
+		return
+	}
 	if done := b.base + b.cur; done > 0 {
 		b.bar.ChangeMax64(done)
 		b.bar.Set64(done)

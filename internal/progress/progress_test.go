@@ -53,7 +53,7 @@ func TestBar(t *testing.T) {
 	if got := b.base + b.cur; got != 30001000 {
 		t.Errorf("bytes over both runs: %d", got)
 	}
-	b.Finish()
+	b.End(true)
 	s := out.String()
 	if !strings.Contains(s, "100%") || !strings.Contains(s, "sync acme/web") || !strings.HasSuffix(s, "\n") {
 		t.Errorf("bar: %q", s)
@@ -63,7 +63,14 @@ func TestBar(t *testing.T) {
 			t.Errorf("rsync's %q shown: %q", never, s)
 		}
 	}
+	out.Reset()
+	failed := New(&out, "sync acme/web")
+	failed.Run().Write([]byte("\r     21,594,112  71%   19.56MB/s    0:00:02  \r"))
+	failed.End(false)
+	if s := out.String(); strings.Contains(s, "100%") || !strings.HasSuffix(s, "\n") {
+		t.Errorf("a failed sync's bar: %q", s)
+	}
 	var nilBar *Bar
 	nilBar.Run().Write([]byte("x"))
-	nilBar.Finish()
+	nilBar.End(false)
 }
