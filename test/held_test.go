@@ -104,6 +104,13 @@ func TestRepoListOnNeighbor(t *testing.T) {
 		rows := jsonList(t, n.w, "repo", "list", "--on", n.bName)
 		return len(rows) == 2 && rows[0]["match"] == true && rows[1]["match"] == true
 	})
+	// A neighbour does not restore a repository this node lost: from it,
+	// one this node does not have is the neighbour's own.
+	n.w.MustAdmin("repo", "delete", "acme/pub")
+	wantError(t, n.w.Admin("", "sync", "pull", "acme/pub", "--from", n.bName), "not found")
+	if out := n.w.MustAdmin("repo", "list"); strings.Contains(out, "acme/pub") {
+		t.Errorf("a failed pull from a neighbour registered acme/pub:\n%s", out)
+	}
 	n.w.MustAdmin("server", "set", n.bName, "--repos", "acme/web")
 	rows := jsonList(t, n.w, "repo", "list", "--on", n.bName)
 	if len(rows) != 1 || rows[0]["repo"] != "acme/web" || !fingerprintRe.MatchString(rows[0]["fingerprint"].(string)) {

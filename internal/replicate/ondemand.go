@@ -180,17 +180,19 @@ func (v Verification) deepResult() string {
 // to drop local commits unless force is set. The result then replicates
 // to every other target.
 //
-// From a neighbour, a repository that is not this node's own is the
-// neighbour's: it is asked to send it now (its replica here is refreshed
-// with the neighbour's metadata first), as a push there would.
+// A repository this node lost is restored from a backup's replica (see
+// restore). From a neighbour, any other repository that is not this
+// node's own is the neighbour's: it is asked to send it now (its replica
+// here is refreshed with the neighbour's metadata first), as a push there
+// would.
 func (o OnDemand) Pull(ctx context.Context, path, server string, force bool) (Result, error) {
+	if res, tried, err := o.restore(ctx, path, server); tried {
+		return res, err
+	}
 	if res, asked, err := o.pullFromOrigin(ctx, path, server); asked {
 		return res, err
 	}
 	r, srv, err := o.resolve(ctx, path, server)
-	if errors.Is(err, store.ErrNotFound) && o.Create != nil {
-		return o.restore(ctx, path, server)
-	}
 	if err != nil {
 		return Result{}, err
 	}

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"cpm/internal/names"
@@ -10,33 +11,44 @@ import (
 )
 
 // restore pulls ORG/REPO, which this node does not have (deleted by
-// mistake, or only ever on a backup), from a backup: it is created and
-// registered in its organisation, which must exist, then pulled and
-// verified as any pull is. A failed pull takes the new repository away
-// again, so that nothing half-made stays behind.
-func (o OnDemand) restore(ctx context.Context, path, server string) (Result, error) {
+// mistake, or only ever on a backup), from a backup's replica of it: it is created and registered in its organisation, which must exist,
+// then pulled and verified as any pull is. A failed pull takes the new
+// repository away again, so that nothing half-made stays behind.
+//
+// Only a backup restores: a neighbour serves this node's replicas only
+// while this node's metadata lists them, and a repository this node does
+// not have is, there, the neighbour's own (see pullFromOrigin). tried is
+// false when there is nothing to restore: the repository is here, o
+// cannot create one, or the server is not a backup.
+func (o OnDemand) restore(ctx context.Context, path, server string) (res Result, tried bool, err error) {
 	rp, err := names.ParseRepoPath(path)
-	if err != nil {
-		return Result{}, err
+	if err != nil || o.Create == nil {
+		return Result{}, false, nil
+	}
+	if _, err := o.Store.Repo(ctx, rp.Org, rp.Repo); !errors.Is(err, store.ErrNotFound) {
+		return Result{}, false, nil
 	}
 	srv, err := o.Store.ServerByName(ctx, server)
-	if err != nil {
-		return Result{}, err
+	if err != nil || srv.Role != store.Backup {
+		return Result{}, false, nil // Pull's other paths answer
 	}
 	org, err := o.Store.OrgByName(ctx, rp.Org)
 	if err != nil {
-		return Result{}, fmt.Errorf("restore %s: %w; create the organisation first", rp, err)
+		return Result{}, true, fmt.Errorf("restore %s: %w; create the organisation first", rp, err)
 	}
 	rp.Org = org.Name // the database's spelling names the directory and the lock
-	if srv.Role != store.Backup {
-		return Result{}, fmt.Errorf("repository %s not found here; only a backup restores one this node does not have", rp)
-	}
 	t, syncer := TargetOf(srv), o.syncer()
 	if _, _, err := RemoteRefs(ctx, syncer.Remote, t, rp); err != nil {
-		return Result{}, fmt.Errorf("repository %s is neither here nor on %s: %w", rp, srv.Name, err)
+		return Result{}, true, fmt.Errorf("repository %s is neither here nor on %s: %w", rp, srv.Name, err)
 	}
-	// The lock, taken before the repository exists, keeps the workers
-	// from syncing it, empty, over the copy it is restored from.
+	res, err = o.restoreFrom(ctx, syncer, rp, srv)
+	return res, true, err
+}
+
+// restoreFrom creates rp and pulls it from srv. The repository's lock,
+// taken before it exists, keeps the workers from syncing it, empty, over
+// the copy it is restored from.
+func (o OnDemand) restoreFrom(ctx context.Context, syncer *Syncer, rp names.RepoPath, srv store.Server) (Result, error) {
 	unlock, err := syncer.lock(rp)
 	if err != nil {
 		return Result{}, err
@@ -50,7 +62,7 @@ func (o OnDemand) restore(ctx context.Context, path, server string) (Result, err
 	dir, err := o.Disk.Open(r.Org, r.Name)
 	if err == nil {
 		var res Result
-		if res, err = syncer.pullInto(ctx, dir, rp, t, false); err == nil {
+		if res, err = syncer.pullInto(ctx, dir, rp, TargetOf(srv), false); err == nil {
 			return res, o.restored(ctx, r, srv, res)
 		}
 	}
