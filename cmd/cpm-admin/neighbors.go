@@ -17,22 +17,19 @@ type neighborCmd struct {
 }
 
 type neighborDiscoverCmd struct {
-	CIDR  string `arg:"" name:"CIDR" help:"Network to scan, e.g. 192.168.1.0/24; only its addresses are touched."`
+	CIDR  string `arg:"" optional:"" name:"CIDR" help:"Network to scan, e.g. 192.168.1.0/24; only its addresses are touched. Without it: this machine's own networks (--local)."`
+	Local bool   `help:"Scan this machine's own IPv4 networks (not loopback; one larger than a /24 needs --force). The default without CIDR."`
 	Port  int    `default:"9418" help:"git:// port the nodes listen on."`
 	Add   bool   `help:"Register the nodes found as neighbor servers (unapproved)."`
 	Yes   bool   `help:"With --add: approve them at once."`
-	Force bool   `help:"Allow a network larger than a /16."`
+	Force bool   `help:"Allow a network larger than a /16 (with CIDR), or a local one larger than a /24."`
 	Path  string `default:"/var/lib/cpm/replicas" help:"With --add: replica path on the nodes."`
 	User  string `default:"cpm" help:"With --add: ssh user on the nodes."`
 	JSON  bool   `name:"json" help:"Print a JSON array."`
 }
 
 func (c neighborDiscoverCmd) Run(e *env, svc *admin.Service) error {
-	prefix, err := netip.ParsePrefix(c.CIDR)
-	if err != nil {
-		return fmt.Errorf("invalid CIDR %q", c.CIDR)
-	}
-	nodes, err := discover.Scan(e.ctx, prefix, c.Port, 50, 2*time.Second, c.Force)
+	nodes, err := c.scan(e)
 	if err != nil {
 		return err
 	}
@@ -56,6 +53,45 @@ func (c neighborDiscoverCmd) Run(e *env, svc *admin.Service) error {
 		return printJSON(e.stdout, nodes)
 	}
 	return nil
+}
+
+// scan probes the CIDR given, or this machine's own networks, which it
+// names first (not with --json: stdout is then one JSON array).
+func (c neighborDiscoverCmd) scan(e *env) ([]discover.Node, error) {
+	const concurrency, timeout = 50, 2 * time.Second
+	if c.CIDR != "" {
+		if c.Local {
+			return nil, fmt.Errorf("give a CIDR or --local, not both")
+		}
+		prefix, err := netip.ParsePrefix(c.CIDR)
+		if err != nil {
+			return nil, fmt.Errorf("invalid CIDR %q", c.CIDR)
+		}
+		return discover.Scan(e.ctx, prefix, c.Port, concurrency, timeout, c.Force)
+	}
+	ifs, err := discover.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	nets := discover.LocalNetworks(ifs, c.Force)
+	scanned := 0
+	for _, n := range nets {
+		if n.Skipped == "" {
+			scanned++
+		}
+		if c.JSON {
+			continue
+		}
+		if n.Skipped != "" {
+			fmt.Fprintf(e.stdout, "skipped %s (%s): %s\n", n.Prefix, n.Interface, n.Skipped)
+		} else {
+			fmt.Fprintf(e.stdout, "scanning %s (%s)\n", n.Prefix, n.Interface)
+		}
+	}
+	if scanned == 0 {
+		return nil, fmt.Errorf("no local IPv4 network to scan (loopback is never scanned; one larger than a /%d needs --force)", discover.MaxLocalBits)
+	}
+	return discover.ScanNetworks(e.ctx, nets, c.Port, concurrency, timeout, c.Force)
 }
 
 type serverApproveCmd struct {

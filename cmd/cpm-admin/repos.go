@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"cpm/internal/admin"
+	"cpm/internal/replicate"
 )
 
 type repoCmd struct {
@@ -59,6 +61,7 @@ func (c repoSetCmd) Run(e *env, svc *admin.Service) error {
 
 type repoListCmd struct {
 	Org  string `arg:"" optional:"" help:"Only this organisation's repositories."`
+	On   string `placeholder:"SERVER" help:"List what this backup or neighbour holds for this node instead: each replica's refs fingerprint, and whether it matches ours."`
 	JSON bool   `name:"json" help:"Print a JSON array."`
 }
 
@@ -73,6 +76,9 @@ type repoJSON struct {
 }
 
 func (c repoListCmd) Run(e *env, svc *admin.Service) error {
+	if c.On != "" {
+		return c.listOn(e, svc)
+	}
 	repos, err := svc.Repos(e.ctx, c.Org)
 	if err != nil {
 		return err
@@ -225,4 +231,43 @@ func (c deployKeyRemoveCmd) Run(e *env, svc *admin.Service) error {
 	}
 	fmt.Fprintf(e.stdout, "removed deploy key %s of %s\n", k.Fingerprint, k.Repo)
 	return nil
+}
+
+// listOn lists what server c.On holds for this node.
+func (c repoListCmd) listOn(e *env, svc *admin.Service) error {
+	all, err := svc.HeldOn(e.ctx, e.dir, c.On)
+	if err != nil {
+		return err
+	}
+	held := make([]replicate.Held, 0, len(all))
+	for _, h := range all {
+		if org, _, _ := strings.Cut(h.Repo, "/"); c.Org == "" || strings.EqualFold(org, c.Org) {
+			held = append(held, h)
+		}
+	}
+	if c.JSON {
+		return printJSON(e.stdout, held)
+	}
+	rows := make([][]string, 0, len(held))
+	for _, h := range held {
+		state := "matches"
+		switch {
+		case h.Error != "":
+			state = "unreadable: " + h.Error
+		case h.Local == "":
+			state = "not here"
+		case !h.Match:
+			state = "differs (ours " + h.Local[:12] + ")"
+		}
+		rows = append(rows, []string{h.Repo, short(h.Fingerprint), state})
+	}
+	return printTable(e.stdout, []string{"REPOSITORY", "REFS", "STATE"}, rows)
+}
+
+// short is a fingerprint's first 12 digits, as sync commands print it.
+func short(fp string) string {
+	if len(fp) > 12 {
+		return fp[:12]
+	}
+	return orDash(fp)
 }

@@ -41,7 +41,7 @@ func (c syncPushCmd) Run(e *env, svc *admin.Service) error {
 }
 
 type syncPullCmd struct {
-	Repo  string `arg:"" name:"ORG/REPO" help:"Repository: one of this node's (restored from the server's replica; create it first if it is gone), or, from a neighbour, one of the neighbour's."`
+	Repo  string `arg:"" name:"ORG/REPO" help:"Repository: one of this node's (restored from the server's replica; one this node lost is created and registered again from a backup, in its organisation, which must exist), or, from a neighbour, one of the neighbour's."`
 	From  string `required:"" help:"Server name."`
 	Force bool   `help:"Replace local refs even where they hold commits the source does not."`
 }

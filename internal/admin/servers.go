@@ -11,6 +11,7 @@ import (
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/progress"
 	"cpm/internal/remote"
 	"cpm/internal/replica"
 	"cpm/internal/replicate"
@@ -271,14 +272,26 @@ func PublicKey(dir datadir.Dir) (string, error) {
 }
 
 // onDemand runs the syncs an operator asks for, as the service's actor.
-func (s *Service) onDemand(dir datadir.Dir, progress *os.File) replicate.OnDemand {
-	return replicate.OnDemand{Store: s.Store, Dir: dir, Disk: s.Disk, Actor: s.Actor, Progress: progress}
+func (s *Service) onDemand(dir datadir.Dir, bar *progress.Bar) replicate.OnDemand {
+	return replicate.OnDemand{Store: s.Store, Dir: dir, Disk: s.Disk, Actor: s.Actor, Progress: bar}
+}
+
+// bar is the progress bar of a sync on the operator's terminal, if
+// there is one (nil: none).
+func bar(terminal *os.File, what string) *progress.Bar {
+	if terminal == nil {
+		return nil
+	}
+	return progress.New(terminal, what)
 }
 
 // SyncPush copies ORG/REPO to a server now and records the verified
-// result; outside the server's scope only with force.
-func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, force bool, progress *os.File) (replicate.Result, error) {
-	return s.onDemand(dir, progress).Push(ctx, path, server, force)
+// result; outside the server's scope only with force. On a terminal, a
+// progress bar shows it going.
+func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, force bool, terminal *os.File) (res replicate.Result, err error) {
+	b := bar(terminal, "sync "+path)
+	defer func() { b.End(err == nil) }()
+	return s.onDemand(dir, b).Push(ctx, path, server, force)
 }
 
 // SyncVerify compares ORG/REPO with its replica on a server (see
@@ -289,8 +302,30 @@ func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server 
 
 // SyncPull copies ORG/REPO from a server into the local repository (see
 // replicate.OnDemand.Pull).
-func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, progress *os.File) (replicate.Result, error) {
-	return s.onDemand(dir, progress).Pull(ctx, path, server, force)
+//
+// A repository this node does not have is restored from a backup:
+// created and registered (private, with the default protected refs) as
+// `repo create` would, then pulled. cpm-admin runs with the data
+// directory in hand, as a site admin does, so the org-admin right that
+// creating asks for is the operator's.
+func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, terminal *os.File) (res replicate.Result, err error) {
+	b := bar(terminal, "pull "+path)
+	defer func() { b.End(err == nil) }()
+	o := s.onDemand(dir, b)
+	o.Create = func(ctx context.Context, rp names.RepoPath) (store.Repo, func(), error) {
+		r, _, err := s.CreateRepo(ctx, rp.String(), false, "")
+		if err != nil {
+			return r, nil, err
+		}
+		return r, func() { s.DeleteRepo(context.WithoutCancel(ctx), r.FullName()) }, nil
+	}
+	return o.Pull(ctx, path, server, force)
+}
+
+// HeldOn lists the repositories a server holds for this node (see
+// replicate.OnDemand.Held).
+func (s *Service) HeldOn(ctx context.Context, dir datadir.Dir, server string) ([]replicate.Held, error) {
+	return s.onDemand(dir, nil).Held(ctx, server)
 }
 
 // ApproveServer lets syncs go to a server; with forwardPushes, a

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"time"
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/progress"
 	"cpm/internal/remote"
 	"cpm/internal/repos"
 	"cpm/internal/store"
@@ -24,8 +24,12 @@ type OnDemand struct {
 	Dir   datadir.Dir
 	Disk  repos.Root
 	Actor store.Actor
-	// Progress, when set, receives rsync's progress output.
-	Progress *os.File
+	// Progress, when set, is the operator's progress bar.
+	Progress *progress.Bar
+	// Create, when set, creates and registers a repository this node
+	// does not have, so that Pull can restore it from a backup (see
+	// restore); undo takes it away again.
+	Create func(ctx context.Context, rp names.RepoPath) (r store.Repo, undo func(), err error)
 }
 
 func (o OnDemand) syncer() *Syncer {
@@ -184,10 +188,15 @@ func (v Verification) deepResult() string {
 // to drop local commits unless force is set. The result then replicates
 // to every other target.
 //
-// From a neighbour, a repository that is not this node's own is the
-// neighbour's: it is asked to send it now (its replica here is refreshed
-// with the neighbour's metadata first), as a push there would.
+// A repository this node lost is restored from a backup's replica (see
+// restore). From a neighbour, any other repository that is not this
+// node's own is the neighbour's: it is asked to send it now (its replica
+// here is refreshed with the neighbour's metadata first), as a push there
+// would.
 func (o OnDemand) Pull(ctx context.Context, path, server string, force bool) (Result, error) {
+	if res, tried, err := o.restore(ctx, path, server); tried {
+		return res, err
+	}
 	if res, asked, err := o.pullFromOrigin(ctx, path, server); asked {
 		return res, err
 	}

@@ -25,12 +25,17 @@ var ErrDiverged = errors.New("diverged")
 // hold commits the source does not contain (or force is set), the
 // source's refs in one atomic ref transaction.
 func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target, force bool) (Result, error) {
-	start := time.Now()
 	dir, unlock, err := s.openLocked(repo)
 	if err != nil {
 		return Result{}, err
 	}
 	defer unlock()
+	return s.pullInto(ctx, dir, repo, t, force)
+}
+
+// pullInto is Pull into dir, whose lock the caller holds.
+func (s *Syncer) pullInto(ctx context.Context, dir string, repo names.RepoPath, t remote.Target, force bool) (Result, error) {
+	start := time.Now()
 	head, refs, err := RemoteRefs(ctx, s.Remote, t, repo)
 	if err != nil {
 		return Result{}, err

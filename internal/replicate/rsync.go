@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -81,8 +81,9 @@ func (s *Syncer) rsyncArgs(ctx context.Context, t remote.Target, tail []string) 
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if s.Progress != nil {
-		cmd.Stderr = &teeWriter{&stderr, s.Progress}
-		cmd.Stdout = &teeWriter{&stdout, s.Progress}
+		// The bar reads rsync's progress lines; rsync's own output
+		// (statistics, warnings) is never shown.
+		cmd.Stdout = io.MultiWriter(&stdout, s.Progress.Run())
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Run(); err != nil {
@@ -112,15 +113,4 @@ func (s *Syncer) rsyncArgs(ctx context.Context, t remote.Target, tail []string) 
 		r.Changes = append(r.Changes, m[1]+" "+m[2])
 	}
 	return r, nil
-}
-
-type teeWriter struct {
-	a *bytes.Buffer
-	b *os.File
-}
-
-func (t *teeWriter) Write(p []byte) (int, error) {
-	t.a.Write(p)
-	t.b.Write(p)
-	return len(p), nil
 }

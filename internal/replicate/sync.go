@@ -16,6 +16,7 @@ import (
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/progress"
 	"cpm/internal/remote"
 	"cpm/internal/repos"
 )
@@ -29,8 +30,8 @@ type Syncer struct {
 	Remote  remote.Env
 	TempDir string // for ref snapshots
 	LockDir string // per-repository locks, shared with maintenance
-	// Progress, when set, receives rsync's --info=progress2 output.
-	Progress *os.File
+	// Progress, when set, is moved by rsync's --info=progress2 output.
+	Progress *progress.Bar
 }
 
 // Result describes a finished sync.
