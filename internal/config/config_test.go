@@ -151,3 +151,30 @@ func TestDeployExampleIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestStartups(t *testing.T) {
+	tests := []struct {
+		v       string
+		want    Startups
+		wantErr bool
+	}{
+		{"64:30:128", Startups{64, 30, 128}, false},
+		{"10:0:100", Startups{10, 0, 100}, false},
+		{"20", Startups{20, 100, 20}, false},
+		{"5:100:5", Startups{5, 100, 5}, false},
+		{"0", Startups{}, true},
+		{"64:30", Startups{}, true},
+		{"64:30:32", Startups{}, true},
+		{"64:101:128", Startups{}, true},
+		{"64:-1:128", Startups{}, true},
+		{"a:b:c", Startups{}, true},
+		{"1:2:3:4", Startups{}, true},
+	}
+	for _, tt := range tests {
+		var got Startups
+		err := startups(&got, tt.v)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("startups(%q) = %+v, %v", tt.v, got, err)
+		}
+	}
+}

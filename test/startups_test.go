@@ -1,0 +1,72 @@
+package test
+
+import (
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cpm/internal/testworld"
+)
+
+// TestStartupFlood: one address holding idle connections takes only its
+// own share of the unauthenticated slots (32 by default); the rest are
+// closed at once rather than held, and a client from another address
+// logs in at once.
+func TestStartupFlood(t *testing.T) {
+	w := testworld.New(t, bin)
+	k := w.NewKey("alice")
+	w.MustAdmin("user", "add", "alice", "--key", k.PubPath)
+	srv := w.StartServer()
+
+	var conns []net.Conn
+	for range 200 {
+		c, err := net.Dial("tcp", srv.SSHAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// A dropped connection reads EOF (or a reset) at once; a held one
+	// reads the version line and then nothing until its deadline here.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	held := 0
+	deadline := time.Now().Add(2 * time.Second)
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			c.SetReadDeadline(deadline)
+			buf := make([]byte, 256)
+			for {
+				if _, err := c.Read(buf); err != nil {
+					if os.IsTimeout(err) {
+						mu.Lock()
+						held++
+						mu.Unlock()
+					}
+					return
+				}
+			}
+		}()
+	}
+
+	start := time.Now()
+	r := srv.Client(k).SSH([]string{"-n", "-b", "127.0.0.2"}, "whoami")
+	took := time.Since(start)
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "alice" {
+		t.Errorf("whoami from 127.0.0.2 during the flood: exit %d %q %s", r.Code, r.Stdout, r.Stderr)
+	}
+	t.Logf("whoami from 127.0.0.2 beside 200 idle sockets from 127.0.0.1: %s", took.Round(time.Millisecond))
+	if took > time.Second {
+		t.Errorf("whoami from 127.0.0.2 took %s beside the flood", took)
+	}
+	wg.Wait()
+	if held > 32 {
+		t.Errorf("%d of 200 idle connections from one address held; want at most 32, the rest closed at once", held)
+	}
+}
