@@ -14,7 +14,7 @@ import (
 // TestStartupFlood: one address holding idle connections takes only its
 // own share of the unauthenticated slots (32 by default); the rest are
 // closed at once rather than held, and a client from another address
-// logs in at once.
+// logs in at once: the idle ones hold up no one else's handshake.
 func TestStartupFlood(t *testing.T) {
 	w := testworld.New(t, bin)
 	k := w.NewKey("alice")
@@ -62,7 +62,9 @@ func TestStartupFlood(t *testing.T) {
 		t.Errorf("whoami from 127.0.0.2 during the flood: exit %d %q %s", r.Code, r.Stdout, r.Stderr)
 	}
 	t.Logf("whoami from 127.0.0.2 beside 200 idle sockets from 127.0.0.1: %s", took.Round(time.Millisecond))
-	if took > time.Second {
+	// About 70 ms on a quiet machine. 500 ms also catches the server
+	// waiting on an idle client's hello under gliderlabs' lock (1 s).
+	if took > 500*time.Millisecond {
 		t.Errorf("whoami from 127.0.0.2 took %s beside the flood", took)
 	}
 	wg.Wait()

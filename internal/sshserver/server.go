@@ -152,9 +152,7 @@ func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
 	}
 	algorithms := s.algorithms
 	if hc, ok := ctx.Value(helloKey).(*helloConn); ok {
-		if hello, ok := hc.wait(helloWait); ok {
-			algorithms = algorithms.forClient(hello)
-		}
+		algorithms = hc.offer
 	}
 	algorithms.apply(&c.Config)
 	c.PublicKeyAuthAlgorithms = slices.Clone(algorithms.PublicKeyAuths)
@@ -207,6 +205,13 @@ func (s *Server) admit(c net.Conn) {
 		s.log.Debug().Str("remote", c.RemoteAddr().String()).Err(err).Msg("handshake failed")
 		dc.Close()
 		return
+	}
+	// Waiting for the client's hello here, not in serverConfig: gliderlabs
+	// calls that under its server-wide lock, and a client slow to speak
+	// held up every other handshake behind a waiting writer of that lock.
+	hc.offer = s.algorithms
+	if hello, ok := hc.wait(); ok {
+		hc.offer = s.algorithms.forClient(hello)
 	}
 	s.srv.HandleConn(hc)
 }
