@@ -158,7 +158,7 @@ func TestStartups(t *testing.T) {
 		want    Startups
 		wantErr bool
 	}{
-		{"64:30:128", Startups{64, 30, 128}, false},
+		{"128:30:256", Startups{128, 30, 256}, false},
 		{"10:0:100", Startups{10, 0, 100}, false},
 		{"20", Startups{20, 100, 20}, false},
 		{"5:100:5", Startups{5, 100, 5}, false},

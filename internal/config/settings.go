@@ -76,8 +76,8 @@ var Settings = []Setting{
 	{"handshake_timeout", "20s", "time from connect to the first session", func(c *Config, v string) error { return duration(&c.HandshakeTimeout, v, time.Second) }},
 	{"idle_timeout", "10m", "close a connection with no traffic this long", func(c *Config, v string) error { return duration(&c.IdleTimeout, v, time.Second) }},
 	{"max_session_time", "6h", "close any connection after this long", func(c *Config, v string) error { return duration(&c.MaxSessionTime, v, time.Second) }},
-	{"max_startups", "64:30:128", "unauthenticated connections at once, as START:RATE:FULL (from START on a new one is dropped at once with RATE% chance, rising to 100% at FULL) or N", func(c *Config, v string) error { return startups(&c.MaxStartups, v) }},
-	{"per_source_max_startups", "32", "unauthenticated connections at once from one IPv4 address or IPv6 /64; more are dropped at once", func(c *Config, v string) error { return positive(&c.MaxPerSource, v) }},
+	{"max_startups", "128:30:256", "unauthenticated connections at once, as START:RATE:FULL (from START on a new one is dropped at once with RATE% chance, rising to 100% at FULL) or N", func(c *Config, v string) error { return startups(&c.MaxStartups, v) }},
+	{"per_source_max_startups", "100", "unauthenticated connections at once from one IPv4 address or IPv6 /64; more are dropped at once", func(c *Config, v string) error { return positive(&c.MaxPerSource, v) }},
 	{"max_sessions", "4", "concurrent sessions per connection", func(c *Config, v string) error { return positive(&c.MaxSessions, v) }},
 	{"workers", "4", "replication syncs at once (the global cap on transfers)", func(c *Config, v string) error { return positive(&c.Workers, v) }},
 	{"per_target", "2", "replication syncs at once per server", func(c *Config, v string) error { return positive(&c.PerTarget, v) }},
@@ -234,7 +234,7 @@ func startups(dst *Startups, v string) error {
 	var n [3]int
 	for i := range n {
 		if len(f) != 3 || positive(&n[i], f[i]) != nil && !(i == 1 && f[i] == "0") {
-			return fmt.Errorf("want START:RATE:FULL such as 64:30:128, or a whole number from 1")
+			return fmt.Errorf("want START:RATE:FULL such as 128:30:256, or a whole number from 1")
 		}
 	}
 	p := Startups{Start: n[0], Rate: n[1], Full: n[2]}

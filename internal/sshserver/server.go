@@ -45,7 +45,7 @@ var DefaultLimits = Limits{
 	HandshakeTimeout: 20 * time.Second,
 	IdleTimeout:      10 * time.Minute,
 	MaxSessionTime:   6 * time.Hour,
-	Startups:         Startups{Start: 64, Rate: 30, Full: 128, PerSource: 32},
+	Startups:         Startups{Start: 128, Rate: 30, Full: 256, PerSource: 100},
 	MaxSessions:      4,
 	MaxAuthTries:     6,
 }
