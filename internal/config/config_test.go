@@ -178,3 +178,19 @@ func TestStartups(t *testing.T) {
 		}
 	}
 }
+
+// max_startups in a YAML file, quoted or not, is the three numbers.
+func TestStartupsInYAML(t *testing.T) {
+	for _, body := range []string{"max_startups: \"10:30:60\"\n", "max_startups: 10:30:60\n"} {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(p, []byte(body), 0o600)
+		file, err := Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := Resolve(file, nil, nil)
+		if err != nil || c.MaxStartups != (Startups{10, 30, 60}) {
+			t.Errorf("%q: %+v %v", body, c.MaxStartups, err)
+		}
+	}
+}
