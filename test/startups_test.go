@@ -3,6 +3,7 @@ package test
 import (
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -71,4 +72,8 @@ func TestStartupFlood(t *testing.T) {
 	if held > 100 {
 		t.Errorf("%d of 200 idle connections from one address held; want at most 100, the rest closed at once", held)
 	}
+	if m := metricsText(t, srv.MetricsAddr); !strings.Contains(m, `cpm_ssh_startups_dropped_total{reason="per-source limit"} `+strconv.Itoa(200-held)) {
+		t.Errorf("metrics do not count the %d dropped connections:\n%s", 200-held, grepLines(m, "dropped"))
+	}
 }
+

@@ -93,6 +93,7 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([3
 		MaxAuthTries: sshserver.DefaultLimits.MaxAuthTries,
 	}, n.Log)
 	srv.ssh.Certs = &certauth.Checker{Dir: n.Store, KRL: n.Dir.RevokedKeys()}
+	srv.ssh.Dropped = m.Dropped
 	go func() { srv.errc <- srv.ssh.Serve(ln) }()
 	if c.GitListen != "" {
 		if addrs[1], err = n.listenGit(ctx, srv, raw.Addr().(*net.TCPAddr).Port); err != nil {

@@ -54,7 +54,10 @@ var DefaultLimits = Limits{
 type Server struct {
 	gw *gateway.Gateway
 	// Certs, when set, lets user certificates of trusted authorities in.
-	Certs      *certauth.Checker
+	Certs *certauth.Checker
+	// Dropped, when set, counts each connection dropped for want of an
+	// unauthenticated slot, by reason (dropLog shows only a sample).
+	Dropped    func(reason string)
 	limits     Limits
 	algorithms Algorithms
 	log        zerolog.Logger
@@ -196,6 +199,9 @@ func (s *Server) admit(c net.Conn) {
 	if reason != "" {
 		s.dropLog.Warn().Str("remote", c.RemoteAddr().String()).Str("reason", reason).
 			Msg("too many unauthenticated connections; dropped")
+		if s.Dropped != nil {
+			s.Dropped(reason)
+		}
 		c.Close()
 		return
 	}
