@@ -76,4 +76,3 @@ func TestStartupFlood(t *testing.T) {
 		t.Errorf("metrics do not count the %d dropped connections:\n%s", 200-held, grepLines(m, "dropped"))
 	}
 }
-
