@@ -22,16 +22,14 @@ const serverVersion = "SSH-2.0-cpm"
 // default algorithms. Every client measured (OpenSSH 9.2, dropbear
 // 2022.83, PuTTY 0.78, libssh2 1.10, libssh 0.10, paramiko 2.12, Go's
 // x/crypto, JSch 0.1.55) sends its KEXINIT without waiting for the
-// server's: within 2 ms of its version line on loopback (JSch: 300 ms,
-// the JVM warming up), and otherwise one round trip after reading the
-// server's version line. Waiting for those costs them nothing, so they
-// get up to helloWait, however long the round trip; OpenSSH keeps its
-// AEAD cipher across an ocean. Any other client (one that might wait for
-// the server's KEXINIT first) gets kexInitWait after its version line.
-// No client sends its KEXINIT before its version line, and x/crypto
-// reads that line before it sends the server's KEXINIT anyway, so
-// waiting for the version line (up to helloWait) costs no client
-// anything.
+// server's, one round trip after the server's version line (on loopback
+// within 2 ms of its own version line; JSch's JVM takes 300 ms). Waiting
+// for those costs them nothing, so they get up to helloWait, whatever the
+// round trip: OpenSSH keeps its AEAD cipher across an ocean. Any other
+// client, which might wait for the server's KEXINIT first, gets
+// kexInitWait after its version line. Waiting for the version line itself
+// (up to helloWait) costs no one: x/crypto reads it before it sends the
+// server's KEXINIT anyway.
 const (
 	helloWait   = time.Second
 	kexInitWait = 100 * time.Millisecond
@@ -42,10 +40,10 @@ const (
 var speaksFirst = []string{"SSH-2.0-OpenSSH", "SSH-2.0-dropbear", "SSH-2.0-PuTTY", "SSH-2.0-libssh",
 	"SSH-2.0-paramiko", "SSH-2.0-Go", "SSH-2.0-JSCH"}
 
-// kexInitDeadline is until when a client with this version line gets to
-// send its KEXINIT, the server's version line having gone out at sent and
-// the client's having arrived at versionAt. A client lying about its version only
-// delays itself, by at most helloWait.
+// kexInitDeadline is until when a client with this version line may take
+// to send its KEXINIT, the server's version line having gone out at sent
+// and the client's having arrived at versionAt. A client that lies about
+// its version delays only itself, by at most helloWait.
 func kexInitDeadline(version string, sent, versionAt time.Time) time.Time {
 	for _, p := range speaksFirst {
 		if strings.HasPrefix(version, p) {
