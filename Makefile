@@ -7,11 +7,13 @@ DATA    ?= ./cpm-data
 # Debian packages cpm needs at run or test time, keyed by the command that
 # shows whether each is present.
 # The tests also drive other ssh clients (dropbear, PuTTY, libgit2 through
-# Debian's python3-pygit2), audit the server with ssh-audit, and run the
-# README's recipes in namespaces of their own (unshare, ip, useradd).
+# Debian's python3-pygit2, and JSch, which must fail as the README says),
+# audit the server with ssh-audit, and run the README's recipes in
+# namespaces of their own (unshare, ip, useradd).
 NEEDS   := git:git rsync:rsync ssh:openssh-client /usr/sbin/sshd:openssh-server gcc:gcc cc:libc6-dev \
 	ssh-audit:ssh-audit dbclient:dropbear-bin plink:putty-tools \
 	/usr/lib/python3/dist-packages/pygit2:python3-pygit2 \
+	java:default-jre-headless /usr/share/maven-repo/com/jcraft/jsch:libjsch-java \
 	git-lfs:git-lfs haproxy:haproxy \
 	ip:iproute2 unshare:util-linux useradd:passwd
 

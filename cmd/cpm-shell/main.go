@@ -118,7 +118,8 @@ type serveCmd struct {
 	HandshakeTimeout *string `config:"handshake_timeout" name:"handshake-timeout" placeholder:"DURATION" help:"Time from connect to the first session (default 20s)."`
 	IdleTimeout      *string `config:"idle_timeout" name:"idle-timeout" placeholder:"DURATION" help:"Close a connection with no traffic this long (default 10m)."`
 	MaxSessionTime   *string `config:"max_session_time" name:"max-session-time" placeholder:"DURATION" help:"Close any connection after this long (default 6h)."`
-	MaxStartups      *string `config:"max_startups" name:"max-startups" placeholder:"N" help:"Unauthenticated connections at once; more are dropped (default 64)."`
+	MaxStartups      *string `config:"max_startups" name:"max-startups" placeholder:"START:RATE:FULL" help:"Unauthenticated connections at once: from START on a new one is dropped at once with RATE% chance, rising to 100% at FULL; N alone is a hard limit (default 128:30:256)."`
+	MaxPerSource     *string `config:"per_source_max_startups" name:"per-source-max-startups" placeholder:"N" help:"Unauthenticated connections at once from one IPv4 address or IPv6 /64; more are dropped at once (default 100)."`
 	MaxSessions      *string `config:"max_sessions" name:"max-sessions" placeholder:"N" help:"Concurrent sessions per connection (default 4)."`
 	ProxyProtocol    *string `config:"proxy_protocol" name:"proxy-protocol" placeholder:"MODE" help:"PROXY protocol on the ssh and git:// listeners: off, optional or required (default off)."`
 	ProxyAllow       *string `config:"proxy_allow" name:"proxy-allow" placeholder:"CIDR,…" help:"Load balancers allowed to send a PROXY header."`

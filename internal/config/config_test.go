@@ -151,3 +151,46 @@ func TestDeployExampleIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestStartups(t *testing.T) {
+	tests := []struct {
+		v       string
+		want    Startups
+		wantErr bool
+	}{
+		{"128:30:256", Startups{128, 30, 256}, false},
+		{"10:0:100", Startups{10, 0, 100}, false},
+		{"20", Startups{20, 100, 20}, false},
+		{"5:100:5", Startups{5, 100, 5}, false},
+		{"0", Startups{}, true},
+		{"64:30", Startups{}, true},
+		{"64:30:32", Startups{}, true},
+		{"64:101:128", Startups{}, true},
+		{"64:-1:128", Startups{}, true},
+		{"a:b:c", Startups{}, true},
+		{"1:2:3:4", Startups{}, true},
+	}
+	for _, tt := range tests {
+		var got Startups
+		err := startups(&got, tt.v)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("startups(%q) = %+v, %v", tt.v, got, err)
+		}
+	}
+}
+
+// max_startups in a YAML file, quoted or not, is the three numbers.
+func TestStartupsInYAML(t *testing.T) {
+	for _, body := range []string{"max_startups: \"10:30:60\"\n", "max_startups: 10:30:60\n"} {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(p, []byte(body), 0o600)
+		file, err := Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := Resolve(file, nil, nil)
+		if err != nil || c.MaxStartups != (Startups{10, 30, 60}) {
+			t.Errorf("%q: %+v %v", body, c.MaxStartups, err)
+		}
+	}
+}

@@ -23,7 +23,8 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	IdleTimeout      time.Duration
 	MaxSessionTime   time.Duration
-	MaxStartups      int
+	MaxStartups      Startups
+	MaxPerSource     int
 	MaxSessions      int
 	Workers          int
 	PerTarget        int
@@ -75,7 +76,8 @@ var Settings = []Setting{
 	{"handshake_timeout", "20s", "time from connect to the first session", func(c *Config, v string) error { return duration(&c.HandshakeTimeout, v, time.Second) }},
 	{"idle_timeout", "10m", "close a connection with no traffic this long", func(c *Config, v string) error { return duration(&c.IdleTimeout, v, time.Second) }},
 	{"max_session_time", "6h", "close any connection after this long", func(c *Config, v string) error { return duration(&c.MaxSessionTime, v, time.Second) }},
-	{"max_startups", "64", "unauthenticated connections at once; more are dropped", func(c *Config, v string) error { return positive(&c.MaxStartups, v) }},
+	{"max_startups", "128:30:256", "unauthenticated connections at once, as START:RATE:FULL (from START on a new one is dropped at once with RATE% chance, rising to 100% at FULL) or N", func(c *Config, v string) error { return startups(&c.MaxStartups, v) }},
+	{"per_source_max_startups", "100", "unauthenticated connections at once from one IPv4 address or IPv6 /64; more are dropped at once", func(c *Config, v string) error { return positive(&c.MaxPerSource, v) }},
 	{"max_sessions", "4", "concurrent sessions per connection", func(c *Config, v string) error { return positive(&c.MaxSessions, v) }},
 	{"workers", "4", "replication syncs at once (the global cap on transfers)", func(c *Config, v string) error { return positive(&c.Workers, v) }},
 	{"per_target", "2", "replication syncs at once per server", func(c *Config, v string) error { return positive(&c.PerTarget, v) }},
@@ -215,6 +217,31 @@ func positive(dst *int, v string) error {
 		return fmt.Errorf("want a whole number from 1")
 	}
 	*dst = n
+	return nil
+}
+
+// Startups is max_startups: like OpenSSH's MaxStartups, connections are
+// taken below Start, dropped with Rate percent chance from Start, rising
+// to every one at Full.
+type Startups struct{ Start, Rate, Full int }
+
+// startups parses START:RATE:FULL, or N for N:100:N (a hard limit).
+func startups(dst *Startups, v string) error {
+	f := strings.Split(v, ":")
+	if len(f) == 1 {
+		f = []string{v, "100", v}
+	}
+	var n [3]int
+	for i := range n {
+		if len(f) != 3 || positive(&n[i], f[i]) != nil && !(i == 1 && f[i] == "0") {
+			return fmt.Errorf("want START:RATE:FULL such as 128:30:256, or a whole number from 1")
+		}
+	}
+	p := Startups{Start: n[0], Rate: n[1], Full: n[2]}
+	if p.Rate > 100 || p.Full < p.Start {
+		return fmt.Errorf("want RATE at most 100 and FULL at least START")
+	}
+	*dst = p
 	return nil
 }
 

@@ -22,6 +22,7 @@ type Gateway struct {
 	denials  *prometheus.CounterVec
 	bytes    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	dropped  *prometheus.CounterVec
 }
 
 // NewGateway registers the gateway's metrics on a new registry.
@@ -44,8 +45,11 @@ func NewGateway() *Gateway {
 			Name: "cpm_session_duration_seconds", Help: "Session duration by command.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 9),
 		}, []string{"command"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cpm_ssh_startups_dropped_total", Help: "SSH connections dropped before authentication for want of a slot, by reason.",
+		}, []string{"reason"}),
 	}
-	m.Registry.MustRegister(m.active, m.sessions, m.denials, m.bytes, m.duration,
+	m.Registry.MustRegister(m.active, m.sessions, m.denials, m.bytes, m.duration, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -66,6 +70,10 @@ func (m *Gateway) Hooks() *gateway.Metrics {
 		},
 	}
 }
+
+// Dropped counts an SSH connection dropped before authentication (see
+// sshserver.Startups): the server logs only a sample of those.
+func (m *Gateway) Dropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Gateway) Handler() http.Handler {

@@ -84,14 +84,16 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([3
 	addrs[0] = raw.Addr().String()
 	ln := clientaddr.Listen(raw, clientaddr.Mode(c.ProxyProtocol), c.ProxyAllow)
 	srv.ssh = sshserver.New(n.Gateway, hostKey, sshserver.Limits{
-		HandshakeTimeout:   c.HandshakeTimeout,
-		IdleTimeout:        c.IdleTimeout,
-		MaxSessionTime:     c.MaxSessionTime,
-		MaxUnauthenticated: c.MaxStartups,
-		MaxSessions:        c.MaxSessions,
-		MaxAuthTries:       sshserver.DefaultLimits.MaxAuthTries,
+		HandshakeTimeout: c.HandshakeTimeout,
+		IdleTimeout:      c.IdleTimeout,
+		MaxSessionTime:   c.MaxSessionTime,
+		Startups: sshserver.Startups{Start: c.MaxStartups.Start, Rate: c.MaxStartups.Rate, Full: c.MaxStartups.Full,
+			PerSource: c.MaxPerSource},
+		MaxSessions:  c.MaxSessions,
+		MaxAuthTries: sshserver.DefaultLimits.MaxAuthTries,
 	}, n.Log)
 	srv.ssh.Certs = &certauth.Checker{Dir: n.Store, KRL: n.Dir.RevokedKeys()}
+	srv.ssh.Dropped = m.Dropped
 	go func() { srv.errc <- srv.ssh.Serve(ln) }()
 	if c.GitListen != "" {
 		if addrs[1], err = n.listenGit(ctx, srv, raw.Addr().(*net.TCPAddr).Port); err != nil {

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 )
@@ -51,7 +54,7 @@ func TestReadHello(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := readHello(bufio.NewReader(bytes.NewReader(tc.stream)))
+			h, err := readHello(bufio.NewReader(bytes.NewReader(tc.stream)), func(string) {})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)
@@ -93,6 +96,94 @@ func TestForClient(t *testing.T) {
 			}
 			if !slices.Equal(got.KeyExchanges, tc.base.KeyExchanges) || !slices.Equal(got.MACs, tc.base.MACs) {
 				t.Fatal("forClient changed more than the ciphers")
+			}
+		})
+	}
+}
+
+func TestKexInitDeadline(t *testing.T) {
+	sent := time.Unix(1000, 0)
+	at := sent.Add(30 * time.Millisecond)
+	tests := []struct {
+		version string
+		want    time.Time
+	}{
+		{"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3", sent.Add(helloWait)},
+		{"SSH-2.0-dropbear_2022.83", sent.Add(helloWait)},
+		{"SSH-2.0-PuTTY_Release_0.78", sent.Add(helloWait)},
+		{"SSH-2.0-libssh2_1.10.0", sent.Add(helloWait)},
+		{"SSH-2.0-libssh_0.10.6", sent.Add(helloWait)},
+		{"SSH-2.0-paramiko_2.12.0", sent.Add(helloWait)},
+		{"SSH-2.0-Go", sent.Add(helloWait)},
+		{"SSH-2.0-JSCH-0.1.54", sent.Add(helloWait)},
+		{"SSH-2.0-waiter", at.Add(kexInitWait)},
+		{"SSH-2.0-openssh", at.Add(kexInitWait)},
+		{"", at.Add(kexInitWait)},
+	}
+	for _, tc := range tests {
+		if got := kexInitDeadline(tc.version, sent, at); !got.Equal(tc.want) {
+			t.Errorf("%q: %s after the version went out, want %s", tc.version, got.Sub(sent), tc.want.Sub(sent))
+		}
+	}
+}
+
+// helloPair is a helloConn on a loopback connection and the client's end.
+func helloPair(t *testing.T) (*helloConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := newHelloConn(newDeadlineConn(server, DefaultLimits, func() {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); hc.Close() })
+	return hc, client
+}
+
+// A client that waits for the server's KEXINIT is let go soon after its
+// version line; one known to speak first is waited for, even when slow.
+func TestHelloWait(t *testing.T) {
+	ciphers := []string{gossh.CipherAES128CTR, gossh.CipherAES128GCM}
+	tests := []struct {
+		name    string
+		version string
+		delay   time.Duration // before the KEXINIT; <0 for never
+		wantOK  bool
+		within  time.Duration
+	}{
+		{"waiter", "SSH-2.0-waiter", -1, false, 500 * time.Millisecond},
+		{"quick unknown client", "SSH-2.0-other", 0, true, 500 * time.Millisecond},
+		{"OpenSSH across an ocean", "SSH-2.0-OpenSSH_9.2p1", 300 * time.Millisecond, true, helloWait},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hc, client := helloPair(t)
+			start := time.Now()
+			go func() {
+				fmt.Fprintf(client, "%s\r\n", tc.version)
+				if tc.delay >= 0 {
+					time.Sleep(tc.delay)
+					client.Write(packet(kexInit(ciphers...), 8))
+				}
+			}()
+			h, ok := hc.wait()
+			took := time.Since(start)
+			if ok != tc.wantOK || took > tc.within {
+				t.Fatalf("ok %v after %s, want %v within %s", ok, took, tc.wantOK, tc.within)
+			}
+			if ok && !slices.Equal(h.CiphersClientServer, ciphers) {
+				t.Fatalf("hello %+v", h)
 			}
 		})
 	}

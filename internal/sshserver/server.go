@@ -31,35 +31,40 @@ import (
 
 // Limits bound what one client can hold.
 type Limits struct {
-	HandshakeTimeout   time.Duration // from accept to the first session
-	IdleTimeout        time.Duration // no bytes either way
-	MaxSessionTime     time.Duration // whole connection
-	MaxUnauthenticated int           // connections not yet authenticated, like OpenSSH's MaxStartups
-	MaxSessions        int           // concurrent sessions per connection
-	MaxAuthTries       int
+	HandshakeTimeout time.Duration // from accept to the first session
+	IdleTimeout      time.Duration // no bytes either way
+	MaxSessionTime   time.Duration // whole connection
+	Startups         Startups      // connections not yet authenticated
+	MaxSessions      int           // concurrent sessions per connection
+	MaxAuthTries     int
 }
 
 // DefaultLimits suit a team's server: a slow clone of a large repository
 // is never idle for 10 minutes (git sends keepalives while it packs).
 var DefaultLimits = Limits{
-	HandshakeTimeout:   20 * time.Second,
-	IdleTimeout:        10 * time.Minute,
-	MaxSessionTime:     6 * time.Hour,
-	MaxUnauthenticated: 64,
-	MaxSessions:        4,
-	MaxAuthTries:       6,
+	HandshakeTimeout: 20 * time.Second,
+	IdleTimeout:      10 * time.Minute,
+	MaxSessionTime:   6 * time.Hour,
+	Startups:         Startups{Start: 128, Rate: 30, Full: 256, PerSource: 100},
+	MaxSessions:      4,
+	MaxAuthTries:     6,
 }
 
 // Server serves git over ssh through a gateway.
 type Server struct {
 	gw *gateway.Gateway
 	// Certs, when set, lets user certificates of trusted authorities in.
-	Certs      *certauth.Checker
+	Certs *certauth.Checker
+	// Dropped, when set, counts each connection dropped for want of an
+	// unauthenticated slot, by reason (dropLog shows only a sample).
+	Dropped    func(reason string)
 	limits     Limits
 	algorithms Algorithms
 	log        zerolog.Logger
 	srv        *ssh.Server
-	unauth     chan struct{}
+	startups   *startupGate
+	// dropLog is sampled: a flood of connections is not a flood of lines.
+	dropLog zerolog.Logger
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -85,7 +90,8 @@ const (
 
 // New makes a server with the given host key.
 func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.Logger) *Server {
-	s := &Server{gw: gw, limits: limits, log: log, unauth: make(chan struct{}, max(1, limits.MaxUnauthenticated)),
+	s := &Server{gw: gw, limits: limits, log: log, startups: newStartupGate(limits.Startups),
+		dropLog:    log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		algorithms: StrongAlgorithms(HasAESHardware())}
 	s.srv = &ssh.Server{
 		Version:     strings.TrimPrefix(serverVersion, "SSH-2.0-"),
@@ -149,9 +155,7 @@ func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
 	}
 	algorithms := s.algorithms
 	if hc, ok := ctx.Value(helloKey).(*helloConn); ok {
-		if hello, ok := hc.wait(helloWait); ok {
-			algorithms = algorithms.forClient(hello)
-		}
+		algorithms = hc.offer
 	}
 	algorithms.apply(&c.Config)
 	c.PublicKeyAuthAlgorithms = slices.Clone(algorithms.PublicKeyAuths)
@@ -187,26 +191,33 @@ func (s *Server) stopping() bool {
 	return s.closing
 }
 
-// admit waits a short while for an unauthenticated slot, so that a burst
-// of real clients (a CI fleet cloning at once) queues instead of failing,
-// and drops the connection when none frees up, like OpenSSH's MaxStartups.
+// admit takes a connection into an unauthenticated slot or drops it at
+// once (see Startups). Waiting for a slot instead would let idle
+// connections hold everyone else's connections too.
 func (s *Server) admit(c net.Conn) {
-	wait := s.limits.HandshakeTimeout / 2
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case s.unauth <- struct{}{}:
-	case <-t.C:
-		s.log.Warn().Str("remote", c.RemoteAddr().String()).Msg("too many unauthenticated connections; dropped")
+	leave, reason := s.startups.enter(c.RemoteAddr())
+	if reason != "" {
+		s.dropLog.Warn().Str("remote", c.RemoteAddr().String()).Str("reason", reason).
+			Msg("too many unauthenticated connections; dropped")
+		if s.Dropped != nil {
+			s.Dropped(reason)
+		}
 		c.Close()
 		return
 	}
-	dc := newDeadlineConn(c, s.limits, func() { <-s.unauth })
+	dc := newDeadlineConn(c, s.limits, leave)
 	hc, err := newHelloConn(dc)
 	if err != nil {
 		s.log.Debug().Str("remote", c.RemoteAddr().String()).Err(err).Msg("handshake failed")
 		dc.Close()
 		return
+	}
+	// Waiting for the client's hello here, not in serverConfig: gliderlabs
+	// calls that under its server-wide lock, and a client slow to speak
+	// held up every other handshake behind a waiting writer of that lock.
+	hc.offer = s.algorithms
+	if hello, ok := hc.wait(); ok {
+		hc.offer = s.algorithms.forClient(hello)
 	}
 	s.srv.HandleConn(hc)
 }
