@@ -264,6 +264,7 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 		// After a failure, or before the first success, lay the replica's
 		// foundations again.
 		fresh := j.LastSuccessAt.IsZero() || j.Attempts > 0
+		w.Log.Info().Str("repo", j.Repo).Str("target", j.Server).Bool("fresh", fresh).Int("attempts", j.Attempts).Msg("sync started")
 		if w.Publisher != nil && srv.Role == store.Neighbor {
 			_, err = w.Publisher.Ensure(ctx, srv)
 		}
