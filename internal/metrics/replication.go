@@ -47,7 +47,7 @@ func NewReplication(reg *prometheus.Registry, st *store.Store) *Replication {
 			Name: "cpm_replication_attempts_total", Help: "Sync attempts by target and result.",
 		}, []string{"target", "result"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cpm_replication_failures_total", Help: "Failed syncs by target and cause.",
+			Name: "cpm_replication_failures_total", Help: "Failed syncs by target and cause; cause metadata counts failed metadata deliveries (a backup's database snapshot, a neighbour's permissions).",
 		}, []string{"target", "cause"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cpm_replication_bytes_sent_total", Help: "Bytes rsync sent.",
@@ -72,6 +72,12 @@ func (m *Replication) Repaired(target, cause string) { m.repairs.WithLabelValues
 
 // Observe records one finished attempt.
 func (m *Replication) Observe(ev replicate.Event) {
+	if ev.Metadata {
+		if !ev.OK {
+			m.failures.WithLabelValues(ev.Target, ev.Cause).Inc()
+		}
+		return
+	}
 	m.duration.WithLabelValues(ev.Target).Observe(ev.Duration.Seconds())
 	m.bytes.WithLabelValues(ev.Target).Add(float64(ev.Bytes))
 	if ev.OK {

@@ -92,12 +92,10 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 	}
 	job := copyJob{target: t, repo: repo, dir: dir, refsDir: refsDir, skelDir: skelDir, fresh: fresh, lfs: hasLFS(dir)}
 	res, err := s.copierFor(t).copy(ctx, job)
-	if noRsync(err) && !t.Peer {
-		// The target has no rsync: tar over the same ssh, from the top,
-		// and from now on.
-		s.markNoRsync(t.Name)
+	if s.fallBack(t, err) {
+		// The target has no rsync: tar over the same ssh, from the top.
 		job.fresh = true
-		res, err = tarCopier{s}.copy(ctx, job)
+		res, err = s.copierFor(t).copy(ctx, job)
 	}
 	if err != nil {
 		return res, err

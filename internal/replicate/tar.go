@@ -66,6 +66,16 @@ func (c tarCopier) copy(ctx context.Context, j copyJob) (Result, error) {
 	return res, err
 }
 
+// deliver unpacks the file beside dir/name, in a folder of its own, and
+// renames it into place.
+func (c tarCopier) deliver(ctx context.Context, t remote.Target, local, dir, name string) (int64, error) {
+	base := filepath.Base(local)
+	q := remote.Quote
+	in := ".cpm-in-" + base
+	return c.s.tarTo(ctx, t, filepath.Dir(local), []string{base}, "cd "+q(dir)+" && rm -rf "+q(in)+" && mkdir "+q(in)+
+		" && tar -C "+q(in)+" -xf - && mv -f "+q(in+"/"+base)+" "+q(name)+" && rmdir "+q(in))
+}
+
 // lfs sends the LFS objects the replica at dst lacks.
 func (c tarCopier) lfs(ctx context.Context, j copyJob, dst string) (bytes, files int64, err error) {
 	local := filepath.Join(j.dir, "lfs", "objects")

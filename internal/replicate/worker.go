@@ -69,10 +69,12 @@ type Workers struct {
 type Event struct {
 	Repo, Target string
 	OK, Blocked  bool
-	Cause        string
-	Lag          time.Duration // from the oldest unsynced push to verified
-	Duration     time.Duration
-	Bytes        int64
+	// Metadata marks a metadata delivery (no Repo), not a sync.
+	Metadata bool
+	Cause    string
+	Lag      time.Duration // from the oldest unsynced push to verified
+	Duration time.Duration
+	Bytes    int64
 }
 
 // wakeReason is why the work loop looks at the queue again.
