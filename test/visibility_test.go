@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,33 @@ func TestCheckReconnects(t *testing.T) {
 	}
 	if r := c.w.Admin("", "doctor"); r.Code == 0 || !strings.Contains(r.Stdout, "b1: ") {
 		t.Errorf("doctor passed with b1's sshd stopped (exit %d):\n%s", r.Code, r.Stdout)
+	}
+}
+
+// TestDiskFullHoldsSync: a backup with less free space than a sync needs
+// plus free_space_margin is held before anything is copied, with the
+// cause in sync status, server list and the failure metric. The margin
+// (1 PiB) is what makes the real, measured free space too little: no
+// test can fill a real disk.
+func TestDiskFullHoldsSync(t *testing.T) {
+	c := newCompany(t, "--free-space-margin", "1PiB")
+	_, path := backup(t, c.w, "b1")
+	waitFor(t, 30*time.Second, "the sync held for space", func() bool {
+		j := jobOf(t, c, "acme/web", "b1")
+		return j != nil && strings.HasPrefix(j["last_error"].(string), "disk full: ")
+	})
+	j := jobOf(t, c, "acme/web", "b1")
+	if !regexp.MustCompile(`^disk full: \d+ MiB free, needs \d+ MiB`).MatchString(j["last_error"].(string)) {
+		t.Errorf("sync status: %v", j)
+	}
+	row := serverRow(t, c, "b1")
+	if row["state"] != "retrying" || !strings.HasPrefix(row["cause"].(string), "disk full: ") || !strings.Contains(row["fix"].(string), "free space on b1") {
+		t.Errorf("server list: %v", row)
+	}
+	if packs, _ := filepath.Glob(filepath.Join(path, "acme", "web.git", "objects", "pack", "*")); len(packs) > 0 {
+		t.Errorf("objects were copied to a full disk: %v", packs)
+	}
+	if m := metricsText(t, c.srv.MetricsAddr); !strings.Contains(m, `cpm_replication_failures_total{cause="disk_full",target="b1"}`) {
+		t.Errorf("metrics:\n%s", grepLines(m, "b1"))
 	}
 }

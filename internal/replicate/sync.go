@@ -31,6 +31,9 @@ type Syncer struct {
 	LockDir string // per-repository locks, shared with maintenance
 	// Progress, when set, receives rsync's --info=progress2 output.
 	Progress *os.File
+	// FreeMargin is the room, in bytes, a backup keeps beyond what a
+	// sync sends; with less, the sync waits (DiskFullError).
+	FreeMargin int64
 }
 
 // Result describes a finished sync.
@@ -90,6 +93,9 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 			return Result{}, err
 		}
 	}
+	if err := s.checkSpace(ctx, t, repo, dir); err != nil {
+		return Result{}, err
+	}
 	job := copyJob{target: t, repo: repo, dir: dir, refsDir: refsDir, skelDir: skelDir, fresh: fresh, lfs: hasLFS(dir)}
 	res, err := s.copierFor(t).copy(ctx, job)
 	if s.fallBack(t, err) {
@@ -137,10 +143,11 @@ func (s *Syncer) markNoRsync(target string) {
 // NewSyncer is a Syncer for the repositories of a data directory.
 func NewSyncer(dir datadir.Dir, root repos.Root) *Syncer {
 	return &Syncer{
-		Root:    root,
-		Remote:  remote.Env{Key: dir.ReplicationKey(), NextKey: dir.NextReplicationKey(), KnownHosts: dir.KnownHosts(), ControlDir: dir.Control()},
-		TempDir: dir.Tmp(),
-		LockDir: dir.Locks(),
+		Root:       root,
+		Remote:     remote.Env{Key: dir.ReplicationKey(), NextKey: dir.NextReplicationKey(), KnownHosts: dir.KnownHosts(), ControlDir: dir.Control()},
+		TempDir:    dir.Tmp(),
+		LockDir:    dir.Locks(),
+		FreeMargin: DefaultFreeMargin,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -101,21 +102,10 @@ func (s *Syncer) lackedObjects(ctx context.Context, t remote.Target, objects, ds
 	for _, l := range strings.Split(string(out), "\n") {
 		have[strings.TrimPrefix(strings.TrimSpace(l), "./")] = true
 	}
-	err = filepath.WalkDir(objects, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() {
-			if strings.HasPrefix(name, "incoming-") || strings.HasPrefix(name, "tmp_") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		rel, _ := filepath.Rel(objects, p)
+	err = eachObjectFile(objects, func(rel string, d fs.DirEntry) error {
 		switch {
-		case have[rel], strings.HasPrefix(name, "tmp_"), strings.HasSuffix(name, ".lock"), strings.HasSuffix(name, ".keep"):
-		case isIndexFile(name) || strings.HasPrefix(rel, "info/commit-graphs/"):
+		case have[rel]:
+		case isIndexFile(d.Name()) || strings.HasPrefix(rel, "info/commit-graphs/"):
 			index = append(index, rel)
 		default:
 			data = append(data, rel)
@@ -128,6 +118,33 @@ func (s *Syncer) lackedObjects(ctx context.Context, t remote.Target, objects, ds
 	sort.Strings(data)
 	sort.Strings(index)
 	return data, index, nil
+}
+
+// eachObjectFile calls f with the path (relative to root, with slashes)
+// of every file under root that travels to a replica: not git's
+// quarantines and temporary files, locks or .keep files. A missing root
+// has none.
+func eachObjectFile(root string, f func(rel string, d fs.DirEntry) error) error {
+	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if strings.HasPrefix(name, "incoming-") || strings.HasPrefix(name, "tmp_") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(name, "tmp_") || strings.HasSuffix(name, ".lock") || strings.HasSuffix(name, ".keep") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		return f(filepath.ToSlash(rel), d)
+	})
 }
 
 // tarTo streams a tar of files under dir (all of dir when files is nil)
