@@ -42,7 +42,7 @@ func (s *Syncer) checkSpace(ctx context.Context, t remote.Target, repo names.Rep
 	}
 	q := remote.Quote
 	out, err := s.Remote.Run(ctx, t, "mkdir -p "+q(t.Path)+" && df -Pk "+q(t.Path)+" | awk 'NR==2 {print $4}' && "+
-		"{ cd "+q(replicaPath(t, repo))+" 2>/dev/null && find objects lfs/objects -type f -exec ls -ln {} + 2>/dev/null; true; }")
+		"{ cd "+q(replicaPath(t, repo))+" 2>/dev/null && LC_ALL=C find objects lfs/objects -type f -exec ls -ln {} + 2>/dev/null; true; }")
 	if err != nil {
 		return err
 	}
