@@ -134,3 +134,18 @@ func TestDiskFullHoldsSync(t *testing.T) {
 		t.Errorf("metrics:\n%s", grepLines(m, "b1"))
 	}
 }
+
+// TestDiskFullHoldsSyncToNeighbour: a neighbour answers cpm-peer space
+// with its free space and the replica's object files; the origin holds
+// the sync back as for a backup.
+func TestDiskFullHoldsSyncToNeighbour(t *testing.T) {
+	n := newTwoNodes(t, "--free-space-margin", "1PiB")
+	n.approve(t)
+	waitFor(t, 30*time.Second, "the sync to B held for space", func() bool {
+		j := jobOf(t, n.company, "acme/web", n.bName)
+		return j != nil && regexp.MustCompile(`^disk full: \d+ MiB free, needs \d+ MiB`).MatchString(j["last_error"].(string))
+	})
+	if packs, _ := filepath.Glob(filepath.Join(n.b.RepoDir("acme", "web"), "objects", "pack", "*.pack")); len(packs) > 0 {
+		t.Errorf("objects were copied to a full disk: %v", packs)
+	}
+}

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -31,18 +32,17 @@ func (e *DiskFullError) Error() string {
 		e.Free/mib, up(e.Send+e.Margin), up(e.Send), up(e.Margin))
 }
 
-// checkSpace holds a sync to backup t back when the replica's file
-// system has less room than the object files (and LFS objects) that t
-// lacks, or holds with another size, plus s.FreeMargin. It asks t with
-// POSIX tools only (df -P, find, ls -n), so it works where rsync is
-// missing too. A neighbour is a cpm node that guards its own disk.
+// checkSpace holds a sync to t back when the replica's file system has
+// less room than the object files (and LFS objects) that t lacks, or
+// holds with another size, plus s.FreeMargin. A backup is asked with
+// POSIX tools only (df -P, find, ls -n), so that it works where rsync is
+// missing too; a neighbour with cpm-peer space.
 func (s *Syncer) checkSpace(ctx context.Context, t remote.Target, repo names.RepoPath, dir string) error {
-	if t.Peer {
-		return nil
+	out, err := s.Remote.Run(ctx, t, spaceCommand(t, repo))
+	var re *remote.Error
+	if t.Peer && errors.As(err, &re) && strings.Contains(re.Stderr, "unknown cpm-peer subcommand") {
+		return nil // a neighbour of an older version: it cannot tell
 	}
-	q := remote.Quote
-	out, err := s.Remote.Run(ctx, t, "mkdir -p "+q(t.Path)+" && df -Pk "+q(t.Path)+" | awk 'NR==2 {print $4}' && "+
-		"{ cd "+q(replicaPath(t, repo))+" 2>/dev/null && LC_ALL=C find objects lfs/objects -type f -exec ls -ln {} + 2>/dev/null; true; }")
 	if err != nil {
 		return err
 	}
@@ -61,18 +61,30 @@ func (s *Syncer) checkSpace(ctx context.Context, t remote.Target, repo names.Rep
 	return nil
 }
 
-// parseListing reads `ls -ln` lines into sizes by path.
+// spaceCommand asks t for the free KiB where the replica of repo lives,
+// then "SIZE PATH" for each of its object files, PATH relative to the
+// replica (objects/…, lfs/objects/…).
+func spaceCommand(t remote.Target, repo names.RepoPath) string {
+	if t.Peer {
+		return "cpm-peer space " + repo.String()
+	}
+	q := remote.Quote
+	// ls -n: MODE LINKS UID GID SIZE MONTH DAY TIME|YEAR PATH, and
+	// object paths hold no spaces.
+	return "mkdir -p " + q(t.Path) + " && df -Pk " + q(t.Path) + " | awk 'NR==2 {print $4}' && " +
+		"{ cd " + q(replicaPath(t, repo)) + " 2>/dev/null && LC_ALL=C find objects lfs/objects -type f -exec ls -ln {} + 2>/dev/null | awk '{print $5, $NF}'; true; }"
+}
+
+// parseListing reads "SIZE PATH" lines into sizes by path.
 func parseListing(listing string) map[string]int64 {
 	have := map[string]int64{}
 	for _, l := range strings.Split(listing, "\n") {
-		// MODE LINKS UID GID SIZE MONTH DAY TIME|YEAR PATH: object paths
-		// hold no spaces.
-		f := strings.Fields(l)
-		if len(f) < 9 {
+		size, path, ok := strings.Cut(strings.TrimSpace(l), " ")
+		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseInt(f[4], 10, 64); err == nil {
-			have[f[len(f)-1]] = n
+		if n, err := strconv.ParseInt(size, 10, 64); err == nil {
+			have[path] = n
 		}
 	}
 	return have

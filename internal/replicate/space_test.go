@@ -28,10 +28,10 @@ func TestToSend(t *testing.T) {
 		}
 	}
 	listing := strings.Join([]string{
-		"-r--r--r-- 1 1000 1000 1000 Dec  7 17:00 objects/pack/pack-a.pack",
-		"-r--r--r-- 1 1000 1000 99 Dec  7 17:00 objects/pack/pack-a.idx", // another size: sent again
-		"-r--r--r-- 1 1000 1000 300 Dec  7  2025 lfs/objects/aa/bb/aabbcc",
-		"-r--r--r-- 1 1000 1000 77 Dec  7 17:00 objects/pack/pack-old.pack", // only there
+		"1000 objects/pack/pack-a.pack",
+		"99 objects/pack/pack-a.idx", // another size: sent again
+		"300 lfs/objects/aa/bb/aabbcc",
+		"77 objects/pack/pack-old.pack", // only there
 		"garbage",
 	}, "\n")
 	for _, tc := range []struct {
