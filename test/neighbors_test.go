@@ -127,11 +127,11 @@ type twoNodes struct {
 	gitPortStr string
 }
 
-func newTwoNodes(t *testing.T) *twoNodes {
+func newTwoNodes(t *testing.T, aFlags ...string) *twoNodes {
 	t.Helper()
 	port := freeLoopbackPort(t, "127.0.0.2", "127.0.0.3")
 	p := strconv.Itoa(port)
-	c := newCompany(t, "--listen", "127.0.0.2:0", "--git-listen", "127.0.0.2:"+p)
+	c := newCompany(t, append([]string{"--listen", "127.0.0.2:0", "--git-listen", "127.0.0.2:" + p}, aFlags...)...)
 	b := testworld.New(t, bin)
 	b.MustAdmin("init", "--node-name", "node-b")
 	srvB := b.StartServer("--listen", "127.0.0.3:0", "--git-listen", "127.0.0.3:"+p)

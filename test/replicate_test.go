@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -123,13 +125,23 @@ func TestReplicationToBackup(t *testing.T) {
 		`cpm_replication_oldest_unsynced_seconds{target="b1"} 0`,
 		`cpm_replication_delay_seconds_bucket{target="b1"`,
 		`cpm_replication_bytes_sent_total{target="b1"}`,
+		`cpm_replication_average_speed_bytes_per_second{target="b1"}`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	if !strings.Contains(c.srv.Log(), `"message":"sync"`) {
-		t.Errorf("no sync event in the log")
+	// The seed's last sync time, per target: within this test's run.
+	m := regexp.MustCompile(`(?m)^cpm_replication_last_success_timestamp_seconds\{target="b1"\} (\S+)$`).FindStringSubmatch(string(body))
+	if m == nil {
+		t.Errorf("metrics lack cpm_replication_last_success_timestamp_seconds for b1")
+	} else if ts, _ := strconv.ParseFloat(m[1], 64); ts < float64(start.Unix()) || ts > float64(time.Now().Unix()+1) {
+		t.Errorf("last success at %s, want between %d and now", m[1], start.Unix())
+	}
+	log := c.srv.Log()
+	started, done := strings.Index(log, `"message":"sync started"`), strings.Index(log, `"message":"sync"`)
+	if started < 0 || done < 0 || started > done {
+		t.Errorf("want a sync started event before the sync event; at %d and %d", started, done)
 	}
 }
 

@@ -48,6 +48,7 @@ type workerFlags struct {
 	Lease       *string `config:"lease" placeholder:"DURATION" help:"How long a claimed job is a worker's without renewal (default 10m)."`
 	BackoffMin  *string `config:"backoff_min" name:"backoff-min" placeholder:"DURATION" help:"First retry delay after a failed sync (default 2s)."`
 	BackoffMax  *string `config:"backoff_max" name:"backoff-max" placeholder:"DURATION" help:"Longest retry delay (default 5m)."`
+	FreeMargin  *string `config:"free_space_margin" name:"free-space-margin" placeholder:"SIZE" help:"Room a backup keeps beyond what a sync sends; with less, the sync waits (default 64MiB)."`
 	LogLevel    *string `config:"log_level" name:"log-level" placeholder:"LEVEL" help:"debug, info, warn or error (default info)."`
 	LogFormat   *string `config:"log_format" name:"log-format" placeholder:"FORMAT" help:"json or console (default json)."`
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +88,11 @@ func (s *Service) CheckServer(ctx context.Context, dir datadir.Dir, name string)
 	}
 	c := Check{Server: srv.Name, Role: srv.Role}
 	t := replicate.TargetOf(srv)
-	env := replicate.NewSyncer(dir, s.Disk).Remote
+	env, done, err := freshConnection(replicate.NewSyncer(dir, s.Disk).Remote, srv.Name)
+	if err != nil {
+		return c, err
+	}
+	defer done()
 	if t.Peer {
 		err = checkNeighbor(ctx, env, t, &c)
 	} else {
@@ -114,6 +119,28 @@ func (s *Service) CheckServer(ctx context.Context, dir datadir.Dir, name string)
 	c.State, c.Cause, c.Fix = st.State.String(), st.Cause, st.Fix
 	c.Pending, c.LagSeconds, c.LastSync = st.Pending, st.Lag.Seconds(), st.LastSync
 	return c, nil
+}
+
+// freshConnection is env with a control directory of its own: a check
+// must reach the server now, not pass through a connection that a sync
+// kept open (ssh's ControlPersist) after the server's sshd went away.
+// done closes the check's connections to the servers named and removes
+// the directory.
+func freshConnection(env remote.Env, names ...string) (remote.Env, func(), error) {
+	if env.ControlDir == "" {
+		return env, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp(env.ControlDir, "check-")
+	if err != nil {
+		return env, nil, fmt.Errorf("check: %w", err)
+	}
+	env.ControlDir = tmp
+	return env, func() {
+		for _, n := range names {
+			env.CloseMasters(n)
+		}
+		os.RemoveAll(tmp)
+	}, nil
 }
 
 func checkBackup(ctx context.Context, env remote.Env, t remote.Target, c *Check) error {

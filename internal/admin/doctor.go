@@ -244,7 +244,15 @@ func (s *Service) checkServers(ctx context.Context, dir datadir.Dir) (pins, prob
 		return []string{err.Error()}, nil, nil
 	}
 	known, _ := os.ReadFile(dir.KnownHosts())
-	env := replicate.NewSyncer(dir, s.Disk).Remote
+	var names []string
+	for _, st := range statuses {
+		names = append(names, st.Name)
+	}
+	env, done, err := freshConnection(replicate.NewSyncer(dir, s.Disk).Remote, names...)
+	if err != nil {
+		return nil, []string{err.Error()}, nil
+	}
+	defer done()
 	for _, st := range statuses {
 		srv := st.Server
 		if srv.HostKey == "" {

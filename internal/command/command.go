@@ -42,6 +42,7 @@ const (
 	PeerRsyncIn  // cpm-peer rsync-in ORG/REPO --server --daemon .
 	PeerRsyncOut // cpm-peer rsync-out ORG/REPO --server --daemon .
 	PeerWant     // cpm-peer want ORG/REPO: send me your ORG/REPO now
+	PeerSpace    // cpm-peer space ORG/REPO: free space and object files, before a sync
 	PeerRekey    // cpm-peer rekey: my new replication key on stdin
 	PeerForward  // cpm-peer forward ORG/REPO FINGERPRINT: a push to my replica, made by that key
 )
@@ -62,6 +63,7 @@ var verbNames = map[Verb]string{
 	PeerRsyncIn:     "cpm-peer rsync-in",
 	PeerRsyncOut:    "cpm-peer rsync-out",
 	PeerWant:        "cpm-peer want",
+	PeerSpace:       "cpm-peer space",
 	PeerRekey:       "cpm-peer rekey",
 	PeerForward:     "cpm-peer forward",
 }
@@ -146,7 +148,7 @@ func parsePeer(words []string) (Command, error) {
 		return Command{}, invalid("cpm-peer needs a subcommand")
 	}
 	simple := map[string]Verb{"hello": PeerHello, "meta": PeerMeta, "rekey": PeerRekey}
-	withRepo := map[string]Verb{"prepare": PeerPrepare, "refs": PeerRefs, "rsync-in": PeerRsyncIn, "rsync-out": PeerRsyncOut, "want": PeerWant}
+	withRepo := map[string]Verb{"prepare": PeerPrepare, "refs": PeerRefs, "rsync-in": PeerRsyncIn, "rsync-out": PeerRsyncOut, "want": PeerWant, "space": PeerSpace}
 	if v, ok := simple[words[0]]; ok {
 		if len(words) != 1 {
 			return Command{}, invalid("cpm-peer %s takes no arguments", words[0])

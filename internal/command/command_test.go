@@ -39,6 +39,7 @@ func TestParse(t *testing.T) {
 		{"cpm-peer rsync-in acme/web --server --daemon .", ok(PeerRsyncIn, "acme", "web")},
 		{"cpm-peer rsync-out acme/web --server --daemon .", ok(PeerRsyncOut, "acme", "web")},
 		{"cpm-peer want acme/web", ok(PeerWant, "acme", "web")},
+		{"cpm-peer space acme/web", ok(PeerSpace, "acme", "web")},
 		{"git-lfs-transfer /acme/web.git upload", Command{Verb: LFSTransfer, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "upload"}},
 		{"git-lfs-transfer acme/web download", Command{Verb: LFSTransfer, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "download"}},
 		{"git-lfs-authenticate 'acme/web.git' download", Command{Verb: LFSAuthenticate, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "download"}},

@@ -37,6 +37,7 @@ type Config struct {
 	LogFormat        string
 	LagThreshold     time.Duration
 	LFSMaxObjectSize int64          // bytes
+	FreeSpaceMargin  int64          // bytes
 	ProxyProtocol    string         // off, optional or required
 	ProxyAllow       []netip.Prefix // who may send a PROXY header
 }
@@ -91,6 +92,7 @@ var Settings = []Setting{
 	{"lag_threshold", "15m", "doctor reports replication lag above this", func(c *Config, v string) error { return duration(&c.LagThreshold, v, time.Second) }},
 	{"proxy_protocol", "off", "PROXY protocol (v1, v2) on the ssh and git:// listeners: off, optional or required (then only from proxy_allow)", func(c *Config, v string) error { return oneOf(&c.ProxyProtocol, v, "off", "optional", "required") }},
 	{"proxy_allow", "", "comma-separated CIDRs of the load balancers allowed to send a PROXY header", func(c *Config, v string) error { return prefixes(&c.ProxyAllow, v) }},
+	{"free_space_margin", "64MiB", "room a backup keeps beyond what a sync sends; with less free space the sync waits (disk full)", func(c *Config, v string) error { return byteSize(&c.FreeSpaceMargin, v) }},
 	{"lfs_max_object_size", "5GiB", "largest Git LFS object a push may upload (bytes, or with a unit: 500MiB, 5GiB)", func(c *Config, v string) error { return byteSize(&c.LFSMaxObjectSize, v) }},
 }
 

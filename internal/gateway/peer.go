@@ -45,6 +45,8 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 		err = g.Peers.Prepare(ctx, origin, cmd.Repo)
 	case command.PeerRefs:
 		err = g.Peers.Refs(ctx, origin, cmd.Repo, s.Stdout)
+	case command.PeerSpace:
+		err = g.Peers.Space(ctx, origin, cmd.Repo, s.Stdout)
 	case command.PeerRekey:
 		err = g.Peers.Rekey(ctx, origin, s.Stdin)
 	case command.PeerForward:

@@ -44,6 +44,7 @@ func (n *Node) workers(m *metrics.Replication) *replicate.Workers {
 	c := n.Conf
 	host, _ := os.Hostname()
 	syncer := replicate.NewSyncer(n.Dir, n.Disk)
+	syncer.FreeMargin = c.FreeSpaceMargin
 	w := &replicate.Workers{
 		Store:      n.Store,
 		Syncer:     syncer,

@@ -93,9 +93,12 @@ func (w *Workers) metaTrip(server int64, err error) time.Time {
 // cause names a failure for metrics, following rsync's exit codes.
 func cause(err error) string {
 	var re *remote.Error
+	var full *DiskFullError
 	switch {
 	case errors.Is(err, ErrMismatch):
 		return "verify"
+	case errors.As(err, &full):
+		return "disk_full"
 	case !errors.As(err, &re):
 		return "local"
 	case re.Blocking():

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -21,9 +22,15 @@ type copyJob struct {
 }
 
 // A copier ships a copyJob to its target in the order that keeps the
-// replica consistent for readers: data, then indexes, then refs.
+// replica consistent for readers: data, then indexes, then refs. It
+// also delivers single files to a backup (the database snapshot), so
+// that whatever reaches the repositories reaches the metadata too.
 type copier interface {
 	copy(ctx context.Context, j copyJob) (Result, error)
+	// deliver puts the local file at dir/name on backup t, whole or not
+	// at all (readers find the previous file or this one), and returns
+	// the bytes sent.
+	deliver(ctx context.Context, t remote.Target, local, dir, name string) (int64, error)
 }
 
 // copierFor picks the strategy for t: rsync into a neighbour's daemon
@@ -37,6 +44,16 @@ func (s *Syncer) copierFor(t remote.Target) copier {
 		return tarCopier{s}
 	}
 	return rsyncCopier{s}
+}
+
+// fallBack reports whether err says that backup t has no rsync; it then
+// marks t, whose copier is tar over ssh from now on.
+func (s *Syncer) fallBack(t remote.Target, err error) bool {
+	if t.Peer || !noRsync(err) {
+		return false
+	}
+	s.markNoRsync(t.Name)
+	return true
 }
 
 // rsyncStep is one rsync run of a copy: src into an area of the
@@ -94,4 +111,13 @@ func (c rsyncCopier) copy(ctx context.Context, j copyJob) (Result, error) {
 		res.Files += r.Files
 	}
 	return res, nil
+}
+
+// deliver lets rsync write a temporary file beside dir/name and rename it.
+func (c rsyncCopier) deliver(ctx context.Context, t remote.Target, local, dir, name string) (int64, error) {
+	if t.Peer {
+		return 0, fmt.Errorf("deliver %s to %s: a neighbour takes no files", name, t.Name)
+	}
+	res, err := c.s.rsyncArgs(ctx, t, []string{local, remote.Dest(t, dir+"/"+name)})
+	return res.Bytes, err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -77,7 +78,15 @@ func (p *Publisher) Ensure(ctx context.Context, srv store.Server) (Delivery, err
 		d.Bytes, err = p.sendSnapshot(ctx, t)
 	}
 	if err != nil {
-		return d, fmt.Errorf("deliver %s to %s: %w", d.Kind, srv.Name, err)
+		err = fmt.Errorf("deliver %s to %s: %w", d.Kind, srv.Name, err)
+		if ctx.Err() == nil {
+			// On the server's row, for server list, doctor and the
+			// metrics: a delivery that keeps failing must not look ok.
+			if rerr := p.Store.SetMetaError(ctx, srv.ID, oneLine(err.Error())); rerr != nil {
+				return d, errors.Join(err, rerr)
+			}
+		}
+		return d, err
 	}
 	d.Duration = time.Since(start)
 	return d, p.Store.SetMetaGeneration(ctx, srv.ID, d.Generation)
@@ -146,10 +155,13 @@ func (p *Publisher) sendSnapshot(ctx context.Context, t remote.Target) (int64, e
 	if _, err := p.Syncer.Remote.Run(ctx, t, cmd); err != nil {
 		return 0, err
 	}
-	// rsync writes a temporary file and renames it: the backup holds the
-	// previous snapshot or this one, whole.
-	res, err := p.Syncer.rsyncArgs(ctx, t, []string{local, remote.Dest(t, dir+"/"+SnapshotName)})
-	return res.Bytes, err
+	// The backup holds the previous snapshot or this one, whole; one
+	// without rsync gets it by tar, as it gets the repositories.
+	n, err := p.Syncer.copierFor(t).deliver(ctx, t, local, dir, SnapshotName)
+	if p.Syncer.fallBack(t, err) {
+		n, err = p.Syncer.copierFor(t).deliver(ctx, t, local, dir, SnapshotName)
+	}
+	return n, err
 }
 
 // publish delivers the current metadata to every server that lacks it
@@ -175,6 +187,9 @@ func (w *Workers) publish(ctx context.Context) {
 		retry := w.metaTrip(srv.ID, err)
 		log := w.Log.With().Str("target", srv.Name).Str("kind", d.Kind).Int64("generation", d.Generation).Logger()
 		if err != nil {
+			if w.Observe != nil {
+				w.Observe(Event{Target: srv.Name, Metadata: true, Cause: "metadata"})
+			}
 			blocked := w.blockIfNeeded(ctx, srv, err)
 			log.Warn().Err(err).Str("cause", cause(err)).Bool("blocked", blocked).Time("retry_at", retry).Msg("deliver metadata")
 			continue

@@ -32,6 +32,9 @@ type Syncer struct {
 	LockDir string // per-repository locks, shared with maintenance
 	// Progress, when set, is moved by rsync's --info=progress2 output.
 	Progress *progress.Bar
+	// FreeMargin is the room, in bytes, a backup keeps beyond what a
+	// sync sends; with less, the sync waits (DiskFullError).
+	FreeMargin int64
 }
 
 // Result describes a finished sync.
@@ -91,14 +94,15 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 			return Result{}, err
 		}
 	}
+	if err := s.checkSpace(ctx, t, repo, dir); err != nil {
+		return Result{}, err
+	}
 	job := copyJob{target: t, repo: repo, dir: dir, refsDir: refsDir, skelDir: skelDir, fresh: fresh, lfs: hasLFS(dir)}
 	res, err := s.copierFor(t).copy(ctx, job)
-	if noRsync(err) && !t.Peer {
-		// The target has no rsync: tar over the same ssh, from the top,
-		// and from now on.
-		s.markNoRsync(t.Name)
+	if s.fallBack(t, err) {
+		// The target has no rsync: tar over the same ssh, from the top.
 		job.fresh = true
-		res, err = tarCopier{s}.copy(ctx, job)
+		res, err = s.copierFor(t).copy(ctx, job)
 	}
 	if err != nil {
 		return res, err
@@ -140,10 +144,11 @@ func (s *Syncer) markNoRsync(target string) {
 // NewSyncer is a Syncer for the repositories of a data directory.
 func NewSyncer(dir datadir.Dir, root repos.Root) *Syncer {
 	return &Syncer{
-		Root:    root,
-		Remote:  remote.Env{Key: dir.ReplicationKey(), NextKey: dir.NextReplicationKey(), KnownHosts: dir.KnownHosts(), ControlDir: dir.Control()},
-		TempDir: dir.Tmp(),
-		LockDir: dir.Locks(),
+		Root:       root,
+		Remote:     remote.Env{Key: dir.ReplicationKey(), NextKey: dir.NextReplicationKey(), KnownHosts: dir.KnownHosts(), ControlDir: dir.Control()},
+		TempDir:    dir.Tmp(),
+		LockDir:    dir.Locks(),
+		FreeMargin: DefaultFreeMargin,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -66,6 +67,16 @@ func (c tarCopier) copy(ctx context.Context, j copyJob) (Result, error) {
 	return res, err
 }
 
+// deliver unpacks the file beside dir/name, in a folder of its own, and
+// renames it into place.
+func (c tarCopier) deliver(ctx context.Context, t remote.Target, local, dir, name string) (int64, error) {
+	base := filepath.Base(local)
+	q := remote.Quote
+	in := ".cpm-in-" + base
+	return c.s.tarTo(ctx, t, filepath.Dir(local), []string{base}, "cd "+q(dir)+" && rm -rf "+q(in)+" && mkdir "+q(in)+
+		" && tar -C "+q(in)+" -xf - && mv -f "+q(in+"/"+base)+" "+q(name)+" && rmdir "+q(in))
+}
+
 // lfs sends the LFS objects the replica at dst lacks.
 func (c tarCopier) lfs(ctx context.Context, j copyJob, dst string) (bytes, files int64, err error) {
 	local := filepath.Join(j.dir, "lfs", "objects")
@@ -91,21 +102,10 @@ func (s *Syncer) lackedObjects(ctx context.Context, t remote.Target, objects, ds
 	for _, l := range strings.Split(string(out), "\n") {
 		have[strings.TrimPrefix(strings.TrimSpace(l), "./")] = true
 	}
-	err = filepath.WalkDir(objects, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() {
-			if strings.HasPrefix(name, "incoming-") || strings.HasPrefix(name, "tmp_") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		rel, _ := filepath.Rel(objects, p)
+	err = eachObjectFile(objects, func(rel string, d fs.DirEntry) error {
 		switch {
-		case have[rel], strings.HasPrefix(name, "tmp_"), strings.HasSuffix(name, ".lock"), strings.HasSuffix(name, ".keep"):
-		case isIndexFile(name) || strings.HasPrefix(rel, "info/commit-graphs/"):
+		case have[rel]:
+		case isIndexFile(d.Name()) || strings.HasPrefix(rel, "info/commit-graphs/"):
 			index = append(index, rel)
 		default:
 			data = append(data, rel)
@@ -118,6 +118,33 @@ func (s *Syncer) lackedObjects(ctx context.Context, t remote.Target, objects, ds
 	sort.Strings(data)
 	sort.Strings(index)
 	return data, index, nil
+}
+
+// eachObjectFile calls f with the path (relative to root, with slashes)
+// of every file under root that travels to a replica: not git's
+// quarantines and temporary files, locks or .keep files. A missing root
+// has none.
+func eachObjectFile(root string, f func(rel string, d fs.DirEntry) error) error {
+	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if strings.HasPrefix(name, "incoming-") || strings.HasPrefix(name, "tmp_") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(name, "tmp_") || strings.HasSuffix(name, ".lock") || strings.HasSuffix(name, ".keep") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		return f(filepath.ToSlash(rel), d)
+	})
 }
 
 // tarTo streams a tar of files under dir (all of dir when files is nil)

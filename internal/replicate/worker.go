@@ -69,10 +69,12 @@ type Workers struct {
 type Event struct {
 	Repo, Target string
 	OK, Blocked  bool
-	Cause        string
-	Lag          time.Duration // from the oldest unsynced push to verified
-	Duration     time.Duration
-	Bytes        int64
+	// Metadata marks a metadata delivery (no Repo), not a sync.
+	Metadata bool
+	Cause    string
+	Lag      time.Duration // from the oldest unsynced push to verified
+	Duration time.Duration
+	Bytes    int64
 }
 
 // wakeReason is why the work loop looks at the queue again.
@@ -264,6 +266,7 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 		// After a failure, or before the first success, lay the replica's
 		// foundations again.
 		fresh := j.LastSuccessAt.IsZero() || j.Attempts > 0
+		w.Log.Info().Str("repo", j.Repo).Str("target", j.Server).Bool("fresh", fresh).Int("attempts", j.Attempts).Msg("sync started")
 		if w.Publisher != nil && srv.Role == store.Neighbor {
 			_, err = w.Publisher.Ensure(ctx, srv)
 		}

@@ -149,7 +149,9 @@ func (s *Store) Jobs(ctx context.Context) ([]Job, error) {
 // Claim takes the next due job for one of the given servers (nil: any),
 // skipping pairs already running, and leases it to owner until lease.
 // A lease that ran out (the worker died) makes the job due again, so a
-// crash never loses a sync.
+// crash never loses a sync. Backups' jobs go before neighbours' (the
+// seed's order: main, backups, neighbours): when workers are scarce, a
+// copy that can be promoted matters more than one that serves reads.
 func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, servers []int64) (Job, bool, error) {
 	t := now()
 	until := time.Now().UTC().Add(lease).Format(timeFormat)
@@ -173,7 +175,7 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, se
 		WHERE s.enabled = 1 AND s.blocked_reason = '' AND (s.role = 'backup' OR s.approved = 1)
 		  AND ((j.state IN ('pending', 'failed') AND j.next_attempt_at <= ?1)
 		       OR (j.state = 'running' AND j.lease_until <= ?2))`+filter+`
-		ORDER BY j.next_attempt_at LIMIT 1`, args...))
+		ORDER BY s.role <> 'backup', j.next_attempt_at LIMIT 1`, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, false, nil
 	}

@@ -29,6 +29,9 @@ type Server struct {
 	PeerFingerprint string `json:"peer_fingerprint,omitempty"`
 	// MetaGeneration is the metadata generation last delivered to it.
 	MetaGeneration int64 `json:"-"`
+	// MetaError is why the last metadata delivery to it failed ("" after
+	// a success).
+	MetaError string `json:"meta_error,omitempty"`
 	// Scope and transfer settings (server add / server set).
 	RepoPatterns string    `json:"repos,omitempty"` // comma-separated ORG/REPO patterns; "" is all
 	RefPatterns  string    `json:"refs,omitempty"`  // comma-separated ref patterns; "" is all
@@ -48,7 +51,7 @@ const serverSelect = `
 	SELECT id, name, host, port, ssh_user, path, role, host_key, approved, enabled, blocked_reason, created_at,
 	       peer_key, peer_fingerprint, meta_generation,
 	       repo_patterns, ref_patterns, bwlimit_kbps, compress_level, every_seconds, reconciled_at,
-	       authorized_keys, key_state, forward_pushes
+	       authorized_keys, key_state, forward_pushes, meta_error
 	FROM servers`
 
 func scanServer(sc scanner) (Server, error) {
@@ -56,7 +59,7 @@ func scanServer(sc scanner) (Server, error) {
 	var at, reconciled string
 	err := sc.Scan(&s.ID, &s.Name, &s.Host, &s.Port, &s.User, &s.Path, &s.Role, &s.HostKey, &s.Approved, &s.Enabled, &s.BlockedReason, &at, &s.PeerKey, &s.PeerFingerprint, &s.MetaGeneration,
 		&s.RepoPatterns, &s.RefPatterns, &s.BWLimitKBps, &s.Compress, &s.EverySeconds, &reconciled,
-		&s.AuthorizedKeys, &s.KeyState, &s.ForwardPushes)
+		&s.AuthorizedKeys, &s.KeyState, &s.ForwardPushes, &s.MetaError)
 	s.CreatedAt = parseTime(at)
 	s.ReconciledAt = parseTime(reconciled)
 	return s, err
@@ -199,11 +202,20 @@ func (s *Store) PeerByFingerprint(ctx context.Context, fingerprint string) (Serv
 	return srv, nil
 }
 
-// SetMetaGeneration records the metadata generation delivered to a server.
+// SetMetaGeneration records the metadata generation delivered to a
+// server, which ends any delivery failure.
 func (s *Store) SetMetaGeneration(ctx context.Context, id, generation int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE servers SET meta_generation = max(meta_generation, ?) WHERE id = ?`, generation, id)
+	_, err := s.db.ExecContext(ctx, `UPDATE servers SET meta_generation = max(meta_generation, ?), meta_error = '' WHERE id = ?`, generation, id)
 	if err != nil {
 		return fmt.Errorf("record metadata delivery: %w", err)
+	}
+	return nil
+}
+
+// SetMetaError records why a metadata delivery to a server failed.
+func (s *Store) SetMetaError(ctx context.Context, id int64, reason string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE servers SET meta_error = ? WHERE id = ?`, reason, id); err != nil {
+		return fmt.Errorf("record failed metadata delivery: %w", err)
 	}
 	return nil
 }

@@ -412,3 +412,36 @@ func TestReplicationQueue(t *testing.T) {
 		t.Fatal("retried job not claimable")
 	}
 }
+
+// When backups and neighbours both wait, backups are served first (the
+// seed's order: main, backups, neighbours), however long the
+// neighbour's job has waited.
+func TestClaimServesBackupsBeforeNeighbours(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "web"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The neighbour's job is queued first, so it is the oldest.
+	if _, err := s.AddServer(ctx, admin, Server{Name: "n1", Host: "h", Port: 22, User: "cpm", Path: "/r", Role: Neighbor, HostKey: "k", Approved: true}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // a later next_attempt_at at the store's resolution
+	if _, err := s.AddServer(ctx, admin, Server{Name: "b1", Host: "h", Port: 22, User: "cpm", Path: "/r", Role: "backup", HostKey: "k", Approved: true}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 2 {
+		j, ok, err := s.Claim(ctx, "w", time.Minute, nil)
+		if err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		got = append(got, j.Server)
+	}
+	if strings.Join(got, " ") != "b1 n1" {
+		t.Errorf("claim order %v, want the backup before the neighbour", got)
+	}
+}

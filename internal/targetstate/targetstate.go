@@ -91,6 +91,10 @@ func Of(srv store.Server, jobs []store.Job, now time.Time) Status {
 		st.State = Disabled
 	case srv.Role == store.Neighbor && !srv.Approved:
 		st.State, st.Cause = Unapproved, "not approved here yet"
+	case srv.MetaError != "":
+		// Its replicas may be fine, but without the metadata a promoted
+		// backup has no users, a neighbour no permissions.
+		st.State, st.Cause = Retrying, srv.MetaError
 	case lastErr != "":
 		st.State, st.Cause = Retrying, lastErr
 	case st.Pending > 0:
@@ -153,8 +157,10 @@ func FixFor(srv store.Server, cause string, blocked bool) string {
 	case strings.Contains(c, "connection refused") || strings.Contains(c, "timed out") ||
 		strings.Contains(c, "no route") || strings.Contains(c, "could not resolve"):
 		step = "check that " + n + " is up and its ssh port reachable"
-	case strings.Contains(c, "no space") || strings.Contains(c, "disk quota"):
+	case strings.Contains(c, "no space") || strings.Contains(c, "disk quota") || strings.Contains(c, "disk full"):
 		step = "free space on " + n
+	case strings.HasPrefix(c, "deliver "):
+		step = "see the \"deliver metadata\" events in cpm's log for " + n
 	default:
 		step = "see cpm-admin sync status for " + n
 	}

@@ -42,6 +42,11 @@ func TestOf(t *testing.T) {
 			s.BlockedReason = "ssh b1: promoted on 2026-12-01T10:00:00Z by b:/srv; this node is no longer its main"
 		}), nil, Promoted, "promoted on", "server remove b1", 0, 0, false},
 		{"neighbour not approved", with(func(s *store.Server) { s.Role, s.Approved = "neighbor", false }), nil, Unapproved, "", "server approve b1", 0, 0, false},
+		{"snapshot not delivered", with(func(s *store.Server) {
+			s.MetaError = "deliver snapshot to b1: tar to b1: exit 2: tar: cannot open"
+		}), []store.Job{done}, Retrying, "deliver snapshot", "deliver metadata", 0, 0, false},
+		{"disk full", backup, []store.Job{{ServerID: 1, State: "failed", Attempts: 1, Generation: 2, SyncedGeneration: 1,
+			DirtySince: now.Add(-time.Minute), LastError: "disk full: 10 MiB free, needs 80"}}, Retrying, "disk full", "free space on b1", 1, time.Minute, false},
 		{"disabled", with(func(s *store.Server) { s.Enabled = false }), []store.Job{failing}, Disabled, "", "disabled", 1, time.Hour, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

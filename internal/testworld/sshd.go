@@ -25,6 +25,9 @@ type SSHD struct {
 	log            *os.File
 	exited         chan struct{}
 	config         string
+	// sessions are the connections StopListening left running; Stop
+	// ends them.
+	sessions []int
 }
 
 // SSHDPath is where Debian installs sshd.
@@ -96,6 +99,7 @@ func (d *SSHD) Port() string {
 func (d *SSHD) Stop() {
 	select {
 	case <-d.exited:
+		d.endSessions()
 		return
 	default:
 	}
@@ -105,6 +109,29 @@ func (d *SSHD) Stop() {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	<-d.exited
+	d.endSessions()
+}
+
+// StopListening stops the listening sshd only, as `systemctl stop ssh`
+// does (Debian's unit has KillMode=process): connections already open
+// keep running, but nobody can connect any more. Stop (or the test's
+// end) ends them.
+func (d *SSHD) StopListening() {
+	select {
+	case <-d.exited:
+		return
+	default:
+	}
+	d.sessions = append(d.sessions, descendants(d.cmd.Process.Pid)...)
+	d.cmd.Process.Kill()
+	<-d.exited
+}
+
+func (d *SSHD) endSessions() {
+	for _, pid := range d.sessions {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	d.sessions = nil
 }
 
 // descendants lists the processes below pid, from /proc.
