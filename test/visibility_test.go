@@ -133,6 +133,14 @@ func TestDiskFullHoldsSync(t *testing.T) {
 	if m := metricsText(t, c.srv.MetricsAddr); !strings.Contains(m, `cpm_replication_failures_total{cause="disk_full",target="b1"}`) {
 		t.Errorf("metrics:\n%s", grepLines(m, "b1"))
 	}
+	// By hand, the configured margin holds too.
+	conf := filepath.Join(c.w.Root, "margin.yaml")
+	if err := os.WriteFile(conf, []byte("free_space_margin: 1PiB\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.w.Admin("", "--config", conf, "sync", "push", "acme/web", "--to", "b1"); r.Code == 0 || !strings.Contains(r.Stderr, "disk full: ") {
+		t.Errorf("sync push by hand with a 1PiB margin: exit %d: %s%s", r.Code, r.Stdout, r.Stderr)
+	}
 }
 
 // TestDiskFullHoldsSyncToNeighbour: a neighbour answers cpm-peer space

@@ -28,6 +28,11 @@ type syncPushCmd struct {
 }
 
 func (c syncPushCmd) Run(e *env, svc *admin.Service) error {
+	conf, _, err := e.flags.Resolve(nil)
+	if err != nil {
+		return err
+	}
+	svc.FreeMargin = conf.FreeSpaceMargin
 	res, err := svc.SyncPush(e.ctx, e.dir, c.Repo, c.To, c.Force, e.terminal())
 	var scope *replicate.ScopeError
 	if errors.As(err, &scope) {

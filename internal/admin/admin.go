@@ -23,6 +23,9 @@ type Service struct {
 	Disk  repos.Root
 	Actor store.Actor
 	Now   func() time.Time
+	// FreeMargin is the free_space_margin setting for syncs run by hand
+	// (zero: replicate.DefaultFreeMargin).
+	FreeMargin int64
 }
 
 // Init creates the data directory and database, or brings an existing one

@@ -273,7 +273,7 @@ func PublicKey(dir datadir.Dir) (string, error) {
 
 // onDemand runs the syncs an operator asks for, as the service's actor.
 func (s *Service) onDemand(dir datadir.Dir, bar *progress.Bar) replicate.OnDemand {
-	return replicate.OnDemand{Store: s.Store, Dir: dir, Disk: s.Disk, Actor: s.Actor, Progress: bar}
+	return replicate.OnDemand{Store: s.Store, Dir: dir, Disk: s.Disk, Actor: s.Actor, Progress: bar, FreeMargin: s.FreeMargin}
 }
 
 // bar is the progress bar of a sync on the operator's terminal, if

@@ -26,6 +26,9 @@ type OnDemand struct {
 	Actor store.Actor
 	// Progress, when set, is the operator's progress bar.
 	Progress *progress.Bar
+	// FreeMargin, when not zero, replaces DefaultFreeMargin (the
+	// free_space_margin setting).
+	FreeMargin int64
 	// Create, when set, creates and registers a repository this node
 	// does not have, so that Pull can restore it from a backup (see
 	// restore); undo takes it away again.
@@ -35,6 +38,9 @@ type OnDemand struct {
 func (o OnDemand) syncer() *Syncer {
 	s := NewSyncer(o.Dir, o.Disk)
 	s.Progress = o.Progress
+	if o.FreeMargin != 0 {
+		s.FreeMargin = o.FreeMargin
+	}
 	return s
 }
 
