@@ -57,7 +57,14 @@ type Session struct {
 	GitProtocol string // the client's GIT_PROTOCOL, "" if none
 	RemoteAddr  string
 	// Via names the neighbour that forwarded the push, "" for none.
-	Via    string
+	Via string
+	// Linger is what a push runs in instead of the session's context: it
+	// must outlive a client that hangs up once it has its push report
+	// (go-git), or post-receive dies with the connection — no audit row,
+	// no repository hooks, no replication. It still ends, at the
+	// connection's maximum time or when shutdown's grace is over. Nil:
+	// the session's context.
+	Linger context.Context
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
@@ -233,14 +240,25 @@ func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir,
 	} else {
 		env = append(env, hook.EnvKeyID+"="+strconv.FormatInt(s.Identity.KeyID, 10))
 	}
-	c := gitservice.Command(ctx, gitservice.Request{Service: gitSubcommand[verb], Dir: dir, Protocol: s.GitProtocol, Env: env})
-	return g.run(ctx, s, c)
+	finish := verb == command.ReceivePack
+	run := ctx
+	if finish && s.Linger != nil {
+		run = s.Linger
+	}
+	c := gitservice.Command(run, gitservice.Request{Service: gitSubcommand[verb], Dir: dir, Protocol: s.GitProtocol, Env: env})
+	return g.runIn(ctx, run, s, c, finish)
 }
 
 // run runs c for the session, streaming its input and output, and
 // returns its exit status. A client that went away is not a failure.
 func (g *Gateway) run(ctx context.Context, s Session, c *exec.Cmd) (int, error) {
-	o := gitservice.Run(ctx, c, gitservice.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr})
+	return g.runIn(ctx, ctx, s, c, false)
+}
+
+// runIn is run for c made with runCtx, which may outlive the session's
+// ctx; finish keeps c running to its end when the client goes away.
+func (g *Gateway) runIn(ctx, runCtx context.Context, s Session, c *exec.Cmd, finish bool) (int, error) {
+	o := gitservice.Run(runCtx, c, gitservice.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, Finish: finish})
 	if o.Err != nil && ctx.Err() == nil {
 		return o.Status, fmt.Errorf("run %s: %w", c.Args[0], o.Err)
 	}

@@ -65,6 +65,10 @@ type Server struct {
 	listeners []net.Listener
 	closing   bool
 	sessions  sync.WaitGroup
+	// stopped ends when Shutdown gives up waiting: pushes that outlived
+	// their client (see linger) are killed then.
+	stopped context.Context
+	stop    context.CancelFunc
 }
 
 // Context keys. The fingerprint travels in gossh.Permissions, which
@@ -87,6 +91,7 @@ const (
 func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.Logger) *Server {
 	s := &Server{gw: gw, limits: limits, log: log, unauth: make(chan struct{}, max(1, limits.MaxUnauthenticated)),
 		algorithms: StrongAlgorithms(HasAESHardware())}
+	s.stopped, s.stop = context.WithCancel(context.Background())
 	s.srv = &ssh.Server{
 		Version:     strings.TrimPrefix(serverVersion, "SSH-2.0-"),
 		HostSigners: []ssh.Signer{hostKey},
@@ -214,6 +219,7 @@ func (s *Server) admit(c net.Conn) {
 // Shutdown stops accepting, lets running sessions (pushes) finish until
 // ctx ends, then closes every connection.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.stop()
 	s.mu.Lock()
 	s.closing = true
 	for _, ln := range s.listeners {
@@ -232,6 +238,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	case <-ctx.Done():
 	}
+	s.stop()
 	return s.srv.Close()
 }
 
@@ -294,16 +301,30 @@ func (s *Server) handle(sess ssh.Session) {
 		// The certificate's force-command runs, whatever the client asked.
 		command = fc
 	}
+	linger, cancel := s.linger(ctx)
+	defer cancel()
 	code := s.gw.Serve(ctx, gateway.Session{
 		Identity:    id,
 		Command:     command,
 		GitProtocol: proto,
 		RemoteAddr:  sess.RemoteAddr().String(),
+		Linger:      linger,
 		Stdin:       sess,
 		Stdout:      sess,
 		Stderr:      sess.Stderr(),
 	})
 	sess.Exit(code)
+}
+
+// linger is the context a push runs in (gateway.Session.Linger): the
+// client hanging up does not end it; the connection's maximum time and
+// the end of shutdown's grace do.
+func (s *Server) linger(ctx ssh.Context) (context.Context, context.CancelFunc) {
+	end := time.Now().Add(s.limits.MaxSessionTime)
+	if dc, ok := ctx.Value(connKey).(*deadlineConn); ok {
+		end = dc.max
+	}
+	return context.WithDeadline(s.stopped, end)
 }
 
 // certPermissions authenticates a user certificate (see certauth): the

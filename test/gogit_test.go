@@ -1,0 +1,80 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	gitconfig "github.com/go-git/go-git/v5/config"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+)
+
+// go-git (Flux, Argo CD image updaters, many Go tools) hangs up as soon as
+// it has read the push report, while receive-pack is still running
+// post-receive. The push must still be audited, run the repository's own
+// post-receive.d hooks and be replicated at once.
+func TestGoGitPushRunsPostReceive(t *testing.T) {
+	c := newCompany(t)
+	_, backupPath := backup(t, c.w, "b1")
+	onBackup := func(rev string) string { return revParse(filepath.Join(backupPath, "acme", "web.git"), rev) }
+	seed := revParse(c.w.RepoDir("acme", "web"), "refs/heads/main")
+	waitFor(t, 30*time.Second, "the first sync to the backup", func() bool { return onBackup("main") == seed })
+
+	// The repository's own post-receive.d hook: slow enough that go-git
+	// is gone before it ends.
+	marker := filepath.Join(c.w.Root, "post-receive-ran")
+	hooks := filepath.Join(c.w.RepoDir("acme", "web"), "hooks", "post-receive.d")
+	os.MkdirAll(hooks, 0o755)
+	script := fmt.Sprintf("#!/bin/sh\nsleep 1\ncat > %s.tmp && mv %s.tmp %s\n", marker, marker, marker)
+	if err := os.WriteFile(filepath.Join(hooks, "10-record"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	cl := c.clients["writer"]
+	dir, r := cl.Clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("clone: %s", r.Stderr)
+	}
+	commit := cl.Commit(dir, "pushed by go-git")
+	repo, err := git.PlainOpen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := gitssh.NewPublicKeysFromFile("git", cl.Key.Path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth.HostKeyCallback, err = gitssh.NewKnownHostsCallback(c.srv.KnownHosts); err != nil {
+		t.Fatal(err)
+	}
+	err = repo.Push(&git.PushOptions{
+		RemoteName: "origin",
+		RefSpecs:   []gitconfig.RefSpec{"refs/heads/main:refs/heads/main"},
+		Auth:       auth,
+	})
+	if err != nil {
+		t.Fatalf("go-git push: %v", err)
+	}
+	if got := revParse(c.w.RepoDir("acme", "web"), "refs/heads/main"); got != commit {
+		t.Fatalf("main is %s, want %s", got, commit)
+	}
+
+	waitFor(t, 20*time.Second, "the repository's post-receive.d hook", func() bool {
+		b, err := os.ReadFile(marker)
+		return err == nil && strings.Contains(string(b), commit+" refs/heads/main")
+	})
+	waitFor(t, 10*time.Second, "the push's audit row", func() bool {
+		for _, e := range jsonList(t, c.w, "audit", "--limit", "10") {
+			if e["action"] == "push" && e["actor"] == "writer" && strings.Contains(fmt.Sprint(e["details"]), commit[:12]) {
+				return true
+			}
+		}
+		return false
+	})
+	// Replicated now, not at the next periodic pass (24 h away).
+	waitFor(t, 30*time.Second, "the push on the backup", func() bool { return onBackup("main") == commit })
+}
