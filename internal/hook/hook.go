@@ -163,22 +163,49 @@ func RepoFromDir(root, dir string) (names.RepoPath, error) {
 type Ancestry func(ctx context.Context, old, new string) (bool, error)
 
 // GitAncestry asks git in dir, with the hook's environment so that objects
-// still in the push's quarantine are visible.
+// still in the push's quarantine are visible. Only git's own "no" (exit
+// status 1), or objects that are not commits, mean "not a fast-forward";
+// any other failure (no git, a cancelled context, a missing object) is an
+// error, never an answer.
 func GitAncestry(dir string) Ancestry {
 	return func(ctx context.Context, old, new string) (bool, error) {
+		var stderr bytes.Buffer
 		cmd := exec.CommandContext(ctx, "git", "merge-base", "--is-ancestor", old, new)
-		cmd.Dir = dir
+		cmd.Dir, cmd.Stderr = dir, &stderr
 		err := cmd.Run()
 		var ee *exec.ExitError
 		switch {
 		case err == nil:
 			return true, nil
+		case ctx.Err() != nil:
+			return false, fmt.Errorf("is %s an ancestor of %s: %w", short(old), short(new), ctx.Err())
 		case errors.As(err, &ee) && ee.ExitCode() == 1:
 			return false, nil
 		}
-		// Not commits (a tag of a tree, say): not a fast-forward.
-		return false, nil
+		// git refuses what does not peel to a commit (a tag of a tree,
+		// say): such an update is not a fast-forward.
+		if notCommit(ctx, dir, old) || notCommit(ctx, dir, new) {
+			return false, nil
+		}
+		return false, fmt.Errorf("git merge-base --is-ancestor %s %s: %w: %s",
+			short(old), short(new), err, strings.Join(strings.Fields(stderr.String()), " "))
 	}
+}
+
+// notCommit reports whether id names an object, present, that does not
+// peel to a commit.
+func notCommit(ctx context.Context, dir, id string) bool {
+	git := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = dir
+		return cmd.Run()
+	}
+	if git("cat-file", "-e", id) != nil {
+		return false
+	}
+	var ee *exec.ExitError
+	err := git("rev-parse", "--verify", "-q", id+"^{commit}")
+	return errors.As(err, &ee) && ee.ExitCode() == 1 && ctx.Err() == nil
 }
 
 // Check decides every update of a push; the first refusal is the error.
@@ -201,7 +228,9 @@ func Check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath,
 		ru := authz.RefUpdate{Ref: u.Ref, Create: u.Create(), Delete: u.Delete()}
 		if !ru.Create && !ru.Delete {
 			if ru.FastForward, err = ff(ctx, u.Old, u.New); err != nil {
-				return err
+				// Not knowing is not "no": the push fails as a fault, and
+				// is not refused as needing a force-push permission.
+				return &access.Error{Kind: access.Internal, Repo: repo.String(), Ref: u.Ref, Err: err}
 			}
 		}
 		refs = append(refs, ru)
