@@ -70,6 +70,15 @@ type Session struct {
 	Stderr io.Writer
 }
 
+// lingering is the context for what must outlive a client that hangs up:
+// Linger when set, else ctx.
+func (s Session) lingering(ctx context.Context) context.Context {
+	if s.Linger != nil {
+		return s.Linger
+	}
+	return ctx
+}
+
 // result is what a session did: err nil means it was served, and status
 // is then the command's own exit status.
 type result struct {
@@ -225,6 +234,19 @@ var gitSubcommand = map[command.Verb]gitservice.Service{
 
 // runGit runs the git service with a clean environment and streams it.
 func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir, repo string) (int, error) {
+	env := g.hookEnv(s, repo)
+	finish := verb == command.ReceivePack
+	run := ctx
+	if finish {
+		run = s.lingering(ctx)
+	}
+	c := gitservice.Command(run, gitservice.Request{Service: gitSubcommand[verb], Dir: dir, Protocol: s.GitProtocol, Env: env})
+	return g.runIn(ctx, run, s, c, finish)
+}
+
+// hookEnv is what git and so cpm-hook and the repository's own hooks
+// learn of the session: who pushes, how, and where.
+func (g *Gateway) hookEnv(s Session, repo string) []string {
 	env := []string{
 		"CPM_DATA_DIR=" + g.DataDir.String(),
 		"CPM_REPO=" + repo,
@@ -240,13 +262,7 @@ func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir,
 	} else {
 		env = append(env, hook.EnvKeyID+"="+strconv.FormatInt(s.Identity.KeyID, 10))
 	}
-	finish := verb == command.ReceivePack
-	run := ctx
-	if finish && s.Linger != nil {
-		run = s.Linger
-	}
-	c := gitservice.Command(run, gitservice.Request{Service: gitSubcommand[verb], Dir: dir, Protocol: s.GitProtocol, Env: env})
-	return g.runIn(ctx, run, s, c, finish)
+	return env
 }
 
 // run runs c for the session, streaming its input and output, and

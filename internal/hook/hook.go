@@ -82,6 +82,16 @@ func ReadUpdates(r io.Reader) ([]Update, []byte, error) {
 	return out, raw, nil
 }
 
+// Input is updates as git feeds them to a receive hook, the inverse of
+// ReadUpdates.
+func Input(updates []Update) []byte {
+	var b bytes.Buffer
+	for _, u := range updates {
+		fmt.Fprintf(&b, "%s %s %s\n", u.Old, u.New, u.Ref)
+	}
+	return b.Bytes()
+}
+
 func objectID(s string) bool {
 	if len(s) != 40 && len(s) != 64 {
 		return false
@@ -280,8 +290,9 @@ func Enqueue(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.R
 }
 
 // RunLocal runs the repository's own hooks from hooks/NAME.d/, in name
-// order, each with the same input; the first failure stops them.
-func RunLocal(ctx context.Context, dir, name string, input []byte, stdout, stderr io.Writer) error {
+// order, each with the same input and environment env (nil: this
+// process's); the first failure stops them.
+func RunLocal(ctx context.Context, dir, name string, env []string, input []byte, stdout, stderr io.Writer) error {
 	d := filepath.Join(dir, "hooks", name+".d")
 	entries, err := os.ReadDir(d)
 	if errors.Is(err, os.ErrNotExist) {
@@ -297,7 +308,7 @@ func RunLocal(ctx context.Context, dir, name string, input []byte, stdout, stder
 			continue
 		}
 		cmd := exec.CommandContext(ctx, filepath.Join(d, e.Name()))
-		cmd.Dir = dir
+		cmd.Dir, cmd.Env = dir, env
 		cmd.Stdin = bytes.NewReader(input)
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		if err := cmd.Run(); err != nil {
