@@ -16,9 +16,21 @@ import (
 // go-git (Flux, Argo CD image updaters, many Go tools) hangs up as soon as
 // it has read the push report, while receive-pack is still running
 // post-receive. The push must still be audited, run the repository's own
-// post-receive.d hooks and be replicated at once.
+// post-receive.d hooks and be replicated at once; through the embedded
+// server and through OpenSSH's forced command.
 func TestGoGitPushRunsPostReceive(t *testing.T) {
+	for _, transport := range []string{"embedded", "openssh"} {
+		t.Run(transport, func(t *testing.T) { goGitPush(t, transport) })
+	}
+}
+
+func goGitPush(t *testing.T, transport string) {
 	c := newCompany(t)
+	cl, user, knownHosts := c.clients["writer"], "git", c.srv.KnownHosts
+	if transport == "openssh" {
+		d := c.w.StartSSHD()
+		cl, user, knownHosts = d.Client(c.keys["writer"]), d.User, d.KnownHosts
+	}
 	_, backupPath := backup(t, c.w, "b1")
 	onBackup := func(rev string) string { return revParse(filepath.Join(backupPath, "acme", "web.git"), rev) }
 	seed := revParse(c.w.RepoDir("acme", "web"), "refs/heads/main")
@@ -29,12 +41,12 @@ func TestGoGitPushRunsPostReceive(t *testing.T) {
 	marker := filepath.Join(c.w.Root, "post-receive-ran")
 	hooks := filepath.Join(c.w.RepoDir("acme", "web"), "hooks", "post-receive.d")
 	os.MkdirAll(hooks, 0o755)
-	script := fmt.Sprintf("#!/bin/sh\nsleep 1\ncat > %s.tmp && mv %s.tmp %s\n", marker, marker, marker)
+	// It writes to the client that is gone before it records.
+	script := fmt.Sprintf("#!/bin/sh\nsleep 1\necho post-receive; echo post-receive >&2\ncat > %s.tmp && mv %s.tmp %s\n", marker, marker, marker)
 	if err := os.WriteFile(filepath.Join(hooks, "10-record"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 
-	cl := c.clients["writer"]
 	dir, r := cl.Clone("acme/web")
 	if r.Code != 0 {
 		t.Fatalf("clone: %s", r.Stderr)
@@ -44,11 +56,11 @@ func TestGoGitPushRunsPostReceive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := gitssh.NewPublicKeysFromFile("git", cl.Key.Path, "")
+	auth, err := gitssh.NewPublicKeysFromFile(user, cl.Key.Path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if auth.HostKeyCallback, err = gitssh.NewKnownHostsCallback(c.srv.KnownHosts); err != nil {
+	if auth.HostKeyCallback, err = gitssh.NewKnownHostsCallback(knownHosts); err != nil {
 		t.Fatal(err)
 	}
 	err = repo.Push(&git.PushOptions{
