@@ -216,8 +216,9 @@ func (s *Server) admit(c net.Conn) {
 	s.srv.HandleConn(hc)
 }
 
-// Shutdown stops accepting, lets running sessions (pushes) finish until
-// ctx ends, then closes every connection.
+// Shutdown stops accepting, lets running sessions (pushes, also those
+// whose client has gone) finish until ctx ends, then kills what is left
+// and closes every connection.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.stop()
 	s.mu.Lock()
@@ -239,8 +240,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.stop()
-	return s.srv.Close()
+	err := s.srv.Close()
+	// The sessions left are being killed; wait for that, or a push that
+	// outlived its client would outlive the server too.
+	select {
+	case <-done:
+	case <-time.After(killWait):
+	}
+	return err
 }
+
+// killWait bounds the wait for killed sessions: gitservice.Run gives a
+// killed command's output 5 s to drain.
+const killWait = 6 * time.Second
 
 type sessionCount struct{ n atomic.Int32 }
 
