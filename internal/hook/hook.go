@@ -23,6 +23,7 @@ import (
 	"cpm/internal/authz"
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/repos"
 	"cpm/internal/store"
 	"cpm/internal/wake"
 )
@@ -173,49 +174,12 @@ func RepoFromDir(root, dir string) (names.RepoPath, error) {
 type Ancestry func(ctx context.Context, old, new string) (bool, error)
 
 // GitAncestry asks git in dir, with the hook's environment so that objects
-// still in the push's quarantine are visible. Only git's own "no" (exit
-// status 1), or objects that are not commits, mean "not a fast-forward";
-// any other failure (no git, a cancelled context, a missing object) is an
-// error, never an answer.
+// still in the push's quarantine are visible. A failure to find out is an
+// error, never "not a fast-forward" (see repos.IsAncestor).
 func GitAncestry(dir string) Ancestry {
 	return func(ctx context.Context, old, new string) (bool, error) {
-		var stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, "git", "merge-base", "--is-ancestor", old, new)
-		cmd.Dir, cmd.Stderr = dir, &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			return true, nil
-		case ctx.Err() != nil:
-			return false, fmt.Errorf("is %s an ancestor of %s: %w", short(old), short(new), ctx.Err())
-		case errors.As(err, &ee) && ee.ExitCode() == 1:
-			return false, nil
-		}
-		// git refuses what does not peel to a commit (a tag of a tree,
-		// say): such an update is not a fast-forward.
-		if notCommit(ctx, dir, old) || notCommit(ctx, dir, new) {
-			return false, nil
-		}
-		return false, fmt.Errorf("git merge-base --is-ancestor %s %s: %w: %s",
-			short(old), short(new), err, strings.Join(strings.Fields(stderr.String()), " "))
+		return repos.IsAncestor(ctx, dir, os.Environ(), old, new)
 	}
-}
-
-// notCommit reports whether id names an object, present, that does not
-// peel to a commit.
-func notCommit(ctx context.Context, dir, id string) bool {
-	git := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = dir
-		return cmd.Run()
-	}
-	if git("cat-file", "-e", id) != nil {
-		return false
-	}
-	var ee *exec.ExitError
-	err := git("rev-parse", "--verify", "-q", id+"^{commit}")
-	return errors.As(err, &ee) && ee.ExitCode() == 1 && ctx.Err() == nil
 }
 
 // Check decides every update of a push; the first refusal is the error.
