@@ -52,7 +52,7 @@ func goGitPush(t *testing.T, transport string) {
 		t.Fatal(err)
 	}
 
-	commit := goGitPushMain(t, cl, user, knownHosts)
+	commit := goGitPushMain(t, cl, user, knownHosts, "pushed by go-git")
 	if got := revParse(c.w.RepoDir("acme", "web"), "refs/heads/main"); got != commit {
 		t.Fatalf("main is %s, want %s", got, commit)
 	}
@@ -74,14 +74,14 @@ func goGitPush(t *testing.T, transport string) {
 }
 
 // goGitPushMain clones acme/web with git, commits, and pushes main with
-// go-git as user; it returns the commit.
-func goGitPushMain(t *testing.T, cl *testworld.Client, user, knownHosts string) string {
+// go-git as user; it returns the commit, with message msg.
+func goGitPushMain(t *testing.T, cl *testworld.Client, user, knownHosts, msg string) string {
 	t.Helper()
 	dir, r := cl.Clone("acme/web")
 	if r.Code != 0 {
 		t.Fatalf("clone: %s", r.Stderr)
 	}
-	commit := cl.Commit(dir, "pushed by go-git")
+	commit := cl.Commit(dir, msg)
 	repo, err := git.PlainOpen(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestLingeringPushIsBounded(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(hooks, "10-forever"), []byte(script), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			goGitPushMain(t, c.clients["writer"], "git", c.srv.KnownHosts)
+			goGitPushMain(t, c.clients["writer"], "git", c.srv.KnownHosts, "pushed by go-git")
 			waitFor(t, 10*time.Second, "the hook to start", func() bool { _, err := os.Stat(started); return err == nil })
 			if tc.stop {
 				c.srv.Signal(syscall.SIGTERM)
