@@ -112,7 +112,7 @@ func TestLingeringPushIsBounded(t *testing.T) {
 		flags []string
 		stop  bool
 	}{
-		{"max session time", []string{"--max-session-time", "6s"}, false},
+		{"max session time", []string{"--max-session-time", "10s"}, false},
 		{"shutdown grace", []string{"--grace", "2s"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,14 +125,14 @@ func TestLingeringPushIsBounded(t *testing.T) {
 				t.Fatal(err)
 			}
 			goGitPushMain(t, c.clients["writer"], "git", c.srv.KnownHosts, "pushed by go-git")
-			waitFor(t, 10*time.Second, "the hook to start", func() bool { _, err := os.Stat(started); return err == nil })
+			waitFor(t, 20*time.Second, "the hook to start", func() bool { _, err := os.Stat(started); return err == nil })
 			if tc.stop {
 				c.srv.Signal(syscall.SIGTERM)
 				if ok, _ := c.srv.Wait(15 * time.Second); !ok {
 					t.Fatal("a lingering push held the server past its grace")
 				}
 			} else {
-				waitFor(t, 15*time.Second, "the push's session to end", func() bool {
+				waitFor(t, 30*time.Second, "the push's session to end", func() bool {
 					for _, line := range strings.Split(c.srv.Log(), "\n") {
 						var ev map[string]any
 						if json.Unmarshal([]byte(line), &ev) == nil && ev["message"] == "session" &&
