@@ -250,10 +250,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// killWait bounds the wait for killed sessions: gitservice.Run gives a
-// killed command's output 5 s to drain.
-const killWait = 6 * time.Second
-
 type sessionCount struct{ n atomic.Int32 }
 
 func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
@@ -326,17 +322,6 @@ func (s *Server) handle(sess ssh.Session) {
 		Stderr:      sess.Stderr(),
 	})
 	sess.Exit(code)
-}
-
-// linger is the context a push runs in (gateway.Session.Linger): the
-// client hanging up does not end it; the connection's maximum time and
-// the end of shutdown's grace do.
-func (s *Server) linger(ctx ssh.Context) (context.Context, context.CancelFunc) {
-	end := time.Now().Add(s.limits.MaxSessionTime)
-	if dc, ok := ctx.Value(connKey).(*deadlineConn); ok {
-		end = dc.max
-	}
-	return context.WithDeadline(s.stopped, end)
 }
 
 // certPermissions authenticates a user certificate (see certauth): the
