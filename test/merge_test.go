@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,5 +93,61 @@ func TestServerSideMerge(t *testing.T) {
 	// Audited with who, what and old..new.
 	if out := c.w.MustAdmin("audit", "--limit", "20"); !strings.Contains(out, "merge") || !strings.Contains(out, "refs/heads/other") {
 		t.Errorf("audit: %s", out)
+	}
+}
+
+// A merge meets the repository's own hooks exactly as a push does: a
+// policy in pre-receive.d refuses it with its own words, and
+// post-receive.d runs after it, with the push's input and environment.
+func TestMergeRunsRepositoryHooks(t *testing.T) {
+	c := newCompany(t)
+	repo := c.w.RepoDir("acme", "web")
+	hooks := filepath.Join(repo, "hooks")
+	policy := "#!/bin/sh\nwhile read old new ref; do\n" +
+		"  if [ \"$CPM_USER\" = writer ] && [ \"$ref\" = refs/heads/main ]; then echo \"policy: $CPM_USER may not update main\" >&2; exit 1; fi\n" +
+		"done\n"
+	marker := filepath.Join(c.w.Root, "post-receive-ran")
+	record := fmt.Sprintf("#!/bin/sh\n{ cat; echo \"user=$CPM_USER key=$CPM_KEY_FINGERPRINT git_dir=$GIT_DIR\"; } > %s\n", marker)
+	for name, body := range map[string]string{"pre-receive.d/10-policy": policy, "post-receive.d/10-record": record} {
+		os.MkdirAll(filepath.Dir(filepath.Join(hooks, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(hooks, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owner := c.clients["owner"]
+	dir, _ := owner.Clone("acme/web")
+	owner.MustGit(dir, "checkout", "-q", "-b", "feature")
+	feature := owner.Commit(dir, "feature")
+	owner.MustGit(dir, "push", "-q", "origin", "feature")
+	os.Remove(marker)
+	main := revParse(repo, "refs/heads/main")
+
+	// The policy refuses the writer's push of main...
+	wdir, _ := c.clients["writer"].Clone("acme/web")
+	c.clients["writer"].MustGit(wdir, "checkout", "-q", "origin/feature")
+	if r := c.clients["writer"].Git(wdir, "push", "origin", "HEAD:main"); r.Code == 0 || !strings.Contains(r.Stderr, "policy: writer may not update main") {
+		t.Fatalf("the policy let the writer push main: %+v", r)
+	}
+	// ...and the same update by merge.
+	r := c.clients["writer"].SSH(nil, "merge", "acme/web", "feature", "--into", "main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "policy: writer may not update main") || !strings.Contains(r.Stderr, "pre-receive hook declined") {
+		t.Errorf("writer's merge into main: %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if got := revParse(repo, "refs/heads/main"); got != main {
+		t.Fatalf("a refused merge moved main to %s", got)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("post-receive.d ran for a refused merge")
+	}
+
+	// The owner's merge passes the policy and runs post-receive.d.
+	r = owner.SSH(nil, "merge", "acme/web", "feature", "--into", "main")
+	if r.Code != 0 || revParse(repo, "refs/heads/main") != feature {
+		t.Fatalf("owner's merge: %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	got, err := os.ReadFile(marker)
+	want := fmt.Sprintf("%s %s refs/heads/main\nuser=owner key=%s git_dir=.\n", main, feature, c.keys["owner"].Fingerprint)
+	if err != nil || string(got) != want {
+		t.Errorf("post-receive.d after the merge: %v\n got %q\nwant %q", err, got, want)
 	}
 }

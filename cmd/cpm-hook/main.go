@@ -90,11 +90,11 @@ func runHook(ctx context.Context, name, dataDir string, stdin io.Reader, stdout,
 		if err := hook.Check(ctx, access.New(st, nil), pusher, repo, updates, hook.GitAncestry(repoDir)); err != nil {
 			return err
 		}
-		return hook.RunLocal(ctx, repoDir, name, raw, stdout, stderr)
+		return hook.RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr)
 	default:
 		recErr := hook.Record(ctx, st, pusher, repo, updates)
 		hook.Enqueue(ctx, st, dir, repo)
-		if err := hook.RunLocal(ctx, repoDir, name, raw, stdout, stderr); err != nil {
+		if err := hook.RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
 		}
 		return recErr

@@ -112,7 +112,7 @@ func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command)
 	}
 	fmt.Fprintln(s.Stdout, forwardOK)
 	user := Session{Identity: id, GitProtocol: s.GitProtocol, RemoteAddr: s.RemoteAddr,
-		Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr}
+		Linger: s.Linger, Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr}
 	status, err := g.runGit(ctx, user, command.ReceivePack, dir, grant.Repo.String())
 	if err != nil || status != 0 || g.SendToPeer == nil {
 		return status, err

@@ -56,9 +56,25 @@ type Session struct {
 	Command     string // as the client sent it
 	GitProtocol string // the client's GIT_PROTOCOL, "" if none
 	RemoteAddr  string
-	Stdin       io.Reader
-	Stdout      io.Writer
-	Stderr      io.Writer
+	// Linger is what a push runs in instead of the session's context: it
+	// must outlive a client that hangs up once it has its push report
+	// (go-git), or post-receive dies with the connection — no audit row,
+	// no repository hooks, no replication. It still ends, at the
+	// connection's maximum time or when shutdown's grace is over. Nil:
+	// the session's context.
+	Linger context.Context
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// lingering is the context for what must outlive a client that hangs up:
+// Linger when set, else ctx.
+func (s Session) lingering(ctx context.Context) context.Context {
+	if s.Linger != nil {
+		return s.Linger
+	}
+	return ctx
 }
 
 // result is what a session did: err nil means it was served, and status
@@ -216,6 +232,19 @@ var gitSubcommand = map[command.Verb]gitservice.Service{
 
 // runGit runs the git service with a clean environment and streams it.
 func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir, repo string) (int, error) {
+	env := g.hookEnv(s, repo)
+	finish := verb == command.ReceivePack
+	run := ctx
+	if finish {
+		run = s.lingering(ctx)
+	}
+	c := gitservice.Command(run, gitservice.Request{Service: gitSubcommand[verb], Dir: dir, Protocol: s.GitProtocol, Env: env})
+	return g.runIn(ctx, run, s, c, finish)
+}
+
+// hookEnv is what git and so cpm-hook and the repository's own hooks
+// learn of the session: who pushes, how, and where.
+func (g *Gateway) hookEnv(s Session, repo string) []string {
 	env := []string{
 		"CPM_DATA_DIR=" + g.DataDir.String(),
 		"CPM_REPO=" + repo,
@@ -231,14 +260,19 @@ func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir,
 	} else {
 		env = append(env, hook.EnvKeyID+"="+strconv.FormatInt(s.Identity.KeyID, 10))
 	}
-	c := gitservice.Command(ctx, gitservice.Request{Service: gitSubcommand[verb], Dir: dir, Protocol: s.GitProtocol, Env: env})
-	return g.run(ctx, s, c)
+	return env
 }
 
 // run runs c for the session, streaming its input and output, and
 // returns its exit status. A client that went away is not a failure.
 func (g *Gateway) run(ctx context.Context, s Session, c *exec.Cmd) (int, error) {
-	o := gitservice.Run(ctx, c, gitservice.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr})
+	return g.runIn(ctx, ctx, s, c, false)
+}
+
+// runIn is run for c made with runCtx, which may outlive the session's
+// ctx; finish keeps c running to its end when the client goes away.
+func (g *Gateway) runIn(ctx, runCtx context.Context, s Session, c *exec.Cmd, finish bool) (int, error) {
+	o := gitservice.Run(runCtx, c, gitservice.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, Finish: finish})
 	if o.Err != nil && ctx.Err() == nil {
 		return o.Status, fmt.Errorf("run %s: %w", c.Args[0], o.Err)
 	}

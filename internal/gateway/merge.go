@@ -4,19 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 
 	"cpm/internal/command"
 	"cpm/internal/hook"
 	"cpm/internal/merge"
 	"cpm/internal/names"
+	"cpm/internal/repos"
 	"cpm/internal/store"
 )
 
 // merge runs `merge ORG/REPO SOURCE --into TARGET` for a key that may push
-// to the repository: the ref update meets the same protected-ref rules as
-// a push, is audited, and is replicated like one. A conflict changes
-// nothing and names the paths.
+// to the repository: the ref update meets the same protected-ref rules and
+// the same repository hooks (pre-receive.d, post-receive.d) as a push, is
+// audited, and is replicated like one. A conflict changes nothing and
+// names the paths.
 func (g *Gateway) merge(ctx context.Context, s Session, cmd command.Command, dir string, repo names.RepoPath) error {
 	src, dst := strings.TrimPrefix(cmd.Source, "refs/heads/"), strings.TrimPrefix(cmd.Target, "refs/heads/")
 	who := merge.Committer{Name: s.Identity.Name(), Email: s.Identity.Name() + "@cpm"}
@@ -39,21 +42,48 @@ func (g *Gateway) merge(ctx context.Context, s Session, cmd command.Command, dir
 	if err := hook.Check(ctx, g.Access, pusher, cmd.Repo, update, hook.GitAncestry(dir)); err != nil {
 		return err
 	}
+	if err := g.repoHook(ctx, s, dir, repo, "pre-receive", update); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return refuse("merging %s into %s: pre-receive hook declined (%v); nothing changed", src, dst, err)
+		}
+		return &failure{line: fmt.Sprintf("cpm: merging %s into %s: internal error; nothing changed", src, dst), err: err}
+	}
 	if err := merge.Apply(ctx, dir, p, "merge "+src+" by "+s.Identity.Name()); err != nil {
 		return &failure{line: fmt.Sprintf("cpm: merging %s into %s: %v", src, dst, err), err: err}
 	}
+	g.merged(s.lingering(ctx), s, dir, repo, p, pusher.Cert, update)
+	fmt.Fprintf(s.Stdout, "merged %s into %s (%s): %s..%s\n", src, dst, p.Kind, p.Old[:12], p.New[:12])
+	return nil
+}
+
+// merged does what post-receive does after a push: the audit row, the
+// replication queue, the repository's post-receive.d hooks. The merge is
+// made, so none of it can fail the session; ctx should outlive the client.
+func (g *Gateway) merged(ctx context.Context, s Session, dir string, repo names.RepoPath, p merge.Plan, cert *hook.CertPusher, update []hook.Update) {
 	details := map[string]any{
 		"source": p.Source, "target": p.Target, "kind": string(p.Kind), "old": p.Old, "new": p.New, "key": s.Identity.Fingerprint,
 	}
-	if c := pusher.Cert; c != nil {
-		details["cert_serial"], details["cert_key_id"] = c.Serial, c.KeyID
+	if cert != nil {
+		details["cert_serial"], details["cert_key_id"] = cert.Serial, cert.KeyID
 	}
-	err = g.Store.Record(ctx, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}, "merge", repo.String(), details)
+	err := g.Store.Record(ctx, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}, "merge", repo.String(), details)
 	if err != nil {
 		// The merge is made; the audit row is owed, not the client's problem.
 		g.Log.Error().Err(err).Str("repo", repo.String()).Msg("audit merge")
 	}
 	hook.Enqueue(ctx, g.Store, g.DataDir, repo)
-	fmt.Fprintf(s.Stdout, "merged %s into %s (%s): %s..%s\n", src, dst, p.Kind, p.Old[:12], p.New[:12])
-	return nil
+	if err := g.repoHook(ctx, s, dir, repo, "post-receive", update); err != nil {
+		fmt.Fprintf(s.Stderr, "cpm: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+	}
+}
+
+// repoHook runs the repository's own NAME.d hooks for a ref update made
+// without receive-pack, as cpm-hook runs them for a push: in the
+// repository, with the environment receive-pack gives its hooks, their
+// output to the client's stderr.
+func (g *Gateway) repoHook(ctx context.Context, s Session, dir string, repo names.RepoPath, name string, update []hook.Update) error {
+	env := append(repos.Env(dir), g.hookEnv(s, repo.String())...)
+	env = append(env, "GIT_DIR=.", "GIT_PUSH_OPTION_COUNT=0")
+	return hook.RunLocal(ctx, dir, name, env, hook.Input(update), s.Stderr, s.Stderr)
 }

@@ -64,6 +64,11 @@ func Command(ctx context.Context, r Request) *exec.Cmd {
 type Streams struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Finish keeps the command running when the client goes away: what it
+	// still writes is discarded instead of breaking its pipe. receive-pack
+	// needs it: a client may hang up once it has read the push report,
+	// while post-receive is still running (go-git does).
+	Finish bool
 }
 
 // Outcome is how a run ended.
@@ -81,6 +86,9 @@ func Run(ctx context.Context, c *exec.Cmd, s Streams) Outcome {
 	c.Stdout, c.Stderr = s.Stdout, s.Stderr
 	if c.Stderr == nil {
 		c.Stderr = io.Discard
+	}
+	if s.Finish && c.Stdout != nil {
+		c.Stdout, c.Stderr = &hangupWriter{w: c.Stdout}, &hangupWriter{w: c.Stderr}
 	}
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
@@ -108,6 +116,23 @@ func Run(ctx context.Context, c *exec.Cmd, s Streams) Outcome {
 		return Outcome{Status: ee.ExitCode()}
 	}
 	return Outcome{Status: 1, Err: err}
+}
+
+// hangupWriter writes to the client until a write fails (the client went
+// away), then discards everything: os/exec would otherwise close the
+// command's pipe, and git dies of SIGPIPE at its next write.
+type hangupWriter struct {
+	w    io.Writer
+	gone atomic.Bool
+}
+
+func (h *hangupWriter) Write(p []byte) (int, error) {
+	if !h.gone.Load() {
+		if _, err := h.w.Write(p); err != nil {
+			h.gone.Store(true)
+		}
+	}
+	return len(p), nil
 }
 
 // CountingReader counts the bytes read through it; atomically, since a

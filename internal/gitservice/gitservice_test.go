@@ -3,6 +3,9 @@ package gitservice
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -84,5 +87,36 @@ func TestRun(t *testing.T) {
 	o = Run(cctx, exec.CommandContext(cctx, "sh", "-c", "sleep 30 & sleep 30; wait"), Streams{})
 	if o.Err == nil || time.Since(start) > 10*time.Second {
 		t.Errorf("cancelled run: %+v after %v", o, time.Since(start))
+	}
+}
+
+// brokenWriter is a client that has hung up.
+type brokenWriter struct{}
+
+func (brokenWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+// With Finish, a command whose client is gone still runs to its end (as
+// receive-pack must, for post-receive); without it, its next write kills it.
+func TestRunFinishAfterHangup(t *testing.T) {
+	for _, tc := range []struct {
+		finish bool
+		ran    bool
+	}{{finish: true, ran: true}, {finish: false, ran: false}} {
+		t.Run(fmt.Sprintf("finish=%v", tc.finish), func(t *testing.T) {
+			marker := filepath.Join(t.TempDir(), "ran")
+			ctx := context.Background()
+			// The first write fails; the second meets a closed pipe unless
+			// the output is discarded.
+			script := "echo report; sleep 0.2; echo more; echo more >&2; touch " + marker
+			o := Run(ctx, exec.CommandContext(ctx, "sh", "-c", script),
+				Streams{Stdout: brokenWriter{}, Stderr: brokenWriter{}, Finish: tc.finish})
+			_, err := os.Stat(marker)
+			if ran := err == nil; ran != tc.ran {
+				t.Errorf("ran to the end: %v, want %v (%+v)", ran, tc.ran, o)
+			}
+			if tc.finish && (o.Status != 0 || o.Err != nil) {
+				t.Errorf("finished run: %+v", o)
+			}
+		})
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"cpm/internal/authz"
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/repos"
 	"cpm/internal/store"
 	"cpm/internal/wake"
 )
@@ -83,6 +84,16 @@ func ReadUpdates(r io.Reader) ([]Update, []byte, error) {
 		return nil, nil, fmt.Errorf("read ref updates: %w", err)
 	}
 	return out, raw, nil
+}
+
+// Input is updates as git feeds them to a receive hook, the inverse of
+// ReadUpdates.
+func Input(updates []Update) []byte {
+	var b bytes.Buffer
+	for _, u := range updates {
+		fmt.Fprintf(&b, "%s %s %s\n", u.Old, u.New, u.Ref)
+	}
+	return b.Bytes()
 }
 
 func objectID(s string) bool {
@@ -166,21 +177,11 @@ func RepoFromDir(root, dir string) (names.RepoPath, error) {
 type Ancestry func(ctx context.Context, old, new string) (bool, error)
 
 // GitAncestry asks git in dir, with the hook's environment so that objects
-// still in the push's quarantine are visible.
+// still in the push's quarantine are visible. A failure to find out is an
+// error, never "not a fast-forward" (see repos.IsAncestor).
 func GitAncestry(dir string) Ancestry {
 	return func(ctx context.Context, old, new string) (bool, error) {
-		cmd := exec.CommandContext(ctx, "git", "merge-base", "--is-ancestor", old, new)
-		cmd.Dir = dir
-		err := cmd.Run()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			return true, nil
-		case errors.As(err, &ee) && ee.ExitCode() == 1:
-			return false, nil
-		}
-		// Not commits (a tag of a tree, say): not a fast-forward.
-		return false, nil
+		return repos.IsAncestor(ctx, dir, os.Environ(), old, new)
 	}
 }
 
@@ -205,7 +206,9 @@ func Check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath,
 		ru := authz.RefUpdate{Ref: u.Ref, Create: u.Create(), Delete: u.Delete()}
 		if !ru.Create && !ru.Delete {
 			if ru.FastForward, err = ff(ctx, u.Old, u.New); err != nil {
-				return err
+				// Not knowing is not "no": the push fails as a fault, and
+				// is not refused as needing a force-push permission.
+				return &access.Error{Kind: access.Internal, Repo: repo.String(), Ref: u.Ref, Err: err}
 			}
 		}
 		refs = append(refs, ru)
@@ -255,8 +258,9 @@ func Enqueue(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.R
 }
 
 // RunLocal runs the repository's own hooks from hooks/NAME.d/, in name
-// order, each with the same input; the first failure stops them.
-func RunLocal(ctx context.Context, dir, name string, input []byte, stdout, stderr io.Writer) error {
+// order, each with the same input and environment env (nil: this
+// process's); the first failure stops them.
+func RunLocal(ctx context.Context, dir, name string, env []string, input []byte, stdout, stderr io.Writer) error {
 	d := filepath.Join(dir, "hooks", name+".d")
 	entries, err := os.ReadDir(d)
 	if errors.Is(err, os.ErrNotExist) {
@@ -272,7 +276,7 @@ func RunLocal(ctx context.Context, dir, name string, input []byte, stdout, stder
 			continue
 		}
 		cmd := exec.CommandContext(ctx, filepath.Join(d, e.Name()))
-		cmd.Dir = dir
+		cmd.Dir, cmd.Env = dir, env
 		cmd.Stdin = bytes.NewReader(input)
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		if err := cmd.Run(); err != nil {

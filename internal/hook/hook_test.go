@@ -17,6 +17,9 @@ func TestReadUpdates(t *testing.T) {
 	if !ups[0].Create() || ups[0].Delete() || !ups[1].Delete() {
 		t.Errorf("create/delete: %+v", ups)
 	}
+	if got := string(Input(ups)); got != in {
+		t.Errorf("Input(ReadUpdates(x)) = %q, want x = %q", got, in)
+	}
 	for _, bad := range []string{
 		"x y z\n",
 		a + " " + a + "\n",

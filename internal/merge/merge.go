@@ -58,11 +58,21 @@ func Make(ctx context.Context, dir, source, target string, who Committer) (Plan,
 	if p.Old, err = commitOf(ctx, dir, target); err != nil {
 		return p, err
 	}
-	if ancestor(ctx, dir, p.Merged, p.Old) {
+	// A failure to find out is an error, not "no": it must not turn a
+	// fast-forward into a merge commit.
+	in, err := repos.IsAncestor(ctx, dir, nil, p.Merged, p.Old)
+	if err != nil {
+		return p, err
+	}
+	if in {
 		p.Kind, p.New = UpToDate, p.Old
 		return p, nil
 	}
-	if ancestor(ctx, dir, p.Old, p.Merged) {
+	ff, err := repos.IsAncestor(ctx, dir, nil, p.Old, p.Merged)
+	if err != nil {
+		return p, err
+	}
+	if ff {
 		p.Kind, p.New = FastForward, p.Merged
 		return p, nil
 	}
@@ -114,11 +124,6 @@ func commitOf(ctx context.Context, dir, ref string) (string, error) {
 		return "", fmt.Errorf("no branch %s", short(ref))
 	}
 	return strings.TrimSpace(string(out)), nil
-}
-
-func ancestor(ctx context.Context, dir, a, b string) bool {
-	_, err := git(ctx, dir, nil, "merge-base", "--is-ancestor", a, b)
-	return err == nil
 }
 
 // mergeTree writes the merged tree, or lists the conflicting paths.

@@ -70,6 +70,10 @@ type Server struct {
 	listeners []net.Listener
 	closing   bool
 	sessions  sync.WaitGroup
+	// stopped ends when Shutdown gives up waiting: pushes that outlived
+	// their client (see linger) are killed then.
+	stopped context.Context
+	stop    context.CancelFunc
 }
 
 // Context keys. The fingerprint travels in gossh.Permissions, which
@@ -93,6 +97,7 @@ func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.L
 	s := &Server{gw: gw, limits: limits, log: log, startups: newStartupGate(limits.Startups),
 		dropLog:    log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		algorithms: StrongAlgorithms(HasAESHardware())}
+	s.stopped, s.stop = context.WithCancel(context.Background())
 	s.srv = &ssh.Server{
 		Version:     strings.TrimPrefix(serverVersion, "SSH-2.0-"),
 		HostSigners: []ssh.Signer{hostKey},
@@ -222,9 +227,11 @@ func (s *Server) admit(c net.Conn) {
 	s.srv.HandleConn(hc)
 }
 
-// Shutdown stops accepting, lets running sessions (pushes) finish until
-// ctx ends, then closes every connection.
+// Shutdown stops accepting, lets running sessions (pushes, also those
+// whose client has gone) finish until ctx ends, then kills what is left
+// and closes every connection.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.stop()
 	s.mu.Lock()
 	s.closing = true
 	for _, ln := range s.listeners {
@@ -243,7 +250,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	case <-ctx.Done():
 	}
-	return s.srv.Close()
+	s.stop()
+	err := s.srv.Close()
+	// The sessions left are being killed; wait for that, or a push that
+	// outlived its client would outlive the server too.
+	select {
+	case <-done:
+	case <-time.After(killWait):
+	}
+	return err
 }
 
 type sessionCount struct{ n atomic.Int32 }
@@ -305,11 +320,14 @@ func (s *Server) handle(sess ssh.Session) {
 		// The certificate's force-command runs, whatever the client asked.
 		command = fc
 	}
+	linger, cancel := s.linger(ctx)
+	defer cancel()
 	code := s.gw.Serve(ctx, gateway.Session{
 		Identity:    id,
 		Command:     command,
 		GitProtocol: proto,
 		RemoteAddr:  sess.RemoteAddr().String(),
+		Linger:      linger,
 		Stdin:       sess,
 		Stdout:      sess,
 		Stderr:      sess.Stderr(),
