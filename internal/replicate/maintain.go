@@ -85,7 +85,8 @@ func (w *Workers) pruneTargets(ctx context.Context, repo names.RepoPath) {
 			continue
 		}
 		for _, srv := range servers {
-			if srv.ID != j.ServerID || srv.BlockedReason != "" {
+			// Out of scope, a replica is left alone: pruning sends objects.
+			if srv.ID != j.ServerID || srv.BlockedReason != "" || CheckScope(srv, j.Repo) != nil {
 				continue
 			}
 			res, err := w.Syncer.PruneTarget(ctx, repo, TargetOf(srv))
