@@ -139,7 +139,7 @@ func TestForwardedPushesAreBounded(t *testing.T) {
 
 	// No repository is created by a forwarded push, not even by its org owner.
 	r = n.forwardAs(t, owner, odir, "acme/made-by-b", n.keys["owner"].Fingerprint, "push", "origin", "HEAD:main")
-	if r.Code == 0 || !strings.Contains(r.Stderr, "never creates a repository") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "acme/made-by-b: not forwarded: node-b holds no replica of it") {
 		t.Errorf("a forwarded push to create acme/made-by-b: %d %s", r.Code, r.Stderr)
 	}
 	if strings.Contains(n.w.MustAdmin("repo", "list"), "made-by-b") {
@@ -149,14 +149,21 @@ func TestForwardedPushesAreBounded(t *testing.T) {
 	// Outside B's scope: refused, though B still has the old replica.
 	n.w.MustAdmin("server", "set", n.bName, "--repos", "acme/pub")
 	r = n.forwardAs(t, owner, odir, "acme/web", n.keys["writer"].Fingerprint, "push", "origin", "HEAD:refs/heads/hostile")
-	if r.Code == 0 || !strings.Contains(r.Stderr, "acme/web is outside the scope of node-b (--repos acme/pub)") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "acme/web: not forwarded: node-b holds no replica of it") {
 		t.Errorf("a forwarded push outside B's scope: %d %s", r.Code, r.Stderr)
 	}
 	if revParse(origin, "refs/heads/hostile") != "" {
 		t.Error("a forwarded push landed on A where it should not have")
 	}
 	// B asking for it (cpm-peer want) gets the same answer.
-	wantError(t, n.b.Admin("", "sync", "pull", "acme/web", "--from", n.aName), "acme/web is outside the scope of node-b")
+	wantError(t, n.b.Admin("", "sync", "pull", "acme/web", "--from", n.aName), "acme/web is not replicated to node-b")
+	// Neither answer tells an existing repository outside the scope from
+	// one that does not exist.
+	r = n.forwardAs(t, owner, odir, "acme/nonesuch", n.keys["writer"].Fingerprint, "push", "origin", "HEAD:refs/heads/hostile")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "acme/nonesuch: not forwarded: node-b holds no replica of it") {
+		t.Errorf("a forwarded push to a missing repository: %d %s", r.Code, r.Stderr)
+	}
+	wantError(t, n.b.Admin("", "sync", "pull", "acme/nonesuch", "--from", n.aName), "acme/nonesuch is not replicated to node-b")
 }
 
 // forwardAs pushes from dir straight to A with B's replication key, as

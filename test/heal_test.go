@@ -237,3 +237,35 @@ func TestNeighborReplicaHeals(t *testing.T) {
 		t.Errorf("the neighbour's replica after the repair: %v", err)
 	}
 }
+
+// TestPruningKeepsToTheScope: once a repository is outside a backup's
+// --repos, maintenance leaves its replica there alone (pruning a replica
+// sends the new packs and deletes the old ones).
+func TestPruningKeepsToTheScope(t *testing.T) {
+	c := newCompany(t)
+	_, path := backup(t, c.w, "b1")
+	pushPack(t, c.clients["writer"])
+	waitFor(t, 30*time.Second, "the replica on b1", func() bool {
+		j := jobOf(t, c, "acme/web", "b1")
+		return j != nil && j["fingerprint"] != "" && revParse(filepath.Join(path, "acme", "web.git"), "main") == revParse(c.w.RepoDir("acme", "web"), "main")
+	})
+	c.w.MustAdmin("server", "set", "b1", "--repos", "acme/pub")
+	c.srv.Stop()
+	c.srv = c.w.StartServer("--repack", "1s")
+	// A pass prunes right after each repack, so by the second repack of
+	// acme/web the first one's prune would be in the log.
+	waitFor(t, 60*time.Second, "two repacks of acme/web", func() bool {
+		n := 0
+		for _, line := range strings.Split(c.srv.Log(), "\n") {
+			if strings.Contains(line, `"message":"repack"`) && strings.Contains(line, `"repo":"acme/web"`) {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	for _, line := range strings.Split(c.srv.Log(), "\n") {
+		if strings.Contains(line, "prune replica") && strings.Contains(line, `"repo":"acme/web"`) {
+			t.Errorf("maintenance pruned a replica outside the scope: %s", line)
+		}
+	}
+}

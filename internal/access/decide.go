@@ -135,7 +135,9 @@ func (c Checker) Authorize(ctx context.Context, id Identity, repo names.RepoPath
 		p, af := Translate(id, res.Facts)
 		d := authz.Decide(p, af, authz.Create)
 		if !d.Allow && !d.Hidden {
-			// One who could create it here, but not this way (forwarded).
+			// One who sees the organisation (a member, or any push
+			// forwarded by a neighbour) learns why not: it tells them
+			// nothing they cannot read already.
 			return Grant{}, &Error{Kind: Denied, Repo: name, Reason: d.Reason}
 		}
 		return Grant{}, &Error{Kind: NotFound, Repo: name, Creatable: d.Allow}

@@ -12,6 +12,7 @@ import (
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/sshkey"
 	"cpm/internal/store"
@@ -23,8 +24,8 @@ type Service struct {
 	Disk  repos.Root
 	Actor store.Actor
 	Now   func() time.Time
-	// FreeMargin is the free_space_margin setting for syncs run by hand
-	// (zero: replicate.DefaultFreeMargin).
+	// FreeMargin is the free_space_margin setting for syncs run on
+	// demand (New sets replicate.DefaultFreeMargin).
 	FreeMargin int64
 }
 
@@ -113,7 +114,7 @@ func Root(dir datadir.Dir, hookBin string) repos.Root {
 // New is a service acting as actor on the store st and the repositories
 // under disk.
 func New(st *store.Store, disk repos.Root, actor store.Actor) *Service {
-	return &Service{Store: st, Disk: disk, Actor: actor, Now: time.Now}
+	return &Service{Store: st, Disk: disk, Actor: actor, Now: time.Now, FreeMargin: replicate.DefaultFreeMargin}
 }
 
 // Open opens an initialised data directory.

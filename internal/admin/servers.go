@@ -312,12 +312,15 @@ func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server st
 	b := bar(terminal, "pull "+path)
 	defer func() { b.End(err == nil) }()
 	o := s.onDemand(dir, b)
-	o.Create = func(ctx context.Context, rp names.RepoPath) (store.Repo, func(), error) {
+	o.Create = func(ctx context.Context, rp names.RepoPath) (store.Repo, func() error, error) {
 		r, _, err := s.CreateRepo(ctx, rp.String(), false, "")
 		if err != nil {
 			return r, nil, err
 		}
-		return r, func() { s.DeleteRepo(context.WithoutCancel(ctx), r.FullName()) }, nil
+		return r, func() error {
+			_, err := s.DeleteRepo(context.WithoutCancel(ctx), r.FullName())
+			return err
+		}, nil
 	}
 	return o.Pull(ctx, path, server, force)
 }

@@ -95,13 +95,15 @@ func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command)
 		fmt.Fprintln(s.Stdout, forwardDeny+"cpm: key "+cmd.Key+" is not registered at the origin")
 		return 1, refuse("forwarded key %s is not registered here", cmd.Key)
 	}
+	// What B holds is what A sent it, so B learns nothing here; missing,
+	// outside the scope and never delivered get one answer, so that this
+	// check is no oracle for which repositories exist.
+	if err := g.heldBy(ctx, srv, cmd.Repo); err != nil {
+		fmt.Fprintln(s.Stdout, forwardDeny+clientLine(err))
+		return 1, err
+	}
 	id.Via = peer
 	grant, err := g.Access.Authorize(ctx, id, cmd.Repo, authz.Push)
-	if err == nil {
-		// Only after the user's own decision, so that nobody learns of a
-		// repository they may not see.
-		err = g.heldBy(ctx, srv, grant.Repo)
-	}
 	if err != nil {
 		fmt.Fprintln(s.Stdout, forwardDeny+clientLine(err))
 		return 1, err
@@ -125,18 +127,23 @@ func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command)
 }
 
 // heldBy refuses a forwarded push unless srv holds repo as a replica:
-// inside its scope, and synced there at least once.
+// it exists, is inside srv's scope, and was synced there at least once.
+// Each "no" reads the same, whichever it was.
 func (g *Gateway) heldBy(ctx context.Context, srv store.Server, repo names.RepoPath) error {
-	if err := replicate.CheckScope(srv, repo.String()); err != nil {
-		return refuse("%s: not forwarded: %v", repo, err)
-	}
+	notHeld := refuse("%s: not forwarded: %s holds no replica of it", repo, srv.Name)
 	r, err := g.Store.Repo(ctx, repo.Org, repo.Repo)
+	if errors.Is(err, store.ErrNotFound) {
+		return notHeld
+	}
 	if err != nil {
 		return &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("forwarded push to %s: %w", repo, err)}
 	}
+	if replicate.CheckScope(srv, r.FullName()) != nil {
+		return notHeld
+	}
 	job, err := g.Store.JobFor(ctx, r.ID, srv.ID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (job.LastSuccessAt.IsZero() || job.Fingerprint == "")) {
-		return refuse("%s: not forwarded: %s holds no replica of it", repo, srv.Name)
+		return notHeld
 	}
 	if err != nil {
 		return &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("forwarded push to %s: %w", repo, err)}

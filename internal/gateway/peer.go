@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 
 	"cpm/internal/command"
+	"cpm/internal/names"
 	"cpm/internal/replicate"
+	"cpm/internal/store"
 )
 
 // servePeer runs a cpm-peer command for an approved neighbour. A
@@ -56,6 +59,9 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 			err = errors.New("this node does not send on request")
 			break
 		}
+		if err = g.replicatedTo(ctx, origin, cmd.Repo); err != nil {
+			break
+		}
 		var res replicate.Result
 		if res, err = g.SendToPeer(ctx, origin, cmd.Repo); err == nil {
 			err = json.NewEncoder(s.Stdout).Encode(res)
@@ -73,4 +79,19 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 		return 1, &failure{line: "cpm: " + strings.Join(strings.Fields(err.Error()), " "), err: err}
 	}
 	return 0, nil
+}
+
+// replicatedTo refuses a neighbour's want for a repository that is not
+// replicated to it: missing and outside its scope read the same, so that
+// the answer is no oracle for which repositories exist here.
+func (g *Gateway) replicatedTo(ctx context.Context, peer string, repo names.RepoPath) error {
+	srv, err := g.Store.ServerByName(ctx, peer)
+	if err != nil {
+		return fmt.Errorf("neighbour %s: %w", peer, err)
+	}
+	r, err := g.Store.Repo(ctx, repo.Org, repo.Repo)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && replicate.CheckScope(srv, r.FullName()) != nil) {
+		return fmt.Errorf("%s is not replicated to %s", repo, peer)
+	}
+	return err
 }

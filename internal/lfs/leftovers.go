@@ -25,6 +25,20 @@ func tmpDir(dir string) string { return filepath.Join(dir, "tmp") }
 // upload writes to its file all the time.
 func Leftovers(repoDir string, cutoff time.Time) ([]Leftover, error) {
 	dir := tmpDir(ObjectsDir(repoDir))
+	// Only real folders below the repository: a symbolic link there would
+	// point the removal at files outside it.
+	for p := dir; p != filepath.Clean(repoDir) && p != filepath.Dir(p); p = filepath.Dir(p) {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("list %s: %s is not a folder", dir, p)
+		}
+	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

@@ -276,4 +276,13 @@ func TestLeftovers(t *testing.T) {
 	if err != nil || len(left) != 1 || left[0].Path != tmp+"/"+oidOf("dead")+"-1" || left[0].Size != 4 {
 		t.Fatalf("leftovers: %+v, %v", left, err)
 	}
+	// lfs/ a symbolic link to elsewhere: nothing there is listed.
+	elsewhere, linked := t.TempDir(), t.TempDir()
+	os.MkdirAll(elsewhere+"/tmp", 0o755)
+	os.WriteFile(elsewhere+"/tmp/precious", []byte("x"), 0o644)
+	os.Chtimes(elsewhere+"/tmp/precious", old, old)
+	os.Symlink(elsewhere, ObjectsDir(linked))
+	if left, err := Leftovers(linked, time.Now()); err == nil || len(left) != 0 {
+		t.Errorf("leftovers through a symbolic link: %+v, %v", left, err)
+	}
 }

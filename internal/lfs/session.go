@@ -76,7 +76,8 @@ var errClose = errors.New("closing the session")
 
 // Refused is how a session ends on a refusal: a request that could not be
 // read, or one refused before data that cannot be skipped. The client has
-// had the status; it is a decision, not a fault (access.OutcomeOf).
+// had the status, except after a malformed pkt-line, where the stream is
+// out of step; either way it is a decision, not a fault (access.OutcomeOf).
 type Refused struct {
 	Code   int
 	Reason string
@@ -108,7 +109,10 @@ var (
 // malformed answers a request that could not be read: too large, or not
 // in the protocol's form.
 func malformed(what string, err error) status {
-	if errors.Is(err, errTooLarge) {
+	switch {
+	case err == nil: // read, but not ended as the verb's form asks
+		return fail(400, "malformed %s", what)
+	case errors.Is(err, errTooLarge):
 		return fail(413, "%s: %v", what, err)
 	}
 	return fail(400, "malformed %s: %v", what, err)

@@ -70,7 +70,7 @@ func (s *Session) action(oid string, size int64) (string, error) {
 func (s *Session) putObject(in *pktReader, oid string) (status, error) {
 	a, k, err := args(in)
 	if err != nil || k != delim {
-		return fail(400, "malformed put-object"), errClose
+		return malformed("put-object", err), errClose
 	}
 	size, ok := sizeArg(a)
 	switch {
@@ -105,7 +105,7 @@ func (s *Session) putObject(in *pktReader, oid string) (status, error) {
 func (s *Session) verifyObject(in *pktReader, oid string) (status, error) {
 	a, k, err := args(in)
 	if err != nil || k != flush {
-		return fail(400, "malformed verify-object"), errClose
+		return malformed("verify-object", err), errClose
 	}
 	// The proposal puts the size after the id; git-lfs sends size=N.
 	oid, sizeWord, _ := strings.Cut(oid, " ")
@@ -134,7 +134,7 @@ func (s *Session) verifyObject(in *pktReader, oid string) (status, error) {
 // getObject sends one object.
 func (s *Session) getObject(in *pktReader, oid string) (status, error) {
 	if _, k, err := args(in); err != nil || k != flush {
-		return fail(400, "malformed get-object"), errClose
+		return malformed("get-object", err), errClose
 	}
 	if s.Op != Download {
 		s.Stats.Refused++

@@ -69,6 +69,7 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 // or after a forwarded push): only inside the neighbour's scope.
 func (n *Node) sendToPeer(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error) {
 	svc := admin.New(n.Store, n.Disk, store.Actor{Name: "peer:" + server})
+	svc.FreeMargin = n.Conf.FreeSpaceMargin
 	return svc.SyncPush(ctx, n.Dir, repo.String(), server, false, nil)
 }
 

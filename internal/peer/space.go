@@ -35,7 +35,7 @@ func (r *Receiver) Space(ctx context.Context, origin string, rp names.RepoPath, 
 	if err := syscall.Statfs(at, &st); err != nil {
 		return fmt.Errorf("free space of %s: %w", rp, err)
 	}
-	if _, err := fmt.Fprintf(w, "%d\n", int64(st.Bavail)*int64(st.Bsize)/1024); err != nil {
+	if _, err := fmt.Fprintf(w, "%d\n", st.Bavail*uint64(st.Bsize)/1024); err != nil {
 		return err
 	}
 	for _, sub := range []string{"objects", "lfs/objects"} {

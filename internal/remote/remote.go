@@ -288,9 +288,12 @@ func (e Env) RunInput(ctx context.Context, t Target, command string, stdin io.Re
 	args := append(e.SSHArgs(t), t.User+"@"+t.Host, Fence(t, command))
 	cmd := exec.CommandContext(ctx, "ssh", args...)
 	cmd.Stdin = stdin
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	stdout, stderr := &capped{max: maxAnswer}, &capped{max: maxStderr, quiet: true}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Run(); err != nil {
+		if stdout.over {
+			return nil, fmt.Errorf("ssh %s: the answer is over %d MiB", t.Name, maxAnswer>>20)
+		}
 		code := -1
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -299,4 +302,34 @@ func (e Env) RunInput(ctx context.Context, t Target, command string, stdin io.Re
 		return stdout.Bytes(), &Error{Op: "ssh " + t.Name, Code: code, Stderr: stderr.String()}
 	}
 	return stdout.Bytes(), nil
+}
+
+// What one remote command may print, so that a server that lies (or a
+// replica grown huge) cannot make this node hold more than this: a
+// listing of a million object files is about 80 MiB.
+const (
+	maxAnswer = 256 << 20
+	maxStderr = 64 << 10
+)
+
+// capped is a buffer that takes up to max bytes. Past it, it fails the
+// copy (the command's answer is cut and must not be read) or, quiet, keeps
+// the start and drops the rest (stderr, read for diagnosis only).
+type capped struct {
+	bytes.Buffer
+	max   int
+	quiet bool
+	over  bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.Len(); len(p) > room {
+		c.over = true
+		if !c.quiet {
+			return 0, errors.New("answer too long")
+		}
+		c.Buffer.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return c.Buffer.Write(p)
 }

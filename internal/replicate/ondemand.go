@@ -26,21 +26,18 @@ type OnDemand struct {
 	Actor store.Actor
 	// Progress, when set, is the operator's progress bar.
 	Progress *progress.Bar
-	// FreeMargin, when not zero, replaces DefaultFreeMargin (the
-	// free_space_margin setting).
+	// FreeMargin is the free_space_margin setting (see Syncer).
 	FreeMargin int64
 	// Create, when set, creates and registers a repository this node
 	// does not have, so that Pull can restore it from a backup (see
 	// restore); undo takes it away again.
-	Create func(ctx context.Context, rp names.RepoPath) (r store.Repo, undo func(), err error)
+	Create func(ctx context.Context, rp names.RepoPath) (r store.Repo, undo func() error, err error)
 }
 
 func (o OnDemand) syncer() *Syncer {
 	s := NewSyncer(o.Dir, o.Disk)
 	s.Progress = o.Progress
-	if o.FreeMargin != 0 {
-		s.FreeMargin = o.FreeMargin
-	}
+	s.FreeMargin = o.FreeMargin
 	return s
 }
 

@@ -66,7 +66,9 @@ func (o OnDemand) restoreFrom(ctx context.Context, syncer *Syncer, rp names.Repo
 			return res, o.restored(ctx, r, srv, res)
 		}
 	}
-	undo()
+	if uerr := undo(); uerr != nil {
+		return Result{}, fmt.Errorf("restore %s from %s: %w; removing the new repository failed too: %v", rp, srv.Name, err, uerr)
+	}
 	return Result{}, fmt.Errorf("restore %s from %s: %w (the repository is not kept)", rp, srv.Name, err)
 }
 

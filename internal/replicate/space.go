@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,41 +39,53 @@ func (e *DiskFullError) Error() string {
 // POSIX tools only (df -P, find, ls -n), so that it works where rsync is
 // missing too; a neighbour with cpm-peer space.
 func (s *Syncer) checkSpace(ctx context.Context, t remote.Target, repo names.RepoPath, dir string) error {
-	out, err := s.Remote.Run(ctx, t, spaceCommand(t, repo))
+	whole, err := toSend(dir, nil)
+	if err != nil {
+		return err
+	}
+	// Room for the whole repository ends the check: the listing, which
+	// grows with the replica, is read only when space is short.
+	out, err := s.Remote.Run(ctx, t, spaceCommand(t, repo, (whole+s.FreeMargin)/1024))
 	var re *remote.Error
 	if t.Peer && errors.As(err, &re) && strings.Contains(re.Stderr, "unknown cpm-peer subcommand") {
 		return nil // a neighbour of an older version: it cannot tell
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("free space on %s: %w", t.Name, err)
 	}
 	first, listing, _ := strings.Cut(string(out), "\n")
 	freeKiB, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
-	if err != nil {
-		return fmt.Errorf("free space on %s: df printed %q", t.Name, first)
+	if err != nil || freeKiB < 0 || freeKiB > math.MaxInt64/1024 {
+		return fmt.Errorf("free space on %s: not a number of KiB: %q", t.Name, first)
+	}
+	free := freeKiB * 1024
+	if free >= whole+s.FreeMargin {
+		return nil
 	}
 	send, err := toSend(dir, parseListing(listing))
 	if err != nil {
 		return err
 	}
-	if free := freeKiB * 1024; free < send+s.FreeMargin {
+	if free < send+s.FreeMargin {
 		return &DiskFullError{Free: free, Send: send, Margin: s.FreeMargin}
 	}
 	return nil
 }
 
 // spaceCommand asks t for the free KiB where the replica of repo lives,
-// then "SIZE PATH" for each of its object files, PATH relative to the
-// replica (objects/…, lfs/objects/…).
-func spaceCommand(t remote.Target, repo names.RepoPath) string {
+// then, when that is less than needKiB, "SIZE PATH" for each of its
+// object files, PATH relative to the replica (objects/…, lfs/objects/…).
+// A neighbour always lists them (cpm-peer space takes no size).
+func spaceCommand(t remote.Target, repo names.RepoPath, needKiB int64) string {
 	if t.Peer {
 		return "cpm-peer space " + repo.String()
 	}
 	q := remote.Quote
 	// ls -n: MODE LINKS UID GID SIZE MONTH DAY TIME|YEAR PATH, and
 	// object paths hold no spaces.
-	return "mkdir -p " + q(t.Path) + " && df -Pk " + q(t.Path) + " | awk 'NR==2 {print $4}' && " +
-		"{ cd " + q(replicaPath(t, repo)) + " 2>/dev/null && LC_ALL=C find objects lfs/objects -type f -exec ls -ln {} + 2>/dev/null | awk '{print $5, $NF}'; true; }"
+	return "mkdir -p " + q(t.Path) + " && free=$(df -Pk " + q(t.Path) + " | awk 'NR==2 {print $4}') && echo \"$free\" && " +
+		"{ [ \"$free\" -ge " + strconv.FormatInt(needKiB, 10) + " ] 2>/dev/null || " +
+		"{ cd " + q(replicaPath(t, repo)) + " 2>/dev/null && LC_ALL=C find objects lfs/objects -type f -exec ls -ln {} + 2>/dev/null | awk '{print $5, $NF}'; }; true; }"
 }
 
 // parseListing reads "SIZE PATH" lines into sizes by path.

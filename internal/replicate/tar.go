@@ -68,11 +68,12 @@ func (c tarCopier) copy(ctx context.Context, j copyJob) (Result, error) {
 }
 
 // deliver unpacks the file beside dir/name, in a folder of its own, and
-// renames it into place.
+// renames it into place. The folder is named for name, not for the local
+// file, so that the next delivery clears what a cut one left.
 func (c tarCopier) deliver(ctx context.Context, t remote.Target, local, dir, name string) (int64, error) {
 	base := filepath.Base(local)
 	q := remote.Quote
-	in := ".cpm-in-" + base
+	in := ".cpm-in-" + filepath.Base(name)
 	return c.s.tarTo(ctx, t, filepath.Dir(local), []string{base}, "cd "+q(dir)+" && rm -rf "+q(in)+" && mkdir "+q(in)+
 		" && tar -C "+q(in)+" -xf - && mv -f "+q(in+"/"+base)+" "+q(name)+" && rmdir "+q(in))
 }
