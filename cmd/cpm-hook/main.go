@@ -18,6 +18,8 @@ import (
 	"cpm/internal/access"
 	"cpm/internal/datadir"
 	"cpm/internal/hook"
+	"cpm/internal/names"
+	"cpm/internal/queue"
 	"cpm/internal/store"
 )
 
@@ -80,20 +82,20 @@ func runHook(ctx context.Context, name, dataDir string, stdin io.Reader, stdout,
 	st, err := store.Open(ctx, dir.DB())
 	if err != nil {
 		if name == "post-receive" {
-			hook.Enqueue(ctx, nil, dir, repo)
+			queue.Enqueue(ctx, nil, dir, repo)
 		}
 		return err
 	}
 	defer st.Close()
 	switch name {
 	case "pre-receive":
-		if err := hook.Check(ctx, access.New(st, nil), pusher, repo, updates, hook.GitAncestry(repoDir)); err != nil {
+		if err := check(ctx, access.New(st, nil), pusher, repo, updates, repoDir); err != nil {
 			return err
 		}
 		return hook.RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr)
 	default:
 		recErr := hook.Record(ctx, st, pusher, repo, updates)
-		hook.Enqueue(ctx, st, dir, repo)
+		queue.Enqueue(ctx, st, dir, repo)
 		if err := hook.RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
 		}
@@ -102,3 +104,16 @@ func runHook(ctx context.Context, name, dataDir string, stdin io.Reader, stdout,
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// check decides a push made through the gateway; a push made on the
+// server itself is recorded but not restricted.
+func check(ctx context.Context, c access.Checker, p hook.Pusher, repo names.RepoPath, updates []hook.Update, repoDir string) error {
+	if p.Local {
+		return nil
+	}
+	id, err := hook.Identify(ctx, c, p)
+	if err != nil {
+		return err
+	}
+	return hook.Check(ctx, c, id, repo, updates, hook.GitAncestry(repoDir))
+}

@@ -2,9 +2,6 @@ package replicate
 
 import (
 	"context"
-	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,8 +10,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"cpm/internal/names"
+	"cpm/internal/queue"
 	"cpm/internal/store"
-	"cpm/internal/wake"
 )
 
 // Workers drain the replication queue.
@@ -103,7 +100,7 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 	defer tick.Stop()
 	why := wokeStart
 	for {
-		w.queueMarkers(ctx)
+		queue.Drain(ctx, w.Store, w.DirtyDir)
 		// A finished job only frees a slot: metadata and reconciliation
 		// wait for a nudge or the timer.
 		if why != wokeFinished && w.Publisher != nil {
@@ -293,28 +290,6 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 	}
 	if w.Observe != nil {
 		w.Observe(ev)
-	}
-}
-
-// queueMarkers queues pushes that post-receive could only note on disk.
-func (w *Workers) queueMarkers(ctx context.Context) {
-	if w.DirtyDir == "" {
-		return
-	}
-	entries, err := os.ReadDir(w.DirtyDir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		rp, err := wake.MarkerRepo(e.Name())
-		if err != nil {
-			os.Remove(filepath.Join(w.DirtyDir, e.Name()))
-			continue
-		}
-		if err := w.Store.MarkDirty(ctx, rp.Org, rp.Repo); err != nil && !errors.Is(err, store.ErrNotFound) {
-			continue // the database is still unavailable; keep the marker
-		}
-		os.Remove(filepath.Join(w.DirtyDir, e.Name()))
 	}
 }
 
