@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/alecthomas/kong"
 
@@ -19,6 +18,7 @@ import (
 	"cpm/internal/datadir"
 	"cpm/internal/hook"
 	"cpm/internal/names"
+	"cpm/internal/printable"
 	"cpm/internal/queue"
 	"cpm/internal/store"
 )
@@ -42,13 +42,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))
 		return 2
 	}
 	ctx := context.Background()
 	name := kctx.Command()
 	if err := runHook(ctx, name, c.DataDir, stdin, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))
 		if name == "post-receive" {
 			// The push has happened; a failure here must not look like it did not.
 			return 0
@@ -97,13 +97,11 @@ func runHook(ctx context.Context, name, dataDir string, stdin io.Reader, stdout,
 		recErr := hook.Record(ctx, st, pusher, repo, updates)
 		queue.Enqueue(ctx, st, dir, repo)
 		if err := hook.RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr); err != nil {
-			fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
+			fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))
 		}
 		return recErr
 	}
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // check decides a push made through the gateway; a push made on the
 // server itself is recorded but not restricted.

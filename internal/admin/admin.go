@@ -24,7 +24,7 @@ type Service struct {
 	Actor store.Actor
 	Now   func() time.Time
 	// FreeMargin is the free_space_margin setting for syncs run by hand
-	// (zero: replicate.DefaultFreeMargin).
+	// (zero: transfer.DefaultFreeMargin).
 	FreeMargin int64
 }
 

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"cpm/internal/datadir"
-	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // Promotion is what Promote did.
@@ -53,7 +53,7 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	if err != nil {
 		return Promotion{}, err
 	}
-	p := Promotion{From: from, Snapshot: filepath.Join(from, replicate.SnapshotDir, replicate.SnapshotName)}
+	p := Promotion{From: from, Snapshot: filepath.Join(from, transfer.SnapshotDir, transfer.SnapshotName)}
 	if _, err := os.Stat(p.Snapshot); err != nil {
 		return p, fmt.Errorf("%w at %s: not a cpm backup, or it never received one", ErrNotABackup, p.Snapshot)
 	}

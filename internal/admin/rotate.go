@@ -9,10 +9,12 @@ import (
 	"strings"
 
 	"cpm/internal/datadir"
+	"cpm/internal/printable"
 	"cpm/internal/remote"
-	"cpm/internal/replicate"
+	"cpm/internal/shellquote"
 	"cpm/internal/sshkey"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // KeyRotation is the state of a replication key rotation.
@@ -46,7 +48,7 @@ type ServerKey struct {
 // continues a rotation (the workers do that when a server comes back).
 func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (KeyRotation, error) {
 	// One rotation step at a time, whether cpm-admin or the workers run it.
-	unlock, err := replicate.LockFile(filepath.Join(dir.Locks(), "rotate-key.lock"))
+	unlock, err := transfer.LockFile(filepath.Join(dir.Locks(), "rotate-key.lock"))
 	if err != nil {
 		return KeyRotation{}, err
 	}
@@ -77,7 +79,7 @@ func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (K
 	if err != nil {
 		return r, err
 	}
-	env := replicate.NewSyncer(dir, s.Disk).Remote
+	env := remote.ForDataDir(dir)
 	all := true
 	for _, srv := range servers {
 		st := s.rotateOne(ctx, env, srv, r)
@@ -117,7 +119,7 @@ func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Serve
 		// Not in use: it learns the new key with discovery or server add.
 		return s.markKey(ctx, sk, srv.Name, "done")
 	}
-	t := replicate.TargetOf(srv)
+	t := transfer.TargetOf(srv)
 	old, next := t, t
 	old.UseNext, next.UseNext = false, true
 	probe := "true"
@@ -157,7 +159,7 @@ func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Serve
 
 // failed records why step did not happen, and whether the server refused.
 func (sk ServerKey) failed(step string, err error) ServerKey {
-	sk.Error = step + ": " + oneLine(err.Error())
+	sk.Error = step + ": " + printable.Line(err.Error())
 	var re *remote.Error
 	sk.Refused = !errors.As(err, &re) || !re.Unreachable()
 	return sk
@@ -177,8 +179,8 @@ func (s *Service) markKey(ctx context.Context, sk ServerKey, name, state string)
 // that holds the current key, so that a wrong path is an error, not a
 // file sshd never reads.
 func installKey(path, current, line string) string {
-	f, l := remote.Quote(authorizedPath(path)), remote.Quote(line)
-	return "f=" + f + `; grep -qF ` + remote.Quote(blob(current)) + ` "$f" 2>/dev/null || ` +
+	f, l := shellquote.Quote(authorizedPath(path)), shellquote.Quote(line)
+	return "f=" + f + `; grep -qF ` + shellquote.Quote(blob(current)) + ` "$f" 2>/dev/null || ` +
 		`{ echo "cpm's current key is not in $f: give the server's authorized_keys with server set --authorized-keys" >&2; exit 3; }; ` +
 		`{ grep -qxF ` + l + ` "$f" || printf '%s\n' ` + l + ` >> "$f"; }`
 }
@@ -195,8 +197,8 @@ func blob(line string) string {
 // removeKey drops every line holding the key's base64 blob from the
 // authorized_keys file at path.
 func removeKey(path, line string) string {
-	f := remote.Quote(authorizedPath(path))
-	return "f=" + f + `; { grep -vF ` + remote.Quote(blob(line)) + ` "$f" || true; } > "$f.cpm-new" && chmod 600 "$f.cpm-new" && mv "$f.cpm-new" "$f"`
+	f := shellquote.Quote(authorizedPath(path))
+	return "f=" + f + `; { grep -vF ` + shellquote.Quote(blob(line)) + ` "$f" || true; } > "$f.cpm-new" && chmod 600 "$f.cpm-new" && mv "$f.cpm-new" "$f"`
 }
 
 func authorizedPath(p string) string {
@@ -206,8 +208,6 @@ func authorizedPath(p string) string {
 	return p
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
 // finishRotation makes the new key the key once every server takes it and
 // no longer the old one.
 func (s *Service) finishRotation(ctx context.Context, dir datadir.Dir, env remote.Env, servers []store.Server) error {
@@ -215,7 +215,7 @@ func (s *Service) finishRotation(ctx context.Context, dir datadir.Dir, env remot
 	// Every server takes the new key and no longer the old: the new key
 	// becomes the key. Connections made with either file name go.
 	for _, srv := range servers {
-		t := replicate.TargetOf(srv)
+		t := transfer.TargetOf(srv)
 		t.UseNext = false
 		env.CloseMaster(t)
 		t.UseNext = true

@@ -12,8 +12,8 @@ import (
 	"cpm/internal/authz"
 	"cpm/internal/command"
 	"cpm/internal/names"
-	"cpm/internal/replicate"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // A forwarded push starts with one line from the origin: "ok" (the
@@ -127,7 +127,7 @@ func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command)
 // heldBy refuses a forwarded push unless srv holds repo as a replica:
 // inside its scope, and synced there at least once.
 func (g *Gateway) heldBy(ctx context.Context, srv store.Server, repo names.RepoPath) error {
-	if err := replicate.CheckScope(srv, repo.String()); err != nil {
+	if err := transfer.CheckScope(srv, repo.String()); err != nil {
 		return refuse("%s: not forwarded: %v", repo, err)
 	}
 	r, err := g.Store.Repo(ctx, repo.Org, repo.Repo)

@@ -24,9 +24,9 @@ import (
 	"cpm/internal/hook"
 	"cpm/internal/names"
 	"cpm/internal/peer"
-	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // Gateway serves sessions against one data directory.
@@ -47,7 +47,7 @@ type Gateway struct {
 	Forward Forwarder
 	// SendToPeer syncs one of this node's repositories to a neighbour now,
 	// when the neighbour asks (cpm-peer want); nil: never.
-	SendToPeer func(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error)
+	SendToPeer func(ctx context.Context, server string, repo names.RepoPath) (transfer.Result, error)
 }
 
 // Session is one command from one authenticated key.

@@ -11,6 +11,7 @@ import (
 	"cpm/internal/hook"
 	"cpm/internal/merge"
 	"cpm/internal/names"
+	"cpm/internal/printable"
 	"cpm/internal/queue"
 	"cpm/internal/repos"
 	"cpm/internal/store"
@@ -75,7 +76,7 @@ func (g *Gateway) merged(ctx context.Context, s Session, dir string, repo names.
 	}
 	queue.Enqueue(ctx, g.Store, g.DataDir, repo)
 	if err := g.repoHook(ctx, s, dir, repo, "post-receive", update); err != nil {
-		fmt.Fprintf(s.Stderr, "cpm: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+		fmt.Fprintf(s.Stderr, "cpm: %s\n", printable.Line(err.Error()))
 	}
 }
 

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"cpm/internal/command"
-	"cpm/internal/replicate"
+	"cpm/internal/printable"
+	"cpm/internal/transfer"
 )
 
 // servePeer runs a cpm-peer command for an approved neighbour. A
@@ -56,7 +56,7 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 			err = errors.New("this node does not send on request")
 			break
 		}
-		var res replicate.Result
+		var res transfer.Result
 		if res, err = g.SendToPeer(ctx, origin, cmd.Repo); err == nil {
 			err = json.NewEncoder(s.Stdout).Encode(res)
 		}
@@ -70,7 +70,7 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 		return g.run(ctx, s, c)
 	}
 	if err != nil {
-		return 1, &failure{line: "cpm: " + strings.Join(strings.Fields(err.Error()), " "), err: err}
+		return 1, &failure{line: "cpm: " + printable.Line(err.Error()), err: err}
 	}
 	return 0, nil
 }

@@ -18,9 +18,9 @@ import (
 	"cpm/internal/names"
 	"cpm/internal/peer"
 	"cpm/internal/replica"
-	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // Node is an opened data directory with its gateway wired.
@@ -67,7 +67,7 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 
 // sendToPeer syncs one repository to a neighbour that asked for it (want,
 // or after a forwarded push): only inside the neighbour's scope.
-func (n *Node) sendToPeer(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error) {
+func (n *Node) sendToPeer(ctx context.Context, server string, repo names.RepoPath) (transfer.Result, error) {
 	svc := admin.New(n.Store, n.Disk, store.Actor{Name: "peer:" + server})
 	return svc.SyncPush(ctx, n.Dir, repo.String(), server, false, nil)
 }

@@ -11,6 +11,7 @@ import (
 	"cpm/internal/metrics"
 	"cpm/internal/replicate"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 	"cpm/internal/wake"
 )
 
@@ -43,12 +44,12 @@ func (n *Node) StartWorkers(ctx context.Context, m *metrics.Replication) (<-chan
 func (n *Node) workers(m *metrics.Replication) *replicate.Workers {
 	c := n.Conf
 	host, _ := os.Hostname()
-	syncer := replicate.NewSyncer(n.Dir, n.Disk)
+	syncer := transfer.NewSyncer(n.Dir, n.Disk)
 	syncer.FreeMargin = c.FreeSpaceMargin
 	w := &replicate.Workers{
 		Store:      n.Store,
 		Syncer:     syncer,
-		Publisher:  &replicate.Publisher{Store: n.Store, Syncer: syncer},
+		Publisher:  &transfer.Publisher{Store: n.Store, Syncer: syncer},
 		Log:        n.Log.With().Str("component", "replicate").Logger(),
 		Global:     c.Workers,
 		PerTarget:  c.PerTarget,

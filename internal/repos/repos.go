@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"cpm/internal/names"
+	"cpm/internal/printable"
 )
 
 // DefaultBranch is the branch HEAD points to in a new repository.
@@ -80,7 +81,7 @@ func (r Root) SetDescription(org, repo, description string) error {
 }
 
 func writeDescription(dir, description string) error {
-	return os.WriteFile(filepath.Join(dir, "description"), []byte(oneLine(description)+"\n"), 0o644)
+	return os.WriteFile(filepath.Join(dir, "description"), []byte(printable.Line(description)+"\n"), 0o644)
 }
 
 // Create makes a bare repository with HEAD on main. An existing directory
@@ -256,7 +257,7 @@ func GitOutput(ctx context.Context, dir string, env []string, args ...string) ([
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		msg := oneLine(stderr.String())
+		msg := printable.Line(stderr.String())
 		if msg == "" {
 			msg = err.Error()
 		}
@@ -282,18 +283,4 @@ func Env(home string) []string {
 		"GIT_CONFIG_GLOBAL=/dev/null",
 		"GIT_TERMINAL_PROMPT=0",
 	}
-}
-
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
-		}
-		if r < ' ' || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	return s
 }

@@ -1,4 +1,4 @@
-package replicate
+package transfer
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"cpm/internal/names"
 	"cpm/internal/remote"
+	"cpm/internal/shellquote"
 )
 
 // DefaultFreeMargin is the room a backup keeps beyond what a sync sends
@@ -68,7 +69,7 @@ func spaceCommand(t remote.Target, repo names.RepoPath) string {
 	if t.Peer {
 		return "cpm-peer space " + repo.String()
 	}
-	q := remote.Quote
+	q := shellquote.Quote
 	// ls -n: MODE LINKS UID GID SIZE MONTH DAY TIME|YEAR PATH, and
 	// object paths hold no spaces.
 	return "mkdir -p " + q(t.Path) + " && df -Pk " + q(t.Path) + " | awk 'NR==2 {print $4}' && " +
