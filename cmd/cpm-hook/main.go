@@ -14,13 +14,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"cpm/internal/access"
-	"cpm/internal/datadir"
 	"cpm/internal/hook"
-	"cpm/internal/names"
 	"cpm/internal/printable"
-	"cpm/internal/queue"
-	"cpm/internal/store"
 )
 
 type cli struct {
@@ -47,7 +42,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx := context.Background()
 	name := kctx.Command()
-	if err := runHook(ctx, name, c.DataDir, stdin, stdout, stderr); err != nil {
+	if err := hook.Run(ctx, name, c.DataDir, stdin, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))
 		if name == "post-receive" {
 			// The push has happened; a failure here must not look like it did not.
@@ -56,62 +51,4 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func runHook(ctx context.Context, name, dataDir string, stdin io.Reader, stdout, stderr io.Writer) error {
-	dir, err := datadir.New(dataDir)
-	if err != nil {
-		return err
-	}
-	repoDir, err := os.Getwd() // git runs hooks in the repository
-	if err != nil {
-		return err
-	}
-	repo, err := hook.RepoFromDir(dir.Repos(), repoDir)
-	if err != nil {
-		return err
-	}
-	updates, raw, err := hook.ReadUpdates(stdin)
-	if err != nil {
-		return err
-	}
-	pusher, err := hook.PusherFromEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, dir.DB())
-	if err != nil {
-		if name == "post-receive" {
-			queue.Enqueue(ctx, nil, dir, repo)
-		}
-		return err
-	}
-	defer st.Close()
-	switch name {
-	case "pre-receive":
-		if err := check(ctx, access.New(st, nil), pusher, repo, updates, repoDir); err != nil {
-			return err
-		}
-		return hook.RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr)
-	default:
-		recErr := hook.Record(ctx, st, pusher, repo, updates)
-		queue.Enqueue(ctx, st, dir, repo)
-		if err := hook.RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr); err != nil {
-			fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))
-		}
-		return recErr
-	}
-}
-
-// check decides a push made through the gateway; a push made on the
-// server itself is recorded but not restricted.
-func check(ctx context.Context, c access.Checker, p hook.Pusher, repo names.RepoPath, updates []hook.Update, repoDir string) error {
-	if p.Local {
-		return nil
-	}
-	id, err := hook.Identify(ctx, c, p)
-	if err != nil {
-		return err
-	}
-	return hook.Check(ctx, c, id, repo, updates, hook.GitAncestry(repoDir))
 }

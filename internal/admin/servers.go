@@ -12,6 +12,7 @@ import (
 	"cpm/internal/datadir"
 	"cpm/internal/names"
 	"cpm/internal/ondemand"
+	"cpm/internal/pins"
 	"cpm/internal/progress"
 	"cpm/internal/remote"
 	"cpm/internal/replica"
@@ -145,7 +146,7 @@ func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpe
 	if err != nil {
 		return store.Server{}, err
 	}
-	return srv, s.WriteKnownHosts(ctx, dir)
+	return srv, pins.Write(ctx, s.Store, dir)
 }
 
 // pinHostKey returns the host key to pin: line, or when line is empty the
@@ -217,7 +218,7 @@ func (s *Service) SetServer(ctx context.Context, dir datadir.Dir, name string, s
 	}
 	if set.HostKey != nil {
 		remote.ForDataDir(dir).CloseMasters(name)
-		if err := s.WriteKnownHosts(ctx, dir); err != nil {
+		if err := pins.Write(ctx, s.Store, dir); err != nil {
 			return srv, err
 		}
 	}
@@ -245,31 +246,7 @@ func (s *Service) RemoveServer(ctx context.Context, dir datadir.Dir, name string
 	if err := replica.New(dir.Peers()).Forget(name); err != nil {
 		return err
 	}
-	return s.WriteKnownHosts(ctx, dir)
-}
-
-// WriteKnownHosts writes DATA/known_hosts from the store: one line per
-// server, under its HostKeyAlias. The workers call it at start, so a data
-// dir whose pins were written per host:port gets them per server.
-func (s *Service) WriteKnownHosts(ctx context.Context, dir datadir.Dir) error {
-	servers, err := s.Store.Servers(ctx)
-	if err != nil {
-		return err
-	}
-	var pins []remote.Pinned
-	for _, srv := range servers {
-		pins = append(pins, remote.Pinned{Name: srv.Name, HostKey: srv.HostKey})
-	}
-	return remote.WriteKnownHosts(dir.KnownHosts(), pins)
-}
-
-// PublicKey is cpm's replication key, to install on targets.
-func PublicKey(dir datadir.Dir) (string, error) {
-	b, err := os.ReadFile(dir.ReplicationKey() + ".pub")
-	if err != nil {
-		return "", fmt.Errorf("replication key: %w (run cpm-admin init)", err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	return pins.Write(ctx, s.Store, dir)
 }
 
 // onDemand runs the syncs an operator asks for, as the service's actor.

@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"cpm/internal/access"
-	"cpm/internal/admin"
 	"cpm/internal/authz"
 	"cpm/internal/command"
 	"cpm/internal/datadir"
@@ -24,6 +23,7 @@ import (
 	"cpm/internal/hook"
 	"cpm/internal/names"
 	"cpm/internal/peer"
+	"cpm/internal/provision"
 	"cpm/internal/repos"
 	"cpm/internal/store"
 	"cpm/internal/transfer"
@@ -213,8 +213,8 @@ func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command)
 }
 
 func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) error {
-	svc := admin.New(g.Store, g.Disk, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr})
-	_, _, err := svc.CreateRepo(ctx, cmd.Repo.String(), false, "")
+	actor := store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}
+	_, _, err := provision.Repo(ctx, g.Store, g.Disk, actor, cmd.Repo.String(), false, "")
 	if errors.Is(err, store.ErrExists) {
 		return nil // created by a concurrent push
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"cpm/internal/datadir"
 	"cpm/internal/names"
 	"cpm/internal/printable"
 )
@@ -282,5 +283,15 @@ func Env(home string) []string {
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_CONFIG_GLOBAL=/dev/null",
 		"GIT_TERMINAL_PROMPT=0",
+	}
+}
+
+// RootOf is the repository root of a data directory, with hooks calling
+// hookBin.
+func RootOf(dir datadir.Dir, hookBin string) Root {
+	return Root{
+		Dir:   dir.Repos(),
+		Trash: dir.Trash(),
+		Hooks: Hooks{Bin: hookBin, DataDir: dir.String()},
 	}
 }

@@ -1,4 +1,4 @@
-package admin
+package replkey
 
 import (
 	"context"
@@ -37,16 +37,23 @@ type ServerKey struct {
 	Refused bool `json:"refused,omitempty"`
 }
 
-// RotateKey replaces cpm's replication key without locking anyone out: a
+// Rotator rotates the replication key as Actor, recording each step in
+// Store.
+type Rotator struct {
+	Store *store.Store
+	Actor store.Actor
+}
+
+// Rotate replaces cpm's replication key without locking anyone out: a
 // new key is made (once), installed on every server next to the old one
 // (a backup's authorized_keys; a neighbour is told the new key over the
 // old one's connection), used for a server as soon as the server accepts
 // it, and the old key is then removed there. A server that cannot be
 // reached keeps working with the old key; the rotation finishes, and the
 // new key becomes the only one, when every server has switched. start
-// makes a new key if none is under way; without it, RotateKey only
+// makes a new key if none is under way; without it, Rotate only
 // continues a rotation (the workers do that when a server comes back).
-func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (KeyRotation, error) {
+func (s Rotator) Rotate(ctx context.Context, dir datadir.Dir, start bool) (KeyRotation, error) {
 	// One rotation step at a time, whether cpm-admin or the workers run it.
 	unlock, err := transfer.LockFile(filepath.Join(dir.Locks(), "rotate-key.lock"))
 	if err != nil {
@@ -107,7 +114,7 @@ func fingerprintOf(line string) string {
 }
 
 // rotateOne moves one server as far along the rotation as it can go.
-func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Server, r KeyRotation) ServerKey {
+func (s Rotator) rotateOne(ctx context.Context, env remote.Env, srv store.Server, r KeyRotation) ServerKey {
 	sk := ServerKey{Server: srv.Name, State: srv.KeyState}
 	switch sk.State {
 	case "done":
@@ -165,7 +172,7 @@ func (sk ServerKey) failed(step string, err error) ServerKey {
 	return sk
 }
 
-func (s *Service) markKey(ctx context.Context, sk ServerKey, name, state string) ServerKey {
+func (s Rotator) markKey(ctx context.Context, sk ServerKey, name, state string) ServerKey {
 	if err := s.Store.SetKeyState(ctx, s.Actor, name, state); err != nil {
 		sk.Error = err.Error()
 		return sk
@@ -210,7 +217,7 @@ func authorizedPath(p string) string {
 
 // finishRotation makes the new key the key once every server takes it and
 // no longer the old one.
-func (s *Service) finishRotation(ctx context.Context, dir datadir.Dir, env remote.Env, servers []store.Server) error {
+func (s Rotator) finishRotation(ctx context.Context, dir datadir.Dir, env remote.Env, servers []store.Server) error {
 	next := dir.NextReplicationKey()
 	// Every server takes the new key and no longer the old: the new key
 	// becomes the key. Connections made with either file name go.
