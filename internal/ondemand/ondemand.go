@@ -33,7 +33,7 @@ type OnDemand struct {
 	Actor store.Actor
 	// Progress, when set, is the operator's progress bar.
 	Progress *progress.Bar
-	// FreeMargin, when not zero, replaces DefaultFreeMargin (the
+	// FreeMargin, when not zero, replaces transfer.DefaultFreeMargin (the
 	// free_space_margin setting).
 	FreeMargin int64
 	// Create, when set, creates and registers a repository this node
