@@ -8,6 +8,7 @@ import (
 
 	"cpm/internal/admin"
 	"cpm/internal/certauth"
+	"cpm/internal/printable"
 	"cpm/internal/repos"
 )
 
@@ -119,8 +120,8 @@ func (c authorizedPrincipalsCmd) Run(e *env, svc *admin.Service) error {
 	line, err := svc.AuthorizedPrincipals(e.ctx, e.dir, shell, c.Type, c.Cert)
 	if errors.Is(err, certauth.ErrRefused) {
 		// sshd reads no line as "not authorized"; say why in its log.
-		fmt.Fprintf(e.stdout, "# %s\n", oneLine(err.Error()))
-		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(e.stdout, "# %s\n", printable.Line(err.Error()))
+		fmt.Fprintf(os.Stderr, "cpm: %s\n", printable.Line(err.Error()))
 		return nil
 	}
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"cpm/internal/config"
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/printable"
 	"cpm/internal/remote"
 	"cpm/internal/repos"
 	"cpm/internal/store"
@@ -104,7 +105,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exit // --help
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -132,7 +133,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))
 		return 1
 	}
 	return 0
@@ -153,11 +154,6 @@ func localActor() store.Actor {
 		name = u.Username
 	}
 	return store.Actor{Name: "local:" + name}
-}
-
-// oneLine keeps an error to the one line that the interface promises.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }
 
 type initCmd struct {

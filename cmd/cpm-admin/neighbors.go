@@ -9,6 +9,7 @@ import (
 	"cpm/internal/admin"
 	"cpm/internal/discover"
 	"cpm/internal/remote"
+	"cpm/internal/replkey"
 	"cpm/internal/store"
 )
 
@@ -121,7 +122,7 @@ func (c serverApproveCmd) Run(e *env, svc *admin.Service) error {
 // approved only with --yes.
 func (c neighborDiscoverCmd) addAll(e *env, svc *admin.Service, nodes []discover.Node) {
 	// This node answers its own scan: it is known by its replication key.
-	self, _ := admin.PublicKey(e.dir)
+	self, _ := replkey.PublicKey(e.dir)
 	if self != "" {
 		self, _ = remote.ParseHostKey(self)
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"cpm/internal/admin"
-	"cpm/internal/replicate"
+	"cpm/internal/ondemand"
 )
 
 type repoCmd struct {
@@ -239,7 +239,7 @@ func (c repoListCmd) listOn(e *env, svc *admin.Service) error {
 	if err != nil {
 		return err
 	}
-	held := make([]replicate.Held, 0, len(all))
+	held := make([]ondemand.Held, 0, len(all))
 	for _, h := range all {
 		if org, _, _ := strings.Cut(h.Repo, "/"); c.Org == "" || strings.EqualFold(org, c.Org) {
 			held = append(held, h)

@@ -12,6 +12,7 @@ import (
 
 	"cpm/internal/admin"
 	"cpm/internal/remote"
+	"cpm/internal/replkey"
 	"cpm/internal/store"
 )
 
@@ -31,7 +32,7 @@ type serverRotateKeyCmd struct {
 }
 
 func (c serverRotateKeyCmd) Run(e *env, svc *admin.Service) error {
-	r, err := svc.RotateKey(e.ctx, e.dir, true)
+	r, err := replkey.Rotator{Store: svc.Store, Actor: svc.Actor}.Rotate(e.ctx, e.dir, true)
 	if err != nil {
 		return err
 	}
@@ -285,7 +286,7 @@ func orNone(s string) string {
 type serverPubkeyCmd struct{}
 
 func (serverPubkeyCmd) Run(e *env) error {
-	k, err := admin.PublicKey(e.dir)
+	k, err := replkey.PublicKey(e.dir)
 	if err != nil {
 		return err
 	}

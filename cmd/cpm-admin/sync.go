@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"cpm/internal/admin"
-	"cpm/internal/replicate"
 	"cpm/internal/store"
 	"cpm/internal/targetstate"
+	"cpm/internal/transfer"
 	"cpm/internal/wake"
 )
 
@@ -34,7 +34,7 @@ func (c syncPushCmd) Run(e *env, svc *admin.Service) error {
 	}
 	svc.FreeMargin = conf.FreeSpaceMargin
 	res, err := svc.SyncPush(e.ctx, e.dir, c.Repo, c.To, c.Force, e.terminal())
-	var scope *replicate.ScopeError
+	var scope *transfer.ScopeError
 	if errors.As(err, &scope) {
 		return fmt.Errorf("%w; --force sends it anyway", err)
 	}

@@ -11,14 +11,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/alecthomas/kong"
 
-	"cpm/internal/access"
-	"cpm/internal/datadir"
 	"cpm/internal/hook"
-	"cpm/internal/store"
+	"cpm/internal/printable"
 )
 
 type cli struct {
@@ -40,13 +37,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))
 		return 2
 	}
 	ctx := context.Background()
 	name := kctx.Command()
-	if err := runHook(ctx, name, c.DataDir, stdin, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
+	if err := hook.Run(ctx, name, c.DataDir, stdin, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))
 		if name == "post-receive" {
 			// The push has happened; a failure here must not look like it did not.
 			return 0
@@ -55,50 +52,3 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
-
-func runHook(ctx context.Context, name, dataDir string, stdin io.Reader, stdout, stderr io.Writer) error {
-	dir, err := datadir.New(dataDir)
-	if err != nil {
-		return err
-	}
-	repoDir, err := os.Getwd() // git runs hooks in the repository
-	if err != nil {
-		return err
-	}
-	repo, err := hook.RepoFromDir(dir.Repos(), repoDir)
-	if err != nil {
-		return err
-	}
-	updates, raw, err := hook.ReadUpdates(stdin)
-	if err != nil {
-		return err
-	}
-	pusher, err := hook.PusherFromEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, dir.DB())
-	if err != nil {
-		if name == "post-receive" {
-			hook.Enqueue(ctx, nil, dir, repo)
-		}
-		return err
-	}
-	defer st.Close()
-	switch name {
-	case "pre-receive":
-		if err := hook.Check(ctx, access.New(st, nil), pusher, repo, updates, hook.GitAncestry(repoDir)); err != nil {
-			return err
-		}
-		return hook.RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr)
-	default:
-		recErr := hook.Record(ctx, st, pusher, repo, updates)
-		hook.Enqueue(ctx, st, dir, repo)
-		if err := hook.RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr); err != nil {
-			fmt.Fprintf(stderr, "cpm: %s\n", oneLine(err.Error()))
-		}
-		return recErr
-	}
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

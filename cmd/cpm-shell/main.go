@@ -28,6 +28,7 @@ import (
 	"cpm/internal/datadir"
 	"cpm/internal/gateway"
 	"cpm/internal/node"
+	"cpm/internal/printable"
 )
 
 type cli struct {
@@ -145,11 +146,11 @@ func run(args []string) int {
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(os.Stderr, "cpm: %s\n", printable.Line(err.Error()))
 		return 2
 	}
 	if err := kctx.Run(&c.Flags); err != nil {
-		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(os.Stderr, "cpm: %s\n", printable.Line(err.Error()))
 		return 1
 	}
 	return 0
@@ -175,7 +176,7 @@ func forced(keyArg string, rest []string) int {
 		_, err = parser.Parse(rest)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(os.Stderr, "cpm: %s\n", printable.Line(err.Error()))
 		return 2
 	}
 	var id int64
@@ -188,7 +189,7 @@ func forced(keyArg string, rest []string) int {
 	}
 	conf, dir, err := settings(&flags, nil)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "cpm: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(os.Stderr, "cpm: %s\n", printable.Line(err.Error()))
 		return 1
 	}
 	// Stderr belongs to the ssh client here; the log goes to a file.
@@ -237,5 +238,3 @@ func remoteAddr(conn string) string {
 	}
 	return net.JoinHostPort(f[0], f[1])
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

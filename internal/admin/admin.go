@@ -12,9 +12,10 @@ import (
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
-	"cpm/internal/replicate"
+	"cpm/internal/pins"
+	"cpm/internal/replkey"
+	"cpm/internal/transfer"
 	"cpm/internal/repos"
-	"cpm/internal/sshkey"
 	"cpm/internal/store"
 )
 
@@ -25,7 +26,7 @@ type Service struct {
 	Actor store.Actor
 	Now   func() time.Time
 	// FreeMargin is the free_space_margin setting for syncs run on
-	// demand (New sets replicate.DefaultFreeMargin).
+	// demand (New sets transfer.DefaultFreeMargin).
 	FreeMargin int64
 }
 
@@ -38,10 +39,8 @@ func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, i
 	if err := dir.Ensure(); err != nil {
 		return nil, 0, err
 	}
-	if _, err := os.Stat(dir.ReplicationKey()); os.IsNotExist(err) {
-		if _, err := sshkey.Generate(dir.ReplicationKey(), "cpm replication"); err != nil {
-			return nil, 0, err
-		}
+	if err := replkey.Ensure(dir); err != nil {
+		return nil, 0, err
 	}
 	st, err := store.Init(ctx, dir.DB())
 	if err != nil {
@@ -53,7 +52,7 @@ func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, i
 	}
 	// Pins as this version writes them (per server), whatever wrote them.
 	svc := New(st, repos.Root{}, store.Actor{})
-	if err := svc.WriteKnownHosts(ctx, dir); err != nil {
+	if err := pins.Write(ctx, st, dir); err != nil {
 		st.Close()
 		return nil, 0, err
 	}
@@ -63,7 +62,7 @@ func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, i
 		st.Close()
 		return nil, 0, err
 	}
-	root := Root(dir, hookBin)
+	root := repos.RootOf(dir, hookBin)
 	rs, err := st.Repos(ctx, "")
 	if err != nil {
 		st.Close()
@@ -101,20 +100,10 @@ func defaultNodeName() string {
 	return h
 }
 
-// Root is the repository root of a data directory, with hooks calling
-// hookBin.
-func Root(dir datadir.Dir, hookBin string) repos.Root {
-	return repos.Root{
-		Dir:   dir.Repos(),
-		Trash: dir.Trash(),
-		Hooks: repos.Hooks{Bin: hookBin, DataDir: dir.String()},
-	}
-}
-
 // New is a service acting as actor on the store st and the repositories
 // under disk.
 func New(st *store.Store, disk repos.Root, actor store.Actor) *Service {
-	return &Service{Store: st, Disk: disk, Actor: actor, Now: time.Now, FreeMargin: replicate.DefaultFreeMargin}
+	return &Service{Store: st, Disk: disk, Actor: actor, Now: time.Now, FreeMargin: transfer.DefaultFreeMargin}
 }
 
 // Open opens an initialised data directory.
@@ -123,7 +112,7 @@ func Open(ctx context.Context, dir datadir.Dir, actor store.Actor, hookBin strin
 	if err != nil {
 		return nil, err
 	}
-	return New(st, Root(dir, hookBin), actor), nil
+	return New(st, repos.RootOf(dir, hookBin), actor), nil
 }
 
 // Close releases the store.
@@ -134,9 +123,6 @@ type Trashed struct {
 	Repo string `json:"repo"`
 	Path string `json:"path"` // "" when it was not on disk
 }
-
-// maxDescription bounds a repository description.
-const maxDescription = 500
 
 // Audit returns the newest audit entries first.
 func (s *Service) Audit(ctx context.Context, limit int) ([]store.AuditEntry, error) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"cpm/internal/datadir"
+	"cpm/internal/provision"
 	"cpm/internal/store"
 )
 
@@ -80,7 +81,7 @@ func TestDescriptionMustBeOneLine(t *testing.T) {
 	if _, err := s.CreateOrg(ctx, "acme", ""); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"two\nlines", "esc\x1b[2J", string(make([]byte, maxDescription+1))} {
+	for _, d := range []string{"two\nlines", "esc\x1b[2J", string(make([]byte, provision.MaxDescription+1))} {
 		if _, _, err := s.CreateRepo(ctx, "acme/web", false, d); err == nil {
 			t.Errorf("description %q accepted", d)
 		}

@@ -13,9 +13,10 @@ import (
 	"cpm/internal/datadir"
 	"cpm/internal/peer"
 	"cpm/internal/remote"
-	"cpm/internal/replicate"
+	"cpm/internal/shellquote"
 	"cpm/internal/store"
 	"cpm/internal/targetstate"
+	"cpm/internal/transfer"
 	"cpm/internal/wake"
 )
 
@@ -87,8 +88,8 @@ func (s *Service) CheckServer(ctx context.Context, dir datadir.Dir, name string)
 		return Check{}, err
 	}
 	c := Check{Server: srv.Name, Role: srv.Role}
-	t := replicate.TargetOf(srv)
-	env, done, err := freshConnection(replicate.NewSyncer(dir, s.Disk).Remote, srv.Name)
+	t := transfer.TargetOf(srv)
+	env, done, err := freshConnection(remote.ForDataDir(dir), srv.Name)
 	if err != nil {
 		return c, err
 	}
@@ -144,7 +145,7 @@ func freshConnection(env remote.Env, names ...string) (remote.Env, func(), error
 }
 
 func checkBackup(ctx context.Context, env remote.Env, t remote.Target, c *Check) error {
-	p := remote.Quote(t.Path)
+	p := shellquote.Quote(t.Path)
 	out, err := env.Run(ctx, t,
 		"echo rsync=$(rsync --version 2>/dev/null | head -n1); echo git=$(git --version 2>/dev/null); "+
 			"mkdir -p "+p+" 2>/dev/null; echo free=$(df -Pk "+p+" | awk 'NR==2 {print $4}'); "+

@@ -13,12 +13,13 @@ import (
 	"cpm/internal/datadir"
 	"cpm/internal/lfs"
 	"cpm/internal/names"
+	"cpm/internal/printable"
 	"cpm/internal/remote"
 	"cpm/internal/replica"
-	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/store"
 	"cpm/internal/targetstate"
+	"cpm/internal/transfer"
 )
 
 // Finding is one check of `doctor`: what was checked, whether it is
@@ -135,10 +136,10 @@ func (s *Service) checkReplicas(ctx context.Context, dir datadir.Dir, o DoctorOp
 	for _, srv := range servers {
 		byID[srv.ID] = srv
 	}
-	syncer := replicate.NewSyncer(dir, s.Disk)
+	syncer := transfer.NewSyncer(dir, s.Disk)
 	for _, j := range jobs {
 		srv := byID[j.ServerID]
-		in := targetstate.Of(srv, nil, time.Now()).Up() && replicate.InScope(srv.RepoPatterns, j.Repo)
+		in := targetstate.Of(srv, nil, time.Now()).Up() && transfer.InScope(srv.RepoPatterns, j.Repo)
 		if !in || !j.Done() {
 			continue
 		}
@@ -147,11 +148,11 @@ func (s *Service) checkReplicas(ctx context.Context, dir datadir.Dir, o DoctorOp
 			if err != nil {
 				continue
 			}
-			d, err := syncer.Check(ctx, rp, replicate.TargetOf(srv), true)
+			d, err := syncer.Check(ctx, rp, transfer.TargetOf(srv), true)
 			checked++
 			switch {
 			case err != nil:
-				problems = append(problems, oneLine(err.Error()))
+				problems = append(problems, printable.Line(err.Error()))
 			case !d.OK():
 				problems = append(problems, j.Repo+" on "+srv.Name+": "+d.String())
 			}
@@ -248,7 +249,7 @@ func (s *Service) checkServers(ctx context.Context, dir datadir.Dir) (pins, prob
 	for _, st := range statuses {
 		names = append(names, st.Name)
 	}
-	env, done, err := freshConnection(replicate.NewSyncer(dir, s.Disk).Remote, names...)
+	env, done, err := freshConnection(remote.ForDataDir(dir), names...)
 	if err != nil {
 		return nil, []string{err.Error()}, nil
 	}
@@ -268,7 +269,7 @@ func (s *Service) checkServers(ctx context.Context, dir datadir.Dir) (pins, prob
 			fixes = append(fixes, srv.Name+": "+st.Fix)
 			continue
 		}
-		t := replicate.TargetOf(srv)
+		t := transfer.TargetOf(srv)
 		cmd := "true"
 		if t.Peer {
 			cmd = "cpm-peer hello"
@@ -278,7 +279,7 @@ func (s *Service) checkServers(ctx context.Context, dir datadir.Dir) (pins, prob
 		cancel()
 		if err != nil {
 			var re *remote.Error
-			problems = append(problems, srv.Name+": "+oneLine(err.Error()))
+			problems = append(problems, srv.Name+": "+printable.Line(err.Error()))
 			fixes = append(fixes, srv.Name+": "+targetstate.FixFor(srv, err.Error(), errors.As(err, &re) && re.Blocking()))
 		}
 	}

@@ -15,8 +15,8 @@ import (
 
 	"cpm/internal/atomicfile"
 	"cpm/internal/remote"
-	"cpm/internal/replicate"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // A promoted backup is fenced from its old main twice over: a marker the
@@ -94,9 +94,9 @@ func authorizedKeysOf(from, path string) (string, error) {
 // print the promotion notice and nothing else. It reports how many lines
 // it replaced; the file keeps its owner and mode.
 func fenceOldMain(from, ak, notice string) (int, error) {
-	body, err := os.ReadFile(filepath.Join(from, replicate.SnapshotDir, replicate.OriginKeysName))
+	body, err := os.ReadFile(filepath.Join(from, transfer.SnapshotDir, transfer.OriginKeysName))
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, fmt.Errorf("the backup holds no origin keys (%s/%s); remove the old main's key from %s by hand", replicate.SnapshotDir, replicate.OriginKeysName, ak)
+		return 0, fmt.Errorf("the backup holds no origin keys (%s/%s); remove the old main's key from %s by hand", transfer.SnapshotDir, transfer.OriginKeysName, ak)
 	} else if err != nil {
 		return 0, err
 	}

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"cpm/internal/datadir"
-	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // Promotion is what Promote did.
@@ -53,7 +53,7 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	if err != nil {
 		return Promotion{}, err
 	}
-	p := Promotion{From: from, Snapshot: filepath.Join(from, replicate.SnapshotDir, replicate.SnapshotName)}
+	p := Promotion{From: from, Snapshot: filepath.Join(from, transfer.SnapshotDir, transfer.SnapshotName)}
 	if _, err := os.Stat(p.Snapshot); err != nil {
 		return p, fmt.Errorf("%w at %s: not a cpm backup, or it never received one", ErrNotABackup, p.Snapshot)
 	}
@@ -63,11 +63,11 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	if err := dir.Ensure(); err != nil {
 		return p, err
 	}
-	st, repos, err := restoreSnapshot(ctx, dir, p.Snapshot)
+	st, rs, err := restoreSnapshot(ctx, dir, p.Snapshot)
 	if err != nil {
 		return p, err
 	}
-	for _, r := range repos {
+	for _, r := range rs {
 		if fi, err := os.Lstat(filepath.Join(from, r.Org, r.Name+".git")); err != nil || !fi.IsDir() {
 			p.Missing = append(p.Missing, r.FullName())
 		}
@@ -75,7 +75,7 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	if len(p.Missing) > 0 && !force {
 		st.Close()
 		removeDB(dir)
-		return p, fmt.Errorf("the backup lacks %d of %d repositories (%s…); promote with --force to create them empty", len(p.Missing), len(repos), p.Missing[0])
+		return p, fmt.Errorf("the backup lacks %d of %d repositories (%s…); promote with --force to create them empty", len(p.Missing), len(rs), p.Missing[0])
 	}
 	// From here on this node is a main: the old one must stop writing.
 	notice := promotionNotice(time.Now(), dir.String())
@@ -84,7 +84,7 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 		removeDB(dir)
 		return p, err
 	}
-	err = p.takeOver(ctx, st, Root(dir, hookBin), repos, notice, authorizedKeys, actor)
+	err = p.takeOver(ctx, st, repos.RootOf(dir, hookBin), rs, notice, authorizedKeys, actor)
 	st.Close()
 	if err != nil {
 		return p, err

@@ -2,56 +2,17 @@ package admin
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
-	"unicode"
 
 	"cpm/internal/authz"
 	"cpm/internal/names"
+	"cpm/internal/provision"
 	"cpm/internal/store"
 )
 
-func checkDescription(d string) error {
-	if len(d) > maxDescription {
-		return fmt.Errorf("description longer than %d bytes", maxDescription)
-	}
-	for _, r := range d {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return errors.New("description must be one line of printable text")
-		}
-	}
-	return nil
-}
-
 // CreateRepo records ORG/REPO and creates its bare repository on disk with
-// HEAD on main and the default protected refs.
+// HEAD on main and the default protected refs (see provision.Repo).
 func (s *Service) CreateRepo(ctx context.Context, path string, public bool, description string) (store.Repo, string, error) {
-	rp, err := names.ParseRepoPath(path)
-	if err != nil {
-		return store.Repo{}, "", err
-	}
-	if err := checkDescription(description); err != nil {
-		return store.Repo{}, "", err
-	}
-	var dir string
-	r, err := s.Store.CreateRepo(ctx, s.Actor, store.NewRepo{
-		Org: rp.Org, Name: rp.Repo, Public: public, Description: description,
-		Protected: authz.DefaultProtected,
-	}, func(r store.Repo) error {
-		// The canonical spelling from the database names the directory.
-		var err error
-		dir, err = s.Disk.Create(ctx, r.Org, r.Name, description)
-		return err
-	})
-	if err != nil {
-		if dir != "" {
-			// The transaction failed after the repository was made: undo it.
-			os.RemoveAll(dir)
-		}
-		return store.Repo{}, "", err
-	}
-	return r, dir, nil
+	return provision.Repo(ctx, s.Store, s.Disk, s.Actor, path, public, description)
 }
 
 // SetRepo makes a repository public or private and changes its
@@ -63,7 +24,7 @@ func (s *Service) SetRepo(ctx context.Context, path string, public *bool, descri
 		return store.Repo{}, err
 	}
 	if description != nil {
-		if err := checkDescription(*description); err != nil {
+		if err := provision.CheckDescription(*description); err != nil {
 			return store.Repo{}, err
 		}
 	}

@@ -11,11 +11,13 @@ import (
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/ondemand"
+	"cpm/internal/pins"
 	"cpm/internal/progress"
 	"cpm/internal/remote"
 	"cpm/internal/replica"
-	"cpm/internal/replicate"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // ServerSpec is what `server add` is given.
@@ -50,17 +52,17 @@ var authorizedKeysRe = regexp.MustCompile(`^[A-Za-z0-9._/~-]{1,255}$`)
 func (sc ServerScope) check() (store.ServerSettings, error) {
 	var set store.ServerSettings
 	if sc.Repos != nil {
-		if err := replicate.CheckRepoPatterns(*sc.Repos); err != nil {
+		if err := transfer.CheckRepoPatterns(*sc.Repos); err != nil {
 			return set, err
 		}
-		v := strings.Join(replicate.SplitPatterns(*sc.Repos), ",")
+		v := strings.Join(transfer.SplitPatterns(*sc.Repos), ",")
 		set.RepoPatterns = &v
 	}
 	if sc.Refs != nil {
-		if err := replicate.CheckRefPatterns(*sc.Refs); err != nil {
+		if err := transfer.CheckRefPatterns(*sc.Refs); err != nil {
 			return set, err
 		}
-		v := strings.Join(replicate.SplitPatterns(*sc.Refs), ",")
+		v := strings.Join(transfer.SplitPatterns(*sc.Refs), ",")
 		set.RefPatterns = &v
 	}
 	if sc.BWLimitKBps != nil {
@@ -144,7 +146,7 @@ func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpe
 	if err != nil {
 		return store.Server{}, err
 	}
-	return srv, s.WriteKnownHosts(ctx, dir)
+	return srv, pins.Write(ctx, s.Store, dir)
 }
 
 // pinHostKey returns the host key to pin: line, or when line is empty the
@@ -215,8 +217,8 @@ func (s *Service) SetServer(ctx context.Context, dir datadir.Dir, name string, s
 		return srv, err
 	}
 	if set.HostKey != nil {
-		replicate.NewSyncer(dir, s.Disk).Remote.CloseMasters(name)
-		if err := s.WriteKnownHosts(ctx, dir); err != nil {
+		remote.ForDataDir(dir).CloseMasters(name)
+		if err := pins.Write(ctx, s.Store, dir); err != nil {
 			return srv, err
 		}
 	}
@@ -238,42 +240,18 @@ func (s *Service) RemoveServer(ctx context.Context, dir datadir.Dir, name string
 	}
 	// A connection made to it must not serve a server added next under
 	// the same name (ControlPersist would keep it for 30 s).
-	replicate.NewSyncer(dir, s.Disk).Remote.CloseMasters(name)
+	remote.ForDataDir(dir).CloseMasters(name)
 	// A removed neighbour's replicas are no longer served here: their
 	// permissions would never be updated again.
 	if err := replica.New(dir.Peers()).Forget(name); err != nil {
 		return err
 	}
-	return s.WriteKnownHosts(ctx, dir)
-}
-
-// WriteKnownHosts writes DATA/known_hosts from the store: one line per
-// server, under its HostKeyAlias. The workers call it at start, so a data
-// dir whose pins were written per host:port gets them per server.
-func (s *Service) WriteKnownHosts(ctx context.Context, dir datadir.Dir) error {
-	servers, err := s.Store.Servers(ctx)
-	if err != nil {
-		return err
-	}
-	var pins []remote.Pinned
-	for _, srv := range servers {
-		pins = append(pins, remote.Pinned{Name: srv.Name, HostKey: srv.HostKey})
-	}
-	return remote.WriteKnownHosts(dir.KnownHosts(), pins)
-}
-
-// PublicKey is cpm's replication key, to install on targets.
-func PublicKey(dir datadir.Dir) (string, error) {
-	b, err := os.ReadFile(dir.ReplicationKey() + ".pub")
-	if err != nil {
-		return "", fmt.Errorf("replication key: %w (run cpm-admin init)", err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	return pins.Write(ctx, s.Store, dir)
 }
 
 // onDemand runs the syncs an operator asks for, as the service's actor.
-func (s *Service) onDemand(dir datadir.Dir, bar *progress.Bar) replicate.OnDemand {
-	return replicate.OnDemand{Store: s.Store, Dir: dir, Disk: s.Disk, Actor: s.Actor, Progress: bar, FreeMargin: s.FreeMargin}
+func (s *Service) onDemand(dir datadir.Dir, bar *progress.Bar) ondemand.OnDemand {
+	return ondemand.OnDemand{Store: s.Store, Dir: dir, Disk: s.Disk, Actor: s.Actor, Progress: bar, FreeMargin: s.FreeMargin}
 }
 
 // bar is the progress bar of a sync on the operator's terminal, if
@@ -288,27 +266,27 @@ func bar(terminal *os.File, what string) *progress.Bar {
 // SyncPush copies ORG/REPO to a server now and records the verified
 // result; outside the server's scope only with force. On a terminal, a
 // progress bar shows it going.
-func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, force bool, terminal *os.File) (res replicate.Result, err error) {
+func (s *Service) SyncPush(ctx context.Context, dir datadir.Dir, path, server string, force bool, terminal *os.File) (res transfer.Result, err error) {
 	b := bar(terminal, "sync "+path)
 	defer func() { b.End(err == nil) }()
 	return s.onDemand(dir, b).Push(ctx, path, server, force)
 }
 
 // SyncVerify compares ORG/REPO with its replica on a server (see
-// replicate.OnDemand.Verify).
-func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server string, deep, repair bool) (replicate.Verification, error) {
+// ondemand.OnDemand.Verify).
+func (s *Service) SyncVerify(ctx context.Context, dir datadir.Dir, path, server string, deep, repair bool) (ondemand.Verification, error) {
 	return s.onDemand(dir, nil).Verify(ctx, path, server, deep, repair)
 }
 
 // SyncPull copies ORG/REPO from a server into the local repository (see
-// replicate.OnDemand.Pull).
+// ondemand.OnDemand.Pull).
 //
 // A repository this node does not have is restored from a backup:
 // created and registered (private, with the default protected refs) as
 // `repo create` would, then pulled. cpm-admin runs with the data
 // directory in hand, as a site admin does, so the org-admin right that
 // creating asks for is the operator's.
-func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, terminal *os.File) (res replicate.Result, err error) {
+func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server string, force bool, terminal *os.File) (res transfer.Result, err error) {
 	b := bar(terminal, "pull "+path)
 	defer func() { b.End(err == nil) }()
 	o := s.onDemand(dir, b)
@@ -326,8 +304,8 @@ func (s *Service) SyncPull(ctx context.Context, dir datadir.Dir, path, server st
 }
 
 // HeldOn lists the repositories a server holds for this node (see
-// replicate.OnDemand.Held).
-func (s *Service) HeldOn(ctx context.Context, dir datadir.Dir, server string) ([]replicate.Held, error) {
+// ondemand.OnDemand.Held).
+func (s *Service) HeldOn(ctx context.Context, dir datadir.Dir, server string) ([]ondemand.Held, error) {
 	return s.onDemand(dir, nil).Held(ctx, server)
 }
 

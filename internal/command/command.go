@@ -227,22 +227,6 @@ func clip(s string) string {
 	return s
 }
 
-// Printable makes untrusted text from a client fit one line of a log or
-// of a message back: control characters become '?', and text longer
-// than max bytes is cut there, with "…".
-func Printable(s string, max int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
-}
-
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"cpm/internal/datadir"
+	"cpm/internal/printable"
 )
 
 // maxSize bounds the file; a configuration is a few hundred bytes.
@@ -41,7 +42,7 @@ func Load(path string) (map[string]string, error) {
 	}
 	var raw map[string]yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(body)).Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config %s: %s", path, oneLine(err.Error()))
+		return nil, fmt.Errorf("config %s: %s", path, printable.Line(err.Error()))
 	}
 	for k, n := range raw {
 		if n.Kind != yaml.ScalarNode {
@@ -53,10 +54,6 @@ func Load(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return out, nil
-}
-
-func oneLine(s string) string {
-	return string(bytes.Join(bytes.Fields([]byte(s)), []byte(" ")))
 }
 
 // Flags are the options every cpm command takes, for embedding in a kong

@@ -12,8 +12,8 @@ import (
 	"cpm/internal/authz"
 	"cpm/internal/command"
 	"cpm/internal/names"
-	"cpm/internal/replicate"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // A forwarded push starts with one line from the origin: "ok" (the
@@ -138,7 +138,7 @@ func (g *Gateway) heldBy(ctx context.Context, srv store.Server, repo names.RepoP
 	if err != nil {
 		return &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("forwarded push to %s: %w", repo, err)}
 	}
-	if replicate.CheckScope(srv, r.FullName()) != nil {
+	if transfer.CheckScope(srv, r.FullName()) != nil {
 		return notHeld
 	}
 	job, err := g.Store.JobFor(ctx, r.ID, srv.ID)

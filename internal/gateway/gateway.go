@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"cpm/internal/access"
-	"cpm/internal/admin"
 	"cpm/internal/authz"
 	"cpm/internal/command"
 	"cpm/internal/datadir"
@@ -24,9 +23,10 @@ import (
 	"cpm/internal/hook"
 	"cpm/internal/names"
 	"cpm/internal/peer"
-	"cpm/internal/replicate"
+	"cpm/internal/provision"
 	"cpm/internal/repos"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // Gateway serves sessions against one data directory.
@@ -47,7 +47,7 @@ type Gateway struct {
 	Forward Forwarder
 	// SendToPeer syncs one of this node's repositories to a neighbour now,
 	// when the neighbour asks (cpm-peer want); nil: never.
-	SendToPeer func(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error)
+	SendToPeer func(ctx context.Context, server string, repo names.RepoPath) (transfer.Result, error)
 }
 
 // Session is one command from one authenticated key.
@@ -213,8 +213,8 @@ func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command)
 }
 
 func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) error {
-	svc := admin.New(g.Store, g.Disk, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr})
-	_, _, err := svc.CreateRepo(ctx, cmd.Repo.String(), false, "")
+	actor := store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}
+	_, _, err := provision.Repo(ctx, g.Store, g.Disk, actor, cmd.Repo.String(), false, "")
 	if errors.Is(err, store.ErrExists) {
 		return nil // created by a concurrent push
 	}

@@ -14,6 +14,7 @@ import (
 	"cpm/internal/access"
 	"cpm/internal/admin"
 	"cpm/internal/datadir"
+	"cpm/internal/repos"
 	"cpm/internal/store"
 )
 
@@ -37,7 +38,7 @@ func newWorld(t *testing.T) world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	svc := admin.New(st, admin.Root(dir, "/nonexistent/cpm-hook"), store.Actor{Name: "test"})
+	svc := admin.New(st, repos.RootOf(dir, "/nonexistent/cpm-hook"), store.Actor{Name: "test"})
 	ch := access.New(st, nil)
 	w := world{ids: map[string]access.Identity{}}
 	for _, u := range []string{"owner", "member", "outsider"} {

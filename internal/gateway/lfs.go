@@ -8,8 +8,8 @@ import (
 	"cpm/internal/access"
 	"cpm/internal/authz"
 	"cpm/internal/command"
-	"cpm/internal/hook"
 	"cpm/internal/lfs"
+	"cpm/internal/queue"
 	"cpm/internal/store"
 )
 
@@ -45,7 +45,7 @@ func (g *Gateway) serveLFS(ctx context.Context, s Session, cmd command.Command, 
 	if sess.Stats.Uploaded > 0 {
 		// New objects replicate like a push, even before the push that
 		// refers to them.
-		hook.Enqueue(ctx, g.Store, g.DataDir, grant.Repo)
+		queue.Enqueue(ctx, g.Store, g.DataDir, grant.Repo)
 	}
 	var r *lfs.Refused
 	if errors.As(err, &r) {

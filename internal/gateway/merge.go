@@ -11,6 +11,8 @@ import (
 	"cpm/internal/hook"
 	"cpm/internal/merge"
 	"cpm/internal/names"
+	"cpm/internal/printable"
+	"cpm/internal/queue"
 	"cpm/internal/repos"
 	"cpm/internal/store"
 )
@@ -34,12 +36,12 @@ func (g *Gateway) merge(ctx context.Context, s Session, cmd command.Command, dir
 		fmt.Fprintf(s.Stdout, "%s already contains %s; nothing to do\n", dst, src)
 		return nil
 	}
-	pusher := hook.Pusher{KeyID: s.Identity.KeyID, User: s.Identity.Name(), Fingerprint: s.Identity.Fingerprint, RemoteAddr: s.RemoteAddr}
+	var cert *hook.CertPusher
 	if c := s.Identity.Cert; c != nil {
-		pusher.Cert = &hook.CertPusher{Serial: c.Serial, KeyID: c.KeyID}
+		cert = &hook.CertPusher{Serial: c.Serial, KeyID: c.KeyID}
 	}
 	update := []hook.Update{{Old: p.Old, New: p.New, Ref: p.Target}}
-	if err := hook.Check(ctx, g.Access, pusher, cmd.Repo, update, hook.GitAncestry(dir)); err != nil {
+	if err := hook.Check(ctx, g.Access, s.Identity, cmd.Repo, update, hook.GitAncestry(dir)); err != nil {
 		return err
 	}
 	if err := g.repoHook(ctx, s, dir, repo, "pre-receive", update); err != nil {
@@ -52,7 +54,7 @@ func (g *Gateway) merge(ctx context.Context, s Session, cmd command.Command, dir
 	if err := merge.Apply(ctx, dir, p, "merge "+src+" by "+s.Identity.Name()); err != nil {
 		return &failure{line: fmt.Sprintf("cpm: merging %s into %s: %v", src, dst, err), err: err}
 	}
-	g.merged(s.lingering(ctx), s, dir, repo, p, pusher.Cert, update)
+	g.merged(s.lingering(ctx), s, dir, repo, p, cert, update)
 	fmt.Fprintf(s.Stdout, "merged %s into %s (%s): %s..%s\n", src, dst, p.Kind, p.Old[:12], p.New[:12])
 	return nil
 }
@@ -72,9 +74,9 @@ func (g *Gateway) merged(ctx context.Context, s Session, dir string, repo names.
 		// The merge is made; the audit row is owed, not the client's problem.
 		g.Log.Error().Err(err).Str("repo", repo.String()).Msg("audit merge")
 	}
-	hook.Enqueue(ctx, g.Store, g.DataDir, repo)
+	queue.Enqueue(ctx, g.Store, g.DataDir, repo)
 	if err := g.repoHook(ctx, s, dir, repo, "post-receive", update); err != nil {
-		fmt.Fprintf(s.Stderr, "cpm: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+		fmt.Fprintf(s.Stderr, "cpm: %s\n", printable.Line(err.Error()))
 	}
 }
 

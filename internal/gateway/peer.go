@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"cpm/internal/command"
 	"cpm/internal/names"
-	"cpm/internal/replicate"
+	"cpm/internal/printable"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // servePeer runs a cpm-peer command for an approved neighbour. A
@@ -62,7 +62,7 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 		if err = g.replicatedTo(ctx, origin, cmd.Repo); err != nil {
 			break
 		}
-		var res replicate.Result
+		var res transfer.Result
 		if res, err = g.SendToPeer(ctx, origin, cmd.Repo); err == nil {
 			err = json.NewEncoder(s.Stdout).Encode(res)
 		}
@@ -76,7 +76,7 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 		return g.run(ctx, s, c)
 	}
 	if err != nil {
-		return 1, &failure{line: "cpm: " + strings.Join(strings.Fields(err.Error()), " "), err: err}
+		return 1, &failure{line: "cpm: " + printable.Line(err.Error()), err: err}
 	}
 	return 0, nil
 }
@@ -90,7 +90,7 @@ func (g *Gateway) replicatedTo(ctx context.Context, peer string, repo names.Repo
 		return fmt.Errorf("neighbour %s: %w", peer, err)
 	}
 	r, err := g.Store.Repo(ctx, repo.Org, repo.Repo)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && replicate.CheckScope(srv, r.FullName()) != nil) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && transfer.CheckScope(srv, r.FullName()) != nil) {
 		return fmt.Errorf("%s is not replicated to %s", repo, peer)
 	}
 	return err

@@ -23,6 +23,7 @@ import (
 	"cpm/internal/discover"
 	"cpm/internal/gitservice"
 	"cpm/internal/listener"
+	"cpm/internal/printable"
 	"cpm/internal/repos"
 )
 
@@ -193,12 +194,12 @@ func (s *Server) serve(ctx context.Context, c net.Conn, req Request) (int, error
 		return 1, err
 	}
 	if req.Service != "git-upload-pack" {
-		return refuse(notEnabled(command.Printable(req.Service, 64)))
+		return refuse(notEnabled(printable.Cut(req.Service, 64)))
 	}
 	// The same strict grammar as over ssh.
 	cmd, err := command.Parse("git-upload-pack " + req.Path)
 	if err != nil {
-		return refuse(&access.Error{Kind: access.NotFound, Repo: command.Printable(req.Path, 64)})
+		return refuse(&access.Error{Kind: access.NotFound, Repo: printable.Cut(req.Path, 64)})
 	}
 	grant, err := s.Access.Authorize(ctx, access.Anonymous, cmd.Repo, authz.Read)
 	if err != nil {

@@ -108,7 +108,7 @@ func TestCheckAncestryFailure(t *testing.T) {
 	repo, _ := names.ParseRepoPath("acme/web")
 	cause := errors.New("git: executable file not found")
 	update := []Update{{Old: strings.Repeat("a", 40), New: strings.Repeat("b", 40), Ref: "refs/heads/main"}}
-	err = Check(ctx, c, Pusher{KeyID: id.KeyID, User: "writer"}, repo, update,
+	err = Check(ctx, c, id, repo, update,
 		func(context.Context, string, string) (bool, error) { return false, cause })
 	var ae *access.Error
 	if !errors.As(err, &ae) || ae.Kind != access.Internal || !errors.Is(err, cause) || access.OutcomeOf(err) != access.Failed {

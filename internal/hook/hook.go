@@ -24,11 +24,9 @@ import (
 
 	"cpm/internal/access"
 	"cpm/internal/authz"
-	"cpm/internal/datadir"
 	"cpm/internal/names"
 	"cpm/internal/repos"
 	"cpm/internal/store"
-	"cpm/internal/wake"
 )
 
 // Environment variables the gateway sets for git and so for the hooks.
@@ -185,11 +183,10 @@ func GitAncestry(dir string) Ancestry {
 	}
 }
 
-// Check decides every update of a push; the first refusal is the error.
-func Check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath, updates []Update, ff Ancestry) error {
-	if p.Local {
-		return nil
-	}
+// Identify looks the pusher up again, so that a key removed during the
+// push is refused. A local pusher has no identity: the caller does not
+// check a local push at all.
+func Identify(ctx context.Context, c access.Checker, p Pusher) (access.Identity, error) {
 	var id access.Identity
 	var err error
 	if p.Cert != nil {
@@ -198,9 +195,17 @@ func Check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath,
 		id, err = c.IdentifyID(ctx, p.KeyID)
 	}
 	if err != nil {
-		return &access.Error{Kind: access.Denied, Reason: "key is no longer registered", Err: err}
+		return access.Identity{}, &access.Error{Kind: access.Denied, Reason: "key is no longer registered", Err: err}
 	}
 	id.Via = p.Via // a forwarded push carries write at most
+	return id, nil
+}
+
+// Check decides every update of a push made by id (from Identify in the
+// hook, or the gateway's own session identity for a merge); the first
+// refusal is the error.
+func Check(ctx context.Context, c access.Checker, id access.Identity, repo names.RepoPath, updates []Update, ff Ancestry) error {
+	var err error
 	refs := make([]authz.RefUpdate, 0, len(updates))
 	for _, u := range updates {
 		ru := authz.RefUpdate{Ref: u.Ref, Create: u.Create(), Delete: u.Delete()}
@@ -240,21 +245,6 @@ func short(id string) string {
 		return "0"
 	}
 	return id[:12]
-}
-
-// Enqueue marks the repository dirty for every replication target in one
-// write and wakes the workers. It never fails a push: without the
-// database (st nil or failing) it leaves a marker file that the workers
-// queue later.
-func Enqueue(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.RepoPath) {
-	if st == nil || st.MarkDirty(ctx, repo.Org, repo.Repo) != nil {
-		os.MkdirAll(dir.Dirty(), 0o700)
-		if f, err := os.OpenFile(filepath.Join(dir.Dirty(), wake.MarkerName(repo)), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
-			f.Sync()
-			f.Close()
-		}
-	}
-	wake.Work(dir.WakeSocket())
 }
 
 // RunLocal runs the repository's own hooks from hooks/NAME.d/, in name

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"cpm/internal/command"
+	"cpm/internal/printable"
 )
 
 // Operation is what a session was opened for.
@@ -254,7 +254,7 @@ func sizeArg(a map[string]string) (int64, bool) {
 }
 
 // clip makes client text fit a one-line answer.
-func clip(s string) string { return command.Printable(s, 80) }
+func clip(s string) string { return printable.Cut(s, 80) }
 
 // timestamp is how locks show when they were taken.
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -10,8 +10,9 @@ import (
 
 	"cpm/internal/gateway"
 	"cpm/internal/names"
-	"cpm/internal/replicate"
+	"cpm/internal/remote"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // forward sends a push made to a replica of origin's repository to
@@ -24,8 +25,8 @@ func (n *Node) forward(ctx context.Context, origin string, repo names.RepoPath, 
 	if srv.Role != store.Neighbor || !srv.Eligible() {
 		return nil, fmt.Errorf("origin %s is not an approved neighbour here", origin)
 	}
-	env := replicate.NewSyncer(n.Dir, n.Disk).Remote
-	cmd := env.Command(ctx, replicate.TargetOf(srv), "cpm-peer forward "+repo.String()+" "+fingerprint)
+	env := remote.ForDataDir(n.Dir)
+	cmd := env.Command(ctx, transfer.TargetOf(srv), "cpm-peer forward "+repo.String()+" "+fingerprint)
 	// Copied by a goroutine of ours, not exec's: Wait must return when
 	// the origin is done, though the client keeps its side open until
 	// the session ends.

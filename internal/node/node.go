@@ -11,16 +11,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"cpm/internal/access"
-	"cpm/internal/admin"
 	"cpm/internal/config"
 	"cpm/internal/datadir"
 	"cpm/internal/gateway"
 	"cpm/internal/names"
+	"cpm/internal/ondemand"
 	"cpm/internal/peer"
 	"cpm/internal/replica"
-	"cpm/internal/replicate"
 	"cpm/internal/repos"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // Node is an opened data directory with its gateway wired.
@@ -50,7 +50,7 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		st.Close()
 		return nil, fmt.Errorf("read node name: %w", err)
 	}
-	n := &Node{Conf: conf, Dir: dir, Log: log, Store: st, Replicas: replica.New(dir.Peers()), Disk: admin.Root(dir, hookBin)}
+	n := &Node{Conf: conf, Dir: dir, Log: log, Store: st, Replicas: replica.New(dir.Peers()), Disk: repos.RootOf(dir, hookBin)}
 	n.Gateway = &gateway.Gateway{
 		Access:           access.New(st, n.Replicas),
 		Store:            st,
@@ -67,10 +67,10 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 
 // sendToPeer syncs one repository to a neighbour that asked for it (want,
 // or after a forwarded push): only inside the neighbour's scope.
-func (n *Node) sendToPeer(ctx context.Context, server string, repo names.RepoPath) (replicate.Result, error) {
-	svc := admin.New(n.Store, n.Disk, store.Actor{Name: "peer:" + server})
-	svc.FreeMargin = n.Conf.FreeSpaceMargin
-	return svc.SyncPush(ctx, n.Dir, repo.String(), server, false, nil)
+func (n *Node) sendToPeer(ctx context.Context, server string, repo names.RepoPath) (transfer.Result, error) {
+	o := ondemand.OnDemand{Store: n.Store, Dir: n.Dir, Disk: n.Disk, Actor: store.Actor{Name: "peer:" + server},
+		FreeMargin: n.Conf.FreeSpaceMargin}
+	return o.Push(ctx, repo.String(), server, false)
 }
 
 // Close releases the store and the replicas' metadata.

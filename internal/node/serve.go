@@ -8,12 +8,12 @@ import (
 	"net/http"
 	"time"
 
-	"cpm/internal/admin"
 	"cpm/internal/certauth"
 	"cpm/internal/clientaddr"
 	"cpm/internal/discover"
 	"cpm/internal/gitdaemon"
 	"cpm/internal/metrics"
+	"cpm/internal/replkey"
 	"cpm/internal/sshserver"
 	"cpm/internal/version"
 )
@@ -133,7 +133,7 @@ func (n *Node) listenGit(ctx context.Context, srv *servers, sshPort int) (string
 	if name == "" {
 		name = "cpm" // a data dir from before node names; cpm-admin init names it
 	}
-	key, _ := admin.PublicKey(n.Dir) // "" before cpm-admin init made one
+	key, _ := replkey.PublicKey(n.Dir) // "" before cpm-admin init made one
 	srv.git = &gitdaemon.Server{Access: n.Gateway.Access, Disk: n.Disk, Log: n.Log, IdleTimeout: n.Conf.IdleTimeout,
 		Identity: discover.Answer(name, version.Version, sshPort, key)}
 	go func() {

@@ -7,10 +7,12 @@ import (
 	"sync"
 	"time"
 
-	"cpm/internal/admin"
 	"cpm/internal/metrics"
+	"cpm/internal/pins"
 	"cpm/internal/replicate"
+	"cpm/internal/replkey"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 	"cpm/internal/wake"
 )
 
@@ -19,11 +21,10 @@ import (
 // nil (no metrics).
 func (n *Node) StartWorkers(ctx context.Context, m *metrics.Replication) (<-chan struct{}, error) {
 	w := n.workers(m)
-	svc := admin.New(n.Store, n.Disk, store.Actor{Name: "cpm-shell"})
-	if err := svc.WriteKnownHosts(ctx, n.Dir); err != nil {
+	if err := pins.Write(ctx, n.Store, n.Dir); err != nil {
 		return nil, fmt.Errorf("pin host keys: %w", err)
 	}
-	w.Rotate = n.continueRotation(svc)
+	w.Rotate = n.continueRotation(replkey.Rotator{Store: n.Store, Actor: store.Actor{Name: "cpm-shell"}})
 	woke := make(chan struct{}, 1)
 	if err := wake.Listen(ctx, n.Dir.WakeSocket(), woke, w.ResetBreakers); err != nil {
 		return nil, err
@@ -43,12 +44,12 @@ func (n *Node) StartWorkers(ctx context.Context, m *metrics.Replication) (<-chan
 func (n *Node) workers(m *metrics.Replication) *replicate.Workers {
 	c := n.Conf
 	host, _ := os.Hostname()
-	syncer := replicate.NewSyncer(n.Dir, n.Disk)
+	syncer := transfer.NewSyncer(n.Dir, n.Disk)
 	syncer.FreeMargin = c.FreeSpaceMargin
 	w := &replicate.Workers{
 		Store:      n.Store,
 		Syncer:     syncer,
-		Publisher:  &replicate.Publisher{Store: n.Store, Syncer: syncer},
+		Publisher:  &transfer.Publisher{Store: n.Store, Syncer: syncer},
 		Log:        n.Log.With().Str("component", "replicate").Logger(),
 		Global:     c.Workers,
 		PerTarget:  c.PerTarget,
@@ -73,14 +74,14 @@ func (n *Node) workers(m *metrics.Replication) *replicate.Workers {
 // continueRotation returns the workers' hook that carries a key rotation
 // under way further, every 10 s at most, so that a server that was down
 // switches keys once it is back.
-func (n *Node) continueRotation(svc *admin.Service) func(context.Context) {
+func (n *Node) continueRotation(rot replkey.Rotator) func(context.Context) {
 	var last time.Time
 	return func(ctx context.Context) {
 		if _, err := os.Stat(n.Dir.NextReplicationKey()); err != nil || time.Since(last) < 10*time.Second {
 			return
 		}
 		last = time.Now()
-		r, err := svc.RotateKey(ctx, n.Dir, false)
+		r, err := rot.Rotate(ctx, n.Dir, false)
 		if err != nil {
 			n.Log.Warn().Err(err).Msg("key rotation")
 		} else if r.Finished {

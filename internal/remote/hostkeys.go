@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"cpm/internal/atomicfile"
+	"cpm/internal/printable"
 )
 
 // ParseHostKey accepts a public key line ("ssh-ed25519 AAAA… comment", the
@@ -61,7 +62,7 @@ func ScanHostKey(ctx context.Context, host string, port int) (string, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil && len(out) == 0 {
-		return "", fmt.Errorf("ssh-keyscan %s: no host key: %s", addr, strings.Join(strings.Fields(stderr.String()), " "))
+		return "", fmt.Errorf("ssh-keyscan %s: no host key: %s", addr, printable.Line(stderr.String()))
 	}
 	var keys []string
 	for _, l := range strings.Split(string(out), "\n") {

@@ -20,6 +20,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"cpm/internal/datadir"
+	"cpm/internal/printable"
+	"cpm/internal/shellquote"
 )
 
 // Target is where a server's replicas live.
@@ -57,6 +61,15 @@ type Env struct {
 	ControlDir string
 }
 
+// ForDataDir is the ssh environment of a data directory: cpm's
+// replication key (and the next one while a rotation is under way), the
+// pins in known_hosts, and the control sockets under DATA/ssh. Every ssh
+// that cpm runs to a server (syncs, checks, rotation, forwarded pushes)
+// is made from it, so all of them share one connection per server.
+func ForDataDir(dir datadir.Dir) Env {
+	return Env{Key: dir.ReplicationKey(), NextKey: dir.NextReplicationKey(), KnownHosts: dir.KnownHosts(), ControlDir: dir.Control()}
+}
+
 // maxSocketPath is the room a unix socket path has (sun_path), less
 // what ssh appends for its temporary name.
 const maxSocketPath = 104 - 24
@@ -65,8 +78,6 @@ var (
 	hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$`)
 	userRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	pathRe = regexp.MustCompile(`^/[A-Za-z0-9._/-]*$`)
-	// shellSafe needs no quoting in a POSIX shell.
-	shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=@,+-]+$`)
 )
 
 // CheckTarget validates what goes into ssh and rsync command lines.
@@ -157,7 +168,7 @@ func Fence(t Target, command string) string {
 	if t.Peer || t.Path == "" {
 		return command
 	}
-	f := Quote(t.Path + "/" + PromotedMarker)
+	f := shellquote.Quote(t.Path + "/" + PromotedMarker)
 	return "if [ -e " + f + " ]; then printf '" + PromotedTag + " %s\\n' \"$(head -c 200 " + f + ")\" >&2; exit " +
 		strconv.Itoa(PromotedExit) + "; fi; " + command
 }
@@ -166,21 +177,13 @@ func Fence(t Target, command string) string {
 func (e Env) RsyncShell(t Target) string {
 	args := append([]string{"ssh"}, e.SSHArgs(t)...)
 	for i, a := range args {
-		args[i] = Quote(a)
+		args[i] = shellquote.Quote(a)
 	}
 	return strings.Join(args, " ")
 }
 
 // Dest is rsync's remote spec for a path on t.
 func Dest(t Target, path string) string { return t.User + "@" + t.Host + ":" + path }
-
-// Quote quotes s for the remote (or local) POSIX shell.
-func Quote(s string) string {
-	if shellSafe.MatchString(s) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
 
 // Error is a failed ssh or rsync run, classified for retrying.
 type Error struct {
@@ -200,7 +203,7 @@ func (e *Error) Error() string {
 	case strings.Contains(e.Stderr, "Permission denied (publickey"):
 		return e.Op + ": the server refused cpm's key; on a backup, install the output of cpm-admin server pubkey; on a neighbour, register and approve this node there"
 	}
-	msg := strings.Join(strings.Fields(e.Stderr), " ")
+	msg := printable.Line(e.Stderr)
 	if len(msg) > 300 {
 		msg = msg[:300] + "…"
 	}

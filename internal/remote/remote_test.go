@@ -99,14 +99,6 @@ func TestControlPathPerServerAndPin(t *testing.T) {
 	}
 }
 
-func TestQuote(t *testing.T) {
-	for in, want := range map[string]string{"/a/b": "/a/b", "a b": "'a b'", "it's": `'it'\''s'`, "": "''"} {
-		if got := Quote(in); got != want {
-			t.Errorf("Quote(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // The fence runs a command on a backup until promote leaves its marker,
 // then refuses with the marker's notice; neighbours are not fenced.
 func TestFence(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"cpm/internal/remote"
+	"cpm/internal/transfer"
 )
 
 // breaker is a target's circuit breaker: after connection failures, it
@@ -93,9 +94,9 @@ func (w *Workers) metaTrip(server int64, err error) time.Time {
 // cause names a failure for metrics, following rsync's exit codes.
 func cause(err error) string {
 	var re *remote.Error
-	var full *DiskFullError
+	var full *transfer.DiskFullError
 	switch {
-	case errors.Is(err, ErrMismatch):
+	case errors.Is(err, transfer.ErrMismatch):
 		return "verify"
 	case errors.As(err, &full):
 		return "disk_full"

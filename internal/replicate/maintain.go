@@ -2,17 +2,10 @@ package replicate
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"cpm/internal/lfs"
 	"cpm/internal/names"
-	"cpm/internal/remote"
+	"cpm/internal/transfer"
 )
 
 // Maintain repacks every repository geometrically (git repack
@@ -86,10 +79,10 @@ func (w *Workers) pruneTargets(ctx context.Context, repo names.RepoPath) {
 		}
 		for _, srv := range servers {
 			// Out of scope, a replica is left alone: pruning sends objects.
-			if srv.ID != j.ServerID || srv.BlockedReason != "" || CheckScope(srv, j.Repo) != nil {
+			if srv.ID != j.ServerID || srv.BlockedReason != "" || transfer.CheckScope(srv, j.Repo) != nil {
 				continue
 			}
-			res, err := w.Syncer.PruneTarget(ctx, repo, TargetOf(srv))
+			res, err := w.Syncer.PruneTarget(ctx, repo, transfer.TargetOf(srv))
 			ev := w.Log.Info()
 			if err != nil {
 				ev = w.Log.Warn().Err(err)
@@ -97,149 +90,4 @@ func (w *Workers) pruneTargets(ctx context.Context, repo names.RepoPath) {
 			ev.Str("repo", j.Repo).Str("target", srv.Name).Int64("bytes", res.Bytes).Msg("prune replica")
 		}
 	}
-}
-
-// Repack maintains ORG/REPO under its lock, as git's own gc would a bare
-// repository, without ever rewriting big packs: a geometric repack (small
-// packs roll into bigger ones; replicas receive only the new ones) with a
-// multi-pack index and its reachability bitmap, so a clone does not count
-// objects from scratch; an incremental commit-graph; packed refs.
-func (s *Syncer) Repack(ctx context.Context, repo names.RepoPath) error {
-	dir, unlock, err := s.openLocked(repo)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	for _, args := range [][]string{
-		{"repack", "-d", "-q", "--geometric=2", "--write-midx", "--write-bitmap-index"},
-		{"commit-graph", "write", "--reachable", "--split", "--no-progress"},
-		{"pack-refs", "--all", "--prune"},
-		{"prune-packed", "-q"},
-	} {
-		if _, err := gitOut(ctx, dir, args...); err != nil {
-			return fmt.Errorf("maintain %s: git %s: %w", repo, args[0], err)
-		}
-	}
-	return nil
-}
-
-// ErrNotCurrent means a target's refs are not the source's current refs,
-// so pruning it could remove objects its own refs still need.
-var ErrNotCurrent = errors.New("replica is not current; sync it first")
-
-// PruneTarget removes from the replica on t the object files the source
-// no longer has (old packs after a repack, loose objects since packed).
-// It runs under the repository's lock, and only when the replica's refs
-// equal the source's, which guarantees that everything they reach is in
-// the source's objects; it verifies the replica again afterwards.
-func (s *Syncer) PruneTarget(ctx context.Context, repo names.RepoPath, t remote.Target) (Result, error) {
-	dir, unlock, err := s.openLocked(repo)
-	if err != nil {
-		return Result{}, err
-	}
-	defer unlock()
-	snap, err := TakeSnapshot(ctx, dir)
-	if err != nil {
-		return Result{}, err
-	}
-	if got, err := RemoteFingerprint(ctx, s.Remote, t, repo); err != nil {
-		return Result{}, err
-	} else if got != snap.Fingerprint {
-		return Result{}, ErrNotCurrent
-	}
-	res, err := s.push(ctx, t, repo, dir+"/objects/", areaObjects, append(excludes(), "--delete-after")...)
-	if err != nil {
-		return res, err
-	}
-	if got, err := RemoteFingerprint(ctx, s.Remote, t, repo); err != nil {
-		return res, err
-	} else if got != snap.Fingerprint {
-		return res, ErrMismatch
-	}
-	res.Fingerprint = snap.Fingerprint
-	return res, nil
-}
-
-// Tidy removes what interrupted git processes leave in ORG/REPO and
-// nothing ever removes, since cpm turns gc.auto off: the quarantine
-// directories of pushes cut off mid-way (objects/tmp_objdir-incoming-*,
-// objects/incoming-*), stale lock files (*.lock) and the temporary files
-// of LFS uploads cut off (lfs/tmp), once nothing in them has changed for
-// age, which must be far above the longest session a push can have. It
-// returns the paths it removed and the bytes they held.
-func (s *Syncer) Tidy(repo names.RepoPath, age time.Duration) (removed []string, bytes int64, err error) {
-	dir, err := s.Root.Open(repo.Org, repo.Repo)
-	if err != nil {
-		return nil, 0, err
-	}
-	cutoff := time.Now().Add(-age)
-	// Quarantines: remove one only if no file in it is newer than cutoff.
-	for _, pattern := range []string{"tmp_objdir-incoming-*", "incoming-*"} {
-		found, _ := filepath.Glob(filepath.Join(dir, "objects", pattern))
-		for _, q := range found {
-			newest, size := newestIn(q)
-			if newest.After(cutoff) {
-				continue
-			}
-			if err := os.RemoveAll(q); err != nil {
-				return removed, bytes, fmt.Errorf("tidy %s: %w", repo, err)
-			}
-			removed, bytes = append(removed, q), bytes+size
-		}
-	}
-	uploads, err := lfs.Leftovers(dir, cutoff)
-	if err != nil {
-		return removed, bytes, fmt.Errorf("tidy %s: %w", repo, err)
-	}
-	for _, u := range uploads {
-		if os.Remove(u.Path) == nil {
-			removed, bytes = append(removed, u.Path), bytes+u.Size
-		}
-	}
-	// Locks left by a git process that died holding them block every
-	// later update of that ref or file.
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if d.IsDir() {
-			if strings.HasPrefix(d.Name(), "tmp_objdir-") || d.Name() == "pack" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(d.Name(), ".lock") {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil || fi.ModTime().After(cutoff) {
-			return nil
-		}
-		if err := os.Remove(p); err == nil {
-			removed, bytes = append(removed, p), bytes+fi.Size()
-		}
-		return nil
-	})
-	return removed, bytes, err
-}
-
-// newestIn is the latest modification time under dir and the bytes in it.
-func newestIn(dir string) (time.Time, int64) {
-	var newest time.Time
-	var size int64
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if fi, err := d.Info(); err == nil {
-			if fi.ModTime().After(newest) {
-				newest = fi.ModTime()
-			}
-			if !d.IsDir() {
-				size += fi.Size()
-			}
-		}
-		return nil
-	})
-	return newest, size
 }

@@ -6,6 +6,7 @@ import (
 
 	"cpm/internal/names"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // reconcile compares the replicas of every server whose interval
@@ -20,7 +21,7 @@ func (w *Workers) reconcile(ctx context.Context) {
 	var jobs []store.Job
 	// A repository's refs are read once per pass, however many servers
 	// hold it.
-	snaps := map[string]Snapshot{}
+	snaps := map[string]transfer.Snapshot{}
 	for _, srv := range servers {
 		last := srv.ReconciledAt
 		if last.IsZero() {
@@ -42,12 +43,12 @@ func (w *Workers) reconcile(ctx context.Context) {
 
 // reconcileServer checks srv's replicas of done jobs against snaps
 // (filled as needed); it returns false when ctx ended.
-func (w *Workers) reconcileServer(ctx context.Context, srv store.Server, jobs []store.Job, snaps map[string]Snapshot) bool {
+func (w *Workers) reconcileServer(ctx context.Context, srv store.Server, jobs []store.Job, snaps map[string]transfer.Snapshot) bool {
 	start := time.Now()
-	t := TargetOf(srv)
+	t := transfer.TargetOf(srv)
 	checked, stale, repaired := 0, 0, 0
 	for _, j := range jobs {
-		if j.ServerID != srv.ID || !j.Done() || CheckScope(srv, j.Repo) != nil {
+		if j.ServerID != srv.ID || !j.Done() || transfer.CheckScope(srv, j.Repo) != nil {
 			continue
 		}
 		rp, err := names.ParseRepoPath(j.Repo)
@@ -62,7 +63,7 @@ func (w *Workers) reconcileServer(ctx context.Context, srv store.Server, jobs []
 			snaps[j.Repo] = snap
 		}
 		checked++
-		got, err := RemoteFingerprint(ctx, w.Syncer.Remote, t, rp)
+		got, err := transfer.RemoteFingerprint(ctx, w.Syncer.Remote, t, rp)
 		if ctx.Err() != nil {
 			return false
 		}
@@ -93,12 +94,12 @@ func (w *Workers) reconcileServer(ctx context.Context, srv store.Server, jobs []
 }
 
 // snapshot reads the refs of this node's copy of rp.
-func (w *Workers) snapshot(ctx context.Context, rp names.RepoPath) (Snapshot, error) {
+func (w *Workers) snapshot(ctx context.Context, rp names.RepoPath) (transfer.Snapshot, error) {
 	dir, err := w.Syncer.Root.Open(rp.Org, rp.Repo)
 	if err != nil {
-		return Snapshot{}, err
+		return transfer.Snapshot{}, err
 	}
-	return TakeSnapshot(ctx, dir)
+	return transfer.TakeSnapshot(ctx, dir)
 }
 
 // deepChecks compares by content every replica whose deep check is due
@@ -127,7 +128,7 @@ func (w *Workers) deepChecks(ctx context.Context) {
 			}
 		}
 		for _, j := range jobs {
-			if j.ServerID != srv.ID || !j.Done() || CheckScope(srv, j.Repo) != nil ||
+			if j.ServerID != srv.ID || !j.Done() || transfer.CheckScope(srv, j.Repo) != nil ||
 				!DeepDue(j.Repo, srv.Name, j.DeepCheckedAt, srv.CreatedAt, now, w.VerifyEvery) {
 				continue
 			}
@@ -147,7 +148,7 @@ func (w *Workers) deepChecks(ctx context.Context) {
 // content when deep), repairs what is missing or damaged, and reports
 // whether it repaired anything. A deep check is recorded for sync status.
 func (w *Workers) checkAndRepair(ctx context.Context, srv store.Server, j store.Job, rp names.RepoPath, deep bool) bool {
-	t := TargetOf(srv)
+	t := transfer.TargetOf(srv)
 	log := w.Log.With().Str("repo", j.Repo).Str("target", srv.Name).Bool("deep", deep).Logger()
 	record := func(result string) {
 		if deep {

@@ -1,11 +1,14 @@
+// Package replicate is the scheduler of replication: the workers that
+// claim queued jobs with a lease and run them through the copy engine
+// (internal/transfer), at most so many at once and per server, with a
+// circuit breaker per server and backoff; and in the background the
+// metadata publisher, the reconciliation of replicas with their sources,
+// the deep checks and the scheduled repacks. What one copy does is
+// transfer's business; when and whether it happens is this package's.
 package replicate
 
 import (
 	"context"
-	"errors"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,14 +16,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"cpm/internal/names"
+	"cpm/internal/printable"
+	"cpm/internal/queue"
 	"cpm/internal/store"
-	"cpm/internal/wake"
+	"cpm/internal/transfer"
 )
 
 // Workers drain the replication queue.
 type Workers struct {
 	Store     *store.Store
-	Syncer    *Syncer
+	Syncer    *transfer.Syncer
 	Log       zerolog.Logger
 	Global    int           // syncs at once (default 4)
 	PerTarget int           // syncs at once per target (default 2)
@@ -34,7 +39,7 @@ type Workers struct {
 	// database snapshots to backups, authorization metadata to
 	// neighbours (before any replica, so that it is never served
 	// without its permissions).
-	Publisher *Publisher
+	Publisher *transfer.Publisher
 
 	// Rotate, when set, continues a key rotation under way (servers that
 	// were down switch to the new key once they are reached).
@@ -103,7 +108,7 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 	defer tick.Stop()
 	why := wokeStart
 	for {
-		w.queueMarkers(ctx)
+		queue.Drain(ctx, w.Store, w.DirtyDir)
 		// A finished job only frees a slot: metadata and reconciliation
 		// wait for a nudge or the timer.
 		if why != wokeFinished && w.Publisher != nil {
@@ -252,8 +257,8 @@ func (w *Workers) release(server int64) {
 func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 	start := time.Now()
 	defer w.keepLease(ctx, j)()
-	var res Result
-	if CheckScope(srv, j.Repo) != nil {
+	var res transfer.Result
+	if transfer.CheckScope(srv, j.Repo) != nil {
 		// Outside the server's scope: nothing is sent, and nothing it
 		// holds is deleted.
 		if err := w.Store.Done(ctx, j, j.Generation, "", 0); err != nil {
@@ -271,7 +276,7 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 			_, err = w.Publisher.Ensure(ctx, srv)
 		}
 		if err == nil {
-			res, err = w.Syncer.Sync(ctx, rp, TargetOf(srv), fresh)
+			res, err = w.Syncer.Sync(ctx, rp, transfer.TargetOf(srv), fresh)
 		}
 	}
 	ev := Event{Repo: j.Repo, Target: j.Server, Duration: time.Since(start), Bytes: res.Bytes}
@@ -295,30 +300,6 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 		w.Observe(ev)
 	}
 }
-
-// queueMarkers queues pushes that post-receive could only note on disk.
-func (w *Workers) queueMarkers(ctx context.Context) {
-	if w.DirtyDir == "" {
-		return
-	}
-	entries, err := os.ReadDir(w.DirtyDir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		rp, err := wake.MarkerRepo(e.Name())
-		if err != nil {
-			os.Remove(filepath.Join(w.DirtyDir, e.Name()))
-			continue
-		}
-		if err := w.Store.MarkDirty(ctx, rp.Org, rp.Repo); err != nil && !errors.Is(err, store.ErrNotFound) {
-			continue // the database is still unavailable; keep the marker
-		}
-		os.Remove(filepath.Join(w.DirtyDir, e.Name()))
-	}
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // keepLease renews j's lease while its sync runs, however long that
 // takes; the returned func stops it.
@@ -351,7 +332,7 @@ func (w *Workers) failed(ctx context.Context, j store.Job, srv store.Server, err
 		// repack): try again soon, not after a long backoff.
 		retry = time.Now().Add(w.backoff(0))
 	}
-	if ferr := w.Store.Failed(ctx, j, oneLine(err.Error()), retry, blocked); ferr != nil {
+	if ferr := w.Store.Failed(ctx, j, printable.Line(err.Error()), retry, blocked); ferr != nil {
 		log.Error().Err(ferr).Msg("record failed sync")
 	}
 	log.Warn().Err(err).Str("cause", c).Bool("blocked", blocked).Int("attempts", j.Attempts+1).

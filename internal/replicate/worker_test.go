@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"cpm/internal/remote"
+	"cpm/internal/transfer"
 )
 
 func TestBackoff(t *testing.T) {
@@ -32,7 +33,7 @@ func TestCause(t *testing.T) {
 		err  error
 		want string
 	}{
-		{ErrMismatch, "verify"},
+		{transfer.ErrMismatch, "verify"},
 		{errors.New("disk"), "local"},
 		{&remote.Error{Code: 255, Stderr: "Host key verification failed."}, "blocked"},
 		{&remote.Error{Code: 255, Stderr: "Permission denied (publickey)."}, "blocked"},
@@ -45,13 +46,6 @@ func TestCause(t *testing.T) {
 		if got := cause(tt.err); got != tt.want {
 			t.Errorf("cause(%v) = %s, want %s", tt.err, got, tt.want)
 		}
-	}
-}
-
-func TestFingerprintIsOrderFree(t *testing.T) {
-	a := Fingerprint([]string{"1 refs/heads/a", "2 HEAD"})
-	if a != Fingerprint([]string{"2 HEAD", "1 refs/heads/a"}) || a == Fingerprint([]string{"1 refs/heads/a"}) {
-		t.Error("fingerprint depends on order or ignores HEAD")
 	}
 }
 
@@ -97,5 +91,14 @@ func TestMetadataBackoff(t *testing.T) {
 	w.metaTrip(1, nil)
 	if w.metaWaits(1) {
 		t.Error("still backing off after a delivery went through")
+	}
+}
+
+// A full disk on a backup is its own cause (metrics and the sync status
+// show it), not a generic failure.
+func TestDiskFullCause(t *testing.T) {
+	e := &transfer.DiskFullError{Free: 10<<20 + 5, Send: 70<<20 + 1, Margin: 64 << 20}
+	if cause(e) != "disk_full" {
+		t.Errorf("cause %q", cause(e))
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+
+	"cpm/internal/printable"
 )
 
 // IsAncestor reports whether a is an ancestor of b in the repository at
@@ -34,7 +36,7 @@ func IsAncestor(ctx context.Context, dir string, env []string, a, b string) (boo
 	if notCommit(ctx, dir, env, a) || notCommit(ctx, dir, env, b) {
 		return false, nil
 	}
-	return false, fmt.Errorf("git merge-base --is-ancestor %s %s: %w: %s", a, b, err, oneLine(stderr.String()))
+	return false, fmt.Errorf("git merge-base --is-ancestor %s %s: %w: %s", a, b, err, printable.Line(stderr.String()))
 }
 
 // notCommit reports whether id names an object, present, that does not

@@ -7,9 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"cpm/internal/atomicfile"
+	"cpm/internal/shellquote"
 )
 
 // Hooks says how repositories call cpm-hook. Bin and DataDir are absolute,
@@ -48,12 +48,7 @@ const hookMarker = "# cpm-managed hook"
 
 func (h Hooks) script(name string) []byte {
 	return []byte("#!/bin/sh\n" + hookMarker + ": cpm-hook checks and records the push, then runs " + name + ".d/*\n" +
-		"exec " + shellQuote(h.Bin) + " " + name + " --data-dir " + shellQuote(h.DataDir) + "\n")
-}
-
-// shellQuote quotes s for /bin/sh.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		"exec " + shellquote.Always(h.Bin) + " " + name + " --data-dir " + shellquote.Always(h.DataDir) + "\n")
 }
 
 // Install writes cpm's hooks into the repository at dir. A hook that is not

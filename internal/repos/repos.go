@@ -17,7 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/printable"
 )
 
 // DefaultBranch is the branch HEAD points to in a new repository.
@@ -80,7 +82,7 @@ func (r Root) SetDescription(org, repo, description string) error {
 }
 
 func writeDescription(dir, description string) error {
-	return os.WriteFile(filepath.Join(dir, "description"), []byte(oneLine(description)+"\n"), 0o644)
+	return os.WriteFile(filepath.Join(dir, "description"), []byte(printable.Line(description)+"\n"), 0o644)
 }
 
 // Create makes a bare repository with HEAD on main. An existing directory
@@ -256,7 +258,7 @@ func GitOutput(ctx context.Context, dir string, env []string, args ...string) ([
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		msg := oneLine(stderr.String())
+		msg := printable.Line(stderr.String())
 		if msg == "" {
 			msg = err.Error()
 		}
@@ -284,16 +286,12 @@ func Env(home string) []string {
 	}
 }
 
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
-		}
-		if r < ' ' || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	return s
+// RootOf is the repository root of a data directory, with hooks calling
+// hookBin.
+func RootOf(dir datadir.Dir, hookBin string) Root {
+	return Root{
+		Dir:   dir.Repos(),
+		Trash: dir.Trash(),
+		Hooks: Hooks{Bin: hookBin, DataDir: dir.String()},
+	}
 }

@@ -1,8 +1,7 @@
 // Package wake is how a push tells the replication workers there is work:
-// a byte on a unix socket, and, when the database could not be written, a
-// marker file per repository that the workers turn into queue rows later.
-// cpm-hook runs on every push, so this package links nothing of ssh,
-// rsync or the workers.
+// a byte on a unix socket (the queue itself is in the database, or in
+// internal/queue's marker files). cpm-hook runs on every push, so this
+// package links nothing of ssh, rsync or the workers.
 package wake
 
 import (
@@ -10,10 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"time"
-
-	"cpm/internal/names"
 )
 
 // What a wake-up says.
@@ -71,16 +67,4 @@ func Listen(ctx context.Context, path string, woke chan<- struct{}, onRetry func
 		}
 	}()
 	return nil
-}
-
-// MarkerName is the file name of a dirty marker for ORG/REPO.
-func MarkerName(rp names.RepoPath) string { return rp.Org + "+" + rp.Repo }
-
-// MarkerRepo parses a marker file name.
-func MarkerRepo(name string) (names.RepoPath, error) {
-	org, repo, ok := strings.Cut(name, "+")
-	if !ok {
-		return names.RepoPath{}, fmt.Errorf("bad marker %q", name)
-	}
-	return names.ParseRepoPath(org + "/" + repo)
 }

@@ -1,4 +1,4 @@
-package replicate
+package transfer
 
 import (
 	"context"
@@ -30,11 +30,11 @@ func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target,
 		return Result{}, err
 	}
 	defer unlock()
-	return s.pullInto(ctx, dir, repo, t, force)
+	return s.PullLocked(ctx, dir, repo, t, force)
 }
 
-// pullInto is Pull into dir, whose lock the caller holds.
-func (s *Syncer) pullInto(ctx context.Context, dir string, repo names.RepoPath, t remote.Target, force bool) (Result, error) {
+// PullLocked is Pull into dir, whose lock the caller holds.
+func (s *Syncer) PullLocked(ctx context.Context, dir string, repo names.RepoPath, t remote.Target, force bool) (Result, error) {
 	start := time.Now()
 	head, refs, err := RemoteRefs(ctx, s.Remote, t, repo)
 	if err != nil {

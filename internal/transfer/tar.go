@@ -1,4 +1,4 @@
-package replicate
+package transfer
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"cpm/internal/remote"
+	"cpm/internal/shellquote"
 )
 
 // noRsync reports whether a failed rsync run says the target has no rsync.
@@ -32,7 +33,7 @@ type tarCopier struct{ s *Syncer }
 func (c tarCopier) copy(ctx context.Context, j copyJob) (Result, error) {
 	s, t, dir, refsDir, skelDir := c.s, j.target, j.dir, j.refsDir, j.skelDir
 	dst := replicaPath(t, j.repo)
-	q := remote.Quote
+	q := shellquote.Quote
 	if j.fresh {
 		if _, err := s.tarTo(ctx, t, skelDir, nil, "mkdir -p "+q(dst)+" && cd "+q(dst)+" && if [ -e config ]; then cat >/dev/null; else tar -xf -; fi"); err != nil {
 			return Result{}, err
@@ -72,7 +73,7 @@ func (c tarCopier) copy(ctx context.Context, j copyJob) (Result, error) {
 // file, so that the next delivery clears what a cut one left.
 func (c tarCopier) deliver(ctx context.Context, t remote.Target, local, dir, name string) (int64, error) {
 	base := filepath.Base(local)
-	q := remote.Quote
+	q := shellquote.Quote
 	in := ".cpm-in-" + filepath.Base(name)
 	return c.s.tarTo(ctx, t, filepath.Dir(local), []string{base}, "cd "+q(dir)+" && rm -rf "+q(in)+" && mkdir "+q(in)+
 		" && tar -C "+q(in)+" -xf - && mv -f "+q(in+"/"+base)+" "+q(name)+" && rmdir "+q(in))
@@ -85,7 +86,7 @@ func (c tarCopier) lfs(ctx context.Context, j copyJob, dst string) (bytes, files
 	if err != nil || len(data) == 0 {
 		return 0, 0, err
 	}
-	there := remote.Quote(dst + "/lfs/objects")
+	there := shellquote.Quote(dst + "/lfs/objects")
 	n, err := c.s.tarTo(ctx, j.target, local, data, "mkdir -p "+there+" && tar -C "+there+" -xf -")
 	return n, int64(len(data)), err
 }
@@ -94,7 +95,7 @@ func (c tarCopier) lfs(ctx context.Context, j copyJob, dst string) (bytes, files
 // dst lacks, data files (packs, loose objects) apart from index files, each
 // sorted. Object files are immutable, so the name says it all.
 func (s *Syncer) lackedObjects(ctx context.Context, t remote.Target, objects, dst string) (data, index []string, err error) {
-	there := remote.Quote(dst + "/objects")
+	there := shellquote.Quote(dst + "/objects")
 	out, err := s.Remote.Run(ctx, t, "mkdir -p "+there+" && cd "+there+" && find . -type f")
 	if err != nil {
 		return nil, nil, err

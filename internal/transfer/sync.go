@@ -1,9 +1,15 @@
-// Package replicate copies repositories to backup servers and neighbours
-// with rsync over ssh, so that a replica is never inconsistent even while
-// pushes and repacks go on: refs are snapshotted first, objects are copied
-// (packs before their indexes, never deleting), then the ref snapshot is
-// shipped, and the target's refs are verified against it.
-package replicate
+// Package transfer is the copy engine of replication: it copies one
+// repository to one backup server or neighbour (or back, for a pull)
+// with rsync over ssh, or tar where rsync is missing, so that a replica is
+// never inconsistent even while pushes and repacks go on: refs are
+// snapshotted first, objects are copied (packs before their indexes,
+// never deleting), then the ref snapshot is shipped, and the target's
+// refs are verified against it. It also checks and repairs replicas'
+// content, delivers metadata (Publisher), and repacks and tidies the
+// local repositories under the same per-repository lock. It decides
+// nothing about when: the scheduler (internal/replicate) and on-demand
+// syncs (internal/ondemand) call it.
+package transfer
 
 import (
 	"context"
@@ -145,7 +151,7 @@ func (s *Syncer) markNoRsync(target string) {
 func NewSyncer(dir datadir.Dir, root repos.Root) *Syncer {
 	return &Syncer{
 		Root:       root,
-		Remote:     remote.Env{Key: dir.ReplicationKey(), NextKey: dir.NextReplicationKey(), KnownHosts: dir.KnownHosts(), ControlDir: dir.Control()},
+		Remote:     remote.ForDataDir(dir),
 		TempDir:    dir.Tmp(),
 		LockDir:    dir.Locks(),
 		FreeMargin: DefaultFreeMargin,

@@ -1,4 +1,4 @@
-package admin
+package replkey
 
 import (
 	"context"
@@ -9,10 +9,12 @@ import (
 	"strings"
 
 	"cpm/internal/datadir"
+	"cpm/internal/printable"
 	"cpm/internal/remote"
-	"cpm/internal/replicate"
+	"cpm/internal/shellquote"
 	"cpm/internal/sshkey"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // KeyRotation is the state of a replication key rotation.
@@ -35,18 +37,25 @@ type ServerKey struct {
 	Refused bool `json:"refused,omitempty"`
 }
 
-// RotateKey replaces cpm's replication key without locking anyone out: a
+// Rotator rotates the replication key as Actor, recording each step in
+// Store.
+type Rotator struct {
+	Store *store.Store
+	Actor store.Actor
+}
+
+// Rotate replaces cpm's replication key without locking anyone out: a
 // new key is made (once), installed on every server next to the old one
 // (a backup's authorized_keys; a neighbour is told the new key over the
 // old one's connection), used for a server as soon as the server accepts
 // it, and the old key is then removed there. A server that cannot be
 // reached keeps working with the old key; the rotation finishes, and the
 // new key becomes the only one, when every server has switched. start
-// makes a new key if none is under way; without it, RotateKey only
+// makes a new key if none is under way; without it, Rotate only
 // continues a rotation (the workers do that when a server comes back).
-func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (KeyRotation, error) {
+func (s Rotator) Rotate(ctx context.Context, dir datadir.Dir, start bool) (KeyRotation, error) {
 	// One rotation step at a time, whether cpm-admin or the workers run it.
-	unlock, err := replicate.LockFile(filepath.Join(dir.Locks(), "rotate-key.lock"))
+	unlock, err := transfer.LockFile(filepath.Join(dir.Locks(), "rotate-key.lock"))
 	if err != nil {
 		return KeyRotation{}, err
 	}
@@ -77,7 +86,7 @@ func (s *Service) RotateKey(ctx context.Context, dir datadir.Dir, start bool) (K
 	if err != nil {
 		return r, err
 	}
-	env := replicate.NewSyncer(dir, s.Disk).Remote
+	env := remote.ForDataDir(dir)
 	all := true
 	for _, srv := range servers {
 		st := s.rotateOne(ctx, env, srv, r)
@@ -105,7 +114,7 @@ func fingerprintOf(line string) string {
 }
 
 // rotateOne moves one server as far along the rotation as it can go.
-func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Server, r KeyRotation) ServerKey {
+func (s Rotator) rotateOne(ctx context.Context, env remote.Env, srv store.Server, r KeyRotation) ServerKey {
 	sk := ServerKey{Server: srv.Name, State: srv.KeyState}
 	switch sk.State {
 	case "done":
@@ -117,7 +126,7 @@ func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Serve
 		// Not in use: it learns the new key with discovery or server add.
 		return s.markKey(ctx, sk, srv.Name, "done")
 	}
-	t := replicate.TargetOf(srv)
+	t := transfer.TargetOf(srv)
 	old, next := t, t
 	old.UseNext, next.UseNext = false, true
 	probe := "true"
@@ -157,13 +166,13 @@ func (s *Service) rotateOne(ctx context.Context, env remote.Env, srv store.Serve
 
 // failed records why step did not happen, and whether the server refused.
 func (sk ServerKey) failed(step string, err error) ServerKey {
-	sk.Error = step + ": " + oneLine(err.Error())
+	sk.Error = step + ": " + printable.Line(err.Error())
 	var re *remote.Error
 	sk.Refused = !errors.As(err, &re) || !re.Unreachable()
 	return sk
 }
 
-func (s *Service) markKey(ctx context.Context, sk ServerKey, name, state string) ServerKey {
+func (s Rotator) markKey(ctx context.Context, sk ServerKey, name, state string) ServerKey {
 	if err := s.Store.SetKeyState(ctx, s.Actor, name, state); err != nil {
 		sk.Error = err.Error()
 		return sk
@@ -177,8 +186,8 @@ func (s *Service) markKey(ctx context.Context, sk ServerKey, name, state string)
 // that holds the current key, so that a wrong path is an error, not a
 // file sshd never reads.
 func installKey(path, current, line string) string {
-	f, l := remote.Quote(authorizedPath(path)), remote.Quote(line)
-	return "f=" + f + `; grep -qF ` + remote.Quote(blob(current)) + ` "$f" 2>/dev/null || ` +
+	f, l := shellquote.Quote(authorizedPath(path)), shellquote.Quote(line)
+	return "f=" + f + `; grep -qF ` + shellquote.Quote(blob(current)) + ` "$f" 2>/dev/null || ` +
 		`{ echo "cpm's current key is not in $f: give the server's authorized_keys with server set --authorized-keys" >&2; exit 3; }; ` +
 		`{ grep -qxF ` + l + ` "$f" || printf '%s\n' ` + l + ` >> "$f"; }`
 }
@@ -195,8 +204,8 @@ func blob(line string) string {
 // removeKey drops every line holding the key's base64 blob from the
 // authorized_keys file at path.
 func removeKey(path, line string) string {
-	f := remote.Quote(authorizedPath(path))
-	return "f=" + f + `; { grep -vF ` + remote.Quote(blob(line)) + ` "$f" || true; } > "$f.cpm-new" && chmod 600 "$f.cpm-new" && mv "$f.cpm-new" "$f"`
+	f := shellquote.Quote(authorizedPath(path))
+	return "f=" + f + `; { grep -vF ` + shellquote.Quote(blob(line)) + ` "$f" || true; } > "$f.cpm-new" && chmod 600 "$f.cpm-new" && mv "$f.cpm-new" "$f"`
 }
 
 func authorizedPath(p string) string {
@@ -206,16 +215,14 @@ func authorizedPath(p string) string {
 	return p
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
 // finishRotation makes the new key the key once every server takes it and
 // no longer the old one.
-func (s *Service) finishRotation(ctx context.Context, dir datadir.Dir, env remote.Env, servers []store.Server) error {
+func (s Rotator) finishRotation(ctx context.Context, dir datadir.Dir, env remote.Env, servers []store.Server) error {
 	next := dir.NextReplicationKey()
 	// Every server takes the new key and no longer the old: the new key
 	// becomes the key. Connections made with either file name go.
 	for _, srv := range servers {
-		t := replicate.TargetOf(srv)
+		t := transfer.TargetOf(srv)
 		t.UseNext = false
 		env.CloseMaster(t)
 		t.UseNext = true

@@ -1,4 +1,4 @@
-package replicate
+package transfer
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"cpm/internal/names"
 	"cpm/internal/remote"
+	"cpm/internal/shellquote"
 )
 
 // DefaultFreeMargin is the room a backup keeps beyond what a sync sends
@@ -80,7 +81,7 @@ func spaceCommand(t remote.Target, repo names.RepoPath, needKiB int64) string {
 	if t.Peer {
 		return "cpm-peer space " + repo.String()
 	}
-	q := remote.Quote
+	q := shellquote.Quote
 	// ls -n: MODE LINKS UID GID SIZE MONTH DAY TIME|YEAR PATH, and
 	// object paths hold no spaces.
 	return "mkdir -p " + q(t.Path) + " && free=$(df -Pk " + q(t.Path) + " | awk 'NR==2 {print $4}') && echo \"$free\" && " +

@@ -1,4 +1,4 @@
-package replicate
+package ondemand
 
 import (
 	"context"
@@ -8,8 +8,11 @@ import (
 	"strings"
 
 	"cpm/internal/names"
+	"cpm/internal/printable"
 	"cpm/internal/remote"
+	"cpm/internal/shellquote"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // Held is a repository that a server holds for this node, as `repo list
@@ -33,7 +36,7 @@ func (o OnDemand) Held(ctx context.Context, server string) ([]Held, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, syncer := TargetOf(srv), o.syncer()
+	t, syncer := transfer.TargetOf(srv), o.syncer()
 	var paths []names.RepoPath
 	if t.Peer {
 		paths, err = o.ownInScope(ctx, srv)
@@ -45,7 +48,7 @@ func (o OnDemand) Held(ctx context.Context, server string) ([]Held, error) {
 	}
 	out := make([]Held, 0, len(paths))
 	for _, rp := range paths {
-		_, refs, err := RemoteRefs(ctx, syncer.Remote, t, rp)
+		_, refs, err := transfer.RemoteRefs(ctx, syncer.Remote, t, rp)
 		var re *remote.Error
 		switch {
 		case errors.As(err, &re) && (re.Unreachable() || re.Blocking()):
@@ -55,12 +58,12 @@ func (o OnDemand) Held(ctx context.Context, server string) ([]Held, error) {
 		}
 		h := Held{Repo: rp.String()}
 		if err != nil {
-			h.Error = oneLine(err.Error())
+			h.Error = printable.Line(err.Error())
 		} else {
-			h.Fingerprint = FingerprintOnly(refs, t.Refs)
+			h.Fingerprint = transfer.FingerprintOnly(refs, t.Refs)
 		}
 		if dir, err := o.Disk.Open(rp.Org, rp.Repo); err == nil {
-			if snap, err := TakeSnapshot(ctx, dir); err == nil {
+			if snap, err := transfer.TakeSnapshot(ctx, dir); err == nil {
 				h.Local = snap.Only(t.Refs).Fingerprint
 			}
 		}
@@ -78,7 +81,7 @@ func (o OnDemand) ownInScope(ctx context.Context, srv store.Server) ([]names.Rep
 	}
 	var paths []names.RepoPath
 	for _, r := range rs {
-		if InScope(srv.RepoPatterns, r.FullName()) {
+		if transfer.InScope(srv.RepoPatterns, r.FullName()) {
 			paths = append(paths, names.RepoPath{Org: r.Org, Repo: r.Name})
 		}
 	}
@@ -89,7 +92,7 @@ func (o OnDemand) ownInScope(ctx context.Context, srv store.Server) ([]names.Rep
 // Names that are not valid repository names are not cpm's and are left
 // out (they would only be printed on the operator's terminal).
 func listBackup(ctx context.Context, env remote.Env, t remote.Target) ([]names.RepoPath, error) {
-	script := "cd " + remote.Quote(t.Path) + " 2>/dev/null || exit 0; for d in */*.git; do [ -f \"$d/HEAD\" ] && printf '%s\\n' \"$d\"; done; exit 0"
+	script := "cd " + shellquote.Quote(t.Path) + " 2>/dev/null || exit 0; for d in */*.git; do [ -f \"$d/HEAD\" ] && printf '%s\\n' \"$d\"; done; exit 0"
 	out, err := env.Run(ctx, t, remote.Fence(t, script))
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package replicate
+package transfer
 
 import (
 	"os"
@@ -13,15 +13,15 @@ func (s *Syncer) openLocked(repo names.RepoPath) (dir string, unlock func(), err
 	if dir, err = s.Root.Open(repo.Org, repo.Repo); err != nil {
 		return "", nil, err
 	}
-	if unlock, err = s.lock(repo); err != nil {
+	if unlock, err = s.Lock(repo); err != nil {
 		return "", nil, err
 	}
 	return dir, unlock, nil
 }
 
-// lock takes the repository's lock, which maintenance (repack) takes too,
+// Lock takes the repository's lock, which maintenance (repack) takes too,
 // so that a sync never copies a repository in the middle of a repack.
-func (s *Syncer) lock(repo names.RepoPath) (func(), error) {
+func (s *Syncer) Lock(repo names.RepoPath) (func(), error) {
 	return LockFile(filepath.Join(s.LockDir, repo.Org, repo.Repo+".lock"))
 }
 

@@ -1,12 +1,12 @@
-package replicate
+package transfer
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"cpm/internal/names"
 	"cpm/internal/remote"
+	"cpm/internal/shellquote"
 	"cpm/internal/store"
 )
 
@@ -52,7 +52,7 @@ func (s *Syncer) prepare(ctx context.Context, t remote.Target, repo names.RepoPa
 	if t.Peer {
 		_, err = s.Remote.Run(ctx, t, "cpm-peer prepare "+repo.String())
 	} else {
-		_, err = s.Remote.Run(ctx, t, "mkdir -p "+remote.Quote(replicaPath(t, repo)))
+		_, err = s.Remote.Run(ctx, t, "mkdir -p "+shellquote.Quote(replicaPath(t, repo)))
 	}
 	return err
 }
@@ -64,7 +64,7 @@ func RemoteRefs(ctx context.Context, env remote.Env, t remote.Target, repo names
 	if t.Peer {
 		out, err = env.Run(ctx, t, "cpm-peer refs "+repo.String())
 	} else {
-		p := remote.Quote(replicaPath(t, repo))
+		p := shellquote.Quote(replicaPath(t, repo))
 		// show-ref exits 1 when there are no refs at all; that is an answer.
 		out, err = env.Run(ctx, t, "cat "+p+"/HEAD && { git -C "+p+" show-ref --head; test $? -le 1; }")
 	}
@@ -101,28 +101,6 @@ func (s *Syncer) push(ctx context.Context, t remote.Target, repo names.RepoPath,
 func (s *Syncer) fetch(ctx context.Context, t remote.Target, repo names.RepoPath, a area, dst string, extra ...string) (Result, error) {
 	src, opts := endpoint(t, repo, a, false)
 	return s.rsyncArgs(ctx, t, append(append(opts, extra...), src, dst))
-}
-
-// blockIfNeeded blocks srv when err is one that retrying cannot mend (a
-// host key mismatch, a refused key, a promoted backup) and closes its
-// connections; it reports whether it did. A neighbour refuses this node's
-// key until its operator approves this node: that is waited for, with
-// backoff, not blocked.
-func (w *Workers) blockIfNeeded(ctx context.Context, srv store.Server, err error) bool {
-	var re *remote.Error
-	if !errors.As(err, &re) || !re.Blocking() || (srv.Role == store.Neighbor && re.KeyRefused()) {
-		return false
-	}
-	if berr := w.Store.BlockServer(ctx, srv.ID, oneLine(err.Error())); berr != nil {
-		w.Log.Error().Err(berr).Str("target", srv.Name).Msg("block server")
-	}
-	w.Syncer.Remote.CloseMasters(srv.Name)
-	return true
-}
-
-// eligible reports whether syncs and checks go to srv now.
-func (w *Workers) eligible(srv store.Server) bool {
-	return srv.Eligible() && !w.isDown(srv.ID)
 }
 
 // TargetOf turns a stored server into an rsync target.

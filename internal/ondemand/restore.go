@@ -1,4 +1,4 @@
-package replicate
+package ondemand
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"cpm/internal/names"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 	"cpm/internal/wake"
 )
 
@@ -20,26 +21,26 @@ import (
 // not have is, there, the neighbour's own (see pullFromOrigin). tried is
 // false when there is nothing to restore: the repository is here, o
 // cannot create one, or the server is not a backup.
-func (o OnDemand) restore(ctx context.Context, path, server string) (res Result, tried bool, err error) {
+func (o OnDemand) restore(ctx context.Context, path, server string) (res transfer.Result, tried bool, err error) {
 	rp, err := names.ParseRepoPath(path)
 	if err != nil || o.Create == nil {
-		return Result{}, false, nil
+		return transfer.Result{}, false, nil
 	}
 	if _, err := o.Store.Repo(ctx, rp.Org, rp.Repo); !errors.Is(err, store.ErrNotFound) {
-		return Result{}, false, nil
+		return transfer.Result{}, false, nil
 	}
 	srv, err := o.Store.ServerByName(ctx, server)
 	if err != nil || srv.Role != store.Backup {
-		return Result{}, false, nil // Pull's other paths answer
+		return transfer.Result{}, false, nil // Pull's other paths answer
 	}
 	org, err := o.Store.OrgByName(ctx, rp.Org)
 	if err != nil {
-		return Result{}, true, fmt.Errorf("restore %s: %w; create the organisation first", rp, err)
+		return transfer.Result{}, true, fmt.Errorf("restore %s: %w; create the organisation first", rp, err)
 	}
 	rp.Org = org.Name // the database's spelling names the directory and the lock
-	t, syncer := TargetOf(srv), o.syncer()
-	if _, _, err := RemoteRefs(ctx, syncer.Remote, t, rp); err != nil {
-		return Result{}, true, fmt.Errorf("repository %s is neither here nor on %s: %w", rp, srv.Name, err)
+	t, syncer := transfer.TargetOf(srv), o.syncer()
+	if _, _, err := transfer.RemoteRefs(ctx, syncer.Remote, t, rp); err != nil {
+		return transfer.Result{}, true, fmt.Errorf("repository %s is neither here nor on %s: %w", rp, srv.Name, err)
 	}
 	res, err = o.restoreFrom(ctx, syncer, rp, srv)
 	return res, true, err
@@ -48,33 +49,33 @@ func (o OnDemand) restore(ctx context.Context, path, server string) (res Result,
 // restoreFrom creates rp and pulls it from srv. The repository's lock,
 // taken before it exists, keeps the workers from syncing it, empty, over
 // the copy it is restored from.
-func (o OnDemand) restoreFrom(ctx context.Context, syncer *Syncer, rp names.RepoPath, srv store.Server) (Result, error) {
-	unlock, err := syncer.lock(rp)
+func (o OnDemand) restoreFrom(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, srv store.Server) (transfer.Result, error) {
+	unlock, err := syncer.Lock(rp)
 	if err != nil {
-		return Result{}, err
+		return transfer.Result{}, err
 	}
 	defer unlock()
 	r, undo, err := o.Create(ctx, rp)
 	if err != nil {
-		return Result{}, fmt.Errorf("restore %s: %w", rp, err)
+		return transfer.Result{}, fmt.Errorf("restore %s: %w", rp, err)
 	}
 	rp = names.RepoPath{Org: r.Org, Repo: r.Name}
 	dir, err := o.Disk.Open(r.Org, r.Name)
 	if err == nil {
-		var res Result
-		if res, err = syncer.pullInto(ctx, dir, rp, TargetOf(srv), false); err == nil {
+		var res transfer.Result
+		if res, err = syncer.PullLocked(ctx, dir, rp, transfer.TargetOf(srv), false); err == nil {
 			return res, o.restored(ctx, r, srv, res)
 		}
 	}
 	if uerr := undo(); uerr != nil {
-		return Result{}, fmt.Errorf("restore %s from %s: %w; removing the new repository failed too: %v", rp, srv.Name, err, uerr)
+		return transfer.Result{}, fmt.Errorf("restore %s from %s: %w; removing the new repository failed too: %v", rp, srv.Name, err, uerr)
 	}
-	return Result{}, fmt.Errorf("restore %s from %s: %w (the repository is not kept)", rp, srv.Name, err)
+	return transfer.Result{}, fmt.Errorf("restore %s from %s: %w (the repository is not kept)", rp, srv.Name, err)
 }
 
 // restored records a restore and queues the repository for every other
 // target.
-func (o OnDemand) restored(ctx context.Context, r store.Repo, srv store.Server, res Result) error {
+func (o OnDemand) restored(ctx context.Context, r store.Repo, srv store.Server, res transfer.Result) error {
 	if err := o.Store.Record(ctx, o.Actor, "sync.pull", r.FullName(), map[string]any{"server": srv.Name, "created": true, "bytes": res.Bytes}); err != nil {
 		return err
 	}

@@ -1,4 +1,9 @@
-package replicate
+// Package ondemand runs the syncs that someone asks for now rather than
+// the queue: an operator's `sync push`, `sync verify`, `sync pull` and
+// `repo list --on`, and a neighbour's `cpm-peer want` (or the sync after
+// a forwarded push). Each is audited as its actor; the copying itself is
+// internal/transfer's.
+package ondemand
 
 import (
 	"context"
@@ -10,10 +15,12 @@ import (
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
+	"cpm/internal/printable"
 	"cpm/internal/progress"
 	"cpm/internal/remote"
 	"cpm/internal/repos"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 	"cpm/internal/wake"
 )
 
@@ -26,7 +33,7 @@ type OnDemand struct {
 	Actor store.Actor
 	// Progress, when set, is the operator's progress bar.
 	Progress *progress.Bar
-	// FreeMargin is the free_space_margin setting (see Syncer).
+	// FreeMargin is the free_space_margin setting (see transfer.Syncer).
 	FreeMargin int64
 	// Create, when set, creates and registers a repository this node
 	// does not have, so that Pull can restore it from a backup (see
@@ -34,8 +41,8 @@ type OnDemand struct {
 	Create func(ctx context.Context, rp names.RepoPath) (r store.Repo, undo func() error, err error)
 }
 
-func (o OnDemand) syncer() *Syncer {
-	s := NewSyncer(o.Dir, o.Disk)
+func (o OnDemand) syncer() *transfer.Syncer {
+	s := transfer.NewSyncer(o.Dir, o.Disk)
 	s.Progress = o.Progress
 	s.FreeMargin = o.FreeMargin
 	return s
@@ -58,24 +65,24 @@ func (o OnDemand) resolve(ctx context.Context, path, server string) (store.Repo,
 // Push copies ORG/REPO to a server now and records the verified result.
 // A repository outside the server's scope is refused (a *ScopeError)
 // unless force is set.
-func (o OnDemand) Push(ctx context.Context, path, server string, force bool) (Result, error) {
+func (o OnDemand) Push(ctx context.Context, path, server string, force bool) (transfer.Result, error) {
 	r, srv, err := o.resolve(ctx, path, server)
 	if err != nil {
-		return Result{}, err
+		return transfer.Result{}, err
 	}
-	if err := CheckScope(srv, r.FullName()); err != nil && !force {
-		return Result{}, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
+	if err := transfer.CheckScope(srv, r.FullName()); err != nil && !force {
+		return transfer.Result{}, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
 	}
 	syncer := o.syncer()
 	if srv.Role == store.Neighbor {
 		// Permissions travel before the repository, never after it.
-		pub := &Publisher{Store: o.Store, Syncer: syncer}
+		pub := &transfer.Publisher{Store: o.Store, Syncer: syncer}
 		if _, err := pub.Ensure(ctx, srv); err != nil {
-			return Result{}, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
+			return transfer.Result{}, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
 		}
 	}
 	job, jerr := o.Store.JobFor(ctx, r.ID, srv.ID)
-	res, err := syncer.Sync(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, TargetOf(srv), true)
+	res, err := syncer.Sync(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, transfer.TargetOf(srv), true)
 	if err != nil {
 		return res, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
 	}
@@ -96,8 +103,8 @@ type Verification struct {
 	MissingObjects int64 // object files the replica lacks (rsync dry run)
 	// Deep is the content check of every object file (--deep), and
 	// Repaired what a repair then left (--repair).
-	Deep     *Damage
-	Repaired *Damage
+	Deep     *transfer.Damage
+	Repaired *transfer.Damage
 }
 
 // Verify compares the refs of ORG/REPO with its replica on a server, and
@@ -112,8 +119,8 @@ func (o OnDemand) Verify(ctx context.Context, path, server string, deep, repair 
 	if err != nil {
 		return Verification{}, err
 	}
-	t, rp, syncer := TargetOf(srv), names.RepoPath{Org: r.Org, Repo: r.Name}, o.syncer()
-	snap, err := TakeSnapshot(ctx, local)
+	t, rp, syncer := transfer.TargetOf(srv), names.RepoPath{Org: r.Org, Repo: r.Name}, o.syncer()
+	snap, err := transfer.TakeSnapshot(ctx, local)
 	if err != nil {
 		return Verification{}, err
 	}
@@ -125,7 +132,7 @@ func (o OnDemand) Verify(ctx context.Context, path, server string, deep, repair 
 	if !deep {
 		v.MissingObjects, err = syncer.Missing(ctx, rp, t)
 	} else {
-		var d Damage
+		var d transfer.Damage
 		if d, err = syncer.Check(ctx, rp, t, true); err == nil {
 			v.Deep, v.MissingObjects = &d, int64(len(d.Missing))
 		}
@@ -134,7 +141,7 @@ func (o OnDemand) Verify(ctx context.Context, path, server string, deep, repair 
 		return v, err
 	}
 	if repair && (v.MissingObjects > 0 || (v.Deep != nil && !v.Deep.OK())) {
-		if err := CheckScope(srv, r.FullName()); err != nil {
+		if err := transfer.CheckScope(srv, r.FullName()); err != nil {
 			return v, fmt.Errorf("repair %s on %s: %w", r.FullName(), srv.Name, err)
 		}
 		after, _, err := syncer.Repair(ctx, rp, t, deep)
@@ -162,11 +169,11 @@ func (o OnDemand) Verify(ctx context.Context, path, server string, deep, repair 
 // failing to read the refs (an object they name is gone) is a finding,
 // not an error: the object check says which.
 func (v *Verification) compareRefs(ctx context.Context, env remote.Env, t remote.Target, rp names.RepoPath) error {
-	got, err := RemoteFingerprint(ctx, env, t, rp)
+	got, err := transfer.RemoteFingerprint(ctx, env, t, rp)
 	var re *remote.Error
 	switch {
 	case errors.As(err, &re) && re.Code == 1:
-		v.RemoteError = oneLine(re.Stderr)
+		v.RemoteError = printable.Line(re.Stderr)
 	case err != nil:
 		return err
 	default:
@@ -196,7 +203,7 @@ func (v Verification) deepResult() string {
 // node's own is the neighbour's: it is asked to send it now (its replica
 // here is refreshed with the neighbour's metadata first), as a push there
 // would.
-func (o OnDemand) Pull(ctx context.Context, path, server string, force bool) (Result, error) {
+func (o OnDemand) Pull(ctx context.Context, path, server string, force bool) (transfer.Result, error) {
 	if res, tried, err := o.restore(ctx, path, server); tried {
 		return res, err
 	}
@@ -205,9 +212,9 @@ func (o OnDemand) Pull(ctx context.Context, path, server string, force bool) (Re
 	}
 	r, srv, err := o.resolve(ctx, path, server)
 	if err != nil {
-		return Result{}, err
+		return transfer.Result{}, err
 	}
-	res, err := o.syncer().Pull(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, TargetOf(srv), force)
+	res, err := o.syncer().Pull(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, transfer.TargetOf(srv), force)
 	if err != nil {
 		return res, fmt.Errorf("pull %s from %s: %w", r.FullName(), srv.Name, err)
 	}
@@ -227,7 +234,7 @@ var fingerprintRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // pullFromOrigin asks a neighbour to send one of its own repositories
 // now; asked is false when path is this node's own repository or server is
 // not a neighbour.
-func (o OnDemand) pullFromOrigin(ctx context.Context, path, server string) (res Result, asked bool, err error) {
+func (o OnDemand) pullFromOrigin(ctx context.Context, path, server string) (res transfer.Result, asked bool, err error) {
 	rp, err := names.ParseRepoPath(path)
 	if err != nil {
 		return res, true, err
@@ -239,14 +246,14 @@ func (o OnDemand) pullFromOrigin(ctx context.Context, path, server string) (res 
 	if _, err := o.Store.Repo(ctx, rp.Org, rp.Repo); !errors.Is(err, store.ErrNotFound) {
 		return res, false, nil
 	}
-	out, err := o.syncer().Remote.Run(ctx, TargetOf(srv), "cpm-peer want "+rp.String())
+	out, err := o.syncer().Remote.Run(ctx, transfer.TargetOf(srv), "cpm-peer want "+rp.String())
 	if err != nil {
 		return res, true, fmt.Errorf("pull %s from %s: %w", rp, srv.Name, err)
 	}
 	// The answer comes from the network: a verified sync names the
 	// fingerprint it verified, and nothing else will do.
 	if err := json.Unmarshal(out, &res); err != nil || !fingerprintRe.MatchString(res.Fingerprint) {
-		return Result{}, true, fmt.Errorf("pull %s from %s: not the answer of a verified sync", rp, srv.Name)
+		return transfer.Result{}, true, fmt.Errorf("pull %s from %s: not the answer of a verified sync", rp, srv.Name)
 	}
 	return res, true, nil
 }

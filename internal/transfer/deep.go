@@ -1,9 +1,8 @@
-package replicate
+package transfer
 
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"strings"
 	"time"
 
@@ -112,7 +111,7 @@ func (s *Syncer) checkArea(ctx context.Context, repo names.RepoPath, t remote.Ta
 // repository's lock; then it checks the replica again and returns what
 // that found.
 func (s *Syncer) Repair(ctx context.Context, repo names.RepoPath, t remote.Target, deep bool) (Damage, Result, error) {
-	unlock, err := s.lock(repo)
+	unlock, err := s.Lock(repo)
 	if err != nil {
 		return Damage{}, Result{}, err
 	}
@@ -134,7 +133,7 @@ type Healing struct {
 // between cannot pass for damage.
 func (s *Syncer) CheckAndRepair(ctx context.Context, repo names.RepoPath, t remote.Target, deep bool, stillDone func() bool) (Healing, error) {
 	var h Healing
-	unlock, err := s.lock(repo)
+	unlock, err := s.Lock(repo)
 	if err != nil {
 		return h, err
 	}
@@ -180,21 +179,4 @@ func (s *Syncer) repairLocked(ctx context.Context, repo names.RepoPath, t remote
 	}
 	after, err := s.Check(ctx, repo, t, deep)
 	return after, res, err
-}
-
-// DeepDue reports whether the replica of repo on server is due for its
-// deep check at now, every `every`. A replica never checked gets a first
-// check at a point of the interval after since (when the server was added)
-// that its names choose, so that many replicas spread their reading over
-// the interval instead of all at once.
-func DeepDue(repo, server string, last, since, now time.Time, every time.Duration) bool {
-	if every <= 0 {
-		return false
-	}
-	if !last.IsZero() {
-		return !now.Before(last.Add(every))
-	}
-	h := fnv.New64a()
-	h.Write([]byte(repo + "\x00" + server))
-	return !now.Before(since.Add(time.Duration(h.Sum64() % uint64(every))))
 }
