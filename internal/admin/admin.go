@@ -14,9 +14,9 @@ import (
 	"cpm/internal/names"
 	"cpm/internal/pins"
 	"cpm/internal/replkey"
-	"cpm/internal/transfer"
 	"cpm/internal/repos"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // Service is one admin session against a data directory.
