@@ -156,14 +156,14 @@ func TestForwardedPushesAreBounded(t *testing.T) {
 		t.Error("a forwarded push landed on A where it should not have")
 	}
 	// B asking for it (cpm-peer want) gets the same answer.
-	wantError(t, n.b.Admin("", "sync", "pull", "acme/web", "--from", n.aName), "acme/web is not replicated to node-b")
+	wantError(t, n.b.Admin("", "sync", "pull", "acme/web", "--from", n.aName), "acme/web: not found among the repositories replicated to node-b")
 	// Neither answer tells an existing repository outside the scope from
 	// one that does not exist.
 	r = n.forwardAs(t, owner, odir, "acme/nonesuch", n.keys["writer"].Fingerprint, "push", "origin", "HEAD:refs/heads/hostile")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "acme/nonesuch: not forwarded: node-b holds no replica of it") {
 		t.Errorf("a forwarded push to a missing repository: %d %s", r.Code, r.Stderr)
 	}
-	wantError(t, n.b.Admin("", "sync", "pull", "acme/nonesuch", "--from", n.aName), "acme/nonesuch is not replicated to node-b")
+	wantError(t, n.b.Admin("", "sync", "pull", "acme/nonesuch", "--from", n.aName), "acme/nonesuch: not found among the repositories replicated to node-b")
 }
 
 // forwardAs pushes from dir straight to A with B's replication key, as

@@ -91,7 +91,7 @@ func (g *Gateway) replicatedTo(ctx context.Context, peer string, repo names.Repo
 	}
 	r, err := g.Store.Repo(ctx, repo.Org, repo.Repo)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && transfer.CheckScope(srv, r.FullName()) != nil) {
-		return fmt.Errorf("%s is not replicated to %s", repo, peer)
+		return fmt.Errorf("%s: not found among the repositories replicated to %s", repo, peer)
 	}
 	return err
 }
