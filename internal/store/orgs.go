@@ -30,9 +30,9 @@ func (s *Store) CreateOrg(ctx context.Context, a Actor, name, owner string) (Org
 	if owner != "" {
 		details["owner"] = owner
 	}
-	err := s.change(ctx, a, "org.create", name, details, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "org.create", name, details, altersMeta, func(tx *Tx) error {
 		at := now()
-		res, err := tx.ExecContext(ctx, `INSERT INTO orgs (name, created_at) VALUES (?, ?)`, name, at)
+		id, err := tx.InsertID(ctx, `INSERT INTO orgs (name, created_at) VALUES (?, ?)`, name, at)
 		if isUnique(err) {
 			var holder string
 			tx.QueryRowContext(ctx, `SELECT name FROM orgs WHERE name = ?`, name).Scan(&holder)
@@ -41,7 +41,7 @@ func (s *Store) CreateOrg(ctx context.Context, a Actor, name, owner string) (Org
 		if err != nil {
 			return fmt.Errorf("create organisation %s: %w", name, err)
 		}
-		o.ID, _ = res.LastInsertId()
+		o.ID = id
 		o.CreatedAt = parseTime(at)
 		if owner == "" {
 			return nil
@@ -112,7 +112,7 @@ func orgByName(ctx context.Context, q querier, name string) (Org, error) {
 func (s *Store) DeleteOrg(ctx context.Context, a Actor, name string, force bool, removed func([]Repo) error) ([]Repo, error) {
 	var repos []Repo
 	details := map[string]any{"force": force}
-	err := s.change(ctx, a, "org.delete", name, details, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "org.delete", name, details, altersMeta, func(tx *Tx) error {
 		o, err := orgByName(ctx, tx, name)
 		if err != nil {
 			return err
@@ -149,7 +149,7 @@ func (s *Store) DeleteOrg(ctx context.Context, a Actor, name string, force bool,
 // SetMember adds a user to an organisation or changes their role. Taking
 // the owner role from the last owner is refused.
 func (s *Store) SetMember(ctx context.Context, a Actor, org, user, role string) error {
-	return s.change(ctx, a, "org.member.set", org+"/"+user, map[string]any{"role": role}, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "org.member.set", org+"/"+user, map[string]any{"role": role}, altersMeta, func(tx *Tx) error {
 		oid, uid, err := orgAndUser(ctx, tx, org, user)
 		if err != nil {
 			return err
@@ -171,7 +171,7 @@ func (s *Store) SetMember(ctx context.Context, a Actor, org, user, role string) 
 
 // RemoveMember takes a user out of an organisation; not its last owner.
 func (s *Store) RemoveMember(ctx context.Context, a Actor, org, user string) error {
-	return s.change(ctx, a, "org.member.remove", org+"/"+user, nil, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "org.member.remove", org+"/"+user, nil, altersMeta, func(tx *Tx) error {
 		oid, uid, err := orgAndUser(ctx, tx, org, user)
 		if err != nil {
 			return err
@@ -192,7 +192,7 @@ func (s *Store) RemoveMember(ctx context.Context, a Actor, org, user string) err
 
 // keepOwner refuses a change that would leave org without an owner because
 // user is its only one.
-func keepOwner(ctx context.Context, tx *sql.Tx, oid, uid int64, org, user string) error {
+func keepOwner(ctx context.Context, tx *Tx, oid, uid int64, org, user string) error {
 	var isOwner, others int
 	err := tx.QueryRowContext(ctx, `
 		SELECT count(*) FILTER (WHERE user_id = ?), count(*) FILTER (WHERE user_id <> ?)
@@ -206,7 +206,7 @@ func keepOwner(ctx context.Context, tx *sql.Tx, oid, uid int64, org, user string
 	return nil
 }
 
-func orgAndUser(ctx context.Context, tx *sql.Tx, org, user string) (int64, int64, error) {
+func orgAndUser(ctx context.Context, tx *Tx, org, user string) (int64, int64, error) {
 	o, err := orgByName(ctx, tx, org)
 	if err != nil {
 		return 0, 0, err

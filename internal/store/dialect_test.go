@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRebind(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`SELECT 1`, `SELECT 1`},
+		{`WHERE a = ? AND b = ?`, `WHERE a = $1 AND b = $2`},
+		{`VALUES (?1, ?2, ?2)`, `VALUES ($1, $2, $2)`},
+		{`SELECT r.id, ?, 1, ?2, ?2`, `SELECT r.id, $1, 1, $2, $2`}, // SQLite: bare ? is largest+1
+		{`WHERE a = ?2 AND b = ? AND c = ?1`, `WHERE a = $2 AND b = $3 AND c = $1`},
+		{`WHERE a = '?' AND b = ?`, `WHERE a = '?' AND b = $1`}, // quoted: untouched
+		{`SELECT "a?b" FROM t WHERE x = ?`, `SELECT "a?b" FROM t WHERE x = $1`},
+		{`WHERE a = 'it''s ?' AND b = ?`, `WHERE a = 'it''s ?' AND b = $1`},
+	} {
+		if got := postgres.rebind(tt.in); got != tt.want {
+			t.Errorf("rebind(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if got := sqlite.rebind(tt.in); got != tt.in {
+			t.Errorf("sqlite rebind changed %q", tt.in)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"postgres://cpm:s3cret@db:5432/cpm", "postgres://cpm:xxxxx@db:5432/cpm"},
+		{"connect to postgres://cpm:s3cret@db/cpm failed", "connect to postgres://cpm:xxxxx@db/cpm failed"},
+		{"postgresql://cpm@db/cpm", "postgresql://cpm@db/cpm"},
+		{"no url here", "no url here"},
+	} {
+		if got := Redact(tt.in); got != tt.want {
+			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"mysql://x@y/z", "host=db password=s3cret", "postgres:///cpm", "::"} {
+		_, err := ParseDatabaseURL(bad)
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("ParseDatabaseURL(%q): %v", bad, err)
+		}
+	}
+}
+
+// A wrong password, an unreachable server, a database without cpm's
+// schema: every error names the database without its password.
+func TestPostgresErrorsHidePassword(t *testing.T) {
+	ctx := context.Background()
+	good := pg.Database(t)
+	wrong := strings.Replace(good, pg.Password(), "not-the-"+pg.Password(), 1)
+	closed := strings.Replace(good, "127.0.0.1:", "127.0.0.1:1", 1)
+	for _, u := range []string{wrong, closed, good} {
+		_, err := OpenAt(ctx, u, "")
+		if err == nil {
+			t.Fatalf("open %s: no error", Redact(u))
+		}
+		if strings.Contains(err.Error(), pg.Password()) {
+			t.Errorf("error shows the password: %v", err)
+		}
+	}
+	if _, err := OpenAt(ctx, good, ""); !errors.Is(err, ErrNoDatabase) {
+		t.Errorf("uninitialised database: %v, want ErrNoDatabase", err)
+	}
+}
+
+// Several nodes starting at once against one empty database: the advisory
+// lock lets exactly one apply each version.
+func TestPostgresConcurrentInit(t *testing.T) {
+	ctx := context.Background()
+	u := pg.Database(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := InitAt(ctx, u, "")
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	s, err := OpenAt(ctx, u, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, _ := s.Version(ctx); v != SchemaVersion() {
+		t.Errorf("version %d, want %d", v, SchemaVersion())
+	}
+}
+
+func TestClaimIsExclusive(t *testing.T) { onBoth(t, testClaimIsExclusive) }
+
+// Eight workers claim from one queue at once (connections of their own on
+// PostgreSQL, as workers of several nodes would have): every
+// job is claimed exactly once.
+func testClaimIsExclusive(t *testing.T, newStore func(*testing.T) *Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	const repos = 40
+	for i := range repos {
+		if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "r" + string(rune('a'+i%26)) + string(rune('a'+i/26))}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.AddServer(ctx, admin, Server{Name: "b1", Host: "127.0.0.1", Port: 22, User: "cpm", Path: "/x", Role: "backup"}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j, ok, err := s.Claim(ctx, "w"+string(rune('0'+w)), time.Minute, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !ok {
+					return
+				}
+				mu.Lock()
+				seen[j.RepoID]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != repos {
+		t.Errorf("claimed %d jobs, want %d", len(seen), repos)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("job of repository %d claimed %d times", id, n)
+		}
+	}
+}
