@@ -77,7 +77,11 @@ func runHook(ctx context.Context, name, dataDir string, stdin io.Reader, stdout,
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, dir.DB())
+	database, err := dir.Database("")
+	if err != nil {
+		return err
+	}
+	st, err := store.OpenAt(ctx, database, dir.DB())
 	if err != nil {
 		if name == "post-receive" {
 			hook.Enqueue(ctx, nil, dir, repo)

@@ -91,7 +91,7 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	}
 	// Init gives the new server its own replication key and known_hosts
 	// for the servers it holds, and checks every repository's hooks.
-	st, _, err = Init(ctx, dir, hookBin)
+	st, _, err = Init(ctx, dir, "", hookBin)
 	if err != nil {
 		return p, err
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"cpm/internal/dburl"
 	"errors"
 	"strings"
 	"sync"
@@ -29,25 +30,6 @@ func TestRebind(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"postgres://cpm:s3cret@db:5432/cpm", "postgres://cpm:xxxxx@db:5432/cpm"},
-		{"connect to postgres://cpm:s3cret@db/cpm failed", "connect to postgres://cpm:xxxxx@db/cpm failed"},
-		{"postgresql://cpm@db/cpm", "postgresql://cpm@db/cpm"},
-		{"no url here", "no url here"},
-	} {
-		if got := Redact(tt.in); got != tt.want {
-			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-	for _, bad := range []string{"mysql://x@y/z", "host=db password=s3cret", "postgres:///cpm", "::"} {
-		_, err := ParseDatabaseURL(bad)
-		if err == nil || strings.Contains(err.Error(), "s3cret") {
-			t.Errorf("ParseDatabaseURL(%q): %v", bad, err)
-		}
-	}
-}
-
 // A wrong password, an unreachable server, a database without cpm's
 // schema: every error names the database without its password.
 func TestPostgresErrorsHidePassword(t *testing.T) {
@@ -58,7 +40,7 @@ func TestPostgresErrorsHidePassword(t *testing.T) {
 	for _, u := range []string{wrong, closed, good} {
 		_, err := OpenAt(ctx, u, "")
 		if err == nil {
-			t.Fatalf("open %s: no error", Redact(u))
+			t.Fatalf("open %s: no error", dburl.Redact(u))
 		}
 		if strings.Contains(err.Error(), pg.Password()) {
 			t.Errorf("error shows the password: %v", err)

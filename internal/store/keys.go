@@ -166,7 +166,7 @@ func (s *Store) UserKeys(ctx context.Context, user string) ([]Key, error) {
 
 // AllKeys lists every key, users' and deploy keys, for authorized_keys.
 func (s *Store) AllKeys(ctx context.Context) ([]Key, error) {
-	return s.listKeys(ctx, "1")
+	return s.listKeys(ctx, "true")
 }
 
 // DeployKeys lists the deploy keys of one repository.

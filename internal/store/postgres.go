@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+
+	"cpm/internal/dburl"
 )
 
 // versionSQL reads the schema version on PostgreSQL, which has no
@@ -19,43 +21,6 @@ const versionSQL = `SELECT version FROM cpm_schema`
 // ("cpm" in ASCII): several nodes may start at once against one database,
 // and each version must be applied exactly once.
 const migrationLock = 0x63706d
-
-// ParseDatabaseURL checks a database setting and returns it with the
-// password masked, for messages. Only postgres:// (or postgresql://) URLs
-// are accepted: the key=value form could not be redacted reliably.
-func ParseDatabaseURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("database: not a URL (want postgres://USER:PASSWORD@HOST:PORT/DB)")
-	}
-	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		// Not echoed: a string that is not a URL may still hold a password.
-		return "", fmt.Errorf("database: want a postgres:// URL, or empty for SQLite in the data directory")
-	}
-	if u.Host == "" && u.Query().Get("host") == "" {
-		return "", fmt.Errorf("database: %s: the URL names no host", u.Redacted())
-	}
-	return u.Redacted(), nil
-}
-
-// Redact masks the password of a database URL, and of any text that
-// quotes one; text that is not a URL comes back unchanged.
-func Redact(s string) string {
-	i := strings.Index(s, "postgres")
-	if i < 0 {
-		return s
-	}
-	end := strings.IndexAny(s[i:], " \t\n\"'`")
-	if end < 0 {
-		end = len(s) - i
-	}
-	raw := s[i : i+end]
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return s[:i] + u.Redacted() + Redact(s[i+end:])
-}
 
 // scrub keeps the password out of an error from the driver, which may
 // quote the connection string it was given.
@@ -69,7 +34,7 @@ func scrub(err error, raw string) error {
 			msg = strings.ReplaceAll(msg, pw, "xxxxx")
 		}
 	}
-	msg = Redact(msg)
+	msg = dburl.Redact(msg)
 	if msg == err.Error() {
 		return err
 	}
@@ -77,7 +42,7 @@ func scrub(err error, raw string) error {
 }
 
 func openPostgres(ctx context.Context, raw string, create bool) (*Store, error) {
-	shown, err := ParseDatabaseURL(raw)
+	shown, err := dburl.Parse(raw)
 	if err != nil {
 		return nil, err
 	}

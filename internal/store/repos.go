@@ -102,7 +102,7 @@ func listRepos(ctx context.Context, q querier, where string, args ...any) ([]Rep
 // Repos lists the repositories of one organisation, or all when org is "".
 func (s *Store) Repos(ctx context.Context, org string) ([]Repo, error) {
 	if org == "" {
-		return listRepos(ctx, s.db, "1")
+		return listRepos(ctx, s.db, "true")
 	}
 	o, err := s.OrgByName(ctx, org)
 	if err != nil {

@@ -285,7 +285,6 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-
 // NodeName is this node's name for its peers ("" until init sets it).
 func (s *Store) NodeName(ctx context.Context) (string, error) {
 	var name string

@@ -230,7 +230,9 @@ func testOwnersAreNeverLost(t *testing.T, newStore func(*testing.T) *Store) {
 	}
 }
 
-func TestRepoCreateRollsBackWhenDiskFails(t *testing.T) { onBoth(t, testRepoCreateRollsBackWhenDiskFails) }
+func TestRepoCreateRollsBackWhenDiskFails(t *testing.T) {
+	onBoth(t, testRepoCreateRollsBackWhenDiskFails)
+}
 
 func testRepoCreateRollsBackWhenDiskFails(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
@@ -449,7 +451,9 @@ func testReplicationQueue(t *testing.T, newStore func(*testing.T) *Store) {
 // When backups and neighbours both wait, backups are served first (the
 // seed's order: main, backups, neighbours), however long the
 // neighbour's job has waited.
-func TestClaimServesBackupsBeforeNeighbours(t *testing.T) { onBoth(t, testClaimServesBackupsBeforeNeighbours) }
+func TestClaimServesBackupsBeforeNeighbours(t *testing.T) {
+	onBoth(t, testClaimServesBackupsBeforeNeighbours)
+}
 
 func testClaimServesBackupsBeforeNeighbours(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
