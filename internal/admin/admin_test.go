@@ -15,7 +15,7 @@ func service(t *testing.T) *Service {
 	t.Helper()
 	ctx := context.Background()
 	dir, _ := datadir.New(t.TempDir())
-	st, _, err := Init(ctx, dir, "")
+	st, _, err := Init(ctx, dir, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
