@@ -20,7 +20,7 @@ func service(t *testing.T) *Service {
 		t.Fatal(err)
 	}
 	st.Close()
-	s, err := Open(ctx, dir, store.Actor{Name: "local:test"}, "")
+	s, err := Open(ctx, dir, "", store.Actor{Name: "local:test"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
