@@ -58,6 +58,9 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	}
 	add("file modes", s.checkModes(dir), "chmod 700 the data dir and 600 the database and private keys; cpm-admin init tightens the data dir", "data dir 0700, database and keys 0600")
 
+	dbProblems, dbDetail := checkDatabase(ctx, s.Store)
+	add("database", dbProblems, "check the database setting (cpm-admin config show) and that the server runs; cpm-admin init migrates the schema", dbDetail)
+
 	if err := s.Store.IntegrityCheck(ctx); err != nil {
 		add("database integrity", []string{err.Error()}, "restore cpm.db from a backup's snapshot (cpm-admin promote on the backup)", "")
 	} else {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,6 +56,11 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	}
 	p := Promotion{From: from, Snapshot: filepath.Join(from, replicate.SnapshotDir, replicate.SnapshotName)}
 	if _, err := os.Stat(p.Snapshot); err != nil {
+		if where, perr := os.ReadFile(filepath.Join(from, replicate.SnapshotDir, replicate.DatabasePointerName)); perr == nil {
+			// The origin's metadata is in PostgreSQL, not here: the backup
+			// holds repositories only.
+			return p, fmt.Errorf("%w at %s: this backup holds repositories only; the metadata lives in PostgreSQL at %s: start a node on that database (cpm-admin init --database URL) and restore the repositories from here (cpm-admin sync pull)", ErrNotABackup, p.Snapshot, strings.TrimSpace(string(where)))
+		}
 		return p, fmt.Errorf("%w at %s: not a cpm backup, or it never received one", ErrNotABackup, p.Snapshot)
 	}
 	if _, err := os.Stat(dir.DB()); err == nil {
