@@ -101,3 +101,53 @@ func testBackupHoldsRepositoriesOnly(t *testing.T) {
 		t.Errorf("promote: exit %d: %s", r.Code, r.Stderr)
 	}
 }
+
+// migrate-store copies a running SQLite installation into PostgreSQL;
+// after init --database the node serves from PostgreSQL alone, with the
+// same users, permissions and protected refs.
+func TestMigrateStoreToPostgres(t *testing.T) {
+	c := newCompany(t)
+	w := c.w
+	url := pg.Database(t)
+	out := w.MustAdmin("migrate-store", "--to", url)
+	if strings.Contains(out, pg.Password()) || !strings.Contains(out, "every count matches") {
+		t.Errorf("migrate-store printed:\n%s", out)
+	}
+	r := w.Admin("", "migrate-store", "--to", url, "--json")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "not empty") {
+		t.Errorf("second migrate-store into the same database: exit %d %s", r.Code, r.Stderr)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] != "TABLE" && f[1] != f[2] {
+			t.Errorf("counts differ: %s", line)
+		}
+	}
+	c.srv.Stop()
+	w.MustAdmin("init", "--database", url)
+	// The SQLite file is out of the way: everything below is PostgreSQL.
+	if err := os.Rename(filepath.Join(w.DataDir, "cpm.db"), filepath.Join(w.Root, "old.db")); err != nil {
+		t.Fatal(err)
+	}
+	if out := w.MustAdmin("user", "list"); !strings.Contains(out, "writer") || !strings.Contains(out, "siteadmin") {
+		t.Errorf("users after the switch:\n%s", out)
+	}
+	srv := w.StartServer()
+	writer, reader := srv.Client(c.keys["writer"]), srv.Client(c.keys["reader"])
+	dir, res := writer.Clone("acme/web")
+	if res.Code != 0 {
+		t.Fatalf("clone after the switch: %s", res.Stderr)
+	}
+	writer.Commit(dir, "after the switch")
+	writer.MustGit(dir, "push", "-q", "origin", "HEAD:main")
+	if r := writer.Git(dir, "push", "-q", "-f", "origin", "HEAD~1:main"); r.Code == 0 {
+		t.Error("a forced push to a protected branch went through after the switch")
+	}
+	rdir, _ := reader.Clone("acme/web")
+	if r := reader.Git(rdir, "push", "-q", "origin", "HEAD:refs/heads/x"); r.Code == 0 {
+		t.Error("a reader pushed after the switch")
+	}
+	if out := w.MustAdmin("audit", "--limit", "5"); !strings.Contains(out, "push") {
+		t.Errorf("the push is not audited in PostgreSQL:\n%s", out)
+	}
+}

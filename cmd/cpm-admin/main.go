@@ -49,6 +49,8 @@ type cli struct {
 	Config   configCmd   `cmd:"" help:"Show the effective configuration."`
 	Doctor   doctorCmd   `cmd:"" help:"Check the installation; exit non-zero when something is wrong."`
 
+	MigrateStore migrateStoreCmd `cmd:"" name:"migrate-store" help:"Copy this SQLite installation's metadata into an empty PostgreSQL database."`
+
 	AuthorizedKeys       authorizedKeysCmd       `cmd:"" name:"authorized-keys" help:"Print authorized_keys lines for OpenSSH forced-command mode."`
 	AuthorizedPrincipals authorizedPrincipalsCmd `cmd:"" name:"authorized-principals" help:"Print the principals line for a user certificate (sshd's AuthorizedPrincipalsCommand with %t %k)."`
 	CA                   caCmd                   `cmd:"" name:"ca" help:"Manage trusted SSH certificate authorities and revocations."`
