@@ -72,6 +72,15 @@ func TestPostgresSettingIsPrivate(t *testing.T) {
 	if out := w.MustAdmin("--database", w.Database, "user", "list"); !strings.Contains(out, "alice") {
 		t.Errorf("--database sees another database: %s", out)
 	}
+	r := w.Admin("", "doctor", "--json")
+	if !strings.Contains(r.Stdout, `"check":"database","ok":true`) || !strings.Contains(r.Stdout, "PostgreSQL 1") || strings.Contains(r.Stdout, pg.Password()) {
+		t.Errorf("doctor on PostgreSQL:\n%s%s", r.Stdout, r.Stderr)
+	}
+	srv := w.StartServer()
+	srv.Stop()
+	if log := srv.Log(); strings.Contains(log, pg.Password()) || !strings.Contains(log, "xxxxx@127.0.0.1") {
+		t.Errorf("the server's log shows the password, or not the database:\n%s", log)
+	}
 }
 
 // With PostgreSQL a backup receives the repositories and a pointer to the

@@ -28,5 +28,8 @@ func checkDatabase(ctx context.Context, st *store.Store) (problems []string, det
 	if st.Engine() == "postgres" && major < minPostgres {
 		problems = append(problems, fmt.Sprintf("%s is older than PostgreSQL %d", server, minPostgres))
 	}
-	return problems, fmt.Sprintf("%s at %s, schema version %d", server, st.Path(), v)
+	if st.Engine() == "postgres" {
+		return problems, fmt.Sprintf("%s at %s, schema version %d", server, st.Path(), v)
+	}
+	return problems, fmt.Sprintf("%s, schema version %d", server, v)
 }

@@ -138,3 +138,45 @@ func testClaimIsExclusive(t *testing.T, newStore func(*testing.T) *Store) {
 		}
 	}
 }
+
+func TestLastOwnerUnderConcurrency(t *testing.T) { onBoth(t, testLastOwnerUnderConcurrency) }
+
+// Two admins each remove a different one of an organisation's two owners
+// at the same moment: one removal must be refused, on either engine.
+func testLastOwnerUnderConcurrency(t *testing.T, newStore func(*testing.T) *Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	for _, u := range []string{"ann", "ben"} {
+		if _, err := s.CreateUser(ctx, admin, u, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateOrg(ctx, admin, "acme", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 30 {
+		for _, u := range []string{"ann", "ben"} {
+			if err := s.SetMember(ctx, admin, "acme", u, "owner"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for _, u := range []string{"ann", "ben"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.RemoveMember(ctx, admin, "acme", u); err != nil && !errors.Is(err, ErrConflict) {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		ms, err := s.Members(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 0 {
+			t.Fatalf("round %d: both owners removed", round)
+		}
+	}
+}

@@ -193,6 +193,9 @@ func (s *Store) RemoveMember(ctx context.Context, a Actor, org, user string) err
 // keepOwner refuses a change that would leave org without an owner because
 // user is its only one.
 func keepOwner(ctx context.Context, tx *Tx, oid, uid int64, org, user string) error {
+	if err := lockOwners(ctx, tx, `id = ?`, oid); err != nil {
+		return fmt.Errorf("check owners of %s: %w", org, err)
+	}
 	var isOwner, others int
 	err := tx.QueryRowContext(ctx, `
 		SELECT count(*) FILTER (WHERE user_id = ?), count(*) FILTER (WHERE user_id <> ?)
@@ -204,6 +207,23 @@ func keepOwner(ctx context.Context, tx *Tx, oid, uid int64, org, user string) er
 		return conflict("user %q is the last owner of %q; make someone else owner first", user, org)
 	}
 	return nil
+}
+
+// lockOwners serializes changes to the owners of the organisations that
+// where selects. SQLite's write transaction already does; on PostgreSQL at
+// READ COMMITTED two transactions removing two different owners would
+// each still see the other owner and both commit, leaving none. Locking
+// the organisations' rows (in id order, so two such changes cannot
+// deadlock) makes the second wait and then count again.
+func lockOwners(ctx context.Context, tx *Tx, where string, args ...any) error {
+	if tx.d != postgres {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM orgs WHERE `+where+` ORDER BY id FOR UPDATE`, args...)
+	if err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 func orgAndUser(ctx context.Context, tx *Tx, org, user string) (int64, int64, error) {

@@ -98,6 +98,9 @@ func (s *Store) DeleteUser(ctx context.Context, a Actor, name string) error {
 		if err != nil {
 			return err
 		}
+		if err := lockOwners(ctx, tx, `id IN (SELECT org_id FROM memberships WHERE user_id = ? AND role = 'owner')`, id); err != nil {
+			return fmt.Errorf("remove user %s: %w", name, err)
+		}
 		rows, err := tx.QueryContext(ctx, `
 			SELECT o.name FROM memberships m JOIN orgs o ON o.id = m.org_id
 			WHERE m.user_id = ? AND m.role = 'owner'
