@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +74,27 @@ func TestPostgresSettingIsPrivate(t *testing.T) {
 		t.Errorf("--database sees another database: %s", out)
 	}
 	r := w.Admin("", "doctor", "--json")
-	if !strings.Contains(r.Stdout, `"check":"database","ok":true`) || !strings.Contains(r.Stdout, "PostgreSQL 1") || strings.Contains(r.Stdout, pg.Password()) {
+	var findings []struct {
+		Check  string
+		OK     bool
+		Detail string
+	}
+	json.Unmarshal([]byte(r.Stdout), &findings)
+	seen := 0
+	for _, f := range findings {
+		switch f.Check {
+		case "database":
+			seen++
+			if !f.OK || !strings.Contains(f.Detail, "PostgreSQL 1") || !strings.Contains(f.Detail, "schema version") {
+				t.Errorf("doctor: %+v", f)
+			}
+		case "file modes", "database integrity":
+			if !f.OK {
+				t.Errorf("doctor: %+v", f)
+			}
+		}
+	}
+	if seen != 1 || strings.Contains(r.Stdout, pg.Password()) {
 		t.Errorf("doctor on PostgreSQL:\n%s%s", r.Stdout, r.Stderr)
 	}
 	srv := w.StartServer()

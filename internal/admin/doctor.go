@@ -64,7 +64,7 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	if err := s.Store.IntegrityCheck(ctx); err != nil {
 		add("database integrity", []string{err.Error()}, "restore cpm.db from a backup's snapshot (cpm-admin promote on the backup)", "")
 	} else {
-		add("database integrity", nil, "", "PRAGMA integrity_check: ok")
+		add("database integrity", nil, "", integrityDetail(s.Store))
 	}
 
 	hooks, disk, n := s.checkRepos(ctx, dir)
@@ -180,12 +180,17 @@ func summarize(problems []string) string {
 
 func (s *Service) checkModes(dir datadir.Dir) []string {
 	var problems []string
+	// On PostgreSQL the secret in the data directory is the recorded URL.
+	db := dir.DB()
+	if s.Store.Engine() == "postgres" {
+		db = dir.DatabaseFile()
+	}
 	for _, f := range []struct {
 		path string
 		want fs.FileMode
 	}{
 		{dir.String(), 0o700},
-		{dir.DB(), 0o600},
+		{db, 0o600},
 		{dir.HostKey(), 0o600},
 		{dir.ReplicationKey(), 0o600},
 	} {
