@@ -180,3 +180,24 @@ func testLastOwnerUnderConcurrency(t *testing.T, newStore func(*testing.T) *Stor
 		}
 	}
 }
+
+// One schema history: every version exists for both engines, under the
+// same name, so a version number means the same schema on either.
+func TestMigrationsMatch(t *testing.T) {
+	lite, err := migrations(sqlite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgm, err := migrations(postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lite) != len(pgm) {
+		t.Fatalf("%d SQLite migrations, %d PostgreSQL", len(lite), len(pgm))
+	}
+	for i := range lite {
+		if lite[i].name != pgm[i].name {
+			t.Errorf("version %d: %s on SQLite, %s on PostgreSQL", i+1, lite[i].name, pgm[i].name)
+		}
+	}
+}
