@@ -201,3 +201,24 @@ func TestMigrationsMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestMetaGenerationOnlyGrows(t *testing.T) { onBoth(t, testMetaGenerationOnlyGrows) }
+
+// A late delivery of an older generation does not move a server back.
+func testMetaGenerationOnlyGrows(t *testing.T, newStore func(*testing.T) *Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	srv, err := s.AddServer(ctx, admin, Server{Name: "n1", Host: "127.0.0.1", Port: 22, User: "cpm", Path: "/x", Role: "neighbor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []int64{5, 3} {
+		if err := s.SetMetaGeneration(ctx, srv.ID, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.Servers(ctx)
+	if err != nil || len(list) != 1 || list[0].MetaGeneration != 5 {
+		t.Fatalf("servers %+v %v; want meta generation 5", list, err)
+	}
+}

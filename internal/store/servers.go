@@ -205,7 +205,9 @@ func (s *Store) PeerByFingerprint(ctx context.Context, fingerprint string) (Serv
 // SetMetaGeneration records the metadata generation delivered to a
 // server, which ends any delivery failure.
 func (s *Store) SetMetaGeneration(ctx context.Context, id, generation int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE servers SET meta_generation = max(meta_generation, ?), meta_error = '' WHERE id = ?`, generation, id)
+	// CASE, not SQLite's two-argument max(), which PostgreSQL lacks.
+	_, err := s.db.ExecContext(ctx, `UPDATE servers SET meta_generation = CASE WHEN meta_generation > ?1 THEN meta_generation ELSE ?1 END,
+		meta_error = '' WHERE id = ?2`, generation, id)
 	if err != nil {
 		return fmt.Errorf("record metadata delivery: %w", err)
 	}
