@@ -118,14 +118,15 @@ const (
 )
 
 // bumpMeta moves the metadata generation, inside a change's transaction.
+// BIGINT: on PostgreSQL INTEGER is 32 bits (SQLite reads both as 64).
 func bumpMeta(ctx context.Context, tx *Tx) error {
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO node (key, value) VALUES ('meta_generation', '1')
-		ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(node.value AS INTEGER) + 1 AS TEXT)`)
+		ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(node.value AS BIGINT) + 1 AS TEXT)`)
 	return err
 }
 
-const metaGenerationSQL = `SELECT coalesce((SELECT CAST(value AS INTEGER) FROM node WHERE key = 'meta_generation'), 0)`
+const metaGenerationSQL = `SELECT coalesce((SELECT CAST(value AS BIGINT) FROM node WHERE key = 'meta_generation'), 0)`
 
 // MetaGeneration grows with every change of users, keys, organisations,
 // repositories, grants or servers (every change but pushes and syncs, in
