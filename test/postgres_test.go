@@ -15,7 +15,10 @@ import (
 // as well as on SQLite (those named Test…; the others are PostgreSQL's own) (CPM_TEST_DATABASE=postgres runs them all there):
 // the admin commands, the gateway with permissions over both ssh roads,
 // hooks and protected refs, the audit of a push, LFS locks and
-// certificates, replication to a backup.
+// certificates, replication to a backup and to a neighbour (with the
+// authorization metadata it serves reads by). TestNeighborDiscoverLocal
+// cannot run there: it runs in a network namespace of its own, away from
+// the test's PostgreSQL on loopback.
 var postgresSet = []struct {
 	name string
 	test func(*testing.T)
@@ -29,6 +32,7 @@ var postgresSet = []struct {
 	{"LFS", TestLFS},
 	{"Certificates", TestCertificates},
 	{"ReplicationToBackup", TestReplicationToBackup},
+	{"NeighborReplicasServeReads", TestNeighborReplicasServeReadsWithTheOriginsPermissions},
 	{"BackupHoldsRepositoriesOnly", testBackupHoldsRepositoriesOnly},
 }
 
