@@ -12,7 +12,8 @@ import (
 )
 
 // postgresSet is the end-to-end tests that `make test` runs on PostgreSQL
-// as well as on SQLite (those named Test…; the others are PostgreSQL's own) (CPM_TEST_DATABASE=postgres runs them all there):
+// as well as on SQLite (the Test… ones; the others exist for PostgreSQL
+// only); CPM_TEST_DATABASE=postgres runs every test there. The set:
 // the admin commands, the gateway with permissions over both ssh roads,
 // hooks and protected refs, the audit of a push, LFS locks and
 // certificates, replication to a backup and to a neighbour (with the
