@@ -9,13 +9,16 @@ DATA    ?= ./cpm-data
 # The tests also drive other ssh clients (dropbear, PuTTY, libgit2 through
 # Debian's python3-pygit2, and JSch, which must fail as the README says),
 # audit the server with ssh-audit, and run the README's recipes in
-# namespaces of their own (unshare, ip, useradd).
+# namespaces of their own (unshare, ip, useradd). The store and end-to-end
+# tests start a throwaway PostgreSQL (Debian keeps initdb off PATH, under
+# /usr/lib/postgresql/VERSION/bin).
 NEEDS   := git:git rsync:rsync ssh:openssh-client /usr/sbin/sshd:openssh-server gcc:gcc cc:libc6-dev \
 	ssh-audit:ssh-audit dbclient:dropbear-bin plink:putty-tools \
 	/usr/lib/python3/dist-packages/pygit2:python3-pygit2 \
 	java:default-jre-headless /usr/share/maven-repo/com/jcraft/jsch:libjsch-java \
 	git-lfs:git-lfs haproxy:haproxy \
-	ip:iproute2 unshare:util-linux useradd:passwd
+	ip:iproute2 unshare:util-linux useradd:passwd \
+	$(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) initdb):postgresql
 
 .PHONY: all build test run deps bench clean
 

@@ -7,10 +7,14 @@ import (
 	"os"
 	"testing"
 
+	"cpm/internal/pgtest"
 	"cpm/internal/testworld"
 )
 
 var bin testworld.Bin
+
+// pg is the PostgreSQL server of this test run (one database per world).
+var pg *pgtest.Server
 
 func TestMain(m *testing.M) {
 	var err error
@@ -19,7 +23,18 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	pg, err = pgtest.Start()
+	if err != nil {
+		bin.Cleanup()
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// CPM_TEST_DATABASE=postgres runs every test on PostgreSQL.
+	if os.Getenv("CPM_TEST_DATABASE") == "postgres" {
+		bin = bin.OnDatabase(pg.Database)
+	}
 	code := m.Run()
+	pg.Stop()
 	bin.Cleanup()
 	os.Exit(code)
 }

@@ -50,6 +50,8 @@ type cli struct {
 	Config   configCmd   `cmd:"" help:"Show the effective configuration."`
 	Doctor   doctorCmd   `cmd:"" help:"Check the installation; exit non-zero when something is wrong."`
 
+	MigrateStore migrateStoreCmd `cmd:"" name:"migrate-store" help:"Copy this SQLite installation's metadata into an empty PostgreSQL database."`
+
 	AuthorizedKeys       authorizedKeysCmd       `cmd:"" name:"authorized-keys" help:"Print authorized_keys lines for OpenSSH forced-command mode."`
 	AuthorizedPrincipals authorizedPrincipalsCmd `cmd:"" name:"authorized-principals" help:"Print the principals line for a user certificate (sshd's AuthorizedPrincipalsCommand with %t %k)."`
 	CA                   caCmd                   `cmd:"" name:"ca" help:"Manage trusted SSH certificate authorities and revocations."`
@@ -61,8 +63,10 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	dir    datadir.Dir
-	actor  store.Actor
-	flags  config.Flags
+	// database is the database setting ("" for SQLite, or the URL).
+	database string
+	actor    store.Actor
+	flags    config.Flags
 }
 
 // terminal returns stdout when it is a terminal (for progress bars), else nil.
@@ -79,7 +83,7 @@ func (e *env) open() (*admin.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return admin.Open(e.ctx, e.dir, e.actor, hookBin)
+	return admin.Open(e.ctx, e.dir, e.database, e.actor, hookBin)
 }
 
 func main() {
@@ -140,11 +144,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func newEnv(ctx context.Context, flags config.Flags, stdin io.Reader, stdout io.Writer) (*env, error) {
-	dir, err := flags.Dir()
+	conf, _, err := flags.Resolve(nil)
 	if err != nil {
 		return nil, err
 	}
-	return &env{ctx: ctx, stdin: stdin, stdout: stdout, dir: dir, actor: localActor(), flags: flags}, nil
+	dir, err := datadir.New(conf.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return &env{ctx: ctx, stdin: stdin, stdout: stdout, dir: dir, database: conf.Database, actor: localActor(), flags: flags}, nil
 }
 
 // localActor names the operator in the audit log by their login.
@@ -165,7 +173,7 @@ func (c initCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	st, repaired, err := admin.Init(e.ctx, e.dir, hookBin)
+	st, repaired, err := admin.Init(e.ctx, e.dir, e.database, hookBin)
 	if err != nil {
 		return err
 	}
@@ -183,6 +191,9 @@ func (c initCmd) Run(e *env) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "initialised %s (schema version %d)\n", e.dir, v)
+	if st.Engine() == "postgres" {
+		fmt.Fprintf(e.stdout, "database: %s (recorded in %s)\n", st.Path(), e.dir.DatabaseFile())
+	}
 	if repaired > 0 {
 		fmt.Fprintf(e.stdout, "installed hooks in %d repositories\n", repaired)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"cpm/internal/atomicfile"
 	"cpm/internal/datadir"
 	"cpm/internal/names"
 	"cpm/internal/pins"
@@ -35,16 +36,30 @@ type Service struct {
 // hooks of every repository. It is safe to run
 // any number of times. It returns how many repositories had their hooks
 // (re)installed.
-func Init(ctx context.Context, dir datadir.Dir, hookBin string) (*store.Store, int, error) {
+//
+// database is the database setting: "" for SQLite in the data directory
+// (or the PostgreSQL database an earlier init recorded), or a postgres://
+// URL, which is recorded in the data directory for cpm-hook.
+func Init(ctx context.Context, dir datadir.Dir, database, hookBin string) (*store.Store, int, error) {
 	if err := dir.Ensure(); err != nil {
 		return nil, 0, err
 	}
 	if err := replkey.Ensure(dir); err != nil {
 		return nil, 0, err
 	}
-	st, err := store.Init(ctx, dir.DB())
+	database, err := dir.Database(database)
 	if err != nil {
 		return nil, 0, err
+	}
+	st, err := store.InitAt(ctx, database, dir.DB())
+	if err != nil {
+		return nil, 0, err
+	}
+	if database != "" {
+		if err := atomicfile.Write(dir.DatabaseFile(), []byte(database+"\n"), 0o600); err != nil {
+			st.Close()
+			return nil, 0, err
+		}
 	}
 	if err := st.SetNodeName(ctx, defaultNodeName()); err != nil {
 		st.Close()
@@ -107,8 +122,12 @@ func New(st *store.Store, disk repos.Root, actor store.Actor) *Service {
 }
 
 // Open opens an initialised data directory.
-func Open(ctx context.Context, dir datadir.Dir, actor store.Actor, hookBin string) (*Service, error) {
-	st, err := store.Open(ctx, dir.DB())
+func Open(ctx context.Context, dir datadir.Dir, database string, actor store.Actor, hookBin string) (*Service, error) {
+	database, err := dir.Database(database)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.OpenAt(ctx, database, dir.DB())
 	if err != nil {
 		return nil, err
 	}

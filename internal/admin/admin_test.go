@@ -16,12 +16,12 @@ func service(t *testing.T) *Service {
 	t.Helper()
 	ctx := context.Background()
 	dir, _ := datadir.New(t.TempDir())
-	st, _, err := Init(ctx, dir, "")
+	st, _, err := Init(ctx, dir, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
-	s, err := Open(ctx, dir, store.Actor{Name: "local:test"}, "")
+	s, err := Open(ctx, dir, "", store.Actor{Name: "local:test"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

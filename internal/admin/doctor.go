@@ -59,10 +59,13 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	}
 	add("file modes", s.checkModes(dir), "chmod 700 the data dir and 600 the database and private keys; cpm-admin init tightens the data dir", "data dir 0700, database and keys 0600")
 
+	dbProblems, dbDetail := checkDatabase(ctx, s.Store)
+	add("database", dbProblems, "check the database setting (cpm-admin config show) and that the server runs; cpm-admin init migrates the schema", dbDetail)
+
 	if err := s.Store.IntegrityCheck(ctx); err != nil {
 		add("database integrity", []string{err.Error()}, "restore cpm.db from a backup's snapshot (cpm-admin promote on the backup)", "")
 	} else {
-		add("database integrity", nil, "", "PRAGMA integrity_check: ok")
+		add("database integrity", nil, "", integrityDetail(s.Store))
 	}
 
 	hooks, disk, n := s.checkRepos(ctx, dir)
@@ -178,12 +181,17 @@ func summarize(problems []string) string {
 
 func (s *Service) checkModes(dir datadir.Dir) []string {
 	var problems []string
+	// On PostgreSQL the secret in the data directory is the recorded URL.
+	db := dir.DB()
+	if s.Store.Engine() == "postgres" {
+		db = dir.DatabaseFile()
+	}
 	for _, f := range []struct {
 		path string
 		want fs.FileMode
 	}{
 		{dir.String(), 0o700},
-		{dir.DB(), 0o600},
+		{db, 0o600},
 		{dir.HostKey(), 0o600},
 		{dir.ReplicationKey(), 0o600},
 	} {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,6 +56,11 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	}
 	p := Promotion{From: from, Snapshot: filepath.Join(from, transfer.SnapshotDir, transfer.SnapshotName)}
 	if _, err := os.Stat(p.Snapshot); err != nil {
+		if where, perr := os.ReadFile(filepath.Join(from, transfer.SnapshotDir, transfer.DatabasePointerName)); perr == nil {
+			// The origin's metadata is in PostgreSQL, not here: the backup
+			// holds repositories only.
+			return p, fmt.Errorf("%w at %s: this backup holds repositories only; the metadata lives in PostgreSQL at %s: start a node on that database (cpm-admin init --database URL) and restore the repositories from here (cpm-admin sync pull)", ErrNotABackup, p.Snapshot, strings.TrimSpace(string(where)))
+		}
 		return p, fmt.Errorf("%w at %s: not a cpm backup, or it never received one", ErrNotABackup, p.Snapshot)
 	}
 	if _, err := os.Stat(dir.DB()); err == nil {
@@ -91,7 +97,7 @@ func Promote(ctx context.Context, dir datadir.Dir, from, hookBin string, force b
 	}
 	// Init gives the new server its own replication key and known_hosts
 	// for the servers it holds, and checks every repository's hooks.
-	st, _, err = Init(ctx, dir, hookBin)
+	st, _, err = Init(ctx, dir, "", hookBin)
 	if err != nil {
 		return p, err
 	}

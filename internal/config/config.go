@@ -60,8 +60,9 @@ func Load(path string) (map[string]string, error) {
 // command line. The data directory's environment variable (CPM_DATA_DIR)
 // is read by Resolve, so that `config show` can tell it from the flag.
 type Flags struct {
-	DataDir string `name:"data-dir" placeholder:"DIR" help:"Data directory (default ./cpm-data; env CPM_DATA_DIR)."`
-	Config  string `name:"config" env:"CPM_CONFIG" placeholder:"FILE" help:"YAML configuration file."`
+	DataDir  string  `name:"data-dir" placeholder:"DIR" help:"Data directory (default ./cpm-data; env CPM_DATA_DIR)."`
+	Config   string  `name:"config" env:"CPM_CONFIG" placeholder:"FILE" help:"YAML configuration file."`
+	Database *string `name:"database" config:"database" placeholder:"URL" help:"postgres:// URL of the metadata database (default: SQLite in the data directory; env CPM_DATABASE)."`
 }
 
 // Resolve loads the file and resolves every setting; given holds the
@@ -77,6 +78,9 @@ func (f Flags) Resolve(given map[string]string) (Config, []Value, error) {
 	}
 	if f.DataDir != "" {
 		flags["data_dir"] = f.DataDir
+	}
+	if f.Database != nil {
+		flags["database"] = *f.Database
 	}
 	return Resolve(file, os.Getenv, flags)
 }

@@ -194,3 +194,32 @@ func TestStartupsInYAML(t *testing.T) {
 		}
 	}
 }
+
+func TestDatabasePasswordNeverShown(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "CPM_DATABASE" {
+				return v
+			}
+			return ""
+		}
+	}
+	c, vals, err := Resolve(nil, env("postgres://cpm:s3cret@db.example:5432/cpm"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Database != "postgres://cpm:s3cret@db.example:5432/cpm" {
+		t.Errorf("Database = %q", c.Database)
+	}
+	for _, v := range vals {
+		if strings.Contains(v.Value, "s3cret") {
+			t.Errorf("config show would print the password: %+v", v)
+		}
+	}
+	for _, bad := range []string{"host=db password=s3cret", "mysql://cpm:s3cret@db/cpm", "postgres://cpm:s3cret@/cpm"} {
+		_, _, err := Resolve(nil, env(bad), nil)
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("database %q: %v", bad, err)
+		}
+	}
+}

@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
+	"cpm/internal/dburl"
 )
 
 // Config is every setting of cpm, resolved: flag over environment
 // (CPM_KEY) over file over default.
 type Config struct {
 	DataDir          string
+	Database         string // "" for SQLite in the data directory, or a postgres:// URL
 	Listen           string
 	GitListen        string
 	MetricsListen    string
@@ -70,6 +73,7 @@ func (s Setting) Flag() string { return strings.ReplaceAll(s.Key, "_", "-") }
 // Settings lists every setting, in the order `config show` prints them.
 var Settings = []Setting{
 	{"data_dir", "./cpm-data", "data directory", func(c *Config, v string) error { return nonEmpty(&c.DataDir, v) }},
+	{"database", "", "the metadata database: empty for SQLite at DATA/cpm.db, or a postgres:// URL (PostgreSQL 13 or newer); the password is never shown", func(c *Config, v string) error { return database(&c.Database, v) }},
 	{"listen", "127.0.0.1:2222", "ssh listen address", func(c *Config, v string) error { return addr(&c.Listen, v, false) }},
 	{"git_listen", "127.0.0.1:9418", "git:// listen address (public repositories, discovery); empty to disable", func(c *Config, v string) error { return addr(&c.GitListen, v, true) }},
 	{"metrics_listen", "", "Prometheus metrics address; empty to disable", func(c *Config, v string) error { return addr(&c.MetricsListen, v, true) }},
@@ -125,9 +129,12 @@ func Resolve(file map[string]string, getenv func(string) string, flags map[strin
 		}
 		if err := s.set(&c, v); err != nil {
 			where := map[Source]string{FromDefault: "default", FromFile: "in the file", FromEnv: "from " + s.Env(), FromFlag: "from --" + s.Flag()}[src]
+			if s.Key == "database" {
+				return Config{}, nil, fmt.Errorf("config: %s (%s): %v", s.Key, where, err)
+			}
 			return Config{}, nil, fmt.Errorf("config: %s %q (%s): %v", s.Key, v, where, err)
 		}
-		vals = append(vals, Value{Key: s.Key, Value: v, Source: src, Env: s.Env(), Flag: "--" + s.Flag()})
+		vals = append(vals, Value{Key: s.Key, Value: s.shown(v), Source: src, Env: s.Env(), Flag: "--" + s.Flag()})
 	}
 	if c.ProxyProtocol != "off" && len(c.ProxyAllow) == 0 {
 		return Config{}, nil, fmt.Errorf("config: proxy_protocol %s needs proxy_allow: the load balancers' addresses", c.ProxyProtocol)
@@ -162,6 +169,27 @@ func checkKeys(file map[string]string) error {
 		sort.Strings(unknown)
 		return fmt.Errorf("unknown setting %s (cpm-admin config show lists them)", strings.Join(unknown, ", "))
 	}
+	return nil
+}
+
+// shown is the value as config show prints it: a database URL without
+// its password.
+func (s Setting) shown(v string) string {
+	if s.Key == "database" {
+		return dburl.Redact(v)
+	}
+	return v
+}
+
+// database takes a postgres:// URL, or empty for SQLite. A bad value is
+// never echoed: it may hold a password.
+func database(dst *string, v string) error {
+	if v != "" {
+		if _, err := dburl.Parse(v); err != nil {
+			return err
+		}
+	}
+	*dst = v
 	return nil
 }
 

@@ -3,9 +3,12 @@
 package datadir
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Default is used when neither a flag, the environment nor the config
@@ -32,6 +35,30 @@ func (d Dir) String() string { return string(d) }
 
 // DB is the SQLite database.
 func (d Dir) DB() string { return filepath.Join(string(d), "cpm.db") }
+
+// DatabaseFile holds the database setting (a postgres:// URL) that the
+// data directory was initialised with, mode 0600: cpm-hook, which git
+// starts without cpm's settings, reads it there rather than from an
+// environment variable that would carry the password into every git
+// process.
+func (d Dir) DatabaseFile() string { return filepath.Join(string(d), "database") }
+
+// Database resolves the database setting: the setting itself when given,
+// else the one recorded by cpm-admin init --database, else "" (SQLite at
+// DB()).
+func (d Dir) Database(setting string) (string, error) {
+	if setting != "" {
+		return setting, nil
+	}
+	b, err := os.ReadFile(d.DatabaseFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("database setting: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
 
 // Repos holds the bare repositories as ORG/REPO.git.
 func (d Dir) Repos() string { return filepath.Join(string(d), "repos") }

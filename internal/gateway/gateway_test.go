@@ -33,7 +33,7 @@ func newWorld(t *testing.T) world {
 		t.Fatal(err)
 	}
 	// No hook binary: these tests push nothing.
-	st, _, err := admin.Init(ctx, dir, "/nonexistent/cpm-hook")
+	st, _, err := admin.Init(ctx, dir, "", "/nonexistent/cpm-hook")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,11 @@ func Run(ctx context.Context, name, dataDir string, stdin io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, dir.DB())
+	database, err := dir.Database("")
+	if err != nil {
+		return err
+	}
+	st, err := store.OpenAt(ctx, database, dir.DB())
 	if err != nil {
 		if name == "post-receive" {
 			queue.Enqueue(ctx, nil, dir, repo)

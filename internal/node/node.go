@@ -41,7 +41,11 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, dir.DB())
+	database, err := dir.Database(conf.Database)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.OpenAt(ctx, database, dir.DB())
 	if err != nil {
 		return nil, err
 	}

@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -19,7 +19,7 @@ type AuditEntry struct {
 	Details    map[string]any `json:"details,omitempty"`
 }
 
-func insertAudit(ctx context.Context, tx *sql.Tx, a Actor, action, target string, details map[string]any) error {
+func insertAudit(ctx context.Context, tx *Tx, a Actor, action, target string, details map[string]any) error {
 	d := []byte("{}")
 	if len(details) > 0 {
 		var err error
@@ -36,7 +36,7 @@ func insertAudit(ctx context.Context, tx *sql.Tx, a Actor, action, target string
 // Audit returns the newest entries first; limit <= 0 means all.
 func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
 	if limit <= 0 {
-		limit = -1
+		limit = math.MaxInt64 // both engines; PostgreSQL refuses SQLite's -1
 	}
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT id, at, actor, remote_addr, action, target, details FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
@@ -63,5 +63,5 @@ func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
 // Record writes an audit row for something that changed outside the
 // database, such as an accepted push.
 func (s *Store) Record(ctx context.Context, a Actor, action, target string, details map[string]any) error {
-	return s.change(ctx, a, action, target, details, keepsMeta, func(*sql.Tx) error { return nil })
+	return s.change(ctx, a, action, target, details, keepsMeta, func(*Tx) error { return nil })
 }

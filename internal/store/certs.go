@@ -29,8 +29,8 @@ func scanCA(sc scanner) (CA, error) {
 
 // AddCA trusts a certificate authority.
 func (s *Store) AddCA(ctx context.Context, a Actor, c CA) (CA, error) {
-	err := s.change(ctx, a, "ca.add", c.Name, map[string]any{"fingerprint": c.Fingerprint}, altersMeta, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO ssh_cas (name, key_type, public_key, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)`,
+	err := s.change(ctx, a, "ca.add", c.Name, map[string]any{"fingerprint": c.Fingerprint}, altersMeta, func(tx *Tx) error {
+		_, err := tx.ExecMayConflict(ctx, `INSERT INTO ssh_cas (name, key_type, public_key, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)`,
 			c.Name, c.Type, c.PublicKey, c.Fingerprint, now())
 		if isUnique(err) {
 			var holder string
@@ -76,7 +76,7 @@ func (s *Store) CAByFingerprint(ctx context.Context, fp string) (CA, error) {
 // RemoveCA stops trusting an authority: its certificates no longer
 // authenticate, from the next connection on.
 func (s *Store) RemoveCA(ctx context.Context, a Actor, name string) error {
-	return s.change(ctx, a, "ca.remove", name, nil, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "ca.remove", name, nil, altersMeta, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM ssh_cas WHERE name = ?`, name)
 		if err != nil {
 			return fmt.Errorf("remove certificate authority %s: %w", name, err)
@@ -95,10 +95,10 @@ func (s *Store) SetPrincipal(ctx context.Context, a Actor, user, principal strin
 	if principal != "" {
 		p = principal
 	}
-	return s.change(ctx, a, "user.principal", user, map[string]any{"principal": principal}, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "user.principal", user, map[string]any{"principal": principal}, altersMeta, func(tx *Tx) error {
 		if principal != "" {
 			var other string
-			err := tx.QueryRowContext(ctx, `SELECT name FROM users WHERE name <> ? COLLATE NOCASE AND coalesce(principal, name) = ?`, user, principal).Scan(&other)
+			err := tx.QueryRowContext(ctx, `SELECT name FROM users WHERE `+s.db.d.nocase("name")+` <> ? AND coalesce(principal, name) = ?`, user, principal).Scan(&other)
 			if err == nil {
 				return fmt.Errorf("principal %q already names user %s: %w", principal, other, ErrExists)
 			}
@@ -106,7 +106,7 @@ func (s *Store) SetPrincipal(ctx context.Context, a Actor, user, principal strin
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE users SET principal = ? WHERE name = ?`, p, user)
+		res, err := tx.ExecMayConflict(ctx, `UPDATE users SET principal = ? WHERE name = ?`, p, user)
 		if isUnique(err) {
 			return fmt.Errorf("principal %q already names another user: %w", principal, ErrExists)
 		}
@@ -127,7 +127,7 @@ func (s *Store) UserByPrincipal(ctx context.Context, principal string) (KeyOwner
 	var o KeyOwner
 	err := s.db.QueryRowContext(ctx, `
 		SELECT id, name, is_admin FROM users
-		WHERE principal = ?1 OR (principal IS NULL AND name = ?1 COLLATE BINARY)
+		WHERE principal = ?1 OR (principal IS NULL AND `+s.db.d.exactCase("name")+` = ?1)
 		ORDER BY principal IS NULL LIMIT 1`, principal).Scan(&o.UserID, &o.User, &o.SiteAdmin)
 	if errors.Is(err, sql.ErrNoRows) {
 		return KeyOwner{}, ErrNotFound

@@ -33,15 +33,15 @@ type Job struct {
 // bumps the generation; rows already pending keep their dirty_since, so the
 // lag shows the oldest unsynced push.
 const markDirtySQL = `
-	INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
+	INSERT INTO replication_jobs AS j (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
 	SELECT ?1, s.id, 1, 'pending', ?2, ?2 FROM servers s
 	WHERE s.enabled = 1 AND (s.role = 'backup' OR s.approved = 1)
 	ON CONFLICT (repo_id, server_id) DO UPDATE SET
-		generation = generation + 1,
-		state = CASE WHEN state IN ('running', 'blocked') THEN state ELSE 'pending' END,
-		next_attempt_at = CASE WHEN state = 'failed' THEN next_attempt_at ELSE excluded.next_attempt_at END,
-		dirty_since = CASE WHEN dirty_since = '' OR generation = synced_generation THEN excluded.dirty_since ELSE dirty_since END,
-		pending_since = CASE WHEN state = 'running' AND pending_since = '' THEN excluded.dirty_since ELSE pending_since END`
+		generation = j.generation + 1,
+		state = CASE WHEN j.state IN ('running', 'blocked') THEN j.state ELSE 'pending' END,
+		next_attempt_at = CASE WHEN j.state = 'failed' THEN j.next_attempt_at ELSE excluded.next_attempt_at END,
+		dirty_since = CASE WHEN j.dirty_since = '' OR j.generation = j.synced_generation THEN excluded.dirty_since ELSE j.dirty_since END,
+		pending_since = CASE WHEN j.state = 'running' AND j.pending_since = '' THEN excluded.dirty_since ELSE j.pending_since END`
 
 // MarkDirty records that ORG/REPO changed, for every target, in one write.
 func (s *Store) MarkDirty(ctx context.Context, org, repo string) error {
@@ -60,13 +60,13 @@ func (s *Store) MarkDirty(ctx context.Context, org, repo string) error {
 func (s *Store) MarkStale(ctx context.Context, repoID, serverID int64) error {
 	at := now()
 	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
+		INSERT INTO replication_jobs AS j (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
 		VALUES (?1, ?2, 1, 'pending', ?3, ?3)
 		ON CONFLICT (repo_id, server_id) DO UPDATE SET
-			generation = generation + 1,
-			state = CASE WHEN state IN ('running', 'blocked') THEN state ELSE 'pending' END,
-			next_attempt_at = CASE WHEN state = 'failed' THEN next_attempt_at ELSE excluded.next_attempt_at END,
-			dirty_since = CASE WHEN dirty_since = '' OR generation = synced_generation THEN excluded.dirty_since ELSE dirty_since END`,
+			generation = j.generation + 1,
+			state = CASE WHEN j.state IN ('running', 'blocked') THEN j.state ELSE 'pending' END,
+			next_attempt_at = CASE WHEN j.state = 'failed' THEN j.next_attempt_at ELSE excluded.next_attempt_at END,
+			dirty_since = CASE WHEN j.dirty_since = '' OR j.generation = j.synced_generation THEN excluded.dirty_since ELSE j.dirty_since END`,
 		repoID, serverID, at)
 	if err != nil {
 		return fmt.Errorf("queue repository %d for server %d: %w", repoID, serverID, err)
@@ -93,10 +93,11 @@ func (s *Store) RequeueServer(ctx context.Context, serverID int64) error {
 	return tx.Commit()
 }
 
-func markAllDirty(ctx context.Context, tx *sql.Tx, serverID int64) error {
+func markAllDirty(ctx context.Context, tx *Tx, serverID int64) error {
 	_, err := tx.ExecContext(ctx, `
-		INSERT OR IGNORE INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
-		SELECT r.id, ?, 1, 'pending', ?2, ?2 FROM repos r`, serverID, now())
+		INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
+		SELECT r.id, ?, 1, 'pending', ?2, ?2 FROM repos r WHERE true -- SQLite needs a WHERE before ON CONFLICT after a SELECT
+		ON CONFLICT DO NOTHING`, serverID, now())
 	return err
 }
 
@@ -152,46 +153,81 @@ func (s *Store) Jobs(ctx context.Context) ([]Job, error) {
 // crash never loses a sync. Backups' jobs go before neighbours' (the
 // seed's order: main, backups, neighbours): when workers are scarce, a
 // copy that can be promoted matters more than one that serves reads.
+// Within each, a job whose lease ran out goes first (it was due before
+// it was claimed), then the longest due.
 func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, servers []int64) (Job, bool, error) {
-	t := now()
+	if servers != nil && len(servers) == 0 {
+		return Job{}, false, nil
+	}
 	until := time.Now().UTC().Add(lease).Format(timeFormat)
+	repoID, serverID, found, err := s.takeJob(ctx, owner, until, servers)
+	if err != nil || !found {
+		return Job{}, false, err
+	}
+	j, err := scanJob(s.db.QueryRowContext(ctx, jobSelect+` WHERE j.repo_id = ? AND j.server_id = ?`, repoID, serverID))
+	if err != nil {
+		return Job{}, false, fmt.Errorf("claim job: %w", err)
+	}
+	return j, true, nil
+}
+
+// claimOrder is the order in which Claim looks for a job: each query
+// walks an index in next_attempt_at order and stops at its first row
+// (replication_jobs_due for leases that ran out, replication_jobs_next
+// for due jobs), so a claim costs the same with 20 or 20,000 jobs due.
+var claimOrder = []struct{ role, due string }{
+	{"backup", `j.state = 'running' AND j.lease_until <= ?`},
+	{"backup", `j.state IN ('pending', 'failed') AND j.next_attempt_at <= ?`},
+	{"neighbor", `j.state = 'running' AND j.lease_until <= ?`},
+	{"neighbor", `j.state IN ('pending', 'failed') AND j.next_attempt_at <= ?`},
+}
+
+// takeJob leases the first job of claimOrder to owner, each attempt in
+// one statement: the UPDATE's subquery picks the row and the UPDATE takes
+// it atomically (SQLite: one write at a time; PostgreSQL: the row lock of
+// claimLock, held to the end of the statement's transaction).
+func (s *Store) takeJob(ctx context.Context, owner, until string, servers []int64) (repoID, serverID int64, found bool, err error) {
+	t := now()
 	filter := ""
-	args := []any{t, t}
 	if servers != nil {
-		if len(servers) == 0 {
-			return Job{}, false, nil
-		}
 		filter = " AND j.server_id IN (" + placeholders(len(servers)) + ")"
+	}
+	for _, c := range claimOrder {
+		args := []any{owner, until, t, c.role}
 		for _, id := range servers {
 			args = append(args, id)
 		}
+		err = s.db.QueryRowContext(ctx, `
+			UPDATE replication_jobs SET state = 'running', lease_owner = ?, lease_until = ?, pending_since = ''
+			WHERE (repo_id, server_id) = (
+				SELECT j.repo_id, j.server_id FROM replication_jobs j
+				WHERE `+c.due+`
+				  AND j.server_id IN (SELECT id FROM servers s WHERE s.enabled = 1 AND s.blocked_reason = ''
+				                      AND s.role = ? AND (s.role = 'backup' OR s.approved = 1))`+filter+`
+				ORDER BY j.next_attempt_at LIMIT 1`+s.claimLock()+`)
+			RETURNING repo_id, server_id`, args...).Scan(&repoID, &serverID)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("claim job: %w", err)
+		}
+		return repoID, serverID, true, nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Job{}, false, fmt.Errorf("claim job: %w", err)
+	return 0, 0, false, nil
+}
+
+// claimLock makes a claim exclusive. SQLite's write transaction
+// (_txlock=immediate) already is: one claimer at a time. On PostgreSQL at
+// READ COMMITTED two workers would read the same due row; FOR UPDATE
+// makes the second wait for the first, and SKIP LOCKED lets it take the
+// next due job instead, so workers of any number of nodes never claim one
+// job twice and never queue behind each other.
+func (s *Store) claimLock() string {
+	if s.db.d == postgres {
+		return ` FOR UPDATE OF j SKIP LOCKED`
 	}
-	defer tx.Rollback()
-	j, err := scanJob(tx.QueryRowContext(ctx, jobSelect+`
-		WHERE s.enabled = 1 AND s.blocked_reason = '' AND (s.role = 'backup' OR s.approved = 1)
-		  AND ((j.state IN ('pending', 'failed') AND j.next_attempt_at <= ?1)
-		       OR (j.state = 'running' AND j.lease_until <= ?2))`+filter+`
-		ORDER BY s.role <> 'backup', j.next_attempt_at LIMIT 1`, args...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Job{}, false, nil
-	}
-	if err != nil {
-		return Job{}, false, fmt.Errorf("claim job: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `
-		UPDATE replication_jobs SET state = 'running', lease_owner = ?, lease_until = ?, pending_since = ''
-		WHERE repo_id = ? AND server_id = ?`, owner, until, j.RepoID, j.ServerID); err != nil {
-		return Job{}, false, fmt.Errorf("claim job: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Job{}, false, fmt.Errorf("claim job: %w", err)
-	}
-	j.State = JobRunning
-	return j, true, nil
+	return ""
 }
 
 func placeholders(n int) string {
@@ -243,7 +279,7 @@ func (s *Store) Failed(ctx context.Context, j Job, reason string, retryAt time.T
 // Retry clears backoff and blocks: every unfinished job is due now.
 func (s *Store) Retry(ctx context.Context, a Actor) (int64, error) {
 	var n int64
-	err := s.change(ctx, a, "sync.retry", "*", nil, keepsMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "sync.retry", "*", nil, keepsMeta, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE servers SET blocked_reason = ''`); err != nil {
 			return err
 		}

@@ -29,7 +29,7 @@ type Key struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
-func insertKey(ctx context.Context, tx *sql.Tx, k NewKey, userID, repoID int64, write bool) (int64, error) {
+func insertKey(ctx context.Context, tx *Tx, k NewKey, userID, repoID int64, write bool) (int64, error) {
 	var uid, rid any
 	if userID != 0 {
 		uid = userID
@@ -37,7 +37,7 @@ func insertKey(ctx context.Context, tx *sql.Tx, k NewKey, userID, repoID int64, 
 	if repoID != 0 {
 		rid = repoID
 	}
-	res, err := tx.ExecContext(ctx, `
+	id, err := tx.InsertID(ctx, `
 		INSERT INTO ssh_keys (fingerprint, key_type, public_key, comment, user_id, repo_id, can_write, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.Fingerprint, k.Type, k.PublicKey, k.Comment, uid, rid, write, now())
@@ -48,11 +48,11 @@ func insertKey(ctx context.Context, tx *sql.Tx, k NewKey, userID, repoID int64, 
 	if err != nil {
 		return 0, fmt.Errorf("add key %s: %w", k.Fingerprint, err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // keyHolder names who holds the key with fingerprint fp.
-func keyHolder(ctx context.Context, tx *sql.Tx, fp string) string {
+func keyHolder(ctx context.Context, tx *Tx, fp string) string {
 	var user, org, repo sql.NullString
 	err := tx.QueryRowContext(ctx, `
 		SELECT u.name, o.name, r.name FROM ssh_keys k
@@ -74,7 +74,7 @@ func keyHolder(ctx context.Context, tx *sql.Tx, fp string) string {
 // AddUserKey registers a key for an existing user.
 func (s *Store) AddUserKey(ctx context.Context, a Actor, user string, k NewKey) (Key, error) {
 	var out Key
-	err := s.change(ctx, a, "key.add", user, map[string]any{"fingerprint": k.Fingerprint, "type": k.Type}, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "key.add", user, map[string]any{"fingerprint": k.Fingerprint, "type": k.Type}, altersMeta, func(tx *Tx) error {
 		uid, err := userID(ctx, tx, user)
 		if err != nil {
 			return err
@@ -93,7 +93,7 @@ func (s *Store) AddUserKey(ctx context.Context, a Actor, user string, k NewKey) 
 func (s *Store) AddDeployKey(ctx context.Context, a Actor, org, repo string, k NewKey, write bool) (Key, error) {
 	var out Key
 	target := org + "/" + repo
-	err := s.change(ctx, a, "deploy-key.add", target, map[string]any{"fingerprint": k.Fingerprint, "write": write}, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "deploy-key.add", target, map[string]any{"fingerprint": k.Fingerprint, "write": write}, altersMeta, func(tx *Tx) error {
 		r, err := repoByName(ctx, tx, org, repo)
 		if err != nil {
 			return err
@@ -166,7 +166,7 @@ func (s *Store) UserKeys(ctx context.Context, user string) ([]Key, error) {
 
 // AllKeys lists every key, users' and deploy keys, for authorized_keys.
 func (s *Store) AllKeys(ctx context.Context) ([]Key, error) {
-	return s.listKeys(ctx, "1")
+	return s.listKeys(ctx, "true")
 }
 
 // DeployKeys lists the deploy keys of one repository.
@@ -208,7 +208,7 @@ func (s *Store) deleteKey(ctx context.Context, a Actor, fp string, deploy bool) 
 	}
 	var k Key
 	details := map[string]any{}
-	err := s.change(ctx, a, action, fp, details, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, action, fp, details, altersMeta, func(tx *Tx) error {
 		var err error
 		k, err = scanKey(tx.QueryRowContext(ctx, keySelect+` WHERE k.fingerprint = ?`, fp))
 		if errors.Is(err, sql.ErrNoRows) {

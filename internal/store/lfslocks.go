@@ -32,18 +32,14 @@ func scanLFSLock(sc scanner) (LFSLock, error) {
 // path is locked already, it returns that lock with ErrExists.
 func (s *Store) CreateLFSLock(ctx context.Context, a Actor, repoID int64, repo, path, owner string) (LFSLock, error) {
 	var l LFSLock
-	err := s.change(ctx, a, "lfs.lock", repo, map[string]any{"path": path}, keepsMeta, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO lfs_locks (repo_id, path, owner, locked_at) VALUES (?, ?, ?, ?)`,
+	err := s.change(ctx, a, "lfs.lock", repo, map[string]any{"path": path}, keepsMeta, func(tx *Tx) error {
+		id, err := tx.InsertID(ctx, `INSERT INTO lfs_locks (repo_id, path, owner, locked_at) VALUES (?, ?, ?, ?)`,
 			repoID, path, owner, now())
 		if isUnique(err) {
 			return exists("lock on", path)
 		}
 		if err != nil {
 			return fmt.Errorf("lock %s: %w", path, err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
 		}
 		l, err = scanLFSLock(tx.QueryRowContext(ctx, lfsLockSelect+` WHERE id = ?`, id))
 		return err
@@ -93,7 +89,7 @@ func (s *Store) LFSLocks(ctx context.Context, repoID int64, path string, from in
 // ErrNotFound if it is gone.
 func (s *Store) DeleteLFSLock(ctx context.Context, a Actor, repoID int64, repo string, l LFSLock) error {
 	details := map[string]any{"path": l.Path, "owner": l.Owner, "id": strconv.FormatInt(l.ID, 10)}
-	return s.change(ctx, a, "lfs.unlock", repo, details, keepsMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "lfs.unlock", repo, details, keepsMeta, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM lfs_locks WHERE repo_id = ? AND id = ? AND path = ? AND owner = ?`,
 			repoID, l.ID, l.Path, l.Owner)
 		if err != nil {

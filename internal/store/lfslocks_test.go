@@ -26,7 +26,9 @@ func lockRepo(t *testing.T, s *Store) int64 {
 // TestLFSLockIDsNeverRepeat: a lock taken after an unlock never gets the
 // id of the lock removed, and an unlock decided on a lock that has gone
 // removes nothing else.
-func TestLFSLockIDsNeverRepeat(t *testing.T) {
+func TestLFSLockIDsNeverRepeat(t *testing.T) { onBoth(t, testLFSLockIDsNeverRepeat) }
+
+func testLFSLockIDsNeverRepeat(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	repo := lockRepo(t, s)
@@ -73,7 +75,7 @@ func TestLFSLockMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := migrations()
+	ms, err := migrations(sqlite)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,14 +118,15 @@ const (
 )
 
 // bumpMeta moves the metadata generation, inside a change's transaction.
-func bumpMeta(ctx context.Context, tx *sql.Tx) error {
+// BIGINT: on PostgreSQL INTEGER is 32 bits (SQLite reads both as 64).
+func bumpMeta(ctx context.Context, tx *Tx) error {
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO node (key, value) VALUES ('meta_generation', '1')
-		ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)`)
+		ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(node.value AS BIGINT) + 1 AS TEXT)`)
 	return err
 }
 
-const metaGenerationSQL = `SELECT coalesce((SELECT CAST(value AS INTEGER) FROM node WHERE key = 'meta_generation'), 0)`
+const metaGenerationSQL = `SELECT coalesce((SELECT CAST(value AS BIGINT) FROM node WHERE key = 'meta_generation'), 0)`
 
 // MetaGeneration grows with every change of users, keys, organisations,
 // repositories, grants or servers (every change but pushes and syncs, in
@@ -216,7 +217,7 @@ func (s *Store) ExportMeta(ctx context.Context) (Meta, error) {
 	return m, nil
 }
 
-func eachRow(ctx context.Context, tx *sql.Tx, q string, scan func(scanner) error) error {
+func eachRow(ctx context.Context, tx *Tx, q string, scan func(scanner) error) error {
 	rows, err := tx.QueryContext(ctx, q)
 	if err != nil {
 		return err
@@ -238,7 +239,7 @@ func eachRow(ctx context.Context, tx *sql.Tx, q string, scan func(scanner) error
 // fingerprints) apply to every row, so inconsistent input changes nothing.
 func (s *Store) ReplaceMeta(ctx context.Context, a Actor, m Meta) error {
 	details := map[string]any{"generation": m.Generation, "repos": len(m.Repos), "users": len(m.Users), "keys": len(m.Keys)}
-	return s.change(ctx, a, "meta.replace", "peer", details, keepsMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "meta.replace", "peer", details, keepsMeta, func(tx *Tx) error {
 		for _, t := range []string{"ssh_keys", "grants", "protected_refs", "memberships", "replication_jobs", "repos", "orgs", "users"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 				return fmt.Errorf("replace metadata: clear %s: %w", t, err)

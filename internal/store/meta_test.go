@@ -8,7 +8,9 @@ import (
 	"testing"
 )
 
-func TestMetaTravelsWhole(t *testing.T) {
+func TestMetaTravelsWhole(t *testing.T) { onBoth(t, testMetaTravelsWhole) }
+
+func testMetaTravelsWhole(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	origin := newStore(t)
 	if _, err := origin.CreateUser(ctx, admin, "root", true, key("r1")); err != nil {
@@ -144,7 +146,9 @@ func TestSnapshotIsAWorkingDatabase(t *testing.T) {
 
 // Only changes of what is published move the metadata generation; the
 // bookkeeping around replication does not, so it republishes nothing.
-func TestWhichChangesMoveMetadata(t *testing.T) {
+func TestWhichChangesMoveMetadata(t *testing.T) { onBoth(t, testWhichChangesMoveMetadata) }
+
+func testWhichChangesMoveMetadata(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	setup := func(err error) {

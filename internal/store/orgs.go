@@ -30,9 +30,9 @@ func (s *Store) CreateOrg(ctx context.Context, a Actor, name, owner string) (Org
 	if owner != "" {
 		details["owner"] = owner
 	}
-	err := s.change(ctx, a, "org.create", name, details, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "org.create", name, details, altersMeta, func(tx *Tx) error {
 		at := now()
-		res, err := tx.ExecContext(ctx, `INSERT INTO orgs (name, created_at) VALUES (?, ?)`, name, at)
+		id, err := tx.InsertID(ctx, `INSERT INTO orgs (name, created_at) VALUES (?, ?)`, name, at)
 		if isUnique(err) {
 			var holder string
 			tx.QueryRowContext(ctx, `SELECT name FROM orgs WHERE name = ?`, name).Scan(&holder)
@@ -41,7 +41,7 @@ func (s *Store) CreateOrg(ctx context.Context, a Actor, name, owner string) (Org
 		if err != nil {
 			return fmt.Errorf("create organisation %s: %w", name, err)
 		}
-		o.ID, _ = res.LastInsertId()
+		o.ID = id
 		o.CreatedAt = parseTime(at)
 		if owner == "" {
 			return nil
@@ -112,7 +112,7 @@ func orgByName(ctx context.Context, q querier, name string) (Org, error) {
 func (s *Store) DeleteOrg(ctx context.Context, a Actor, name string, force bool, removed func([]Repo) error) ([]Repo, error) {
 	var repos []Repo
 	details := map[string]any{"force": force}
-	err := s.change(ctx, a, "org.delete", name, details, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "org.delete", name, details, altersMeta, func(tx *Tx) error {
 		o, err := orgByName(ctx, tx, name)
 		if err != nil {
 			return err
@@ -149,7 +149,7 @@ func (s *Store) DeleteOrg(ctx context.Context, a Actor, name string, force bool,
 // SetMember adds a user to an organisation or changes their role. Taking
 // the owner role from the last owner is refused.
 func (s *Store) SetMember(ctx context.Context, a Actor, org, user, role string) error {
-	return s.change(ctx, a, "org.member.set", org+"/"+user, map[string]any{"role": role}, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "org.member.set", org+"/"+user, map[string]any{"role": role}, altersMeta, func(tx *Tx) error {
 		oid, uid, err := orgAndUser(ctx, tx, org, user)
 		if err != nil {
 			return err
@@ -171,7 +171,7 @@ func (s *Store) SetMember(ctx context.Context, a Actor, org, user, role string) 
 
 // RemoveMember takes a user out of an organisation; not its last owner.
 func (s *Store) RemoveMember(ctx context.Context, a Actor, org, user string) error {
-	return s.change(ctx, a, "org.member.remove", org+"/"+user, nil, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "org.member.remove", org+"/"+user, nil, altersMeta, func(tx *Tx) error {
 		oid, uid, err := orgAndUser(ctx, tx, org, user)
 		if err != nil {
 			return err
@@ -192,7 +192,10 @@ func (s *Store) RemoveMember(ctx context.Context, a Actor, org, user string) err
 
 // keepOwner refuses a change that would leave org without an owner because
 // user is its only one.
-func keepOwner(ctx context.Context, tx *sql.Tx, oid, uid int64, org, user string) error {
+func keepOwner(ctx context.Context, tx *Tx, oid, uid int64, org, user string) error {
+	if err := lockOwners(ctx, tx, `id = ?`, oid); err != nil {
+		return fmt.Errorf("check owners of %s: %w", org, err)
+	}
 	var isOwner, others int
 	err := tx.QueryRowContext(ctx, `
 		SELECT count(*) FILTER (WHERE user_id = ?), count(*) FILTER (WHERE user_id <> ?)
@@ -206,7 +209,24 @@ func keepOwner(ctx context.Context, tx *sql.Tx, oid, uid int64, org, user string
 	return nil
 }
 
-func orgAndUser(ctx context.Context, tx *sql.Tx, org, user string) (int64, int64, error) {
+// lockOwners serializes changes to the owners of the organisations that
+// where selects. SQLite's write transaction already does; on PostgreSQL at
+// READ COMMITTED two transactions removing two different owners would
+// each still see the other owner and both commit, leaving none. Locking
+// the organisations' rows (in id order, so two such changes cannot
+// deadlock) makes the second wait and then count again.
+func lockOwners(ctx context.Context, tx *Tx, where string, args ...any) error {
+	if tx.d != postgres {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM orgs WHERE `+where+` ORDER BY id FOR UPDATE`, args...)
+	if err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+func orgAndUser(ctx context.Context, tx *Tx, org, user string) (int64, int64, error) {
 	o, err := orgByName(ctx, tx, org)
 	if err != nil {
 		return 0, 0, err

@@ -37,14 +37,14 @@ type NewRepo struct {
 func (s *Store) CreateRepo(ctx context.Context, a Actor, n NewRepo, created func(Repo) error) (Repo, error) {
 	r := Repo{Name: n.Name, Public: n.Public, Description: n.Description}
 	target := n.Org + "/" + n.Name
-	err := s.change(ctx, a, "repo.create", target, map[string]any{"public": n.Public}, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "repo.create", target, map[string]any{"public": n.Public}, altersMeta, func(tx *Tx) error {
 		o, err := orgByName(ctx, tx, n.Org)
 		if err != nil {
 			return err
 		}
 		r.Org = o.Name
 		at := now()
-		res, err := tx.ExecContext(ctx,
+		id, err := tx.InsertID(ctx,
 			`INSERT INTO repos (org_id, name, public, description, created_at) VALUES (?, ?, ?, ?, ?)`,
 			o.ID, n.Name, n.Public, n.Description, at)
 		if isUnique(err) {
@@ -55,10 +55,10 @@ func (s *Store) CreateRepo(ctx context.Context, a Actor, n NewRepo, created func
 		if err != nil {
 			return fmt.Errorf("create repository %s: %w", target, err)
 		}
-		r.ID, _ = res.LastInsertId()
+		r.ID = id
 		r.CreatedAt = parseTime(at)
 		for _, p := range n.Protected {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO protected_refs (repo_id, pattern) VALUES (?, ?)`, r.ID, p); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO protected_refs (repo_id, pattern) VALUES (?, ?) ON CONFLICT DO NOTHING`, r.ID, p); err != nil {
 				return fmt.Errorf("create repository %s: %w", target, err)
 			}
 		}
@@ -102,7 +102,7 @@ func listRepos(ctx context.Context, q querier, where string, args ...any) ([]Rep
 // Repos lists the repositories of one organisation, or all when org is "".
 func (s *Store) Repos(ctx context.Context, org string) ([]Repo, error) {
 	if org == "" {
-		return listRepos(ctx, s.db, "1")
+		return listRepos(ctx, s.db, "true")
 	}
 	o, err := s.OrgByName(ctx, org)
 	if err != nil {
@@ -141,7 +141,7 @@ func (s *Store) SetRepo(ctx context.Context, a Actor, org, name string, public *
 	if len(details) == 0 {
 		return r, errors.New("repo set: nothing to change (--public, --private or --description)")
 	}
-	err := s.change(ctx, a, "repo.set", org+"/"+name, details, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "repo.set", org+"/"+name, details, altersMeta, func(tx *Tx) error {
 		var err error
 		if r, err = repoByName(ctx, tx, org, name); err != nil {
 			return err
@@ -167,7 +167,7 @@ func (s *Store) SetRepo(ctx context.Context, a Actor, org, name string, public *
 // transaction to move it out of the way on disk.
 func (s *Store) DeleteRepo(ctx context.Context, a Actor, org, name string, removed func(Repo) error) (Repo, error) {
 	var r Repo
-	err := s.change(ctx, a, "repo.delete", org+"/"+name, nil, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "repo.delete", org+"/"+name, nil, altersMeta, func(tx *Tx) error {
 		var err error
 		if r, err = repoByName(ctx, tx, org, name); err != nil {
 			return err
@@ -186,7 +186,7 @@ func (s *Store) DeleteRepo(ctx context.Context, a Actor, org, name string, remov
 // Grant gives a user read, write or admin on a repository, replacing any
 // earlier grant.
 func (s *Store) Grant(ctx context.Context, a Actor, org, repo, user, perm string) error {
-	return s.change(ctx, a, "repo.grant", org+"/"+repo, map[string]any{"user": user, "perm": perm}, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "repo.grant", org+"/"+repo, map[string]any{"user": user, "perm": perm}, altersMeta, func(tx *Tx) error {
 		r, err := repoByName(ctx, tx, org, repo)
 		if err != nil {
 			return err
@@ -207,7 +207,7 @@ func (s *Store) Grant(ctx context.Context, a Actor, org, repo, user, perm string
 
 // Revoke takes a user's grant on a repository away.
 func (s *Store) Revoke(ctx context.Context, a Actor, org, repo, user string) error {
-	return s.change(ctx, a, "repo.revoke", org+"/"+repo, map[string]any{"user": user}, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "repo.revoke", org+"/"+repo, map[string]any{"user": user}, altersMeta, func(tx *Tx) error {
 		r, err := repoByName(ctx, tx, org, repo)
 		if err != nil {
 			return err
@@ -259,19 +259,19 @@ func (s *Store) Grants(ctx context.Context, org, repo string) ([]RepoGrant, erro
 
 // Protect adds a protected ref pattern; adding one twice is not an error.
 func (s *Store) Protect(ctx context.Context, a Actor, org, repo, pattern string) error {
-	return s.change(ctx, a, "repo.protect", org+"/"+repo, map[string]any{"pattern": pattern}, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "repo.protect", org+"/"+repo, map[string]any{"pattern": pattern}, altersMeta, func(tx *Tx) error {
 		r, err := repoByName(ctx, tx, org, repo)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO protected_refs (repo_id, pattern) VALUES (?, ?)`, r.ID, pattern)
+		_, err = tx.ExecContext(ctx, `INSERT INTO protected_refs (repo_id, pattern) VALUES (?, ?) ON CONFLICT DO NOTHING`, r.ID, pattern)
 		return err
 	})
 }
 
 // Unprotect removes a protected ref pattern.
 func (s *Store) Unprotect(ctx context.Context, a Actor, org, repo, pattern string) error {
-	return s.change(ctx, a, "repo.unprotect", org+"/"+repo, map[string]any{"pattern": pattern}, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "repo.unprotect", org+"/"+repo, map[string]any{"pattern": pattern}, altersMeta, func(tx *Tx) error {
 		r, err := repoByName(ctx, tx, org, repo)
 		if err != nil {
 			return err

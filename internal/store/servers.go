@@ -71,9 +71,9 @@ func (s *Store) AddServer(ctx context.Context, a Actor, srv Server) (Server, err
 	if srv.PeerFingerprint != "" {
 		details["peer_key"] = srv.PeerFingerprint
 	}
-	err := s.change(ctx, a, "server.add", srv.Name, details, altersMeta, func(tx *sql.Tx) error {
+	err := s.change(ctx, a, "server.add", srv.Name, details, altersMeta, func(tx *Tx) error {
 		at := now()
-		res, err := tx.ExecContext(ctx, `
+		id, err := tx.InsertID(ctx, `
 			INSERT INTO servers (name, host, port, ssh_user, path, role, host_key, approved, enabled, created_at, peer_key, peer_fingerprint,
 			                     repo_patterns, ref_patterns, bwlimit_kbps, compress_level, every_seconds, authorized_keys)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -85,7 +85,7 @@ func (s *Store) AddServer(ctx context.Context, a Actor, srv Server) (Server, err
 		if err != nil {
 			return fmt.Errorf("add server %s: %w", srv.Name, err)
 		}
-		srv.ID, _ = res.LastInsertId()
+		srv.ID = id
 		srv.Enabled = true
 		srv.CreatedAt = parseTime(at)
 		// Everything that exists now is owed to the new target.
@@ -126,7 +126,7 @@ func (s *Store) ServerByName(ctx context.Context, name string) (Server, error) {
 
 // RemoveServer forgets a target and its queue; nothing on it is touched.
 func (s *Store) RemoveServer(ctx context.Context, a Actor, name string) error {
-	return s.change(ctx, a, "server.remove", name, nil, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.remove", name, nil, altersMeta, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM servers WHERE name = ?`, name)
 		if err != nil {
 			return fmt.Errorf("remove server %s: %w", name, err)
@@ -150,7 +150,7 @@ func (s *Store) BlockServer(ctx context.Context, id int64, reason string) error 
 // UnblockServer lifts a server's block and lets its blocked and failed
 // jobs run again at once: what `server check` does when it passes.
 func (s *Store) UnblockServer(ctx context.Context, a Actor, name, reason string) error {
-	return s.change(ctx, a, "server.unblock", name, map[string]any{"was": reason}, keepsMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.unblock", name, map[string]any{"was": reason}, keepsMeta, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE servers SET blocked_reason = '' WHERE name = ?`, name)
 		if err != nil {
 			return fmt.Errorf("unblock server %s: %w", name, err)
@@ -163,7 +163,7 @@ func (s *Store) UnblockServer(ctx context.Context, a Actor, name, reason string)
 }
 
 // requeueBlocked lets the named server's blocked and failed jobs run now.
-func requeueBlocked(ctx context.Context, tx *sql.Tx, name string) error {
+func requeueBlocked(ctx context.Context, tx *Tx, name string) error {
 	if _, err := tx.ExecContext(ctx, `
 		UPDATE replication_jobs SET state = 'pending', next_attempt_at = ?
 		WHERE server_id = (SELECT id FROM servers WHERE name = ?) AND state IN ('failed', 'blocked')`, now(), name); err != nil {
@@ -176,7 +176,7 @@ func requeueBlocked(ctx context.Context, tx *sql.Tx, name string) error {
 // start unapproved).
 // With forwardPushes, a neighbour may also forward pushes to it.
 func (s *Store) ApproveServer(ctx context.Context, a Actor, name string, forwardPushes bool) error {
-	return s.change(ctx, a, "server.approve", name, map[string]any{"forward_pushes": forwardPushes}, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.approve", name, map[string]any{"forward_pushes": forwardPushes}, altersMeta, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE servers SET approved = 1, forward_pushes = ? WHERE name = ?`, forwardPushes, name)
 		if err != nil {
 			return fmt.Errorf("approve server %s: %w", name, err)
@@ -205,7 +205,9 @@ func (s *Store) PeerByFingerprint(ctx context.Context, fingerprint string) (Serv
 // SetMetaGeneration records the metadata generation delivered to a
 // server, which ends any delivery failure.
 func (s *Store) SetMetaGeneration(ctx context.Context, id, generation int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE servers SET meta_generation = max(meta_generation, ?), meta_error = '' WHERE id = ?`, generation, id)
+	// CASE, not SQLite's two-argument max(), which PostgreSQL lacks.
+	_, err := s.db.ExecContext(ctx, `UPDATE servers SET meta_generation = CASE WHEN meta_generation > ?1 THEN meta_generation ELSE ?1 END,
+		meta_error = '' WHERE id = ?2`, generation, id)
 	if err != nil {
 		return fmt.Errorf("record metadata delivery: %w", err)
 	}
@@ -223,7 +225,7 @@ func (s *Store) SetMetaError(ctx context.Context, id int64, reason string) error
 // HoldServers blocks every server with reason, in one audited change; a
 // retry (sync retry) releases them.
 func (s *Store) HoldServers(ctx context.Context, a Actor, reason string) error {
-	return s.change(ctx, a, "server.hold", "*", map[string]any{"reason": reason}, keepsMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.hold", "*", map[string]any{"reason": reason}, keepsMeta, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE servers SET blocked_reason = ?`, reason); err != nil {
 			return fmt.Errorf("hold servers: %w", err)
 		}
@@ -287,7 +289,7 @@ func (s *Store) SetServer(ctx context.Context, a Actor, name string, set ServerS
 	if len(cols) == 0 {
 		return errors.New("server set: nothing to change")
 	}
-	return s.change(ctx, a, "server.set", name, details, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.set", name, details, altersMeta, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE servers SET "+strings.Join(cols, ", ")+" WHERE name = ?", append(args, name)...)
 		if err != nil {
 			return fmt.Errorf("set server %s: %w", name, err)
@@ -323,7 +325,7 @@ func authorizedOrDefault(p string) string {
 
 // SetKeyState records a server's place in a key rotation.
 func (s *Store) SetKeyState(ctx context.Context, a Actor, name, state string) error {
-	return s.change(ctx, a, "server.key", name, map[string]any{"state": state}, keepsMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.key", name, map[string]any{"state": state}, keepsMeta, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE servers SET key_state = ? WHERE name = ?`, state, name); err != nil {
 			return fmt.Errorf("record key state of %s: %w", name, err)
 		}
@@ -334,7 +336,7 @@ func (s *Store) SetKeyState(ctx context.Context, a Actor, name, state string) er
 // FinishKeyRotation forgets every server's rotation state: the new key is
 // now the only one.
 func (s *Store) FinishKeyRotation(ctx context.Context, a Actor) error {
-	return s.change(ctx, a, "server.rotate-key", "*", nil, keepsMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.rotate-key", "*", nil, keepsMeta, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE servers SET key_state = ''`); err != nil {
 			return fmt.Errorf("finish key rotation: %w", err)
 		}
@@ -344,7 +346,7 @@ func (s *Store) FinishKeyRotation(ctx context.Context, a Actor) error {
 
 // SetPeerKey replaces a neighbour's replication key (it rotated its key).
 func (s *Store) SetPeerKey(ctx context.Context, a Actor, name, key, fingerprint string) error {
-	return s.change(ctx, a, "server.peer-key", name, map[string]any{"peer_key": fingerprint}, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "server.peer-key", name, map[string]any{"peer_key": fingerprint}, altersMeta, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE servers SET peer_key = ?, peer_fingerprint = ? WHERE name = ? AND role = 'neighbor'`, key, fingerprint, name)
 		if err != nil {
 			return fmt.Errorf("set peer key of %s: %w", name, err)

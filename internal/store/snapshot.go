@@ -13,11 +13,19 @@ import (
 	"github.com/mattn/go-sqlite3"
 )
 
+// ErrNotSnapshotted: the database is PostgreSQL, which its operators back
+// up (streaming replicas, pg_dump, the provider's snapshots); cpm copies
+// only SQLite files.
+var ErrNotSnapshotted = errors.New("the database is PostgreSQL: cpm does not snapshot it (back it up with PostgreSQL's own tools)")
+
 // Snapshot writes a consistent copy of the live database to path (mode
 // 0600) with SQLite's online backup, which reads one consistent state
 // while writers carry on; a raw copy of a database in WAL mode could
 // catch it half-written. The copy appears at path complete or not at all.
 func (s *Store) Snapshot(ctx context.Context, path string) error {
+	if s.db.d == postgres {
+		return ErrNotSnapshotted
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".snapshot-*.db")
 	if err != nil {
 		return fmt.Errorf("snapshot database: %w", err)
@@ -71,7 +79,16 @@ func (s *Store) backupTo(ctx context.Context, path string) error {
 }
 
 // IntegrityCheck runs PRAGMA integrity_check and returns its complaints.
+// On PostgreSQL, whose server keeps its own files whole, it checks that
+// the database answers.
 func (s *Store) IntegrityCheck(ctx context.Context) error {
+	if s.db.d == postgres {
+		var one int
+		if err := s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+			return fmt.Errorf("check %s: %w", s.path, err)
+		}
+		return nil
+	}
 	rows, err := s.db.QueryContext(ctx, `PRAGMA integrity_check`)
 	if err != nil {
 		return fmt.Errorf("integrity check: %w", err)

@@ -1,9 +1,11 @@
-// Package store owns cpm's SQLite database: its schema, its migrations and
-// every SQL statement. Nothing outside this package speaks SQL.
+// Package store owns cpm's database: its schema, its migrations and every
+// SQL statement. Nothing outside this package speaks SQL.
 //
-// The database runs in WAL mode with a busy timeout and foreign keys on.
-// Every change is written in one transaction together with its audit row,
-// so the audit log never misses or invents a change.
+// Two engines sit behind one API: SQLite (the default, a file in the data
+// directory, WAL mode with a busy timeout and foreign keys on) and
+// PostgreSQL (a postgres:// URL, for several machines sharing one
+// database). Every change is written in one transaction together with its
+// audit row, so the audit log never misses or invents a change.
 package store
 
 import (
@@ -17,18 +19,19 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFS embed.FS
 
 // Store is an open cpm database.
 type Store struct {
-	db   *sql.DB
+	db *conn
+	// path is the SQLite file, or the PostgreSQL URL without its password:
+	// it appears in errors and logs.
 	path string
 
 	// Prepared once: the gateway asks these on every connection.
@@ -66,6 +69,25 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return open(ctx, path)
 }
 
+// InitAt is Init for the database setting: a postgres:// URL, or empty
+// for the SQLite file at sqlitePath.
+func InitAt(ctx context.Context, database, sqlitePath string) (*Store, error) {
+	if database == "" {
+		return Init(ctx, sqlitePath)
+	}
+	return openPostgres(ctx, database, true)
+}
+
+// OpenAt is Open for the database setting: a postgres:// URL, or empty
+// for the SQLite file at sqlitePath. A PostgreSQL database must have been
+// initialised (cpm-admin init --database URL).
+func OpenAt(ctx context.Context, database, sqlitePath string) (*Store, error) {
+	if database == "" {
+		return Open(ctx, sqlitePath)
+	}
+	return openPostgres(ctx, database, false)
+}
+
 func open(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -86,13 +108,17 @@ func open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	s := &Store{db: db, path: abs}
+	return start(ctx, &Store{db: &conn{db: db, d: sqlite}, path: abs})
+}
+
+// start migrates and prepares a freshly opened store.
+func start(ctx context.Context, s *Store) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
+		s.db.Close()
 		return nil, err
 	}
 	if err := s.prepare(ctx); err != nil {
-		db.Close()
+		s.db.Close()
 		return nil, err
 	}
 	return s, nil
@@ -108,8 +134,12 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// Path is the absolute path of the database file.
+// Path is the absolute path of the database file, or for PostgreSQL its
+// URL without the password.
 func (s *Store) Path() string { return s.path }
+
+// Engine is "sqlite" or "postgres".
+func (s *Store) Engine() string { return s.db.d.String() }
 
 type migration struct {
 	version int
@@ -117,8 +147,11 @@ type migration struct {
 	sql     string
 }
 
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+// migrations lists one engine's schema history. Both engines have the
+// same versions: a version means the same schema on either.
+func migrations(d dialect) ([]migration, error) {
+	dir := "migrations/" + d.String()
+	entries, err := fs.ReadDir(migrationFS, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +161,7 @@ func migrations() ([]migration, error) {
 		if _, err := fmt.Sscanf(e.Name(), "%04d_", &v); err != nil {
 			return nil, fmt.Errorf("migration %s: name must start with a 4-digit version", e.Name())
 		}
-		body, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
+		body, err := fs.ReadFile(migrationFS, dir+"/"+e.Name())
 		if err != nil {
 			return nil, err
 		}
@@ -145,16 +178,19 @@ func migrations() ([]migration, error) {
 
 // SchemaVersion is the newest schema this build knows.
 func SchemaVersion() int {
-	ms, _ := migrations()
+	ms, _ := migrations(sqlite)
 	return len(ms)
 }
 
-// migrate applies every migration newer than the database's user_version,
-// each in its own transaction together with the version bump.
+// migrate applies every migration newer than the database's schema
+// version, each in its own transaction together with the version bump.
 func (s *Store) migrate(ctx context.Context) error {
-	ms, err := migrations()
+	ms, err := migrations(s.db.d)
 	if err != nil {
 		return err
+	}
+	if s.db.d == postgres {
+		return s.migratePostgres(ctx, ms)
 	}
 	for {
 		applied, err := s.migrateOne(ctx, ms)
@@ -200,7 +236,11 @@ func (s *Store) migrateOne(ctx context.Context, ms []migration) (bool, error) {
 // Version returns the database's schema version.
 func (s *Store) Version(ctx context.Context) (int, error) {
 	var v int
-	err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	q := "PRAGMA user_version"
+	if s.db.d == postgres {
+		q = versionSQL
+	}
+	err := s.db.QueryRowContext(ctx, q).Scan(&v)
 	return v, err
 }
 
@@ -212,7 +252,7 @@ type Actor struct {
 
 // change runs fn, writes its audit row and, when effect says it alters
 // metadata, moves the metadata generation, all in one transaction.
-func (s *Store) change(ctx context.Context, a Actor, action, target string, details map[string]any, effect metaEffect, fn func(tx *sql.Tx) error) error {
+func (s *Store) change(ctx context.Context, a Actor, action, target string, details map[string]any, effect metaEffect, fn func(tx *Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", action, target, err)
@@ -245,10 +285,6 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
-}
-
 // NodeName is this node's name for its peers ("" until init sets it).
 func (s *Store) NodeName(ctx context.Context) (string, error) {
 	var name string
@@ -261,7 +297,7 @@ func (s *Store) NodeName(ctx context.Context) (string, error) {
 
 // RenameNode sets this node's name, replacing the one it had.
 func (s *Store) RenameNode(ctx context.Context, name string) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO node (key, value) VALUES ('name', ?)`, name); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO node (key, value) VALUES ('name', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, name); err != nil {
 		return fmt.Errorf("rename node: %w", err)
 	}
 	return nil
@@ -269,6 +305,6 @@ func (s *Store) RenameNode(ctx context.Context, name string) error {
 
 // SetNodeName names this node, once; an existing name is kept.
 func (s *Store) SetNodeName(ctx context.Context, name string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO node (key, value) VALUES ('name', ?)`, name)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO node (key, value) VALUES ('name', ?) ON CONFLICT DO NOTHING`, name)
 	return err
 }

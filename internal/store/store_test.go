@@ -23,6 +23,23 @@ func newStore(t *testing.T) *Store {
 	return s
 }
 
+// newPostgresStore is newStore on a fresh database of the test server.
+func newPostgresStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := InitAt(context.Background(), pg.Database(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// onBoth runs a test once on each engine, as subtests sqlite and postgres.
+func onBoth(t *testing.T, test func(*testing.T, func(*testing.T) *Store)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, newStore) })
+	t.Run("postgres", func(t *testing.T) { test(t, newPostgresStore) })
+}
+
 func key(fp string) *NewKey {
 	return &NewKey{Fingerprint: "SHA256:" + fp, Type: "ssh-ed25519", PublicKey: "ssh-ed25519 AAAA" + fp}
 }
@@ -83,10 +100,10 @@ func TestOpenMigratesOldAndRefusesNewer(t *testing.T) {
 	if v, _ := s.Version(ctx); v != SchemaVersion() {
 		t.Fatalf("not migrated: version %d", v)
 	}
-	if _, err := s.db.Exec("SELECT x FROM keepme"); err != nil {
+	if _, err := s.db.db.Exec("SELECT x FROM keepme"); err != nil {
 		t.Errorf("migration lost a table: %v", err)
 	}
-	if _, err := s.db.Exec("PRAGMA user_version = 999"); err != nil {
+	if _, err := s.db.db.Exec("PRAGMA user_version = 999"); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -96,7 +113,9 @@ func TestOpenMigratesOldAndRefusesNewer(t *testing.T) {
 	}
 }
 
-func TestUsersAndKeys(t *testing.T) {
+func TestUsersAndKeys(t *testing.T) { onBoth(t, testUsersAndKeys) }
+
+func testUsersAndKeys(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	if _, err := s.CreateUser(ctx, admin, "alice", true, key("a1")); err != nil {
@@ -137,7 +156,9 @@ func TestUsersAndKeys(t *testing.T) {
 	}
 }
 
-func TestDeployKeys(t *testing.T) {
+func TestDeployKeys(t *testing.T) { onBoth(t, testDeployKeys) }
+
+func testDeployKeys(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	if _, err := s.CreateUser(ctx, admin, "alice", false, key("u1")); err != nil {
@@ -171,7 +192,9 @@ func TestDeployKeys(t *testing.T) {
 	}
 }
 
-func TestOwnersAreNeverLost(t *testing.T) {
+func TestOwnersAreNeverLost(t *testing.T) { onBoth(t, testOwnersAreNeverLost) }
+
+func testOwnersAreNeverLost(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	if _, err := s.CreateUser(ctx, admin, "alice", false, nil); err != nil {
@@ -208,6 +231,10 @@ func TestOwnersAreNeverLost(t *testing.T) {
 }
 
 func TestRepoCreateRollsBackWhenDiskFails(t *testing.T) {
+	onBoth(t, testRepoCreateRollsBackWhenDiskFails)
+}
+
+func testRepoCreateRollsBackWhenDiskFails(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
@@ -229,7 +256,9 @@ func TestRepoCreateRollsBackWhenDiskFails(t *testing.T) {
 	}
 }
 
-func TestRepoFactsAndCase(t *testing.T) {
+func TestRepoFactsAndCase(t *testing.T) { onBoth(t, testRepoFactsAndCase) }
+
+func testRepoFactsAndCase(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	u, _ := s.CreateUser(ctx, admin, "alice", false, nil)
@@ -270,7 +299,9 @@ func TestRepoFactsAndCase(t *testing.T) {
 	}
 }
 
-func TestDeleteOrg(t *testing.T) {
+func TestDeleteOrg(t *testing.T) { onBoth(t, testDeleteOrg) }
+
+func testDeleteOrg(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
@@ -292,7 +323,9 @@ func TestDeleteOrg(t *testing.T) {
 	}
 }
 
-func TestEveryChangeIsAudited(t *testing.T) {
+func TestEveryChangeIsAudited(t *testing.T) { onBoth(t, testEveryChangeIsAudited) }
+
+func testEveryChangeIsAudited(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	if _, err := s.CreateUser(ctx, Actor{Name: "local:root", RemoteAddr: "10.0.0.1"}, "alice", false, key("k")); err != nil {
@@ -340,7 +373,9 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	}
 }
 
-func TestReplicationQueue(t *testing.T) {
+func TestReplicationQueue(t *testing.T) { onBoth(t, testReplicationQueue) }
+
+func testReplicationQueue(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
@@ -417,6 +452,10 @@ func TestReplicationQueue(t *testing.T) {
 // seed's order: main, backups, neighbours), however long the
 // neighbour's job has waited.
 func TestClaimServesBackupsBeforeNeighbours(t *testing.T) {
+	onBoth(t, testClaimServesBackupsBeforeNeighbours)
+}
+
+func testClaimServesBackupsBeforeNeighbours(t *testing.T, newStore func(*testing.T) *Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {

@@ -26,8 +26,8 @@ func (s *Store) CreateUser(ctx context.Context, a Actor, name string, admin bool
 	if key != nil {
 		details["fingerprint"] = key.Fingerprint
 	}
-	err := s.change(ctx, a, "user.add", name, details, altersMeta, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO users (name, is_admin, created_at) VALUES (?, ?, ?)`, name, admin, now())
+	err := s.change(ctx, a, "user.add", name, details, altersMeta, func(tx *Tx) error {
+		id, err := tx.InsertID(ctx, `INSERT INTO users (name, is_admin, created_at) VALUES (?, ?, ?)`, name, admin, now())
 		if isUnique(err) {
 			var holder string
 			tx.QueryRowContext(ctx, `SELECT name FROM users WHERE name = ?`, name).Scan(&holder)
@@ -36,7 +36,7 @@ func (s *Store) CreateUser(ctx context.Context, a Actor, name string, admin bool
 		if err != nil {
 			return fmt.Errorf("add user %s: %w", name, err)
 		}
-		u.ID, _ = res.LastInsertId()
+		u.ID = id
 		if key != nil {
 			if _, err := insertKey(ctx, tx, *key, u.ID, 0, false); err != nil {
 				return err
@@ -93,10 +93,13 @@ func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
 // refuses while the user is the last owner of an organisation, which would
 // leave that organisation without anyone to run it.
 func (s *Store) DeleteUser(ctx context.Context, a Actor, name string) error {
-	return s.change(ctx, a, "user.remove", name, nil, altersMeta, func(tx *sql.Tx) error {
+	return s.change(ctx, a, "user.remove", name, nil, altersMeta, func(tx *Tx) error {
 		id, err := userID(ctx, tx, name)
 		if err != nil {
 			return err
+		}
+		if err := lockOwners(ctx, tx, `id IN (SELECT org_id FROM memberships WHERE user_id = ? AND role = 'owner')`, id); err != nil {
+			return fmt.Errorf("remove user %s: %w", name, err)
 		}
 		rows, err := tx.QueryContext(ctx, `
 			SELECT o.name FROM memberships m JOIN orgs o ON o.id = m.org_id
@@ -127,7 +130,7 @@ func (s *Store) DeleteUser(ctx context.Context, a Actor, name string) error {
 	})
 }
 
-func userID(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+func userID(ctx context.Context, tx *Tx, name string) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ?`, name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -19,6 +19,8 @@ type Bin struct {
 	Admin string
 	Shell string
 	Hook  string
+
+	database func(testing.TB) string // nil: SQLite
 }
 
 // Build compiles every command of the module into a temporary directory.
@@ -64,6 +66,14 @@ func Build() (Bin, error) {
 	}, nil
 }
 
+// OnDatabase returns b with every new world initialised on a database
+// that database makes for each test (a PostgreSQL URL; see pgtest), so
+// that the same end-to-end tests run on PostgreSQL.
+func (b Bin) OnDatabase(database func(testing.TB) string) Bin {
+	b.database = database
+	return b
+}
+
 // Cleanup removes the built binaries.
 func (b Bin) Cleanup() { os.RemoveAll(b.Dir) }
 
@@ -85,6 +95,9 @@ type World struct {
 	Bin     Bin
 	Root    string // temporary directory holding everything below
 	DataDir string
+	// Database is the PostgreSQL URL the world was initialised on, or ""
+	// for SQLite.
+	Database string
 }
 
 // New makes an initialised, empty world.
@@ -92,6 +105,13 @@ func New(t testing.TB, bin Bin) *World {
 	t.Helper()
 	root := t.TempDir()
 	w := &World{T: t, Bin: bin, Root: root, DataDir: filepath.Join(root, "data")}
+	if bin.database != nil {
+		// init records the URL in the data directory: every later
+		// command of this world (admin, serve, hooks) finds it there.
+		w.Database = bin.database(t)
+		w.MustAdmin("init", "--database", w.Database)
+		return w
+	}
 	w.MustAdmin("init")
 	return w
 }

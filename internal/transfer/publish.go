@@ -140,6 +140,9 @@ func (p *Publisher) originKeys() []string {
 }
 
 func (p *Publisher) sendSnapshot(ctx context.Context, t remote.Target) (int64, error) {
+	if p.Store.Engine() == "postgres" {
+		return p.sendDatabasePointer(ctx, t)
+	}
 	local := filepath.Join(p.Syncer.TempDir, "snapshot-"+strconv.Itoa(os.Getpid())+"-"+t.Name+".db")
 	if err := p.Store.Snapshot(ctx, local); err != nil {
 		return 0, err

@@ -11,8 +11,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "github.com/mattn/go-sqlite3"    // registers the "sqlite3" driver
 )
 
 // Size says how much to create.
@@ -45,14 +47,14 @@ func Fingerprint(n int) string {
 // populateUsers inserts sz.Users users, each a member of one
 // organisation with write on one repository and sz.KeysPerUser keys, and
 // returns up to sz.Probes of the keys spread over them.
-func populateUsers(ctx context.Context, tx *sql.Tx, sz Size) ([]Probe, error) {
+func populateUsers(ctx context.Context, tx *sql.Tx, pg bool, sz Size) ([]Probe, error) {
 	const at = "2026-01-01T00:00:00.000Z"
 	exec := func(q string, args ...any) error {
-		_, err := tx.ExecContext(ctx, q, args...)
+		_, err := tx.ExecContext(ctx, rebind(pg, q), args...)
 		return err
 	}
 	repos := sz.Orgs * sz.ReposPerOrg
-	insKey, err := tx.PrepareContext(ctx, `INSERT INTO ssh_keys (fingerprint, key_type, public_key, user_id, created_at) VALUES (?, 'ssh-ed25519', ?, ?, ?)`)
+	insKey, err := tx.PrepareContext(ctx, rebind(pg, `INSERT INTO ssh_keys (fingerprint, key_type, public_key, user_id, created_at) VALUES (?, 'ssh-ed25519', ?, ?, ?)`))
 	if err != nil {
 		return nil, err
 	}
@@ -94,10 +96,10 @@ func populateUsers(ctx context.Context, tx *sql.Tx, sz Size) ([]Probe, error) {
 
 // populateRepos inserts sz.Orgs organisations of sz.ReposPerOrg
 // repositories each, every tenth public.
-func populateRepos(ctx context.Context, tx *sql.Tx, sz Size) error {
+func populateRepos(ctx context.Context, tx *sql.Tx, pg bool, sz Size) error {
 	const at = "2026-01-01T00:00:00.000Z"
 	exec := func(q string, args ...any) error {
-		_, err := tx.ExecContext(ctx, q, args...)
+		_, err := tx.ExecContext(ctx, rebind(pg, q), args...)
 		return err
 	}
 	for o := 1; o <= sz.Orgs; o++ {
@@ -107,7 +109,7 @@ func populateRepos(ctx context.Context, tx *sql.Tx, sz Size) error {
 		for r := 1; r <= sz.ReposPerOrg; r++ {
 			id := (o-1)*sz.ReposPerOrg + r
 			if err := exec(`INSERT INTO repos (id, org_id, name, public, created_at) VALUES (?, ?, ?, ?, ?)`,
-				id, o, fmt.Sprintf("repo%d", r), r%10 == 0, at); err != nil {
+				id, o, fmt.Sprintf("repo%d", r), flag(r%10 == 0), at); err != nil {
 				return fmt.Errorf("populate repos: %w", err)
 			}
 		}
@@ -129,10 +131,10 @@ func Populate(ctx context.Context, path string, sz Size) ([]Probe, error) {
 		return nil, err
 	}
 	defer tx.Rollback()
-	if err := populateRepos(ctx, tx, sz); err != nil {
+	if err := populateRepos(ctx, tx, false, sz); err != nil {
 		return nil, err
 	}
-	probes, err := populateUsers(ctx, tx, sz)
+	probes, err := populateUsers(ctx, tx, false, sz)
 	if err != nil {
 		return nil, err
 	}
@@ -149,4 +151,63 @@ func Populate(ctx context.Context, path string, sz Size) ([]Probe, error) {
 		return nil, err
 	}
 	return probes, nil
+}
+
+// PopulatePostgres is Populate for an initialised PostgreSQL database at
+// url. The rows carry explicit ids, so the identity sequences are moved
+// past them afterwards, as the store expects.
+func PopulatePostgres(ctx context.Context, url string, sz Size) ([]Probe, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if err := populateRepos(ctx, tx, true, sz); err != nil {
+		return nil, err
+	}
+	probes, err := populateUsers(ctx, tx, true, sz)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range []string{"users", "orgs", "repos", "ssh_keys"} {
+		if _, err := tx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+t+`', 'id'), coalesce(max(id), 0) + 1, false) FROM `+t); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	_, err = db.ExecContext(ctx, "ANALYZE")
+	return probes, err
+}
+
+// rebind numbers the ? placeholders for PostgreSQL.
+func rebind(pg bool, q string) string {
+	if !pg {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// flag is a boolean as the schema stores it (INTEGER 0/1 on both engines).
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// Every kind of metadata travels from SQLite to PostgreSQL with its ids;
+// the copy then works as a store (new rows get fresh ids), and a second
+// copy into the same database is refused.
+func TestCopyToPostgres(t *testing.T) {
+	ctx := context.Background()
+	src := newStore(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := src.CreateUser(ctx, admin, "alice", true, key("a1"))
+	must(err)
+	_, err = src.CreateUser(ctx, admin, "bob", false, key("b1"))
+	must(err)
+	must(src.SetPrincipal(ctx, admin, "bob", "bob@example"))
+	_, err = src.CreateOrg(ctx, admin, "acme", "alice")
+	must(err)
+	must(src.SetMember(ctx, admin, "acme", "bob", "member"))
+	r, err := src.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "Web", Protected: []string{"refs/heads/main"}}, nil)
+	must(err)
+	must(src.Grant(ctx, admin, "acme", "web", "bob", "write"))
+	must(src.Protect(ctx, admin, "acme", "web", "refs/tags/*"))
+	_, err = src.AddDeployKey(ctx, admin, "acme", "web", *key("d1"), true)
+	must(err)
+	_, err = src.AddCA(ctx, admin, CA{Name: "corp", Type: "ssh-ed25519", PublicKey: "ssh-ed25519 AAAAca", Fingerprint: "SHA256:ca"})
+	must(err)
+	_, err = src.CreateLFSLock(ctx, admin, r.ID, "acme/web", "big.bin", "bob")
+	must(err)
+	_, err = src.AddServer(ctx, admin, Server{Name: "b1", Host: "127.0.0.1", Port: 22, User: "cpm", Path: "/x", Role: "backup"})
+	must(err)
+	must(src.MarkDirty(ctx, "acme", "web"))
+	must(src.SetNodeName(ctx, "node1"))
+
+	dst := newPostgresStore(t)
+	counts, err := src.CopyTo(ctx, dst)
+	must(err)
+	for _, c := range counts {
+		if c.Source != c.Copied || (c.Source == 0 && c.Table != "memberships") {
+			t.Errorf("%s: %d in the source, %d copied", c.Table, c.Source, c.Copied)
+		}
+	}
+	o, err := dst.KeyOwnerByFingerprint(ctx, "SHA256:b1")
+	if err != nil || o.User != "bob" {
+		t.Errorf("bob's key on the copy: %+v %v", o, err)
+	}
+	f, err := dst.RepoFacts(ctx, o.UserID, "ACME", "web")
+	if err != nil || f.Grant != "write" || f.OrgRole != "member" || f.Repo != "Web" {
+		t.Errorf("facts on the copy: %+v %v", f, err)
+	}
+	if name, _ := dst.NodeName(ctx); name != "node1" {
+		t.Errorf("node name %q", name)
+	}
+	if p, err := dst.UserByPrincipal(ctx, "bob@example"); err != nil || p.User != "bob" {
+		t.Errorf("principal: %+v %v", p, err)
+	}
+	u, err := dst.CreateUser(ctx, admin, "carol", false, key("c1"))
+	if err != nil || u.ID <= 2 {
+		t.Errorf("a new user on the copy: %+v %v", u, err)
+	}
+	if _, err := src.CopyTo(ctx, dst); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("second copy: %v", err)
+	}
+}
