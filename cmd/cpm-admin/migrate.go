@@ -27,7 +27,7 @@ func (c migrateStoreCmd) Run(e *env) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "copied %s into %s; every count matches\n", m.From, m.To)
-	fmt.Fprintf(e.stdout, "to switch: stop cpm, then cpm-admin init --data-dir %s --database URL (the URL above, with its password), and start cpm again\n", e.dir)
+	fmt.Fprintf(e.stdout, "to switch (cpm stopped since before the copy): cpm-admin init --data-dir %s --database URL (the URL above, with its password), and start cpm again\n", e.dir)
 	fmt.Fprintf(e.stdout, "database: %s\n", m.To)
 	return nil
 }

@@ -69,8 +69,12 @@ type Bar struct {
 }
 
 // New draws a bar on w, the operator's terminal, labelled with what.
+// The total is unknown until rsync's first report, but the bar starts
+// with one of 1 byte all the same: with an unknown length the library
+// redraws a spinner from a goroutine of its own, which writes to w behind
+// the Bar's lock and, after a failed sync, never stops.
 func New(w io.Writer, what string) *Bar {
-	return &Bar{bar: progressbar.NewOptions64(-1,
+	return &Bar{bar: progressbar.NewOptions64(1,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowBytes(true),
