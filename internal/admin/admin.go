@@ -6,6 +6,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -47,12 +48,18 @@ func Init(ctx context.Context, dir datadir.Dir, database, hookBin string) (*stor
 	if err := replkey.Ensure(dir); err != nil {
 		return nil, 0, err
 	}
-	database, err := dir.Database(database)
-	if err != nil {
-		return nil, 0, err
+	if database == "" {
+		var err error
+		if database, err = dir.Recorded(); err != nil {
+			return nil, 0, err
+		}
 	}
 	st, err := store.InitAt(ctx, database, dir.DB())
 	if err != nil {
+		return nil, 0, err
+	}
+	if err := notLeavingData(ctx, dir, database, st); err != nil {
+		st.Close()
 		return nil, 0, err
 	}
 	if database != "" {
@@ -149,4 +156,37 @@ func (s *Service) Audit(ctx context.Context, limit int) ([]store.AuditEntry, err
 		return nil, errors.New("--limit must not be negative")
 	}
 	return s.Store.Audit(ctx, limit)
+}
+
+// notLeavingData refuses to move a data directory whose SQLite database
+// holds users or repositories onto a PostgreSQL database that holds none:
+// the node would wake up knowing nobody. migrate-store copies them first.
+func notLeavingData(ctx context.Context, dir datadir.Dir, database string, st *store.Store) error {
+	recorded, err := dir.Recorded()
+	if err != nil || database == "" || recorded != "" {
+		return err
+	}
+	if _, err := os.Stat(dir.DB()); err != nil {
+		return nil // a new data directory
+	}
+	if users, err := st.Users(ctx); err != nil || len(users) > 0 {
+		return err
+	}
+	old, err := store.Open(ctx, dir.DB())
+	if err != nil {
+		return fmt.Errorf("read %s before moving to PostgreSQL: %w", dir.DB(), err)
+	}
+	defer old.Close()
+	users, err := old.Users(ctx)
+	if err != nil {
+		return err
+	}
+	repos, err := old.Repos(ctx, "")
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 || len(repos) > 0 {
+		return fmt.Errorf("%s holds %d users and %d repositories and the PostgreSQL database none: copy them with cpm-admin migrate-store --to URL first", dir.DB(), len(users), len(repos))
+	}
+	return nil
 }

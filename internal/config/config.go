@@ -14,7 +14,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"cpm/internal/datadir"
 	"cpm/internal/printable"
 )
 
@@ -83,16 +82,6 @@ func (f Flags) Resolve(given map[string]string) (Config, []Value, error) {
 		flags["database"] = *f.Database
 	}
 	return Resolve(file, os.Getenv, flags)
-}
-
-// Dir resolves the data directory: flag, then environment, then the
-// file, then the default.
-func (f Flags) Dir() (datadir.Dir, error) {
-	c, _, err := f.Resolve(nil)
-	if err != nil {
-		return "", err
-	}
-	return datadir.New(c.DataDir)
 }
 
 // Given collects the settings flags that were given on a command line:

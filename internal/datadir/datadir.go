@@ -43,13 +43,25 @@ func (d Dir) DB() string { return filepath.Join(string(d), "cpm.db") }
 // process.
 func (d Dir) DatabaseFile() string { return filepath.Join(string(d), "database") }
 
-// Database resolves the database setting: the setting itself when given,
-// else the one recorded by cpm-admin init --database, else "" (SQLite at
-// DB()).
+// Database resolves the database setting: the one recorded by cpm-admin
+// init --database, else "" (SQLite at DB()). A setting given on a command
+// must be the recorded one: cpm-hook reads only the file, so a node on
+// another database would check pushes against, and record them in, a
+// database that is not its own.
 func (d Dir) Database(setting string) (string, error) {
-	if setting != "" {
-		return setting, nil
+	recorded, err := d.Recorded()
+	if err != nil || setting == "" || setting == recorded {
+		return recorded, err
 	}
+	if recorded == "" {
+		return "", fmt.Errorf("database setting: this data directory is on SQLite (%s); run cpm-admin init --database URL to move it (after migrate-store)", d.DB())
+	}
+	return "", fmt.Errorf("database setting: not the database recorded in %s, which cpm-hook uses; run cpm-admin init --database URL to change it", d.DatabaseFile())
+}
+
+// Recorded is the database recorded by cpm-admin init --database, or ""
+// when there is none (SQLite).
+func (d Dir) Recorded() (string, error) {
 	b, err := os.ReadFile(d.DatabaseFile())
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
@@ -57,7 +69,11 @@ func (d Dir) Database(setting string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("database setting: %w", err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("database setting: %s is empty; run cpm-admin init --database URL", d.DatabaseFile())
+	}
+	return s, nil
 }
 
 // Repos holds the bare repositories as ORG/REPO.git.

@@ -2,6 +2,7 @@ package hook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -50,7 +51,9 @@ func Run(ctx context.Context, name, dataDir string, stdin io.Reader, stdout, std
 		if name == "post-receive" {
 			queue.Enqueue(ctx, nil, dir, repo)
 		}
-		return err
+		// git shows this to the pusher: not the database's address, user
+		// or driver text; doctor tells the operator why.
+		return errors.New("the database is unavailable (cpm-admin doctor says why); try again later")
 	}
 	defer st.Close()
 	switch name {

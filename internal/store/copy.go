@@ -57,8 +57,11 @@ func (s *Store) CopyTo(ctx context.Context, dst *Store) ([]TableCount, error) {
 		}
 		counts = append(counts, TableCount{Table: t, Source: n})
 	}
+	used := highWaterMarks(ctx, src)
 	for _, t := range identityTables {
-		if _, err := out.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+t+`', 'id'), coalesce(max(id), 0) + 1, false) FROM `+t); err != nil {
+		// Past every id SQLite ever gave, not only past those still in
+		// use: an AUTOINCREMENT id (LFS locks) never comes back.
+		if _, err := out.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+t+`', 'id'), greatest(coalesce(max(id), 0), ?) + 1, false) FROM `+t, used[t]); err != nil {
 			return nil, fmt.Errorf("copy %s: identity: %w", t, err)
 		}
 	}
@@ -130,4 +133,23 @@ func copyTable(ctx context.Context, src, dst *Tx, table string) (int64, error) {
 		n++
 	}
 	return n, rows.Err()
+}
+
+// highWaterMarks reads SQLite's record of the highest id each
+// AUTOINCREMENT table ever used (none: an empty map).
+func highWaterMarks(ctx context.Context, src *Tx) map[string]int64 {
+	used := map[string]int64{}
+	rows, err := src.QueryContext(ctx, `SELECT name, seq FROM sqlite_sequence`)
+	if err != nil {
+		return used // no AUTOINCREMENT table has been written yet
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var seq int64
+		if rows.Scan(&name, &seq) == nil {
+			used[name] = seq
+		}
+	}
+	return used
 }

@@ -36,6 +36,11 @@ func TestCopyToPostgres(t *testing.T) {
 	must(err)
 	_, err = src.CreateLFSLock(ctx, admin, r.ID, "acme/web", "big.bin", "bob")
 	must(err)
+	// The newest lock is gone by the time of the copy: its id must not
+	// come back on PostgreSQL either.
+	gone, err := src.CreateLFSLock(ctx, admin, r.ID, "acme/web", "gone.bin", "bob")
+	must(err)
+	must(src.DeleteLFSLock(ctx, admin, r.ID, "acme/web", gone))
 	_, err = src.AddServer(ctx, admin, Server{Name: "b1", Host: "127.0.0.1", Port: 22, User: "cpm", Path: "/x", Role: "backup"})
 	must(err)
 	must(src.MarkDirty(ctx, "acme", "web"))
@@ -56,6 +61,9 @@ func TestCopyToPostgres(t *testing.T) {
 	f, err := dst.RepoFacts(ctx, o.UserID, "ACME", "web")
 	if err != nil || f.Grant != "write" || f.OrgRole != "member" || f.Repo != "Web" {
 		t.Errorf("facts on the copy: %+v %v", f, err)
+	}
+	if l, err := dst.CreateLFSLock(ctx, admin, r.ID, "acme/web", "new.bin", "bob"); err != nil || l.ID <= gone.ID {
+		t.Errorf("a lock made on the copy: id %d (%v), want above the deleted %d", l.ID, err, gone.ID)
 	}
 	if name, _ := dst.NodeName(ctx); name != "node1" {
 		t.Errorf("node name %q", name)

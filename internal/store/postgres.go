@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 
@@ -29,10 +30,8 @@ func scrub(err error, raw string) error {
 		return nil
 	}
 	msg := err.Error()
-	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
+	for _, secret := range dburl.Secrets(raw) {
+		msg = strings.ReplaceAll(msg, secret, "xxxxx")
 	}
 	msg = dburl.Redact(msg)
 	if msg == err.Error() {
@@ -46,13 +45,18 @@ func openPostgres(ctx context.Context, raw string, create bool) (*Store, error) 
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("pgx", raw)
+	db, err := sql.Open("pgx", withConnectTimeout(raw))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", shown, scrub(err, raw))
 	}
 	// Workers, the gateway and the hooks ask at once; idle connections are
-	// kept so a lookup does not pay for a new one.
+	// kept so a lookup does not pay for a new one, but not for ever (a
+	// failover behind a proxy leaves them dead), and one process never
+	// takes more than its share of the server's max_connections.
 	db.SetMaxIdleConns(16)
+	db.SetMaxOpenConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(30 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to database %s: %w", shown, scrub(err, raw))
@@ -77,6 +81,13 @@ func openPostgres(ctx context.Context, raw string, create bool) (*Store, error) 
 // own, holding the advisory lock: a node that waited finds the work done.
 // DDL is transactional on PostgreSQL, so a failed version leaves nothing.
 func (s *Store) migratePostgres(ctx context.Context, ms []migration) error {
+	// Every process that opens the store comes here (each hook of a
+	// push, sshd's key lookups): when the schema is current, one read and
+	// no lock, so that a migration waiting for its lock stalls nobody.
+	var have int
+	if s.db.QueryRowContext(ctx, versionSQL).Scan(&have) == nil && have == len(ms) {
+		return nil
+	}
 	for {
 		applied, err := s.migratePostgresOne(ctx, ms)
 		if err != nil {
@@ -144,4 +155,21 @@ func (s *Store) ServerVersion(ctx context.Context) (string, int, error) {
 		return "", 0, fmt.Errorf("read server version of %s: %w", s.path, err)
 	}
 	return "PostgreSQL " + v, num / 10000, nil
+}
+
+// withConnectTimeout gives a URL without connect_timeout one of 10 s: by
+// default the driver waits for as long as TCP does, and a hook or a key
+// lookup must not hang on an unreachable database.
+func withConnectTimeout(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	q := u.Query()
+	if q.Get("connect_timeout") != "" {
+		return raw
+	}
+	q.Set("connect_timeout", "10")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
