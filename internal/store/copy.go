@@ -49,6 +49,11 @@ func (s *Store) CopyTo(ctx context.Context, dst *Store) ([]TableCount, error) {
 		return nil, fmt.Errorf("copy: write %s: %w", dst.path, err)
 	}
 	defer out.Rollback()
+	// The seeded node row gives way to the source's, in the copy's own
+	// transaction: a failed copy leaves the target as it was.
+	if _, err := out.ExecContext(ctx, `DELETE FROM node`); err != nil {
+		return nil, fmt.Errorf("copy: write %s: %w", dst.path, err)
+	}
 	var counts []TableCount
 	for _, t := range copyTables {
 		n, err := copyTable(ctx, src, out, t)
@@ -95,8 +100,7 @@ func (s *Store) checkEmpty(ctx context.Context) error {
 			return fmt.Errorf("%s is not empty (%s has %d rows): migrate into a new database", s.path, t, n)
 		}
 	}
-	_, err := s.db.ExecContext(ctx, `DELETE FROM node`)
-	return err
+	return nil
 }
 
 // copyTable copies one table row by row with its own column names (the
