@@ -11,6 +11,11 @@ const (
 	// Neighbor is another cpm node that serves read-only replicas; it
 	// takes them only once both sides approved each other.
 	Neighbor Role = "neighbor"
+	// Node is another node of the same cluster (same database): it holds
+	// replicas of repositories whose primary is elsewhere, and any node
+	// may serve any user. Nodes are made by `cpm-admin init --node-name`,
+	// never by `server add`.
+	Node Role = "node"
 )
 
 // Valid reports whether r is a role the servers table accepts.
