@@ -2,7 +2,10 @@
 // into a temporary directory (as an unprivileged user when the tests run
 // as root, since postgres refuses root), listening on 127.0.0.1 at a port
 // chosen at run time and on a unix socket in that directory, stopped and
-// removed by Stop. Each test gets a database of its own.
+// removed by Stop. Each test gets a database of its own. A test process
+// that dies before Stop (killed by go test's -timeout, or by hand) still
+// takes its server down: a watchdog outside it stops the server once it
+// is gone.
 package pgtest
 
 import (
@@ -18,8 +21,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+
+	"cpm/internal/shellquote"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 )
@@ -32,6 +39,7 @@ type Server struct {
 	password string
 	runAs    *user.User // nil: the current user
 	next     atomic.Int64
+	watchdog *os.Process
 }
 
 // Bin finds Debian's PostgreSQL programs (initdb is not on PATH there):
@@ -75,7 +83,32 @@ func Start() (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	if err := s.watch(); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	return s, nil
+}
+
+// watch starts the watchdog: a shell in a session of its own (so that a
+// signal to the test's process group does not reach it) that waits for
+// this process to end, then stops the server and removes its files.
+// Postgres is no child of ours that would die with us.
+func (s *Server) watch() error {
+	var stop []string
+	for _, a := range s.command("pg_ctl", "-D", s.data(), "-m", "immediate", "-w", "stop").Args {
+		stop = append(stop, shellquote.Always(a))
+	}
+	script := fmt.Sprintf("while kill -0 %d 2>/dev/null; do sleep 1; done; %s >/dev/null 2>&1; rm -rf %s",
+		os.Getpid(), strings.Join(stop, " "), shellquote.Always(s.dir))
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("pgtest: start the watchdog: %w", err)
+	}
+	s.watchdog = cmd.Process
+	go cmd.Wait() // reaped when Stop kills it
+	return nil
 }
 
 func randomHex() string {
@@ -160,6 +193,9 @@ func freePort() (int, error) {
 
 // Stop stops the server and removes its files.
 func (s *Server) Stop() {
+	if s.watchdog != nil {
+		s.watchdog.Kill()
+	}
 	s.command("pg_ctl", "-D", s.data(), "-m", "immediate", "-w", "stop").Run()
 	os.RemoveAll(s.dir)
 }
