@@ -39,7 +39,7 @@ type Config struct {
 	Lease time.Duration
 	// Replicas is how many other nodes of a cluster hold a copy of each
 	// repository.
-	Replicas int
+	Replicas         int
 	BackoffMin       time.Duration
 	BackoffMax       time.Duration
 	LogLevel         string
