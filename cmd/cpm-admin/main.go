@@ -90,7 +90,7 @@ func (e *env) open() (*admin.Service, error) {
 		return nil, err
 	}
 	// On a cluster node, what this command creates has it as primary.
-	if err := svc.PlaceAs(e.dir, e.conf.Replicas, e.conf.Lease); err != nil {
+	if err := svc.PlaceAs(e.ctx, e.dir, e.conf.Replicas, e.conf.Lease); err != nil {
 		svc.Close()
 		return nil, err
 	}

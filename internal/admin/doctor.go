@@ -143,7 +143,10 @@ func (s *Service) checkReplicas(ctx context.Context, dir datadir.Dir, o DoctorOp
 	for _, j := range jobs {
 		srv := byID[j.ServerID]
 		in := targetstate.Of(srv, nil, time.Now()).Up() && transfer.InScope(srv.RepoPatterns, j.Repo)
-		if !in || !j.Done() {
+		// In a cluster the primary's copy is the source: another node's
+		// repositories are its doctor's to check.
+		mine := j.PrimaryID == 0 || j.PrimaryID == s.self.ID
+		if !in || !j.Done() || !mine {
 			continue
 		}
 		if o.Deep {
@@ -216,9 +219,16 @@ func (s *Service) checkRepos(ctx context.Context, dir datadir.Dir) (hooks, disk 
 	if err != nil {
 		return []string{err.Error()}, nil, 0
 	}
+	held, err := s.holds(ctx)
+	if err != nil {
+		return []string{err.Error()}, nil, 0
+	}
 	known := map[string]bool{}
 	for _, r := range rs {
 		known[strings.ToLower(r.FullName())] = true
+		if held != nil && !held[r.ID] {
+			continue // another node's, not (yet) replicated here
+		}
 		p, err := s.Disk.Open(r.Org, r.Name)
 		if err != nil {
 			disk = append(disk, r.FullName()+" is missing on disk")
