@@ -127,12 +127,18 @@ func TestClusterInitAndAdmin(t *testing.T) {
 			Detail string `json:"detail"`
 		}
 		mustJSON(t, n.Admin("", "doctor", "--json").Stdout, &findings)
+		nodesChecked := false
 		for _, f := range findings {
 			if f.Check == "repositories on disk" && !f.OK {
 				t.Errorf("doctor: %s", f.Detail)
 			}
+			nodesChecked = nodesChecked || f.Check == "cluster nodes"
+		}
+		if !nodesChecked {
+			t.Error("doctor does not look at the cluster's nodes")
 		}
 	}
+
 	// Servers are backups and neighbours: nodes are not among them.
 	if out := n1.MustAdmin("server", "list", "--json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("server list shows nodes: %s", out)

@@ -124,3 +124,27 @@ func (s *Service) holds(ctx context.Context) (map[int64]bool, error) {
 	}
 	return s.Store.HeldBy(ctx, s.self.ID)
 }
+
+// checkNodes reports, for doctor on a cluster node, the nodes that are
+// down.
+func (s *Service) checkNodes(ctx context.Context, lease time.Duration) []string {
+	if lease <= 0 {
+		lease = 10 * time.Second
+	}
+	nodes, err := s.Nodes(ctx, lease)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var problems []string
+	for _, n := range nodes {
+		if n.State != store.NodeDown {
+			continue
+		}
+		last := "never"
+		if n.Heartbeat != nil {
+			last = s.Now().Sub(*n.Heartbeat).Round(time.Second).String() + " ago"
+		}
+		problems = append(problems, fmt.Sprintf("node %s (%s) is down: last heartbeat %s", n.Name, n.Address, last))
+	}
+	return problems
+}
