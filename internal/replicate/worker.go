@@ -9,6 +9,7 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -331,7 +332,12 @@ func (w *Workers) keepLease(ctx context.Context, j store.Job) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				w.Store.Renew(ctx, j, w.Owner, w.Lease)
+				if err := w.Store.Renew(ctx, j, w.Owner, w.Lease); errors.Is(err, store.ErrLeaseLost) {
+					// Stalled past the lease: another worker runs the job
+					// now, and only its outcome is recorded.
+					w.Log.Warn().Str("repo", j.Repo).Str("target", j.Server).Msg("lease lost")
+					return
+				}
 			}
 		}
 	}()

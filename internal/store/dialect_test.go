@@ -222,3 +222,54 @@ func testMetaGenerationOnlyGrows(t *testing.T, newStore func(*testing.T) *Store)
 		t.Fatalf("servers %+v %v; want meta generation 5", list, err)
 	}
 }
+
+// A worker that stalled past its lease must not record an outcome over
+// the worker that took the job over.
+func TestLeaseLostIsNotRecorded(t *testing.T) { onBoth(t, testLeaseLostIsNotRecorded) }
+
+func testLeaseLostIsNotRecorded(t *testing.T, newStore func(*testing.T) *Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "r"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddServer(ctx, admin, Server{Name: "b1", Host: "127.0.0.1", Port: 22, User: "cpm", Path: "/x", Role: "backup"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkDirty(ctx, "acme", "r"); err != nil {
+		t.Fatal(err)
+	}
+	stalled, ok, err := s.Claim(ctx, "a", 0, -time.Second, nil) // its lease has run out already
+	if err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	taker, ok, err := s.Claim(ctx, "b", 0, time.Minute, nil)
+	if err != nil || !ok || taker.RepoID != stalled.RepoID {
+		t.Fatalf("the expired job was not taken over: %v %v", ok, err)
+	}
+	if err := s.Renew(ctx, stalled, "a", time.Minute); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("Renew by the stalled worker: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Done(ctx, stalled, stalled.Generation, 1, "fp-a", 1); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("Done by the stalled worker: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Failed(ctx, stalled, "boom", time.Now(), true); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("Failed by the stalled worker: %v, want ErrLeaseLost", err)
+	}
+	j, err := s.JobFor(ctx, taker.RepoID, taker.ServerID)
+	if err != nil || j.State != JobRunning || j.Fingerprint != "" || j.LastError != "" {
+		t.Fatalf("the stalled worker changed the job: %+v %v", j, err)
+	}
+	if err := s.Renew(ctx, taker, "b", time.Minute); err != nil {
+		t.Errorf("Renew by the holder: %v", err)
+	}
+	if err := s.Done(ctx, taker, taker.Generation, 1, "fp-b", 1); err != nil {
+		t.Errorf("Done by the holder: %v", err)
+	}
+	if j, _ := s.JobFor(ctx, taker.RepoID, taker.ServerID); j.State != JobDone || j.Fingerprint != "fp-b" {
+		t.Errorf("the holder's outcome was not recorded: %+v", j)
+	}
+}

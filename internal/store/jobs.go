@@ -33,7 +33,16 @@ type Job struct {
 	// PrimaryID is the repository's primary node (0: none, outside a
 	// cluster): only its workers sync, reconcile and check the job.
 	PrimaryID int64 `json:"-"`
+	// Owner is the lease holder Claim gave the job to ("" for a job read
+	// otherwise): Done, Failed and Renew act only while it still holds
+	// the lease, so a worker whose lease ran out (a stall longer than
+	// the lease) cannot overwrite the outcome of the one that took over.
+	Owner string `json:"-"`
 }
+
+// ErrLeaseLost: the job's lease ran out and another worker took it; the
+// outcome is that worker's to record.
+var ErrLeaseLost = errors.New("lease lost to another worker")
 
 // markDirty's SQL: one durable row per repository x enabled target. A push
 // bumps the generation; rows already pending keep their dirty_since, so the
@@ -212,6 +221,7 @@ func (s *Store) Claim(ctx context.Context, owner string, self int64, lease time.
 	if err != nil {
 		return Job{}, false, fmt.Errorf("claim job: %w", err)
 	}
+	j.Owner = owner
 	return j, true, nil
 }
 
@@ -295,7 +305,7 @@ func placeholders(n int) string {
 // target now holds, which never goes back.
 func (s *Store) Done(ctx context.Context, j Job, gen, repoGen int64, fingerprint string, bytes int64) error {
 	t := now()
-	_, err := s.db.ExecContext(ctx, `
+	res, err := s.db.ExecContext(ctx, `
 		UPDATE replication_jobs SET
 			synced_generation = ?1,
 			repo_generation = CASE WHEN repo_generation > ?7 THEN repo_generation ELSE ?7 END,
@@ -304,9 +314,19 @@ func (s *Store) Done(ctx context.Context, j Job, gen, repoGen int64, fingerprint
 			dirty_since = CASE WHEN generation <= ?1 THEN '' WHEN pending_since <> '' THEN pending_since ELSE ?2 END,
 			pending_since = '',
 			lease_owner = '', lease_until = '', fingerprint = ?3, bytes = ?4
-		WHERE repo_id = ?5 AND server_id = ?6`, gen, t, fingerprint, bytes, j.RepoID, j.ServerID, repoGen)
+		WHERE repo_id = ?5 AND server_id = ?6 AND (?8 = '' OR lease_owner = ?8)`,
+		gen, t, fingerprint, bytes, j.RepoID, j.ServerID, repoGen, j.Owner)
 	if err != nil {
 		return fmt.Errorf("record sync of %s to %s: %w", j.Repo, j.Server, err)
+	}
+	return leaseHeld(res, j)
+}
+
+// leaseHeld turns an update of a claimed job that matched no row into
+// ErrLeaseLost.
+func leaseHeld(res sql.Result, j Job) error {
+	if n, err := res.RowsAffected(); err == nil && n == 0 && j.Owner != "" {
+		return fmt.Errorf("%s to %s: %w", j.Repo, j.Server, ErrLeaseLost)
 	}
 	return nil
 }
@@ -317,14 +337,15 @@ func (s *Store) Failed(ctx context.Context, j Job, reason string, retryAt time.T
 	if blocked {
 		state = JobBlocked
 	}
-	_, err := s.db.ExecContext(ctx, `
-		UPDATE replication_jobs SET state = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
+	res, err := s.db.ExecContext(ctx, `
+		UPDATE replication_jobs SET state = ?1, attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3,
 			lease_owner = '', lease_until = ''
-		WHERE repo_id = ? AND server_id = ?`, state, reason, retryAt.UTC().Format(timeFormat), j.RepoID, j.ServerID)
+		WHERE repo_id = ?4 AND server_id = ?5 AND (?6 = '' OR lease_owner = ?6)`,
+		state, reason, retryAt.UTC().Format(timeFormat), j.RepoID, j.ServerID, j.Owner)
 	if err != nil {
 		return fmt.Errorf("record failed sync of %s to %s: %w", j.Repo, j.Server, err)
 	}
-	return nil
+	return leaseHeld(res, j)
 }
 
 // Retry clears backoff and blocks: every unfinished job is due now.
@@ -367,11 +388,16 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 	return nil
 }
 
-// Renew extends a running job's lease.
+// Renew extends a running job's lease; ErrLeaseLost when owner no longer
+// holds it.
 func (s *Store) Renew(ctx context.Context, j Job, owner string, lease time.Duration) error {
-	_, err := s.db.ExecContext(ctx, `
+	res, err := s.db.ExecContext(ctx, `
 		UPDATE replication_jobs SET lease_until = ?
 		WHERE repo_id = ? AND server_id = ? AND state = 'running' AND lease_owner = ?`,
 		time.Now().UTC().Add(lease).Format(timeFormat), j.RepoID, j.ServerID, owner)
-	return err
+	if err != nil {
+		return fmt.Errorf("renew the lease of %s to %s: %w", j.Repo, j.Server, err)
+	}
+	j.Owner = owner
+	return leaseHeld(res, j)
 }
