@@ -66,7 +66,13 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	add("database", dbProblems, "check the database setting (cpm-admin config show) and that the server runs; cpm-admin init migrates the schema", dbDetail)
 
 	if err := s.Store.IntegrityCheck(ctx); err != nil {
-		add("database integrity", []string{err.Error()}, "restore cpm.db from a backup's snapshot (cpm-admin promote on the backup)", "")
+		fix := "restore cpm.db from a backup's snapshot (cpm-admin promote on the backup)"
+		if s.Store.Engine() == "postgres" {
+			// Backups hold no snapshot of a PostgreSQL database: its own
+			// backups and replicas are where it comes back from.
+			fix = "check the PostgreSQL server's log; restore the database from its own backups (pg_dump, a standby): cpm's backups hold repositories only"
+		}
+		add("database integrity", []string{err.Error()}, fix, "")
 	} else {
 		add("database integrity", nil, "", integrityDetail(s.Store))
 	}
