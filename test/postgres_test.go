@@ -74,6 +74,15 @@ func TestPostgresSettingIsPrivate(t *testing.T) {
 			t.Errorf("cpm-admin %s shows the password: %s %s", args[0], r.Stdout, r.Stderr)
 		}
 	}
+	// The recorded database is what every command uses: config show says
+	// so, with the password masked.
+	var shown []struct{ Key, Value, Source string }
+	json.Unmarshal([]byte(w.MustAdmin("config", "show", "--json")), &shown)
+	for _, v := range shown {
+		if v.Key == "database" && (v.Source != "data dir" || !strings.HasPrefix(v.Value, "postgres://cpm:") || !strings.Contains(v.Value, "127.0.0.1")) {
+			t.Errorf("config show: database %+v, want the recorded URL from the data dir", v)
+		}
+	}
 	w.MustAdmin("user", "add", "alice")
 	if out := w.MustAdmin("--database", w.Database, "user", "list"); !strings.Contains(out, "alice") {
 		t.Errorf("--database sees another database: %s", out)

@@ -24,6 +24,7 @@ import (
 	"cpm/internal/admin"
 	"cpm/internal/config"
 	"cpm/internal/datadir"
+	"cpm/internal/dburl"
 	"cpm/internal/names"
 	"cpm/internal/printable"
 	"cpm/internal/remote"
@@ -270,7 +271,7 @@ func (c promoteCmd) Run(e *env) error {
 }
 
 type configCmd struct {
-	Show configShowCmd `cmd:"" help:"Print every setting, its value and where it came from (flag, env, file or default)."`
+	Show configShowCmd `cmd:"" help:"Print every setting, its value and where it came from (flag, env, file, default, or the data dir for the recorded database)."`
 }
 
 type configShowCmd struct {
@@ -281,6 +282,15 @@ func (c configShowCmd) Run(e *env) error {
 	_, vals, err := e.flags.Resolve(nil)
 	if err != nil {
 		return err
+	}
+	recorded, err := e.dir.Recorded()
+	if err != nil {
+		return err
+	}
+	for i, v := range vals {
+		if v.Key == "database" && v.Value == "" && recorded != "" {
+			vals[i].Value, vals[i].Source = dburl.Redact(recorded), config.FromDataDir
+		}
 	}
 	if c.JSON {
 		return printJSON(e.stdout, vals)

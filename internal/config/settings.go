@@ -59,6 +59,9 @@ const (
 	FromFile    Source = "file"
 	FromEnv     Source = "env"
 	FromFlag    Source = "flag"
+	// FromDataDir: the database recorded by cpm-admin init --database in
+	// DATA/database, which every command of the data directory uses.
+	FromDataDir Source = "data dir"
 )
 
 // Setting describes one key: its name in the file, the environment and
