@@ -30,10 +30,10 @@ type Workers struct {
 	Log       zerolog.Logger
 	Global    int           // syncs at once (default 4)
 	PerTarget int           // syncs at once per target (default 2)
-	Lease     time.Duration // how long a claimed job is ours (default 10m)
+	Lease     time.Duration // how long a claimed job is ours without renewal (default 10s; renewed every third of it)
 	// BackoffMin and BackoffMax bound the retry delay (default 2s, 5m).
 	BackoffMin, BackoffMax time.Duration
-	Owner                  string // lease owner, for the record
+	Owner                  string // lease owner, for the record; each claim adds a token of its own
 	// Self is this node's server id in a cluster (0 outside one): it
 	// claims, reconciles and repacks only the repositories it is primary
 	// of (and those without a primary), and heartbeats.
@@ -160,7 +160,7 @@ func (w *Workers) setDefaults() {
 		w.PerTarget = 2
 	}
 	if w.Lease <= 0 {
-		w.Lease = 10 * time.Minute
+		w.Lease = 10 * time.Second
 	}
 	w.mu.Lock()
 	w.running = map[int64]int{}

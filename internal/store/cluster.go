@@ -83,18 +83,24 @@ func (s *Store) JoinCluster(ctx context.Context, a Actor, n NodeSpec) (Server, s
 const placementLock = 0x63706d02
 
 // clusterKey stores the candidate host key unless the cluster has one,
-// and returns the one in force.
+// and returns the one in force. It reads first: a joining node's own key
+// is sent to the database only when it becomes the cluster's, never as a
+// parameter that a statement log would keep (the advisory lock held by
+// the caller makes read-then-insert safe).
 func clusterKey(ctx context.Context, tx *Tx, pem, pub string) (string, string, error) {
-	for _, kv := range [][2]string{{clusterHostKey, pem}, {clusterHostKeyPub, pub}} {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO node (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING`, kv[0], kv[1]); err != nil {
-			return "", "", fmt.Errorf("cluster host key: %w", err)
-		}
-	}
 	var gotPEM, gotPub string
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM node WHERE key = ?`, clusterHostKey).Scan(&gotPEM); err != nil {
-		return "", "", fmt.Errorf("cluster host key: %w", err)
+	err := tx.QueryRowContext(ctx, `
+		SELECT k.value, p.value FROM node k JOIN node p ON p.key = ? WHERE k.key = ?`, clusterHostKeyPub, clusterHostKey).
+		Scan(&gotPEM, &gotPub)
+	if errors.Is(err, sql.ErrNoRows) {
+		for _, kv := range [][2]string{{clusterHostKey, pem}, {clusterHostKeyPub, pub}} {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO node (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING`, kv[0], kv[1]); err != nil {
+				return "", "", fmt.Errorf("cluster host key: %w", err)
+			}
+		}
+		gotPEM, gotPub, err = pem, pub, nil
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM node WHERE key = ?`, clusterHostKeyPub).Scan(&gotPub); err != nil {
+	if err != nil {
 		return "", "", fmt.Errorf("cluster host key: %w", err)
 	}
 	if gotPEM == "" || gotPub == "" {
@@ -119,6 +125,16 @@ func checkNodeClash(ctx context.Context, tx *Tx, n NodeSpec) error {
 		return fmt.Errorf("join cluster: node %q is another data directory (replication key %s): %w", n.Name, fp, ErrExists)
 	}
 	var other string
+	// A replication key names one server: a cloned data directory
+	// joining under a new name would make the key's owner ambiguous.
+	err = tx.QueryRowContext(ctx, `SELECT name FROM servers WHERE peer_fingerprint = ? AND name <> ?`, n.PeerFingerprint, n.Name).Scan(&other)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("join cluster as %s: %w", n.Name, err)
+	default:
+		return fmt.Errorf("join cluster: the replication key %s is %q's (a copy of its data directory?): %w", n.PeerFingerprint, other, ErrExists)
+	}
 	err = tx.QueryRowContext(ctx, `SELECT name FROM servers WHERE role = 'node' AND host = ? AND port = ? AND name <> ?`,
 		n.Host, n.Port, n.Name).Scan(&other)
 	switch {

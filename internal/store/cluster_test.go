@@ -72,7 +72,9 @@ func TestJoinCluster(t *testing.T) {
 	clash := spec("N1", 5)
 	clash.PeerFingerprint = "SHA256:other"
 	taken := spec("n4", 3) // n2's address
-	for name, sp := range map[string]NodeSpec{"another key": clash, "a backup's name": spec("b1", 6), "an address in use": taken} {
+	cloned := spec("n5", 7)
+	cloned.PeerKey, cloned.PeerFingerprint = spec("n2", 0).PeerKey, spec("n2", 0).PeerFingerprint // a copy of n2's data dir
+	for name, sp := range map[string]NodeSpec{"another key": clash, "a backup's name": spec("b1", 6), "an address in use": taken, "n2's replication key": cloned} {
 		if _, _, err := s.JoinCluster(ctx, admin, sp); !errors.Is(err, ErrExists) {
 			t.Errorf("%s: %v", name, err)
 		}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -213,6 +214,10 @@ func (s *Store) Claim(ctx context.Context, owner string, self int64, lease time.
 		return Job{}, false, nil
 	}
 	until := time.Now().UTC().Add(lease).Format(timeFormat)
+	// Each claim is its own lease holder: the workers of one process share
+	// owner, and one of them must not renew or finish a job that another
+	// took over after its lease ran out.
+	owner += "/" + rand.Text()[:10]
 	repoID, serverID, found, err := s.takeJob(ctx, owner, self, until, servers)
 	if err != nil || !found {
 		return Job{}, false, err
@@ -249,6 +254,9 @@ func (s *Store) takeJob(ctx context.Context, owner string, self int64, until str
 		filter = " AND j.server_id IN (" + placeholders(len(servers)) + ")"
 	}
 	for _, c := range claimOrder {
+		if self == 0 && c.role == string(Node) {
+			continue // outside a cluster there are no node targets
+		}
 		args := []any{owner, until, t, c.role, self}
 		for _, id := range servers {
 			args = append(args, id)
@@ -380,17 +388,22 @@ func (s *Store) JobFor(ctx context.Context, repoID, serverID int64) (Job, error)
 // it when it starts: anything it held before a crash is not running now.
 func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 	_, err := s.db.ExecContext(ctx, `
-		UPDATE replication_jobs SET state = 'pending', lease_owner = '', lease_until = '', next_attempt_at = ?
-		WHERE state = 'running' AND lease_owner = ?`, now(), owner)
+		UPDATE replication_jobs SET state = 'pending', lease_owner = '', lease_until = '', next_attempt_at = ?1
+		WHERE state = 'running' AND (lease_owner = ?2 OR substr(lease_owner, 1, length(?2) + 1) = ?2 || '/')`,
+		now(), owner)
 	if err != nil {
 		return fmt.Errorf("release leases: %w", err)
 	}
 	return nil
 }
 
-// Renew extends a running job's lease; ErrLeaseLost when owner no longer
-// holds it.
+// Renew extends a running job's lease; ErrLeaseLost when its claim no
+// longer holds it. owner is the claimer's name, for a Job that did not
+// come from Claim.
 func (s *Store) Renew(ctx context.Context, j Job, owner string, lease time.Duration) error {
+	if j.Owner != "" {
+		owner = j.Owner
+	}
 	res, err := s.db.ExecContext(ctx, `
 		UPDATE replication_jobs SET lease_until = ?
 		WHERE repo_id = ? AND server_id = ? AND state = 'running' AND lease_owner = ?`,

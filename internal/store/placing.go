@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -138,7 +139,7 @@ func placeNew(ctx context.Context, tx *Tx, p Placing, repoID int64) (int64, erro
 	}
 	var self int64
 	for _, n := range nodes {
-		if n.name == p.Node {
+		if strings.EqualFold(n.name, p.Node) { // names are case-insensitive
 			self = n.id
 		}
 	}

@@ -430,7 +430,8 @@ func testReplicationQueue(t *testing.T, newStore func(*testing.T) *Store) {
 	if err := s.ReleaseLeases(ctx, "w"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := s.Claim(ctx, "w", 0, time.Hour, nil); !ok {
+	j, ok, _ = s.Claim(ctx, "w", 0, time.Hour, nil)
+	if !ok {
 		t.Fatal("released job not claimable")
 	}
 	// Failures wait; retry clears the wait and blocks.
