@@ -108,4 +108,10 @@ func TestNodeRefusingTheKeyIsNotBlocked(t *testing.T) {
 	if w.blockIfNeeded(context.Background(), store.Server{ID: 1, Name: "n2", Role: store.Node}, refused) {
 		t.Error("a node was blocked")
 	}
+	// A backup shared by the cluster that lacks this node's key blocks
+	// nothing for the nodes whose keys it has.
+	w.Self = 7
+	if w.blockIfNeeded(context.Background(), store.Server{ID: 2, Name: "b1", Role: store.Backup}, refused) {
+		t.Error("a node blocked a backup for the whole cluster")
+	}
 }

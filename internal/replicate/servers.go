@@ -14,11 +14,14 @@ import (
 // connections; it reports whether it did. A neighbour refuses this node's
 // key until its operator approves this node, another node of the cluster
 // until it runs a cpm that knows this one: that is waited for, with
-// backoff, not blocked.
+// backoff, not blocked. In a cluster a refused key is never a block: the
+// server row is every node's, each node has its own key, and a backup
+// that has not been given this node's key yet must not stop the nodes
+// whose keys it has (the job's error names the cause).
 func (w *Workers) blockIfNeeded(ctx context.Context, srv store.Server, err error) bool {
 	var re *remote.Error
-	peer := srv.Role == store.Neighbor || srv.Role == store.Node
-	if !errors.As(err, &re) || !re.Blocking() || (peer && re.KeyRefused()) {
+	waits := srv.Role == store.Neighbor || srv.Role == store.Node || w.Self != 0
+	if !errors.As(err, &re) || !re.Blocking() || (waits && re.KeyRefused()) {
 		return false
 	}
 	if berr := w.Store.BlockServer(ctx, srv.ID, printable.Line(err.Error())); berr != nil {
