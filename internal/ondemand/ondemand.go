@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"cpm/internal/datadir"
@@ -58,8 +59,32 @@ func (o OnDemand) resolve(ctx context.Context, path, server string) (store.Repo,
 	if err != nil {
 		return store.Repo{}, store.Server{}, err
 	}
+	if err := o.onPrimary(ctx, r); err != nil {
+		return store.Repo{}, store.Server{}, err
+	}
 	srv, err := o.Store.ServerByName(ctx, server)
 	return r, srv, err
+}
+
+// onPrimary refuses a sync of a repository whose primary is another node:
+// this node's copy may lag, and what it sent or pulled would be recorded
+// as the repository's.
+func (o OnDemand) onPrimary(ctx context.Context, r store.Repo) error {
+	if r.PrimaryID == 0 {
+		return nil
+	}
+	self, err := o.Dir.NodeName()
+	if err != nil {
+		return err
+	}
+	p, err := o.Store.Placement(ctx, self, r.Org, r.Name)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(p.Primary.Name, self) {
+		return fmt.Errorf("%s: its primary is node %s; run sync commands for it there", r.FullName(), p.Primary.Name)
+	}
+	return nil
 }
 
 // Push copies ORG/REPO to a server now and records the verified result.
