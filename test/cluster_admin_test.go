@@ -96,6 +96,16 @@ func TestClusterInitAndAdmin(t *testing.T) {
 	if w.Primary != "n1" || len(w.Replicas) != 1 || w.Replicas[0].Node != "n2" || w.Replicas[0].Generation != -1 || w.Replicas[0].State != "pending" {
 		t.Fatalf("acme/old after n2 joined: %+v", w)
 	}
+	// Syncs by hand run on the primary: n2's copy of acme/old may lag.
+	for _, verb := range []string{"push", "verify", "pull"} {
+		r := n2.Admin("", "sync", verb, "acme/old", "--to", "n1")
+		if verb == "pull" {
+			r = n2.Admin("", "sync", verb, "acme/old", "--from", "n1")
+		}
+		if r.Code == 0 || !strings.Contains(r.Stderr, "its primary is node n1") {
+			t.Errorf("sync %s of n1's repository on n2: %d %s", verb, r.Code, r.Stderr)
+		}
+	}
 	var nodes []nodeRow
 	mustJSON(t, n2.MustAdmin("node", "list", "--json"), &nodes)
 	want := []nodeRow{
