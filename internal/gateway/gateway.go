@@ -73,8 +73,8 @@ type Session struct {
 	// log event and audit rows name that node as via.
 	Relayed string
 	Stdin   io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
+	Stdout  io.Writer
+	Stderr  io.Writer
 }
 
 // lingering is the context for what must outlive a client that hangs up:

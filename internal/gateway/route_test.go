@@ -10,7 +10,9 @@ import (
 
 func TestRelays(t *testing.T) {
 	repo := names.RepoPath{Org: "acme", Repo: "web"}
-	cmd := func(v command.Verb, op string) command.Command { return command.Command{Verb: v, Repo: repo, Operation: op} }
+	cmd := func(v command.Verb, op string) command.Command {
+		return command.Command{Verb: v, Repo: repo, Operation: op}
+	}
 	var (
 		push     = cmd(command.ReceivePack, "")
 		fetch    = cmd(command.UploadPack, "")
