@@ -78,6 +78,9 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		Self:             self,
 		Relay:            n.relay,
 	}
+	if self != "" {
+		n.Gateway.Placing = store.Placing{Node: self, Replicas: conf.Replicas, Lease: conf.Lease}
+	}
 	return n, nil
 }
 
