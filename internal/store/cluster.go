@@ -258,3 +258,40 @@ func (s *Store) IsNodeName(ctx context.Context, name string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// SetNodeKey records a node's new replication key (it rotated its key):
+// the other nodes recognise it by this one from now on.
+func (s *Store) SetNodeKey(ctx context.Context, a Actor, name, key, fingerprint string) error {
+	return s.change(ctx, a, "node.key", name, map[string]any{"peer_key": fingerprint}, keepsMeta, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE servers SET peer_key = ?, peer_fingerprint = ? WHERE name = ? AND role = 'node'`, key, fingerprint, name)
+		if err != nil {
+			return fmt.Errorf("set key of node %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("node", name)
+		}
+		return nil
+	})
+}
+
+// HeldBy lists the repositories node id has on disk: those it is primary
+// of and those whose replica a sync has brought there (a replica still
+// waiting for its first sync is not there yet).
+func (s *Store) HeldBy(ctx context.Context, id int64) (map[int64]bool, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT id FROM repos WHERE primary_id = ?1
+		UNION SELECT repo_id FROM replication_jobs WHERE server_id = ?1 AND repo_generation >= 0`, id)
+	if err != nil {
+		return nil, fmt.Errorf("repositories of node %d: %w", id, err)
+	}
+	defer rows.Close()
+	held := map[int64]bool{}
+	for rows.Next() {
+		var r int64
+		if err := rows.Scan(&r); err != nil {
+			return nil, fmt.Errorf("repositories of node %d: %w", id, err)
+		}
+		held[r] = true
+	}
+	return held, rows.Err()
+}

@@ -208,6 +208,22 @@ func TestCreateRepoPlaces(t *testing.T) {
 			t.Errorf("%s: replicas %v, want %v", name, got, c.want)
 		}
 	}
+	// A new replica holds nothing yet, not even generation 0.
+	if p, err := s.Placement(ctx, "n2", "acme", "r0"); err != nil || p.Current() || p.Local != -1 || p.Generation != 0 {
+		t.Errorf("a new replica: %+v %v", p, err)
+	}
+	if p, err := s.Placement(ctx, "n1", "acme", "r0"); err != nil || !p.Current() || p.Primary.Name != "n1" {
+		t.Errorf("the primary: %+v %v", p, err)
+	}
+	// A store told to place as a node places what it creates.
+	s.PlaceAs(Placing{Node: "n3", Replicas: 1})
+	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "by-n3"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if primary, got := replicaNodes(t, s, "acme", "by-n3"); primary != "n3" || len(got) != 1 {
+		t.Errorf("by-n3: %s %v", primary, got)
+	}
+	s.PlaceAs(Placing{})
 	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "x", Placing: Placing{Node: "n9", Replicas: 2}}, nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("create on no node: %v", err)
 	}
@@ -215,9 +231,9 @@ func TestCreateRepoPlaces(t *testing.T) {
 		t.Errorf("a repository placed on no node was kept: %v", err)
 	}
 	nodes, _ := s.Nodes(ctx)
-	want := map[string]int{"n1": 2, "n2": 2, "n3": 1}
+	want := map[string][2]int{"n1": {1, 3}, "n2": {1, 2}, "n3": {2, 1}}
 	for _, n := range nodes {
-		if n.Primaries != 1 || n.Replicas != want[n.Name] {
+		if [2]int{n.Primaries, n.Replicas} != want[n.Name] {
 			t.Errorf("%s: %d primaries, %d replicas", n.Name, n.Primaries, n.Replicas)
 		}
 	}
@@ -324,7 +340,7 @@ func TestClusterQueue(t *testing.T) {
 	if err != nil || !ok || j.Server != "n2" {
 		t.Fatalf("the primary claims its replica first: %+v %v %v", j, ok, err)
 	}
-	if p, _ := s.Placement(ctx, "n2", "acme", "web"); p.Current() || p.Local != 0 || p.Generation != 2 {
+	if p, _ := s.Placement(ctx, "n2", "acme", "web"); p.Current() || p.Local != -1 || p.Generation != 2 {
 		t.Fatalf("n2 before the sync: %+v", p)
 	}
 	gen, _ := s.RepoGeneration(ctx, r.ID)
@@ -337,6 +353,15 @@ func TestClusterQueue(t *testing.T) {
 	p, _ := s.Placement(ctx, "n2", "acme", "web")
 	if p.Local != 2 || p.Generation != 3 || p.Current() || p.Primary.Name != "n1" {
 		t.Fatalf("n2 after the sync: %+v", p)
+	}
+	for _, c := range []struct {
+		node int
+		want bool
+	}{{0, true}, {1, true}, {2, false}} {
+		held, err := s.HeldBy(ctx, nodes[c.node].ID)
+		if err != nil || held[r.ID] != c.want {
+			t.Errorf("HeldBy(n%d): %v %v", c.node+1, held, err)
+		}
 	}
 	w, err := s.RepoWhere(ctx, "ACME", "WEB")
 	if err != nil || w.Repo != "acme/web" || w.Primary != "n1" || w.Generation != 3 || len(w.Replicas) != 1 ||
@@ -353,5 +378,22 @@ func TestClusterQueue(t *testing.T) {
 	}
 	if j, ok, err := s.Claim(ctx, "w", nodes[2].ID, time.Minute, nil); err != nil || !ok || j.Repo != "acme/old" {
 		t.Fatalf("unplaced: %+v %v %v", j, ok, err)
+	}
+}
+
+func TestSetNodeKey(t *testing.T) {
+	ctx := context.Background()
+	s, _ := cluster(t, 1)
+	if err := s.SetNodeKey(ctx, admin, "n1", "ssh-ed25519 AAAAnew", "SHA256:new"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.PeerByFingerprint(ctx, "SHA256:new"); err != nil || got.Name != "n1" || got.PeerKey != "ssh-ed25519 AAAAnew" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := s.PeerByFingerprint(ctx, "SHA256:peern1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the old key still speaks for n1: %v", err)
+	}
+	if err := s.SetNodeKey(ctx, admin, "b9", "k", "f"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("no such node: %v", err)
 	}
 }

@@ -23,6 +23,13 @@ type Placing struct {
 // Clustered reports whether the placing node is a cluster node.
 func (p Placing) Clustered() bool { return p.Node != "" }
 
+// PlaceAs makes every repository this store creates placed by p unless
+// NewRepo.Placing says otherwise: the creating node becomes its primary
+// (repo create, a push that creates, a restore). A cluster node's
+// processes call it once, right after opening the store and before
+// using it.
+func (s *Store) PlaceAs(p Placing) { s.placing = p }
+
 // candidate is a node as the replica choice sees it.
 type candidate struct {
 	id       int64
@@ -104,12 +111,15 @@ func loadCandidates(ctx context.Context, tx *Tx, lease time.Duration) ([]candida
 
 // addReplicas makes each chosen node a replica of the repository: a
 // queue row the primary's workers bring to the repository's generation.
+// Its repo_generation is -1 until the first verified sync: the node
+// holds nothing yet, not even a new repository's generation 0, so reads
+// there go to the primary.
 func addReplicas(ctx context.Context, tx *Tx, repoID int64, nodes []int64) error {
 	at := now()
 	for _, id := range nodes {
 		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
-			VALUES (?, ?, 1, 'pending', ?3, ?3) ON CONFLICT DO NOTHING`, repoID, id, at); err != nil {
+			INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since, repo_generation)
+			VALUES (?, ?, 1, 'pending', ?3, ?3, -1) ON CONFLICT DO NOTHING`, repoID, id, at); err != nil {
 			return fmt.Errorf("add replica: %w", err)
 		}
 	}
@@ -118,13 +128,13 @@ func addReplicas(ctx context.Context, tx *Tx, repoID int64, nodes []int64) error
 
 // placeNew makes the placing node the primary of a repository it just
 // created and chooses its replicas.
-func placeNew(ctx context.Context, tx *Tx, p Placing, repoID int64) error {
+func placeNew(ctx context.Context, tx *Tx, p Placing, repoID int64) (int64, error) {
 	if tx.d != postgres {
-		return ErrNeedsPostgres
+		return 0, ErrNeedsPostgres
 	}
 	nodes, err := loadCandidates(ctx, tx, p.Lease)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var self int64
 	for _, n := range nodes {
@@ -133,12 +143,12 @@ func placeNew(ctx context.Context, tx *Tx, p Placing, repoID int64) error {
 		}
 	}
 	if self == 0 {
-		return fmt.Errorf("place repository: node %q is not in the cluster (cpm-admin init --node-name): %w", p.Node, ErrNotFound)
+		return 0, fmt.Errorf("place repository: node %q is not in the cluster (cpm-admin init --node-name): %w", p.Node, ErrNotFound)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE repos SET primary_id = ? WHERE id = ?`, self, repoID); err != nil {
-		return fmt.Errorf("place repository: %w", err)
+		return 0, fmt.Errorf("place repository: %w", err)
 	}
-	return addReplicas(ctx, tx, repoID, chooseReplicas(nodes, self, nil, p.Replicas))
+	return self, addReplicas(ctx, tx, repoID, chooseReplicas(nodes, self, nil, p.Replicas))
 }
 
 // PlaceRepos gives every repository without a primary the cluster's
