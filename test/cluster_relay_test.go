@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -298,5 +299,57 @@ func TestClusterRelayedPushOutlivesAClientThatHangsUp(t *testing.T) {
 	if r := reader.Git(rdir, "push", "-q", "origin", "HEAD:main"); r.Code == 0 ||
 		!strings.Contains(r.Stderr, "cpm: acme/web: permission denied (needs write, has read)") {
 		t.Errorf("a reader's push through n2: %d %s", r.Code, r.Stderr)
+	}
+}
+
+// Git LFS through a node that is not the primary: the upload lands on
+// the primary, the object reaches the replica with the repository, a
+// lock taken through one node is seen through the other, and a clone
+// through the replica smudges the content.
+func TestClusterLFSThroughAReplica(t *testing.T) {
+	n1, n2, database := newClusterPair(t)
+	alice := n1.NewKey("alice")
+	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
+	n1.MustAdmin("org", "create", "acme")
+	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
+	via1 := n1.srv.Client(alice)
+	work := filepath.Join(n1.Root, "work")
+	via1.MustGit("", "init", "-q", "-b", "main", work)
+	via1.Commit(work, "first")
+	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+
+	lfs2, lfs1 := newLFSClient(t, n2.srv.Client(alice)), newLFSClient(t, via1)
+	dir, r := lfs2.clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("clone through n2: %s", r.Stderr)
+	}
+	oid := lfs2.addLFSFile(dir, "asset.bin", 200_000)
+	if r := lfs2.git(dir, "push", "-q", "origin", "HEAD:main"); r.Code != 0 {
+		t.Fatalf("LFS push through n2: %s", r.Stderr)
+	}
+	if fi, err := os.Stat(lfsObject(n1.RepoDir("acme", "web"), oid)); err != nil || fi.Size() != 200_000 {
+		t.Fatalf("the object on the primary: %v", err)
+	}
+	st := openStore(t, database)
+	waitFor(t, 30*time.Second, "the object and refs on n2", func() bool {
+		p, err := st.Placement(context.Background(), "n2", "acme", "web")
+		_, serr := os.Stat(lfsObject(n2.RepoDir("acme", "web"), oid))
+		return err == nil && p.Current() && serr == nil
+	})
+	lfs2.mustGit(dir, "lfs", "lock", "asset.bin")
+	ldir, r := lfs1.clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("clone through n1: %s", r.Stderr)
+	}
+	if out := lfs1.mustGit(ldir, "lfs", "locks"); !strings.Contains(out, "asset.bin") {
+		t.Errorf("a lock taken through n2 is not seen through n1: %s", out)
+	}
+	rdir, r := lfs2.clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("clone through n2 with LFS: %s", r.Stderr)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "asset.bin"))
+	if got, _ := os.ReadFile(filepath.Join(rdir, "asset.bin")); !bytes.Equal(got, want) {
+		t.Errorf("smudged through n2: %d bytes, want %d", len(got), len(want))
 	}
 }
