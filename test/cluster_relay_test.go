@@ -171,7 +171,7 @@ func TestClusterPushesAndReadsGoWhereTheRepositoryIs(t *testing.T) {
 // TestClusterRelayIsForNodesOnly: a neighbour's replication key, and a
 // user's key, cannot run cpm-peer relay on a node.
 func TestClusterRelayIsForNodesOnly(t *testing.T) {
-	n1, _, _ := newClusterPair(t)
+	n1, n2, _ := newClusterPair(t)
 	alice := n1.NewKey("alice")
 	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
 	n1.MustAdmin("org", "create", "acme")
@@ -193,6 +193,26 @@ func TestClusterRelayIsForNodesOnly(t *testing.T) {
 		if r.Code == 0 || strings.Contains(r.Stdout, "version") || !strings.Contains(r.Stderr, "cpm: cpm-peer") {
 			t.Errorf("%s ran cpm-peer relay: %d %q %q", name, r.Code, r.Stdout, r.Stderr)
 		}
+	}
+	// A node's key is never a user's: not directly, nor named in a relay.
+	nodeKey := testworld.Key{Path: filepath.Join(n2.DataDir, "id_ed25519_replication")}
+	out, err := exec.Command("ssh-keygen", "-lf", nodeKey.Path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeKey.Fingerprint = strings.Fields(string(out))[1]
+	asNode := n1.srv.Client(nodeKey)
+	if r := asNode.SSH(nil, "git-upload-pack acme/web"); r.Code == 0 || !strings.Contains(r.Stderr, "runs cpm-peer commands only") {
+		t.Errorf("a node's key ran git-upload-pack: %d %q", r.Code, r.Stderr)
+	}
+	header = `{"command":"git-upload-pack acme/web","key":"` + nodeKey.Fingerprint + `"}` + "\n"
+	if r := asNode.SSHInput(header+"0000", nil, "cpm-peer relay"); r.Code == 0 || !strings.Contains(r.Stderr, "is not registered") {
+		t.Errorf("a relay naming a node's key as the user: %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	// The node itself relays a user's session.
+	header = `{"command":"git-upload-pack acme/web","key":"` + alice.Fingerprint + `"}` + "\n"
+	if r := asNode.SSHInput(header+"0000", nil, "cpm-peer relay"); r.Code != 0 {
+		t.Errorf("a node's relay of alice's read: %d %q", r.Code, r.Stderr)
 	}
 }
 
