@@ -307,6 +307,16 @@ func TestClusterRelayedPushOutlivesAClientThatHangsUp(t *testing.T) {
 	if r := via2.Git(dir, "push", "-q", "-f", "origin", "HEAD:main"); r.Code != 0 {
 		t.Errorf("the owner's forced push of main through n2: %s", r.Stderr)
 	}
+	// A merge through n2 is made on the primary.
+	via2.MustGit(dir, "checkout", "-q", "-b", "topic")
+	topic := via2.Commit(dir, "on topic")
+	via2.MustGit(dir, "push", "-q", "origin", "topic")
+	if r := via2.SSH(nil, "merge acme/web topic --into main"); r.Code != 0 || !strings.Contains(r.Stdout, "merged topic into main") {
+		t.Fatalf("merge through n2: %d %s %s", r.Code, r.Stdout, r.Stderr)
+	}
+	if got := revParse(n1.RepoDir("acme", "web"), "main"); got != topic {
+		t.Errorf("the primary's main after the merge through n2: %s, want %s", got, topic)
+	}
 	bob := n1.NewKey("bob")
 	n2.MustAdmin("user", "add", "bob", "--key", bob.PubPath)
 	n2.MustAdmin("repo", "grant", "acme/web", "bob", "read")
