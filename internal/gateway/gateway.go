@@ -184,10 +184,8 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		return r
 	}
 	r.repo = grant.Repo.String()
-	if primary, ok, err := g.routeOf(ctx, s, cmd, grant); err != nil || ok {
-		if r.err = err; err == nil {
-			r.status, r.err = g.relayOut(ctx, s, cmd, primary)
-		}
+	if elsewhere, status, err := g.servedElsewhere(ctx, s, cmd, grant); elsewhere {
+		r.status, r.err = status, err
 		return r
 	}
 	dir, err := g.Disk.Open(grant.Repo.Org, grant.Repo.Repo)
