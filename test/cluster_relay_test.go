@@ -383,3 +383,60 @@ func TestClusterLFSThroughAReplica(t *testing.T) {
 		t.Errorf("smudged through n2: %d bytes, want %d", len(got), len(want))
 	}
 }
+
+// More sessions relayed at once than one ssh connection carries
+// (max_sessions, 4 by default) are all served: relays do not share the
+// replication's multiplexed connection.
+func TestClusterManyRelaysAtOnce(t *testing.T) {
+	n1, n2, database := newClusterPair(t)
+	alice := n1.NewKey("alice")
+	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
+	n1.MustAdmin("org", "create", "acme")
+	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
+	via1, via2 := n1.srv.Client(alice), n2.srv.Client(alice)
+	work := filepath.Join(n1.Root, "work")
+	via1.MustGit("", "init", "-q", "-b", "main", work)
+	via1.Commit(work, "first")
+	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+	st := openStore(t, database)
+	waitFor(t, 30*time.Second, "n2's copy current", func() bool {
+		p, err := st.Placement(context.Background(), "n2", "acme", "web")
+		return err == nil && p.Current()
+	})
+	lag(t, database, "n2", "acme", "web")
+	const n = 8
+	host, port, _ := net.SplitHostPort(n2.addr)
+	errs := make(chan string, n)
+	for range n {
+		go func() {
+			// Each session stays open (upload-pack waits for the
+			// client's wants) until all have started, then ends cleanly.
+			args := append(append(via2.SSHArgs(), "-p", port), "git@"+host, "git-upload-pack acme/web")
+			cmd := exec.Command("ssh", args...)
+			cmd.Env = testworld.Env()
+			in, _ := cmd.StdinPipe()
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				errs <- err.Error()
+				return
+			}
+			time.Sleep(3 * time.Second)
+			in.Write([]byte("0000"))
+			in.Close()
+			if err := cmd.Wait(); err != nil || stderr.Len() > 0 {
+				errs <- fmt.Sprint(err, " ", stderr.String())
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range n {
+		if e := <-errs; e != "" {
+			t.Errorf("a relayed session failed: %s", e)
+		}
+	}
+	if got := relayedSessions(n1, "git-upload-pack", "n2"); got != n {
+		t.Errorf("%d sessions relayed, want %d", got, n)
+	}
+}
