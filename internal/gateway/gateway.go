@@ -48,6 +48,11 @@ type Gateway struct {
 	// SendToPeer syncs one of this node's repositories to a neighbour now,
 	// when the neighbour asks (cpm-peer want); nil: never.
 	SendToPeer func(ctx context.Context, server string, repo names.RepoPath) (transfer.Result, error)
+	// Self is this node's name in its cluster ("" outside a cluster):
+	// sessions on a repository whose primary is another node are routed
+	// (relays) and served there through Relay.
+	Self  string
+	Relay Relayer
 }
 
 // Session is one command from one authenticated key.
@@ -63,9 +68,13 @@ type Session struct {
 	// connection's maximum time or when shutdown's grace is over. Nil:
 	// the session's context.
 	Linger context.Context
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
+	// Relayed names the node of this cluster that relayed the session
+	// here ("" for a client connected here): it is served here, and its
+	// log event and audit rows name that node as via.
+	Relayed string
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
 }
 
 // lingering is the context for what must outlive a client that hangs up:
@@ -117,6 +126,9 @@ func (g *Gateway) report(s Session, r result, bytesIn, bytesOut int64, d time.Du
 	}
 	if c := s.Identity.Cert; c != nil {
 		ev = ev.Str("cert_key_id", c.KeyID).Uint64("cert_serial", c.Serial).Str("cert_ca", c.CA)
+	}
+	if s.Relayed != "" {
+		ev = ev.Str("via", s.Relayed)
 	}
 	ev.Str("user", s.Identity.Name()).
 		Str("key", s.Identity.Fingerprint).
@@ -174,6 +186,10 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		return r
 	}
 	r.repo = grant.Repo.String()
+	if elsewhere, status, err := g.servedElsewhere(ctx, s, cmd, grant); elsewhere {
+		r.status, r.err = status, err
+		return r
+	}
 	dir, err := g.Disk.Open(grant.Repo.Org, grant.Repo.Repo)
 	if err != nil {
 		r.err = &failure{line: "cpm: repository " + cmd.Repo.String() + " not found", err: err}
@@ -254,6 +270,9 @@ func (g *Gateway) hookEnv(s Session, repo string) []string {
 	}
 	if s.Identity.Via != "" {
 		env = append(env, hook.EnvVia+"="+s.Identity.Via)
+	}
+	if s.Relayed != "" {
+		env = append(env, hook.EnvRelayedBy+"="+s.Relayed)
 	}
 	if c := s.Identity.Cert; c != nil {
 		env = append(env, hook.EnvCert+"="+strconv.FormatUint(c.Serial, 10)+" "+c.KeyID)

@@ -61,6 +61,12 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		st.Close()
 		return nil, err
 	}
+	// The node's name in its cluster ("" outside one) is the data
+	// directory's; the store's node name is shared by every node there.
+	self := n.Self.Name
+	if self != "" {
+		name = self
+	}
 	n.Gateway = &gateway.Gateway{
 		Access:           access.New(st, n.Replicas),
 		Store:            st,
@@ -68,9 +74,11 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		DataDir:          dir,
 		Log:              log,
 		LFSMaxObjectSize: conf.LFSMaxObjectSize,
-		Peers:            &peer.Receiver{Store: st, Replicas: n.Replicas, Disk: n.Disk, TempDir: dir.Tmp(), Node: name},
+		Peers:            &peer.Receiver{Store: st, Replicas: n.Replicas, Disk: n.Disk, TempDir: dir.Tmp(), Node: name, Self: self},
 		SendToPeer:       n.sendToPeer,
 		Forward:          n.forward,
+		Self:             self,
+		Relay:            n.relay,
 	}
 	return n, nil
 }
