@@ -32,6 +32,13 @@ type clusterNode struct {
 // joins it) and serves both.
 func newClusterPair(t *testing.T) (n1, n2 *clusterNode, database string) {
 	t.Helper()
+	return newClusterPairServing(t, false)
+}
+
+// newClusterPairServing is newClusterPair with git:// listening too on
+// each node's address when git is set.
+func newClusterPairServing(t *testing.T, git bool) (n1, n2 *clusterNode, database string) {
+	t.Helper()
 	database = pg.Database(t)
 	var nodes []*clusterNode
 	for i, host := range []string{"127.0.0.2", "127.0.0.3"} {
@@ -43,7 +50,12 @@ func newClusterPair(t *testing.T) (n1, n2 *clusterNode, database string) {
 	}
 	for _, n := range nodes {
 		writePublicHostKey(t, n.DataDir)
-		n.srv = n.StartServer("--listen", n.addr, "--git-listen", "")
+		gitListen := ""
+		if git {
+			host, _, _ := net.SplitHostPort(n.addr)
+			gitListen = net.JoinHostPort(host, freePortOn(t, host))
+		}
+		n.srv = n.StartServer("--listen", n.addr, "--git-listen", gitListen)
 	}
 	return nodes[0], nodes[1], database
 }
@@ -438,5 +450,37 @@ func TestClusterManyRelaysAtOnce(t *testing.T) {
 	}
 	if got := relayedSessions(n1, "git-upload-pack", "n2"); got != n {
 		t.Errorf("%d sessions relayed, want %d", got, n)
+	}
+}
+
+// TestClusterGitDaemonReadsFromThePrimaryWhenLagging: git:// on a node
+// whose copy lags fetches from the primary, as an ssh read does; a
+// private repository stays invisible there as everywhere.
+func TestClusterGitDaemonReadsFromThePrimaryWhenLagging(t *testing.T) {
+	n1, n2, database := newClusterPairServing(t, true)
+	alice := n1.NewKey("alice")
+	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
+	n1.MustAdmin("org", "create", "acme")
+	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
+	n1.MustAdmin("repo", "create", "acme/pub", "--public")
+	n1.MustAdmin("repo", "create", "acme/secret")
+	via1 := n1.srv.Client(alice)
+	work := filepath.Join(n1.Root, "work")
+	via1.MustGit("", "init", "-q", "-b", "main", work)
+	head := via1.Commit(work, "first")
+	via1.MustGit(work, "push", "-q", via1.URL("acme/pub"), "main")
+	lag(t, database, "n2", "acme", "pub")
+	before := relayedSessions(n1, "git-upload-pack", "n2")
+	out, err := exec.Command("git", "ls-remote", "git://"+n2.srv.GitAddr+"/acme/pub.git").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), head+"\trefs/heads/main") {
+		t.Fatalf("git:// ls-remote through the lagging n2: %v %s", err, out)
+	}
+	// The primary logs the session once it ended, maybe after the client.
+	waitFor(t, 10*time.Second, "the primary's log of the relayed git:// fetch", func() bool {
+		return relayedSessions(n1, "git-upload-pack", "n2") == before+1
+	})
+	if out, err := exec.Command("git", "ls-remote", "git://"+n2.srv.GitAddr+"/acme/secret.git").CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "repository not found") {
+		t.Errorf("git:// of a private repository through n2: %v %s", err, out)
 	}
 }

@@ -29,7 +29,8 @@ func (g *Gateway) relayOut(ctx context.Context, s Session, cmd command.Command, 
 	if g.Relay == nil {
 		return 1, &failure{line: "cpm: internal error; try again later", err: errors.New("no relay to the primary configured")}
 	}
-	h := relay.Header{Command: s.Command, Key: s.Identity.Fingerprint, Remote: s.RemoteAddr, Protocol: s.GitProtocol}
+	h := relay.Header{Command: s.Command, Key: s.Identity.Fingerprint, Remote: s.RemoteAddr, Protocol: s.GitProtocol,
+		Anonymous: s.Identity == access.Anonymous}
 	if c := s.Identity.Cert; c != nil {
 		h.User, h.Cert = s.Identity.User, &relay.Cert{KeyID: c.KeyID, Serial: c.Serial, CA: c.CA}
 	}
@@ -76,6 +77,9 @@ func (g *Gateway) relayIn(ctx context.Context, s Session) (int, error) {
 func (g *Gateway) relayedIdentity(ctx context.Context, h relay.Header) (access.Identity, error) {
 	var id access.Identity
 	var err error
+	if h.Anonymous {
+		return access.Anonymous, nil // decided as any git:// client: public repositories only
+	}
 	if h.Cert != nil {
 		id, err = g.Access.IdentifyUser(ctx, h.User)
 		id.Fingerprint = h.Key
@@ -92,4 +96,16 @@ func (g *Gateway) relayedIdentity(ctx context.Context, h relay.Header) (access.I
 		return access.Identity{}, &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("identify relayed user: %w", err)}
 	}
 	return id, nil
+}
+
+// FetchElsewhere serves an anonymous git:// fetch of grant's repository
+// on its primary when this node's copy is not current there, as the ssh
+// sessions are (see relays); it reports whether it did. conn carries
+// git's protocol both ways; the primary's refusals have no way to the
+// client before git's own bytes, so they end the connection.
+func (g *Gateway) FetchElsewhere(ctx context.Context, grant access.Grant, protocol, remote string, conn io.ReadWriter) (bool, int, error) {
+	cmd := command.Command{Verb: command.UploadPack, Repo: grant.Repo}
+	s := Session{Identity: access.Anonymous, Command: "git-upload-pack '" + grant.Repo.String() + "'", GitProtocol: protocol,
+		RemoteAddr: remote, Stdin: conn, Stdout: conn, Stderr: io.Discard}
+	return g.servedElsewhere(ctx, s, cmd, grant)
 }

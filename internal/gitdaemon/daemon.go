@@ -38,6 +38,10 @@ type Server struct {
 	// Identity, when set, is the answer to a discovery probe (see
 	// internal/discover); git clients never send one.
 	Identity []byte
+	// Elsewhere, when set, serves a fetch on the repository's primary
+	// node when this node's copy is not current (a cluster), and reports
+	// whether it did; nil: always here.
+	Elsewhere func(ctx context.Context, grant access.Grant, protocol, remote string, conn io.ReadWriter) (bool, int, error)
 
 	mu      sync.Mutex
 	ln      []net.Listener
@@ -205,6 +209,18 @@ func (s *Server) serve(ctx context.Context, c net.Conn, req Request) (int, error
 	if err != nil {
 		return refuse(err)
 	}
+	var protocol string
+	for _, e := range req.Extra {
+		if strings.HasPrefix(e, "version=") {
+			protocol = e
+		}
+	}
+	if s.Elsewhere != nil {
+		c.SetDeadline(time.Time{})
+		if elsewhere, status, err := s.Elsewhere(ctx, grant, protocol, c.RemoteAddr().String(), c); elsewhere {
+			return status, err
+		}
+	}
 	dir, err := s.Disk.Open(grant.Repo.Org, grant.Repo.Repo)
 	if err != nil {
 		return refuse(fmt.Errorf("open %s: %w", grant.Repo, err))
@@ -214,12 +230,6 @@ func (s *Server) serve(ctx context.Context, c net.Conn, req Request) (int, error
 		idle = 10 * time.Minute
 	}
 	c.SetDeadline(time.Time{})
-	var protocol string
-	for _, e := range req.Extra {
-		if strings.HasPrefix(e, "version=") {
-			protocol = e
-		}
-	}
 	g := gitservice.Command(ctx, gitservice.Request{
 		Service: gitservice.UploadPack, Dir: dir, Protocol: protocol,
 		Args: []string{"--timeout=" + strconv.Itoa(int(idle.Seconds()))},

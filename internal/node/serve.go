@@ -135,7 +135,7 @@ func (n *Node) listenGit(ctx context.Context, srv *servers, sshPort int) (string
 	}
 	key, _ := replkey.PublicKey(n.Dir) // "" before cpm-admin init made one
 	srv.git = &gitdaemon.Server{Access: n.Gateway.Access, Disk: n.Disk, Log: n.Log, IdleTimeout: n.Conf.IdleTimeout,
-		Identity: discover.Answer(name, version.Version, sshPort, key)}
+		Identity: discover.Answer(name, version.Version, sshPort, key), Elsewhere: n.Gateway.FetchElsewhere}
 	go func() {
 		srv.errc <- srv.git.Serve(clientaddr.Listen(gln, clientaddr.Mode(n.Conf.ProxyProtocol), n.Conf.ProxyAllow))
 	}()

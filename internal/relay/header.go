@@ -37,6 +37,9 @@ type Header struct {
 	Remote string `json:"remote"`
 	// Protocol is the client's GIT_PROTOCOL ("" for none).
 	Protocol string `json:"protocol"`
+	// Anonymous is a git:// client's fetch: no key, no user, and only
+	// git-upload-pack, which the primary decides as for anyone.
+	Anonymous bool `json:"anonymous,omitempty"`
 }
 
 // Cert names the certificate that authenticated a relayed user.
@@ -67,7 +70,11 @@ func (h Header) Check() (command.Command, error) {
 	if !relayable[cmd.Verb] {
 		return command.Command{}, fmt.Errorf("%s is not relayed", cmd.Verb)
 	}
-	if !fingerprintRe.MatchString(h.Key) {
+	if h.Anonymous {
+		if cmd.Verb != command.UploadPack || h.Key != "" || h.User != "" || h.Cert != nil {
+			return command.Command{}, errors.New("anonymous: git-upload-pack only, with no key, user or certificate")
+		}
+	} else if !fingerprintRe.MatchString(h.Key) {
 		// A certificate's key too: the audit names it.
 		return command.Command{}, errors.New("key: want a SHA256 fingerprint")
 	}

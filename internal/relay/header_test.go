@@ -16,6 +16,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{Command: "git-upload-pack acme/web", Key: fp},
 		{Command: "git-lfs-transfer acme/web upload", Key: fp, User: "alice", Cert: &Cert{KeyID: "alice@laptop", Serial: 7, CA: "corp"}},
 		{Command: "merge acme/web topic --into main", Key: fp},
+		{Command: "git-upload-pack 'acme/web'", Anonymous: true, Protocol: "version=2"},
 	} {
 		var b bytes.Buffer
 		if err := Write(&b, h); err != nil {
@@ -58,6 +59,10 @@ func TestHeaderRefusesHostileInput(t *testing.T) {
 		"path escape":          `{"command":"git-upload-pack ../../etc","key":"` + fp + `"}` + "\n",
 		"lfs-authenticate":     `{"command":"git-lfs-authenticate acme/web download","key":"` + fp + `"}` + "\n",
 		"no key":               `{"command":"git-upload-pack acme/web"}` + "\n",
+		"anonymous push":       `{"command":"git-receive-pack acme/web","anonymous":true}` + "\n",
+		"anonymous LFS":        `{"command":"git-lfs-transfer acme/web download","anonymous":true}` + "\n",
+		"anonymous with a key": `{` + ok + `,"anonymous":true}` + "\n",
+		"anonymous user":       `{"command":"git-upload-pack acme/web","anonymous":true,"user":"alice","cert":{"key_id":"k","serial":1,"ca":"c"}}` + "\n",
 		"not a fingerprint":    `{"command":"git-upload-pack acme/web","key":"MD5:aa"}` + "\n",
 		"user without cert":    `{` + ok + `,"user":"alice"}` + "\n",
 		"cert without user":    `{` + ok + `,"cert":{"key_id":"k","serial":1,"ca":"c"}}` + "\n",
