@@ -102,6 +102,12 @@ func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command)
 		fmt.Fprintln(s.Stdout, forwardDeny+clientLine(err))
 		return 1, err
 	}
+	if err := g.onPrimary(ctx, cmd.Repo); err != nil {
+		// Made here, the push would land on a copy that the primary's
+		// next sync overwrites: the neighbour's read-only refusal stands.
+		fmt.Fprintln(s.Stdout, forwardOff+clientLine(err))
+		return 1, err
+	}
 	id.Via = peer
 	grant, err := g.Access.Authorize(ctx, id, cmd.Repo, authz.Push)
 	if err != nil {
@@ -124,6 +130,20 @@ func (g *Gateway) forwardIn(ctx context.Context, s Session, cmd command.Command)
 		g.Log.Warn().Err(err).Str("repo", grant.Repo.String()).Str("target", peer).Msg("sync after a forwarded push")
 	}
 	return 0, nil
+}
+
+// onPrimary refuses, in a cluster, what only a repository's primary may
+// do (take a neighbour's forwarded push, send it a replica it wants),
+// when this node is not that primary.
+func (g *Gateway) onPrimary(ctx context.Context, repo names.RepoPath) error {
+	if g.Self == "" {
+		return nil
+	}
+	p, err := g.Store.Placement(ctx, g.Self, repo.Org, repo.Repo)
+	if err != nil || !p.Clustered() || p.PrimaryIs(g.Self) {
+		return nil // a missing repository is heldBy's and replicatedTo's answer
+	}
+	return refuse("%s: this node is not its primary (%s); ask the primary", repo, p.Primary.Name)
 }
 
 // heldBy refuses a forwarded push unless srv holds repo as a replica:

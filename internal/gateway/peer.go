@@ -96,6 +96,9 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 		if err = g.replicatedTo(ctx, origin, cmd.Repo); err != nil {
 			break
 		}
+		if err = g.onPrimary(ctx, cmd.Repo); err != nil {
+			break
+		}
 		var res transfer.Result
 		if res, err = g.SendToPeer(ctx, origin, cmd.Repo); err == nil {
 			err = json.NewEncoder(s.Stdout).Encode(res)

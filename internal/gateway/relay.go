@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"cpm/internal/access"
 	"cpm/internal/command"
@@ -56,7 +57,7 @@ func (g *Gateway) relayOut(ctx context.Context, s Session, cmd command.Command, 
 // the user keeps every right, unlike a neighbour's forwarded push.
 func (g *Gateway) relayIn(ctx context.Context, s Session) (int, error) {
 	in := bufio.NewReaderSize(s.Stdin, relay.MaxHeader)
-	h, _, err := relay.Read(in)
+	h, err := readHeader(in, relayHeaderTimeout)
 	if err != nil {
 		return 1, refuse("%v", err)
 	}
@@ -69,6 +70,33 @@ func (g *Gateway) relayIn(ctx context.Context, s Session) (int, error) {
 	// The user's own session event and refusal line come from Serve; the
 	// relay session itself then ends with the user's status.
 	return g.Serve(ctx, user), nil
+}
+
+// relayHeaderTimeout bounds the wait for a relay's header: a node sends
+// it at once, and one that trickles it must not hold a session.
+const relayHeaderTimeout = 10 * time.Second
+
+// readHeader reads the relay header from in within timeout. On a
+// timeout the reading goroutine stays blocked until the session ends,
+// which closes its input.
+func readHeader(in *bufio.Reader, timeout time.Duration) (relay.Header, error) {
+	type read struct {
+		h   relay.Header
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		h, _, err := relay.Read(in)
+		done <- read{h, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.h, r.err
+	case <-t.C:
+		return relay.Header{}, fmt.Errorf("relay header: none within %s", timeout)
+	}
 }
 
 // relayedIdentity is the user a relay header names, as this node's

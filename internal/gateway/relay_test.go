@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"cpm/internal/access"
 	"cpm/internal/command"
@@ -122,5 +125,15 @@ func TestRelayIn(t *testing.T) {
 				t.Errorf("want one line on stderr, got %q", stderr)
 			}
 		})
+	}
+}
+
+// A node that never finishes its header does not hold the session.
+func TestRelayHeaderIsTimed(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	_, err := readHeader(bufio.NewReaderSize(pr, relay.MaxHeader), 50*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "none within") {
+		t.Fatalf("a silent node's header: %v", err)
 	}
 }

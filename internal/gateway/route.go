@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"cpm/internal/access"
 	"cpm/internal/command"
@@ -19,7 +18,7 @@ import (
 // accepted push, and by the primary otherwise, so that a fetch right
 // after a push sees it through any node.
 func relays(cmd command.Command, p store.Placement, self string, relayed bool) bool {
-	if self == "" || relayed || !p.Clustered() || strings.EqualFold(p.Primary.Name, self) {
+	if self == "" || relayed || !p.Clustered() || p.PrimaryIs(self) {
 		return false
 	}
 	switch cmd.Verb {

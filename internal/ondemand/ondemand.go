@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"cpm/internal/datadir"
@@ -81,7 +80,7 @@ func (o OnDemand) onPrimary(ctx context.Context, r store.Repo) error {
 	if err != nil {
 		return err
 	}
-	if !strings.EqualFold(p.Primary.Name, self) {
+	if !p.PrimaryIs(self) {
 		return fmt.Errorf("%s: its primary is node %s; run sync commands for it there", r.FullName(), p.Primary.Name)
 	}
 	return nil

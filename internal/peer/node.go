@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"cpm/internal/names"
 	"cpm/internal/store"
@@ -30,10 +29,16 @@ func (r *Receiver) nodeCopyDir(ctx context.Context, origin string, rp names.Repo
 	switch {
 	case !p.Clustered():
 		return rp, "", fmt.Errorf("%s: has no primary node", rp)
-	case strings.EqualFold(p.Primary.Name, r.Self):
+	case p.PrimaryIs(r.Self):
 		return rp, "", fmt.Errorf("%s: %s is its primary and takes no copy of it", rp, r.Self)
-	case write && !strings.EqualFold(p.Primary.Name, origin):
+	case write && !p.PrimaryIs(origin):
 		return rp, "", fmt.Errorf("%s: only its primary %s writes its replicas, not %s", rp, p.Primary.Name, origin)
+	}
+	// A neighbour's replica of the same name lives in the same folder:
+	// the cluster's copy would land in it, under the cluster's
+	// permissions. Neither is overwritten; the operator renames one.
+	if other, _, err := r.Replicas.Find(ctx, rp.Org, rp.Repo); r.Replicas != nil && err == nil {
+		return rp, "", fmt.Errorf("%s: this node holds neighbour %s's replica of that name; rename one of them", rp, other)
 	}
 	// A replica is a replication job of the repository to this node
 	// (before its first sync too, when its generation is still -1).

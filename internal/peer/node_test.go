@@ -113,3 +113,26 @@ func TestNodeCopies(t *testing.T) {
 		t.Error("a refused prepare made a folder")
 	}
 }
+
+// A node that holds a neighbour's replica of the same name takes no
+// cluster copy into that folder: the two would mix, under the cluster's
+// permissions.
+func TestNodeCopyRefusesANeighboursReplicaOfTheSameName(t *testing.T) {
+	ctx := context.Background()
+	rs := nodeCluster(t)
+	meta, err := rs["n2"].Replicas.Store(ctx, "c", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := store.Actor{Name: "test"}
+	if _, err := meta.CreateOrg(ctx, a, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := meta.CreateRepo(ctx, a, store.NewRepo{Org: "acme", Name: "web"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = rs["n2"].Prepare(ctx, Origin{Name: "n1", Node: true}, names.RepoPath{Org: "acme", Repo: "web"})
+	if err == nil || !strings.Contains(err.Error(), "neighbour c's replica") {
+		t.Fatalf("prepare over a neighbour's replica: %v", err)
+	}
+}

@@ -27,6 +27,12 @@ type Placement struct {
 // Clustered reports whether the repository has a primary node.
 func (p Placement) Clustered() bool { return p.Primary.ID != 0 }
 
+// PrimaryIs reports whether the node named name is the repository's
+// primary (names compare without case, as everywhere).
+func (p Placement) PrimaryIs(name string) bool {
+	return p.Clustered() && strings.EqualFold(p.Primary.Name, name)
+}
+
 // Current reports whether the node's copy holds every accepted push.
 func (p Placement) Current() bool { return p.Local >= p.Generation }
 
