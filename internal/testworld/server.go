@@ -78,14 +78,13 @@ func (w *World) StartServer(extra ...string) *Server {
 	case <-time.After(30 * time.Second):
 		w.T.Fatalf("cpm-shell did not start\n%s", s.Log())
 	}
-	pub, err := os.ReadFile(filepath.Join(w.DataDir, "ssh_host_ed25519_key.pub"))
+	pub, err := PublicHostKey(w.DataDir)
 	if err != nil {
 		w.T.Fatal(err)
 	}
 	host, port, _ := net.SplitHostPort(s.SSHAddr)
 	s.KnownHosts = filepath.Join(w.Root, "known_hosts")
-	f := strings.Fields(string(pub))
-	line := fmt.Sprintf("[%s]:%s %s %s\n", host, port, f[0], f[1])
+	line := fmt.Sprintf("[%s]:%s %s\n", host, port, pub)
 	if err := os.WriteFile(s.KnownHosts, []byte(line), 0o600); err != nil {
 		w.T.Fatal(err)
 	}
