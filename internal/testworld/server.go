@@ -152,6 +152,12 @@ func (s *Server) Client(key Key) *Client {
 	return &Client{w: s.w, Key: key, user: "git", addr: s.SSHAddr, knownHosts: s.KnownHosts}
 }
 
+// ClientAt is a client for key of the ssh server at addr, whose host key
+// knownHosts pins (a server the test did not start itself).
+func (w *World) ClientAt(addr, knownHosts string, key Key) *Client {
+	return &Client{w: w, Key: key, user: "git", addr: addr, knownHosts: knownHosts}
+}
+
 // URL is the ssh clone URL of ORG/REPO on the client's server.
 func (c *Client) URL(path string) string {
 	return "ssh://" + c.user + "@" + c.addr + "/" + path + ".git"
