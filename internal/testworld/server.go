@@ -98,6 +98,9 @@ func (s *Server) Log() string {
 	return s.log.String()
 }
 
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Signal sends sig to the server.
 func (s *Server) Signal(sig os.Signal) { s.cmd.Process.Signal(sig) }
 
