@@ -133,7 +133,7 @@ func claims(b *testing.B, s *store.Store, workers int) {
 			owner := fmt.Sprintf("bench-%d", w)
 			for left.Add(-1) >= 0 {
 				t := time.Now()
-				j, ok, err := s.Claim(ctx, owner, time.Minute, nil)
+				j, ok, err := s.Claim(ctx, owner, 0, time.Minute, nil)
 				lat = append(lat, time.Since(t))
 				if err != nil || !ok {
 					b.Errorf("claim: %v %v", ok, err)

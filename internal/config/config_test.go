@@ -75,6 +75,20 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
+// The cluster's settings: replicas (0 allowed: no copies on other nodes)
+// and lease, from the environment.
+func TestClusterSettings(t *testing.T) {
+	c, _, err := Resolve(nil, nil, nil)
+	if err != nil || c.Replicas != 2 || c.Lease != 10*time.Second {
+		t.Fatalf("defaults: replicas %d lease %s %v", c.Replicas, c.Lease, err)
+	}
+	env := map[string]string{"CPM_REPLICAS": "0", "CPM_LEASE": "4s"}
+	c, _, err = Resolve(nil, func(k string) string { return env[k] }, nil)
+	if err != nil || c.Replicas != 0 || c.Lease != 4*time.Second {
+		t.Fatalf("from the environment: replicas %d lease %s %v", c.Replicas, c.Lease, err)
+	}
+}
+
 func TestBadValuesAreErrors(t *testing.T) {
 	tests := []struct {
 		key, value, want string
@@ -92,6 +106,9 @@ func TestBadValuesAreErrors(t *testing.T) {
 		{"log_format", "xml", "one of"},
 		{"data_dir", " ", "empty"},
 		{"backoff_max", "1s", "below backoff_min"},
+		{"replicas", "-1", "whole number from 0"},
+		{"replicas", "two", "whole number from 0"},
+		{"lease", "1s", "at least 3s"},
 	}
 	for _, tt := range tests {
 		file := map[string]string{tt.key: tt.value}

@@ -33,7 +33,13 @@ type Config struct {
 	PerTarget        int
 	Repack           time.Duration
 	VerifyEvery      time.Duration
-	Lease            time.Duration
+	// Lease is how long a holder keeps what it renews: a cluster node
+	// its heartbeat (down without one this long), a worker its claimed
+	// replication job.
+	Lease time.Duration
+	// Replicas is how many other nodes of a cluster hold a copy of each
+	// repository.
+	Replicas         int
 	BackoffMin       time.Duration
 	BackoffMax       time.Duration
 	LogLevel         string
@@ -88,7 +94,8 @@ var Settings = []Setting{
 	{"per_target", "2", "replication syncs at once per server", func(c *Config, v string) error { return positive(&c.PerTarget, v) }},
 	{"repack", "1h", "how often every repository is repacked; 0 for never", func(c *Config, v string) error { return duration(&c.Repack, v, 0) }},
 	{"verify_every", "168h", "how often each replica's object files are compared by content with the source's and repaired (deep check), spread over the interval; 0 for never", func(c *Config, v string) error { return duration(&c.VerifyEvery, v, 0) }},
-	{"lease", "10m", "how long a claimed replication job is a worker's without renewal", func(c *Config, v string) error { return duration(&c.Lease, v, 10*time.Second) }},
+	{"lease", "10s", "how long a node's heartbeat and a worker's claim on a replication job hold without renewal (renewed every second or two): a node silent this long is down, a job whose worker died runs again", func(c *Config, v string) error { return duration(&c.Lease, v, 3*time.Second) }},
+	{"replicas", "2", "in a cluster, how many other nodes hold a copy of each repository (capped at the other nodes)", func(c *Config, v string) error { return count(&c.Replicas, v) }},
 	{"backoff_min", "2s", "first retry delay after a failed sync", func(c *Config, v string) error { return duration(&c.BackoffMin, v, 100*time.Millisecond) }},
 	{"backoff_max", "5m", "longest retry delay", func(c *Config, v string) error { return duration(&c.BackoffMax, v, time.Second) }},
 	{"log_level", "info", "debug, info, warn or error", func(c *Config, v string) error { return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error") }},
@@ -245,6 +252,15 @@ func positive(dst *int, v string) error {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 100000 {
 		return fmt.Errorf("want a whole number from 1")
+	}
+	*dst = n
+	return nil
+}
+
+func count(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 1000 {
+		return fmt.Errorf("want a whole number from 0")
 	}
 	*dst = n
 	return nil

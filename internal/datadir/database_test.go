@@ -38,3 +38,30 @@ func TestDatabase(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+func TestNodeName(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		file    *string
+		want    string
+		wantErr bool
+	}{
+		{"no file: not in a cluster", nil, "", false},
+		{"a name", ptr("n1\n"), "n1", false},
+		{"empty", ptr("\n"), "", true},
+		{"two words", ptr("n1 n2\n"), "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Dir(t.TempDir())
+			if tt.file != nil {
+				if err := os.WriteFile(d.NodeFile(), []byte(*tt.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := d.NodeName()
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Errorf("NodeName() = %q, %v; want %q, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}

@@ -144,3 +144,25 @@ func (d Dir) Peers() string { return filepath.Join(string(d), "peers") }
 // Control holds ssh control sockets for connections to replication
 // targets; private, like the rest of the data dir.
 func (d Dir) Control() string { return filepath.Join(string(d), "ssh") }
+
+// NodeFile records, in one line (0644), the name of the cluster node
+// this data directory is (cpm-admin init --node-name); without it the
+// data directory is a single installation.
+func (d Dir) NodeFile() string { return filepath.Join(string(d), "node") }
+
+// NodeName is this data directory's node name in its cluster, "" when it
+// is in none: then everything behaves as on a single installation.
+func (d Dir) NodeName() (string, error) {
+	b, err := os.ReadFile(d.NodeFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("node name: %w", err)
+	}
+	name := strings.TrimSpace(string(b))
+	if name == "" || strings.ContainsAny(name, " \t\n") {
+		return "", fmt.Errorf("node name: %s holds no name; run cpm-admin init --node-name N again", d.NodeFile())
+	}
+	return name, nil
+}

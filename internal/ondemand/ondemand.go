@@ -82,12 +82,17 @@ func (o OnDemand) Push(ctx context.Context, path, server string, force bool) (tr
 		}
 	}
 	job, jerr := o.Store.JobFor(ctx, r.ID, srv.ID)
+	// Read before the sync's snapshot, so never ahead of what it sends.
+	repoGen, gerr := o.Store.RepoGeneration(ctx, r.ID)
+	if gerr != nil {
+		return transfer.Result{}, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, gerr)
+	}
 	res, err := syncer.Sync(ctx, names.RepoPath{Org: r.Org, Repo: r.Name}, transfer.TargetOf(srv), true)
 	if err != nil {
 		return res, fmt.Errorf("sync %s to %s: %w", r.FullName(), srv.Name, err)
 	}
 	if jerr == nil {
-		if err := o.Store.Done(ctx, job, job.Generation, res.Fingerprint, res.Bytes); err != nil {
+		if err := o.Store.Done(ctx, job, job.Generation, repoGen, res.Fingerprint, res.Bytes); err != nil {
 			return res, err
 		}
 	}

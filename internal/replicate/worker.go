@@ -32,9 +32,13 @@ type Workers struct {
 	Lease     time.Duration // how long a claimed job is ours (default 10m)
 	// BackoffMin and BackoffMax bound the retry delay (default 2s, 5m).
 	BackoffMin, BackoffMax time.Duration
-	Owner                  string      // lease owner, for the record
-	DirtyDir               string      // markers left by post-receive when the database was unavailable
-	Observe                func(Event) // metrics, may be nil
+	Owner                  string // lease owner, for the record
+	// Self is this node's server id in a cluster (0 outside one): it
+	// claims only the jobs of repositories it is primary of (and those
+	// without a primary), and heartbeats.
+	Self     int64
+	DirtyDir string      // markers left by post-receive when the database was unavailable
+	Observe  func(Event) // metrics, may be nil
 	// Publisher, when set, delivers metadata after every change:
 	// database snapshots to backups, authorization metadata to
 	// neighbours (before any replica, so that it is never served
@@ -231,7 +235,7 @@ func (w *Workers) claim(ctx context.Context) (store.Job, store.Server, bool, err
 	if free == nil {
 		free = []int64{}
 	}
-	j, ok, err := w.Store.Claim(ctx, w.Owner, w.Lease, free)
+	j, ok, err := w.Store.Claim(ctx, w.Owner, w.Self, w.Lease, free)
 	if !ok || err != nil {
 		return j, store.Server{}, ok, err
 	}
@@ -261,12 +265,18 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 	if transfer.CheckScope(srv, j.Repo) != nil {
 		// Outside the server's scope: nothing is sent, and nothing it
 		// holds is deleted.
-		if err := w.Store.Done(ctx, j, j.Generation, "", 0); err != nil {
+		if err := w.Store.Done(ctx, j, j.Generation, 0, "", 0); err != nil {
 			w.Log.Error().Err(err).Str("repo", j.Repo).Str("target", j.Server).Msg("record out-of-scope job")
 		}
 		return
 	}
-	rp, err := names.ParseRepoPath(j.Repo)
+	// Read before the ref snapshot: the target then holds at least this
+	// generation, never less than Done records.
+	repoGen, err := w.Store.RepoGeneration(ctx, j.RepoID)
+	var rp names.RepoPath
+	if err == nil {
+		rp, err = names.ParseRepoPath(j.Repo)
+	}
 	if err == nil {
 		// After a failure, or before the first success, lay the replica's
 		// foundations again.
@@ -285,7 +295,7 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 	if err == nil {
 		ev.OK = true
 		ev.Lag = j.Lag(time.Now())
-		if derr := w.Store.Done(ctx, j, j.Generation, res.Fingerprint, res.Bytes); derr != nil {
+		if derr := w.Store.Done(ctx, j, j.Generation, repoGen, res.Fingerprint, res.Bytes); derr != nil {
 			log.Error().Err(derr).Msg("record sync")
 		}
 		log.Info().Int64("bytes", res.Bytes).Int64("files", res.Files).Float64("speed_kib_s", res.SpeedKiB()).

@@ -114,7 +114,7 @@ func testClaimIsExclusive(t *testing.T, newStore func(*testing.T) *Store) {
 		go func() {
 			defer wg.Done()
 			for {
-				j, ok, err := s.Claim(ctx, "w"+string(rune('0'+w)), time.Minute, nil)
+				j, ok, err := s.Claim(ctx, "w"+string(rune('0'+w)), 0, time.Minute, nil)
 				if err != nil {
 					t.Error(err)
 					return

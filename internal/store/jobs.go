@@ -27,15 +27,21 @@ type Job struct {
 	// The last deep check: when, and what it found ("" for nothing).
 	DeepCheckedAt time.Time `json:"deep_checked_at,omitzero"`
 	DeepResult    string    `json:"deep_result,omitempty"`
+	// RepoGeneration is the repository generation the last verified sync
+	// brought to the target (Done's repoGen).
+	RepoGeneration int64 `json:"-"`
 }
 
 // markDirty's SQL: one durable row per repository x enabled target. A push
 // bumps the generation; rows already pending keep their dirty_since, so the
-// lag shows the oldest unsynced push.
+// lag shows the oldest unsynced push. A cluster node is a target only of
+// the repositories it holds a replica of: its rows exist already (placing
+// made them), and this never adds one.
 const markDirtySQL = `
 	INSERT INTO replication_jobs AS j (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
 	SELECT ?1, s.id, 1, 'pending', ?2, ?2 FROM servers s
-	WHERE s.enabled = 1 AND (s.role = 'backup' OR s.approved = 1)
+	WHERE s.enabled = 1 AND (s.role = 'backup' OR (s.role = 'neighbor' AND s.approved = 1)
+	      OR (s.role = 'node' AND EXISTS (SELECT 1 FROM replication_jobs x WHERE x.repo_id = ?1 AND x.server_id = s.id)))
 	ON CONFLICT (repo_id, server_id) DO UPDATE SET
 		generation = j.generation + 1,
 		state = CASE WHEN j.state IN ('running', 'blocked') THEN j.state ELSE 'pending' END,
@@ -43,16 +49,44 @@ const markDirtySQL = `
 		dirty_since = CASE WHEN j.dirty_since = '' OR j.generation = j.synced_generation THEN excluded.dirty_since ELSE j.dirty_since END,
 		pending_since = CASE WHEN j.state = 'running' AND j.pending_since = '' THEN excluded.dirty_since ELSE j.pending_since END`
 
-// MarkDirty records that ORG/REPO changed, for every target, in one write.
+// MarkDirty records that ORG/REPO changed (an accepted push, a merge, an
+// LFS upload, a restore): it bumps the repository's generation and marks
+// it for every target, in one transaction.
 func (s *Store) MarkDirty(ctx context.Context, org, repo string) error {
 	r, err := s.Repo(ctx, org, repo)
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, markDirtySQL, r.ID, now()); err != nil {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("queue %s for replication: %w", r.FullName(), err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE repos SET generation = generation + 1 WHERE id = ?`, r.ID); err != nil {
+		return fmt.Errorf("queue %s for replication: %w", r.FullName(), err)
+	}
+	if _, err := tx.ExecContext(ctx, markDirtySQL, r.ID, now()); err != nil {
+		return fmt.Errorf("queue %s for replication: %w", r.FullName(), err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("queue %s for replication: %w", r.FullName(), err)
 	}
 	return nil
+}
+
+// RepoGeneration is the repository's generation now. A worker reads it
+// before a sync's ref snapshot and hands it to Done, so the generation a
+// replica is said to hold is never ahead of what it got.
+func (s *Store) RepoGeneration(ctx context.Context, repoID int64) (int64, error) {
+	var g int64
+	err := s.db.QueryRowContext(ctx, `SELECT generation FROM repos WHERE id = ?`, repoID).Scan(&g)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("repository %d %w", repoID, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read generation of repository %d: %w", repoID, err)
+	}
+	return g, nil
 }
 
 // MarkStale queues one repository for one server again: reconciliation
@@ -96,7 +130,8 @@ func (s *Store) RequeueServer(ctx context.Context, serverID int64) error {
 func markAllDirty(ctx context.Context, tx *Tx, serverID int64) error {
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
-		SELECT r.id, ?, 1, 'pending', ?2, ?2 FROM repos r WHERE true -- SQLite needs a WHERE before ON CONFLICT after a SELECT
+		SELECT r.id, ?1, 1, 'pending', ?2, ?2 FROM repos r
+		WHERE NOT EXISTS (SELECT 1 FROM servers s WHERE s.id = ?1 AND s.role = 'node') -- a node holds only its placed replicas
 		ON CONFLICT DO NOTHING`, serverID, now())
 	return err
 }
@@ -104,7 +139,7 @@ func markAllDirty(ctx context.Context, tx *Tx, serverID int64) error {
 const jobSelect = `
 	SELECT j.repo_id, j.server_id, o.name || '/' || r.name, s.name, j.generation, j.synced_generation,
 	       j.state, j.attempts, j.next_attempt_at, j.dirty_since, j.last_error, j.last_success_at, j.fingerprint, j.bytes,
-	       j.deep_checked_at, j.deep_result
+	       j.deep_checked_at, j.deep_result, j.repo_generation
 	FROM replication_jobs j
 	JOIN repos r ON r.id = j.repo_id JOIN orgs o ON o.id = r.org_id JOIN servers s ON s.id = j.server_id`
 
@@ -112,7 +147,7 @@ func scanJob(sc scanner) (Job, error) {
 	var j Job
 	var next, dirty, success, deep string
 	err := sc.Scan(&j.RepoID, &j.ServerID, &j.Repo, &j.Server, &j.Generation, &j.SyncedGeneration, &j.State,
-		&j.Attempts, &next, &dirty, &j.LastError, &success, &j.Fingerprint, &j.Bytes, &deep, &j.DeepResult)
+		&j.Attempts, &next, &dirty, &j.LastError, &success, &j.Fingerprint, &j.Bytes, &deep, &j.DeepResult, &j.RepoGeneration)
 	j.NextAttemptAt, j.DirtySince, j.LastSuccessAt = parseTime(next), parseTime(dirty), parseTime(success)
 	j.DeepCheckedAt = parseTime(deep)
 	return j, err
@@ -155,12 +190,18 @@ func (s *Store) Jobs(ctx context.Context) ([]Job, error) {
 // copy that can be promoted matters more than one that serves reads.
 // Within each, a job whose lease ran out goes first (it was due before
 // it was claimed), then the longest due.
-func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, servers []int64) (Job, bool, error) {
+//
+// self is the claiming node's server id (0 outside a cluster): a job of
+// a repository that has a primary is claimed only by that primary's
+// workers, since only its copy is the source. Replicas on other nodes go
+// first of all: they are the service's own copies, which serve reads
+// and would take over from the primary.
+func (s *Store) Claim(ctx context.Context, owner string, self int64, lease time.Duration, servers []int64) (Job, bool, error) {
 	if servers != nil && len(servers) == 0 {
 		return Job{}, false, nil
 	}
 	until := time.Now().UTC().Add(lease).Format(timeFormat)
-	repoID, serverID, found, err := s.takeJob(ctx, owner, until, servers)
+	repoID, serverID, found, err := s.takeJob(ctx, owner, self, until, servers)
 	if err != nil || !found {
 		return Job{}, false, err
 	}
@@ -176,6 +217,8 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, se
 // (replication_jobs_due for leases that ran out, replication_jobs_next
 // for due jobs), so a claim costs the same with 20 or 20,000 jobs due.
 var claimOrder = []struct{ role, due string }{
+	{"node", `j.state = 'running' AND j.lease_until <= ?`},
+	{"node", `j.state IN ('pending', 'failed') AND j.next_attempt_at <= ?`},
 	{"backup", `j.state = 'running' AND j.lease_until <= ?`},
 	{"backup", `j.state IN ('pending', 'failed') AND j.next_attempt_at <= ?`},
 	{"neighbor", `j.state = 'running' AND j.lease_until <= ?`},
@@ -186,14 +229,14 @@ var claimOrder = []struct{ role, due string }{
 // one statement: the UPDATE's subquery picks the row and the UPDATE takes
 // it atomically (SQLite: one write at a time; PostgreSQL: the row lock of
 // claimLock, held to the end of the statement's transaction).
-func (s *Store) takeJob(ctx context.Context, owner, until string, servers []int64) (repoID, serverID int64, found bool, err error) {
+func (s *Store) takeJob(ctx context.Context, owner string, self int64, until string, servers []int64) (repoID, serverID int64, found bool, err error) {
 	t := now()
 	filter := ""
 	if servers != nil {
 		filter = " AND j.server_id IN (" + placeholders(len(servers)) + ")"
 	}
 	for _, c := range claimOrder {
-		args := []any{owner, until, t, c.role}
+		args := []any{owner, until, t, c.role, self}
 		for _, id := range servers {
 			args = append(args, id)
 		}
@@ -203,7 +246,8 @@ func (s *Store) takeJob(ctx context.Context, owner, until string, servers []int6
 				SELECT j.repo_id, j.server_id FROM replication_jobs j
 				WHERE `+c.due+`
 				  AND j.server_id IN (SELECT id FROM servers s WHERE s.enabled = 1 AND s.blocked_reason = ''
-				                      AND s.role = ? AND (s.role = 'backup' OR s.approved = 1))`+filter+`
+				                      AND s.role = ? AND (s.role = 'backup' OR s.approved = 1))
+				  AND EXISTS (SELECT 1 FROM repos r WHERE r.id = j.repo_id AND (r.primary_id IS NULL OR r.primary_id = ?))`+filter+`
 				ORDER BY j.next_attempt_at LIMIT 1`+s.claimLock()+`)
 			RETURNING repo_id, server_id`, args...).Scan(&repoID, &serverID)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -241,19 +285,23 @@ func placeholders(n int) string {
 	return string(b)
 }
 
-// Done records a verified sync that covered generation gen. Pushes that
-// arrived meanwhile raised the generation, and keep the job pending.
-func (s *Store) Done(ctx context.Context, j Job, gen int64, fingerprint string, bytes int64) error {
+// Done records a verified sync that covered generation gen of the job.
+// Pushes that arrived meanwhile raised the generation, and keep the job
+// pending. repoGen is the repository's generation read before the sync's
+// ref snapshot (RepoGeneration; 0 when unknown): the generation the
+// target now holds, which never goes back.
+func (s *Store) Done(ctx context.Context, j Job, gen, repoGen int64, fingerprint string, bytes int64) error {
 	t := now()
 	_, err := s.db.ExecContext(ctx, `
 		UPDATE replication_jobs SET
 			synced_generation = ?1,
+			repo_generation = CASE WHEN repo_generation > ?7 THEN repo_generation ELSE ?7 END,
 			state = CASE WHEN generation > ?1 THEN 'pending' ELSE 'done' END,
 			next_attempt_at = ?2, attempts = 0, last_error = '', last_success_at = ?2,
 			dirty_since = CASE WHEN generation <= ?1 THEN '' WHEN pending_since <> '' THEN pending_since ELSE ?2 END,
 			pending_since = '',
 			lease_owner = '', lease_until = '', fingerprint = ?3, bytes = ?4
-		WHERE repo_id = ?5 AND server_id = ?6`, gen, t, fingerprint, bytes, j.RepoID, j.ServerID)
+		WHERE repo_id = ?5 AND server_id = ?6`, gen, t, fingerprint, bytes, j.RepoID, j.ServerID, repoGen)
 	if err != nil {
 		return fmt.Errorf("record sync of %s to %s: %w", j.Repo, j.Server, err)
 	}

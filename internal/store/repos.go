@@ -29,6 +29,9 @@ type NewRepo struct {
 	Public      bool
 	Description string
 	Protected   []string // initial protected ref patterns
+	// Placing, in a cluster, makes the creating node the primary and
+	// chooses the replicas (zero outside a cluster).
+	Placing Placing
 }
 
 // CreateRepo records a repository and its initial protected refs, then
@@ -59,6 +62,11 @@ func (s *Store) CreateRepo(ctx context.Context, a Actor, n NewRepo, created func
 		r.CreatedAt = parseTime(at)
 		for _, p := range n.Protected {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO protected_refs (repo_id, pattern) VALUES (?, ?) ON CONFLICT DO NOTHING`, r.ID, p); err != nil {
+				return fmt.Errorf("create repository %s: %w", target, err)
+			}
+		}
+		if n.Placing.Clustered() {
+			if err := placeNew(ctx, tx, n.Placing, r.ID); err != nil {
 				return fmt.Errorf("create repository %s: %w", target, err)
 			}
 		}

@@ -45,23 +45,29 @@ type Server struct {
 	KeyState string `json:"key_state,omitempty"`
 	// ForwardPushes lets a neighbour forward pushes made to its replicas.
 	ForwardPushes bool `json:"forward_pushes"`
+	// A cluster node's last heartbeat, the end of its lease and whether it
+	// is draining (zero for backups and neighbours).
+	HeartbeatAt time.Time `json:"-"`
+	LeaseUntil  time.Time `json:"-"`
+	Draining    bool      `json:"-"`
 }
 
 const serverSelect = `
 	SELECT id, name, host, port, ssh_user, path, role, host_key, approved, enabled, blocked_reason, created_at,
 	       peer_key, peer_fingerprint, meta_generation,
 	       repo_patterns, ref_patterns, bwlimit_kbps, compress_level, every_seconds, reconciled_at,
-	       authorized_keys, key_state, forward_pushes, meta_error
+	       authorized_keys, key_state, forward_pushes, meta_error, heartbeat_at, lease_until, draining
 	FROM servers`
 
 func scanServer(sc scanner) (Server, error) {
 	var s Server
-	var at, reconciled string
+	var at, reconciled, heartbeat, lease string
 	err := sc.Scan(&s.ID, &s.Name, &s.Host, &s.Port, &s.User, &s.Path, &s.Role, &s.HostKey, &s.Approved, &s.Enabled, &s.BlockedReason, &at, &s.PeerKey, &s.PeerFingerprint, &s.MetaGeneration,
 		&s.RepoPatterns, &s.RefPatterns, &s.BWLimitKBps, &s.Compress, &s.EverySeconds, &reconciled,
-		&s.AuthorizedKeys, &s.KeyState, &s.ForwardPushes, &s.MetaError)
+		&s.AuthorizedKeys, &s.KeyState, &s.ForwardPushes, &s.MetaError, &heartbeat, &lease, &s.Draining)
 	s.CreatedAt = parseTime(at)
 	s.ReconciledAt = parseTime(reconciled)
+	s.HeartbeatAt, s.LeaseUntil = parseTime(heartbeat), parseTime(lease)
 	return s, err
 }
 
@@ -188,11 +194,13 @@ func (s *Store) ApproveServer(ctx context.Context, a Actor, name string, forward
 	})
 }
 
-// PeerByFingerprint finds the approved neighbour whose replication key
-// has the fingerprint: the peer a connection speaks for.
+// PeerByFingerprint finds the approved neighbour, or the node of this
+// cluster, whose replication key has the fingerprint: the peer a
+// connection speaks for. The caller tells them apart by Role: a node is
+// trusted as a member of the same service, a neighbour is not.
 func (s *Store) PeerByFingerprint(ctx context.Context, fingerprint string) (Server, error) {
 	srv, err := scanServer(s.db.QueryRowContext(ctx, serverSelect+`
-		WHERE peer_fingerprint = ? AND role = 'neighbor' AND approved = 1`, fingerprint))
+		WHERE peer_fingerprint = ? AND role IN ('neighbor', 'node') AND approved = 1`, fingerprint))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Server{}, notFound("peer", fingerprint)
 	}

@@ -389,12 +389,12 @@ func testReplicationQueue(t *testing.T, newStore func(*testing.T) *Store) {
 		t.Fatal(err)
 	}
 	// Adding the server queued the existing repository.
-	j, ok, err := s.Claim(ctx, "w", time.Minute, []int64{srv.ID})
+	j, ok, err := s.Claim(ctx, "w", 0, time.Minute, []int64{srv.ID})
 	if err != nil || !ok || j.Generation != 1 {
 		t.Fatalf("claim: %+v %v %v", j, ok, err)
 	}
 	// Not claimable twice while leased.
-	if _, ok, _ := s.Claim(ctx, "w2", time.Minute, nil); ok {
+	if _, ok, _ := s.Claim(ctx, "w2", 0, time.Minute, nil); ok {
 		t.Fatal("a running job was claimed twice")
 	}
 	// Two pushes during the sync coalesce into one more generation-bump.
@@ -404,18 +404,18 @@ func testReplicationQueue(t *testing.T, newStore func(*testing.T) *Store) {
 	if err := s.MarkDirty(ctx, "acme", "web"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Done(ctx, j, j.Generation, "fp", 10); err != nil {
+	if err := s.Done(ctx, j, j.Generation, 0, "fp", 10); err != nil {
 		t.Fatal(err)
 	}
 	jobs, _ := s.Jobs(ctx)
 	if jobs[0].State != "pending" || jobs[0].Generation != 3 || jobs[0].SyncedGeneration != 1 || jobs[0].DirtySince.IsZero() {
 		t.Fatalf("after a sync that missed two pushes: %+v", jobs[0])
 	}
-	j, ok, _ = s.Claim(ctx, "w", time.Minute, nil)
+	j, ok, _ = s.Claim(ctx, "w", 0, time.Minute, nil)
 	if !ok || j.Generation != 3 {
 		t.Fatalf("second claim: %+v", j)
 	}
-	if err := s.Done(ctx, j, j.Generation, "fp2", 1); err != nil {
+	if err := s.Done(ctx, j, j.Generation, 0, "fp2", 1); err != nil {
 		t.Fatal(err)
 	}
 	jobs, _ = s.Jobs(ctx)
@@ -426,24 +426,24 @@ func testReplicationQueue(t *testing.T, newStore func(*testing.T) *Store) {
 	if err := s.MarkDirty(ctx, "acme", "web"); err != nil {
 		t.Fatal(err)
 	}
-	j, _, _ = s.Claim(ctx, "w", time.Hour, nil)
+	j, _, _ = s.Claim(ctx, "w", 0, time.Hour, nil)
 	if err := s.ReleaseLeases(ctx, "w"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := s.Claim(ctx, "w", time.Hour, nil); !ok {
+	if _, ok, _ := s.Claim(ctx, "w", 0, time.Hour, nil); !ok {
 		t.Fatal("released job not claimable")
 	}
 	// Failures wait; retry clears the wait and blocks.
 	if err := s.Failed(ctx, j, "down", time.Now().Add(time.Hour), true); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := s.Claim(ctx, "w", time.Hour, nil); ok {
+	if _, ok, _ := s.Claim(ctx, "w", 0, time.Hour, nil); ok {
 		t.Fatal("a blocked job was claimed")
 	}
 	if n, err := s.Retry(ctx, admin); err != nil || n != 1 {
 		t.Fatalf("retry: %d %v", n, err)
 	}
-	if _, ok, _ := s.Claim(ctx, "w", time.Hour, nil); !ok {
+	if _, ok, _ := s.Claim(ctx, "w", 0, time.Hour, nil); !ok {
 		t.Fatal("retried job not claimable")
 	}
 }
@@ -474,7 +474,7 @@ func testClaimServesBackupsBeforeNeighbours(t *testing.T, newStore func(*testing
 	}
 	var got []string
 	for range 2 {
-		j, ok, err := s.Claim(ctx, "w", time.Minute, nil)
+		j, ok, err := s.Claim(ctx, "w", 0, time.Minute, nil)
 		if err != nil || !ok {
 			t.Fatalf("claim: %v %v", ok, err)
 		}
