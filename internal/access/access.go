@@ -33,8 +33,14 @@ func New(st *store.Store, replicas *replica.Set) Checker {
 type Identity struct {
 	store.KeyOwner
 	// Peer is set when the key is an approved neighbour's replication
-	// key: the connection may deliver replicas, and do nothing else.
+	// key, or another cluster node's (then Node is set too): the
+	// connection may deliver replicas, and do nothing else.
 	Peer string
+	// Node is set when Peer names a node of this node's own cluster (a
+	// servers row of role node, which only the shared database holds):
+	// it may also relay its users' sessions here, and never runs a
+	// neighbour's verbs (meta, rekey, forward, want).
+	Node bool
 	// Remote names the key's owner at an origin when the key is
 	// registered only there: it reads that origin's replicas, and is
 	// nobody on this node's own repositories.
@@ -67,6 +73,8 @@ func (id Identity) Name() string {
 		return id.User
 	case id.IsDeployKey():
 		return fmt.Sprintf("deploy-key-%d", id.KeyID)
+	case id.Node:
+		return "node:" + id.Peer
 	case id.Peer != "":
 		return "peer:" + id.Peer
 	case id.Remote != "":
@@ -79,8 +87,10 @@ func (id Identity) Name() string {
 var ErrUnknownKey = errors.New("unknown key")
 
 // Identify finds the identity of a key by its SHA256 fingerprint: a key
-// of this node, an approved neighbour's replication key, or a key that an
-// origin of this node's replicas registered.
+// of this node, an approved neighbour's or another cluster node's
+// replication key, or a key that an origin of this node's replicas
+// registered. A node is told from a neighbour by its row's role alone:
+// nothing a neighbour sends can make it one.
 func (c Checker) Identify(ctx context.Context, fingerprint string) (Identity, error) {
 	o, err := c.store.KeyOwnerByFingerprint(ctx, fingerprint)
 	if err == nil {
@@ -91,7 +101,7 @@ func (c Checker) Identify(ctx context.Context, fingerprint string) (Identity, er
 	}
 	peer, err := c.store.PeerByFingerprint(ctx, fingerprint)
 	if err == nil {
-		return Identity{KeyOwner: store.KeyOwner{Fingerprint: fingerprint}, Peer: peer.Name}, nil
+		return Identity{KeyOwner: store.KeyOwner{Fingerprint: fingerprint}, Peer: peer.Name, Node: peer.Role == store.Node}, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return Identity{}, err

@@ -45,6 +45,10 @@ const (
 	PeerSpace    // cpm-peer space ORG/REPO: free space and object files, before a sync
 	PeerRekey    // cpm-peer rekey: my new replication key on stdin
 	PeerForward  // cpm-peer forward ORG/REPO FINGERPRINT: a push to my replica, made by that key
+	// Between nodes of one cluster only: a user's session that another
+	// node took, served here (the primary); a JSON header on stdin names
+	// the session.
+	PeerRelay // cpm-peer relay
 )
 
 var verbNames = map[Verb]string{
@@ -66,12 +70,14 @@ var verbNames = map[Verb]string{
 	PeerSpace:       "cpm-peer space",
 	PeerRekey:       "cpm-peer rekey",
 	PeerForward:     "cpm-peer forward",
+	PeerRelay:       "cpm-peer relay",
 }
 
 func (v Verb) String() string { return verbNames[v] }
 
-// IsPeer reports whether the verb is one that only neighbours may run.
-func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerForward }
+// IsPeer reports whether the verb is one that only other cpm nodes
+// (neighbours, or nodes of the same cluster) may run.
+func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerRelay }
 
 // IsGit reports whether the verb runs a git service on a repository.
 func (v Verb) IsGit() bool { return v == UploadPack || v == ReceivePack || v == UploadArchive }
@@ -147,7 +153,7 @@ func parsePeer(words []string) (Command, error) {
 	if len(words) == 0 {
 		return Command{}, invalid("cpm-peer needs a subcommand")
 	}
-	simple := map[string]Verb{"hello": PeerHello, "meta": PeerMeta, "rekey": PeerRekey}
+	simple := map[string]Verb{"hello": PeerHello, "meta": PeerMeta, "rekey": PeerRekey, "relay": PeerRelay}
 	withRepo := map[string]Verb{"prepare": PeerPrepare, "refs": PeerRefs, "rsync-in": PeerRsyncIn, "rsync-out": PeerRsyncOut, "want": PeerWant, "space": PeerSpace}
 	if v, ok := simple[words[0]]; ok {
 		if len(words) != 1 {

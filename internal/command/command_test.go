@@ -34,6 +34,7 @@ func TestParse(t *testing.T) {
 		{"cpm-peer hello", Command{Verb: PeerHello}},
 		{"cpm-peer meta", Command{Verb: PeerMeta}},
 		{"cpm-peer rekey", Command{Verb: PeerRekey}},
+		{"cpm-peer relay", Command{Verb: PeerRelay}},
 		{"cpm-peer prepare acme/web", ok(PeerPrepare, "acme", "web")},
 		{"cpm-peer refs acme/web.git", ok(PeerRefs, "acme", "web")},
 		{"cpm-peer rsync-in acme/web --server --daemon .", ok(PeerRsyncIn, "acme", "web")},
@@ -150,6 +151,9 @@ var hostile = []string{
 	"cpm-peer want",
 	"cpm-peer rekey ssh-ed25519",
 	"cpm-peer want acme/web now",
+	"cpm-peer relay acme/web",
+	"cpm-peer relay git-receive-pack acme/web",
+	"cpm-peer relay --header {}",
 	"git-upload-pack '" + strings.Repeat("a", 2000) + "'",
 }
 

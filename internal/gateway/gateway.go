@@ -48,6 +48,14 @@ type Gateway struct {
 	// SendToPeer syncs one of this node's repositories to a neighbour now,
 	// when the neighbour asks (cpm-peer want); nil: never.
 	SendToPeer func(ctx context.Context, server string, repo names.RepoPath) (transfer.Result, error)
+	// Self is this node's name in its cluster ("" outside a cluster):
+	// sessions on a repository whose primary is another node are routed
+	// (relays) and served there through Relay.
+	Self  string
+	Relay Relayer
+	// Placing places a repository a push creates here: this node its
+	// primary (zero outside a cluster).
+	Placing store.Placing
 }
 
 // Session is one command from one authenticated key.
@@ -63,9 +71,13 @@ type Session struct {
 	// connection's maximum time or when shutdown's grace is over. Nil:
 	// the session's context.
 	Linger context.Context
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
+	// Relayed names the node of this cluster that relayed the session
+	// here ("" for a client connected here): it is served here, and its
+	// log event and audit rows name that node as via.
+	Relayed string
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
 }
 
 // lingering is the context for what must outlive a client that hangs up:
@@ -128,6 +140,7 @@ func (g *Gateway) report(s Session, r result, bytesIn, bytesOut int64, d time.Du
 		Int64("bytes_out", bytesOut).
 		Int64("duration_ms", d.Milliseconds()).
 		Int("status", status).
+		Str("via", s.Relayed).
 		Msg("session")
 	return status
 }
@@ -174,6 +187,12 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		return r
 	}
 	r.repo = grant.Repo.String()
+	if primary, ok, err := g.routeOf(ctx, s, cmd, grant); err != nil || ok {
+		if r.err = err; err == nil {
+			r.status, r.err = g.relayOut(ctx, s, cmd, primary)
+		}
+		return r
+	}
 	dir, err := g.Disk.Open(grant.Repo.Org, grant.Repo.Repo)
 	if err != nil {
 		r.err = &failure{line: "cpm: repository " + cmd.Repo.String() + " not found", err: err}
@@ -214,7 +233,7 @@ func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command)
 
 func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) error {
 	actor := store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}
-	_, _, err := provision.Repo(ctx, g.Store, g.Disk, actor, cmd.Repo.String(), false, "")
+	_, _, err := provision.RepoPlaced(ctx, g.Store, g.Disk, actor, cmd.Repo.String(), false, "", g.Placing)
 	if errors.Is(err, store.ErrExists) {
 		return nil // created by a concurrent push
 	}
@@ -254,6 +273,9 @@ func (g *Gateway) hookEnv(s Session, repo string) []string {
 	}
 	if s.Identity.Via != "" {
 		env = append(env, hook.EnvVia+"="+s.Identity.Via)
+	}
+	if s.Relayed != "" {
+		env = append(env, hook.EnvRelayedBy+"="+s.Relayed)
 	}
 	if c := s.Identity.Cert; c != nil {
 		env = append(env, hook.EnvCert+"="+strconv.FormatUint(c.Serial, 10)+" "+c.KeyID)

@@ -69,6 +69,9 @@ func (g *Gateway) merged(ctx context.Context, s Session, dir string, repo names.
 	if cert != nil {
 		details["cert_serial"], details["cert_key_id"] = cert.Serial, cert.KeyID
 	}
+	if s.Relayed != "" {
+		details["via"] = s.Relayed
+	}
 	err := g.Store.Record(ctx, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}, "merge", repo.String(), details)
 	if err != nil {
 		// The merge is made; the audit row is owed, not the client's problem.

@@ -6,25 +6,30 @@ import (
 	"errors"
 	"fmt"
 
+	"cpm/internal/access"
 	"cpm/internal/command"
 	"cpm/internal/names"
+	"cpm/internal/peer"
 	"cpm/internal/printable"
 	"cpm/internal/store"
 	"cpm/internal/transfer"
 )
 
-// servePeer runs a cpm-peer command for an approved neighbour. A
-// neighbour's key runs these and nothing else, and nobody else runs them.
+// servePeer runs a cpm-peer command for an approved neighbour or a node
+// of this cluster. Their keys run these and nothing else, nobody else
+// runs them, and each runs only its own verbs (peerMayRun).
 func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command) result {
 	r := result{verb: cmd.Verb.String()}
 	if cmd.Repo.Org != "" {
 		r.repo = cmd.Repo.String()
 	}
+	if why := peerMayRun(s.Identity, cmd.Verb); why != "" {
+		r.err = refuse("%s", why)
+		return r
+	}
 	switch {
-	case s.Identity.Peer == "":
-		r.err = refuse("cpm-peer commands are for approved neighbour nodes")
-	case !cmd.Verb.IsPeer():
-		r.err = refuse("this key delivers replicas; it runs cpm-peer commands only")
+	case cmd.Verb == command.PeerRelay:
+		r.status, r.err = g.relayIn(ctx, s)
 	case g.Peers == nil:
 		r.err = refuse("this node does not take replicas")
 	default:
@@ -33,11 +38,40 @@ func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command)
 	return r
 }
 
+// nodeVerbs are what another node of this cluster runs here: copying to
+// this node's replicas (the neighbour's copy path) and relaying its
+// users' sessions. Never meta (the database is shared), rekey, forward
+// or want: those are a neighbour's.
+var nodeVerbs = map[command.Verb]bool{
+	command.PeerHello: true, command.PeerPrepare: true, command.PeerRsyncIn: true, command.PeerRsyncOut: true,
+	command.PeerRefs: true, command.PeerSpace: true, command.PeerRelay: true,
+}
+
+// peerMayRun says why id may not run verb, or "" when it may: a
+// neighbour runs every cpm-peer verb but relay, a node the nodeVerbs,
+// and no one else any of them.
+func peerMayRun(id access.Identity, verb command.Verb) string {
+	switch {
+	case id.Peer == "" && verb.IsPeer():
+		return "cpm-peer commands are for approved neighbour nodes"
+	case id.Peer == "":
+		return ""
+	case !verb.IsPeer():
+		return "this key delivers replicas; it runs cpm-peer commands only"
+	case id.Node && !nodeVerbs[verb]:
+		return verb.String() + " is not for nodes of this cluster"
+	case !id.Node && verb == command.PeerRelay:
+		return "cpm-peer relay is for nodes of this cluster"
+	}
+	return ""
+}
+
 // peerCommand performs one cpm-peer verb. Its errors are shown to the
 // neighbour in full: it is one of this deployment's own nodes, and the
 // words are what its operator debugs with.
 func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Command) (int, error) {
 	origin := s.Identity.Peer
+	from := peer.Origin{Name: origin, Node: s.Identity.Node}
 	var err error
 	switch cmd.Verb {
 	case command.PeerHello:
@@ -45,11 +79,11 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 	case command.PeerMeta:
 		err = g.Peers.ApplyMeta(ctx, origin, s.Stdin, s.Stdout)
 	case command.PeerPrepare:
-		err = g.Peers.Prepare(ctx, origin, cmd.Repo)
+		err = g.Peers.Prepare(ctx, from, cmd.Repo)
 	case command.PeerRefs:
-		err = g.Peers.Refs(ctx, origin, cmd.Repo, s.Stdout)
+		err = g.Peers.Refs(ctx, from, cmd.Repo, s.Stdout)
 	case command.PeerSpace:
-		err = g.Peers.Space(ctx, origin, cmd.Repo, s.Stdout)
+		err = g.Peers.Space(ctx, from, cmd.Repo, s.Stdout)
 	case command.PeerRekey:
 		err = g.Peers.Rekey(ctx, origin, s.Stdin)
 	case command.PeerForward:
@@ -67,7 +101,7 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 			err = json.NewEncoder(s.Stdout).Encode(res)
 		}
 	case command.PeerRsyncIn, command.PeerRsyncOut:
-		c, cleanup, rerr := g.Peers.Rsync(ctx, origin, cmd.Repo, cmd.Verb == command.PeerRsyncIn)
+		c, cleanup, rerr := g.Peers.Rsync(ctx, from, cmd.Repo, cmd.Verb == command.PeerRsyncIn)
 		if rerr != nil {
 			err = rerr
 			break

@@ -40,6 +40,10 @@ const (
 	EnvCert = "CPM_CERT"
 	// EnvVia names the neighbour that forwarded the push.
 	EnvVia = "CPM_VIA"
+	// EnvRelayedBy names the node of this cluster that relayed the push
+	// to the repository's primary: audited as via, but, unlike EnvVia,
+	// no limit on the pusher's rights (the nodes share one database).
+	EnvRelayedBy = "CPM_RELAYED_BY"
 )
 
 // maxInput bounds what git may feed a hook: 4 MiB of ref updates is tens
@@ -119,6 +123,8 @@ type Pusher struct {
 	Cert *CertPusher
 	// Via names the neighbour that forwarded the push, "" for none.
 	Via string
+	// RelayedBy names the node of this cluster that relayed the push.
+	RelayedBy string
 }
 
 // CertPusher names the certificate of a push.
@@ -136,7 +142,7 @@ func PusherFromEnv(getenv func(string) string) (Pusher, error) {
 			return Pusher{}, fmt.Errorf("bad %s %q", EnvCert, c)
 		}
 		return Pusher{User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr),
-			Cert: &CertPusher{Serial: n, KeyID: keyID}, Via: getenv(EnvVia)}, nil
+			Cert: &CertPusher{Serial: n, KeyID: keyID}, Via: getenv(EnvVia), RelayedBy: getenv(EnvRelayedBy)}, nil
 	}
 	id := getenv(EnvKeyID)
 	if id == "" {
@@ -150,7 +156,8 @@ func PusherFromEnv(getenv func(string) string) (Pusher, error) {
 	if err != nil || n <= 0 {
 		return Pusher{}, fmt.Errorf("bad %s %q", EnvKeyID, id)
 	}
-	return Pusher{KeyID: n, User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr), Via: getenv(EnvVia)}, nil
+	return Pusher{KeyID: n, User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr), Via: getenv(EnvVia),
+		RelayedBy: getenv(EnvRelayedBy)}, nil
 }
 
 // RepoFromDir names the repository at dir, which must be ROOT/ORG/REPO.git.
@@ -236,6 +243,8 @@ func Record(ctx context.Context, st *store.Store, p Pusher, repo names.RepoPath,
 	}
 	if p.Via != "" {
 		details["via"] = p.Via
+	} else if p.RelayedBy != "" {
+		details["via"] = p.RelayedBy
 	}
 	return st.Record(ctx, store.Actor{Name: p.User, RemoteAddr: p.RemoteAddr}, "push", repo.String(), details)
 }

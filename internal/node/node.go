@@ -54,6 +54,16 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		st.Close()
 		return nil, fmt.Errorf("read node name: %w", err)
 	}
+	// The node's name in its cluster ("" outside one) is the data
+	// directory's; the store's node name is shared by every node there.
+	self, err := dir.NodeName()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if self != "" {
+		name = self
+	}
 	n := &Node{Conf: conf, Dir: dir, Log: log, Store: st, Replicas: replica.New(dir.Peers()), Disk: repos.RootOf(dir, hookBin)}
 	n.Gateway = &gateway.Gateway{
 		Access:           access.New(st, n.Replicas),
@@ -62,9 +72,14 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		DataDir:          dir,
 		Log:              log,
 		LFSMaxObjectSize: conf.LFSMaxObjectSize,
-		Peers:            &peer.Receiver{Store: st, Replicas: n.Replicas, Disk: n.Disk, TempDir: dir.Tmp(), Node: name},
+		Peers:            &peer.Receiver{Store: st, Replicas: n.Replicas, Disk: n.Disk, TempDir: dir.Tmp(), Node: name, Self: self},
 		SendToPeer:       n.sendToPeer,
 		Forward:          n.forward,
+		Self:             self,
+		Relay:            n.relay,
+	}
+	if self != "" {
+		n.Gateway.Placing = store.Placing{Node: self, Replicas: conf.Replicas, Lease: conf.Lease}
 	}
 	return n, nil
 }

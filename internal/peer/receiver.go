@@ -41,6 +41,27 @@ type Receiver struct {
 	Disk     repos.Root
 	TempDir  string
 	Node     string // this node's name
+	// Self is this node's name in its cluster (datadir NodeName); ""
+	// outside a cluster, where no origin is a node.
+	Self string
+}
+
+// Origin is who delivers: an approved neighbour, or a node of this
+// node's own cluster (Node), whose copies are this node's own
+// repositories rather than a neighbour's replicas.
+type Origin struct {
+	Name string
+	Node bool
+}
+
+// copyDir resolves ORG/REPO as a copy that origin may deliver here
+// (write) or read: a neighbour's replica, or for a node this node's own
+// replica of a cluster repository.
+func (r *Receiver) copyDir(ctx context.Context, origin Origin, rp names.RepoPath, write bool) (names.RepoPath, string, error) {
+	if origin.Node {
+		return r.nodeCopyDir(ctx, origin.Name, rp, write)
+	}
+	return r.replicaDir(ctx, origin.Name, rp)
 }
 
 // Hello is what `cpm-peer hello` answers: who this node is.
@@ -194,22 +215,26 @@ func (r *Receiver) replicaDir(ctx context.Context, origin string, rp names.RepoP
 // Prepare makes an empty replica of ORG/REPO for origin, unless it is
 // there already: a bare repository with this node's own config and hooks,
 // which no transfer from the peer can replace.
-func (r *Receiver) Prepare(ctx context.Context, origin string, rp names.RepoPath) error {
-	canon, _, err := r.replicaDir(ctx, origin, rp)
+func (r *Receiver) Prepare(ctx context.Context, origin Origin, rp names.RepoPath) error {
+	canon, _, err := r.copyDir(ctx, origin, rp, true)
 	if err != nil {
 		return err
 	}
 	if _, err := r.Disk.Open(canon.Org, canon.Repo); err == nil {
 		return nil
 	}
-	_, err = r.Disk.Create(ctx, canon.Org, canon.Repo, "replica of "+canon.String()+" from "+origin)
+	desc := "replica of " + canon.String() + " from " + origin.Name
+	if origin.Node {
+		desc = "" // one of the cluster's own repositories, as on its primary
+	}
+	_, err = r.Disk.Create(ctx, canon.Org, canon.Repo, desc)
 	return err
 }
 
 // Refs writes the replica's HEAD, then `git show-ref --head`: the lines
 // its fingerprint is computed from.
-func (r *Receiver) Refs(ctx context.Context, origin string, rp names.RepoPath, w io.Writer) error {
-	canon, _, err := r.replicaDir(ctx, origin, rp)
+func (r *Receiver) Refs(ctx context.Context, origin Origin, rp names.RepoPath, w io.Writer) error {
+	canon, _, err := r.copyDir(ctx, origin, rp, false)
 	if err != nil {
 		return err
 	}
@@ -241,8 +266,8 @@ func (r *Receiver) Refs(ctx context.Context, origin string, rp names.RepoPath, w
 // (the replica's objects, alternates excluded) and "repo" (HEAD,
 // packed-refs and refs only), writable when write is set. The caller runs
 // the command and then calls cleanup.
-func (r *Receiver) Rsync(ctx context.Context, origin string, rp names.RepoPath, write bool) (*exec.Cmd, func(), error) {
-	canon, _, err := r.replicaDir(ctx, origin, rp)
+func (r *Receiver) Rsync(ctx context.Context, origin Origin, rp names.RepoPath, write bool) (*exec.Cmd, func(), error) {
+	canon, _, err := r.copyDir(ctx, origin, rp, write)
 	if err != nil {
 		return nil, nil, err
 	}

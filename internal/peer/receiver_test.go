@@ -101,7 +101,7 @@ func TestApplyMetaLeavesOutWhatItMayNotReplicate(t *testing.T) {
 	if !strings.Contains(out, "skipped acme/web: a repository of this node") {
 		t.Errorf("output: %s", out)
 	}
-	if err := r.Prepare(ctx, "a", names.RepoPath{Org: "acme", Repo: "web"}); err == nil {
+	if err := r.Prepare(ctx, Origin{Name: "a"}, names.RepoPath{Org: "acme", Repo: "web"}); err == nil {
 		t.Error("prepared a replica over this node's own repository")
 	}
 	// Another origin's replica is not taken over either.
@@ -118,7 +118,7 @@ func TestApplyMetaLeavesOutWhatItMayNotReplicate(t *testing.T) {
 	if !strings.Contains(o2.String(), "already a replica of a") {
 		t.Errorf("second origin: %s", o2.String())
 	}
-	if err := r.Prepare(ctx, "c", names.RepoPath{Org: "acme", Repo: "api"}); err == nil {
+	if err := r.Prepare(ctx, Origin{Name: "c"}, names.RepoPath{Org: "acme", Repo: "api"}); err == nil {
 		t.Error("origin c prepared origin a's replica")
 	}
 }

@@ -18,8 +18,8 @@ import (
 // then "SIZE PATH" for each file under the replica's objects/ and
 // lfs/objects/ (PATH relative to the replica), the form a backup's shell
 // answers too. The origin holds a sync back when the room is short.
-func (r *Receiver) Space(ctx context.Context, origin string, rp names.RepoPath, w io.Writer) error {
-	_, dir, err := r.replicaDir(ctx, origin, rp)
+func (r *Receiver) Space(ctx context.Context, origin Origin, rp names.RepoPath, w io.Writer) error {
+	_, dir, err := r.copyDir(ctx, origin, rp, false)
 	if err != nil {
 		return err
 	}

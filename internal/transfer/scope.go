@@ -52,9 +52,10 @@ func (e *ScopeError) Refusal() bool { return true }
 // CheckScope is the scope check of every path that sends ORG/REPO to a
 // server (the workers, sync push, a neighbour's want, a forwarded push
 // and its final sync): nil when the server's --repos take it, a
-// *ScopeError when not.
+// *ScopeError when not. A node of the cluster has no scope: a
+// repository's replica set (its replication jobs) says what it holds.
 func CheckScope(srv store.Server, repo string) error {
-	if InScope(srv.RepoPatterns, repo) {
+	if srv.Role == store.Node || InScope(srv.RepoPatterns, repo) {
 		return nil
 	}
 	return &ScopeError{Repo: repo, Server: srv.Name, Patterns: srv.RepoPatterns}

@@ -32,3 +32,22 @@ func TestCheckScope(t *testing.T) {
 		}
 	}
 }
+
+// A node's replica set is its scope: patterns (which server set refuses
+// for nodes anyway) never keep a repository from a node.
+func TestCheckScopePassesNodes(t *testing.T) {
+	if err := CheckScope(store.Server{Name: "n2", Role: store.Node, RepoPatterns: "tools/*"}, "acme/web"); err != nil {
+		t.Errorf("node refused: %v", err)
+	}
+	if err := CheckScope(store.Server{Name: "b", Role: store.Neighbor, RepoPatterns: "tools/*"}, "acme/web"); err == nil {
+		t.Error("neighbour's scope not applied")
+	}
+}
+
+func TestTargetOfNodeIsReachedAsAPeer(t *testing.T) {
+	for role, peer := range map[store.Role]bool{store.Backup: false, store.Neighbor: true, store.Node: true} {
+		if got := TargetOf(store.Server{Name: "x", Role: role}).Peer; got != peer {
+			t.Errorf("%s: Peer %v, want %v", role, got, peer)
+		}
+	}
+}

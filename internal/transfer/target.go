@@ -103,8 +103,11 @@ func (s *Syncer) fetch(ctx context.Context, t remote.Target, repo names.RepoPath
 	return s.rsyncArgs(ctx, t, append(append(opts, extra...), src, dst))
 }
 
-// TargetOf turns a stored server into an rsync target.
+// TargetOf turns a stored server into an rsync target. Another node of
+// the cluster is reached as a neighbour is (cpm-peer commands, rsync
+// into a module for one repository), with no metadata: the database is
+// shared.
 func TargetOf(s store.Server) remote.Target {
-	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path, HostKey: s.HostKey, Peer: s.Role == store.Neighbor,
+	return remote.Target{Name: s.Name, Host: s.Host, Port: s.Port, User: s.User, Path: s.Path, HostKey: s.HostKey, Peer: s.Role == store.Neighbor || s.Role == store.Node,
 		Refs: SplitPatterns(s.RefPatterns), BWLimit: s.BWLimitKBps, Compress: s.Compress, UseNext: s.KeyState != ""}
 }

@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"cpm/internal/access"
+	"cpm/internal/command"
+	"cpm/internal/relay"
+	"cpm/internal/store"
+)
+
+// Relayer runs a user's session on another node of this cluster (the
+// repository's primary) with `cpm-peer relay`: h first, then stdin; the
+// primary's output and refusals go to stdout and stderr as they come.
+// It returns the primary's exit status, and an error only when the
+// primary could not be reached or did not answer to the end.
+type Relayer func(ctx context.Context, to store.Server, h relay.Header, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+
+// relayOut serves the session on the repository's primary, through this
+// node. A write runs in the session's lingering context: it returns only
+// when the push landed there (post-receive done), whether or not the
+// client waits for it.
+func (g *Gateway) relayOut(ctx context.Context, s Session, cmd command.Command, primary store.Server) (int, error) {
+	name := cmd.Repo.String()
+	if g.Relay == nil {
+		return 1, &failure{line: "cpm: internal error; try again later", err: errors.New("no relay to the primary configured")}
+	}
+	h := relay.Header{Command: s.Command, Key: s.Identity.Fingerprint, Remote: s.RemoteAddr, Protocol: s.GitProtocol}
+	if c := s.Identity.Cert; c != nil {
+		h.User, h.Cert = s.Identity.User, &relay.Cert{KeyID: c.KeyID, Serial: c.Serial, CA: c.CA}
+	}
+	run := ctx
+	if cmd.Verb == command.ReceivePack || cmd.Verb == command.Merge || (cmd.Verb == command.LFSTransfer && cmd.Operation == "upload") {
+		run = s.lingering(ctx)
+	}
+	status, err := g.Relay(run, primary, h, s.Stdin, s.Stdout, s.Stderr)
+	if err != nil && ctx.Err() == nil {
+		return 1, &failure{line: "cpm: " + name + ": its primary node is unreachable; try again later",
+			err: fmt.Errorf("relay to %s: %w", primary.Name, err)}
+	}
+	return status, nil
+}
+
+// relayIn serves a session that another node of this cluster relayed
+// here (it is the repository's primary, as that node saw it). The node
+// vouches for who the user is and nothing more: the user is identified
+// afresh here (a key removed a moment ago is refused), decided by this
+// node's own rules as if connected here, served here whatever the
+// placement says now (never relayed again), and logged and audited with
+// the relaying node as via. Within a cluster nodes trust each other, so
+// the user keeps every right, unlike a neighbour's forwarded push.
+func (g *Gateway) relayIn(ctx context.Context, s Session) (int, error) {
+	in := bufio.NewReaderSize(s.Stdin, relay.MaxHeader)
+	h, _, err := relay.Read(in)
+	if err != nil {
+		return 1, refuse("%v", err)
+	}
+	id, err := g.relayedIdentity(ctx, h)
+	if err != nil {
+		return 1, err
+	}
+	user := Session{Identity: id, Command: h.Command, GitProtocol: h.Protocol, RemoteAddr: h.Remote,
+		Relayed: s.Identity.Peer, Linger: s.Linger, Stdin: in, Stdout: s.Stdout, Stderr: s.Stderr}
+	// The user's own session event and refusal line come from Serve; the
+	// relay session itself then ends with the user's status.
+	return g.Serve(ctx, user), nil
+}
+
+// relayedIdentity is the user a relay header names, as this node's
+// database knows them now: by key, or for a certificate (which the
+// relaying node checked) by user name.
+func (g *Gateway) relayedIdentity(ctx context.Context, h relay.Header) (access.Identity, error) {
+	var id access.Identity
+	var err error
+	if h.Cert != nil {
+		id, err = g.Access.IdentifyUser(ctx, h.User)
+		id.Fingerprint = h.Key
+		id.Cert = &access.CertInfo{KeyID: h.Cert.KeyID, Serial: h.Cert.Serial, CA: h.Cert.CA}
+	} else {
+		id, err = g.Access.Identify(ctx, h.Key)
+	}
+	switch {
+	case errors.Is(err, access.ErrUnknownKey) || (err == nil && (id.Peer != "" || id.Remote != "")):
+		// Never a node's or a neighbour's key, nor one known only to a
+		// neighbour's replica: those are no users here.
+		return access.Identity{}, refuse("permission denied: key %s is not registered", h.Key)
+	case err != nil:
+		return access.Identity{}, &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("identify relayed user: %w", err)}
+	}
+	return id, nil
+}

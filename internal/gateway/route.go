@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"cpm/internal/access"
+	"cpm/internal/command"
+	"cpm/internal/store"
+)
+
+// relays decides where a session on a repository of a cluster is
+// served: false here, true on the repository's primary, through this
+// node (self). Outside a cluster, on the primary itself, and for a
+// session another node relayed here (no loops) it is here. Writes (a
+// push, an LFS upload session with its locks, a merge) go to the
+// primary; reads are served here when this node's copy holds every
+// accepted push, and by the primary otherwise, so that a fetch right
+// after a push sees it through any node.
+func relays(cmd command.Command, p store.Placement, self string, relayed bool) bool {
+	if self == "" || relayed || !p.Clustered() || strings.EqualFold(p.Primary.Name, self) {
+		return false
+	}
+	switch cmd.Verb {
+	case command.ReceivePack, command.Merge:
+		return true
+	case command.LFSTransfer:
+		return cmd.Operation == "upload" || !p.Current()
+	case command.UploadPack, command.UploadArchive:
+		return !p.Current()
+	}
+	return false
+}
+
+// routeOf says whether the session is relayed to the repository's
+// primary, and which node that is. A neighbour's replica is no cluster
+// repository: served here.
+func (g *Gateway) routeOf(ctx context.Context, s Session, cmd command.Command, grant access.Grant) (store.Server, bool, error) {
+	if g.Self == "" || grant.Origin != "" {
+		return store.Server{}, false, nil
+	}
+	p, err := g.Store.Placement(ctx, g.Self, grant.Repo.Org, grant.Repo.Repo)
+	if err != nil {
+		return store.Server{}, false, &failure{line: "cpm: internal error; try again later",
+			err: fmt.Errorf("placement of %s: %w", grant.Repo, err)}
+	}
+	return p.Primary, relays(cmd, p, g.Self, s.Relayed != ""), nil
+}

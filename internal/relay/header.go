@@ -1,0 +1,127 @@
+// Package relay is the header of `cpm-peer relay`: the one JSON line a
+// node of a cluster sends the repository's primary before a user's
+// session, naming who the user is and what they asked for. The primary
+// identifies the user afresh from it and decides with its own rules; the
+// header is what the sending node vouches for, and its reader refuses
+// anything that is not exactly such a line.
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+
+	"cpm/internal/command"
+	"cpm/internal/printable"
+)
+
+// MaxHeader bounds the header line, newline included.
+const MaxHeader = 8 << 10
+
+// Header names one relayed session.
+type Header struct {
+	// Command is the client's command line, as it sent it.
+	Command string `json:"command"`
+	// Key is the SHA256 fingerprint of the key the user authenticated
+	// with (for a certificate, the certificate's key).
+	Key string `json:"key"`
+	// User is the user a certificate authenticated; "" for a key.
+	User string `json:"user,omitempty"`
+	// Cert names the certificate; nil for a plain key.
+	Cert *Cert `json:"cert,omitempty"`
+	// Remote is the client's address, for logs and the audit.
+	Remote string `json:"remote"`
+	// Protocol is the client's GIT_PROTOCOL ("" for none).
+	Protocol string `json:"protocol"`
+}
+
+// Cert names the certificate that authenticated a relayed user.
+type Cert struct {
+	KeyID  string `json:"key_id"`
+	Serial uint64 `json:"serial"`
+	CA     string `json:"ca"`
+}
+
+// relayable are the commands a node hands to a repository's primary:
+// the ones on a repository (whoami and info are answered where the user
+// connected, cpm-peer verbs are never a user's).
+var relayable = map[command.Verb]bool{
+	command.UploadPack: true, command.ReceivePack: true, command.UploadArchive: true,
+	command.LFSTransfer: true, command.Merge: true,
+}
+
+var fingerprintRe = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
+
+// Check validates h: a command a user may have relayed, a key
+// fingerprint, a user name exactly when a certificate is named, and
+// short printable words elsewhere.
+func (h Header) Check() (command.Command, error) {
+	cmd, err := command.Parse(h.Command)
+	if err != nil {
+		return command.Command{}, err
+	}
+	if !relayable[cmd.Verb] {
+		return command.Command{}, fmt.Errorf("%s is not relayed", cmd.Verb)
+	}
+	if !fingerprintRe.MatchString(h.Key) {
+		// A certificate's key too: the audit names it.
+		return command.Command{}, errors.New("key: want a SHA256 fingerprint")
+	}
+	if (h.Cert == nil) != (h.User == "") {
+		return command.Command{}, errors.New("user and cert go together")
+	}
+	for name, v := range map[string]string{"user": h.User, "remote": h.Remote, "protocol": h.Protocol} {
+		if len(v) > 256 || printable.Line(v) != v {
+			return command.Command{}, fmt.Errorf("%s: not a short printable value", name)
+		}
+	}
+	if c := h.Cert; c != nil && (len(c.KeyID) > 1024 || len(c.CA) > 256 || printable.Line(c.KeyID) != c.KeyID || printable.Line(c.CA) != c.CA) {
+		return command.Command{}, errors.New("cert: not short printable values")
+	}
+	return cmd, nil
+}
+
+// Write sends h as the first line of a relayed session.
+func Write(w io.Writer, h Header) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("relay header: %w", err)
+	}
+	if len(b)+1 > MaxHeader {
+		return errors.New("relay header: too long")
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// Read reads the header line from r, which must have room for
+// MaxHeader bytes (bufio.NewReaderSize), and checks it; the session's
+// stream follows in r. Anything longer, malformed, with unknown fields
+// or more than one value is refused.
+func Read(r *bufio.Reader) (Header, command.Command, error) {
+	line, err := r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) || len(line) > MaxHeader {
+		return Header{}, command.Command{}, fmt.Errorf("relay header: longer than %d bytes", MaxHeader)
+	}
+	if err != nil {
+		return Header{}, command.Command{}, fmt.Errorf("relay header: %w", err)
+	}
+	var h Header
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return Header{}, command.Command{}, fmt.Errorf("relay header: %w", err)
+	}
+	if dec.More() {
+		return Header{}, command.Command{}, errors.New("relay header: more than one value")
+	}
+	cmd, err := h.Check()
+	if err != nil {
+		return Header{}, command.Command{}, fmt.Errorf("relay header: %w", err)
+	}
+	return h, cmd, nil
+}
