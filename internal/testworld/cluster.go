@@ -1,6 +1,7 @@
 package testworld
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -61,7 +62,33 @@ func NewCluster(t testing.TB, bin Bin, n int) *Cluster {
 	c.pinClusterKey()
 	c.balancer = startBalancer(t, c.root, c.Nodes)
 	c.pinClusterKey()
+	c.WaitUp()
 	return c
+}
+
+// WaitUp waits up to 30 s until `node list` shows every node up (their
+// workers' first heartbeats), so that placement sees them all.
+func (c *Cluster) WaitUp() {
+	c.T.Helper()
+	var out string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		r := c.Admin(1, "node", "list", "--json")
+		out = r.Stdout + r.Stderr
+		var rows []struct{ State string }
+		if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &rows) != nil || len(rows) != len(c.Nodes) {
+			continue
+		}
+		up := 0
+		for _, row := range rows {
+			if row.State == "up" {
+				up++
+			}
+		}
+		if up == len(c.Nodes) {
+			return
+		}
+	}
+	c.T.Fatalf("testworld: the nodes are not all up after 30 s:\n%s", out)
 }
 
 // initNode runs init for node i on a free port of its own loopback address.
