@@ -43,6 +43,7 @@ type cli struct {
 	Audit auditCmd `cmd:"" help:"Show the audit log, newest first."`
 
 	Server serverCmd `cmd:"" help:"Manage backup servers and neighbours."`
+	Node   nodeCmd   `cmd:"" help:"The nodes of this cluster (several cpm nodes on one PostgreSQL database)."`
 	Sync   syncCmd   `cmd:"" help:"Run, verify and inspect replication."`
 
 	Neighbor neighborCmd `cmd:"" help:"Find neighbour cpm nodes."`
@@ -67,6 +68,7 @@ type env struct {
 	database string
 	actor    store.Actor
 	flags    config.Flags
+	conf     config.Config
 }
 
 // terminal returns stdout when it is a terminal (for progress bars), else nil.
@@ -83,7 +85,16 @@ func (e *env) open() (*admin.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return admin.Open(e.ctx, e.dir, e.database, e.actor, hookBin)
+	svc, err := admin.Open(e.ctx, e.dir, e.database, e.actor, hookBin)
+	if err != nil {
+		return nil, err
+	}
+	// On a cluster node, what this command creates has it as primary.
+	if err := svc.PlaceAs(e.dir, e.conf.Replicas, e.conf.Lease); err != nil {
+		svc.Close()
+		return nil, err
+	}
+	return svc, nil
 }
 
 func main() {
@@ -152,7 +163,7 @@ func newEnv(ctx context.Context, flags config.Flags, stdin io.Reader, stdout io.
 	if err != nil {
 		return nil, err
 	}
-	return &env{ctx: ctx, stdin: stdin, stdout: stdout, dir: dir, database: conf.Database, actor: localActor(), flags: flags}, nil
+	return &env{ctx: ctx, stdin: stdin, stdout: stdout, dir: dir, database: conf.Database, actor: localActor(), flags: flags, conf: conf}, nil
 }
 
 // localActor names the operator in the audit log by their login.
@@ -165,11 +176,17 @@ func localActor() store.Actor {
 }
 
 type initCmd struct {
-	NodeName string `name:"node-name" placeholder:"NAME" help:"This node's name, as neighbours see it (default: the host name)."`
+	NodeName  string `name:"node-name" placeholder:"NAME" help:"This node's name, as neighbours see it (default: the host name); with --advertise, its name in the cluster."`
+	Advertise string `placeholder:"HOST:PORT" help:"Join the cluster of --database (PostgreSQL) as node --node-name; HOST:PORT is where the other nodes reach this node's ssh."`
 }
 
 func (c initCmd) Run(e *env) error {
 	hookBin, err := repos.HookBinBeside()
+	if err != nil {
+		return err
+	}
+	spec := admin.ClusterSpec{NodeName: c.NodeName, Advertise: c.Advertise, Replicas: e.conf.Replicas, Lease: e.conf.Lease}
+	clustered, err := admin.ClusterInit(e.dir, e.database, &spec)
 	if err != nil {
 		return err
 	}
@@ -178,7 +195,14 @@ func (c initCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
-	if c.NodeName != "" {
+	if clustered {
+		j, err := admin.JoinCluster(e.ctx, st, e.dir, e.actor, spec)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "node %s of the cluster, reached at %s:%d; cluster host key %s; %d replicas placed\n",
+			j.Node.Name, j.Node.Host, j.Node.Port, j.HostKey, j.ReplicasAdded)
+	} else if c.NodeName != "" {
 		if err := names.Check(names.User, c.NodeName); err != nil {
 			return fmt.Errorf("node name: %w", err)
 		}

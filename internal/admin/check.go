@@ -47,6 +47,9 @@ func (s *Service) ServerStatuses(ctx context.Context) ([]ServerStatus, error) {
 	out := make([]ServerStatus, 0, len(servers))
 	now := time.Now()
 	for _, srv := range servers {
+		if srv.Role == store.Node {
+			continue // the cluster's own nodes: node list
+		}
 		st := targetstate.Of(srv, jobs, now)
 		out = append(out, ServerStatus{Server: srv, State: st.State.String(), Cause: st.Cause, Fix: st.Fix,
 			Pending: st.Pending, LagSeconds: st.Lag.Seconds(), status: st})

@@ -101,6 +101,9 @@ func (s *Service) AddServer(ctx context.Context, dir datadir.Dir, spec ServerSpe
 	if err := names.Check(names.User, spec.Name); err != nil {
 		return store.Server{}, fmt.Errorf("server name: %w", err)
 	}
+	if err := s.notANode(ctx, spec.Name); err != nil {
+		return store.Server{}, err
+	}
 	if !spec.Role.Valid() {
 		return store.Server{}, fmt.Errorf("invalid role %q: want backup or neighbor", spec.Role)
 	}
@@ -198,6 +201,9 @@ func (s *Service) SetServer(ctx context.Context, dir datadir.Dir, name string, s
 	if err != nil {
 		return store.Server{}, err
 	}
+	if err := s.notANode(ctx, name); err != nil {
+		return store.Server{}, err
+	}
 	old, err := s.Store.ServerByName(ctx, name)
 	if err != nil {
 		return old, err
@@ -234,6 +240,9 @@ func (s *Service) SetServer(ctx context.Context, dir datadir.Dir, name string, s
 func (s *Service) RemoveServer(ctx context.Context, dir datadir.Dir, name string) error {
 	if err := names.Check(names.User, name); err != nil {
 		return fmt.Errorf("server name: %w", err)
+	}
+	if err := s.notANode(ctx, name); err != nil {
+		return err
 	}
 	if err := s.Store.RemoveServer(ctx, s.Actor, name); err != nil {
 		return err
@@ -315,5 +324,22 @@ func (s *Service) ApproveServer(ctx context.Context, name string, forwardPushes 
 	if err := names.Check(names.User, name); err != nil {
 		return fmt.Errorf("server name: %w", err)
 	}
+	if err := s.notANode(ctx, name); err != nil {
+		return err
+	}
 	return s.Store.ApproveServer(ctx, s.Actor, name, forwardPushes)
+}
+
+// notANode refuses a server command on a node of the cluster: nodes know
+// each other from the shared database, are made by init and are not
+// backups or neighbours to add, set, approve or remove.
+func (s *Service) notANode(ctx context.Context, name string) error {
+	node, err := s.Store.IsNodeName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if node {
+		return fmt.Errorf("%s is a node of this cluster, not a backup or neighbour (node list shows it; init --node-name makes nodes)", name)
+	}
+	return nil
 }

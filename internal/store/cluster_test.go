@@ -208,6 +208,22 @@ func TestCreateRepoPlaces(t *testing.T) {
 			t.Errorf("%s: replicas %v, want %v", name, got, c.want)
 		}
 	}
+	// A new replica holds nothing yet, not even generation 0.
+	if p, err := s.Placement(ctx, "n2", "acme", "r0"); err != nil || p.Current() || p.Local != -1 || p.Generation != 0 {
+		t.Errorf("a new replica: %+v %v", p, err)
+	}
+	if p, err := s.Placement(ctx, "n1", "acme", "r0"); err != nil || !p.Current() || p.Primary.Name != "n1" {
+		t.Errorf("the primary: %+v %v", p, err)
+	}
+	// A store told to place as a node places what it creates.
+	s.PlaceAs(Placing{Node: "n3", Replicas: 1})
+	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "by-n3"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if primary, got := replicaNodes(t, s, "acme", "by-n3"); primary != "n3" || len(got) != 1 {
+		t.Errorf("by-n3: %s %v", primary, got)
+	}
+	s.PlaceAs(Placing{})
 	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "x", Placing: Placing{Node: "n9", Replicas: 2}}, nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("create on no node: %v", err)
 	}
@@ -215,9 +231,9 @@ func TestCreateRepoPlaces(t *testing.T) {
 		t.Errorf("a repository placed on no node was kept: %v", err)
 	}
 	nodes, _ := s.Nodes(ctx)
-	want := map[string]int{"n1": 2, "n2": 2, "n3": 1}
+	want := map[string][2]int{"n1": {1, 3}, "n2": {1, 2}, "n3": {2, 1}}
 	for _, n := range nodes {
-		if n.Primaries != 1 || n.Replicas != want[n.Name] {
+		if [2]int{n.Primaries, n.Replicas} != want[n.Name] {
 			t.Errorf("%s: %d primaries, %d replicas", n.Name, n.Primaries, n.Replicas)
 		}
 	}
@@ -324,7 +340,7 @@ func TestClusterQueue(t *testing.T) {
 	if err != nil || !ok || j.Server != "n2" {
 		t.Fatalf("the primary claims its replica first: %+v %v %v", j, ok, err)
 	}
-	if p, _ := s.Placement(ctx, "n2", "acme", "web"); p.Current() || p.Local != 0 || p.Generation != 2 {
+	if p, _ := s.Placement(ctx, "n2", "acme", "web"); p.Current() || p.Local != -1 || p.Generation != 2 {
 		t.Fatalf("n2 before the sync: %+v", p)
 	}
 	gen, _ := s.RepoGeneration(ctx, r.ID)

@@ -23,6 +23,13 @@ type Placing struct {
 // Clustered reports whether the placing node is a cluster node.
 func (p Placing) Clustered() bool { return p.Node != "" }
 
+// PlaceAs makes every repository this store creates placed by p unless
+// NewRepo.Placing says otherwise: the creating node becomes its primary
+// (repo create, a push that creates, a restore). A cluster node's
+// processes call it once, right after opening the store and before
+// using it.
+func (s *Store) PlaceAs(p Placing) { s.placing = p }
+
 // candidate is a node as the replica choice sees it.
 type candidate struct {
 	id       int64
@@ -104,12 +111,15 @@ func loadCandidates(ctx context.Context, tx *Tx, lease time.Duration) ([]candida
 
 // addReplicas makes each chosen node a replica of the repository: a
 // queue row the primary's workers bring to the repository's generation.
+// Its repo_generation is -1 until the first verified sync: the node
+// holds nothing yet, not even a new repository's generation 0, so reads
+// there go to the primary.
 func addReplicas(ctx context.Context, tx *Tx, repoID int64, nodes []int64) error {
 	at := now()
 	for _, id := range nodes {
 		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since)
-			VALUES (?, ?, 1, 'pending', ?3, ?3) ON CONFLICT DO NOTHING`, repoID, id, at); err != nil {
+			INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since, repo_generation)
+			VALUES (?, ?, 1, 'pending', ?3, ?3, -1) ON CONFLICT DO NOTHING`, repoID, id, at); err != nil {
 			return fmt.Errorf("add replica: %w", err)
 		}
 	}

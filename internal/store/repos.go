@@ -65,6 +65,9 @@ func (s *Store) CreateRepo(ctx context.Context, a Actor, n NewRepo, created func
 				return fmt.Errorf("create repository %s: %w", target, err)
 			}
 		}
+		if !n.Placing.Clustered() {
+			n.Placing = s.placing
+		}
 		if n.Placing.Clustered() {
 			if err := placeNew(ctx, tx, n.Placing, r.ID); err != nil {
 				return fmt.Errorf("create repository %s: %w", target, err)

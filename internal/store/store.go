@@ -39,6 +39,10 @@ type Store struct {
 	keyByID          *sql.Stmt
 	repoFacts        *sql.Stmt
 	orgFacts         *sql.Stmt
+
+	// placing is how CreateRepo places what this node creates when the
+	// caller says nothing (PlaceAs); zero outside a cluster.
+	placing Placing
 }
 
 // ErrNoDatabase means the database file does not exist yet.

@@ -1,0 +1,112 @@
+package admin
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"time"
+
+	"cpm/internal/datadir"
+	"cpm/internal/names"
+	"cpm/internal/store"
+)
+
+// NodeStatus is one line of `node list`.
+type NodeStatus struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// State is up, down (no heartbeat within the lease) or draining.
+	State string `json:"state"`
+	// Heartbeat is the node workers' last sign of life (null: never).
+	Heartbeat *time.Time `json:"heartbeat"`
+	Primaries int        `json:"primaries"`
+	Replicas  int        `json:"replicas"`
+}
+
+// Nodes lists the cluster's nodes with their state at now under lease;
+// none outside a cluster.
+func (s *Service) Nodes(ctx context.Context, lease time.Duration) ([]NodeStatus, error) {
+	nodes, err := s.Store.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	out := make([]NodeStatus, 0, len(nodes))
+	for _, n := range nodes {
+		ns := NodeStatus{Name: n.Name, Address: net.JoinHostPort(n.Host, strconv.Itoa(n.Port)),
+			State: n.State(now, lease), Primaries: n.Primaries, Replicas: n.Replicas}
+		if !n.HeartbeatAt.IsZero() {
+			hb := n.HeartbeatAt.UTC()
+			ns.Heartbeat = &hb
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// RepoWhere is `repo where`: a repository's primary, generation and epoch
+// and each replica's.
+type RepoWhere struct {
+	Repo       string         `json:"repo"`
+	Primary    string         `json:"primary"` // "" outside a cluster
+	Generation int64          `json:"generation"`
+	Epoch      int64          `json:"epoch"`
+	Replicas   []ReplicaWhere `json:"replicas"`
+}
+
+// ReplicaWhere is one node's copy.
+type ReplicaWhere struct {
+	Node       string  `json:"node"`
+	Generation int64   `json:"generation"`
+	LagSeconds float64 `json:"lag_seconds"`
+	// State is current (it holds the repository's generation), else
+	// the queue's state of its sync: pending, running, failed, blocked.
+	State string `json:"state"`
+}
+
+// Where says where ORG/REPO lives.
+func (s *Service) Where(ctx context.Context, path string) (RepoWhere, error) {
+	rp, err := names.ParseRepoPath(path)
+	if err != nil {
+		return RepoWhere{}, err
+	}
+	w, err := s.Store.RepoWhere(ctx, rp.Org, rp.Repo)
+	if err != nil {
+		return RepoWhere{}, err
+	}
+	out := RepoWhere{Repo: w.Repo, Primary: w.Primary, Generation: w.Generation, Epoch: w.Epoch, Replicas: []ReplicaWhere{}}
+	now := s.Now()
+	for _, r := range w.Replicas {
+		rw := ReplicaWhere{Node: r.Node, Generation: r.Generation, State: replicaState(r, w.Generation)}
+		if r.Generation < w.Generation {
+			rw.LagSeconds = r.Job.Lag(now).Seconds()
+		}
+		out.Replicas = append(out.Replicas, rw)
+	}
+	return out, nil
+}
+
+// replicaState is "current" for a replica at the repository's
+// generation; otherwise its sync's state, "behind" when the queue thinks
+// it done (a sync that recorded no generation).
+func replicaState(r store.Replica, generation int64) string {
+	switch {
+	case r.Generation >= generation:
+		return "current"
+	case r.Job.Done():
+		return "behind"
+	}
+	return string(r.Job.State)
+}
+
+// PlaceAs makes the repositories this session creates placed as the
+// cluster node dir is (the creating node becomes the primary); nothing
+// outside a cluster.
+func (s *Service) PlaceAs(dir datadir.Dir, replicas int, lease time.Duration) error {
+	name, err := dir.NodeName()
+	if err != nil || name == "" {
+		return err
+	}
+	s.Store.PlaceAs(store.Placing{Node: name, Replicas: replicas, Lease: lease})
+	return nil
+}
