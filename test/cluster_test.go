@@ -15,8 +15,8 @@ import (
 	"cpm/internal/testworld"
 )
 
-// nodeRow is one line of `cpm-admin node list --json`.
-type nodeRow struct {
+// listedNode is one line of `cpm-admin node list --json`.
+type listedNode struct {
 	Name      string `json:"name"`
 	Address   string `json:"address"`
 	State     string `json:"state"`
@@ -36,9 +36,9 @@ type repoWhere struct {
 	} `json:"replicas"`
 }
 
-func nodeList(t *testing.T, c *testworld.Cluster, i int) []nodeRow {
+func nodeList(t *testing.T, c *testworld.Cluster, i int) []listedNode {
 	t.Helper()
-	var rows []nodeRow
+	var rows []listedNode
 	out := c.MustAdmin(i, "node", "list", "--json")
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("node list --json: %v\n%s", err, out)

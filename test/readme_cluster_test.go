@@ -89,7 +89,7 @@ func TestReadmeClusterRecipe(t *testing.T) {
 	cmd := exec.Command(bin.Admin, "node", "list", "--json")
 	cmd.Env = envs[1]
 	list, err := cmd.Output()
-	var rows []nodeRow
+	var rows []listedNode
 	if err == nil {
 		err = json.Unmarshal(list, &rows)
 	}
