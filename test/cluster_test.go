@@ -184,15 +184,27 @@ func TestClusterIsOneService(t *testing.T) {
 			t.Fatalf("push %d to %s through %s: %s", k, repo, client.URL(repo), r.Stderr)
 		}
 	}
-	waitFor(t, 90*time.Second, "every replica at its repository's generation", func() bool {
+	waitConverged(t, c, repos)
+	checkPlacement(t, c, repos, heads)
+}
+
+// waitConverged polls `repo where` until every replica of repos holds its
+// repository's generation, for at most 90 s.
+func waitConverged(t *testing.T, c *testworld.Cluster, repos []string) {
+	t.Helper()
+	var lagging []string
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		lagging = nil
 		for _, repo := range repos {
 			if !whereIs(t, c, 2, repo).converged() {
-				return false
+				lagging = append(lagging, c.MustAdmin(2, "repo", "where", repo))
 			}
 		}
-		return true
-	})
-	checkPlacement(t, c, repos, heads)
+		if lagging == nil {
+			return
+		}
+	}
+	t.Fatalf("replicas still behind after 90 s:\n%s", strings.Join(lagging, "\n"))
 }
 
 // checkPlacement: `repo where` and `node list` agree with the disk, every
