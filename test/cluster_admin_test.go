@@ -150,6 +150,15 @@ func TestClusterInitAndAdmin(t *testing.T) {
 	if len(nodes) != 2 {
 		t.Errorf("after init again: %+v", nodes)
 	}
+	// A node rotates its replication key: nothing to install on the other
+	// nodes, and its row has the new key (init, which checks that the row
+	// is this data directory's, still passes).
+	if out := n1.MustAdmin("server", "rotate-key"); !strings.Contains(out, "rotation finished") {
+		t.Errorf("rotate-key on a node: %s", out)
+	}
+	if r := n1.Admin("", "init"); r.Code != 0 {
+		t.Errorf("init after a key rotation: %s", r.Stderr)
+	}
 }
 
 // What init --node-name --advertise refuses, with one line and nothing

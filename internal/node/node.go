@@ -32,6 +32,8 @@ type Node struct {
 	Replicas *replica.Set
 	Disk     repos.Root
 	Gateway  *gateway.Gateway
+	// Self is this node's row in its cluster (ID 0 outside one).
+	Self store.Server
 }
 
 // Open opens the data directory's store and wires the gateway; Close
@@ -65,6 +67,10 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		name = self
 	}
 	n := &Node{Conf: conf, Dir: dir, Log: log, Store: st, Replicas: replica.New(dir.Peers()), Disk: repos.RootOf(dir, hookBin)}
+	if err := n.openCluster(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	n.Gateway = &gateway.Gateway{
 		Access:           access.New(st, n.Replicas),
 		Store:            st,

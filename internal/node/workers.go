@@ -63,6 +63,10 @@ func (n *Node) workers(m *metrics.Replication) *replicate.Workers {
 		VerifyEvery: c.VerifyEvery,
 		// No push lives longer than a session; twice that is safely dead.
 		StaleAge: 2 * c.MaxSessionTime,
+		Self:     n.Self.ID,
+	}
+	if n.Self.ID != 0 {
+		w.Beat = n.pinsWhenChanged()
 	}
 	if m != nil {
 		w.Observe = m.Observe

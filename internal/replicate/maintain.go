@@ -8,7 +8,8 @@ import (
 	"cpm/internal/transfer"
 )
 
-// Maintain repacks every repository geometrically (git repack
+// Maintain repacks every repository (in a cluster, every one this node
+// is primary of) geometrically (git repack
 // --geometric=2: small packs roll into bigger ones, big packs stay, so
 // replicas receive only the new packs) under the repository's lock, every
 // interval until ctx ends.
@@ -32,6 +33,9 @@ func (w *Workers) Maintain(ctx context.Context, interval time.Duration) {
 		for _, r := range repos {
 			if ctx.Err() != nil {
 				return
+			}
+			if !w.mine(r.PrimaryID) {
+				continue // a replica here: its primary repacks, and the sync brings the packs
 			}
 			w.tidy(names.RepoPath{Org: r.Org, Repo: r.Name})
 			start := time.Now()

@@ -2,10 +2,13 @@ package replicate
 
 import (
 	"context"
+
+	"cpm/internal/store"
 )
 
 // publish delivers the current metadata to every server that lacks it
-// and is reachable as far as the circuit breaker knows.
+// and is reachable as far as the circuit breaker knows. Nodes of the
+// cluster get none: they read the same database.
 func (w *Workers) publish(ctx context.Context) {
 	gen, err := w.Store.MetaGeneration(ctx)
 	if err != nil {
@@ -16,7 +19,7 @@ func (w *Workers) publish(ctx context.Context) {
 		return
 	}
 	for _, srv := range servers {
-		if srv.MetaGeneration >= gen || !w.eligible(srv) || w.metaWaits(srv.ID) {
+		if srv.Role == store.Node || srv.MetaGeneration >= gen || !w.eligible(srv) || w.metaWaits(srv.ID) {
 			continue
 		}
 		d, err := w.Publisher.Ensure(ctx, srv)

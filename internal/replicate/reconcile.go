@@ -48,7 +48,7 @@ func (w *Workers) reconcileServer(ctx context.Context, srv store.Server, jobs []
 	t := transfer.TargetOf(srv)
 	checked, stale, repaired := 0, 0, 0
 	for _, j := range jobs {
-		if j.ServerID != srv.ID || !j.Done() || transfer.CheckScope(srv, j.Repo) != nil {
+		if j.ServerID != srv.ID || !j.Done() || !w.mine(j.PrimaryID) || transfer.CheckScope(srv, j.Repo) != nil {
 			continue
 		}
 		rp, err := names.ParseRepoPath(j.Repo)
@@ -128,7 +128,7 @@ func (w *Workers) deepChecks(ctx context.Context) {
 			}
 		}
 		for _, j := range jobs {
-			if j.ServerID != srv.ID || !j.Done() || transfer.CheckScope(srv, j.Repo) != nil ||
+			if j.ServerID != srv.ID || !j.Done() || !w.mine(j.PrimaryID) || transfer.CheckScope(srv, j.Repo) != nil ||
 				!DeepDue(j.Repo, srv.Name, j.DeepCheckedAt, srv.CreatedAt, now, w.VerifyEvery) {
 				continue
 			}

@@ -34,11 +34,15 @@ type Workers struct {
 	BackoffMin, BackoffMax time.Duration
 	Owner                  string // lease owner, for the record
 	// Self is this node's server id in a cluster (0 outside one): it
-	// claims only the jobs of repositories it is primary of (and those
-	// without a primary), and heartbeats.
-	Self     int64
-	DirtyDir string      // markers left by post-receive when the database was unavailable
-	Observe  func(Event) // metrics, may be nil
+	// claims, reconciles and repacks only the repositories it is primary
+	// of (and those without a primary), and heartbeats.
+	Self int64
+	// Beat, when set, runs after every heartbeat (the node rewrites its
+	// pins when the cluster's nodes changed).
+	Beat      func(ctx context.Context)
+	BeatEvery time.Duration // default HeartbeatEvery
+	DirtyDir  string        // markers left by post-receive when the database was unavailable
+	Observe   func(Event)   // metrics, may be nil
 	// Publisher, when set, delivers metadata after every change:
 	// database snapshots to backups, authorization metadata to
 	// neighbours (before any replica, so that it is never served
@@ -108,6 +112,10 @@ func (w *Workers) Run(ctx context.Context, wake <-chan struct{}) {
 	finished := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if w.Self != 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.heartbeat(ctx) }()
+	}
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	why := wokeStart

@@ -122,6 +122,12 @@ func (s Rotator) rotateOne(ctx context.Context, env remote.Env, srv store.Server
 	case "":
 		sk.State = "old"
 	}
+	if srv.Role == store.Node {
+		// Another node of the cluster (or this one) knows this node's key
+		// from the shared database, where finishRotation records the new
+		// one: nothing to install there, and nothing to record on its row.
+		return ServerKey{Server: srv.Name, State: "done"}
+	}
 	if srv.Role == store.Neighbor && !srv.Approved {
 		// Not in use: it learns the new key with discovery or server add.
 		return s.markKey(ctx, sk, srv.Name, "done")
@@ -233,8 +239,29 @@ func (s Rotator) finishRotation(ctx context.Context, dir datadir.Dir, env remote
 			return fmt.Errorf("finish key rotation: %w", err)
 		}
 	}
+	if err := s.recordNodeKey(ctx, dir); err != nil {
+		return err
+	}
 	if err := s.Store.FinishKeyRotation(ctx, s.Actor); err != nil {
 		return err
 	}
 	return nil
+}
+
+// recordNodeKey puts a cluster node's new key on its row, where the other
+// nodes look it up when it connects (nothing outside a cluster).
+func (s Rotator) recordNodeKey(ctx context.Context, dir datadir.Dir) error {
+	name, err := dir.NodeName()
+	if err != nil || name == "" {
+		return err
+	}
+	line, err := PublicKey(dir)
+	if err != nil {
+		return err
+	}
+	key, err := remote.ParseHostKey(line)
+	if err != nil {
+		return fmt.Errorf("finish key rotation: %w", err)
+	}
+	return s.Store.SetNodeKey(ctx, s.Actor, name, key, remote.Fingerprint(key))
 }

@@ -258,3 +258,18 @@ func (s *Store) IsNodeName(ctx context.Context, name string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// SetNodeKey records a node's new replication key (it rotated its key):
+// the other nodes recognise it by this one from now on.
+func (s *Store) SetNodeKey(ctx context.Context, a Actor, name, key, fingerprint string) error {
+	return s.change(ctx, a, "node.key", name, map[string]any{"peer_key": fingerprint}, keepsMeta, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE servers SET peer_key = ?, peer_fingerprint = ? WHERE name = ? AND role = 'node'`, key, fingerprint, name)
+		if err != nil {
+			return fmt.Errorf("set key of node %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("node", name)
+		}
+		return nil
+	})
+}

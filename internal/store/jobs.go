@@ -30,6 +30,9 @@ type Job struct {
 	// RepoGeneration is the repository generation the last verified sync
 	// brought to the target (Done's repoGen).
 	RepoGeneration int64 `json:"-"`
+	// PrimaryID is the repository's primary node (0: none, outside a
+	// cluster): only its workers sync, reconcile and check the job.
+	PrimaryID int64 `json:"-"`
 }
 
 // markDirty's SQL: one durable row per repository x enabled target. A push
@@ -139,7 +142,7 @@ func markAllDirty(ctx context.Context, tx *Tx, serverID int64) error {
 const jobSelect = `
 	SELECT j.repo_id, j.server_id, o.name || '/' || r.name, s.name, j.generation, j.synced_generation,
 	       j.state, j.attempts, j.next_attempt_at, j.dirty_since, j.last_error, j.last_success_at, j.fingerprint, j.bytes,
-	       j.deep_checked_at, j.deep_result, j.repo_generation
+	       j.deep_checked_at, j.deep_result, j.repo_generation, coalesce(r.primary_id, 0)
 	FROM replication_jobs j
 	JOIN repos r ON r.id = j.repo_id JOIN orgs o ON o.id = r.org_id JOIN servers s ON s.id = j.server_id`
 
@@ -147,7 +150,7 @@ func scanJob(sc scanner) (Job, error) {
 	var j Job
 	var next, dirty, success, deep string
 	err := sc.Scan(&j.RepoID, &j.ServerID, &j.Repo, &j.Server, &j.Generation, &j.SyncedGeneration, &j.State,
-		&j.Attempts, &next, &dirty, &j.LastError, &success, &j.Fingerprint, &j.Bytes, &deep, &j.DeepResult, &j.RepoGeneration)
+		&j.Attempts, &next, &dirty, &j.LastError, &success, &j.Fingerprint, &j.Bytes, &deep, &j.DeepResult, &j.RepoGeneration, &j.PrimaryID)
 	j.NextAttemptAt, j.DirtySince, j.LastSuccessAt = parseTime(next), parseTime(dirty), parseTime(success)
 	j.DeepCheckedAt = parseTime(deep)
 	return j, err

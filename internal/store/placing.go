@@ -128,13 +128,13 @@ func addReplicas(ctx context.Context, tx *Tx, repoID int64, nodes []int64) error
 
 // placeNew makes the placing node the primary of a repository it just
 // created and chooses its replicas.
-func placeNew(ctx context.Context, tx *Tx, p Placing, repoID int64) error {
+func placeNew(ctx context.Context, tx *Tx, p Placing, repoID int64) (int64, error) {
 	if tx.d != postgres {
-		return ErrNeedsPostgres
+		return 0, ErrNeedsPostgres
 	}
 	nodes, err := loadCandidates(ctx, tx, p.Lease)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var self int64
 	for _, n := range nodes {
@@ -143,12 +143,12 @@ func placeNew(ctx context.Context, tx *Tx, p Placing, repoID int64) error {
 		}
 	}
 	if self == 0 {
-		return fmt.Errorf("place repository: node %q is not in the cluster (cpm-admin init --node-name): %w", p.Node, ErrNotFound)
+		return 0, fmt.Errorf("place repository: node %q is not in the cluster (cpm-admin init --node-name): %w", p.Node, ErrNotFound)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE repos SET primary_id = ? WHERE id = ?`, self, repoID); err != nil {
-		return fmt.Errorf("place repository: %w", err)
+		return 0, fmt.Errorf("place repository: %w", err)
 	}
-	return addReplicas(ctx, tx, repoID, chooseReplicas(nodes, self, nil, p.Replicas))
+	return self, addReplicas(ctx, tx, repoID, chooseReplicas(nodes, self, nil, p.Replicas))
 }
 
 // PlaceRepos gives every repository without a primary the cluster's

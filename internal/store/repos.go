@@ -17,6 +17,9 @@ type Repo struct {
 	Public      bool      `json:"public"`
 	Description string    `json:"description"`
 	CreatedAt   time.Time `json:"created_at"`
+	// PrimaryID is the node that takes its writes in a cluster (0
+	// outside one).
+	PrimaryID int64 `json:"-"`
 }
 
 // FullName is "ORG/REPO" with the canonical spelling from the database.
@@ -69,7 +72,7 @@ func (s *Store) CreateRepo(ctx context.Context, a Actor, n NewRepo, created func
 			n.Placing = s.placing
 		}
 		if n.Placing.Clustered() {
-			if err := placeNew(ctx, tx, n.Placing, r.ID); err != nil {
+			if r.PrimaryID, err = placeNew(ctx, tx, n.Placing, r.ID); err != nil {
 				return fmt.Errorf("create repository %s: %w", target, err)
 			}
 		}
@@ -82,13 +85,13 @@ func (s *Store) CreateRepo(ctx context.Context, a Actor, n NewRepo, created func
 }
 
 const repoSelect = `
-	SELECT r.id, o.name, r.name, r.public, r.description, r.created_at
+	SELECT r.id, o.name, r.name, r.public, r.description, r.created_at, coalesce(r.primary_id, 0)
 	FROM repos r JOIN orgs o ON o.id = r.org_id`
 
 func scanRepo(sc scanner) (Repo, error) {
 	var r Repo
 	var at string
-	err := sc.Scan(&r.ID, &r.Org, &r.Name, &r.Public, &r.Description, &at)
+	err := sc.Scan(&r.ID, &r.Org, &r.Name, &r.Public, &r.Description, &at, &r.PrimaryID)
 	r.CreatedAt = parseTime(at)
 	return r, err
 }

@@ -148,8 +148,12 @@ func FixFor(srv store.Server, cause string, blocked bool) string {
 	switch {
 	case isPromoted(cause):
 		return n + " is a main server of its own now: cpm-admin server remove " + n + ", and add a new backup"
+	case strings.Contains(c, "host key") && srv.Role == store.Node:
+		step = "every node presents the cluster's host key: run cpm-admin init on " + n + " and on this node (it writes the key and the pins)"
 	case strings.Contains(c, "host key"):
 		step = "compare " + n + "'s host key (ssh-keygen -lf on it) with the pinned one; if it really changed, cpm-admin server set " + n + " --host-key LINE"
+	case strings.Contains(c, "refused cpm's key") && srv.Role == store.Node:
+		step = "run cpm-admin init again on this node (it records this node's replication key in the cluster's database), and the same cpm on " + n
 	case strings.Contains(c, "refused cpm's key") && srv.Role == store.Neighbor:
 		step = "on " + n + ", register this node and approve it"
 	case strings.Contains(c, "refused cpm's key"):

@@ -79,3 +79,17 @@ func TestJobState(t *testing.T) {
 		t.Errorf("row of a promoted server: %s", s)
 	}
 }
+
+// A node of the cluster is not fixed by installing a key in an
+// authorized_keys file or re-pinning it by hand: init does both.
+func TestFixForNode(t *testing.T) {
+	node := store.Server{Name: "n2", Role: store.Node, Approved: true, Enabled: true}
+	for cause, want := range map[string]string{
+		"ssh: n2 refused cpm's key":    "run cpm-admin init again on this node",
+		"host key verification failed": "cluster's host key",
+	} {
+		if got := FixFor(node, cause, false); !strings.Contains(got, want) {
+			t.Errorf("%s: %s", cause, got)
+		}
+	}
+}
