@@ -19,7 +19,7 @@
 # 1.2). 3 x 0.25 + 1.2 = 1.95 fits a 2-core machine. A node's quota covers
 # its git processes too: they start inside its cgroup. Without cgroups
 # (not root, no cpu controller) the run goes on unconfined and says so.
-# Needs root for the cgroups; CLIENTS (6) concurrent clones for
+# Needs root for the cgroups; CLIENTS (9) concurrent clones for
 # SECONDS_PER_COUNT (15) seconds per node count.
 #
 #   bench/cluster.sh
@@ -78,7 +78,7 @@ else
 	echo "cpu shares: none (no writable cgroup cpu controller): nodes and clients unconfined"
 fi
 cd test
-CPM_BENCH=1 CPM_BENCH_CLIENTS="${CLIENTS:-6}" CPM_BENCH_SECONDS="${SECONDS_PER_COUNT:-15}" \
+CPM_BENCH=1 CPM_BENCH_CLIENTS="${CLIENTS:-9}" CPM_BENCH_SECONDS="${SECONDS_PER_COUNT:-15}" \
 	"$ROOT/cluster.test" -test.count=1 -test.timeout 30m -test.run 'TestClusterBenchmark$' -test.v >"$ROOT/out" 2>&1 || {
 	cat "$ROOT/out" >&2
 	exit 1
