@@ -118,6 +118,27 @@ func TestClusterInitAndAdmin(t *testing.T) {
 	if !strings.Contains(string(kh), "cpm-server.n1 "+strings.TrimSpace(string(pub))) {
 		t.Errorf("n2's known_hosts: %s", kh)
 	}
+	// Each node's doctor expects on disk what it holds: its primaries and
+	// the replicas synced there (none yet), not every repository.
+	for _, n := range []*testworld.World{n1, n2} {
+		var findings []struct {
+			Check  string `json:"check"`
+			OK     bool   `json:"ok"`
+			Detail string `json:"detail"`
+		}
+		mustJSON(t, n.Admin("", "doctor", "--json").Stdout, &findings)
+		nodesChecked := false
+		for _, f := range findings {
+			if f.Check == "repositories on disk" && !f.OK {
+				t.Errorf("doctor: %s", f.Detail)
+			}
+			nodesChecked = nodesChecked || f.Check == "cluster nodes"
+		}
+		if !nodesChecked {
+			t.Error("doctor does not look at the cluster's nodes")
+		}
+	}
+
 	// Servers are backups and neighbours: nodes are not among them.
 	if out := n1.MustAdmin("server", "list", "--json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("server list shows nodes: %s", out)

@@ -90,7 +90,7 @@ func (e *env) open() (*admin.Service, error) {
 		return nil, err
 	}
 	// On a cluster node, what this command creates has it as primary.
-	if err := svc.PlaceAs(e.dir, e.conf.Replicas, e.conf.Lease); err != nil {
+	if err := svc.PlaceAs(e.ctx, e.dir, e.conf.Replicas, e.conf.Lease); err != nil {
 		svc.Close()
 		return nil, err
 	}
@@ -312,7 +312,7 @@ func (c doctorCmd) Run(e *env, svc *admin.Service) error {
 		return err
 	}
 	findings := svc.Doctor(e.ctx, e.dir, admin.DoctorOptions{LagThreshold: conf.LagThreshold, VerifyEvery: conf.VerifyEvery, Deep: c.Deep,
-		StaleAge: 2 * conf.MaxSessionTime})
+		StaleAge: 2 * conf.MaxSessionTime, Lease: conf.Lease})
 	failed := 0
 	for _, f := range findings {
 		if !f.OK {

@@ -30,6 +30,8 @@ type Service struct {
 	// FreeMargin is the free_space_margin setting for syncs run on
 	// demand (New sets transfer.DefaultFreeMargin).
 	FreeMargin int64
+	// self is this node's row in its cluster (PlaceAs; ID 0 outside one).
+	self store.Server
 }
 
 // Init creates the data directory and database, or brings an existing one

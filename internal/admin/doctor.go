@@ -40,6 +40,9 @@ type DoctorOptions struct {
 	// StaleAge is how long maintenance leaves what a cut-off push or
 	// upload left behind (twice max_session_time; default 24h).
 	StaleAge time.Duration
+	// Lease is the lease setting: a cluster node without a heartbeat
+	// this long is down.
+	Lease time.Duration
 }
 
 // Doctor checks an installation: file modes, hooks, repositories on disk
@@ -82,6 +85,10 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	pins, reach, fixes := s.checkServers(ctx, dir)
 	add("pinned host keys", pins, "check the key on the server, then cpm-admin server set NAME --host-key LINE", "every server's host key is pinned")
 	add("servers reachable", reach, strings.Join(fixes, "; "), "every server answers and takes syncs")
+	if s.self.ID != 0 {
+		add("cluster nodes", s.checkNodes(ctx, o.Lease), "start cpm-shell serve (or cpm-shell replicate) on each node that is down; its replicas wait meanwhile",
+			"every node of the cluster is up")
+	}
 	rotation, fix := s.checkRotation(ctx, dir)
 	add("key rotation", rotation, fix, "no key rotation under way")
 	add("replication lag", s.checkLag(ctx, lagThreshold), "see cpm-admin sync status; fix the server, then cpm-admin sync retry", "no replica behind by more than "+lagThreshold.String())
@@ -143,7 +150,10 @@ func (s *Service) checkReplicas(ctx context.Context, dir datadir.Dir, o DoctorOp
 	for _, j := range jobs {
 		srv := byID[j.ServerID]
 		in := targetstate.Of(srv, nil, time.Now()).Up() && transfer.InScope(srv.RepoPatterns, j.Repo)
-		if !in || !j.Done() {
+		// In a cluster the primary's copy is the source: another node's
+		// repositories are its doctor's to check.
+		mine := j.PrimaryID == 0 || j.PrimaryID == s.self.ID
+		if !in || !j.Done() || !mine {
 			continue
 		}
 		if o.Deep {
@@ -216,9 +226,16 @@ func (s *Service) checkRepos(ctx context.Context, dir datadir.Dir) (hooks, disk 
 	if err != nil {
 		return []string{err.Error()}, nil, 0
 	}
+	held, err := s.holds(ctx)
+	if err != nil {
+		return []string{err.Error()}, nil, 0
+	}
 	known := map[string]bool{}
 	for _, r := range rs {
 		known[strings.ToLower(r.FullName())] = true
+		if held != nil && !held[r.ID] {
+			continue // another node's, not (yet) replicated here
+		}
 		p, err := s.Disk.Open(r.Org, r.Name)
 		if err != nil {
 			disk = append(disk, r.FullName()+" is missing on disk")

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -100,13 +101,50 @@ func replicaState(r store.Replica, generation int64) string {
 }
 
 // PlaceAs makes the repositories this session creates placed as the
-// cluster node dir is (the creating node becomes the primary); nothing
-// outside a cluster.
-func (s *Service) PlaceAs(dir datadir.Dir, replicas int, lease time.Duration) error {
+// cluster node dir is (the creating node becomes the primary), and
+// doctor look at what this node holds; nothing outside a cluster.
+func (s *Service) PlaceAs(ctx context.Context, dir datadir.Dir, replicas int, lease time.Duration) error {
 	name, err := dir.NodeName()
 	if err != nil || name == "" {
 		return err
 	}
+	if s.self, err = s.Store.NodeByName(ctx, name); err != nil {
+		return fmt.Errorf("this data directory is node %s (%s): %w", name, dir.NodeFile(), err)
+	}
 	s.Store.PlaceAs(store.Placing{Node: name, Replicas: replicas, Lease: lease})
 	return nil
+}
+
+// holds reports, for doctor, which repositories this node should have on
+// disk: every one outside a cluster (nil), in a cluster its primaries
+// and the replicas synced here.
+func (s *Service) holds(ctx context.Context) (map[int64]bool, error) {
+	if s.self.ID == 0 {
+		return nil, nil
+	}
+	return s.Store.HeldBy(ctx, s.self.ID)
+}
+
+// checkNodes reports, for doctor on a cluster node, the nodes that are
+// down.
+func (s *Service) checkNodes(ctx context.Context, lease time.Duration) []string {
+	if lease <= 0 {
+		lease = 10 * time.Second
+	}
+	nodes, err := s.Nodes(ctx, lease)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var problems []string
+	for _, n := range nodes {
+		if n.State != store.NodeDown {
+			continue
+		}
+		last := "never"
+		if n.Heartbeat != nil {
+			last = s.Now().Sub(*n.Heartbeat).Round(time.Second).String() + " ago"
+		}
+		problems = append(problems, fmt.Sprintf("node %s (%s) is down: last heartbeat %s", n.Name, n.Address, last))
+	}
+	return problems
 }

@@ -273,3 +273,25 @@ func (s *Store) SetNodeKey(ctx context.Context, a Actor, name, key, fingerprint 
 		return nil
 	})
 }
+
+// HeldBy lists the repositories node id has on disk: those it is primary
+// of and those whose replica a sync has brought there (a replica still
+// waiting for its first sync is not there yet).
+func (s *Store) HeldBy(ctx context.Context, id int64) (map[int64]bool, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT id FROM repos WHERE primary_id = ?1
+		UNION SELECT repo_id FROM replication_jobs WHERE server_id = ?1 AND repo_generation >= 0`, id)
+	if err != nil {
+		return nil, fmt.Errorf("repositories of node %d: %w", id, err)
+	}
+	defer rows.Close()
+	held := map[int64]bool{}
+	for rows.Next() {
+		var r int64
+		if err := rows.Scan(&r); err != nil {
+			return nil, fmt.Errorf("repositories of node %d: %w", id, err)
+		}
+		held[r] = true
+	}
+	return held, rows.Err()
+}

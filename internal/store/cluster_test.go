@@ -354,6 +354,15 @@ func TestClusterQueue(t *testing.T) {
 	if p.Local != 2 || p.Generation != 3 || p.Current() || p.Primary.Name != "n1" {
 		t.Fatalf("n2 after the sync: %+v", p)
 	}
+	for _, c := range []struct {
+		node int
+		want bool
+	}{{0, true}, {1, true}, {2, false}} {
+		held, err := s.HeldBy(ctx, nodes[c.node].ID)
+		if err != nil || held[r.ID] != c.want {
+			t.Errorf("HeldBy(n%d): %v %v", c.node+1, held, err)
+		}
+	}
 	w, err := s.RepoWhere(ctx, "ACME", "WEB")
 	if err != nil || w.Repo != "acme/web" || w.Primary != "n1" || w.Generation != 3 || len(w.Replicas) != 1 ||
 		w.Replicas[0].Node != "n2" || w.Replicas[0].Generation != 2 || w.Replicas[0].Job.Done() {
@@ -369,5 +378,22 @@ func TestClusterQueue(t *testing.T) {
 	}
 	if j, ok, err := s.Claim(ctx, "w", nodes[2].ID, time.Minute, nil); err != nil || !ok || j.Repo != "acme/old" {
 		t.Fatalf("unplaced: %+v %v %v", j, ok, err)
+	}
+}
+
+func TestSetNodeKey(t *testing.T) {
+	ctx := context.Background()
+	s, _ := cluster(t, 1)
+	if err := s.SetNodeKey(ctx, admin, "n1", "ssh-ed25519 AAAAnew", "SHA256:new"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.PeerByFingerprint(ctx, "SHA256:new"); err != nil || got.Name != "n1" || got.PeerKey != "ssh-ed25519 AAAAnew" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := s.PeerByFingerprint(ctx, "SHA256:peern1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the old key still speaks for n1: %v", err)
+	}
+	if err := s.SetNodeKey(ctx, admin, "b9", "k", "f"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("no such node: %v", err)
 	}
 }

@@ -1,0 +1,74 @@
+package admin
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"cpm/internal/datadir"
+	"cpm/internal/store"
+)
+
+func TestParseAdvertise(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		host string
+		port int
+		err  string
+	}{
+		{"127.0.0.2:2222", "127.0.0.2", 2222, ""},
+		{"node-1.example.org:22", "node-1.example.org", 22, ""},
+		{"[::1]:2222", "::1", 2222, ""},
+		{"127.0.0.2", "", 0, "want HOST:PORT"},
+		{"127.0.0.2:0", "", 0, "bad port"},
+		{"127.0.0.2:65536", "", 0, "bad port"},
+		{":2222", "", 0, "bad host"},
+		{"-oProxyCommand=x:22", "", 0, "bad host"},
+		{"a b:22", "", 0, "bad host"},
+	} {
+		host, port, err := parseAdvertise(c.in)
+		if host != c.host || port != c.port || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%q: %q %d %v, want %q %d %q", c.in, host, port, err, c.host, c.port, c.err)
+		}
+	}
+}
+
+// The doctor of a cluster node names the nodes whose heartbeat is older
+// than the lease.
+func TestDoctorNamesDownNodes(t *testing.T) {
+	ctx := context.Background()
+	db := pg.Database(t)
+	dir, _ := datadir.New(t.TempDir())
+	st, _, err := Init(ctx, dir, db, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := ClusterSpec{NodeName: "n1", Advertise: "127.0.0.2:2222", Replicas: 2, Lease: 10 * time.Second}
+	if ok, err := ClusterInit(dir, db, &spec); !ok || err != nil {
+		t.Fatalf("ClusterInit: %v %v", ok, err)
+	}
+	if _, err := JoinCluster(ctx, st, dir, store.Actor{Name: "test"}, spec); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	s, err := Open(ctx, dir, db, store.Actor{Name: "test"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.PlaceAs(ctx, dir, 2, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if p := s.checkNodes(ctx, 10*time.Second); len(p) != 0 {
+		t.Errorf("just joined: %v", p)
+	}
+	s.Now = func() time.Time { return time.Now().Add(time.Minute) }
+	if p := s.checkNodes(ctx, 10*time.Second); len(p) != 1 || !strings.Contains(p[0], "node n1 (127.0.0.2:2222) is down") {
+		t.Errorf("a minute later: %v", p)
+	}
+	if b, err := os.ReadFile(dir.NodeFile()); err != nil || string(b) != "n1\n" {
+		t.Errorf("DATA/node: %q %v", b, err)
+	}
+}
