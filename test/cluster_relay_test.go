@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -233,5 +234,122 @@ func execSQL(t *testing.T, database, query string, args ...any) {
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		t.Fatalf("%s: %d rows", query, n)
+	}
+}
+
+// go-git hangs up once it has the push report; a push it made through a
+// node that is not the primary still runs post-receive on the primary to
+// the end (audit row via that node, the repository's own hooks).
+func TestClusterRelayedPushOutlivesAClientThatHangsUp(t *testing.T) {
+	n1, n2, _ := newClusterPair(t)
+	alice := n1.NewKey("alice")
+	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
+	n1.MustAdmin("org", "create", "acme")
+	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
+	via1, via2 := n1.srv.Client(alice), n2.srv.Client(alice)
+	work := filepath.Join(n1.Root, "work")
+	via1.MustGit("", "init", "-q", "-b", "main", work)
+	via1.Commit(work, "first")
+	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+
+	marker := filepath.Join(n1.Root, "post-receive-ran")
+	hooks := filepath.Join(n1.RepoDir("acme", "web"), "hooks", "post-receive.d")
+	os.MkdirAll(hooks, 0o755)
+	script := fmt.Sprintf("#!/bin/sh\nsleep 1\necho post-receive; echo post-receive >&2\ncat > %s.tmp && mv %s.tmp %s\n", marker, marker, marker)
+	if err := os.WriteFile(filepath.Join(hooks, "10-record"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	commit := goGitPushMain(t, via2, "git", n2.srv.KnownHosts, "pushed by go-git through n2")
+	if got := revParse(n1.RepoDir("acme", "web"), "main"); got != commit {
+		t.Fatalf("the primary's main: %s, want %s", got, commit)
+	}
+	waitFor(t, 20*time.Second, "post-receive.d on the primary", func() bool {
+		b, err := os.ReadFile(marker)
+		return err == nil && strings.Contains(string(b), commit+" refs/heads/main")
+	})
+	waitFor(t, 10*time.Second, "the push's audit row via n2", func() bool {
+		for _, e := range jsonList(t, n1.World, "audit", "--limit", "10") {
+			if e["action"] == "push" && e["actor"] == "alice" && strings.Contains(fmt.Sprint(e["details"]), "via:n2") {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Through n2 the user keeps every right (unlike a neighbour's
+	// forwarded push): the owner force-pushes protected main; a reader
+	// is refused in the words it would get on the primary.
+	dir, r := via2.Clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("clone through n2: %s", r.Stderr)
+	}
+	via2.MustGit(dir, "commit", "-q", "--amend", "-m", "rewritten")
+	if r := via2.Git(dir, "push", "-q", "-f", "origin", "HEAD:main"); r.Code != 0 {
+		t.Errorf("the owner's forced push of main through n2: %s", r.Stderr)
+	}
+	bob := n1.NewKey("bob")
+	n2.MustAdmin("user", "add", "bob", "--key", bob.PubPath)
+	n2.MustAdmin("repo", "grant", "acme/web", "bob", "read")
+	reader := n2.srv.Client(bob)
+	rdir, r := reader.Clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("a reader's clone through n2: %s", r.Stderr)
+	}
+	reader.Commit(rdir, "a reader's")
+	if r := reader.Git(rdir, "push", "-q", "origin", "HEAD:main"); r.Code == 0 ||
+		!strings.Contains(r.Stderr, "cpm: acme/web: permission denied (needs write, has read)") {
+		t.Errorf("a reader's push through n2: %d %s", r.Code, r.Stderr)
+	}
+}
+
+// Git LFS through a node that is not the primary: the upload lands on
+// the primary, the object reaches the replica with the repository, a
+// lock taken through one node is seen through the other, and a clone
+// through the replica smudges the content.
+func TestClusterLFSThroughAReplica(t *testing.T) {
+	n1, n2, database := newClusterPair(t)
+	alice := n1.NewKey("alice")
+	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
+	n1.MustAdmin("org", "create", "acme")
+	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
+	via1 := n1.srv.Client(alice)
+	work := filepath.Join(n1.Root, "work")
+	via1.MustGit("", "init", "-q", "-b", "main", work)
+	via1.Commit(work, "first")
+	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+
+	lfs2, lfs1 := newLFSClient(t, n2.srv.Client(alice)), newLFSClient(t, via1)
+	dir, r := lfs2.clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("clone through n2: %s", r.Stderr)
+	}
+	oid := lfs2.addLFSFile(dir, "asset.bin", 200_000)
+	if r := lfs2.git(dir, "push", "-q", "origin", "HEAD:main"); r.Code != 0 {
+		t.Fatalf("LFS push through n2: %s", r.Stderr)
+	}
+	if fi, err := os.Stat(lfsObject(n1.RepoDir("acme", "web"), oid)); err != nil || fi.Size() != 200_000 {
+		t.Fatalf("the object on the primary: %v", err)
+	}
+	st := openStore(t, database)
+	waitFor(t, 30*time.Second, "the object and refs on n2", func() bool {
+		p, err := st.Placement(context.Background(), "n2", "acme", "web")
+		_, serr := os.Stat(lfsObject(n2.RepoDir("acme", "web"), oid))
+		return err == nil && p.Current() && serr == nil
+	})
+	lfs2.mustGit(dir, "lfs", "lock", "asset.bin")
+	ldir, r := lfs1.clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("clone through n1: %s", r.Stderr)
+	}
+	if out := lfs1.mustGit(ldir, "lfs", "locks"); !strings.Contains(out, "asset.bin") {
+		t.Errorf("a lock taken through n2 is not seen through n1: %s", out)
+	}
+	rdir, r := lfs2.clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("clone through n2 with LFS: %s", r.Stderr)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "asset.bin"))
+	if got, _ := os.ReadFile(filepath.Join(rdir, "asset.bin")); !bytes.Equal(got, want) {
+		t.Errorf("smudged through n2: %d bytes, want %d", len(got), len(want))
 	}
 }

@@ -53,9 +53,6 @@ type Gateway struct {
 	// (relays) and served there through Relay.
 	Self  string
 	Relay Relayer
-	// Placing places a repository a push creates here: this node its
-	// primary (zero outside a cluster).
-	Placing store.Placing
 }
 
 // Session is one command from one authenticated key.
@@ -233,7 +230,7 @@ func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command)
 
 func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) error {
 	actor := store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}
-	_, _, err := provision.RepoPlaced(ctx, g.Store, g.Disk, actor, cmd.Repo.String(), false, "", g.Placing)
+	_, _, err := provision.Repo(ctx, g.Store, g.Disk, actor, cmd.Repo.String(), false, "")
 	if errors.Is(err, store.ErrExists) {
 		return nil // created by a concurrent push
 	}

@@ -56,20 +56,16 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		st.Close()
 		return nil, fmt.Errorf("read node name: %w", err)
 	}
-	// The node's name in its cluster ("" outside one) is the data
-	// directory's; the store's node name is shared by every node there.
-	self, err := dir.NodeName()
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	if self != "" {
-		name = self
-	}
 	n := &Node{Conf: conf, Dir: dir, Log: log, Store: st, Replicas: replica.New(dir.Peers()), Disk: repos.RootOf(dir, hookBin)}
 	if err := n.openCluster(ctx); err != nil {
 		st.Close()
 		return nil, err
+	}
+	// The node's name in its cluster ("" outside one) is the data
+	// directory's; the store's node name is shared by every node there.
+	self := n.Self.Name
+	if self != "" {
+		name = self
 	}
 	n.Gateway = &gateway.Gateway{
 		Access:           access.New(st, n.Replicas),
@@ -83,9 +79,6 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		Forward:          n.forward,
 		Self:             self,
 		Relay:            n.relay,
-	}
-	if self != "" {
-		n.Gateway.Placing = store.Placing{Node: self, Replicas: conf.Replicas, Lease: conf.Lease}
 	}
 	return n, nil
 }

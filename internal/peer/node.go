@@ -32,10 +32,19 @@ func (r *Receiver) nodeCopyDir(ctx context.Context, origin string, rp names.Repo
 		return rp, "", fmt.Errorf("%s: has no primary node", rp)
 	case strings.EqualFold(p.Primary.Name, r.Self):
 		return rp, "", fmt.Errorf("%s: %s is its primary and takes no copy of it", rp, r.Self)
-	case p.Local < 0:
-		return rp, "", fmt.Errorf("%s: %s holds no replica of it", rp, r.Self)
 	case write && !strings.EqualFold(p.Primary.Name, origin):
 		return rp, "", fmt.Errorf("%s: only its primary %s writes its replicas, not %s", rp, p.Primary.Name, origin)
+	}
+	// A replica is a replication job of the repository to this node
+	// (before its first sync too, when its generation is still -1).
+	self, err := r.Store.NodeByName(ctx, r.Self)
+	if err != nil {
+		return rp, "", fmt.Errorf("node %s: %w", r.Self, err)
+	}
+	if _, err := r.Store.JobFor(ctx, p.RepoID, self.ID); errors.Is(err, store.ErrNotFound) {
+		return rp, "", fmt.Errorf("%s: %s holds no replica of it", rp, r.Self)
+	} else if err != nil {
+		return rp, "", err
 	}
 	repo, err := r.Store.Repo(ctx, rp.Org, rp.Repo)
 	if err != nil {

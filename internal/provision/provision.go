@@ -41,13 +41,6 @@ func CheckDescription(d string) error {
 // disk with HEAD on main and the default protected refs. It returns the
 // stored repository and its directory.
 func Repo(ctx context.Context, st *store.Store, disk repos.Root, actor store.Actor, path string, public bool, description string) (store.Repo, string, error) {
-	return RepoPlaced(ctx, st, disk, actor, path, public, description, store.Placing{})
-}
-
-// RepoPlaced is Repo on a node of a cluster: placing makes this node the
-// repository's primary and chooses its replicas, in the same transaction
-// (the zero Placing places nothing, outside a cluster).
-func RepoPlaced(ctx context.Context, st *store.Store, disk repos.Root, actor store.Actor, path string, public bool, description string, placing store.Placing) (store.Repo, string, error) {
 	rp, err := names.ParseRepoPath(path)
 	if err != nil {
 		return store.Repo{}, "", err
@@ -58,7 +51,7 @@ func RepoPlaced(ctx context.Context, st *store.Store, disk repos.Root, actor sto
 	var dir string
 	r, err := st.CreateRepo(ctx, actor, store.NewRepo{
 		Org: rp.Org, Name: rp.Repo, Public: public, Description: description,
-		Protected: authz.DefaultProtected, Placing: placing,
+		Protected: authz.DefaultProtected,
 	}, func(r store.Repo) error {
 		// The canonical spelling from the database names the directory.
 		var err error
