@@ -31,7 +31,7 @@ func TestShippedBalancerConfig(t *testing.T) {
 			t.Errorf("made configuration lacks %q:\n%s", want, made)
 		}
 	}
-	if strings.Contains(made, "10.0.0.1") {
+	if strings.Contains(made, " 10.0.0.11:2222\n") || strings.Count(made, "\tserver ") != 2 {
 		t.Errorf("made configuration keeps a shipped node:\n%s", made)
 	}
 	for name, cfg := range map[string]string{"shipped": shipped, "made": made} {
