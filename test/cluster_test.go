@@ -145,6 +145,12 @@ func TestClusterIsOneService(t *testing.T) {
 		}
 	}
 
+	// The balancer passed each client's address on (PROXY v2): no push is
+	// recorded as coming from the balancer.
+	if audit := c.MustAdmin(2, "audit", "--json", "--limit", "10"); strings.Contains(audit, testworld.BalancerSource+":") {
+		t.Errorf("a push is audited from the balancer's address, not the client's:\n%s", audit)
+	}
+
 	// A key removed on node 3 is refused by node 1 (and every node) at once.
 	second := c.Node(1).NewKey("alice-laptop")
 	c.MustAdmin(1, "key", "add", "alice", second.PubPath)
