@@ -105,16 +105,7 @@ func headOf(t *testing.T, client *testworld.Client, repo string) string {
 // present one host key, and converge.
 func TestClusterIsOneService(t *testing.T) {
 	c := testworld.NewCluster(t, bin.OnDatabase(pg.Database), 3)
-
-	// One host key: the cluster's, on every node and through the balancer.
-	keys := map[string][]string{}
-	for _, addr := range []string{c.Node(1).Addr, c.Node(2).Addr, c.Node(3).Addr, c.Balancer().Addr} {
-		k := hostKeyAt(t, addr)
-		keys[k] = append(keys[k], addr)
-	}
-	if len(keys) != 1 {
-		t.Errorf("the nodes present %d host keys: %v", len(keys), keys)
-	}
+	checkOneHostKey(t, c)
 
 	// A user added on node 1.
 	alice := c.Node(1).NewKey("alice")
@@ -125,48 +116,11 @@ func TestClusterIsOneService(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		clients = append(clients, c.Client(i, alice))
 	}
-	names := []string{"the balancer", "node 1", "node 2", "node 3"}
-
-	// Pushes through the balancer and through each node; a clone from each
-	// node right after sees each of them.
 	work := t.TempDir()
-	lb := clients[0]
-	lb.MustGit("", "init", "-q", "-b", "main", work)
-	lb.MustGit(work, "remote", "add", "origin", lb.URL("acme/web"))
-	for i, client := range clients {
-		head := client.Commit(work, "push through "+names[i])
-		if r := client.Git(work, "push", "-q", client.URL("acme/web"), "HEAD:main"); r.Code != 0 {
-			t.Fatalf("push through %s: %s", names[i], r.Stderr)
-		}
-		for j := 1; j <= 3; j++ {
-			if got := headOf(t, clients[j], "acme/web"); got != head {
-				t.Errorf("clone from node %d right after the push through %s: main at %s, want %s", j, names[i], got, head)
-			}
-		}
-	}
+	clients[0].MustGit("", "init", "-q", "-b", "main", work)
 
-	// The balancer passed each client's address on (PROXY v2): no push is
-	// recorded as coming from the balancer.
-	if audit := c.MustAdmin(2, "audit", "--json", "--limit", "10"); strings.Contains(audit, testworld.BalancerSource+":") {
-		t.Errorf("a push is audited from the balancer's address, not the client's:\n%s", audit)
-	}
-
-	// A key removed on node 3 is refused by node 1 (and every node) at once.
-	second := c.Node(1).NewKey("alice-laptop")
-	c.MustAdmin(1, "key", "add", "alice", second.PubPath)
-	laptop := c.Client(1, second)
-	if r := laptop.Git("", "ls-remote", laptop.URL("acme/web")); r.Code != 0 {
-		t.Fatalf("the new key on node 1: %s", r.Stderr)
-	}
-	c.MustAdmin(3, "key", "remove", second.Fingerprint)
-	for i := 1; i <= 3; i++ {
-		if r := c.Client(i, second).SSH(nil, "whoami"); r.Code == 0 {
-			t.Errorf("node %d still lets in a key removed on node 3: %q", i, r.Stdout)
-		}
-	}
-	if r := c.Balancer().Client(second).Git(work, "push", "-q", c.Balancer().URL("acme/web"), "HEAD:refs/heads/removed"); r.Code == 0 {
-		t.Error("a key removed on node 3 pushed through the balancer")
-	}
+	pushThroughEveryDoor(t, c, clients, work)
+	checkRemovedKeyRefused(t, c, work)
 
 	// Repositories created on node 2 and 3 (push-to-create): their primary
 	// is the node that created them.
@@ -192,6 +146,64 @@ func TestClusterIsOneService(t *testing.T) {
 	}
 	waitConverged(t, c, repos)
 	checkPlacement(t, c, repos, heads)
+}
+
+// checkOneHostKey: every node and the balancer present the cluster's one
+// host key (the clients' known_hosts, one line, accepts nothing else).
+func checkOneHostKey(t *testing.T, c *testworld.Cluster) {
+	t.Helper()
+	keys := map[string][]string{}
+	for _, addr := range []string{c.Node(1).Addr, c.Node(2).Addr, c.Node(3).Addr, c.Balancer().Addr} {
+		k := hostKeyAt(t, addr)
+		keys[k] = append(keys[k], addr)
+	}
+	if len(keys) != 1 {
+		t.Errorf("the nodes present %d host keys: %v", len(keys), keys)
+	}
+}
+
+// pushThroughEveryDoor pushes acme/web through the balancer and through
+// each node (clients[0] and clients[i]); a clone from each node right
+// after sees each push, and the balancer passed each client's address on.
+func pushThroughEveryDoor(t *testing.T, c *testworld.Cluster, clients []*testworld.Client, work string) {
+	t.Helper()
+	names := []string{"the balancer", "node 1", "node 2", "node 3"}
+	for i, client := range clients {
+		head := client.Commit(work, "push through "+names[i])
+		if r := client.Git(work, "push", "-q", client.URL("acme/web"), "HEAD:main"); r.Code != 0 {
+			t.Fatalf("push through %s: %s", names[i], r.Stderr)
+		}
+		for j := 1; j <= 3; j++ {
+			if got := headOf(t, clients[j], "acme/web"); got != head {
+				t.Errorf("clone from node %d right after the push through %s: main at %s, want %s", j, names[i], got, head)
+			}
+		}
+	}
+	// PROXY v2: no push is recorded as coming from the balancer.
+	if audit := c.MustAdmin(2, "audit", "--json", "--limit", "10"); strings.Contains(audit, testworld.BalancerSource+":") {
+		t.Errorf("a push is audited from the balancer's address, not the client's:\n%s", audit)
+	}
+}
+
+// checkRemovedKeyRefused: a key removed on node 3 is refused by node 1
+// (and every node, and through the balancer) at once.
+func checkRemovedKeyRefused(t *testing.T, c *testworld.Cluster, work string) {
+	t.Helper()
+	second := c.Node(1).NewKey("alice-laptop")
+	c.MustAdmin(1, "key", "add", "alice", second.PubPath)
+	laptop := c.Client(1, second)
+	if r := laptop.Git("", "ls-remote", laptop.URL("acme/web")); r.Code != 0 {
+		t.Fatalf("the new key on node 1: %s", r.Stderr)
+	}
+	c.MustAdmin(3, "key", "remove", second.Fingerprint)
+	for i := 1; i <= 3; i++ {
+		if r := c.Client(i, second).SSH(nil, "whoami"); r.Code == 0 {
+			t.Errorf("node %d still lets in a key removed on node 3: %q", i, r.Stdout)
+		}
+	}
+	if r := c.Balancer().Client(second).Git(work, "push", "-q", c.Balancer().URL("acme/web"), "HEAD:refs/heads/removed"); r.Code == 0 {
+		t.Error("a key removed on node 3 pushed through the balancer")
+	}
 }
 
 // waitConverged polls `repo where` until every replica of repos holds its

@@ -62,6 +62,15 @@ func TestReadmeClusterRecipe(t *testing.T) {
 		t.Errorf("node list and repo where in the recipe:\n%s", out)
 	}
 
+	checkRecipeCluster(t, w, alice, addrs, envs[1])
+}
+
+// checkRecipeCluster: the recipe's nodes at addrs present one host key; a
+// push through node 2 is in a clone through node 3 right after; node 2's
+// environment env sees three nodes up.
+func checkRecipeCluster(t *testing.T, w *testworld.World, alice testworld.Key, addrs []string, env []string) {
+	t.Helper()
+	root := w.Root
 	pub, err := testworld.PublicHostKey(filepath.Join(root, "node-1"))
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +96,7 @@ func TestReadmeClusterRecipe(t *testing.T) {
 		t.Errorf("clone through node 3 right after a push through node 2: %q, want %s", got, head)
 	}
 	cmd := exec.Command(bin.Admin, "node", "list", "--json")
-	cmd.Env = envs[1]
+	cmd.Env = env
 	list, err := cmd.Output()
 	var rows []listedNode
 	if err == nil {
