@@ -171,7 +171,7 @@ func TestClusterPushesAndReadsGoWhereTheRepositoryIs(t *testing.T) {
 // TestClusterRelayIsForNodesOnly: a neighbour's replication key, and a
 // user's key, cannot run cpm-peer relay on a node.
 func TestClusterRelayIsForNodesOnly(t *testing.T) {
-	n1, _, _ := newClusterPair(t)
+	n1, n2, _ := newClusterPair(t)
 	alice := n1.NewKey("alice")
 	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
 	n1.MustAdmin("org", "create", "acme")
@@ -193,6 +193,26 @@ func TestClusterRelayIsForNodesOnly(t *testing.T) {
 		if r.Code == 0 || strings.Contains(r.Stdout, "version") || !strings.Contains(r.Stderr, "cpm: cpm-peer") {
 			t.Errorf("%s ran cpm-peer relay: %d %q %q", name, r.Code, r.Stdout, r.Stderr)
 		}
+	}
+	// A node's key is never a user's: not directly, nor named in a relay.
+	nodeKey := testworld.Key{Path: filepath.Join(n2.DataDir, "id_ed25519_replication")}
+	out, err := exec.Command("ssh-keygen", "-lf", nodeKey.Path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeKey.Fingerprint = strings.Fields(string(out))[1]
+	asNode := n1.srv.Client(nodeKey)
+	if r := asNode.SSH(nil, "git-upload-pack acme/web"); r.Code == 0 || !strings.Contains(r.Stderr, "runs cpm-peer commands only") {
+		t.Errorf("a node's key ran git-upload-pack: %d %q", r.Code, r.Stderr)
+	}
+	header = `{"command":"git-upload-pack acme/web","key":"` + nodeKey.Fingerprint + `"}` + "\n"
+	if r := asNode.SSHInput(header+"0000", nil, "cpm-peer relay"); r.Code == 0 || !strings.Contains(r.Stderr, "is not registered") {
+		t.Errorf("a relay naming a node's key as the user: %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	// The node itself relays a user's session.
+	header = `{"command":"git-upload-pack acme/web","key":"` + alice.Fingerprint + `"}` + "\n"
+	if r := asNode.SSHInput(header+"0000", nil, "cpm-peer relay"); r.Code != 0 {
+		t.Errorf("a node's relay of alice's read: %d %q", r.Code, r.Stderr)
 	}
 }
 
@@ -287,6 +307,16 @@ func TestClusterRelayedPushOutlivesAClientThatHangsUp(t *testing.T) {
 	if r := via2.Git(dir, "push", "-q", "-f", "origin", "HEAD:main"); r.Code != 0 {
 		t.Errorf("the owner's forced push of main through n2: %s", r.Stderr)
 	}
+	// A merge through n2 is made on the primary.
+	via2.MustGit(dir, "checkout", "-q", "-b", "topic")
+	topic := via2.Commit(dir, "on topic")
+	via2.MustGit(dir, "push", "-q", "origin", "topic")
+	if r := via2.SSH(nil, "merge acme/web topic --into main"); r.Code != 0 || !strings.Contains(r.Stdout, "merged topic into main") {
+		t.Fatalf("merge through n2: %d %s %s", r.Code, r.Stdout, r.Stderr)
+	}
+	if got := revParse(n1.RepoDir("acme", "web"), "main"); got != topic {
+		t.Errorf("the primary's main after the merge through n2: %s, want %s", got, topic)
+	}
 	bob := n1.NewKey("bob")
 	n2.MustAdmin("user", "add", "bob", "--key", bob.PubPath)
 	n2.MustAdmin("repo", "grant", "acme/web", "bob", "read")
@@ -351,5 +381,62 @@ func TestClusterLFSThroughAReplica(t *testing.T) {
 	want, _ := os.ReadFile(filepath.Join(dir, "asset.bin"))
 	if got, _ := os.ReadFile(filepath.Join(rdir, "asset.bin")); !bytes.Equal(got, want) {
 		t.Errorf("smudged through n2: %d bytes, want %d", len(got), len(want))
+	}
+}
+
+// More sessions relayed at once than one ssh connection carries
+// (max_sessions, 4 by default) are all served: relays do not share the
+// replication's multiplexed connection.
+func TestClusterManyRelaysAtOnce(t *testing.T) {
+	n1, n2, database := newClusterPair(t)
+	alice := n1.NewKey("alice")
+	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
+	n1.MustAdmin("org", "create", "acme")
+	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
+	via1, via2 := n1.srv.Client(alice), n2.srv.Client(alice)
+	work := filepath.Join(n1.Root, "work")
+	via1.MustGit("", "init", "-q", "-b", "main", work)
+	via1.Commit(work, "first")
+	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+	st := openStore(t, database)
+	waitFor(t, 30*time.Second, "n2's copy current", func() bool {
+		p, err := st.Placement(context.Background(), "n2", "acme", "web")
+		return err == nil && p.Current()
+	})
+	lag(t, database, "n2", "acme", "web")
+	const n = 8
+	host, port, _ := net.SplitHostPort(n2.addr)
+	errs := make(chan string, n)
+	for range n {
+		go func() {
+			// Each session stays open (upload-pack waits for the
+			// client's wants) until all have started, then ends cleanly.
+			args := append(append(via2.SSHArgs(), "-p", port), "git@"+host, "git-upload-pack acme/web")
+			cmd := exec.Command("ssh", args...)
+			cmd.Env = testworld.Env()
+			in, _ := cmd.StdinPipe()
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				errs <- err.Error()
+				return
+			}
+			time.Sleep(3 * time.Second)
+			in.Write([]byte("0000"))
+			in.Close()
+			if err := cmd.Wait(); err != nil || stderr.Len() > 0 {
+				errs <- fmt.Sprint(err, " ", stderr.String())
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range n {
+		if e := <-errs; e != "" {
+			t.Errorf("a relayed session failed: %s", e)
+		}
+	}
+	if got := relayedSessions(n1, "git-upload-pack", "n2"); got != n {
+		t.Errorf("%d sessions relayed, want %d", got, n)
 	}
 }

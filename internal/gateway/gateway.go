@@ -127,6 +127,9 @@ func (g *Gateway) report(s Session, r result, bytesIn, bytesOut int64, d time.Du
 	if c := s.Identity.Cert; c != nil {
 		ev = ev.Str("cert_key_id", c.KeyID).Uint64("cert_serial", c.Serial).Str("cert_ca", c.CA)
 	}
+	if s.Relayed != "" {
+		ev = ev.Str("via", s.Relayed)
+	}
 	ev.Str("user", s.Identity.Name()).
 		Str("key", s.Identity.Fingerprint).
 		Str("remote", s.RemoteAddr).
@@ -137,7 +140,6 @@ func (g *Gateway) report(s Session, r result, bytesIn, bytesOut int64, d time.Du
 		Int64("bytes_out", bytesOut).
 		Int64("duration_ms", d.Milliseconds()).
 		Int("status", status).
-		Str("via", s.Relayed).
 		Msg("session")
 	return status
 }
@@ -184,10 +186,8 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		return r
 	}
 	r.repo = grant.Repo.String()
-	if primary, ok, err := g.routeOf(ctx, s, cmd, grant); err != nil || ok {
-		if r.err = err; err == nil {
-			r.status, r.err = g.relayOut(ctx, s, cmd, primary)
-		}
+	if elsewhere, status, err := g.servedElsewhere(ctx, s, cmd, grant); elsewhere {
+		r.status, r.err = status, err
 		return r
 	}
 	dir, err := g.Disk.Open(grant.Repo.Org, grant.Repo.Repo)

@@ -106,6 +106,10 @@ func TestRelayIn(t *testing.T) {
 		{"a user may not relay", w.ids["owner"], read + "0000", 1, "", "cpm: cpm-peer commands are for approved neighbour nodes\n"},
 		{"header too long", node, strings.Repeat("x", relay.MaxHeader+1) + "\n", 1, "", "relay header: longer than"},
 		{"header not JSON", node, "git-upload-pack acme/web\n", 1, "", "relay header"},
+		{"a certificate's user, by name", node, header(t, relay.Header{Command: "git-upload-pack acme/web", Key: fp, User: "member", Protocol: "version=2",
+			Cert: &relay.Cert{KeyID: "member@laptop", Serial: 9, CA: "corp"}}) + "0000", 0, "version 2", ""},
+		{"a certificate's user who is gone", node, header(t, relay.Header{Command: "git-upload-pack acme/web", Key: fp, User: "ghost",
+			Cert: &relay.Cert{KeyID: "ghost@laptop", Serial: 9, CA: "corp"}}) + "0000", 1, "", "is not registered"},
 		{"a peer verb in the header", node, `{"command":"cpm-peer meta","key":"` + fp + `"}` + "\n", 1, "", "relay header: cpm-peer meta is not relayed"},
 	}
 	for _, tt := range tests {

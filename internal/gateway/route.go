@@ -47,3 +47,18 @@ func (g *Gateway) routeOf(ctx context.Context, s Session, cmd command.Command, g
 	}
 	return p.Primary, relays(cmd, p, g.Self, s.Relayed != ""), nil
 }
+
+// servedElsewhere relays the session to the repository's primary when
+// routing says so (elsewhere true, with the primary's status), or fails
+// it when where the repository lives cannot be read.
+func (g *Gateway) servedElsewhere(ctx context.Context, s Session, cmd command.Command, grant access.Grant) (bool, int, error) {
+	primary, relay, err := g.routeOf(ctx, s, cmd, grant)
+	if err != nil {
+		return true, 1, err
+	}
+	if !relay {
+		return false, 0, nil
+	}
+	status, err := g.relayOut(ctx, s, cmd, primary)
+	return true, status, err
+}

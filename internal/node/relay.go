@@ -15,12 +15,18 @@ import (
 
 // relay runs a user's session on another node of this cluster, the
 // repository's primary, as `cpm-peer relay` over the same pinned ssh and
-// replication key that copying uses (and its multiplexed connection).
+// replication key that copying uses.
 func (n *Node) relay(ctx context.Context, to store.Server, h relay.Header, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if to.Role != store.Node || !to.Eligible() {
 		return 1, fmt.Errorf("%s is not a node of this cluster", to.Name)
 	}
-	cmd := remote.ForDataDir(n.Dir).Command(ctx, transfer.TargetOf(to), "cpm-peer relay")
+	env := remote.ForDataDir(n.Dir)
+	// A connection of its own, not replication's multiplexed one: the
+	// primary takes max_sessions sessions per connection, and users'
+	// sessions are more, and must not queue behind syncs; ssh's words
+	// about a busy master would reach the user besides.
+	env.ControlDir = ""
+	cmd := env.Command(ctx, transfer.TargetOf(to), "cpm-peer relay")
 	// Copied by a goroutine of ours, not exec's: Wait must return when
 	// the primary is done, though the client keeps its side open until
 	// the session ends.
