@@ -78,14 +78,13 @@ func (w *World) StartServer(extra ...string) *Server {
 	case <-time.After(30 * time.Second):
 		w.T.Fatalf("cpm-shell did not start\n%s", s.Log())
 	}
-	pub, err := os.ReadFile(filepath.Join(w.DataDir, "ssh_host_ed25519_key.pub"))
+	pub, err := PublicHostKey(w.DataDir)
 	if err != nil {
 		w.T.Fatal(err)
 	}
 	host, port, _ := net.SplitHostPort(s.SSHAddr)
 	s.KnownHosts = filepath.Join(w.Root, "known_hosts")
-	f := strings.Fields(string(pub))
-	line := fmt.Sprintf("[%s]:%s %s %s\n", host, port, f[0], f[1])
+	line := fmt.Sprintf("[%s]:%s %s\n", host, port, pub)
 	if err := os.WriteFile(s.KnownHosts, []byte(line), 0o600); err != nil {
 		w.T.Fatal(err)
 	}
@@ -98,6 +97,9 @@ func (s *Server) Log() string {
 	defer s.mu.Unlock()
 	return s.log.String()
 }
+
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // Signal sends sig to the server.
 func (s *Server) Signal(sig os.Signal) { s.cmd.Process.Signal(sig) }
@@ -151,6 +153,12 @@ type Client struct {
 // Client returns a client for key.
 func (s *Server) Client(key Key) *Client {
 	return &Client{w: s.w, Key: key, user: "git", addr: s.SSHAddr, knownHosts: s.KnownHosts}
+}
+
+// ClientAt is a client for key of the ssh server at addr, whose host key
+// knownHosts pins (a server the test did not start itself).
+func (w *World) ClientAt(addr, knownHosts string, key Key) *Client {
+	return &Client{w: w, Key: key, user: "git", addr: addr, knownHosts: knownHosts}
 }
 
 // URL is the ssh clone URL of ORG/REPO on the client's server.
