@@ -85,7 +85,10 @@ func (s *Service) WriteTrustedCAs(ctx context.Context, dir datadir.Dir) error {
 }
 
 // RevokeCerts installs the key revocation list at path (made with ssh-keygen
-// -k): certificates and keys it lists no longer authenticate.
+// -k): certificates and keys it lists no longer authenticate. The list
+// goes into the database first: in a cluster that is where every node
+// checks it, from the next connection on (their workers copy it into
+// their own DATA/revoked_keys.krl for sshd); then into this node's file.
 func (s *Service) RevokeCerts(ctx context.Context, dir datadir.Dir, path string) error {
 	body, err := os.ReadFile(path)
 	if err != nil {
@@ -95,10 +98,10 @@ func (s *Service) RevokeCerts(ctx context.Context, dir datadir.Dir, path string)
 	if out, err := exec.CommandContext(ctx, "ssh-keygen", "-Q", "-l", "-f", path).CombinedOutput(); err != nil {
 		return fmt.Errorf("%s is not a key revocation list (ssh-keygen -k makes one): %s", path, strings.TrimSpace(string(out)))
 	}
-	if err := atomicfile.Write(dir.RevokedKeys(), body, 0o644); err != nil {
+	if err := s.Store.SetRevokedKeys(ctx, s.Actor, body); err != nil {
 		return err
 	}
-	return s.Store.Record(ctx, s.Actor, "ca.revoke", "*", map[string]any{"bytes": len(body)})
+	return atomicfile.Write(dir.RevokedKeys(), body, 0o644)
 }
 
 // SetPrincipal names user in certificates by principal ("" for the user
@@ -127,7 +130,15 @@ func (s *Service) AuthorizedPrincipals(ctx context.Context, dir datadir.Dir, she
 	if !ok {
 		return "", errors.New("not a certificate")
 	}
-	r, err := (certauth.Checker{Dir: s.Store, KRL: dir.RevokedKeys()}).Check(ctx, cert)
+	checker := certauth.Checker{Dir: s.Store, KRL: dir.RevokedKeys()}
+	node, err := dir.NodeName()
+	if err != nil {
+		return "", err
+	}
+	if node != "" {
+		checker.Shared = s.Store // a cluster's list holds before the workers copy it here
+	}
+	r, err := checker.Check(ctx, cert)
 	if err != nil {
 		return "", err
 	}

@@ -3,7 +3,9 @@
 // inside its validity window, not revoked by the revocation list, with
 // no critical option cpm does not honour, and one of its principals names
 // a cpm user. The embedded SSH server and `cpm-admin
-// authorized-principals` (OpenSSH mode) both ask it.
+// authorized-principals` (OpenSSH mode) both ask it. On a node of a
+// cluster the revocation list the shared database holds counts besides
+// the node's own file, which the workers refresh from it for sshd.
 package certauth
 
 import (
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -32,7 +35,20 @@ type Checker struct {
 	// KRL is the path of an OpenSSH key revocation list (ssh-keygen -k);
 	// a missing file revokes nothing.
 	KRL string
-	Now func() time.Time // nil: time.Now
+	// Shared is the revocation list every node of a cluster holds in
+	// force (nil outside a cluster): a `ca revoke` on another node
+	// refuses here from the next connection on, before the workers have
+	// copied it into the KRL file. A certificate either list revokes is
+	// revoked.
+	Shared RevocationList
+	Now    func() time.Time // nil: time.Now
+}
+
+// RevocationList is where a cluster keeps its revocation list
+// (store.Store).
+type RevocationList interface {
+	// RevokedKeys is the list (nil: none).
+	RevokedKeys(ctx context.Context) ([]byte, error)
 }
 
 // Result is who a certificate authenticates.
@@ -94,7 +110,7 @@ func (c Checker) Check(ctx context.Context, cert *gossh.Certificate) (Result, er
 	if err := checker.CheckCert(r.Principal, cert); err != nil {
 		return Result{}, refused("%v", err)
 	}
-	revoked, err := c.revoked(cert)
+	revoked, err := c.revoked(ctx, cert)
 	if err != nil {
 		return Result{}, err
 	}
@@ -105,28 +121,60 @@ func (c Checker) Check(ctx context.Context, cert *gossh.Certificate) (Result, er
 	return r, nil
 }
 
-// revoked asks ssh-keygen whether the KRL revokes cert: the list's format
-// is OpenSSH's, and so is the authoritative reader of it.
-func (c Checker) revoked(cert *gossh.Certificate) (bool, error) {
-	if c.KRL == "" {
+// revoked asks ssh-keygen whether a revocation list in force revokes
+// cert: the list's format is OpenSSH's, and so is the authoritative
+// reader of it. The shared list is checked only when it differs from the
+// local file, as it does until the workers have refreshed the file.
+func (c Checker) revoked(ctx context.Context, cert *gossh.Certificate) (bool, error) {
+	var local []byte
+	if c.KRL != "" {
+		b, err := os.ReadFile(c.KRL)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("check revocation: %w", err)
+		}
+		local = b
+	}
+	var shared []byte
+	if c.Shared != nil {
+		b, err := c.Shared.RevokedKeys(ctx)
+		if err != nil {
+			return false, fmt.Errorf("check revocation: %w", err)
+		}
+		if !bytes.Equal(b, local) {
+			shared = b
+		}
+	}
+	if local == nil && shared == nil {
 		return false, nil
 	}
-	if _, err := os.Stat(c.KRL); errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	f, err := os.CreateTemp("", "cpm-cert-*.pub")
+	dir, err := os.MkdirTemp("", "cpm-cert-")
 	if err != nil {
 		return false, fmt.Errorf("check revocation: %w", err)
 	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(gossh.MarshalAuthorizedKey(cert))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	defer os.RemoveAll(dir)
+	certFile := filepath.Join(dir, "cert.pub")
+	if err := os.WriteFile(certFile, gossh.MarshalAuthorizedKey(cert), 0o600); err != nil {
 		return false, fmt.Errorf("check revocation: %w", err)
 	}
-	out, err := exec.Command("ssh-keygen", "-Q", "-f", c.KRL, f.Name()).CombinedOutput()
+	if local != nil {
+		if revoked, err := revokedBy(c.KRL, certFile); err != nil || revoked {
+			return revoked, err
+		}
+	}
+	if shared == nil {
+		return false, nil
+	}
+	sharedFile := filepath.Join(dir, "shared.krl")
+	if err := os.WriteFile(sharedFile, shared, 0o600); err != nil {
+		return false, fmt.Errorf("check revocation: %w", err)
+	}
+	return revokedBy(sharedFile, certFile)
+}
+
+// revokedBy runs ssh-keygen -Q: whether the list at krl revokes the key
+// in the file at key.
+func revokedBy(krl, key string) (bool, error) {
+	out, err := exec.Command("ssh-keygen", "-Q", "-f", krl, key).CombinedOutput()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

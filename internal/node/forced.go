@@ -9,7 +9,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"cpm/internal/access"
-	"cpm/internal/certauth"
 )
 
 // CertIdentity is who the certificate sshd authenticated speaks for: sshd
@@ -36,7 +35,7 @@ func (n *Node) CertIdentity(ctx context.Context, authInfo string) (access.Identi
 	if cert == nil {
 		return access.Identity{}, errors.New("sshd authenticated no certificate")
 	}
-	r, err := (certauth.Checker{Dir: n.Store, KRL: n.Dir.RevokedKeys()}).Check(ctx, cert)
+	r, err := n.certChecker().Check(ctx, cert)
 	if err != nil {
 		return access.Identity{}, err
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"cpm/internal/certauth"
 	"cpm/internal/clientaddr"
 	"cpm/internal/discover"
 	"cpm/internal/gitdaemon"
@@ -92,7 +91,7 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([3
 		MaxSessions:  c.MaxSessions,
 		MaxAuthTries: sshserver.DefaultLimits.MaxAuthTries,
 	}, n.Log)
-	srv.ssh.Certs = &certauth.Checker{Dir: n.Store, KRL: n.Dir.RevokedKeys()}
+	srv.ssh.Certs = n.certChecker()
 	srv.ssh.Dropped = m.Dropped
 	go func() { srv.errc <- srv.ssh.Serve(ln) }()
 	if c.GitListen != "" {

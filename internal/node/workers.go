@@ -66,7 +66,8 @@ func (n *Node) workers(m *metrics.Replication) *replicate.Workers {
 		Self:     n.Self.ID,
 	}
 	if n.Self.ID != 0 {
-		w.Beat = n.pinsWhenChanged()
+		pins, revocations := n.pinsWhenChanged(), n.refreshRevocations
+		w.Beat = func(ctx context.Context) { pins(ctx); revocations(ctx) }
 	}
 	if m != nil {
 		w.Observe = m.Observe

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -86,6 +87,43 @@ func (s *Store) RemoveCA(ctx context.Context, a Actor, name string) error {
 		}
 		return nil
 	})
+}
+
+// revokedKeysKRL is the key of the `node` table that holds the key
+// revocation list `ca revoke` installed, in base64: the table is shared
+// by every node of a cluster, so the list is in force on all of them the
+// moment it is written.
+const revokedKeysKRL = "revoked_keys_krl"
+
+// SetRevokedKeys records krl (an OpenSSH key revocation list) as the one
+// in force, replacing the one before, with its audit row.
+func (s *Store) SetRevokedKeys(ctx context.Context, a Actor, krl []byte) error {
+	return s.change(ctx, a, "ca.revoke", "*", map[string]any{"bytes": len(krl)}, keepsMeta, func(tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO node (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+			revokedKeysKRL, base64.StdEncoding.EncodeToString(krl))
+		if err != nil {
+			return fmt.Errorf("record the revocation list: %w", err)
+		}
+		return nil
+	})
+}
+
+// RevokedKeys returns the revocation list SetRevokedKeys recorded, nil
+// when none was.
+func (s *Store) RevokedKeys(ctx context.Context) ([]byte, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM node WHERE key = ?`, revokedKeysKRL).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the revocation list: %w", err)
+	}
+	krl, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("read the revocation list: %w", err)
+	}
+	return krl, nil
 }
 
 // SetPrincipal sets the certificate principal that names user ("" for
