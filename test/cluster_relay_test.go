@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -385,6 +386,21 @@ func TestClusterLFSThroughAReplica(t *testing.T) {
 	}
 	if out := lfs1.mustGit(ldir, "lfs", "locks"); !strings.Contains(out, "asset.bin") {
 		t.Errorf("a lock taken through n2 is not seen through n1: %s", out)
+	}
+	// The lock's audit row says which node carried it.
+	var rows []struct {
+		Action  string
+		Details map[string]any
+	}
+	json.Unmarshal([]byte(n1.MustAdmin("audit", "--json", "--limit", "20")), &rows)
+	locked := false
+	for _, r := range rows {
+		if r.Action == "lfs.lock" {
+			locked = r.Details["via"] == "n2"
+		}
+	}
+	if !locked {
+		t.Errorf("the lfs.lock audit row does not name n2 as via: %+v", rows)
 	}
 	rdir, r := lfs2.clone("acme/web")
 	if r.Code != 0 {

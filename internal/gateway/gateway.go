@@ -77,6 +77,12 @@ type Session struct {
 	Stderr  io.Writer
 }
 
+// actor is who the session's audit rows name: the user, from where, and
+// through which node.
+func (s Session) actor() store.Actor {
+	return store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr, Via: s.Relayed}
+}
+
 // lingering is the context for what must outlive a client that hangs up:
 // Linger when set, else ctx.
 func (s Session) lingering(ctx context.Context) context.Context {
@@ -229,7 +235,7 @@ func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command)
 }
 
 func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) error {
-	actor := store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}
+	actor := s.actor()
 	_, _, err := provision.Repo(ctx, g.Store, g.Disk, actor, cmd.Repo.String(), false, "")
 	if errors.Is(err, store.ErrExists) {
 		return nil // created by a concurrent push

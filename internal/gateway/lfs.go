@@ -35,10 +35,14 @@ func (g *Gateway) serveLFS(ctx context.Context, s Session, cmd command.Command, 
 			return err
 		}
 		sess.Locks = storeLocks{st: g.Store, repoID: r.ID, repo: grant.Repo.String(),
-			actor: store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}}
+			actor: s.actor()}
 	}
 	err := sess.Serve(ctx, s.Stdin, s.Stdout)
-	g.Log.Info().Str("user", s.Identity.Name()).Str("repo", grant.Repo.String()).Str("operation", cmd.Operation).
+	ev := g.Log.Info()
+	if s.Relayed != "" {
+		ev = ev.Str("via", s.Relayed)
+	}
+	ev.Str("user", s.Identity.Name()).Str("repo", grant.Repo.String()).Str("operation", cmd.Operation).
 		Int("objects_up", sess.Stats.Uploaded).Int64("bytes_up", sess.Stats.BytesUploaded).
 		Int("objects_down", sess.Stats.Downloaded).Int64("bytes_down", sess.Stats.BytesDownloaded).
 		Int("refused", sess.Stats.Refused).Msg("lfs")

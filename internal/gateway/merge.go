@@ -14,7 +14,6 @@ import (
 	"cpm/internal/printable"
 	"cpm/internal/queue"
 	"cpm/internal/repos"
-	"cpm/internal/store"
 )
 
 // merge runs `merge ORG/REPO SOURCE --into TARGET` for a key that may push
@@ -69,10 +68,7 @@ func (g *Gateway) merged(ctx context.Context, s Session, dir string, repo names.
 	if cert != nil {
 		details["cert_serial"], details["cert_key_id"] = cert.Serial, cert.KeyID
 	}
-	if s.Relayed != "" {
-		details["via"] = s.Relayed
-	}
-	err := g.Store.Record(ctx, store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr}, "merge", repo.String(), details)
+	err := g.Store.Record(ctx, s.actor(), "merge", repo.String(), details)
 	if err != nil {
 		// The merge is made; the audit row is owed, not the client's problem.
 		g.Log.Error().Err(err).Str("repo", repo.String()).Msg("audit merge")

@@ -20,6 +20,13 @@ type AuditEntry struct {
 }
 
 func insertAudit(ctx context.Context, tx *Tx, a Actor, action, target string, details map[string]any) error {
+	if _, set := details["via"]; a.Via != "" && !set {
+		withVia := map[string]any{"via": a.Via}
+		for k, v := range details {
+			withVia[k] = v
+		}
+		details = withVia
+	}
 	d := []byte("{}")
 	if len(details) > 0 {
 		var err error

@@ -252,6 +252,9 @@ func (s *Store) Version(ctx context.Context) (int, error) {
 type Actor struct {
 	Name       string // "alice", or "local:root" for the admin CLI
 	RemoteAddr string
+	// Via names the node of a cluster (or the neighbour) that carried the
+	// actor's session here; its audit rows say so ("via" in details).
+	Via string
 }
 
 // change runs fn, writes its audit row and, when effect says it alters
