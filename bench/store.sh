@@ -27,6 +27,10 @@ echo "$out" | awk '
 			if (r > 3) ok = 0
 			if (op == "auth-lookup" && g > 2000000) ok = 0
 		}
+		rt = med["postgres/round-trip"]
+		if (rt != "") {
+			printf "postgres round trip (SELECT 1 on loopback): %.1f µs; auth-lookup %.1f µs above it\n", rt / 1000, (med["postgres/auth-lookup"] - rt) / 1000
+		}
 		print ok ? "goals met" : "goal missed: PostgreSQL above 3x SQLite, or authentication lookup above 2 ms"
 		exit ok ? 0 : 1
 	}'
