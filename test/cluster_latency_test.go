@@ -3,7 +3,6 @@ package test
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -20,16 +19,8 @@ func TestClusterRelayLatency(t *testing.T) {
 	if os.Getenv("CPM_BENCH") == "" {
 		t.Skip("a measurement: CPM_BENCH=1 runs it")
 	}
-	n1, n2, database := newClusterPair(t)
-	alice := n1.NewKey("alice")
-	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
-	n1.MustAdmin("org", "create", "acme")
-	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
-	via1, via2 := n1.srv.Client(alice), n2.srv.Client(alice)
-	work := filepath.Join(n1.Root, "work")
-	via1.MustGit("", "init", "-q", "-b", "main", work)
-	via1.Commit(work, "first")
-	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+	p := newPairWithWeb(t)
+	n1, n2, database, via1, via2 := p.n1, p.n2, p.database, p.via1, p.via2
 	primary, replica := n1.RepoDir("acme", "web"), n2.RepoDir("acme", "web")
 	follow := func() {
 		waitFor(t, 30*time.Second, "n2 to follow", func() bool { return revParse(replica, "main") == revParse(primary, "main") })

@@ -3,7 +3,6 @@ package test
 import (
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,16 +15,8 @@ import (
 // one line and nothing of ssh's (no internal address, no "Connection
 // refused"), for a read and for a push; the node that relayed logs why.
 func TestClusterRelayToAPrimaryThatIsDown(t *testing.T) {
-	n1, n2, database := newClusterPair(t)
-	alice := n1.NewKey("alice")
-	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
-	n1.MustAdmin("org", "create", "acme")
-	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
-	via1, via2 := n1.srv.Client(alice), n2.srv.Client(alice)
-	work := filepath.Join(n1.Root, "work")
-	via1.MustGit("", "init", "-q", "-b", "main", work)
-	via1.Commit(work, "first")
-	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+	p := newPairWithWeb(t)
+	n1, n2, database, via2 := p.n1, p.n2, p.database, p.via2
 	lag(t, database, "n2", "acme", "web") // a read through n2 goes to n1
 	n1.srv.Stop()
 
@@ -45,16 +36,8 @@ func TestClusterRelayToAPrimaryThatIsDown(t *testing.T) {
 // relayed to the primary ends its session on the relaying node with a
 // status git could give (not -1, a killed ssh's).
 func TestClusterRelayedReadCutShort(t *testing.T) {
-	n1, n2, database := newClusterPair(t)
-	alice := n1.NewKey("alice")
-	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
-	n1.MustAdmin("org", "create", "acme")
-	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
-	via1, via2 := n1.srv.Client(alice), n2.srv.Client(alice)
-	work := filepath.Join(n1.Root, "work")
-	via1.MustGit("", "init", "-q", "-b", "main", work)
-	via1.Commit(work, "first")
-	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+	p := newPairWithWeb(t)
+	n2, database, via2 := p.n2, p.database, p.via2
 	lag(t, database, "n2", "acme", "web")
 
 	// upload-pack waits for the client's wants: the session is open on

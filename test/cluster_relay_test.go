@@ -274,16 +274,8 @@ func execSQL(t *testing.T, database, query string, args ...any) {
 // node that is not the primary still runs post-receive on the primary to
 // the end (audit row via that node, the repository's own hooks).
 func TestClusterRelayedPushOutlivesAClientThatHangsUp(t *testing.T) {
-	n1, n2, _ := newClusterPair(t)
-	alice := n1.NewKey("alice")
-	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
-	n1.MustAdmin("org", "create", "acme")
-	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
-	via1, via2 := n1.srv.Client(alice), n2.srv.Client(alice)
-	work := filepath.Join(n1.Root, "work")
-	via1.MustGit("", "init", "-q", "-b", "main", work)
-	via1.Commit(work, "first")
-	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+	p := newPairWithWeb(t)
+	n1, n2, via2 := p.n1, p.n2, p.via2
 
 	marker := filepath.Join(n1.Root, "post-receive-ran")
 	hooks := filepath.Join(n1.RepoDir("acme", "web"), "hooks", "post-receive.d")
@@ -416,16 +408,8 @@ func TestClusterLFSThroughAReplica(t *testing.T) {
 // (max_sessions, 4 by default) are all served: relays do not share the
 // replication's multiplexed connection.
 func TestClusterManyRelaysAtOnce(t *testing.T) {
-	n1, n2, database := newClusterPair(t)
-	alice := n1.NewKey("alice")
-	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
-	n1.MustAdmin("org", "create", "acme")
-	n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
-	via1, via2 := n1.srv.Client(alice), n2.srv.Client(alice)
-	work := filepath.Join(n1.Root, "work")
-	via1.MustGit("", "init", "-q", "-b", "main", work)
-	via1.Commit(work, "first")
-	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+	p := newPairWithWeb(t)
+	n1, n2, database, via2 := p.n1, p.n2, p.database, p.via2
 	st := openStore(t, database)
 	waitFor(t, 30*time.Second, "n2's copy current", func() bool {
 		p, err := st.Placement(context.Background(), "n2", "acme", "web")
@@ -499,4 +483,30 @@ func TestClusterGitDaemonReadsFromThePrimaryWhenLagging(t *testing.T) {
 		!strings.Contains(string(out), "repository not found") {
 		t.Errorf("git:// of a private repository through n2: %v %s", err, out)
 	}
+}
+
+// pairWithWeb is a two-node cluster where alice, an owner of acme, has
+// pushed acme/web (one commit on main) through n1, its primary.
+type pairWithWeb struct {
+	n1, n2     *clusterNode
+	database   string
+	alice      testworld.Key
+	via1, via2 *testworld.Client // alice's clients through n1 and n2
+	work       string            // alice's work tree
+}
+
+func newPairWithWeb(t *testing.T) pairWithWeb {
+	t.Helper()
+	p := pairWithWeb{}
+	p.n1, p.n2, p.database = newClusterPair(t)
+	p.alice = p.n1.NewKey("alice")
+	p.n1.MustAdmin("user", "add", "alice", "--key", p.alice.PubPath)
+	p.n1.MustAdmin("org", "create", "acme")
+	p.n1.MustAdmin("org", "add-member", "acme", "alice", "--role", "owner")
+	p.via1, p.via2 = p.n1.srv.Client(p.alice), p.n2.srv.Client(p.alice)
+	p.work = filepath.Join(p.n1.Root, "work")
+	p.via1.MustGit("", "init", "-q", "-b", "main", p.work)
+	p.via1.Commit(p.work, "first")
+	p.via1.MustGit(p.work, "push", "-q", p.via1.URL("acme/web"), "main")
+	return p
 }

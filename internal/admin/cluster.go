@@ -2,9 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,6 +19,7 @@ import (
 	"cpm/internal/pins"
 	"cpm/internal/remote"
 	"cpm/internal/replkey"
+	"cpm/internal/sshkey"
 	"cpm/internal/store"
 )
 
@@ -178,19 +176,11 @@ func hostKeyCandidate(path string) (string, string, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", "", fmt.Errorf("host key: %w", err)
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	privPEM, sshPub, err := sshkey.NewEd25519("cpm cluster host key")
 	if err != nil {
-		return "", "", fmt.Errorf("generate host key: %w", err)
+		return "", "", fmt.Errorf("cluster host key: %w", err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "cpm cluster host key")
-	if err != nil {
-		return "", "", fmt.Errorf("generate host key: %w", err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return "", "", fmt.Errorf("generate host key: %w", err)
-	}
-	return string(pem.EncodeToMemory(block)), publicLine(sshPub), nil
+	return string(privPEM), publicLine(sshPub), nil
 }
 
 func publicLine(k ssh.PublicKey) string {

@@ -16,17 +16,9 @@ import (
 // OpenSSH format) and the public key to path.pub (0644). Existing files are
 // never overwritten.
 func Generate(path, comment string) (Key, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	privPEM, sshPub, err := NewEd25519(comment)
 	if err != nil {
-		return Key{}, fmt.Errorf("generate key: %w", err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, comment)
-	if err != nil {
-		return Key{}, fmt.Errorf("generate key: %w", err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return Key{}, fmt.Errorf("generate key: %w", err)
+		return Key{}, err
 	}
 	line := ssh.MarshalAuthorizedKey(sshPub)
 	if comment != "" {
@@ -39,7 +31,7 @@ func Generate(path, comment string) (Key, error) {
 			return Key{}, fmt.Errorf("generate key: %w", err)
 		}
 	}
-	if err := writeNew(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := writeNew(path, privPEM, 0o600); err != nil {
 		return Key{}, err
 	}
 	if err := writeNew(path+".pub", line, 0o644); err != nil {
@@ -47,6 +39,24 @@ func Generate(path, comment string) (Key, error) {
 		return Key{}, err
 	}
 	return Parse(line)
+}
+
+// NewEd25519 makes an ed25519 key pair in memory: the private key in
+// OpenSSH's PEM format, and the public key.
+func NewEd25519(comment string) ([]byte, ssh.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	return pem.EncodeToMemory(block), sshPub, nil
 }
 
 // writeNew creates path exclusively with mode, whatever the umask says.
