@@ -140,8 +140,14 @@ func (g *Gateway) onPrimary(ctx context.Context, repo names.RepoPath) error {
 		return nil
 	}
 	p, err := g.Store.Placement(ctx, g.Self, repo.Org, repo.Repo)
-	if err != nil || !p.Clustered() || p.PrimaryIs(g.Self) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil // a missing repository is heldBy's and replicatedTo's answer
+	}
+	if err != nil {
+		return &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("placement of %s: %w", repo, err)}
+	}
+	if !p.Clustered() || p.PrimaryIs(g.Self) {
+		return nil
 	}
 	return refuse("%s: this node is not its primary (%s); ask the primary", repo, p.Primary.Name)
 }

@@ -36,7 +36,7 @@ func relays(cmd command.Command, p store.Placement, self string, relayed bool) b
 // primary, and which node that is. A neighbour's replica is no cluster
 // repository: served here.
 func (g *Gateway) routeOf(ctx context.Context, s Session, cmd command.Command, grant access.Grant) (store.Server, bool, error) {
-	if g.Self == "" || grant.Origin != "" {
+	if g.Self == "" || grant.Origin != "" || s.Relayed != "" {
 		return store.Server{}, false, nil
 	}
 	p, err := g.Store.Placement(ctx, g.Self, grant.Repo.Org, grant.Repo.Repo)
@@ -44,7 +44,16 @@ func (g *Gateway) routeOf(ctx context.Context, s Session, cmd command.Command, g
 		return store.Server{}, false, &failure{line: "cpm: internal error; try again later",
 			err: fmt.Errorf("placement of %s: %w", grant.Repo, err)}
 	}
-	return p.Primary, relays(cmd, p, g.Self, s.Relayed != ""), nil
+	if !relays(cmd, p, g.Self, false) {
+		return store.Server{}, false, nil
+	}
+	// Where to reach it: the primary's whole row, read only to relay.
+	primary, err := g.Store.ServerByName(ctx, p.Primary.Name)
+	if err != nil {
+		return store.Server{}, false, &failure{line: "cpm: internal error; try again later",
+			err: fmt.Errorf("primary of %s: %w", grant.Repo, err)}
+	}
+	return primary, true, nil
 }
 
 // servedElsewhere relays the session to the repository's primary when

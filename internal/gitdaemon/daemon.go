@@ -215,8 +215,8 @@ func (s *Server) serve(ctx context.Context, c net.Conn, req Request) (int, error
 			protocol = e
 		}
 	}
+	c.SetDeadline(time.Time{})
 	if s.Elsewhere != nil {
-		c.SetDeadline(time.Time{})
 		if elsewhere, status, err := s.Elsewhere(ctx, grant, protocol, c.RemoteAddr().String(), c); elsewhere {
 			return status, err
 		}
@@ -229,7 +229,6 @@ func (s *Server) serve(ctx context.Context, c net.Conn, req Request) (int, error
 	if idle <= 0 {
 		idle = 10 * time.Minute
 	}
-	c.SetDeadline(time.Time{})
 	g := gitservice.Command(ctx, gitservice.Request{
 		Service: gitservice.UploadPack, Dir: dir, Protocol: protocol,
 		Args: []string{"--timeout=" + strconv.Itoa(int(idle.Seconds()))},

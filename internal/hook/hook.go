@@ -11,6 +11,7 @@ package hook
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -241,12 +242,9 @@ func Record(ctx context.Context, st *store.Store, p Pusher, repo names.RepoPath,
 	if p.Cert != nil {
 		details["cert_serial"], details["cert_key_id"] = p.Cert.Serial, p.Cert.KeyID
 	}
-	if p.Via != "" {
-		details["via"] = p.Via
-	} else if p.RelayedBy != "" {
-		details["via"] = p.RelayedBy
-	}
-	return st.Record(ctx, store.Actor{Name: p.User, RemoteAddr: p.RemoteAddr}, "push", repo.String(), details)
+	// A neighbour that forwarded the push, else the node that relayed it.
+	via := cmp.Or(p.Via, p.RelayedBy)
+	return st.Record(ctx, store.Actor{Name: p.User, RemoteAddr: p.RemoteAddr, Via: via}, "push", repo.String(), details)
 }
 
 func short(id string) string {

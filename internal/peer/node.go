@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"cpm/internal/names"
+	"cpm/internal/replica"
 	"cpm/internal/store"
 )
 
@@ -37,8 +38,14 @@ func (r *Receiver) nodeCopyDir(ctx context.Context, origin string, rp names.Repo
 	// A neighbour's replica of the same name lives in the same folder:
 	// the cluster's copy would land in it, under the cluster's
 	// permissions. Neither is overwritten; the operator renames one.
-	if other, _, err := r.Replicas.Find(ctx, rp.Org, rp.Repo); r.Replicas != nil && err == nil {
-		return rp, "", fmt.Errorf("%s: this node holds neighbour %s's replica of that name; rename one of them", rp, other)
+	if r.Replicas != nil {
+		other, _, err := r.Replicas.Find(ctx, rp.Org, rp.Repo)
+		switch {
+		case err == nil:
+			return rp, "", fmt.Errorf("%s: this node holds neighbour %s's replica of that name; rename one of them", rp, other)
+		case !errors.Is(err, replica.ErrNotReplica):
+			return rp, "", err
+		}
 	}
 	// A replica is a replication job of the repository to this node
 	// (before its first sync too, when its generation is still -1).

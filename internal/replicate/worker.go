@@ -39,7 +39,8 @@ type Workers struct {
 	// of (and those without a primary), and heartbeats.
 	Self int64
 	// Beat, when set, runs after every heartbeat (the node rewrites its
-	// pins when the cluster's nodes changed).
+	// pins when the cluster's nodes changed, and its revocation list when
+	// the database's differs).
 	Beat      func(ctx context.Context)
 	BeatEvery time.Duration // default HeartbeatEvery
 	DirtyDir  string        // markers left by post-receive when the database was unavailable

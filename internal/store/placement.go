@@ -12,12 +12,14 @@ import (
 // as one node sees it.
 type Placement struct {
 	RepoID int64
-	// Primary is the node that takes the repository's writes; its ID is 0
-	// outside a cluster (or for a repository not yet placed), where every
-	// request is served by the node that has it.
+	// Primary is the node that takes the repository's writes, its ID and
+	// Name only (ServerByName has the rest, for the one caller that
+	// connects to it); its ID is 0 outside a cluster (or for a repository
+	// not yet placed), where every request is served by the node that has
+	// it.
 	Primary Server
-	// Generation is bumped by every accepted push; Epoch by every change
-	// of primary.
+	// Generation is bumped by every accepted push; Epoch is to be bumped
+	// by every change of primary (failover, not built yet: it stays 0).
 	Generation, Epoch int64
 	// Local is the generation this node's copy was last verified at: the
 	// repository's own on its primary, -1 where this node holds no copy.
@@ -64,8 +66,6 @@ func (s *Store) Placement(ctx context.Context, self, org, repo string) (Placemen
 	if primaryName != "" && strings.EqualFold(primaryName, self) {
 		p.Local = p.Generation
 	}
-	if p.Primary, err = s.ServerByName(ctx, primaryName); err != nil {
-		return Placement{}, fmt.Errorf("placement of %s/%s: %w", org, repo, err)
-	}
+	p.Primary = Server{ID: primaryID.Int64, Name: primaryName, Role: Node}
 	return p, nil
 }
