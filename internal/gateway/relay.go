@@ -36,7 +36,7 @@ func (g *Gateway) relayOut(ctx context.Context, s Session, cmd command.Command, 
 		h.User, h.Cert = s.Identity.User, &relay.Cert{KeyID: c.KeyID, Serial: c.Serial, CA: c.CA}
 	}
 	run := ctx
-	if cmd.Verb == command.ReceivePack || cmd.Verb == command.Merge || (cmd.Verb == command.LFSTransfer && cmd.Operation == "upload") {
+	if writes(cmd) {
 		run = s.lingering(ctx)
 	}
 	status, err := g.Relay(run, primary, h, s.Stdin, s.Stdout, s.Stderr)

@@ -21,13 +21,25 @@ func relays(cmd command.Command, p store.Placement, self string, relayed bool) b
 	if self == "" || relayed || !p.Clustered() || p.PrimaryIs(self) {
 		return false
 	}
+	if writes(cmd) {
+		return true
+	}
+	switch cmd.Verb {
+	case command.LFSTransfer, command.UploadPack, command.UploadArchive:
+		return !p.Current()
+	}
+	return false
+}
+
+// writes reports whether the command changes the repository: a push, a
+// merge, an LFS upload session (with its locks). Such a session belongs
+// on the primary, and once started it runs to its end.
+func writes(cmd command.Command) bool {
 	switch cmd.Verb {
 	case command.ReceivePack, command.Merge:
 		return true
 	case command.LFSTransfer:
-		return cmd.Operation == "upload" || !p.Current()
-	case command.UploadPack, command.UploadArchive:
-		return !p.Current()
+		return cmd.Operation == "upload"
 	}
 	return false
 }
