@@ -25,6 +25,7 @@ import (
 
 	"cpm/internal/access"
 	"cpm/internal/authz"
+	"cpm/internal/datadir"
 	"cpm/internal/names"
 	"cpm/internal/repos"
 	"cpm/internal/store"
@@ -45,6 +46,11 @@ const (
 	// to the repository's primary: audited as via, but, unlike EnvVia,
 	// no limit on the pusher's rights (the nodes share one database).
 	EnvRelayedBy = "CPM_RELAYED_BY"
+	// EnvEpoch is the repository's epoch that the gateway read when the
+	// session started, set only for a repository with a primary node: a
+	// write is accepted under it, and refused once an election or a
+	// handover moved the repository on (store.Writer).
+	EnvEpoch = "CPM_EPOCH"
 )
 
 // maxInput bounds what git may feed a hook: 4 MiB of ref updates is tens
@@ -281,4 +287,33 @@ func RunLocal(ctx context.Context, dir, name string, env []string, input []byte,
 		}
 	}
 	return nil
+}
+
+// WriterOf is who accepts a write to repo in this data directory: the
+// zero Writer outside a cluster or for a repository without a primary,
+// else this node (DATA/node) under the epoch the gateway passed in
+// EnvEpoch, or, for a push made on the server itself, the epoch now.
+func WriterOf(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.RepoPath, getenv func(string) string) (store.Writer, error) {
+	self, err := dir.NodeName()
+	if err != nil || self == "" {
+		return store.Writer{}, err
+	}
+	p, err := st.Placement(ctx, self, repo.Org, repo.Repo)
+	if err != nil {
+		return store.Writer{}, err
+	}
+	if !p.Clustered() {
+		return store.Writer{}, nil
+	}
+	node, err := st.NodeByName(ctx, self)
+	if err != nil {
+		return store.Writer{}, err
+	}
+	w := store.Writer{Node: node.ID, Epoch: p.Epoch}
+	if e := getenv(EnvEpoch); e != "" {
+		if w.Epoch, err = strconv.ParseInt(e, 10, 64); err != nil || w.Epoch < 0 {
+			return store.Writer{}, fmt.Errorf("bad %s %q", EnvEpoch, e)
+		}
+	}
+	return w, nil
 }

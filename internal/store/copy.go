@@ -11,7 +11,7 @@ import (
 // the metadata generation.
 var copyTables = []string{
 	"users", "orgs", "memberships", "repos", "grants", "ssh_keys", "protected_refs",
-	"ssh_cas", "lfs_locks", "servers", "replication_jobs", "audit_log", "node",
+	"ssh_cas", "lfs_locks", "servers", "replication_jobs", "audit_log", "node", "diverged_refs",
 }
 
 // identityTables have an id that PostgreSQL hands out: after a copy with

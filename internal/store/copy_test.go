@@ -49,8 +49,9 @@ func TestCopyToPostgres(t *testing.T) {
 	dst := newPostgresStore(t)
 	counts, err := src.CopyTo(ctx, dst)
 	must(err)
+	// diverged_refs exist only in a cluster, which SQLite never was.
 	for _, c := range counts {
-		if c.Source != c.Copied || (c.Source == 0 && c.Table != "memberships") {
+		if c.Source != c.Copied || (c.Source == 0 && c.Table != "memberships" && c.Table != "diverged_refs") {
 			t.Errorf("%s: %d in the source, %d copied", c.Table, c.Source, c.Copied)
 		}
 	}

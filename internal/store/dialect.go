@@ -117,3 +117,21 @@ func (d dialect) exactCase(col string) string {
 	}
 	return col + " COLLATE BINARY"
 }
+
+// clock is an SQL expression for the database's time now, in timeFormat:
+// leases and elections are judged by the database's one clock, never by
+// the clocks of the nodes that renew and read them.
+func (d dialect) clock() string {
+	if d == postgres {
+		return `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+	}
+	return `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`
+}
+
+// clockPlus is clock plus ms milliseconds (a placeholder or literal).
+func (d dialect) clockPlus(ms string) string {
+	if d == postgres {
+		return `to_char(clock_timestamp() AT TIME ZONE 'UTC' + (` + ms + `) * interval '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+	}
+	return `strftime('%Y-%m-%dT%H:%M:%fZ', 'now', (` + ms + `) / 1000.0 || ' seconds')`
+}

@@ -34,6 +34,11 @@ type Job struct {
 	// PrimaryID is the repository's primary node (0: none, outside a
 	// cluster): only its workers sync, reconcile and check the job.
 	PrimaryID int64 `json:"-"`
+	// DivergeEpoch is non-zero on the job of a node that was the
+	// repository's primary before that epoch: what it holds that the new
+	// primary lacks is saved under refs/cpm/diverged/EPOCH/ before the
+	// new primary's copy replaces it.
+	DivergeEpoch int64 `json:"-"`
 	// Owner is the lease holder Claim gave the job to ("" for a job read
 	// otherwise): Done, Failed and Renew act only while it still holds
 	// the lease, so a worker whose lease ran out (a stall longer than
@@ -152,7 +157,7 @@ func markAllDirty(ctx context.Context, tx *Tx, serverID int64) error {
 const jobSelect = `
 	SELECT j.repo_id, j.server_id, o.name || '/' || r.name, s.name, j.generation, j.synced_generation,
 	       j.state, j.attempts, j.next_attempt_at, j.dirty_since, j.last_error, j.last_success_at, j.fingerprint, j.bytes,
-	       j.deep_checked_at, j.deep_result, j.repo_generation, coalesce(r.primary_id, 0)
+	       j.deep_checked_at, j.deep_result, j.repo_generation, coalesce(r.primary_id, 0), j.diverge_epoch
 	FROM replication_jobs j
 	JOIN repos r ON r.id = j.repo_id JOIN orgs o ON o.id = r.org_id JOIN servers s ON s.id = j.server_id`
 
@@ -160,7 +165,7 @@ func scanJob(sc scanner) (Job, error) {
 	var j Job
 	var next, dirty, success, deep string
 	err := sc.Scan(&j.RepoID, &j.ServerID, &j.Repo, &j.Server, &j.Generation, &j.SyncedGeneration, &j.State,
-		&j.Attempts, &next, &dirty, &j.LastError, &success, &j.Fingerprint, &j.Bytes, &deep, &j.DeepResult, &j.RepoGeneration, &j.PrimaryID)
+		&j.Attempts, &next, &dirty, &j.LastError, &success, &j.Fingerprint, &j.Bytes, &deep, &j.DeepResult, &j.RepoGeneration, &j.PrimaryID, &j.DivergeEpoch)
 	j.NextAttemptAt, j.DirtySince, j.LastSuccessAt = parseTime(next), parseTime(dirty), parseTime(success)
 	j.DeepCheckedAt = parseTime(deep)
 	return j, err
