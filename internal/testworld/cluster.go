@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,6 +32,18 @@ type Cluster struct {
 
 	root     string
 	balancer *Balancer
+	opts     ClusterOptions
+}
+
+// ClusterOptions change how NewClusterWith builds a cluster.
+type ClusterOptions struct {
+	// DBLinks puts a DBLink between each node and PostgreSQL (the node's
+	// data directory records the link's address), so that a test can cut
+	// one node off the database (CutDatabase).
+	DBLinks bool
+	// Flags are added to every node's serve flags (settings such as
+	// --lease).
+	Flags []string
 }
 
 // Node is one node of a cluster: a data directory of its own (its World)
@@ -39,7 +53,9 @@ type Node struct {
 	Name   string
 	Addr   string // where it serves ssh and what it advertises to the other nodes
 	Server *Server
-	flags  []string
+	// DB is the node's link to PostgreSQL (ClusterOptions.DBLinks), or nil.
+	DB    *DBLink
+	flags []string
 }
 
 // NewCluster initialises n nodes on the database bin.OnDatabase names
@@ -48,10 +64,16 @@ type Node struct {
 // process stops at the test's cleanup.
 func NewCluster(t testing.TB, bin Bin, n int) *Cluster {
 	t.Helper()
+	return NewClusterWith(t, bin, n, ClusterOptions{})
+}
+
+// NewClusterWith is NewCluster with options.
+func NewClusterWith(t testing.TB, bin Bin, n int, opts ClusterOptions) *Cluster {
+	t.Helper()
 	if bin.database == nil {
 		t.Fatal("testworld: a cluster needs PostgreSQL: pass bin.OnDatabase(...)")
 	}
-	c := &Cluster{T: t, Bin: bin, Database: bin.database(t), root: t.TempDir()}
+	c := &Cluster{T: t, Bin: bin, Database: bin.database(t), root: t.TempDir(), opts: opts}
 	for i := 1; i <= n; i++ {
 		c.Nodes = append(c.Nodes, c.initNode(i))
 	}
@@ -101,8 +123,16 @@ func (c *Cluster) initNode(i int) *Node {
 		c.T.Fatal(err)
 	}
 	w := &World{T: c.T, Bin: c.Bin, Root: root, DataDir: filepath.Join(root, "data"), Database: c.Database}
-	nd := &Node{World: w, Name: fmt.Sprintf("node-%d", i), Addr: addr}
-	w.MustAdmin("init", "--database", c.Database, "--node-name", nd.Name, "--advertise", addr)
+	nd := &Node{World: w, Name: fmt.Sprintf("node-%d", i), Addr: addr, flags: slices.Clone(c.opts.Flags)}
+	if c.opts.DBLinks {
+		nd.DB = StartDBLink(c.T, host, dbHostPort(c.T, c.Database))
+		via, err := nd.DB.Via(c.Database)
+		if err != nil {
+			c.T.Fatal(err)
+		}
+		w.Database = via
+	}
+	w.MustAdmin("init", "--database", w.Database, "--node-name", nd.Name, "--advertise", addr)
 	return nd
 }
 
@@ -189,6 +219,44 @@ func (c *Cluster) KillNode(i int) {
 	if ok, _ := s.Wait(10 * time.Second); !ok {
 		c.T.Fatalf("node %d did not die", i)
 	}
+}
+
+// StartNode starts node i again after KillNode, on the same address and
+// data directory.
+func (c *Cluster) StartNode(i int) {
+	c.T.Helper()
+	nd := c.Node(i)
+	if !nd.Server.Exited() {
+		c.T.Fatalf("testworld: node %d still runs", i)
+	}
+	c.startNode(nd)
+}
+
+// CutDatabase cuts node i off PostgreSQL (its DBLink): every connection
+// reset, new ones refused, until RestoreDatabase. The cluster must have
+// been built with ClusterOptions.DBLinks.
+func (c *Cluster) CutDatabase(i int) { c.dbLink(i).Cut() }
+
+// RestoreDatabase reconnects node i to PostgreSQL.
+func (c *Cluster) RestoreDatabase(i int) { c.dbLink(i).Restore() }
+
+func (c *Cluster) dbLink(i int) *DBLink {
+	c.T.Helper()
+	nd := c.Node(i)
+	if nd.DB == nil {
+		c.T.Fatalf("testworld: node %d has no database link (ClusterOptions.DBLinks)", i)
+	}
+	return nd.DB
+}
+
+// dbHostPort is the HOST:PORT of a postgres:// URL.
+func dbHostPort(t testing.TB, database string) string {
+	t.Helper()
+	u, err := url.Parse(database)
+	if err != nil || u.Host == "" {
+		t.Fatalf("testworld: database URL without a host: %v", err)
+	}
+	return u.Host
 }
 
 // RestartNode stops node i (if it runs) and starts it again on the same

@@ -115,6 +115,16 @@ func (s *Server) Wait(timeout time.Duration) (bool, error) {
 	}
 }
 
+// Exited reports whether the server's process has ended.
+func (s *Server) Exited() bool {
+	select {
+	case <-s.exited:
+		return true
+	default:
+		return false
+	}
+}
+
 // Stop terminates the server (SIGTERM, then SIGKILL after 15 s).
 func (s *Server) Stop() {
 	select {
