@@ -20,7 +20,8 @@ import (
 // machine (127.0.0.2, .3, .4, each with its variables), the second on
 // node 1. Then a user pushes through one node and clones through
 // another, all three present one host key, and node list shows three
-// nodes up. (The balancer's shipped configuration is what
+// nodes up; the shell block of "When a node dies" then runs on node 1.
+// (The balancer's shipped configuration is what
 // TestClusterIsOneService runs.)
 func TestReadmeClusterRecipe(t *testing.T) {
 	body, err := os.ReadFile("../README.md")
@@ -63,6 +64,36 @@ func TestReadmeClusterRecipe(t *testing.T) {
 	}
 
 	checkRecipeCluster(t, w, alice, addrs, envs[1])
+	checkRecipeByHand(t, root, body, envs[0])
+}
+
+// checkRecipeByHand runs the shell block of README's "When a node dies"
+// verbatim on node 1 of the recipe's cluster: acme/web moves to node 2,
+// node 3 drains.
+func checkRecipeByHand(t *testing.T, root string, readme []byte, env []string) {
+	t.Helper()
+	blocks := shellBlock.FindAllStringSubmatch(readmeSection(t, string(readme), "When a node dies"), -1)
+	if len(blocks) != 1 {
+		t.Fatalf("%d shell blocks under When a node dies, want 1", len(blocks))
+	}
+	out := runRecipe(t, root, "by-hand", blocks[0][1], env)
+	if !strings.Contains(out, "moved acme/web to node-2") {
+		t.Errorf("repo move in the recipe:\n%s", out)
+	}
+	cmd := exec.Command(bin.Admin, "node", "list", "--json")
+	cmd.Env = env
+	list, err := cmd.Output()
+	var rows []listedNode
+	if err == nil {
+		err = json.Unmarshal(list, &rows)
+	}
+	states := map[string]string{}
+	for _, r := range rows {
+		states[r.Name] = r.State
+	}
+	if err != nil || states["node-3"] != "draining" || states["node-2"] != "up" {
+		t.Errorf("node list after the recipe: %v %v\n%s", err, states, list)
+	}
 }
 
 // checkRecipeCluster: the recipe's nodes at addrs present one host key; a
