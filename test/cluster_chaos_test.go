@@ -101,8 +101,9 @@ func newChaos(t *testing.T) *chaos {
 	return ch
 }
 
-// killRound kills node victim with SIGKILL (while a push to busy is under
-// way, if busy is named), waits for its repositories' failover, checks the
+// killRound kills node victim's machine: its server and every process the
+// server started, with SIGKILL (while a push to busy is under way, if busy
+// is named), waits for its repositories' failover, checks the
 // acknowledged pushes on the new primaries, restarts the victim and
 // checks every copy once it has rejoined.
 func (ch *chaos) killRound(victim int, busy string) {
@@ -112,7 +113,7 @@ func (ch *chaos) killRound(victim int, busy string) {
 		waitFor(ch.t, 10*time.Second, "a push to "+busy+" under way", func() bool { return ch.loop.InFlight(busy) > 0 })
 	}
 	at := time.Now()
-	ch.c.KillNode(victim)
+	ch.c.KillMachine(victim)
 	ch.down[victim] = true
 	ch.awaitFailover(victim, led, at)
 	time.Sleep(2 * time.Second) // pushes go on against the new primaries

@@ -216,6 +216,21 @@ func (c *Cluster) KillNode(i int) {
 	c.T.Helper()
 	s := c.Node(i).Server
 	s.Signal(syscall.SIGKILL)
+	c.waitDead(i)
+}
+
+// KillMachine kills node i's server and every process it started (git,
+// cpm-hook, ssh: they run in process groups of their own) with SIGKILL,
+// as the death of its machine would.
+func (c *Cluster) KillMachine(i int) {
+	c.T.Helper()
+	killTree(c.Node(i).Server.Pid())
+	c.waitDead(i)
+}
+
+func (c *Cluster) waitDead(i int) {
+	c.T.Helper()
+	s := c.Node(i).Server
 	if ok, _ := s.Wait(10 * time.Second); !ok {
 		c.T.Fatalf("node %d did not die", i)
 	}
