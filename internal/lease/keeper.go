@@ -32,7 +32,8 @@ type Keeper struct {
 
 	mu        sync.Mutex
 	heldUntil time.Time // monotonic; zero: never renewed
-	said      string    // what Run last logged: "", "held" or "lost"
+	said      string    // the state last logged: "", "held" or "lost"
+	lastErr   error     // the last failed renewal's
 }
 
 // Every is how often Run renews: a fifth of the lease, so that four
@@ -46,11 +47,34 @@ func (k *Keeper) Every() time.Duration { return k.Lease / 5 }
 func (k *Keeper) margin() time.Duration { return min(time.Second, k.Lease/4) }
 
 // Held reports whether the lease surely holds now: the last successful
-// renewal started less than the lease minus the margin ago.
+// renewal started less than the lease minus the margin ago. The first
+// call that finds the lease run out logs it (the gateway and the election
+// loop ask every second at least, so the log says when it lapsed even
+// while a renewal hangs).
 func (k *Keeper) Held() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return !k.heldUntil.IsZero() && time.Now().Before(k.heldUntil)
+	held := !k.heldUntil.IsZero() && time.Now().Before(k.heldUntil)
+	k.note(held)
+	return held
+}
+
+// note logs a change of the lease's state since the last one logged;
+// k.mu is held.
+func (k *Keeper) note(held bool) {
+	now := "lost"
+	if held {
+		now = "held"
+	}
+	if now == k.said || (!held && k.heldUntil.IsZero() && k.lastErr == nil) { // or not renewed yet
+		return
+	}
+	k.said = now
+	if held {
+		k.Log.Info().Int64("lease_ms", k.Lease.Milliseconds()).Msg("lease held")
+		return
+	}
+	k.Log.Warn().Err(k.lastErr).Int64("lease_ms", k.Lease.Milliseconds()).Msg("lease lost: this node takes no session until it renews it")
 }
 
 // Renew renews the lease once, within half the lease (a renewal slower
@@ -61,6 +85,9 @@ func (k *Keeper) Renew(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, k.Lease/2)
 	defer cancel()
 	if err := k.Store.RenewLease(rctx, k.Node, k.Lease); err != nil {
+		k.mu.Lock()
+		k.lastErr = err
+		k.mu.Unlock()
 		return err
 	}
 	if k.Renewed != nil {
@@ -75,42 +102,20 @@ func (k *Keeper) Renew(ctx context.Context) error {
 }
 
 // Run renews the lease every Every until ctx ends, logging only the
-// changes: the lease lost (with the last error) and held again.
+// changes (Held): the lease lost, with the last error, and held again.
 func (k *Keeper) Run(ctx context.Context) {
 	t := time.NewTicker(k.Every())
 	defer t.Stop()
-	var last error
 	for {
-		if err := k.Renew(ctx); err != nil {
-			last = err
-		}
+		k.Renew(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		k.logChange(last)
+		k.Held()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-	}
-}
-
-// logChange logs a lease lost or held again since the last round.
-func (k *Keeper) logChange(last error) {
-	now := "lost"
-	if k.Held() {
-		now = "held"
-	}
-	k.mu.Lock()
-	changed := now != k.said
-	k.said = now
-	k.mu.Unlock()
-	switch {
-	case !changed:
-	case now == "held":
-		k.Log.Info().Int64("lease_ms", k.Lease.Milliseconds()).Msg("lease held")
-	default:
-		k.Log.Warn().Err(last).Int64("lease_ms", k.Lease.Milliseconds()).Msg("lease lost: this node takes no session until it renews it")
 	}
 }
