@@ -152,6 +152,9 @@ func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
 				if s.stopping() {
 					return nil, s.refuse(ctx, "cpm: server is shutting down; try again")
 				}
+				if p := s.fencedPermissions(fp); p != nil {
+					return p, nil
+				}
 				s.log.Error().Err(err).Str("key", fp).Msg("identify")
 				return nil, s.refuse(ctx, "cpm: internal error; try again later")
 			}
@@ -300,6 +303,9 @@ func (s *Server) handle(sess ssh.Session) {
 		return
 	}
 	ext := conn.Permissions.Extensions
+	if s.refuseFenced(sess, ext) {
+		return
+	}
 	id, err := s.identify(ctx, ext)
 	if err != nil {
 		if !errors.Is(err, access.ErrUnknownKey) {
@@ -349,6 +355,9 @@ func (s *Server) certPermissions(ctx context.Context, meta gossh.ConnMetadata, c
 		return nil, err
 	}
 	if err != nil {
+		if p := s.fencedPermissions(gossh.FingerprintSHA256(cert)); p != nil {
+			return p, nil
+		}
 		s.log.Error().Err(err).Str("cert_key_id", cert.KeyId).Msg("check certificate")
 		return nil, s.refuse(ctx, "cpm: internal error; try again later")
 	}

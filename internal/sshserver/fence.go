@@ -1,0 +1,42 @@
+package sshserver
+
+import (
+	"fmt"
+
+	"github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"cpm/internal/store"
+)
+
+// fencedExt marks a connection let in only to be told that this node has
+// lost its lease.
+const fencedExt = "cpm-fenced"
+
+// fencedPermissions is the answer to a key that could not be looked up
+// because the database is out of reach, on a cluster node whose lease
+// does not hold: such a node has lost its lease, most often for that very
+// reason. The connection is let in to a session that only says so (the
+// fencing words, as for a key the node could identify), rather than
+// "Permission denied", which would send the user after their key, or a
+// banner that git's ssh does not show at LogLevel ERROR. It grants
+// nothing. nil when the node is no fenced cluster node.
+func (s *Server) fencedPermissions(fp string) *gossh.Permissions {
+	if s.gw.Fence == nil || s.gw.Fence.Held() {
+		return nil
+	}
+	return &gossh.Permissions{Extensions: map[string]string{fingerprintExt: fp, fencedExt: "1"}}
+}
+
+// refuseFenced ends a session let in by fencedPermissions; it reports
+// whether it did.
+func (s *Server) refuseFenced(sess ssh.Session, ext map[string]string) bool {
+	if ext[fencedExt] == "" {
+		return false
+	}
+	s.log.Info().Str("key", ext[fingerprintExt]).Str("remote", sess.RemoteAddr().String()).
+		Str("decision", "fenced").Msg("session")
+	fmt.Fprintf(sess.Stderr(), "cpm: %v\n", store.ErrFenced)
+	sess.Exit(1)
+	return true
+}
