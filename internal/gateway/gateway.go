@@ -53,6 +53,9 @@ type Gateway struct {
 	// (relays) and served there through Relay.
 	Self  string
 	Relay Relayer
+	// Gate holds write sessions back while this node hands a repository
+	// over (repo move, node drain); nil: no gate.
+	Gate *WriteGate
 }
 
 // Session is one command from one authenticated key.
@@ -72,9 +75,11 @@ type Session struct {
 	// here ("" for a client connected here): it is served here, and its
 	// log event and audit rows name that node as via.
 	Relayed string
-	Stdin   io.Reader
-	Stdout  io.Writer
-	Stderr  io.Writer
+	// Hops is how many nodes relayed the session so far (relay header).
+	Hops   int
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // actor is who the session's audit rows name: the user, from where, and
@@ -196,6 +201,12 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		r.status, r.err = status, err
 		return r
 	}
+	release, elsewhere, status, err := g.holdWrite(ctx, s, cmd, grant)
+	if elsewhere {
+		r.status, r.err = status, err
+		return r
+	}
+	defer release()
 	dir, err := g.Disk.Open(grant.Repo.Org, grant.Repo.Repo)
 	if err != nil {
 		r.err = &failure{line: "cpm: repository " + cmd.Repo.String() + " not found", err: err}

@@ -79,6 +79,7 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		Forward:          n.forward,
 		Self:             self,
 		Relay:            n.relay,
+		Gate:             gateway.NewWriteGate(),
 	}
 	return n, nil
 }
