@@ -108,9 +108,11 @@ func TestClusterInitAndAdmin(t *testing.T) {
 	}
 	var nodes []nodeRow
 	mustJSON(t, n2.MustAdmin("node", "list", "--json"), &nodes)
+	// Neither serves: no lease was ever renewed, so both are down (the
+	// join is their only heartbeat).
 	want := []nodeRow{
-		{Name: "n1", Address: "127.0.0.2:2222", State: "up", Primaries: 1, Replicas: 1},
-		{Name: "n2", Address: "127.0.0.3:2222", State: "up", Primaries: 1, Replicas: 1},
+		{Name: "n1", Address: "127.0.0.2:2222", State: "down", Primaries: 1, Replicas: 1},
+		{Name: "n2", Address: "127.0.0.3:2222", State: "down", Primaries: 1, Replicas: 1},
 	}
 	for i := range nodes {
 		if nodes[i].Heartbeat == nil {

@@ -37,8 +37,8 @@ func newClusterPair(t *testing.T) (n1, n2 *clusterNode, database string) {
 }
 
 // newClusterPairServing is newClusterPair with git:// listening too on
-// each node's address when git is set.
-func newClusterPairServing(t *testing.T, git bool) (n1, n2 *clusterNode, database string) {
+// each node's address when git is set, and extra flags for both servers.
+func newClusterPairServing(t *testing.T, git bool, extra ...string) (n1, n2 *clusterNode, database string) {
 	t.Helper()
 	database = pg.Database(t)
 	var nodes []*clusterNode
@@ -56,7 +56,7 @@ func newClusterPairServing(t *testing.T, git bool) (n1, n2 *clusterNode, databas
 			host, _, _ := net.SplitHostPort(n.addr)
 			gitListen = net.JoinHostPort(host, freePortOn(t, host))
 		}
-		n.srv = n.StartServer("--listen", n.addr, "--git-listen", gitListen)
+		n.srv = n.StartServer(append([]string{"--listen", n.addr, "--git-listen", gitListen}, extra...)...)
 	}
 	return nodes[0], nodes[1], database
 }

@@ -70,7 +70,7 @@ type nodeListCmd struct {
 }
 
 func (c nodeListCmd) Run(e *env, svc *admin.Service) error {
-	nodes, err := svc.Nodes(e.ctx, e.conf.Lease)
+	nodes, err := svc.Nodes(e.ctx)
 	if err != nil {
 		return err
 	}

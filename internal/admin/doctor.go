@@ -40,8 +40,8 @@ type DoctorOptions struct {
 	// StaleAge is how long maintenance leaves what a cut-off push or
 	// upload left behind (twice max_session_time; default 24h).
 	StaleAge time.Duration
-	// Lease is the lease setting: a cluster node without a heartbeat
-	// this long is down.
+	// Lease is the lease setting. A cluster node is down once the lease
+	// it renews with it ran out; doctor reads that from the database.
 	Lease time.Duration
 }
 
@@ -92,7 +92,7 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	add("pinned host keys", pins, "check the key on the server, then cpm-admin server set NAME --host-key LINE", "every server's host key is pinned")
 	add("servers reachable", reach, strings.Join(fixes, "; "), "every server answers and takes syncs")
 	if s.self.ID != 0 {
-		add("cluster nodes", s.checkNodes(ctx, o.Lease), "start cpm-shell serve (or cpm-shell replicate) on each node that is down; its replicas wait meanwhile",
+		add("cluster nodes", s.checkNodes(ctx), "start cpm-shell serve (or cpm-shell replicate) on each node that is down; its replicas wait meanwhile",
 			"every node of the cluster is up")
 		add("failover", s.checkFailover(ctx, o.Lease), failoverFix, "every repository has a live primary; no refs kept from an old primary; no drain under way")
 	}

@@ -16,7 +16,8 @@ import (
 type NodeStatus struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
-	// State is up, down (no heartbeat within the lease) or draining.
+	// State is up, down (its lease ran out, by the database's clock) or
+	// draining.
 	State string `json:"state"`
 	// Heartbeat is the node workers' last sign of life (null: never).
 	Heartbeat *time.Time `json:"heartbeat"`
@@ -24,18 +25,17 @@ type NodeStatus struct {
 	Replicas  int        `json:"replicas"`
 }
 
-// Nodes lists the cluster's nodes with their state at now under lease;
-// none outside a cluster.
-func (s *Service) Nodes(ctx context.Context, lease time.Duration) ([]NodeStatus, error) {
+// Nodes lists the cluster's nodes with their state; none outside a
+// cluster.
+func (s *Service) Nodes(ctx context.Context) ([]NodeStatus, error) {
 	nodes, err := s.Store.Nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	now := s.Now()
 	out := make([]NodeStatus, 0, len(nodes))
 	for _, n := range nodes {
 		ns := NodeStatus{Name: n.Name, Address: net.JoinHostPort(n.Host, strconv.Itoa(n.Port)),
-			State: n.State(now, lease), Primaries: n.Primaries, Replicas: n.Replicas}
+			State: n.State(), Primaries: n.Primaries, Replicas: n.Replicas}
 		if !n.HeartbeatAt.IsZero() {
 			hb := n.HeartbeatAt.UTC()
 			ns.Heartbeat = &hb
@@ -134,11 +134,8 @@ func (s *Service) holds(ctx context.Context) (map[int64]bool, error) {
 
 // checkNodes reports, for doctor on a cluster node, the nodes that are
 // down.
-func (s *Service) checkNodes(ctx context.Context, lease time.Duration) []string {
-	if lease <= 0 {
-		lease = 10 * time.Second
-	}
-	nodes, err := s.Nodes(ctx, lease)
+func (s *Service) checkNodes(ctx context.Context) []string {
+	nodes, err := s.Nodes(ctx)
 	if err != nil {
 		return []string{err.Error()}
 	}

@@ -9,6 +9,7 @@ import (
 	"cpm/internal/access"
 	"cpm/internal/command"
 	"cpm/internal/relay"
+	"cpm/internal/store"
 )
 
 // WriteGate holds a planned handover (repo move, node drain) still for a
@@ -81,31 +82,39 @@ const maxHops = relay.MaxHops
 
 // holdWrite holds the write gate of a write session's repository on a
 // cluster node for the session's run (release), after which the session
-// runs here, unless the repository was handed over to another node
-// while it waited: then it is relayed there (elsewhere, with that node's
-// status), once at most.
-func (g *Gateway) holdWrite(ctx context.Context, s Session, cmd command.Command, grant access.Grant) (release func(), elsewhere bool, status int, err error) {
+// runs here under the placement read with the gate held, unless the
+// repository was handed over to another node while it waited: then it
+// is relayed there (elsewhere, with that node's status), once at most.
+// Other sessions keep p.
+func (g *Gateway) holdWrite(ctx context.Context, s Session, cmd command.Command, grant access.Grant, p store.Placement) (store.Placement, func(), bool, int, error) {
 	noop := func() {}
-	if g.Gate == nil || g.Self == "" || grant.Origin != "" || !writes(cmd) {
-		return noop, false, 0, nil
+	if g.Gate == nil || !p.Clustered() || !writes(cmd) {
+		return p, noop, false, 0, nil
 	}
-	release = g.Gate.Shared(grant.Repo.String())
-	p, err := g.Store.Placement(ctx, g.Self, grant.Repo.Org, grant.Repo.Repo)
+	release := g.Gate.Shared(grant.Repo.String())
+	p, err := g.placement(ctx, grant)
 	if err != nil {
 		release()
-		return noop, true, 1, &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("placement of %s: %w", grant.Repo, err)}
+		return p, noop, true, 1, err
 	}
 	if !p.Clustered() || p.PrimaryIs(g.Self) {
-		return release, false, 0, nil
+		return p, release, false, 0, nil
 	}
 	release()
-	if s.Hops >= maxHops {
-		return noop, true, 1, refuse("%s moved to another node; try again", grant.Repo)
+	if !relaysOn(cmd, s) {
+		return p, noop, true, 1, refuse("%s: %v", grant.Repo, store.ErrNotPrimary)
 	}
 	primary, err := g.Store.ServerByName(ctx, p.Primary.Name)
 	if err != nil {
-		return noop, true, 1, &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("primary of %s: %w", grant.Repo, err)}
+		return p, noop, true, 1, &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("primary of %s: %w", grant.Repo, err)}
 	}
-	status, err = g.relayOut(ctx, s, cmd, primary)
-	return noop, true, status, err
+	status, err := g.relayOut(ctx, s, cmd, primary)
+	return p, noop, true, status, err
+}
+
+// relaysOn reports whether a session this node cannot serve (it is no
+// longer the repository's primary) goes on to the primary rather than
+// being refused: a write that has not used up its hops.
+func relaysOn(cmd command.Command, s Session) bool {
+	return writes(cmd) && s.Hops < maxHops
 }

@@ -53,6 +53,9 @@ type Gateway struct {
 	// (relays) and served there through Relay.
 	Self  string
 	Relay Relayer
+	// Fence, on a cluster node, says whether its lease holds: while it
+	// does not, every user session is refused. Nil outside a cluster.
+	Fence Fence
 	// Gate holds write sessions back while this node hands a repository
 	// over (repo move, node drain); nil: no gate.
 	Gate *WriteGate
@@ -80,6 +83,10 @@ type Session struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+
+	// epoch is CPM_EPOCH=N for git on a repository of the cluster: the
+	// epoch its write is accepted under ("" outside a cluster).
+	epoch string
 }
 
 // actor is who the session's audit rows name: the user, from where, and
@@ -168,6 +175,9 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		return g.servePeer(ctx, s, cmd)
 	}
 	r := result{verb: cmd.Verb.String()}
+	if r.err = g.fenced(); r.err != nil {
+		return r
+	}
 	switch cmd.Verb {
 	case command.Whoami:
 		fmt.Fprintln(s.Stdout, s.Identity.Name())
@@ -197,16 +207,20 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		return r
 	}
 	r.repo = grant.Repo.String()
-	if elsewhere, status, err := g.servedElsewhere(ctx, s, cmd, grant); elsewhere {
+	p, elsewhere, status, err := g.servedElsewhere(ctx, s, cmd, grant)
+	if elsewhere {
 		r.status, r.err = status, err
 		return r
 	}
-	release, elsewhere, status, err := g.holdWrite(ctx, s, cmd, grant)
+	// A write holds its repository's gate, and takes its epoch from the
+	// placement read under it: a handover never slips in between.
+	p, release, elsewhere, status, err := g.holdWrite(ctx, s, cmd, grant, p)
 	if elsewhere {
 		r.status, r.err = status, err
 		return r
 	}
 	defer release()
+	s.epoch = epochEnv(p)
 	dir, err := g.Disk.Open(grant.Repo.Org, grant.Repo.Repo)
 	if err != nil {
 		r.err = &failure{line: "cpm: repository " + cmd.Repo.String() + " not found", err: err}
@@ -290,6 +304,9 @@ func (g *Gateway) hookEnv(s Session, repo string) []string {
 	}
 	if s.Relayed != "" {
 		env = append(env, hook.EnvRelayedBy+"="+s.Relayed)
+	}
+	if s.epoch != "" {
+		env = append(env, s.epoch)
 	}
 	if c := s.Identity.Cert; c != nil {
 		env = append(env, hook.EnvCert+"="+strconv.FormatUint(c.Serial, 10)+" "+c.KeyID)

@@ -10,6 +10,15 @@ import (
 type Metrics struct {
 	Started func()
 	Ended   func(command string, decision access.Outcome, bytesIn, bytesOut int64, d time.Duration)
+	// Fenced counts a user session refused because this node's lease
+	// did not hold.
+	Fenced func()
+}
+
+func (m *Metrics) sessionFenced() {
+	if m != nil && m.Fenced != nil {
+		m.Fenced()
+	}
 }
 
 func (m *Metrics) sessionStarted() {

@@ -51,9 +51,10 @@ func (g *Gateway) relayOut(ctx context.Context, s Session, cmd command.Command, 
 // here (it is the repository's primary, as that node saw it). The node
 // vouches for who the user is and nothing more: the user is identified
 // afresh here (a key removed a moment ago is refused), decided by this
-// node's own rules as if connected here, served here whatever the
-// placement says now (never relayed again), and logged and audited with
-// the relaying node as via. Within a cluster nodes trust each other, so
+// node's own rules as if connected here, served here (never relayed
+// again), and logged and audited with
+// the relaying node as via, unless this node is no longer the primary
+// (placeHere). Within a cluster nodes trust each other, so
 // the user keeps every right, unlike a neighbour's forwarded push.
 func (g *Gateway) relayIn(ctx context.Context, s Session) (int, error) {
 	in := bufio.NewReaderSize(s.Stdin, relay.MaxHeader)
@@ -135,5 +136,6 @@ func (g *Gateway) FetchElsewhere(ctx context.Context, grant access.Grant, protoc
 	cmd := command.Command{Verb: command.UploadPack, Repo: grant.Repo}
 	s := Session{Identity: access.Anonymous, Command: "git-upload-pack '" + grant.Repo.String() + "'", GitProtocol: protocol,
 		RemoteAddr: remote, Stdin: conn, Stdout: conn, Stderr: io.Discard}
-	return g.servedElsewhere(ctx, s, cmd, grant)
+	_, elsewhere, status, err := g.servedElsewhere(ctx, s, cmd, grant)
+	return elsewhere, status, err
 }

@@ -45,40 +45,46 @@ func writes(cmd command.Command) bool {
 }
 
 // routeOf says whether the session is relayed to the repository's
-// primary, and which node that is. A neighbour's replica is no cluster
-// repository: served here.
-func (g *Gateway) routeOf(ctx context.Context, s Session, cmd command.Command, grant access.Grant) (store.Server, bool, error) {
-	if g.Self == "" || grant.Origin != "" || s.Relayed != "" {
-		return store.Server{}, false, nil
+// primary, and which node that is, with the placement it read. A
+// neighbour's replica is no cluster repository: served here. A session
+// another node relayed here is served here only if this node still may
+// (placeHere).
+func (g *Gateway) routeOf(ctx context.Context, s Session, cmd command.Command, grant access.Grant) (store.Placement, store.Server, bool, error) {
+	p, err := g.placement(ctx, grant)
+	if err != nil || !p.Clustered() {
+		return p, store.Server{}, false, err
 	}
-	p, err := g.Store.Placement(ctx, g.Self, grant.Repo.Org, grant.Repo.Repo)
-	if err != nil {
-		return store.Server{}, false, &failure{line: "cpm: internal error; try again later",
-			err: fmt.Errorf("placement of %s: %w", grant.Repo, err)}
+	if s.Relayed != "" {
+		// A write that found the repository handed over goes on, once.
+		if err := placeHere(cmd, p, g.Self, grant.Repo.String()); err == nil || !relaysOn(cmd, s) {
+			return p, store.Server{}, false, err
+		}
 	}
 	if !relays(cmd, p, g.Self, false) {
-		return store.Server{}, false, nil
+		return p, store.Server{}, false, nil
 	}
 	// Where to reach it: the primary's whole row, read only to relay.
 	primary, err := g.Store.ServerByName(ctx, p.Primary.Name)
 	if err != nil {
-		return store.Server{}, false, &failure{line: "cpm: internal error; try again later",
+		return p, store.Server{}, false, &failure{line: "cpm: internal error; try again later",
 			err: fmt.Errorf("primary of %s: %w", grant.Repo, err)}
 	}
-	return primary, true, nil
+	return p, primary, true, nil
 }
 
 // servedElsewhere relays the session to the repository's primary when
 // routing says so (elsewhere true, with the primary's status), or fails
-// it when where the repository lives cannot be read.
-func (g *Gateway) servedElsewhere(ctx context.Context, s Session, cmd command.Command, grant access.Grant) (bool, int, error) {
-	primary, relay, err := g.routeOf(ctx, s, cmd, grant)
+// it when where the repository lives cannot be read or this node may no
+// longer serve it; otherwise it returns the placement the session is
+// served under here.
+func (g *Gateway) servedElsewhere(ctx context.Context, s Session, cmd command.Command, grant access.Grant) (store.Placement, bool, int, error) {
+	p, primary, relay, err := g.routeOf(ctx, s, cmd, grant)
 	if err != nil {
-		return true, 1, err
+		return p, true, 1, err
 	}
 	if !relay {
-		return false, 0, nil
+		return p, false, 0, nil
 	}
 	status, err := g.relayOut(ctx, s, cmd, primary)
-	return true, status, err
+	return p, true, status, err
 }

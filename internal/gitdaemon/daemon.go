@@ -42,6 +42,9 @@ type Server struct {
 	// node when this node's copy is not current (a cluster), and reports
 	// whether it did; nil: always here.
 	Elsewhere func(ctx context.Context, grant access.Grant, protocol, remote string, conn io.ReadWriter) (bool, int, error)
+	// Fence, on a cluster node, says whether its lease holds: while it
+	// does not, every request is refused. Nil: never fenced.
+	Fence interface{ Held() bool }
 
 	mu      sync.Mutex
 	ln      []net.Listener
@@ -200,6 +203,9 @@ func (s *Server) serve(ctx context.Context, c net.Conn, req Request) (int, error
 	if req.Service != "git-upload-pack" {
 		return refuse(notEnabled(printable.Cut(req.Service, 64)))
 	}
+	if s.Fence != nil && !s.Fence.Held() {
+		return refuse(fenced{})
+	}
 	// The same strict grammar as over ssh.
 	cmd, err := command.Parse("git-upload-pack " + req.Path)
 	if err != nil {
@@ -241,6 +247,13 @@ func (s *Server) serve(ctx context.Context, c net.Conn, req Request) (int, error
 	return o.Status, nil
 }
 
+// fenced refuses every request while this cluster node's lease does not
+// hold: it cannot prove that its copy is current.
+type fenced struct{}
+
+func (fenced) Error() string { return "this node lost its lease; try again" }
+func (fenced) Refusal() bool { return true }
+
 // notEnabled refuses a service git:// does not offer.
 type notEnabled string
 
@@ -254,6 +267,9 @@ func clientMessage(err error) string {
 	var n notEnabled
 	if errors.As(err, &n) {
 		return n.Error()
+	}
+	if errors.As(err, new(fenced)) {
+		return fenced{}.Error()
 	}
 	return "repository not found"
 }

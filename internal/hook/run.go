@@ -58,6 +58,9 @@ func Run(ctx context.Context, name, dataDir string, stdin io.Reader, stdout, std
 	defer st.Close()
 	switch name {
 	case "pre-receive":
+		if err := CheckFence(ctx, st, dir, repo, os.Getenv); err != nil {
+			return err
+		}
 		if err := check(ctx, access.New(st, nil), pusher, repo, updates, repoDir); err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ type Gateway struct {
 	bytes    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	dropped  *prometheus.CounterVec
+	fenced   prometheus.Counter
 }
 
 // NewGateway registers the gateway's metrics on a new registry.
@@ -48,8 +49,11 @@ func NewGateway() *Gateway {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cpm_ssh_startups_dropped_total", Help: "SSH connections dropped before authentication for want of a slot, by reason.",
 		}, []string{"reason"}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cpm_sessions_fenced_total", Help: "User sessions refused because this cluster node's lease did not hold.",
+		}),
 	}
-	m.Registry.MustRegister(m.active, m.sessions, m.denials, m.bytes, m.duration, m.dropped,
+	m.Registry.MustRegister(m.active, m.sessions, m.denials, m.bytes, m.duration, m.dropped, m.fenced,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -68,6 +72,7 @@ func (m *Gateway) Hooks() *gateway.Metrics {
 			m.bytes.WithLabelValues("out").Add(float64(out))
 			m.duration.WithLabelValues(command).Observe(d.Seconds())
 		},
+		Fenced: m.fenced.Inc,
 	}
 }
 

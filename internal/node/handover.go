@@ -45,6 +45,9 @@ func (n *Node) runHandovers(ctx context.Context, syncer *transfer.Syncer) {
 			return
 		case <-t.C:
 		}
+		if n.keeper != nil && !n.keeper.Held() {
+			continue // fenced: HandOver would refuse anyway
+		}
 		moves, err := n.Store.PendingMoves(ctx, n.Self.ID)
 		if err != nil {
 			continue // the lease keeper and the workers log a database that is away
@@ -86,8 +89,9 @@ func (n *Node) handOver(ctx context.Context, syncer *transfer.Syncer, m store.Mo
 	if err != nil {
 		return err
 	}
-	n.Log.Info().Str("repo", e.Repo).Str("from", e.From).Str("to", e.To).Int64("epoch", e.Epoch).
-		Int64("generation", e.Generation).Str("cause", e.Cause).Int64("duration_ms", time.Since(start).Milliseconds()).Msg("election")
+	n.logElection(e)
+	n.failover.Elected(e)
+	n.Log.Info().Str("repo", e.Repo).Str("to", e.To).Int64("duration_ms", time.Since(start).Milliseconds()).Msg("handover")
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"cpm/internal/config"
 	"cpm/internal/datadir"
 	"cpm/internal/gateway"
+	"cpm/internal/lease"
+	"cpm/internal/metrics"
 	"cpm/internal/names"
 	"cpm/internal/ondemand"
 	"cpm/internal/peer"
@@ -34,6 +36,10 @@ type Node struct {
 	Gateway  *gateway.Gateway
 	// Self is this node's row in its cluster (ID 0 outside one).
 	Self store.Server
+
+	keeper *lease.Keeper // a cluster node's lease, once startLeases ran
+	// failover counts elections and handovers (nil: no metrics).
+	failover *metrics.Failover
 }
 
 // Open opens the data directory's store and wires the gateway; Close

@@ -33,15 +33,18 @@ type servers struct {
 func (n *Node) Serve(ctx context.Context) error {
 	m := metrics.NewGateway()
 	n.Gateway.Metrics = m.Hooks()
+	// Workers and the lease outlive ctx: they stop after the sessions
+	// they serve.
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	defer stopWorkers()
+	leasesDone := n.startLeases(wctx, m.Registry)
+	defer func() { stopWorkers(); <-leasesDone }()
 	srv := servers{errc: make(chan error, 3)}
 	addrs, err := n.listen(ctx, &srv, m)
 	if err != nil {
 		srv.close()
 		return err
 	}
-	// Workers outlive ctx: they stop after the sessions they serve.
-	wctx, stopWorkers := context.WithCancel(context.Background())
-	defer stopWorkers()
 	workersDone, err := n.StartWorkers(wctx, metrics.NewReplication(m.Registry, n.Store))
 	if err != nil {
 		srv.close()
@@ -136,6 +139,9 @@ func (n *Node) listenGit(ctx context.Context, srv *servers, sshPort int) (string
 	key, _ := replkey.PublicKey(n.Dir) // "" before cpm-admin init made one
 	srv.git = &gitdaemon.Server{Access: n.Gateway.Access, Disk: n.Disk, Log: n.Log, IdleTimeout: n.Conf.IdleTimeout,
 		Identity: discover.Answer(name, version.Version, sshPort, key), Elsewhere: n.Gateway.FetchElsewhere}
+	if n.Gateway.Fence != nil {
+		srv.git.Fence = n.Gateway.Fence
+	}
 	go func() {
 		srv.errc <- srv.git.Serve(clientaddr.Listen(gln, clientaddr.Mode(n.Conf.ProxyProtocol), n.Conf.ProxyAllow))
 	}()

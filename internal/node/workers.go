@@ -29,14 +29,17 @@ func (n *Node) StartWorkers(ctx context.Context, m *metrics.Replication) (<-chan
 	if err := wake.Listen(ctx, n.Dir.WakeSocket(), woke, w.ResetBreakers); err != nil {
 		return nil, err
 	}
+	// cpm-shell replicate keeps the node's lease and elects too; under
+	// serve they run already.
+	leasesDone := n.startLeases(ctx, nil)
 	done := make(chan struct{})
 	go func() {
+		defer func() { <-leasesDone; close(done) }()
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Maintain(ctx, n.Conf.Repack) }()
 		w.Run(ctx, woke)
 		wg.Wait()
-		close(done)
 	}()
 	return done, nil
 }

@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// HeartbeatEvery is how often a cluster node's workers say they are
-// alive; `lease` (default 10s) without one makes the node down.
+// HeartbeatEvery is how often a cluster node's workers run Beat.
 const HeartbeatEvery = 2 * time.Second
 
-// heartbeat records every HeartbeatEvery that this node's workers are
-// alive, then runs Beat, until ctx ends. Only a change is logged: the
-// first failure and the recovery, not every beat.
+// heartbeat runs Beat every HeartbeatEvery until ctx ends. The node's
+// sign of life is its lease, which the node's lease keeper renews
+// (internal/lease), not the workers: a node whose workers run but whose
+// gateway cannot take writes must not look up.
 func (w *Workers) heartbeat(ctx context.Context) {
 	every := w.BeatEvery
 	if every <= 0 {
@@ -19,19 +19,7 @@ func (w *Workers) heartbeat(ctx context.Context) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	failing := false
 	for {
-		err := w.Store.Heartbeat(ctx, w.Self)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil && !failing:
-			w.Log.Warn().Err(err).Msg("heartbeat failed")
-			failing = true
-		case err == nil && failing:
-			w.Log.Info().Msg("heartbeat recovered")
-			failing = false
-		}
 		if w.Beat != nil {
 			w.Beat(ctx)
 		}

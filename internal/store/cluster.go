@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // NodeSpec is what `cpm-admin init --node-name` tells the cluster about
@@ -166,6 +165,9 @@ type ClusterNode struct {
 	// Primaries and Replicas count the repositories it holds as primary
 	// and as replica.
 	Primaries, Replicas int
+	// Live: its lease holds, by the database's clock (the one rule for
+	// up and down: node list, doctor, placement, elections).
+	Live bool
 }
 
 // Node states, as `node list` shows them.
@@ -175,13 +177,13 @@ const (
 	NodeDraining = "draining"
 )
 
-// State is the node's state at now: draining if it is, down if its last
-// heartbeat is older than lease, up otherwise.
-func (n ClusterNode) State(now time.Time, lease time.Duration) string {
+// State is the node's state: draining if it is, down if its lease ran
+// out (or it never had one), up otherwise.
+func (n ClusterNode) State() string {
 	switch {
 	case n.Draining:
 		return NodeDraining
-	case n.HeartbeatAt.IsZero() || now.Sub(n.HeartbeatAt) > lease:
+	case !n.Live:
 		return NodeDown
 	}
 	return NodeUp
@@ -189,6 +191,10 @@ func (n ClusterNode) State(now time.Time, lease time.Duration) string {
 
 // Nodes lists the cluster's nodes by name (none outside a cluster).
 func (s *Store) Nodes(ctx context.Context) ([]ClusterNode, error) {
+	var dbNow string
+	if err := s.db.QueryRowContext(ctx, `SELECT `+s.db.d.clock()).Scan(&dbNow); err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
 	rows, err := s.db.QueryContext(ctx, serverSelect+` WHERE role = 'node' ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
@@ -202,7 +208,7 @@ func (s *Store) Nodes(ctx context.Context) ([]ClusterNode, error) {
 			return nil, fmt.Errorf("list nodes: %w", err)
 		}
 		byID[srv.ID] = len(out)
-		out = append(out, ClusterNode{Server: srv})
+		out = append(out, ClusterNode{Server: srv, Live: srv.LeaseUntil.After(parseTime(dbNow))})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
@@ -238,18 +244,6 @@ func (s *Store) countHoldings(ctx context.Context, nodes []ClusterNode, byID map
 		}
 	}
 	return rows.Err()
-}
-
-// Heartbeat records that node id's workers are alive now.
-func (s *Store) Heartbeat(ctx context.Context, nodeID int64) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE servers SET heartbeat_at = ? WHERE id = ? AND role = 'node'`, now(), nodeID)
-	if err != nil {
-		return fmt.Errorf("heartbeat: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("heartbeat: node %d %w", nodeID, ErrNotFound)
-	}
-	return nil
 }
 
 // NodeByName finds one node of the cluster.

@@ -91,34 +91,50 @@ func TestJoinCluster(t *testing.T) {
 	}
 }
 
-func TestNodeStateAndHeartbeat(t *testing.T) {
+func TestNodeStateAndLease(t *testing.T) {
 	ctx := context.Background()
 	s, nodes := cluster(t, 1)
-	t0 := time.Now()
 	for _, c := range []struct {
 		n    ClusterNode
 		want string
 	}{
-		{ClusterNode{Server: Server{HeartbeatAt: t0.Add(-time.Second)}}, NodeUp},
-		{ClusterNode{Server: Server{HeartbeatAt: t0.Add(-11 * time.Second)}}, NodeDown},
+		{ClusterNode{Live: true}, NodeUp},
 		{ClusterNode{}, NodeDown},
-		{ClusterNode{Server: Server{HeartbeatAt: t0, Draining: true}}, NodeDraining},
+		{ClusterNode{Live: true, Server: Server{Draining: true}}, NodeDraining},
 	} {
-		if got := c.n.State(t0, 10*time.Second); got != c.want {
-			t.Errorf("%+v: %s, want %s", c.n.Server, got, c.want)
+		if got := c.n.State(); got != c.want {
+			t.Errorf("%+v: %s, want %s", c.n, got, c.want)
 		}
 	}
-	before := nodes[0].HeartbeatAt
-	time.Sleep(5 * time.Millisecond)
-	if err := s.Heartbeat(ctx, nodes[0].ID); err != nil {
+	state := func() string {
+		got, err := s.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[0].State()
+	}
+	if got := state(); got != NodeDown {
+		t.Errorf("never renewed: %s", got)
+	}
+	if err := s.RenewLease(ctx, nodes[0].ID, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := s.Nodes(ctx)
-	if !got[0].HeartbeatAt.After(before) {
-		t.Errorf("heartbeat %v not after %v", got[0].HeartbeatAt, before)
+	if got := state(); got != NodeUp {
+		t.Errorf("renewed: %s", got)
 	}
-	if err := s.Heartbeat(ctx, nodes[0].ID+100); !errors.Is(err, ErrNotFound) {
-		t.Errorf("heartbeat of no node: %v", err)
+	got, _ := s.Nodes(ctx)
+	if got[0].HeartbeatAt.IsZero() || !got[0].LeaseUntil.After(got[0].HeartbeatAt) {
+		t.Errorf("heartbeat %v, lease until %v", got[0].HeartbeatAt, got[0].LeaseUntil)
+	}
+	if err := s.RenewLease(ctx, nodes[0].ID, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := state(); got != NodeDown {
+		t.Errorf("lease ran out: %s", got)
+	}
+	if err := s.RenewLease(ctx, nodes[0].ID+100, time.Second); !errors.Is(err, ErrNotFound) {
+		t.Errorf("lease of no node: %v", err)
 	}
 }
 

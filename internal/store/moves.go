@@ -157,10 +157,12 @@ func (s *Store) HandOver(ctx context.Context, a Actor, m Move, from int64) (Elec
 	err := s.changeDetailed(ctx, a, "repo."+m.Cause, m.Repo, func(tx *Tx) (map[string]any, error) {
 		var primary, moveTo sql.NullInt64
 		var held int64
+		var live bool
 		err := tx.QueryRowContext(ctx, `SELECT r.primary_id, r.move_to, r.generation, r.epoch, coalesce(p.name, ''),
-			coalesce((SELECT j.repo_generation FROM replication_jobs j WHERE j.repo_id = r.id AND j.server_id = ?2), -1)
+			coalesce((SELECT j.repo_generation FROM replication_jobs j WHERE j.repo_id = r.id AND j.server_id = ?2), -1),
+			coalesce(p.lease_until > `+s.db.d.clock()+`, false)
 			FROM repos r LEFT JOIN servers p ON p.id = r.primary_id WHERE r.id = ?1 FOR UPDATE OF r`, m.RepoID, m.To.ID).
-			Scan(&primary, &moveTo, &e.Generation, &e.Epoch, &e.From, &held)
+			Scan(&primary, &moveTo, &e.Generation, &e.Epoch, &e.From, &held, &live)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return nil, notFound("repository", m.Repo)
@@ -168,6 +170,8 @@ func (s *Store) HandOver(ctx context.Context, a Actor, m Move, from int64) (Elec
 			return nil, fmt.Errorf("hand %s over: %w", m.Repo, err)
 		case primary.Int64 != from:
 			return nil, fmt.Errorf("hand %s over: %w", m.Repo, ErrNotPrimary)
+		case !live:
+			return nil, fmt.Errorf("hand %s over: %w", m.Repo, ErrFenced)
 		case moveTo.Int64 != m.To.ID:
 			return nil, fmt.Errorf("hand %s over to %s: the move was withdrawn", m.Repo, m.To.Name)
 		case held < e.Generation:

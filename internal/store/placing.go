@@ -16,8 +16,9 @@ type Placing struct {
 	// Replicas is the `replicas` setting: copies on other nodes, capped
 	// at the number of other nodes.
 	Replicas int
-	// Lease is the `lease` setting: a node whose heartbeat is older is
-	// down, and gets replicas only when the up nodes are too few.
+	// Lease is the `lease` setting. Placement does not need it: a node
+	// is up while its lease holds by the database's clock, which the node
+	// renews with this setting.
 	Lease time.Duration
 }
 
@@ -79,16 +80,14 @@ func chooseReplicas(nodes []candidate, primary int64, have map[int64]bool, want 
 }
 
 // loadCandidates reads every node with its replica count, under the
-// placement lock.
-func loadCandidates(ctx context.Context, tx *Tx, lease time.Duration) ([]candidate, error) {
+// placement lock. A node is up while its lease holds by the database's
+// clock, as everywhere (ClusterNode.State).
+func loadCandidates(ctx context.Context, tx *Tx) ([]candidate, error) {
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, placementLock); err != nil {
 		return nil, fmt.Errorf("place repositories: %w", err)
 	}
-	if lease <= 0 {
-		lease = 10 * time.Second
-	}
 	rows, err := tx.QueryContext(ctx, `
-		SELECT s.id, s.name, s.heartbeat_at, s.draining,
+		SELECT s.id, s.name, s.lease_until > `+tx.d.clock()+`, s.draining,
 		       (SELECT count(*) FROM replication_jobs j WHERE j.server_id = s.id)
 		FROM servers s WHERE s.role = 'node' ORDER BY s.name`)
 	if err != nil {
@@ -96,15 +95,11 @@ func loadCandidates(ctx context.Context, tx *Tx, lease time.Duration) ([]candida
 	}
 	defer rows.Close()
 	var out []candidate
-	t := time.Now()
 	for rows.Next() {
 		var c candidate
-		var hb string
-		if err := rows.Scan(&c.id, &c.name, &hb, &c.draining, &c.replicas); err != nil {
+		if err := rows.Scan(&c.id, &c.name, &c.up, &c.draining, &c.replicas); err != nil {
 			return nil, fmt.Errorf("place repositories: %w", err)
 		}
-		at := parseTime(hb)
-		c.up = !at.IsZero() && t.Sub(at) <= lease
 		out = append(out, c)
 	}
 	return out, rows.Err()
@@ -133,7 +128,7 @@ func placeNew(ctx context.Context, tx *Tx, p Placing, repoID int64) (int64, erro
 	if tx.d != postgres {
 		return 0, ErrNeedsPostgres
 	}
-	nodes, err := loadCandidates(ctx, tx, p.Lease)
+	nodes, err := loadCandidates(ctx, tx)
 	if err != nil {
 		return 0, err
 	}
@@ -162,7 +157,7 @@ func (s *Store) PlaceRepos(ctx context.Context, a Actor, p Placing) (int, error)
 	}
 	added := 0
 	err := s.change(ctx, a, "node.place", p.Node, map[string]any{"replicas": p.Replicas}, keepsMeta, func(tx *Tx) error {
-		nodes, err := loadCandidates(ctx, tx, p.Lease)
+		nodes, err := loadCandidates(ctx, tx)
 		if err != nil || len(nodes) == 0 {
 			return err
 		}
