@@ -19,6 +19,7 @@ type repoCmd struct {
 	Unprotect repoUnprotectCmd `cmd:"" help:"Remove a protected ref pattern."`
 	DeployKey deployKeyCmd     `cmd:"" name:"deploy-key" help:"Manage keys bound to one repository."`
 	Where     repoWhereCmd     `cmd:"" help:"Where a repository lives in the cluster: its primary, its replicas, each one's generation and lag."`
+	Move      repoMoveCmd      `cmd:"" help:"Make another node of the cluster the repository's primary, with no failed push; waits until it is."`
 }
 
 type repoCreateCmd struct {

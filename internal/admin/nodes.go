@@ -53,6 +53,12 @@ type RepoWhere struct {
 	Generation int64          `json:"generation"`
 	Epoch      int64          `json:"epoch"`
 	Replicas   []ReplicaWhere `json:"replicas"`
+	// MoveTo is the node a requested move (repo move, node drain) hands
+	// the repository to; omitted when none is pending.
+	MoveTo string `json:"move_to,omitempty"`
+	// Diverged are refs kept from a returning old primary, under
+	// refs/cpm/diverged/EPOCH/ on the primary.
+	Diverged []store.DivergedRef `json:"diverged,omitempty"`
 }
 
 // ReplicaWhere is one node's copy.
@@ -75,7 +81,8 @@ func (s *Service) Where(ctx context.Context, path string) (RepoWhere, error) {
 	if err != nil {
 		return RepoWhere{}, err
 	}
-	out := RepoWhere{Repo: w.Repo, Primary: w.Primary, Generation: w.Generation, Epoch: w.Epoch, Replicas: []ReplicaWhere{}}
+	out := RepoWhere{Repo: w.Repo, Primary: w.Primary, Generation: w.Generation, Epoch: w.Epoch, Replicas: []ReplicaWhere{},
+		MoveTo: w.MoveTo, Diverged: w.Diverged}
 	now := s.Now()
 	for _, r := range w.Replicas {
 		rw := ReplicaWhere{Node: r.Node, Generation: r.Generation, State: replicaState(r, w.Generation)}

@@ -49,6 +49,10 @@ const (
 	// node took, served here (the primary); a JSON header on stdin names
 	// the session.
 	PeerRelay // cpm-peer relay
+	// Between nodes of one cluster only: the repository's primary reads
+	// this node's own copy (a returning old primary's writes, kept
+	// before the copy is replaced).
+	PeerUploadPack // cpm-peer upload-pack ORG/REPO
 )
 
 var verbNames = map[Verb]string{
@@ -71,13 +75,14 @@ var verbNames = map[Verb]string{
 	PeerRekey:       "cpm-peer rekey",
 	PeerForward:     "cpm-peer forward",
 	PeerRelay:       "cpm-peer relay",
+	PeerUploadPack:  "cpm-peer upload-pack",
 }
 
 func (v Verb) String() string { return verbNames[v] }
 
 // IsPeer reports whether the verb is one that only other cpm nodes
 // (neighbours, or nodes of the same cluster) may run.
-func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerRelay }
+func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerUploadPack }
 
 // IsGit reports whether the verb runs a git service on a repository.
 func (v Verb) IsGit() bool { return v == UploadPack || v == ReceivePack || v == UploadArchive }
@@ -154,7 +159,8 @@ func parsePeer(words []string) (Command, error) {
 		return Command{}, invalid("cpm-peer needs a subcommand")
 	}
 	simple := map[string]Verb{"hello": PeerHello, "meta": PeerMeta, "rekey": PeerRekey, "relay": PeerRelay}
-	withRepo := map[string]Verb{"prepare": PeerPrepare, "refs": PeerRefs, "rsync-in": PeerRsyncIn, "rsync-out": PeerRsyncOut, "want": PeerWant, "space": PeerSpace}
+	withRepo := map[string]Verb{"prepare": PeerPrepare, "refs": PeerRefs, "rsync-in": PeerRsyncIn, "rsync-out": PeerRsyncOut, "want": PeerWant, "space": PeerSpace,
+		"upload-pack": PeerUploadPack}
 	if v, ok := simple[words[0]]; ok {
 		if len(words) != 1 {
 			return Command{}, invalid("cpm-peer %s takes no arguments", words[0])

@@ -41,6 +41,7 @@ func TestParse(t *testing.T) {
 		{"cpm-peer rsync-out acme/web --server --daemon .", ok(PeerRsyncOut, "acme", "web")},
 		{"cpm-peer want acme/web", ok(PeerWant, "acme", "web")},
 		{"cpm-peer space acme/web", ok(PeerSpace, "acme", "web")},
+		{"cpm-peer upload-pack acme/web.git", ok(PeerUploadPack, "acme", "web")},
 		{"git-lfs-transfer /acme/web.git upload", Command{Verb: LFSTransfer, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "upload"}},
 		{"git-lfs-transfer acme/web download", Command{Verb: LFSTransfer, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "download"}},
 		{"git-lfs-authenticate 'acme/web.git' download", Command{Verb: LFSAuthenticate, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "download"}},
@@ -203,7 +204,7 @@ func FuzzParse(f *testing.F) {
 
 // TestEveryVerbHasAName: the name is the session log's "command" field.
 func TestEveryVerbHasAName(t *testing.T) {
-	for v := UploadPack; v <= PeerForward; v++ {
+	for v := UploadPack; v <= PeerUploadPack; v++ {
 		if v.String() == "" {
 			t.Errorf("verb %d has no name", int(v))
 		}

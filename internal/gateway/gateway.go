@@ -56,6 +56,9 @@ type Gateway struct {
 	// Fence, on a cluster node, says whether its lease holds: while it
 	// does not, every user session is refused. Nil outside a cluster.
 	Fence Fence
+	// Gate holds write sessions back while this node hands a repository
+	// over (repo move, node drain); nil: no gate.
+	Gate *WriteGate
 }
 
 // Session is one command from one authenticated key.
@@ -75,9 +78,11 @@ type Session struct {
 	// here ("" for a client connected here): it is served here, and its
 	// log event and audit rows name that node as via.
 	Relayed string
-	Stdin   io.Reader
-	Stdout  io.Writer
-	Stderr  io.Writer
+	// Hops is how many nodes relayed the session so far (relay header).
+	Hops   int
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 
 	// epoch is CPM_EPOCH=N for git on a repository of the cluster: the
 	// epoch its write is accepted under ("" outside a cluster).
@@ -207,6 +212,14 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		r.status, r.err = status, err
 		return r
 	}
+	// A write holds its repository's gate, and takes its epoch from the
+	// placement read under it: a handover never slips in between.
+	p, release, elsewhere, status, err := g.holdWrite(ctx, s, cmd, grant, p)
+	if elsewhere {
+		r.status, r.err = status, err
+		return r
+	}
+	defer release()
 	s.epoch = epochEnv(p)
 	dir, err := g.Disk.Open(grant.Repo.Org, grant.Repo.Repo)
 	if err != nil {

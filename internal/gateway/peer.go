@@ -44,7 +44,7 @@ func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command)
 // or want: those are a neighbour's.
 var nodeVerbs = map[command.Verb]bool{
 	command.PeerHello: true, command.PeerPrepare: true, command.PeerRsyncIn: true, command.PeerRsyncOut: true,
-	command.PeerRefs: true, command.PeerSpace: true, command.PeerRelay: true,
+	command.PeerRefs: true, command.PeerSpace: true, command.PeerRelay: true, command.PeerUploadPack: true,
 }
 
 // peerMayRun says why id may not run verb, or "" when it may: a
@@ -60,8 +60,8 @@ func peerMayRun(id access.Identity, verb command.Verb) string {
 		return "this key delivers replicas; it runs cpm-peer commands only"
 	case id.Node && !nodeVerbs[verb]:
 		return verb.String() + " is not for nodes of this cluster"
-	case !id.Node && verb == command.PeerRelay:
-		return "cpm-peer relay is for nodes of this cluster"
+	case !id.Node && (verb == command.PeerRelay || verb == command.PeerUploadPack):
+		return verb.String() + " is for nodes of this cluster"
 	}
 	return ""
 }
@@ -103,6 +103,13 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 		if res, err = g.SendToPeer(ctx, origin, cmd.Repo); err == nil {
 			err = json.NewEncoder(s.Stdout).Encode(res)
 		}
+	case command.PeerUploadPack:
+		c, uerr := g.Peers.UploadPack(ctx, from, cmd.Repo)
+		if uerr != nil {
+			err = uerr
+			break
+		}
+		return g.run(ctx, s, c)
 	case command.PeerRsyncIn, command.PeerRsyncOut:
 		c, cleanup, rerr := g.Peers.Rsync(ctx, from, cmd.Repo, cmd.Verb == command.PeerRsyncIn)
 		if rerr != nil {

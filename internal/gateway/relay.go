@@ -31,7 +31,7 @@ func (g *Gateway) relayOut(ctx context.Context, s Session, cmd command.Command, 
 		return 1, &failure{line: "cpm: internal error; try again later", err: errors.New("no relay to the primary configured")}
 	}
 	h := relay.Header{Command: s.Command, Key: s.Identity.Fingerprint, Remote: s.RemoteAddr, Protocol: s.GitProtocol,
-		Anonymous: s.Identity == access.Anonymous}
+		Anonymous: s.Identity == access.Anonymous, Hops: s.Hops + 1}
 	if c := s.Identity.Cert; c != nil {
 		h.User, h.Cert = s.Identity.User, &relay.Cert{KeyID: c.KeyID, Serial: c.Serial, CA: c.CA}
 	}
@@ -67,7 +67,7 @@ func (g *Gateway) relayIn(ctx context.Context, s Session) (int, error) {
 		return 1, err
 	}
 	user := Session{Identity: id, Command: h.Command, GitProtocol: h.Protocol, RemoteAddr: h.Remote,
-		Relayed: s.Identity.Peer, Linger: s.Linger, Stdin: in, Stdout: s.Stdout, Stderr: s.Stderr}
+		Relayed: s.Identity.Peer, Hops: max(h.Hops, 1), Linger: s.Linger, Stdin: in, Stdout: s.Stdout, Stderr: s.Stderr}
 	// The user's own session event and refusal line come from Serve; the
 	// relay session itself then ends with the user's status.
 	return g.Serve(ctx, user), nil

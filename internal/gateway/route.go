@@ -55,7 +55,10 @@ func (g *Gateway) routeOf(ctx context.Context, s Session, cmd command.Command, g
 		return p, store.Server{}, false, err
 	}
 	if s.Relayed != "" {
-		return p, store.Server{}, false, placeHere(cmd, p, g.Self, grant.Repo.String())
+		// A write that found the repository handed over goes on, once.
+		if err := placeHere(cmd, p, g.Self, grant.Repo.String()); err == nil || !relaysOn(cmd, s) {
+			return p, store.Server{}, false, err
+		}
 	}
 	if !relays(cmd, p, g.Self, false) {
 		return p, store.Server{}, false, nil

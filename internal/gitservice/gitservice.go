@@ -41,11 +41,23 @@ type Request struct {
 	Protocol string   // the client's GIT_PROTOCOL; dropped unless valid
 	Env      []string // added to git's clean environment (the hooks' facts)
 	Args     []string // more options, before the directory
+	// Replication is a node serving its own copy to another node of its
+	// cluster: cpm's own refs (refs/cpm/, such as diverged writes kept
+	// from an old primary) travel too. Every user-facing run hides them.
+	Replication bool
 }
+
+// HiddenRefs is the ref namespace that is cpm's own: never listed to a
+// user, never pushed by one (receive-pack refuses a hidden ref).
+const HiddenRefs = "refs/cpm/"
 
 // Command is the git command for r, not started.
 func Command(ctx context.Context, r Request) *exec.Cmd {
-	args := []string{string(r.Service)}
+	var args []string
+	if !r.Replication {
+		args = append(args, "-c", "transfer.hideRefs="+HiddenRefs)
+	}
+	args = append(args, string(r.Service))
 	if r.Service == UploadPack {
 		// --strict: serve exactly this directory, never DIR/.git.
 		args = append(args, "--strict")

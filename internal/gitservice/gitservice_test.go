@@ -37,11 +37,13 @@ func TestCommand(t *testing.T) {
 		protocol string
 	}{
 		{"upload-pack is strict", Request{Service: UploadPack, Dir: "/r.git", Protocol: "version=2"},
-			[]string{"git", "upload-pack", "--strict", "/r.git"}, "GIT_PROTOCOL=version=2"},
+			[]string{"git", "-c", "transfer.hideRefs=refs/cpm/", "upload-pack", "--strict", "/r.git"}, "GIT_PROTOCOL=version=2"},
 		{"extra options before the directory", Request{Service: UploadPack, Dir: "/r.git", Args: []string{"--timeout=60"}},
-			[]string{"git", "upload-pack", "--strict", "--timeout=60", "/r.git"}, ""},
+			[]string{"git", "-c", "transfer.hideRefs=refs/cpm/", "upload-pack", "--strict", "--timeout=60", "/r.git"}, ""},
 		{"receive-pack, bad protocol dropped", Request{Service: ReceivePack, Dir: "/r.git", Protocol: "version=2\nEVIL=1"},
-			[]string{"git", "receive-pack", "/r.git"}, ""},
+			[]string{"git", "-c", "transfer.hideRefs=refs/cpm/", "receive-pack", "/r.git"}, ""},
+		{"a node's own copy for another node keeps refs/cpm", Request{Service: UploadPack, Dir: "/r.git", Replication: true},
+			[]string{"git", "upload-pack", "--strict", "/r.git"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Command(context.Background(), tc.r)

@@ -37,7 +37,7 @@ func (n *Node) startLeases(ctx context.Context, reg *prometheus.Registry) <-chan
 		m = metrics.NewFailover(reg, k.Held)
 		k.Renewed = m.Renewed
 	}
-	n.keeper = k
+	n.keeper, n.failover = k, m
 	n.Gateway.Fence = k
 	// A first renewal before the listeners open, so that the node does
 	// not turn its first clients away; failing, Run keeps trying.

@@ -15,6 +15,7 @@ import (
 	"cpm/internal/datadir"
 	"cpm/internal/gateway"
 	"cpm/internal/lease"
+	"cpm/internal/metrics"
 	"cpm/internal/names"
 	"cpm/internal/ondemand"
 	"cpm/internal/peer"
@@ -37,6 +38,8 @@ type Node struct {
 	Self store.Server
 
 	keeper *lease.Keeper // a cluster node's lease, once startLeases ran
+	// failover counts elections and handovers (nil: no metrics).
+	failover *metrics.Failover
 }
 
 // Open opens the data directory's store and wires the gateway; Close
@@ -82,6 +85,7 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		Forward:          n.forward,
 		Self:             self,
 		Relay:            n.relay,
+		Gate:             gateway.NewWriteGate(),
 	}
 	return n, nil
 }

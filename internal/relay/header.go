@@ -40,7 +40,15 @@ type Header struct {
 	// Anonymous is a git:// client's fetch: no key, no user, and only
 	// git-upload-pack, which the primary decides as for anyone.
 	Anonymous bool `json:"anonymous,omitempty"`
+	// Hops counts the relays of this session, this one included: 1 from
+	// the node the client connected to, 2 when the node it reached had
+	// handed the repository over meanwhile and relays it on (the last
+	// hop allowed). Absent from older nodes: 1.
+	Hops int `json:"hops,omitempty"`
 }
+
+// MaxHops is how many times one session may be relayed.
+const MaxHops = 2
 
 // Cert names the certificate that authenticated a relayed user.
 type Cert struct {
@@ -77,6 +85,9 @@ func (h Header) Check() (command.Command, error) {
 	} else if !fingerprintRe.MatchString(h.Key) {
 		// A certificate's key too: the audit names it.
 		return command.Command{}, errors.New("key: want a SHA256 fingerprint")
+	}
+	if h.Hops < 0 || h.Hops > MaxHops {
+		return command.Command{}, fmt.Errorf("hops: %d, at most %d", h.Hops, MaxHops)
 	}
 	if (h.Cert == nil) != (h.User == "") {
 		return command.Command{}, errors.New("user and cert go together")

@@ -16,6 +16,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{Command: "git-upload-pack acme/web", Key: fp},
 		{Command: "git-lfs-transfer acme/web upload", Key: fp, User: "alice", Cert: &Cert{KeyID: "alice@laptop", Serial: 7, CA: "corp"}},
 		{Command: "merge acme/web topic --into main", Key: fp},
+		{Command: "git-receive-pack acme/web", Key: fp, Hops: 2}, // relayed on once after a handover
 		{Command: "git-upload-pack 'acme/web'", Anonymous: true, Protocol: "version=2"},
 	} {
 		var b bytes.Buffer
@@ -52,6 +53,8 @@ func TestHeaderRefusesHostileInput(t *testing.T) {
 		"unknown field":        `{` + ok + `,"admin":true}` + "\n",
 		"two values":           `{` + ok + `}{` + ok + "}\n",
 		"whoami":               `{"command":"whoami","key":"` + fp + `"}` + "\n",
+		"a third hop":          `{` + ok + `,"hops":3}` + "\n",
+		"negative hops":        `{` + ok + `,"hops":-1}` + "\n",
 		"info":                 `{"command":"info","key":"` + fp + `"}` + "\n",
 		"a peer verb":          `{"command":"cpm-peer relay","key":"` + fp + `"}` + "\n",
 		"meta":                 `{"command":"cpm-peer meta","key":"` + fp + `"}` + "\n",

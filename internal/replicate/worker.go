@@ -296,6 +296,9 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 			_, err = w.Publisher.Ensure(ctx, srv)
 		}
 		if err == nil {
+			err = w.keepDiverged(ctx, j, srv, rp)
+		}
+		if err == nil {
 			res, err = w.Syncer.Sync(ctx, rp, transfer.TargetOf(srv), fresh)
 		}
 	}

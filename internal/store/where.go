@@ -12,6 +12,10 @@ type Where struct {
 	Generation int64
 	Epoch      int64
 	Replicas   []Replica
+	// MoveTo is the node a planned handover moves it to ("" for none).
+	MoveTo string
+	// Diverged are refs kept from a returning old primary.
+	Diverged []DivergedRef
 }
 
 // Replica is one node's copy of a repository.
@@ -50,5 +54,14 @@ func (s *Store) RepoWhere(ctx context.Context, org, repo string) (Where, error) 
 		rp := Replica{Node: j.Server, Generation: j.RepoGeneration, Job: j}
 		w.Replicas = append(w.Replicas, rp)
 	}
-	return w, rows.Err()
+	if err := rows.Err(); err != nil {
+		return Where{}, fmt.Errorf("replicas of %s: %w", r.FullName(), err)
+	}
+	rows.Close()
+	if err := s.db.QueryRowContext(ctx, `SELECT coalesce((SELECT t.name FROM repos x JOIN servers t ON t.id = x.move_to WHERE x.id = ?), '')`,
+		r.ID).Scan(&w.MoveTo); err != nil {
+		return Where{}, fmt.Errorf("move of %s: %w", r.FullName(), err)
+	}
+	w.Diverged, err = s.Diverged(ctx, r.ID)
+	return w, err
 }

@@ -1,0 +1,120 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"cpm/internal/names"
+	"cpm/internal/store"
+	"cpm/internal/transfer"
+)
+
+// Planned handovers (repo move, node drain) are performed by the
+// repository's primary, the one process that sees its write sessions:
+// bring the new node up to date, hold writes (the gateway's WriteGate)
+// so that pushes under way finish and new ones wait, bring it up to date
+// once more, change the primary in one transaction, and let the waiting
+// writes go on to the new primary.
+
+// handoverEvery is how often a primary looks for moves asked of it.
+const handoverEvery = time.Second
+
+// gateWait bounds how long a handover waits for the pushes under way.
+const gateWait = 30 * time.Second
+
+// startHandovers runs the handovers of a cluster node in the background
+// until ctx ends; outside a cluster there are none.
+func (n *Node) startHandovers(ctx context.Context) {
+	if n.Self.ID == 0 || n.Gateway.Gate == nil {
+		return
+	}
+	syncer := transfer.NewSyncer(n.Dir, n.Disk)
+	syncer.FreeMargin = n.Conf.FreeSpaceMargin
+	go n.runHandovers(ctx, syncer)
+}
+
+// runHandovers performs the moves asked of this node until ctx ends.
+func (n *Node) runHandovers(ctx context.Context, syncer *transfer.Syncer) {
+	t := time.NewTicker(handoverEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n.keeper != nil && !n.keeper.Held() {
+			continue // fenced: HandOver would refuse anyway
+		}
+		moves, err := n.Store.PendingMoves(ctx, n.Self.ID)
+		if err != nil {
+			continue // the lease keeper and the workers log a database that is away
+		}
+		for _, m := range moves {
+			if err := n.handOver(ctx, syncer, m); err != nil && ctx.Err() == nil {
+				n.Log.Warn().Err(err).Str("repo", m.Repo).Str("to", m.To.Name).Str("cause", m.Cause).Msg("handover")
+			}
+		}
+	}
+}
+
+// handOver performs one move: sync, hold writes, sync, switch, release.
+func (n *Node) handOver(ctx context.Context, syncer *transfer.Syncer, m store.Move) error {
+	start := time.Now()
+	rp, err := names.ParseRepoPath(m.Repo)
+	if err != nil {
+		return err
+	}
+	to, err := n.Store.NodeByName(ctx, m.To.Name)
+	if err != nil {
+		return err
+	}
+	// Most of the copying happens here, while pushes still land.
+	if err := n.syncForHandover(ctx, syncer, m, rp, to); err != nil {
+		return err
+	}
+	gctx, cancel := context.WithTimeout(ctx, gateWait)
+	defer cancel()
+	release, err := n.Gateway.Gate.Exclusive(gctx, m.Repo)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := n.syncForHandover(ctx, syncer, m, rp, to); err != nil {
+		return err
+	}
+	e, err := n.Store.HandOver(ctx, store.Actor{Name: "node:" + n.Self.Name}, m, n.Self.ID)
+	if err != nil {
+		return err
+	}
+	n.logElection(e)
+	n.failover.Elected(e)
+	n.Log.Info().Str("repo", e.Repo).Str("to", e.To).Int64("duration_ms", time.Since(start).Milliseconds()).Msg("handover")
+	return nil
+}
+
+// syncForHandover brings the target's replica to the repository's
+// generation, unless it holds it already, and records the sync.
+func (n *Node) syncForHandover(ctx context.Context, syncer *transfer.Syncer, m store.Move, rp names.RepoPath, to store.Server) error {
+	j, err := n.Store.JobFor(ctx, m.RepoID, to.ID)
+	if err != nil {
+		return err
+	}
+	gen, err := n.Store.RepoGeneration(ctx, m.RepoID)
+	if err != nil {
+		return err
+	}
+	if j.RepoGeneration >= gen {
+		return nil
+	}
+	res, err := syncer.Sync(ctx, rp, transfer.TargetOf(to), j.LastSuccessAt.IsZero() || j.Attempts > 0)
+	if err != nil {
+		return fmt.Errorf("sync %s to %s for the handover: %w", m.Repo, to.Name, err)
+	}
+	if err := n.Store.Done(ctx, j, j.Generation, gen, res.Fingerprint, res.Bytes); err != nil && !errors.Is(err, store.ErrLeaseLost) {
+		return err
+	}
+	return nil
+}
