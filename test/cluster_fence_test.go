@@ -1,6 +1,7 @@
 package test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +38,21 @@ func TestNodeCutOffTheDatabaseSaysItIsFenced(t *testing.T) {
 		t.Errorf("clone from a node cut off the database: exit %d, want %q:\n%s", r.Code, fencedWords, r.Stderr)
 	}
 
+	// A connection that another node's ssh multiplexes (ControlMaster)
+	// is let in during the cut only to be told, then closed: once the
+	// lease holds again, the next session over that control path works.
+	mux := []string{"-o", "ControlMaster=auto", "-o", "ControlPersist=60",
+		"-o", "ControlPath=" + filepath.Join(t.TempDir(), "mux")}
+	if r := client.SSH(mux, "whoami"); r.Code == 0 || !strings.Contains(r.Stderr, fencedWords) {
+		t.Errorf("whoami over a multiplexed connection during the cut: exit %d, want %q:\n%s", r.Code, fencedWords, r.Stderr)
+	}
+	defer client.SSH(append(mux, "-O", "exit"))
+
 	c.RestoreDatabase(2)
 	waitFor(t, 30*time.Second, "node 2 to serve again", func() bool {
 		return client.Git(work, "push", "-q", client.URL("acme/web"), "HEAD:main").Code == 0
 	})
+	if r := client.SSH(mux, "whoami"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "alice" {
+		t.Errorf("whoami over the same control path once the lease holds: exit %d %q %s", r.Code, r.Stdout, r.Stderr)
+	}
 }

@@ -2,6 +2,7 @@ package sshserver
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
@@ -28,9 +29,11 @@ func (s *Server) fencedPermissions(fp string) *gossh.Permissions {
 	return &gossh.Permissions{Extensions: map[string]string{fingerprintExt: fp, fencedExt: "1"}}
 }
 
-// refuseFenced ends a session let in by fencedPermissions; it reports
-// whether it did.
-func (s *Server) refuseFenced(sess ssh.Session, ext map[string]string) bool {
+// refuseFenced ends a session let in by fencedPermissions, and its
+// connection soon after: a connection that stayed open (another node's
+// multiplexed ssh) would otherwise answer every later session alike, long
+// after the lease holds again. It reports whether it did.
+func (s *Server) refuseFenced(sess ssh.Session, conn *gossh.ServerConn, ext map[string]string) bool {
 	if ext[fencedExt] == "" {
 		return false
 	}
@@ -38,5 +41,6 @@ func (s *Server) refuseFenced(sess ssh.Session, ext map[string]string) bool {
 		Str("decision", "fenced").Msg("session")
 	fmt.Fprintf(sess.Stderr(), "cpm: %v\n", store.ErrFenced)
 	sess.Exit(1)
+	time.AfterFunc(200*time.Millisecond, func() { conn.Close() })
 	return true
 }

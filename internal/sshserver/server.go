@@ -303,7 +303,7 @@ func (s *Server) handle(sess ssh.Session) {
 		return
 	}
 	ext := conn.Permissions.Extensions
-	if s.refuseFenced(sess, ext) {
+	if s.refuseFenced(sess, conn, ext) {
 		return
 	}
 	id, err := s.identify(ctx, ext)
