@@ -14,6 +14,7 @@ import (
 	"cpm/internal/config"
 	"cpm/internal/datadir"
 	"cpm/internal/gateway"
+	"cpm/internal/metrics"
 	"cpm/internal/names"
 	"cpm/internal/ondemand"
 	"cpm/internal/peer"
@@ -34,6 +35,9 @@ type Node struct {
 	Gateway  *gateway.Gateway
 	// Self is this node's row in its cluster (ID 0 outside one).
 	Self store.Server
+	// Pushes counts pushes acknowledged without their replicas (nil: no
+	// metrics).
+	Pushes *metrics.Pushes
 }
 
 // Open opens the data directory's store and wires the gateway; Close

@@ -42,6 +42,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	// Workers outlive ctx: they stop after the sessions they serve.
 	wctx, stopWorkers := context.WithCancel(context.Background())
 	defer stopWorkers()
+	n.Pushes = metrics.NewPushes(m.Registry)
 	workersDone, err := n.StartWorkers(wctx, metrics.NewReplication(m.Registry, n.Store))
 	if err != nil {
 		srv.close()
