@@ -46,6 +46,9 @@ func (r *Receiver) ReceivePack(ctx context.Context, origin Origin, rp names.Repo
 		return 1, err
 	}
 	defer rw.Rollback()
+	if err := rw.Allows(w.Generation); err != nil {
+		return 1, fmt.Errorf("%s: %w", canon, err)
+	}
 	if _, err := r.Disk.Open(canon.Org, canon.Repo); err != nil {
 		// A replica placed but never synced: the push brings everything.
 		if dir, err = r.Disk.Create(ctx, canon.Org, canon.Repo, ""); err != nil {

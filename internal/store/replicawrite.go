@@ -93,8 +93,8 @@ func (w *ReplicaWrite) check(ctx context.Context, d dialect, from, epoch int64) 
 // replica claim a push that was never recorded.
 func (w *ReplicaWrite) Commit(ctx context.Context, gen int64) error {
 	defer w.tx.Rollback()
-	if gen < 0 || gen > w.generation {
-		return fmt.Errorf("generation %d: the repository is at %d", gen, w.generation)
+	if err := w.Allows(gen); err != nil {
+		return err
 	}
 	if _, err := w.tx.ExecContext(ctx, `UPDATE replication_jobs SET
 		repo_generation = CASE WHEN repo_generation > ?1 THEN repo_generation ELSE ?1 END
@@ -103,6 +103,15 @@ func (w *ReplicaWrite) Commit(ctx context.Context, gen int64) error {
 	}
 	if err := w.tx.Commit(); err != nil {
 		return fmt.Errorf("commit replica write: %w", err)
+	}
+	return nil
+}
+
+// Allows reports whether the write may record generation gen: between 0
+// and the repository's generation when the write began.
+func (w *ReplicaWrite) Allows(gen int64) error {
+	if gen < 0 || gen > w.generation {
+		return fmt.Errorf("generation %d: the repository is at %d", gen, w.generation)
 	}
 	return nil
 }
