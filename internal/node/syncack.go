@@ -83,35 +83,57 @@ func (n *Node) syncTargets(ctx context.Context, rp names.RepoPath, epoch int64) 
 	return live, ""
 }
 
-// sendAll writes to every target at once and returns the names of those
-// that hold the push once need of them do, or at ctx's deadline.
+// hedge is how long a write to one replica may take before the next
+// candidate is tried as well.
+const hedge = 500 * time.Millisecond
+
+// sendAll writes into need targets at once (the most current first),
+// and into the next one whenever one fails or takes longer than hedge;
+// it returns the names of those that hold the push once need of them do,
+// or at ctx's deadline. The writes under way then go on to that deadline;
+// the workers bring the other replicas up to date as for any push.
 func (n *Node) sendAll(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, epoch int64, targets []store.SyncTarget, need int) []string {
 	deadline, _ := ctx.Deadline()
 	bg, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	done := make(chan string, len(targets))
-	for _, t := range targets {
+	started := 0
+	next := func() {
+		t := targets[started]
+		started++
 		go func() { done <- n.sendOne(bg, syncer, rp, epoch, t.Node) }()
 	}
+	for started < min(need, len(targets)) {
+		next()
+	}
+	timer := time.NewTicker(hedge)
+	defer timer.Stop()
+	var acked []string
+	received := 0
+wait:
+	for len(acked) < need && received < len(targets) {
+		select {
+		case name := <-done:
+			received++
+			if name != "" {
+				acked = append(acked, name)
+			} else if started < len(targets) {
+				next()
+			}
+		case <-timer.C:
+			if started < len(targets) {
+				next()
+			}
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	outstanding := started - received
 	go func() {
-		for range targets {
+		for range outstanding {
 			<-done
 		}
 		cancel()
 	}()
-	var acked []string
-	for range targets {
-		select {
-		case name := <-done:
-			if name != "" {
-				acked = append(acked, name)
-			}
-		case <-ctx.Done():
-			return acked
-		}
-		if len(acked) >= need {
-			break
-		}
-	}
 	return acked
 }
 
