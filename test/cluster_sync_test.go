@@ -126,6 +126,7 @@ func TestClusterPushIsReplicatedBeforeItSucceeds(t *testing.T) {
 	if got := metricValue(t, p.n1, "cpm_push_unreplicated_total"); got != "0" {
 		t.Fatalf("cpm_push_unreplicated_total %q before any unreplicated push", got)
 	}
+	checkReceivePackRefused(t, p)
 
 	p.n2.srv.Stop()
 	p.via1.Commit(p.work, "while n2 is down")
@@ -164,5 +165,49 @@ func TestClusterSyncReplicasZeroOnlyQueues(t *testing.T) {
 	waitFor(t, 30*time.Second, "n2 to follow", func() bool { return revParse(replica, "main") == revParse(primary, "main") })
 	if got := metricValue(t, p.n1, "cpm_push_unreplicated_total"); got != "0" {
 		t.Errorf("cpm_push_unreplicated_total %q with sync_replicas 0", got)
+	}
+}
+
+// nodeKeyOf is node n's replication key, as a client key.
+func nodeKeyOf(t *testing.T, n *clusterNode) testworld.Key {
+	t.Helper()
+	k := testworld.Key{Path: filepath.Join(n.DataDir, "id_ed25519_replication")}
+	out, err := exec.Command("ssh-keygen", "-lf", k.Path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Fingerprint = strings.Fields(string(out))[1]
+	return k
+}
+
+// checkReceivePackRefused: over ssh, cpm-peer receive-pack is refused to
+// a user, to the primary under a stale epoch, and to a node that is not
+// the primary; none of them changes the replica's refs.
+func checkReceivePackRefused(t *testing.T, p pairWithWeb) {
+	t.Helper()
+	replica := p.n2.RepoDir("acme", "web")
+	before := refsOf(t, replica)
+	w := wherePair(t, p.n1, "acme/web")
+	fp := strings.Repeat("0", 64)
+	cmd := func(epoch int64) string {
+		return fmt.Sprintf("cpm-peer receive-pack %d %d %s 'acme/web.git'", epoch, w.Generation, fp)
+	}
+	cases := []struct {
+		name string
+		cl   *testworld.Client
+		cmd  string
+		want string
+	}{
+		{"a user", p.via2, cmd(0), "cpm-peer commands are for approved neighbour nodes"},
+		{"the primary under a stale epoch", p.n2.srv.Client(nodeKeyOf(t, p.n1)), cmd(7), "no longer the repository's primary"},
+		{"a node that is not the primary", p.n1.srv.Client(nodeKeyOf(t, p.n2)), cmd(0), "n1 is its primary"},
+	}
+	for _, c := range cases {
+		if r := c.cl.SSHInput("0000", nil, c.cmd); r.Code == 0 || !strings.Contains(r.Stderr, c.want) {
+			t.Errorf("%s ran %s: %d %q", c.name, c.cmd, r.Code, r.Stderr)
+		}
+	}
+	if after := refsOf(t, replica); after != before {
+		t.Errorf("refused writes changed the replica's refs:\n%s\nwas\n%s", after, before)
 	}
 }
