@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"cpm/internal/testworld"
+	"cpm/internal/transfer"
 )
 
 // holdLeases renews every node's lease for an hour, as if each node's
@@ -209,5 +211,34 @@ func checkReceivePackRefused(t *testing.T, p pairWithWeb) {
 	}
 	if after := refsOf(t, replica); after != before {
 		t.Errorf("refused writes changed the replica's refs:\n%s\nwas\n%s", after, before)
+	}
+}
+
+// A push whose LFS objects were uploaded just before it is acknowledged
+// only once the replica holds those objects too. The repository's lock
+// is held meanwhile (as a repack would): the workers cannot sync, and the
+// push does not wait for them.
+func TestClusterSyncPushCarriesLFSObjects(t *testing.T) {
+	p := syncPair(t)
+	unlock, err := transfer.LockFile(filepath.Join(p.n1.DataDir, "locks", "acme", "web.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	lfs1 := newLFSClient(t, p.via1)
+	dir, r := lfs1.clone("acme/web")
+	if r.Code != 0 {
+		t.Fatalf("clone: %s", r.Stderr)
+	}
+	oid := lfs1.addLFSFile(dir, "asset.bin", 100_000)
+	r = lfs1.git(dir, "push", "origin", "HEAD:main")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "remote: replicated to n2") {
+		t.Fatalf("LFS push: %d\n%s", r.Code, r.Stderr)
+	}
+	if fi, err := os.Stat(lfsObject(p.n2.RepoDir("acme", "web"), oid)); err != nil || fi.Size() != 100_000 {
+		t.Fatalf("the LFS object on the replica right after the push: %v", err)
+	}
+	if got, want := refsOf(t, p.n2.RepoDir("acme", "web")), refsOf(t, p.n1.RepoDir("acme", "web")); got != want {
+		t.Fatalf("refs on the replica\n%s\non the primary\n%s", got, want)
 	}
 }

@@ -25,7 +25,14 @@ import (
 // Nothing here fails the push: it has happened.
 func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.RepoPath, getenv func(string) string, out io.Writer) {
 	w, err := WriterOf(ctx, st, dir, repo, getenv)
-	if err != nil || !w.Fenced() {
+	if err != nil {
+		// Not known to be unfenced: a marker only, never a record
+		// that skips the fence.
+		fmt.Fprintf(out, "cpm: %s: %s\n", repo, printable.Line(err.Error()))
+		queue.Enqueue(ctx, nil, dir, repo)
+		return
+	}
+	if !w.Fenced() {
 		queue.Enqueue(ctx, st, dir, repo)
 		return
 	}
