@@ -42,17 +42,19 @@ type cli struct {
 // default decides (internal/config), and config validates every value
 // the same way wherever it came from.
 type workerFlags struct {
-	Workers     *string `config:"workers" placeholder:"N" help:"Replication syncs at once (default 4)."`
-	PerTarget   *string `config:"per_target" name:"per-target" placeholder:"N" help:"Replication syncs at once per server (default 2)."`
-	Repack      *string `config:"repack" placeholder:"DURATION" help:"How often to repack every repository (geometric); 0 to never (default 1h)."`
-	VerifyEvery *string `config:"verify_every" name:"verify-every" placeholder:"DURATION" help:"How often each replica's object files are compared by content and repaired (deep check), spread over the interval; 0 to never (default 168h)."`
-	Lease       *string `config:"lease" placeholder:"DURATION" help:"How long a node's heartbeat and a claimed replication job hold without renewal (default 10s)."`
-	Replicas    *string `config:"replicas" placeholder:"N" help:"In a cluster, how many other nodes hold a copy of each repository this node creates (default 2)."`
-	BackoffMin  *string `config:"backoff_min" name:"backoff-min" placeholder:"DURATION" help:"First retry delay after a failed sync (default 2s)."`
-	BackoffMax  *string `config:"backoff_max" name:"backoff-max" placeholder:"DURATION" help:"Longest retry delay (default 5m)."`
-	FreeMargin  *string `config:"free_space_margin" name:"free-space-margin" placeholder:"SIZE" help:"Room a backup keeps beyond what a sync sends; with less, the sync waits (default 64MiB)."`
-	LogLevel    *string `config:"log_level" name:"log-level" placeholder:"LEVEL" help:"debug, info, warn or error (default info)."`
-	LogFormat   *string `config:"log_format" name:"log-format" placeholder:"FORMAT" help:"json or console (default json)."`
+	Workers      *string `config:"workers" placeholder:"N" help:"Replication syncs at once (default 4)."`
+	PerTarget    *string `config:"per_target" name:"per-target" placeholder:"N" help:"Replication syncs at once per server (default 2)."`
+	Repack       *string `config:"repack" placeholder:"DURATION" help:"How often to repack every repository (geometric); 0 to never (default 1h)."`
+	VerifyEvery  *string `config:"verify_every" name:"verify-every" placeholder:"DURATION" help:"How often each replica's object files are compared by content and repaired (deep check), spread over the interval; 0 to never (default 168h)."`
+	Lease        *string `config:"lease" placeholder:"DURATION" help:"How long a node's heartbeat and a claimed replication job hold without renewal (default 10s)."`
+	Replicas     *string `config:"replicas" placeholder:"N" help:"In a cluster, how many other nodes hold a copy of each repository this node creates (default 2)."`
+	SyncReplicas *string `config:"sync_replicas" name:"sync-replicas" placeholder:"N" help:"In a cluster, how many replica nodes must hold a push before git push succeeds; 0 only queues it (default 1)."`
+	SyncTimeout  *string `config:"sync_timeout" name:"sync-timeout" placeholder:"DURATION" help:"How long a push waits for sync-replicas replicas before it succeeds with a warning (default 10s)."`
+	BackoffMin   *string `config:"backoff_min" name:"backoff-min" placeholder:"DURATION" help:"First retry delay after a failed sync (default 2s)."`
+	BackoffMax   *string `config:"backoff_max" name:"backoff-max" placeholder:"DURATION" help:"Longest retry delay (default 5m)."`
+	FreeMargin   *string `config:"free_space_margin" name:"free-space-margin" placeholder:"SIZE" help:"Room a backup keeps beyond what a sync sends; with less, the sync waits (default 64MiB)."`
+	LogLevel     *string `config:"log_level" name:"log-level" placeholder:"LEVEL" help:"debug, info, warn or error (default info)."`
+	LogFormat    *string `config:"log_format" name:"log-format" placeholder:"FORMAT" help:"json or console (default json)."`
 }
 
 // settings resolves the configuration with the flags given.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"cpm/internal/names"
@@ -53,6 +54,11 @@ const (
 	// this node's own copy (a returning old primary's writes, kept
 	// before the copy is replaced).
 	PeerUploadPack // cpm-peer upload-pack ORG/REPO
+	// Between nodes of one cluster only: a push that the primary writes
+	// into this node's replica before it acknowledges it to its client
+	// (git send-pack's --receive-pack), under the repository's epoch, as
+	// its generation, ending in refs of that fingerprint.
+	PeerReceivePack // cpm-peer receive-pack EPOCH GENERATION FINGERPRINT ORG/REPO
 )
 
 var verbNames = map[Verb]string{
@@ -76,13 +82,14 @@ var verbNames = map[Verb]string{
 	PeerForward:     "cpm-peer forward",
 	PeerRelay:       "cpm-peer relay",
 	PeerUploadPack:  "cpm-peer upload-pack",
+	PeerReceivePack: "cpm-peer receive-pack",
 }
 
 func (v Verb) String() string { return verbNames[v] }
 
 // IsPeer reports whether the verb is one that only other cpm nodes
 // (neighbours, or nodes of the same cluster) may run.
-func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerUploadPack }
+func (v Verb) IsPeer() bool { return v >= PeerHello && v <= PeerReceivePack }
 
 // IsGit reports whether the verb runs a git service on a repository.
 func (v Verb) IsGit() bool { return v == UploadPack || v == ReceivePack || v == UploadArchive }
@@ -97,6 +104,11 @@ type Command struct {
 	Operation string
 	// PeerForward only: the SHA256 fingerprint of the key that pushed.
 	Key string
+	// PeerReceivePack only: the repository's epoch and generation the
+	// primary writes under, and the fingerprint (transfer.Fingerprint,
+	// 64 hex digits) of the refs the replica must hold afterwards.
+	Epoch, Generation int64
+	Fingerprint       string
 }
 
 // ErrInvalid is wrapped by every parse error.
@@ -169,6 +181,9 @@ func parsePeer(words []string) (Command, error) {
 	}
 	if words[0] == "forward" {
 		return parseForward(words[1:])
+	}
+	if words[0] == "receive-pack" {
+		return parseReceivePack(words[1:])
 	}
 	v, ok := withRepo[words[0]]
 	if !ok {
@@ -289,6 +304,31 @@ func parseLFS(words []string) (Command, error) {
 
 // fingerprintRe is a SHA256 key fingerprint as ssh-keygen prints it.
 var fingerprintRe = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
+
+// parseReceivePack parses the words after "cpm-peer receive-pack": git
+// send-pack appends the quoted repository path to the command it is
+// given, so the path comes last.
+func parseReceivePack(words []string) (Command, error) {
+	const usage = "cpm-peer receive-pack takes EPOCH GENERATION FINGERPRINT ORG/REPO"
+	if len(words) != 4 || !hex64Re.MatchString(words[2]) {
+		return Command{}, invalid(usage)
+	}
+	epoch, err1 := strconv.ParseInt(words[0], 10, 64)
+	gen, err2 := strconv.ParseInt(words[1], 10, 64)
+	if err1 != nil || err2 != nil || epoch < 0 || gen < 0 || !digitsRe.MatchString(words[0]+words[1]) {
+		return Command{}, invalid(usage)
+	}
+	p, err := parsePath(words[3])
+	if err != nil {
+		return Command{}, err
+	}
+	return Command{Verb: PeerReceivePack, Repo: p, Epoch: epoch, Generation: gen, Fingerprint: words[2]}, nil
+}
+
+var (
+	hex64Re  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	digitsRe = regexp.MustCompile(`^[0-9]{1,36}$`)
+)
 
 // parseForward parses the words after "cpm-peer forward".
 func parseForward(words []string) (Command, error) {

@@ -42,6 +42,8 @@ func TestParse(t *testing.T) {
 		{"cpm-peer want acme/web", ok(PeerWant, "acme", "web")},
 		{"cpm-peer space acme/web", ok(PeerSpace, "acme", "web")},
 		{"cpm-peer upload-pack acme/web.git", ok(PeerUploadPack, "acme", "web")},
+		{"cpm-peer receive-pack 3 17 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef '/acme/web.git'", Command{Verb: PeerReceivePack, Repo: names.RepoPath{Org: "acme", Repo: "web"},
+			Epoch: 3, Generation: 17, Fingerprint: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
 		{"git-lfs-transfer /acme/web.git upload", Command{Verb: LFSTransfer, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "upload"}},
 		{"git-lfs-transfer acme/web download", Command{Verb: LFSTransfer, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "download"}},
 		{"git-lfs-authenticate 'acme/web.git' download", Command{Verb: LFSAuthenticate, Repo: names.RepoPath{Org: "acme", Repo: "web"}, Operation: "download"}},
@@ -114,6 +116,14 @@ var hostile = []string{
 	"whoami now",
 	"info --all",
 	"WHOAMI",
+	"cpm-peer receive-pack acme/web",
+	"cpm-peer receive-pack 1 2 acme/web",
+	"cpm-peer receive-pack -1 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef acme/web",
+	"cpm-peer receive-pack 1 +2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef acme/web",
+	"cpm-peer receive-pack 1 2 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF acme/web",
+	"cpm-peer receive-pack 1 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ../acme/web",
+	"cpm-peer receive-pack 1 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef acme/web extra",
+	"cpm-peer receive-pack 99999999999999999999 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef acme/web",
 	"merge acme/web a --onto b",
 	"merge acme/web a b",
 	"merge acme/web a --into",
@@ -204,7 +214,7 @@ func FuzzParse(f *testing.F) {
 
 // TestEveryVerbHasAName: the name is the session log's "command" field.
 func TestEveryVerbHasAName(t *testing.T) {
-	for v := UploadPack; v <= PeerUploadPack; v++ {
+	for v := UploadPack; v <= PeerReceivePack; v++ {
 		if v.String() == "" {
 			t.Errorf("verb %d has no name", int(v))
 		}

@@ -89,6 +89,20 @@ func TestClusterSettings(t *testing.T) {
 	}
 }
 
+// Synchronous replication: one replica by default, within 10 s; 0 turns
+// it off.
+func TestSyncReplicationSettings(t *testing.T) {
+	c, _, err := Resolve(nil, nil, nil)
+	if err != nil || c.SyncReplicas != 1 || c.SyncTimeout != 10*time.Second {
+		t.Fatalf("defaults: sync_replicas %d sync_timeout %s %v", c.SyncReplicas, c.SyncTimeout, err)
+	}
+	env := map[string]string{"CPM_SYNC_REPLICAS": "0", "CPM_SYNC_TIMEOUT": "2s"}
+	c, _, err = Resolve(nil, func(k string) string { return env[k] }, map[string]string{"sync_replicas": "2"})
+	if err != nil || c.SyncReplicas != 2 || c.SyncTimeout != 2*time.Second {
+		t.Fatalf("flag and environment: sync_replicas %d sync_timeout %s %v", c.SyncReplicas, c.SyncTimeout, err)
+	}
+}
+
 func TestBadValuesAreErrors(t *testing.T) {
 	tests := []struct {
 		key, value, want string
@@ -109,6 +123,9 @@ func TestBadValuesAreErrors(t *testing.T) {
 		{"replicas", "-1", "whole number from 0"},
 		{"replicas", "two", "whole number from 0"},
 		{"lease", "1s", "at least 3s"},
+		{"sync_replicas", "-1", "whole number from 0"},
+		{"sync_timeout", "0", "at least"},
+		{"sync_timeout", "soon", "want a duration"},
 	}
 	for _, tt := range tests {
 		file := map[string]string{tt.key: tt.value}

@@ -39,7 +39,13 @@ type Config struct {
 	Lease time.Duration
 	// Replicas is how many other nodes of a cluster hold a copy of each
 	// repository.
-	Replicas         int
+	Replicas int
+	// SyncReplicas is how many replica nodes must hold a push before the
+	// client's git push succeeds (0: the push is only queued for them);
+	// SyncTimeout is how long a push waits for them before it succeeds
+	// anyway, with a warning that it is not yet replicated.
+	SyncReplicas     int
+	SyncTimeout      time.Duration
 	BackoffMin       time.Duration
 	BackoffMax       time.Duration
 	LogLevel         string
@@ -99,6 +105,8 @@ var Settings = []Setting{
 	{"verify_every", "168h", "how often each replica's object files are compared by content with the source's and repaired (deep check), spread over the interval; 0 for never", func(c *Config, v string) error { return duration(&c.VerifyEvery, v, 0) }},
 	{"lease", "10s", "how long a node's heartbeat and a worker's claim on a replication job hold without renewal (renewed every third of it): a node silent this long is down, a job whose worker died runs again", func(c *Config, v string) error { return duration(&c.Lease, v, 3*time.Second) }},
 	{"replicas", "2", "in a cluster, how many other nodes hold a copy of each repository (capped at the other nodes)", func(c *Config, v string) error { return count(&c.Replicas, v) }},
+	{"sync_replicas", "1", "in a cluster, how many replica nodes must hold a push before git push succeeds; 0 only queues it for them (a push acknowledged in the last seconds of replication lag can then be lost with the primary's disk)", func(c *Config, v string) error { return count(&c.SyncReplicas, v) }},
+	{"sync_timeout", "10s", "how long a push waits for sync_replicas replicas; after it the push succeeds with a warning that it is not yet replicated", func(c *Config, v string) error { return duration(&c.SyncTimeout, v, 100*time.Millisecond) }},
 	{"backoff_min", "2s", "first retry delay after a failed sync", func(c *Config, v string) error { return duration(&c.BackoffMin, v, 100*time.Millisecond) }},
 	{"backoff_max", "5m", "longest retry delay", func(c *Config, v string) error { return duration(&c.BackoffMax, v, time.Second) }},
 	{"log_level", "info", "debug, info, warn or error", func(c *Config, v string) error { return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error") }},

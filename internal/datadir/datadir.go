@@ -133,6 +133,10 @@ func (d Dir) Tmp() string { return filepath.Join(string(d), "tmp") }
 // there is work.
 func (d Dir) WakeSocket() string { return filepath.Join(string(d), "replicate.sock") }
 
+// SyncSocket is where post-receive asks the node's workers to write a
+// push into replica nodes before it is acknowledged (internal/syncack).
+func (d Dir) SyncSocket() string { return filepath.Join(string(d), "sync.sock") }
+
 // Dirty holds markers for pushes that could not be queued in the
 // database; the workers queue them later.
 func (d Dir) Dirty() string { return filepath.Join(string(d), "dirty") }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os/exec"
 
 	"cpm/internal/access"
 	"cpm/internal/command"
@@ -45,6 +46,7 @@ func (g *Gateway) servePeer(ctx context.Context, s Session, cmd command.Command)
 var nodeVerbs = map[command.Verb]bool{
 	command.PeerHello: true, command.PeerPrepare: true, command.PeerRsyncIn: true, command.PeerRsyncOut: true,
 	command.PeerRefs: true, command.PeerSpace: true, command.PeerRelay: true, command.PeerUploadPack: true,
+	command.PeerReceivePack: true,
 }
 
 // peerMayRun says why id may not run verb, or "" when it may: a
@@ -60,7 +62,7 @@ func peerMayRun(id access.Identity, verb command.Verb) string {
 		return "this key delivers replicas; it runs cpm-peer commands only"
 	case id.Node && !nodeVerbs[verb]:
 		return verb.String() + " is not for nodes of this cluster"
-	case !id.Node && (verb == command.PeerRelay || verb == command.PeerUploadPack):
+	case !id.Node && (verb == command.PeerRelay || verb == command.PeerUploadPack || verb == command.PeerReceivePack):
 		return verb.String() + " is for nodes of this cluster"
 	}
 	return ""
@@ -110,6 +112,8 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 			break
 		}
 		return g.run(ctx, s, c)
+	case command.PeerReceivePack:
+		return g.receivePackIn(ctx, s, from, cmd)
 	case command.PeerRsyncIn, command.PeerRsyncOut:
 		c, cleanup, rerr := g.Peers.Rsync(ctx, from, cmd.Repo, cmd.Verb == command.PeerRsyncIn)
 		if rerr != nil {
@@ -123,6 +127,17 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 		return 1, &failure{line: "cpm: " + printable.Line(err.Error()), err: err}
 	}
 	return 0, nil
+}
+
+// receivePackIn is the replica's side of a synchronous write from the
+// repository's primary (peer.Receiver.ReceivePack).
+func (g *Gateway) receivePackIn(ctx context.Context, s Session, from peer.Origin, cmd command.Command) (int, error) {
+	w := peer.SyncWrite{Epoch: cmd.Epoch, Generation: cmd.Generation, Fingerprint: cmd.Fingerprint}
+	status, err := g.Peers.ReceivePack(ctx, from, cmd.Repo, w, func(c *exec.Cmd) (int, error) { return g.run(ctx, s, c) })
+	if err != nil {
+		return max(status, 1), &failure{line: "cpm: " + printable.Line(err.Error()), err: err}
+	}
+	return status, nil
 }
 
 // replicatedTo refuses a neighbour's want for a repository that is not

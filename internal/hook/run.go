@@ -67,7 +67,7 @@ func Run(ctx context.Context, name, dataDir string, stdin io.Reader, stdout, std
 		return RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr)
 	default:
 		recErr := Record(ctx, st, pusher, repo, updates)
-		queue.Enqueue(ctx, st, dir, repo)
+		Replicate(ctx, st, dir, repo, os.Getenv, stderr)
 		if err := RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))
 		}

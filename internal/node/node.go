@@ -40,6 +40,9 @@ type Node struct {
 	keeper *lease.Keeper // a cluster node's lease, once startLeases ran
 	// failover counts elections and handovers (nil: no metrics).
 	failover *metrics.Failover
+	// Pushes counts pushes acknowledged without their replicas (nil: no
+	// metrics).
+	Pushes *metrics.Pushes
 }
 
 // Open opens the data directory's store and wires the gateway; Close

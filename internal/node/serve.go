@@ -45,6 +45,7 @@ func (n *Node) Serve(ctx context.Context) error {
 		srv.close()
 		return err
 	}
+	n.Pushes = metrics.NewPushes(m.Registry)
 	workersDone, err := n.StartWorkers(wctx, metrics.NewReplication(m.Registry, n.Store))
 	if err != nil {
 		srv.close()

@@ -29,6 +29,9 @@ func (n *Node) StartWorkers(ctx context.Context, m *metrics.Replication) (<-chan
 	if err := wake.Listen(ctx, n.Dir.WakeSocket(), woke, w.ResetBreakers); err != nil {
 		return nil, err
 	}
+	if err := n.listenSync(ctx, w.Syncer); err != nil {
+		return nil, err
+	}
 	// cpm-shell replicate keeps the node's lease and elects too; under
 	// serve they run already.
 	leasesDone := n.startLeases(ctx, nil)

@@ -54,6 +54,13 @@ func (s *Syncer) PruneTarget(ctx context.Context, repo names.RepoPath, t remote.
 		return Result{}, err
 	}
 	defer unlock()
+	// A SendPack's pack is among the replica's files that the source
+	// lacks: none may land between the check and the deletion.
+	unlockTarget, err := s.lockTarget(repo, t.Name)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlockTarget()
 	snap, err := TakeSnapshot(ctx, dir)
 	if err != nil {
 		return Result{}, err

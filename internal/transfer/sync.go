@@ -76,6 +76,11 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 		return Result{}, err
 	}
 	defer unlock()
+	unlockTarget, err := s.lockTarget(repo, t.Name)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlockTarget()
 
 	snap, err := TakeSnapshot(ctx, dir)
 	if err != nil {

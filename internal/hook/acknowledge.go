@@ -1,0 +1,60 @@
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"cpm/internal/datadir"
+	"cpm/internal/names"
+	"cpm/internal/printable"
+	"cpm/internal/queue"
+	"cpm/internal/store"
+	"cpm/internal/syncack"
+	"cpm/internal/wake"
+)
+
+// Replicate queues an accepted push for replication and, on a cluster's
+// primary, waits until replica nodes hold it (sync_replicas, asked of
+// the node's workers through syncack) before git acknowledges it: what
+// they answer goes to the client ("replicated to NODE", or a warning). A
+// push this node took after it lost its lease or the repository's
+// primary role is recorded nowhere: it stays on this disk, to be kept
+// under refs/cpm/diverged when the node rejoins, and the client is told.
+// Nothing here fails the push: it has happened.
+func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.RepoPath, getenv func(string) string, out io.Writer) {
+	w, err := WriterOf(ctx, st, dir, repo, getenv)
+	if err != nil {
+		// Not known to be unfenced: a marker only, never a record
+		// that skips the fence.
+		fmt.Fprintf(out, "cpm: %s: %s\n", repo, printable.Line(err.Error()))
+		queue.Enqueue(ctx, nil, dir, repo)
+		return
+	}
+	if !w.Fenced() {
+		queue.Enqueue(ctx, st, dir, repo)
+		return
+	}
+	gen, err := st.MarkDirtyAs(ctx, repo.Org, repo.Repo, w)
+	switch {
+	case errors.Is(err, store.ErrFenced), errors.Is(err, store.ErrNotPrimary):
+		fmt.Fprintf(out, "cpm: warning: %s: %s; this push is not replicated and will be kept under refs/cpm/diverged/ when this node rejoins\n",
+			repo, printable.Line(err.Error()))
+		return
+	case err != nil:
+		queue.Enqueue(ctx, nil, dir, repo) // a marker: the workers queue it later
+		return
+	}
+	ans, err := syncack.Ask(ctx, dir.SyncSocket(), syncack.Request{Repo: repo.String(), Generation: gen, Epoch: w.Epoch})
+	if err != nil {
+		ans.Warning = "not yet replicated to another node (" + err.Error() + "); it will be copied when a replica answers"
+	}
+	for _, node := range ans.Replicated {
+		fmt.Fprintf(out, "replicated to %s\n", printable.Line(node))
+	}
+	if ans.Warning != "" {
+		fmt.Fprintf(out, "cpm: warning: %s\n", printable.Line(ans.Warning))
+	}
+	wake.Work(dir.WakeSocket())
+}

@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Synchronous replication: before a push is acknowledged to its client,
+// the primary writes it into replica nodes' copies (cpm-peer
+// receive-pack), and each replica records the generation it now holds in
+// a ReplicaWrite. The write holds the repository's row shared from its
+// start to its commit, so an election (which locks the row for update)
+// either happens before it, and the write is refused for its stale
+// primary or epoch, or after it, and then counts the generation it
+// committed: an acknowledged push is never missing from election's bar.
+
+// ErrHeldDiverged refuses a write to a replica that is a former primary
+// whose own writes are still to be saved under refs/cpm/diverged.
+var ErrHeldDiverged = errors.New("this copy holds a former primary's writes not yet saved; it takes no synchronous write")
+
+// ReplicaWrite is one synchronous write into this node's replica of a
+// repository, open from BeginReplicaWrite to Commit or Rollback.
+type ReplicaWrite struct {
+	tx         *Tx
+	repoID     int64
+	self       int64
+	generation int64 // the repository's generation when the write began
+}
+
+// BeginReplicaWrite opens the write of node from (the repository's
+// primary, under epoch) into node self's replica of repository repoID.
+// It refuses (nothing held) unless from is the primary under that epoch
+// with a live lease, and self holds a replica (a replication job) whose
+// former-primary writes, if any, are saved: ErrNotPrimary, ErrFenced,
+// ErrNotFound, ErrHeldDiverged.
+func (s *Store) BeginReplicaWrite(ctx context.Context, repoID, from, self, epoch int64) (*ReplicaWrite, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin replica write: %w", err)
+	}
+	w := &ReplicaWrite{tx: tx, repoID: repoID, self: self}
+	if err := w.check(ctx, s.db.d, from, epoch); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return w, nil
+}
+
+// check reads the repository's row (held shared on PostgreSQL; SQLite's
+// write transaction holds the whole database) and self's job.
+func (w *ReplicaWrite) check(ctx context.Context, d dialect, from, epoch int64) error {
+	share := ""
+	if d == postgres {
+		share = " FOR SHARE OF r"
+	}
+	var primary sql.NullInt64
+	var current int64
+	var live bool
+	err := w.tx.QueryRowContext(ctx, `
+		SELECT r.primary_id, r.epoch, r.generation, coalesce((SELECT n.lease_until > `+d.clock()+` FROM servers n WHERE n.id = ?), false)
+		FROM repos r WHERE r.id = ?`+share, from, w.repoID).Scan(&primary, &current, &w.generation, &live)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("repository %d %w", w.repoID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("begin replica write: %w", err)
+	}
+	switch {
+	case !primary.Valid || primary.Int64 != from || current != epoch:
+		return ErrNotPrimary
+	case !live:
+		return fmt.Errorf("the sending primary: %w", ErrFenced)
+	}
+	var diverge int64
+	err = w.tx.QueryRowContext(ctx, `SELECT diverge_epoch FROM replication_jobs j JOIN servers s ON s.id = j.server_id
+		WHERE j.repo_id = ? AND j.server_id = ? AND s.role = 'node'`, w.repoID, w.self).Scan(&diverge)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("this node holds no replica of repository %d: %w", w.repoID, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("begin replica write: %w", err)
+	case diverge != 0:
+		return ErrHeldDiverged
+	}
+	return nil
+}
+
+// Commit records that the replica now holds generation gen (never less
+// than it held) and ends the write. gen must lie between 0 and the
+// repository's generation when the write began: a primary cannot make a
+// replica claim a push that was never recorded.
+func (w *ReplicaWrite) Commit(ctx context.Context, gen int64) error {
+	defer w.tx.Rollback()
+	if err := w.Allows(gen); err != nil {
+		return err
+	}
+	if _, err := w.tx.ExecContext(ctx, `UPDATE replication_jobs SET
+		repo_generation = CASE WHEN repo_generation > ?1 THEN repo_generation ELSE ?1 END
+		WHERE repo_id = ?2 AND server_id = ?3`, gen, w.repoID, w.self); err != nil {
+		return fmt.Errorf("commit replica write: %w", err)
+	}
+	if err := w.tx.Commit(); err != nil {
+		return fmt.Errorf("commit replica write: %w", err)
+	}
+	return nil
+}
+
+// Allows reports whether the write may record generation gen: between 0
+// and the repository's generation when the write began.
+func (w *ReplicaWrite) Allows(gen int64) error {
+	if gen < 0 || gen > w.generation {
+		return fmt.Errorf("generation %d: the repository is at %d", gen, w.generation)
+	}
+	return nil
+}
+
+// Rollback abandons the write; after Commit it does nothing.
+func (w *ReplicaWrite) Rollback() error { return w.tx.Rollback() }
+
+// SyncTarget is a replica node a primary may write a push into before
+// acknowledging it.
+type SyncTarget struct {
+	Node Server
+	// Generation is what the node's copy was last known to hold (-1:
+	// nothing yet).
+	Generation int64
+	// Live: the node's lease holds by the database's clock.
+	Live bool
+}
+
+// SyncTargets lists the replica nodes of repository repoID that may take
+// a synchronous write: not a former primary whose writes are still to be
+// saved. Live ones first, the most current first.
+func (s *Store) SyncTargets(ctx context.Context, repoID int64) ([]SyncTarget, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT j.server_id, j.repo_generation, coalesce(s.lease_until > `+s.db.d.clock()+`, false)
+		FROM replication_jobs j JOIN servers s ON s.id = j.server_id
+		WHERE j.repo_id = ? AND s.role = 'node' AND s.enabled = 1 AND j.diverge_epoch = 0
+		ORDER BY 3 DESC, j.repo_generation DESC, s.name`, repoID)
+	if err != nil {
+		return nil, fmt.Errorf("replicas of repository %d: %w", repoID, err)
+	}
+	defer rows.Close()
+	var out []SyncTarget
+	var ids []int64
+	for rows.Next() {
+		var t SyncTarget
+		var id int64
+		if err := rows.Scan(&id, &t.Generation, &t.Live); err != nil {
+			return nil, fmt.Errorf("replicas of repository %d: %w", repoID, err)
+		}
+		ids = append(ids, id)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("replicas of repository %d: %w", repoID, err)
+	}
+	rows.Close()
+	for i, id := range ids {
+		if out[i].Node, err = scanServer(s.db.QueryRowContext(ctx, serverSelect+` WHERE id = ?`, id)); err != nil {
+			return nil, fmt.Errorf("replica node %d: %w", id, err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,147 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"cpm/internal/names"
+	"cpm/internal/remote"
+	"cpm/internal/repos"
+)
+
+// Synchronous replication writes a push into a replica node's copy with
+// git itself (send-pack to the node's `cpm-peer receive-pack`) while the
+// pusher waits: git sends only the objects the replica lacks, in one
+// pack, over the node's multiplexed ssh connection, in a few round
+// trips. The workers' rsync (Sync) brings the rest later: HEAD, LFS
+// objects of other sessions, the object files as the primary packed
+// them.
+//
+// Locks: Sync and PruneTarget take the repository's lock, then the
+// lock of the repository on that one target; SendPack takes only the
+// latter. So a worker's ref snapshot can never be shipped over the newer
+// refs a SendPack wrote into the same replica, and a SendPack never waits
+// for a sync to another server or for a repack.
+
+// lockTarget takes the lock of ORG/REPO on the target named name.
+func (s *Syncer) lockTarget(repo names.RepoPath, name string) (func(), error) {
+	return LockFile(filepath.Join(s.LockDir, repo.Org, repo.Repo+".to", name+".lock"))
+}
+
+// SendPack writes the refs of ORG/REPO, and the objects they need, into
+// the replica on node t (git send-pack --mirror --force), as the
+// repository's generation that gen reads under the target's lock before
+// the refs are read: the replica records that generation only once it
+// holds exactly these refs (peer.Receiver.ReceivePack), and only while
+// this node is the primary under epoch. The repository's Git LFS objects
+// go first. It returns the generation the replica now holds.
+func (s *Syncer) SendPack(ctx context.Context, repo names.RepoPath, t remote.Target, epoch int64, gen func(context.Context) (int64, error)) (int64, error) {
+	if !t.Peer {
+		return 0, fmt.Errorf("send-pack to %s: not a node", t.Name)
+	}
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil {
+		return 0, err
+	}
+	unlock, err := s.lockTarget(repo, t.Name)
+	if err != nil {
+		return 0, fmt.Errorf("lock %s for %s: %w", repo, t.Name, err)
+	}
+	defer unlock()
+	g, err := gen(ctx)
+	if err != nil {
+		return 0, err
+	}
+	snap, err := TakeSnapshot(ctx, dir)
+	if err != nil {
+		return 0, err
+	}
+	if hasLFS(dir) {
+		if err := s.sendLFS(ctx, t, repo, dir); err != nil {
+			return 0, err
+		}
+	}
+	work, err := snapshotRepo(s.TempDir, dir, snap)
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(work)
+	receive := fmt.Sprintf("cpm-peer receive-pack %d %d %s", epoch, g, Fingerprint(snap.Refs))
+	if err := s.sendPack(ctx, t, repo, work, receive); err != nil {
+		return 0, err
+	}
+	return g, nil
+}
+
+// snapshotRepo lays snap out as a bare repository of its own under tmp
+// that borrows dir's objects (alternates): send-pack --mirror then sends
+// exactly the snapshot's refs, whatever pushes land meanwhile.
+func snapshotRepo(tmp, dir string, snap Snapshot) (string, error) {
+	work, err := os.MkdirTemp(tmp, "send-")
+	if err != nil {
+		return "", fmt.Errorf("snapshot: %w", err)
+	}
+	err = writeSkeleton(work)
+	if err == nil {
+		err = snap.write(work)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(work, "objects", "info", "alternates"), []byte(filepath.Join(dir, "objects")+"\n"), 0o644)
+	}
+	if err != nil {
+		os.RemoveAll(work)
+		return "", fmt.Errorf("snapshot: %w", err)
+	}
+	return work, nil
+}
+
+// sendLFS copies the LFS objects the replica lacks; rsync's module needs
+// the replica's folder, which prepare makes when it is missing.
+func (s *Syncer) sendLFS(ctx context.Context, t remote.Target, repo names.RepoPath, dir string) error {
+	if err := s.prepare(ctx, t, repo); err != nil {
+		return err
+	}
+	_, err := s.push(ctx, t, repo, dir+"/lfs/", areaLFS, append([]string{"--ignore-existing"}, lfsObjectsOnly()...)...)
+	return err
+}
+
+// sendPack runs git send-pack in work towards ORG/REPO on t, with
+// receive as the remote command, over the replication ssh.
+func (s *Syncer) sendPack(ctx context.Context, t remote.Target, repo names.RepoPath, work, receive string) error {
+	host := t.Host
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		host = "[" + host + "]"
+	}
+	// scp-like syntax: the port comes from the ssh options, and git
+	// appends the path, quoted, to receive.
+	url := t.User + "@" + host + ":" + repo.String() + ".git"
+	cmd := exec.CommandContext(ctx, "git", "send-pack", "--mirror", "--force", "--receive-pack="+receive, url)
+	cmd.Dir = work
+	cmd.Env = append(repos.Env(work), "GIT_DIR="+work, "GIT_SSH_COMMAND="+s.Remote.RsyncShell(t), "GIT_SSH_VARIANT=ssh")
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	// Its own process group, so that a timeout stops ssh too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	if err := cmd.Run(); err != nil {
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("send-pack to %s: %w", t.Name, ctx.Err())
+		}
+		return &remote.Error{Op: "send-pack to " + t.Name, Code: code, Stderr: stderr.String()}
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"cpm/internal/store"
+	"cpm/internal/testworld"
+)
+
+// TestClusterSyncPushLatency is a measurement, not a check: the median
+// time of a small push to the primary of a three-node cluster with
+// sync_replicas 1 (acknowledged once a replica holds it) and with
+// sync_replicas 0 (only queued). Goal: at most 1.5 times the latter. It
+// runs only with CPM_BENCH=1.
+func TestClusterSyncPushLatency(t *testing.T) {
+	if os.Getenv("CPM_BENCH") == "" {
+		t.Skip("a measurement: CPM_BENCH=1 runs it")
+	}
+	c := testworld.NewCluster(t, bin.OnDatabase(pg.Database), 3)
+	holdLeases(t, c.Database, "node-1", "node-2", "node-3")
+	st := openStore(t, c.Database)
+	alice := c.Node(1).NewKey("alice")
+	c.MustAdmin(1, "user", "add", "alice", "--key", alice.PubPath)
+	c.MustAdmin(1, "org", "create", "acme", "--owner", "alice")
+	work := t.TempDir()
+	cl := c.Client(1, alice)
+	cl.MustGit("", "init", "-q", "-b", "main", work)
+	cl.Commit(work, "first")
+	cl.MustGit(work, "push", "-q", cl.URL("acme/web"), "HEAD:main")
+	n := 15
+	if v := os.Getenv("CPM_BENCH_PUSHES"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	measure := func(label string) time.Duration {
+		cl := c.Client(1, alice)
+		var ds []time.Duration
+		for i := range n {
+			waitIdle(t, st)
+			cl.Commit(work, fmt.Sprint(label, " ", i, " ", time.Now().UnixNano()))
+			start := time.Now()
+			cl.MustGit(work, "push", "-q", cl.URL("acme/web"), "HEAD:main")
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		fmt.Printf("%s: median %d ms, min %d ms, max %d ms of %d pushes\n", label,
+			ds[len(ds)/2].Milliseconds(), ds[0].Milliseconds(), ds[len(ds)-1].Milliseconds(), n)
+		return ds[len(ds)/2]
+	}
+	sync1 := measure("sync_replicas 1")
+	c.RestartNode(1, "--sync-replicas", "0")
+	async := measure("sync_replicas 0")
+	fmt.Printf("synchronous / asynchronous: %.2fx (goal at most 1.5x)\n", float64(sync1)/float64(async))
+}
+
+// waitIdle waits until every replication job is done: the workers'
+// syncs of the last push are over, and the next push has the machine to
+// itself.
+func waitIdle(t *testing.T, st *store.Store) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "the workers to finish", func() bool {
+		jobs, err := st.Jobs(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			if !j.Done() {
+				return false
+			}
+		}
+		return true
+	})
+}
