@@ -46,7 +46,7 @@ type workerFlags struct {
 	PerTarget    *string `config:"per_target" name:"per-target" placeholder:"N" help:"Replication syncs at once per server (default 2)."`
 	Repack       *string `config:"repack" placeholder:"DURATION" help:"How often to repack every repository (geometric); 0 to never (default 1h)."`
 	VerifyEvery  *string `config:"verify_every" name:"verify-every" placeholder:"DURATION" help:"How often each replica's object files are compared by content and repaired (deep check), spread over the interval; 0 to never (default 168h)."`
-	Lease        *string `config:"lease" placeholder:"DURATION" help:"How long a node's heartbeat and a claimed replication job hold without renewal (default 10s)."`
+	Lease        *string `config:"lease" placeholder:"DURATION" help:"How long a cluster node's lease and a claimed replication job hold without renewal (default 10s)."`
 	Replicas     *string `config:"replicas" placeholder:"N" help:"In a cluster, how many other nodes hold a copy of each repository this node creates (default 2)."`
 	SyncReplicas *string `config:"sync_replicas" name:"sync-replicas" placeholder:"N" help:"In a cluster, how many replica nodes must hold a push before git push succeeds; 0 only queues it (default 1)."`
 	SyncTimeout  *string `config:"sync_timeout" name:"sync-timeout" placeholder:"DURATION" help:"How long a push waits for sync-replicas replicas before it succeeds with a warning (default 10s)."`

@@ -71,15 +71,21 @@ func (n *Node) elect(ctx context.Context, k *lease.Keeper, m *metrics.Failover) 
 		if !k.Held() {
 			continue
 		}
-		es, err := n.Store.ElectPrimaries(ctx, actor, electSyncReplicas)
-		if err != nil && ctx.Err() == nil {
-			n.Log.Warn().Err(err).Msg("election failed")
-		}
-		for _, e := range es {
+		for _, e := range n.electionRound(ctx, actor) {
 			n.logElection(e)
 			m.Elected(e)
 		}
 	}
+}
+
+// electionRound carries out one round's changes of primary: a new
+// primary for every repository whose primary's lease ran out.
+func (n *Node) electionRound(ctx context.Context, actor store.Actor) []store.Election {
+	es, err := n.Store.ElectPrimaries(ctx, actor, electSyncReplicas)
+	if err != nil && ctx.Err() == nil {
+		n.Log.Warn().Err(err).Msg("election failed")
+	}
+	return es
 }
 
 // logElection is the one event of a change of primary.
@@ -87,4 +93,20 @@ func (n *Node) logElection(e store.Election) {
 	n.Log.Warn().Str("repo", e.Repo).Str("from", e.From).Str("to", e.To).Int64("epoch", e.Epoch).
 		Int64("generation", e.Generation).Str("cause", e.Cause).Int64("without_ms", e.Without.Milliseconds()).
 		Msg("election")
+}
+
+// storeFence is the fence of a cluster node's processes that keep no
+// lease themselves (the OpenSSH forced command): the database says, once
+// per session, whether the lease that the node's serve or replicate
+// process renews holds. A database that does not answer is no proof.
+type storeFence struct {
+	st *store.Store
+	id int64
+}
+
+func (f storeFence) Held() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	held, err := f.st.LeaseHeld(ctx, f.id)
+	return err == nil && held
 }
