@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,11 +92,11 @@ func TestClusterFailsOverWhenThePrimaryDies(t *testing.T) {
 
 // TestClusterNodeWithoutItsLeaseRefuses: a node that cannot renew its
 // lease (its row held locked in the database: its renewals hang) refuses
-// every user session with cpm's words, though the primary it would
+// every user session, ssh and git://, with cpm's words, though the primary it would
 // relay to is fine; once it renews it serves again. The other node is
 // not affected.
 func TestClusterNodeWithoutItsLeaseRefuses(t *testing.T) {
-	n1, n2, database := newClusterPairServing(t, false, "--lease", "3s")
+	n1, n2, database := newClusterPairServing(t, true, "--lease", "3s")
 	alice := n1.NewKey("alice")
 	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
 	n1.MustAdmin("org", "create", "acme", "--owner", "alice")
@@ -104,6 +105,7 @@ func TestClusterNodeWithoutItsLeaseRefuses(t *testing.T) {
 	via1.MustGit("", "init", "-q", "-b", "main", work)
 	via1.Commit(work, "first")
 	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main")
+	n1.MustAdmin("repo", "set", "acme/web", "--public")
 
 	db, err := sql.Open("pgx", database)
 	if err != nil {
@@ -130,6 +132,10 @@ func TestClusterNodeWithoutItsLeaseRefuses(t *testing.T) {
 	}
 	if r := via2.SSH(nil, "git-upload-pack acme/web"); r.Code == 0 || r.Stderr != want {
 		t.Errorf("a read through the fenced n2: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if out, err := exec.Command("git", "ls-remote", "git://"+n2.srv.GitAddr+"/acme/web.git").CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "this node lost its lease; try again") {
+		t.Errorf("git:// through the fenced n2: %v %s", err, out)
 	}
 	if r := via1.Git(work, "push", "-q", via1.URL("acme/web"), "main"); r.Code != 0 {
 		t.Errorf("a push through n1, whose lease holds: %s", r.Stderr)

@@ -46,7 +46,7 @@ type workerFlags struct {
 	PerTarget   *string `config:"per_target" name:"per-target" placeholder:"N" help:"Replication syncs at once per server (default 2)."`
 	Repack      *string `config:"repack" placeholder:"DURATION" help:"How often to repack every repository (geometric); 0 to never (default 1h)."`
 	VerifyEvery *string `config:"verify_every" name:"verify-every" placeholder:"DURATION" help:"How often each replica's object files are compared by content and repaired (deep check), spread over the interval; 0 to never (default 168h)."`
-	Lease       *string `config:"lease" placeholder:"DURATION" help:"How long a node's heartbeat and a claimed replication job hold without renewal (default 10s)."`
+	Lease       *string `config:"lease" placeholder:"DURATION" help:"How long a cluster node's lease and a claimed replication job hold without renewal (default 10s)."`
 	Replicas    *string `config:"replicas" placeholder:"N" help:"In a cluster, how many other nodes hold a copy of each repository this node creates (default 2)."`
 	BackoffMin  *string `config:"backoff_min" name:"backoff-min" placeholder:"DURATION" help:"First retry delay after a failed sync (default 2s)."`
 	BackoffMax  *string `config:"backoff_max" name:"backoff-max" placeholder:"DURATION" help:"Longest retry delay (default 5m)."`

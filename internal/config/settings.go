@@ -97,7 +97,7 @@ var Settings = []Setting{
 	{"per_target", "2", "replication syncs at once per server", func(c *Config, v string) error { return positive(&c.PerTarget, v) }},
 	{"repack", "1h", "how often every repository is repacked; 0 for never", func(c *Config, v string) error { return duration(&c.Repack, v, 0) }},
 	{"verify_every", "168h", "how often each replica's object files are compared by content with the source's and repaired (deep check), spread over the interval; 0 for never", func(c *Config, v string) error { return duration(&c.VerifyEvery, v, 0) }},
-	{"lease", "10s", "how long a node's heartbeat and a worker's claim on a replication job hold without renewal (renewed every third of it): a node silent this long is down, a job whose worker died runs again", func(c *Config, v string) error { return duration(&c.Lease, v, 3*time.Second) }},
+	{"lease", "10s", "how long a cluster node's lease and a worker's claim on a replication job hold without renewal (a lease is renewed every fifth of it, a claim every third): a node whose lease ran out is down, takes no session, and its repositories fail over to a replica; a job whose worker died runs again", func(c *Config, v string) error { return duration(&c.Lease, v, 3*time.Second) }},
 	{"replicas", "2", "in a cluster, how many other nodes hold a copy of each repository (capped at the other nodes)", func(c *Config, v string) error { return count(&c.Replicas, v) }},
 	{"backoff_min", "2s", "first retry delay after a failed sync", func(c *Config, v string) error { return duration(&c.BackoffMin, v, 100*time.Millisecond) }},
 	{"backoff_max", "5m", "longest retry delay", func(c *Config, v string) error { return duration(&c.BackoffMax, v, time.Second) }},

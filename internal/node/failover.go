@@ -88,3 +88,19 @@ func (n *Node) logElection(e store.Election) {
 		Int64("generation", e.Generation).Str("cause", e.Cause).Int64("without_ms", e.Without.Milliseconds()).
 		Msg("election")
 }
+
+// storeFence is the fence of a cluster node's processes that keep no
+// lease themselves (the OpenSSH forced command): the database says, once
+// per session, whether the lease that the node's serve or replicate
+// process renews holds. A database that does not answer is no proof.
+type storeFence struct {
+	st *store.Store
+	id int64
+}
+
+func (f storeFence) Held() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	held, err := f.st.LeaseHeld(ctx, f.id)
+	return err == nil && held
+}

@@ -122,6 +122,9 @@ func TestNodeStateAndLease(t *testing.T) {
 	if got := state(); got != NodeUp {
 		t.Errorf("renewed: %s", got)
 	}
+	if held, err := s.LeaseHeld(ctx, nodes[0].ID); !held || err != nil {
+		t.Errorf("LeaseHeld after a renewal: %v %v", held, err)
+	}
 	got, _ := s.Nodes(ctx)
 	if got[0].HeartbeatAt.IsZero() || !got[0].LeaseUntil.After(got[0].HeartbeatAt) {
 		t.Errorf("heartbeat %v, lease until %v", got[0].HeartbeatAt, got[0].LeaseUntil)
@@ -132,6 +135,12 @@ func TestNodeStateAndLease(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if got := state(); got != NodeDown {
 		t.Errorf("lease ran out: %s", got)
+	}
+	if held, err := s.LeaseHeld(ctx, nodes[0].ID); held || err != nil {
+		t.Errorf("LeaseHeld after it ran out: %v %v", held, err)
+	}
+	if _, err := s.LeaseHeld(ctx, nodes[0].ID+100); !errors.Is(err, ErrNotFound) {
+		t.Errorf("LeaseHeld of no node: %v", err)
 	}
 	if err := s.RenewLease(ctx, nodes[0].ID+100, time.Second); !errors.Is(err, ErrNotFound) {
 		t.Errorf("lease of no node: %v", err)

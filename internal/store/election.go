@@ -261,3 +261,17 @@ func installPrimary(ctx context.Context, tx *Tx, e Election, oldID, newID int64)
 	}
 	return nil
 }
+
+// LeaseHeld reports whether node id's lease holds now, by the database's
+// clock: the fence of a node's processes that keep no lease themselves.
+func (s *Store) LeaseHeld(ctx context.Context, nodeID int64) (bool, error) {
+	var held bool
+	err := s.db.QueryRowContext(ctx, `SELECT lease_until > `+s.db.d.clock()+` FROM servers WHERE id = ? AND role = 'node'`, nodeID).Scan(&held)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("lease of node %d: %w", nodeID, ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("lease of node %d: %w", nodeID, err)
+	}
+	return held, nil
+}
