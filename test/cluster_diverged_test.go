@@ -26,7 +26,13 @@ func TestClusterOldPrimaryReturns(t *testing.T) {
 	via1.Commit(work, "first")
 	via1.MustGit(work, "push", "-q", via1.URL("acme/web"), "main", "main:old")
 	old, replica := n1.RepoDir("acme", "web"), n2.RepoDir("acme", "web")
-	waitFor(t, 30*time.Second, "n2 to hold the push", func() bool { return revParse(replica, "old") == revParse(old, "old") })
+	// Held means recorded: the election counts the generation a replica's
+	// job says it holds (recorded just after the refs land).
+	waitFor(t, 30*time.Second, "n2 to hold the push", func() bool {
+		var w whereRow
+		mustJSON(t, n1.MustAdmin("repo", "where", "acme/web", "--json"), &w)
+		return revParse(replica, "old") == revParse(old, "old") && len(w.Replicas) == 1 && w.Replicas[0].Generation == w.Generation
+	})
 
 	// n1 dies; what it wrote last never left its disk.
 	n1.srv.Signal(syscall.SIGKILL)

@@ -25,14 +25,18 @@ const handoverEvery = time.Second
 const gateWait = 30 * time.Second
 
 // startHandovers runs the handovers of a cluster node in the background
-// until ctx ends; outside a cluster there are none.
-func (n *Node) startHandovers(ctx context.Context) {
+// until ctx ends (outside a cluster there are none); the channel is
+// closed when they stopped.
+func (n *Node) startHandovers(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
 	if n.Self.ID == 0 || n.Gateway.Gate == nil {
-		return
+		close(done)
+		return done
 	}
 	syncer := transfer.NewSyncer(n.Dir, n.Disk)
 	syncer.FreeMargin = n.Conf.FreeSpaceMargin
-	go n.runHandovers(ctx, syncer)
+	go func() { defer close(done); n.runHandovers(ctx, syncer) }()
+	return done
 }
 
 // runHandovers performs the moves asked of this node until ctx ends.

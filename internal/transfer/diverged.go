@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"cpm/internal/names"
+	"cpm/internal/printable"
 	"cpm/internal/remote"
 	"cpm/internal/repos"
 	"cpm/internal/store"
@@ -41,6 +42,9 @@ func (s *Syncer) SaveDiverged(ctx context.Context, repo names.RepoPath, t remote
 		if !ok || !strings.HasPrefix(ref, "refs/") || strings.HasPrefix(ref, "refs/cpm/") {
 			continue // HEAD follows a branch; cpm's own refs are no user's writes
 		}
+		if !plainRef(object, ref) {
+			return nil, fmt.Errorf("refs of %s on %s: %q is no ref line git would send", repo, t.Name, printable.Line(line))
+		}
 		if contained(ctx, dir, object, ref) {
 			continue
 		}
@@ -56,6 +60,17 @@ func (s *Syncer) SaveDiverged(ctx context.Context, repo names.RepoPath, t remote
 		return nil, fmt.Errorf("keep the diverged refs of %s from %s: %w", repo, t.Name, err)
 	}
 	return saved, nil
+}
+
+// plainRef reports whether an advertised ref is one this node may name
+// in a refspec: a hexadecimal object name and a ref name without what
+// refspecs and revisions give meaning to (git checks the rest when it
+// writes the ref).
+func plainRef(object, ref string) bool {
+	if (len(object) != 40 && len(object) != 64) || strings.Trim(object, "0123456789abcdef") != "" {
+		return false
+	}
+	return len(ref) <= 1024 && !strings.Contains(ref, "..") && !strings.ContainsAny(ref, ":^~?*[\\ \t\x00\x7f")
 }
 
 // contained reports whether object is here and is ref's object here or
