@@ -1,26 +1,12 @@
 package test
 
 import (
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"cpm/internal/testworld"
 )
-
-// nodeKeyOf is node n's replication key, as a client key.
-func nodeKeyOf(t *testing.T, n *clusterNode) testworld.Key {
-	t.Helper()
-	k := testworld.Key{Path: filepath.Join(n.DataDir, "id_ed25519_replication")}
-	out, err := exec.Command("ssh-keygen", "-lf", k.Path).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Fingerprint = strings.Fields(string(out))[1]
-	return k
-}
 
 // TestClusterRelayedWriteGoesOnOnce: a write relayed to a node that is
 // not (or no longer) the repository's primary goes on to the primary

@@ -12,16 +12,9 @@ import (
 
 	"cpm/internal/datadir"
 	"cpm/internal/names"
-	"cpm/internal/pgtest"
 	"cpm/internal/store"
 	"cpm/internal/syncack"
 )
-
-var pg *pgtest.Server
-
-func TestMain(m *testing.M) {
-	os.Exit(pgtest.Main(m, func(s *pgtest.Server) { pg = s }))
-}
 
 // clusterRepo is node n1's data directory in a two-node cluster with
 // acme/web placed on n1 (n2 its replica), and n1's server row.
