@@ -8,10 +8,11 @@ import (
 )
 
 // unreplicatedWords mark a push acknowledged before any replica held it
-// (no replica answered within sync_timeout): the one kind of
-// acknowledged push the old primary may take along when it dies, to be
-// kept under refs/cpm/diverged when it returns.
-const unreplicatedWords = "not yet replicated"
+// (no replica answered within sync_timeout, or the primary could not
+// record it): the one kind of acknowledged push the old primary may take
+// along when it dies, to be kept under refs/cpm/diverged when it
+// returns. Every such warning of cpm's starts so.
+const unreplicatedWords = "cpm: warning:"
 
 // acked is one acknowledged push's commit.
 type acked struct {

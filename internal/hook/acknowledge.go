@@ -28,7 +28,7 @@ func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names
 	if err != nil {
 		// Not known to be unfenced: a marker only, never a record
 		// that skips the fence.
-		fmt.Fprintf(out, "cpm: %s: %s\n", repo, printable.Line(err.Error()))
+		warnUnrecorded(out, err)
 		queue.Enqueue(ctx, nil, dir, repo)
 		return
 	}
@@ -43,6 +43,7 @@ func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names
 			repo, printable.Line(err.Error()))
 		return
 	case err != nil:
+		warnUnrecorded(out, err)
 		queue.Enqueue(ctx, nil, dir, repo) // a marker: the workers queue it later
 		return
 	}
@@ -57,4 +58,15 @@ func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names
 		fmt.Fprintf(out, "cpm: warning: %s\n", printable.Line(ans.Warning))
 	}
 	wake.Work(dir.WakeSocket())
+}
+
+// warnUnrecorded tells the client of a push that this primary could not
+// record (the database out of reach: most often the very reason this node
+// is about to lose its lease) that no replica holds it: it is
+// acknowledged all the same, git having moved the refs already, and is
+// either copied later or, if another node takes over meanwhile, kept
+// under refs/cpm/diverged/ when this one rejoins.
+func warnUnrecorded(out io.Writer, err error) {
+	fmt.Fprintf(out, "cpm: warning: not yet replicated to another node (%s); it will be copied once this node reaches the database, or kept under refs/cpm/diverged/ if another node takes over\n",
+		printable.Line(err.Error()))
 }
