@@ -45,8 +45,25 @@ func (s *Store) RecordDiverged(ctx context.Context, a Actor, j Job, refs []Diver
 			j.RepoID, j.ServerID, j.DivergeEpoch); err != nil {
 			return fmt.Errorf("record diverged refs of %s: %w", j.Repo, err)
 		}
-		return nil
+		return keptChangesRepo(ctx, tx, j, len(refs))
 	})
+}
+
+// keptChangesRepo: refs kept under refs/cpm/diverged/ are a change of the
+// new primary's repository like a push, so its generation grows and every
+// replica is queued again; else replicas already current would never get
+// them, and they would live on the new primary alone.
+func keptChangesRepo(ctx context.Context, tx *Tx, j Job, kept int) error {
+	if kept == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE repos SET generation = generation + 1 WHERE id = ?`, j.RepoID); err != nil {
+		return fmt.Errorf("queue the diverged refs of %s: %w", j.Repo, err)
+	}
+	if _, err := tx.ExecContext(ctx, markDirtySQL, j.RepoID, now()); err != nil {
+		return fmt.Errorf("queue the diverged refs of %s: %w", j.Repo, err)
+	}
+	return nil
 }
 
 // Diverged lists the saved refs of one repository (repoID) or, with
