@@ -80,8 +80,10 @@ func TestClusterChaos(t *testing.T) {
 }
 
 func newChaos(t *testing.T) *chaos {
-	c := testworld.NewClusterWith(t, bin.OnDatabase(pg.Database), 3,
-		testworld.ClusterOptions{DBLinks: true, Flags: []string{"--lease", chaosLease.String()}})
+	// A node that returns gets its first sync when its job's retry comes
+	// due: retries that back off at most 4 s keep each round short.
+	c := testworld.NewClusterWith(t, bin.OnDatabase(pg.Database), 3, testworld.ClusterOptions{DBLinks: true,
+		Flags: []string{"--lease", chaosLease.String(), "--backoff-max", "4s"}})
 	ch := &chaos{t: t, c: c, down: map[int]bool{}, lost: map[string]bool{}, kept: map[string]bool{}}
 	ch.alice = c.Node(1).NewKey("alice")
 	c.MustAdmin(1, "user", "add", "alice", "--key", ch.alice.PubPath)
@@ -122,8 +124,11 @@ func (ch *chaos) killRound(victim int, busy string) {
 
 	ch.c.StartNode(victim)
 	delete(ch.down, victim)
+	back := time.Now()
 	ch.awaitRejoin(victim)
 	ch.checkCopies()
+	ch.t.Logf("node-%d rejoined and every copy checked %s after its restart (round: %s)",
+		victim, time.Since(back).Round(time.Millisecond), time.Since(at).Round(time.Millisecond))
 	ch.loop.Start()
 }
 
@@ -151,8 +156,11 @@ func (ch *chaos) cutRound(victim int) {
 
 	ch.c.RestoreDatabase(victim)
 	delete(ch.down, victim)
+	back := time.Now()
 	ch.awaitRejoin(victim)
 	ch.checkCopies()
+	ch.t.Logf("node-%d rejoined and every copy checked %s after its link came back (round: %s)",
+		victim, time.Since(back).Round(time.Millisecond), time.Since(at).Round(time.Millisecond))
 	ch.loop.Start()
 }
 
