@@ -12,8 +12,9 @@ import (
 // TestNodeCutOffTheDatabaseSaysItIsFenced: a node whose database link is
 // cut cannot look a key up, and has lost its lease for that very reason;
 // a user who pushes or clones there directly reads the fencing words, not
-// "Permission denied" (which would send them after their key). Once the
-// link is back the node serves again.
+// "Permission denied" (which would send them after their key), and the
+// balancer takes the node out of its rotation. Once the link is back the
+// node serves again.
 func TestNodeCutOffTheDatabaseSaysItIsFenced(t *testing.T) {
 	lease := 3 * time.Second
 	c := testworld.NewClusterWith(t, bin.OnDatabase(pg.Database), 2,
@@ -30,6 +31,9 @@ func TestNodeCutOffTheDatabaseSaysItIsFenced(t *testing.T) {
 
 	c.CutDatabase(2)
 	time.Sleep(lease + time.Second)
+	// HAProxy's health check (the shipped configuration) sees the node
+	// say it is fenced and sends nobody there.
+	waitFor(t, 10*time.Second, "HAProxy to take node 2 out", func() bool { return c.Balancer().Up() == 1 })
 	client.Commit(work, "two")
 	if r := client.Git(work, "push", client.URL("acme/web"), "HEAD:main"); r.Code == 0 || !strings.Contains(r.Stderr, fencedWords) {
 		t.Errorf("push to a node cut off the database: exit %d, want %q:\n%s", r.Code, fencedWords, r.Stderr)
@@ -52,6 +56,7 @@ func TestNodeCutOffTheDatabaseSaysItIsFenced(t *testing.T) {
 	waitFor(t, 30*time.Second, "node 2 to serve again", func() bool {
 		return client.Git(work, "push", "-q", client.URL("acme/web"), "HEAD:main").Code == 0
 	})
+	c.Balancer().WaitUp(2)
 	if r := client.SSH(mux, "whoami"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "alice" {
 		t.Errorf("whoami over the same control path once the lease holds: exit %d %q %s", r.Code, r.Stdout, r.Stderr)
 	}

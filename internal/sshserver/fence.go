@@ -14,6 +14,23 @@ import (
 // lost its lease.
 const fencedExt = "cpm-fenced"
 
+// fencedVersion is the identification line of a cluster node whose lease
+// does not hold. A load balancer's health check tells it from
+// serverVersion (deploy/haproxy/haproxy.cfg expects "SSH-2.0-cpm" and a
+// line end), so it stops sending clients to a node that can only refuse
+// them: under leastconn a fenced node, whose sessions end at once, would
+// otherwise draw most new connections. A client that connects anyway
+// still reads the fencing words.
+const fencedVersion = serverVersion + "-fenced"
+
+// versionLine is the identification line for a new connection.
+func (s *Server) versionLine() string {
+	if s.gw.Fence != nil && !s.gw.Fence.Held() {
+		return fencedVersion
+	}
+	return serverVersion
+}
+
 // fencedPermissions is the answer to a key that could not be looked up
 // because the database is out of reach, on a cluster node whose lease
 // does not hold: such a node has lost its lease, most often for that very

@@ -114,10 +114,10 @@ type helloConn struct {
 	ioErr   error  // the read error that ended the look
 }
 
-// newHelloConn sends the server's version line and starts reading the
-// client's hello.
-func newHelloConn(dc *deadlineConn) (*helloConn, error) {
-	c := &helloConn{deadlineConn: dc, version: []byte(serverVersion + "\r\n"), done: make(chan struct{}),
+// newHelloConn sends the server's version line (version, without its
+// CR LF) and starts reading the client's hello.
+func newHelloConn(dc *deadlineConn, version string) (*helloConn, error) {
+	c := &helloConn{deadlineConn: dc, version: []byte(version + "\r\n"), done: make(chan struct{}),
 		versionSeen: make(chan struct{})}
 	c.arrived.L = &c.mu
 	if _, err := dc.Write(c.version); err != nil {

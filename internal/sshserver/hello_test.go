@@ -143,7 +143,7 @@ func helloPair(t *testing.T) (*helloConn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc, err := newHelloConn(newDeadlineConn(server, DefaultLimits, func() {}))
+	hc, err := newHelloConn(newDeadlineConn(server, DefaultLimits, func() {}), serverVersion)
 	if err != nil {
 		t.Fatal(err)
 	}

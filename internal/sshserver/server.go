@@ -99,7 +99,8 @@ func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.L
 		algorithms: StrongAlgorithms(HasAESHardware())}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 	s.srv = &ssh.Server{
-		Version:     strings.TrimPrefix(serverVersion, "SSH-2.0-"),
+		// No Version: serverConfig sets each connection's, which says
+		// whether this node is fenced (see versionLine).
 		HostSigners: []ssh.Signer{hostKey},
 		Handler:     s.handle,
 		// Identity comes from our own PublicKeyCallback (see serverConfig),
@@ -162,8 +163,10 @@ func (s *Server) serverConfig(ctx context.Context) *gossh.ServerConfig {
 		},
 	}
 	algorithms := s.algorithms
+	c.ServerVersion = serverVersion
 	if hc, ok := ctx.Value(helloKey).(*helloConn); ok {
 		algorithms = hc.offer
+		c.ServerVersion = strings.TrimSuffix(string(hc.version), "\r\n")
 	}
 	algorithms.apply(&c.Config)
 	c.PublicKeyAuthAlgorithms = slices.Clone(algorithms.PublicKeyAuths)
@@ -214,7 +217,7 @@ func (s *Server) admit(c net.Conn) {
 		return
 	}
 	dc := newDeadlineConn(c, s.limits, leave)
-	hc, err := newHelloConn(dc)
+	hc, err := newHelloConn(dc, s.versionLine())
 	if err != nil {
 		s.log.Debug().Str("remote", c.RemoteAddr().String()).Err(err).Msg("handshake failed")
 		dc.Close()
