@@ -92,7 +92,7 @@ func TestClusterFailsOverWhenThePrimaryDies(t *testing.T) {
 
 // TestClusterNodeWithoutItsLeaseRefuses: a node that cannot renew its
 // lease (its row held locked in the database: its renewals hang) refuses
-// every user session, ssh and git://, with cpm's words, though the primary it would
+// every user session (ssh, git://, OpenSSH's forced command) with cpm's words, though the primary it would
 // relay to is fine; once it renews it serves again. The other node is
 // not affected.
 func TestClusterNodeWithoutItsLeaseRefuses(t *testing.T) {
@@ -133,6 +133,15 @@ func TestClusterNodeWithoutItsLeaseRefuses(t *testing.T) {
 	if r := via2.SSH(nil, "git-upload-pack acme/web"); r.Code == 0 || r.Stderr != want {
 		t.Errorf("a read through the fenced n2: exit %d, stderr %q", r.Code, r.Stderr)
 	}
+	// OpenSSH's forced command on n2 keeps no lease: the database says,
+	// once the lease ran out there too (the keeper gives it up sooner).
+	waitFor(t, 10*time.Second, "the forced command on n2 fenced", func() bool {
+		forced := exec.Command(bin.Shell, "key-1", "--data-dir", n2.DataDir)
+		forced.Env = append(testworld.Env(), "SSH_ORIGINAL_COMMAND=git-upload-pack 'acme/web'", "SSH_CONNECTION=127.0.0.1 50000 127.0.0.3 22")
+		var stderr strings.Builder
+		forced.Stderr = &stderr
+		return forced.Run() != nil && stderr.String() == want
+	})
 	if out, err := exec.Command("git", "ls-remote", "git://"+n2.srv.GitAddr+"/acme/web.git").CombinedOutput(); err == nil ||
 		!strings.Contains(string(out), "this node lost its lease; try again") {
 		t.Errorf("git:// through the fenced n2: %v %s", err, out)

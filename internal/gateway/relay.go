@@ -52,10 +52,10 @@ func (g *Gateway) relayOut(ctx context.Context, s Session, cmd command.Command, 
 // vouches for who the user is and nothing more: the user is identified
 // afresh here (a key removed a moment ago is refused), decided by this
 // node's own rules as if connected here, served here (never relayed
-// again), and logged and audited with
-// the relaying node as via, unless this node is no longer the primary
-// (placeHere). Within a cluster nodes trust each other, so
-// the user keeps every right, unlike a neighbour's forwarded push.
+// again) unless this node may no longer serve it (placeHere: it lost the
+// primary meanwhile), and logged and audited with the relaying node as
+// via. Within a cluster nodes trust each other, so the user keeps every
+// right, unlike a neighbour's forwarded push.
 func (g *Gateway) relayIn(ctx context.Context, s Session) (int, error) {
 	in := bufio.NewReaderSize(s.Stdin, relay.MaxHeader)
 	h, err := readHeader(in, relayHeaderTimeout)

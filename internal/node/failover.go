@@ -71,15 +71,21 @@ func (n *Node) elect(ctx context.Context, k *lease.Keeper, m *metrics.Failover) 
 		if !k.Held() {
 			continue
 		}
-		es, err := n.Store.ElectPrimaries(ctx, actor, electSyncReplicas)
-		if err != nil && ctx.Err() == nil {
-			n.Log.Warn().Err(err).Msg("election failed")
-		}
-		for _, e := range es {
+		for _, e := range n.electionRound(ctx, actor) {
 			n.logElection(e)
 			m.Elected(e)
 		}
 	}
+}
+
+// electionRound carries out one round's changes of primary: a new
+// primary for every repository whose primary's lease ran out.
+func (n *Node) electionRound(ctx context.Context, actor store.Actor) []store.Election {
+	es, err := n.Store.ElectPrimaries(ctx, actor, electSyncReplicas)
+	if err != nil && ctx.Err() == nil {
+		n.Log.Warn().Err(err).Msg("election failed")
+	}
+	return es
 }
 
 // logElection is the one event of a change of primary.

@@ -165,8 +165,8 @@ type ClusterNode struct {
 	// Primaries and Replicas count the repositories it holds as primary
 	// and as replica.
 	Primaries, Replicas int
-	// Live: its lease holds, by the database's clock (the one rule for
-	// up and down: node list, doctor, placement, elections).
+	// Live: its lease holds, by the database's clock (leaseLive, the one rule
+	// for up and down).
 	Live bool
 }
 
@@ -191,10 +191,6 @@ func (n ClusterNode) State() string {
 
 // Nodes lists the cluster's nodes by name (none outside a cluster).
 func (s *Store) Nodes(ctx context.Context) ([]ClusterNode, error) {
-	var dbNow string
-	if err := s.db.QueryRowContext(ctx, `SELECT `+s.db.d.clock()).Scan(&dbNow); err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
 	rows, err := s.db.QueryContext(ctx, serverSelect+` WHERE role = 'node' ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
@@ -208,13 +204,35 @@ func (s *Store) Nodes(ctx context.Context) ([]ClusterNode, error) {
 			return nil, fmt.Errorf("list nodes: %w", err)
 		}
 		byID[srv.ID] = len(out)
-		out = append(out, ClusterNode{Server: srv, Live: srv.LeaseUntil.After(parseTime(dbNow))})
+		out = append(out, ClusterNode{Server: srv})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	rows.Close()
+	if err := s.markLive(ctx, out, byID); err != nil {
+		return nil, err
+	}
 	return out, s.countHoldings(ctx, out, byID)
+}
+
+// markLive sets Live on the nodes whose lease holds (leaseLive).
+func (s *Store) markLive(ctx context.Context, nodes []ClusterNode, byID map[int64]int) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT n.id FROM servers n WHERE n.role = 'node' AND `+leaseLive(s.db.d, "n"))
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("list nodes: %w", err)
+		}
+		if i, ok := byID[id]; ok {
+			nodes[i].Live = true
+		}
+	}
+	return rows.Err()
 }
 
 // countHoldings fills in how many primaries and replicas each node holds.

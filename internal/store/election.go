@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -15,6 +16,11 @@ const (
 	CauseMove         = "move"          // repo move: a planned handover
 	CauseDrain        = "drain"         // node drain: a planned handover
 )
+
+// leaseLive is the one rule for a node that is up, as SQL on the servers row
+// named alias: its lease runs past the database's now. node list, doctor,
+// placement, elections and the write fence all judge by it.
+func leaseLive(d dialect, alias string) string { return alias + ".lease_until > " + d.clock() }
 
 // Election is one change of a repository's primary.
 type Election struct {
@@ -68,12 +74,11 @@ func (s *Store) ElectPrimaries(ctx context.Context, a Actor, syncReplicas int) (
 // orphanedRepos lists the repositories whose primary's lease ran out and
 // that have a replica on a live node (without one nobody could win).
 func (s *Store) orphanedRepos(ctx context.Context) ([]int64, error) {
-	clock := s.db.d.clock()
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT r.id FROM repos r JOIN servers p ON p.id = r.primary_id
-		WHERE p.lease_until < `+clock+`
+		WHERE NOT `+leaseLive(s.db.d, "p")+`
 		  AND EXISTS (SELECT 1 FROM replication_jobs j JOIN servers n ON n.id = j.server_id
-		              WHERE j.repo_id = r.id AND n.role = 'node' AND n.lease_until > `+clock+`)
+		              WHERE j.repo_id = r.id AND n.role = 'node' AND `+leaseLive(s.db.d, "n")+`)
 		ORDER BY r.id`)
 	if err != nil {
 		return nil, fmt.Errorf("find repositories without a live primary: %w", err)
@@ -111,7 +116,7 @@ func (s *Store) elect(ctx context.Context, a Actor, repoID int64, syncReplicas i
 	if err != nil || !ok {
 		return Election{}, false, err
 	}
-	replicas, err := nodeReplicas(ctx, tx, repoID)
+	replicas, err := nodeReplicas(ctx, tx, tx.d, repoID)
 	if err != nil {
 		return Election{}, false, err
 	}
@@ -151,17 +156,17 @@ func lockOrphan(ctx context.Context, tx *Tx, repoID int64) (orphan, bool, error)
 		return orphan{}, false, fmt.Errorf("elect a primary: %w", err)
 	}
 	o.primary = primary.Int64
-	var expired bool
+	var alive bool
 	var dbNow, heartbeat string
-	err = tx.QueryRowContext(ctx, `SELECT name, lease_until < `+tx.d.clock()+`, `+tx.d.clock()+`, heartbeat_at
-		FROM servers WHERE id = ?`, o.primary).Scan(&o.from, &expired, &dbNow, &heartbeat)
+	err = tx.QueryRowContext(ctx, `SELECT p.name, `+leaseLive(tx.d, "p")+`, `+tx.d.clock()+`, p.heartbeat_at
+		FROM servers p WHERE p.id = ?`, o.primary).Scan(&o.from, &alive, &dbNow, &heartbeat)
 	if err != nil {
 		return orphan{}, false, fmt.Errorf("elect a primary of %s: %w", o.repo, err)
 	}
 	if hb := parseTime(heartbeat); !hb.IsZero() {
 		o.without = max(parseTime(dbNow).Sub(hb), 0)
 	}
-	return o, expired, nil
+	return o, !alive, nil
 }
 
 // replicaNode is one node's replica as the election weighs it.
@@ -174,10 +179,15 @@ type replicaNode struct {
 	primaries  int
 }
 
+// rowsQuerier is a connection or a transaction.
+type rowsQuerier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
 // nodeReplicas reads every node replica of the repository, live or not.
-func nodeReplicas(ctx context.Context, tx *Tx, repoID int64) ([]replicaNode, error) {
-	rows, err := tx.QueryContext(ctx, `
-		SELECT s.id, s.name, j.repo_generation, s.lease_until > `+tx.d.clock()+`, s.draining,
+func nodeReplicas(ctx context.Context, q rowsQuerier, d dialect, repoID int64) ([]replicaNode, error) {
+	rows, err := q.QueryContext(ctx, `
+		SELECT s.id, s.name, j.repo_generation, `+leaseLive(d, "s")+`, s.draining,
 		       (SELECT count(*) FROM repos p WHERE p.primary_id = s.id)
 		FROM replication_jobs j JOIN servers s ON s.id = j.server_id
 		WHERE j.repo_id = ? AND s.role = 'node'`, repoID)
@@ -266,7 +276,7 @@ func installPrimary(ctx context.Context, tx *Tx, e Election, oldID, newID int64)
 // clock: the fence of a node's processes that keep no lease themselves.
 func (s *Store) LeaseHeld(ctx context.Context, nodeID int64) (bool, error) {
 	var held bool
-	err := s.db.QueryRowContext(ctx, `SELECT lease_until > `+s.db.d.clock()+` FROM servers WHERE id = ? AND role = 'node'`, nodeID).Scan(&held)
+	err := s.db.QueryRowContext(ctx, `SELECT `+leaseLive(s.db.d, "n")+` FROM servers n WHERE n.id = ? AND n.role = 'node'`, nodeID).Scan(&held)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, fmt.Errorf("lease of node %d: %w", nodeID, ErrNotFound)
 	}
@@ -274,4 +284,76 @@ func (s *Store) LeaseHeld(ctx context.Context, nodeID int64) (bool, error) {
 		return false, fmt.Errorf("lease of node %d: %w", nodeID, err)
 	}
 	return held, nil
+}
+
+// Waiting is a repository whose primary's lease ran out and that no
+// replica can take over yet, and why.
+type Waiting struct {
+	Repo    string
+	Primary string // the node whose lease ran out
+	// Why: "waiting for a node that holds generation N (A, B: down)", or
+	// that no replica holds a copy.
+	Why string
+}
+
+// WaitingForPrimary lists the repositories without a live primary that
+// ElectPrimaries cannot give one now (for doctor and repo where).
+func (s *Store) WaitingForPrimary(ctx context.Context, syncReplicas int) ([]Waiting, error) {
+	if s.db.d != postgres {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT r.id, o.name || '/' || r.name, p.name FROM repos r JOIN orgs o ON o.id = r.org_id JOIN servers p ON p.id = r.primary_id
+		WHERE NOT `+leaseLive(s.db.d, "p")+` ORDER BY o.name, r.name`)
+	if err != nil {
+		return nil, fmt.Errorf("repositories without a live primary: %w", err)
+	}
+	type dead struct {
+		id int64
+		w  Waiting
+	}
+	var all []dead
+	for rows.Next() {
+		var d dead
+		if err := rows.Scan(&d.id, &d.w.Repo, &d.w.Primary); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("repositories without a live primary: %w", err)
+		}
+		all = append(all, d)
+	}
+	rows.Close()
+	var out []Waiting
+	for _, d := range all {
+		replicas, err := nodeReplicas(ctx, s.db, s.db.d, d.id)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := electWinner(replicas, syncReplicas); !ok {
+			d.w.Why = whyNoWinner(replicas, syncReplicas)
+			out = append(out, d.w)
+		}
+	}
+	return out, nil
+}
+
+// whyNoWinner says what an election waits for.
+func whyNoWinner(replicas []replicaNode, syncReplicas int) string {
+	bar := int64(-1)
+	for _, r := range replicas {
+		bar = max(bar, r.generation)
+	}
+	if bar < 0 {
+		return "no replica holds a copy yet"
+	}
+	if syncReplicas <= 0 {
+		return "no live replica holds a copy"
+	}
+	var holders []string
+	for _, r := range replicas {
+		if r.generation == bar {
+			holders = append(holders, r.name)
+		}
+	}
+	sort.Strings(holders)
+	return fmt.Sprintf("waiting for a node that holds generation %d (%s: down)", bar, strings.Join(holders, ", "))
 }

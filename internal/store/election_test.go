@@ -163,6 +163,11 @@ func TestElectPrimariesWaits(t *testing.T) {
 	if got := w.elect(1); len(got) != 0 {
 		t.Fatalf("elected below the bar: %+v", got)
 	}
+	waits, err := w.s.WaitingForPrimary(context.Background(), 1)
+	if err != nil || len(waits) != 1 || waits[0] != (Waiting{Repo: "acme/web", Primary: "n1",
+		Why: "waiting for a node that holds generation 5 (n3: down)"}) {
+		t.Errorf("waiting: %+v %v", waits, err)
+	}
 	w.holds(1, -1)
 	if got := w.elect(0); len(got) != 0 {
 		t.Fatalf("elected a replica that holds nothing: %+v", got)
@@ -170,6 +175,9 @@ func TestElectPrimariesWaits(t *testing.T) {
 	w.holds(1, 3)
 	if got := w.elect(0); len(got) != 1 || got[0].To != "n2" {
 		t.Fatalf("sync_replicas 0: %+v", got)
+	}
+	if waits, err := w.s.WaitingForPrimary(context.Background(), 1); err != nil || len(waits) != 0 {
+		t.Errorf("waiting after the election: %+v %v", waits, err)
 	}
 	ctx := context.Background()
 	w.revive(0)

@@ -61,7 +61,7 @@ func (s *Store) fenceCheck(ctx context.Context, q rowQuerier, repoID int64, w Wr
 	var epoch int64
 	var live bool
 	err := q.QueryRowContext(ctx, `
-		SELECT r.primary_id, r.epoch, coalesce((SELECT n.lease_until > `+s.db.d.clock()+` FROM servers n WHERE n.id = ?), false)
+		SELECT r.primary_id, r.epoch, coalesce((SELECT `+leaseLive(s.db.d, "n")+` FROM servers n WHERE n.id = ?), false)
 		FROM repos r WHERE r.id = ?`, w.Node, repoID).Scan(&primary, &epoch, &live)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("repository %d %w", repoID, ErrNotFound)

@@ -80,14 +80,13 @@ func chooseReplicas(nodes []candidate, primary int64, have map[int64]bool, want 
 }
 
 // loadCandidates reads every node with its replica count, under the
-// placement lock. A node is up while its lease holds by the database's
-// clock, as everywhere (ClusterNode.State).
+// placement lock. A node is up while its lease holds (leaseLive).
 func loadCandidates(ctx context.Context, tx *Tx) ([]candidate, error) {
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, placementLock); err != nil {
 		return nil, fmt.Errorf("place repositories: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, `
-		SELECT s.id, s.name, s.lease_until > `+tx.d.clock()+`, s.draining,
+		SELECT s.id, s.name, `+leaseLive(tx.d, "s")+`, s.draining,
 		       (SELECT count(*) FROM replication_jobs j WHERE j.server_id = s.id)
 		FROM servers s WHERE s.role = 'node' ORDER BY s.name`)
 	if err != nil {
