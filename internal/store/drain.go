@@ -76,6 +76,16 @@ func (s *Store) planDrain(ctx context.Context, tx *Tx, id int64) (DrainPlan, err
 	return plan, nil
 }
 
+// moveOffDraining asks a repository that a draining node just created
+// (a push that creates, on the node) to move to its first replica: no
+// new primary stays on a draining node.
+func moveOffDraining(ctx context.Context, tx *Tx, repoID int64, draining bool, replicas []int64) error {
+	if !draining || len(replicas) == 0 {
+		return nil
+	}
+	return setMoveTo(ctx, tx, repoID, replicas[0])
+}
+
 // RemoveNode deletes the node named name from the cluster, with its
 // replica rows: only when it holds nothing alone. It must be primary of
 // nothing (drain it first), hold no writes of an old primacy not yet

@@ -125,6 +125,21 @@ func TestDrainAndRemoveNode(t *testing.T) {
 	if e, err := s.HandOver(ctx, admin, moves[0], nodes[0].ID); err != nil || e.Cause != CauseDrain || e.To != "n2" {
 		t.Fatalf("hand over: %+v %v", e, err)
 	}
+	// What the draining n1 creates (a push that creates) moves off it.
+	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "late", Placing: Placing{Node: "n1", Replicas: 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := s.RepoWhere(ctx, "acme", "late"); w.Primary != "n1" || w.MoveTo == "" || w.MoveTo == "n1" {
+		t.Fatalf("a repository created on a draining node: %+v", w)
+	}
+	if err := s.RemoveNode(ctx, admin, "n1"); err == nil {
+		t.Fatal("removed n1 while it is primary of acme/late")
+	}
+	late, _ := s.PendingMoves(ctx, nodes[0].ID)
+	syncTo(t, s, Repo{ID: late[0].RepoID, Org: "acme", Name: "late"}, nodes[0], 1)
+	if _, err := s.HandOver(ctx, admin, late[0], nodes[0].ID); err != nil {
+		t.Fatal(err)
+	}
 	// n2 is primary now and n1 a replica as current as any: n1 holds
 	// nothing alone and may go; n2 may not.
 	if err := s.RemoveNode(ctx, admin, "n2"); err == nil {
