@@ -77,7 +77,7 @@ func (s *Service) DrainNode(ctx context.Context, name string, wait time.Duration
 	if err != nil {
 		return DrainResult{}, err
 	}
-	res := DrainResult{Moved: []string{}, Stuck: plan.Stuck}
+	res := DrainResult{Moved: []string{}, Stuck: append([]string{}, plan.Stuck...)}
 	for _, m := range plan.Moves {
 		rp, err := names.ParseRepoPath(m.Repo)
 		if err != nil {
