@@ -33,7 +33,8 @@ func TestNodeCutOffTheDatabaseSaysItIsFenced(t *testing.T) {
 	time.Sleep(lease + time.Second)
 	// HAProxy's health check (the shipped configuration) sees the node
 	// say it is fenced and sends nobody there.
-	waitFor(t, 10*time.Second, "HAProxy to take node 2 out", func() bool { return c.Balancer().Up() == 1 })
+	// HAProxy checks every 2 s and takes a node out after 2 failures.
+	waitFor(t, 5*time.Second, "HAProxy to take node 2 out", func() bool { return c.Balancer().Up() == 1 })
 	client.Commit(work, "two")
 	if r := client.Git(work, "push", client.URL("acme/web"), "HEAD:main"); r.Code == 0 || !strings.Contains(r.Stderr, fencedWords) {
 		t.Errorf("push to a node cut off the database: exit %d, want %q:\n%s", r.Code, fencedWords, r.Stderr)
