@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"cpm/internal/remote"
+	"cpm/internal/store"
 	"cpm/internal/transfer"
 )
 
@@ -14,6 +15,18 @@ import (
 type breaker struct {
 	failures int
 	until    time.Time
+	// beat is the target's last heartbeat when the breaker last tripped
+	// (cluster nodes only; zero for others).
+	beat time.Time
+}
+
+// cameBack reports whether a node target renewed its lease long after
+// the breaker tripped: it was down and is back (a restart, a repaired
+// network), so its syncs should not wait out a backoff grown while it
+// was away. A node that stayed up but unreachable renews all along, and
+// so gets a probe every lease instead of every backoff period.
+func (b breaker) cameBack(srv store.Server, lease time.Duration) bool {
+	return srv.Role == store.Node && b.failures > 0 && srv.HeartbeatAt.After(b.beat.Add(lease))
 }
 
 // Backoff is the delay before attempt n+1 with the default range: about
@@ -51,17 +64,18 @@ func (w *Workers) isDown(server int64) bool {
 // trip updates the target's circuit breaker after an attempt: connection
 // failures open it for a growing while; anything else (a sync that ran)
 // closes it.
-func (w *Workers) trip(server int64, err error) {
+func (w *Workers) trip(srv store.Server, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err == nil || (cause(err) != "connect" && cause(err) != "timeout") {
-		delete(w.down, server)
+		delete(w.down, srv.ID)
 		return
 	}
-	b := w.down[server]
+	b := w.down[srv.ID]
 	b.failures++
 	b.until = time.Now().Add(w.backoff(b.failures - 1))
-	w.down[server] = b
+	b.beat = srv.HeartbeatAt
+	w.down[srv.ID] = b
 }
 
 // metaWaits reports whether the target's metadata delivery is backing off.

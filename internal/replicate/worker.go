@@ -224,6 +224,7 @@ func (w *Workers) claim(ctx context.Context) (store.Job, store.Server, bool, err
 	if err != nil {
 		return store.Job{}, store.Server{}, false, err
 	}
+	w.comeBack(ctx, servers)
 	w.mu.Lock()
 	var free []int64
 	now := time.Now()
@@ -259,6 +260,30 @@ func (w *Workers) claim(ctx context.Context) (store.Job, store.Server, bool, err
 		}
 	}
 	return j, srv, true, nil
+}
+
+// comeBack lets a node that is back after being down be tried at once:
+// its breaker goes half open and its jobs' backoff is cleared, so a
+// restarted node is synced within seconds, not after a backoff that
+// grew to backoff_max while it was away.
+func (w *Workers) comeBack(ctx context.Context, servers []store.Server) {
+	for _, s := range servers {
+		w.mu.Lock()
+		b := w.down[s.ID]
+		back := b.cameBack(s, w.Lease)
+		if back {
+			b.until, b.beat = time.Time{}, s.HeartbeatAt
+			w.down[s.ID] = b
+		}
+		w.mu.Unlock()
+		if !back {
+			continue
+		}
+		w.Log.Info().Str("target", s.Name).Msg("node is back; its syncs are due now")
+		if err := w.Store.RetryServer(ctx, s.ID); err != nil {
+			w.Log.Error().Err(err).Str("target", s.Name).Msg("clear the backoff of a node that is back")
+		}
+	}
 }
 
 func (w *Workers) release(server int64) {
@@ -304,7 +329,7 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 	}
 	ev := Event{Repo: j.Repo, Target: j.Server, Duration: time.Since(start), Bytes: res.Bytes}
 	log := w.Log.With().Str("repo", j.Repo).Str("target", j.Server).Int64("duration_ms", ev.Duration.Milliseconds()).Logger()
-	w.trip(j.ServerID, err)
+	w.trip(srv, err)
 	if err == nil {
 		ev.OK = true
 		ev.Lag = j.Lag(time.Now())

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"cpm/internal/remote"
+	"cpm/internal/store"
 	"cpm/internal/transfer"
 )
 
@@ -52,23 +53,51 @@ func TestCause(t *testing.T) {
 func TestCircuitBreaker(t *testing.T) {
 	w := &Workers{down: map[int64]breaker{}, running: map[int64]int{}}
 	down := &remote.Error{Code: 255, Stderr: "ssh: connect to host x port 22: Connection refused"}
-	w.trip(1, down)
+	one, two := store.Server{ID: 1}, store.Server{ID: 2}
+	w.trip(one, down)
 	if b := w.down[1]; b.failures != 1 || !b.until.After(time.Now()) {
 		t.Fatalf("breaker after a connection failure: %+v", b)
 	}
-	w.trip(1, down)
+	w.trip(one, down)
 	if b := w.down[1]; b.failures != 2 {
 		t.Fatalf("breaker after two failures: %+v", b)
 	}
 	// A sync that reached the server (even one that failed later) closes it.
-	w.trip(1, &remote.Error{Code: 23})
+	w.trip(one, &remote.Error{Code: 23})
 	if _, open := w.down[1]; open {
 		t.Fatal("breaker still open after the server answered")
 	}
-	w.trip(2, down)
-	w.trip(2, nil)
+	w.trip(two, down)
+	w.trip(two, nil)
 	if _, open := w.down[2]; open {
 		t.Fatal("breaker still open after a success")
+	}
+}
+
+// A cluster node that was down and renews its lease again is back: its
+// breaker lets a probe through at once. One that kept renewing while
+// unreachable waits a lease between probes; other servers never skip
+// their backoff.
+func TestBreakerNodeCameBack(t *testing.T) {
+	lease := 10 * time.Second
+	died := time.Now().Add(-time.Hour)
+	b := breaker{failures: 7, until: time.Now().Add(5 * time.Minute), beat: died}
+	for _, tt := range []struct {
+		name string
+		srv  store.Server
+		want bool
+	}{
+		{"still down", store.Server{Role: store.Node, HeartbeatAt: died}, false},
+		{"renewing all along", store.Server{Role: store.Node, HeartbeatAt: died.Add(lease / 2)}, false},
+		{"back", store.Server{Role: store.Node, HeartbeatAt: time.Now()}, true},
+		{"a backup", store.Server{Role: store.Backup, HeartbeatAt: time.Now()}, false},
+	} {
+		if got := b.cameBack(tt.srv, lease); got != tt.want {
+			t.Errorf("%s: cameBack = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if (breaker{}).cameBack(store.Server{Role: store.Node, HeartbeatAt: time.Now()}, lease) {
+		t.Error("a closed breaker came back")
 	}
 }
 

@@ -380,6 +380,17 @@ func (s *Store) Retry(ctx context.Context, a Actor) (int64, error) {
 	return n, err
 }
 
+// RetryServer makes every failed job of one server due now (a cluster
+// node that was down is back), keeping its attempt count for the record.
+func (s *Store) RetryServer(ctx context.Context, serverID int64) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE replication_jobs SET next_attempt_at = ? WHERE server_id = ? AND state = 'failed'`,
+		now(), serverID)
+	if err != nil {
+		return fmt.Errorf("retry the jobs of server %d: %w", serverID, err)
+	}
+	return nil
+}
+
 // JobFor returns the queue row of one repository and target.
 func (s *Store) JobFor(ctx context.Context, repoID, serverID int64) (Job, error) {
 	j, err := scanJob(s.db.QueryRowContext(ctx, jobSelect+` WHERE j.repo_id = ? AND j.server_id = ?`, repoID, serverID))
