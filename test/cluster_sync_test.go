@@ -128,6 +128,7 @@ func TestClusterPushIsReplicatedBeforeItSucceeds(t *testing.T) {
 	if got := metricValue(t, p.n1, "cpm_push_unreplicated_total"); got != "0" {
 		t.Fatalf("cpm_push_unreplicated_total %q before any unreplicated push", got)
 	}
+	concurrentPushesReplicated(t, p)
 	checkReceivePackRefused(t, p)
 
 	p.n2.srv.Stop()
@@ -240,5 +241,35 @@ func TestClusterSyncPushCarriesLFSObjects(t *testing.T) {
 	}
 	if got, want := refsOf(t, p.n2.RepoDir("acme", "web")), refsOf(t, p.n1.RepoDir("acme", "web")); got != want {
 		t.Fatalf("refs on the replica\n%s\non the primary\n%s", got, want)
+	}
+}
+
+// concurrentPushesReplicated: four pushes at once, to four branches
+// through both nodes, are each acknowledged by the replica, which holds
+// all four when the last one returns.
+func concurrentPushesReplicated(t *testing.T, p pairWithWeb) {
+	t.Helper()
+	errs := make(chan string, 4)
+	for i := range 4 {
+		cl := []*testworld.Client{p.via1, p.via2}[i%2]
+		work := filepath.Join(p.n1.Root, fmt.Sprint("work-", i))
+		cl.MustGit("", "clone", "-q", cl.URL("acme/web"), work)
+		cl.Commit(work, fmt.Sprint("concurrent ", i))
+		go func() {
+			r := cl.Git(work, "push", "origin", fmt.Sprintf("HEAD:refs/heads/b%d", i))
+			if r.Code != 0 || !strings.Contains(r.Stderr, "remote: replicated to n2") {
+				errs <- fmt.Sprintf("push %d: %d\n%s", i, r.Code, r.Stderr)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range 4 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	if got, want := refsOf(t, p.n2.RepoDir("acme", "web")), refsOf(t, p.n1.RepoDir("acme", "web")); got != want {
+		t.Fatalf("after concurrent pushes the replica holds\n%s\nthe primary\n%s", got, want)
 	}
 }

@@ -39,8 +39,12 @@ func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names
 	gen, err := st.MarkDirtyAs(ctx, repo.Org, repo.Repo, w)
 	switch {
 	case errors.Is(err, store.ErrFenced), errors.Is(err, store.ErrNotPrimary):
-		fmt.Fprintf(out, "cpm: warning: %s: %s; this push is not replicated and will be kept under refs/cpm/diverged/ when this node rejoins\n",
-			repo, printable.Line(err.Error()))
+		why := "this node lost its lease during the push"
+		if errors.Is(err, store.ErrNotPrimary) {
+			why = "another node took the repository over during the push"
+		}
+		fmt.Fprintf(out, "cpm: warning: %s: %s: the push is on this node's disk only, not replicated; "+
+			"it will be kept under refs/cpm/diverged/ when this node rejoins; push again\n", repo, why)
 		return
 	case err != nil:
 		warnUnrecorded(out, err)
