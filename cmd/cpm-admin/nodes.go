@@ -20,7 +20,7 @@ type nodeDrainCmd struct {
 }
 
 func (c nodeDrainCmd) Run(e *env, svc *admin.Service) error {
-	res, err := svc.DrainNode(e.ctx, c.Name, e.conf.Lease, admin.MoveWait)
+	res, err := svc.DrainNode(e.ctx, c.Name, admin.MoveWait)
 	if c.JSON && err == nil {
 		return printJSON(e.stdout, res)
 	}
@@ -53,7 +53,7 @@ type repoMoveCmd struct {
 }
 
 func (c repoMoveCmd) Run(e *env, svc *admin.Service) error {
-	already, err := svc.MoveRepo(e.ctx, c.Repo, c.To, e.conf.Lease, admin.MoveWait)
+	already, err := svc.MoveRepo(e.ctx, c.Repo, c.To, admin.MoveWait)
 	if err != nil {
 		return err
 	}

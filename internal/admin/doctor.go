@@ -94,7 +94,7 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	if s.self.ID != 0 {
 		add("cluster nodes", s.checkNodes(ctx), "start cpm-shell serve (or cpm-shell replicate) on each node that is down; its replicas wait meanwhile",
 			"every node of the cluster is up")
-		add("failover", s.checkFailover(ctx, o.Lease), failoverFix, "every repository has a live primary; no refs kept from an old primary; no drain under way")
+		add("failover", s.checkFailover(ctx), failoverFix, "every repository has a live primary; no refs kept from an old primary; no drain under way")
 	}
 	rotation, fix := s.checkRotation(ctx, dir)
 	add("key rotation", rotation, fix, "no key rotation under way")

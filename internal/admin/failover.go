@@ -26,12 +26,12 @@ var ErrMoveTimeout = errors.New("the primary has not handed over yet (is its cpm
 
 // MoveRepo asks ORG/REPO's primary to hand it over to node to and waits
 // until it did. already reports that to was its primary.
-func (s *Service) MoveRepo(ctx context.Context, path, to string, lease, wait time.Duration) (already bool, err error) {
+func (s *Service) MoveRepo(ctx context.Context, path, to string, wait time.Duration) (already bool, err error) {
 	rp, err := names.ParseRepoPath(path)
 	if err != nil {
 		return false, err
 	}
-	err = s.Store.RequestMove(ctx, s.Actor, rp.Org, rp.Repo, to, lease)
+	err = s.Store.RequestMove(ctx, s.Actor, rp.Org, rp.Repo, to)
 	if errors.Is(err, store.ErrAlreadyThere) {
 		return true, nil
 	}
@@ -72,12 +72,12 @@ type DrainResult struct {
 
 // DrainNode marks node name draining and waits until it has handed over
 // every repository it is primary of that has a live replica elsewhere.
-func (s *Service) DrainNode(ctx context.Context, name string, lease, wait time.Duration) (DrainResult, error) {
-	plan, err := s.Store.SetDraining(ctx, s.Actor, name, lease)
+func (s *Service) DrainNode(ctx context.Context, name string, wait time.Duration) (DrainResult, error) {
+	plan, err := s.Store.SetDraining(ctx, s.Actor, name)
 	if err != nil {
 		return DrainResult{}, err
 	}
-	res := DrainResult{Moved: []string{}, Stuck: plan.Stuck}
+	res := DrainResult{Moved: []string{}, Stuck: append([]string{}, plan.Stuck...)}
 	for _, m := range plan.Moves {
 		rp, err := names.ParseRepoPath(m.Repo)
 		if err != nil {
@@ -98,7 +98,7 @@ func (s *Service) DrainNode(ctx context.Context, name string, lease, wait time.D
 // RemoveNode deletes node name from the cluster when it holds nothing
 // alone, then gives the repositories it held replicas elsewhere.
 func (s *Service) RemoveNode(ctx context.Context, name string, replicas int, lease time.Duration) (int, error) {
-	if err := s.Store.RemoveNode(ctx, s.Actor, name, lease); err != nil {
+	if err := s.Store.RemoveNode(ctx, s.Actor, name); err != nil {
 		return 0, err
 	}
 	return s.Store.PlaceRepos(ctx, s.Actor, store.Placing{Node: name, Replicas: replicas, Lease: lease})
@@ -113,12 +113,9 @@ const failoverFix = "start the node that holds the newest generation; inspect ke
 // waiting for an election (no live replica holds their newest
 // generation), refs kept from a returning old primary, and drains not
 // finished.
-func (s *Service) checkFailover(ctx context.Context, lease time.Duration) []string {
-	if lease <= 0 {
-		lease = 10 * time.Second
-	}
+func (s *Service) checkFailover(ctx context.Context) []string {
 	var problems []string
-	orphans, err := s.Store.Orphans(ctx, lease)
+	orphans, err := s.Store.Orphans(ctx)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}

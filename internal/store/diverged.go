@@ -99,19 +99,19 @@ type Orphan struct {
 	Generation int64
 }
 
-// Orphans lists the repositories whose primary is down (no live lease,
-// no heartbeat within lease) and whose every live replica lacks the
+// Orphans lists the repositories whose primary is down (its lease ran
+// out by the database's clock) and whose every live replica lacks the
 // newest generation any replica holds: waiting for a node that holds it.
-func (s *Store) Orphans(ctx context.Context, lease time.Duration) ([]Orphan, error) {
+func (s *Store) Orphans(ctx context.Context) ([]Orphan, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT o.name || '/' || r.name, p.name, b.bar FROM repos r JOIN orgs o ON o.id = r.org_id JOIN servers p ON p.id = r.primary_id
 		JOIN (SELECT j.repo_id, max(j.repo_generation) AS bar FROM replication_jobs j JOIN servers s ON s.id = j.server_id
 		      WHERE s.role = 'node' GROUP BY j.repo_id) b ON b.repo_id = r.id
-		WHERE NOT `+s.liveNode("p")+`
+		WHERE NOT `+leaseLive(s.db.d, "p")+`
 		  AND NOT EXISTS (SELECT 1 FROM replication_jobs j JOIN servers n ON n.id = j.server_id
 		                  WHERE j.repo_id = r.id AND n.role = 'node' AND j.repo_generation >= b.bar AND j.repo_generation >= 0
-		                    AND `+s.liveNode("n")+`)
-		ORDER BY o.name, r.name`, lease.Milliseconds())
+		                    AND `+leaseLive(s.db.d, "n")+`)
+		ORDER BY o.name, r.name`)
 	if err != nil {
 		return nil, fmt.Errorf("repositories without a primary: %w", err)
 	}

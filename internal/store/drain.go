@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // DrainPlan is what node drain asked for: the handovers it requested and
@@ -19,36 +18,36 @@ type DrainPlan struct {
 // primary or replica there) and asks each repository it is primary of to
 // move to its most current live replica that is not draining, fewest
 // primaries first, then by name. A move already asked for stays.
-func (s *Store) SetDraining(ctx context.Context, a Actor, name string, lease time.Duration) (DrainPlan, error) {
+func (s *Store) SetDraining(ctx context.Context, a Actor, name string) (DrainPlan, error) {
 	if s.db.d != postgres {
 		return DrainPlan{}, ErrNeedsPostgres
 	}
 	var plan DrainPlan
 	err := s.change(ctx, a, "node.drain", name, nil, keepsMeta, func(tx *Tx) error {
-		n, err := s.readNode(ctx, tx, name, lease)
+		n, err := s.readNode(ctx, tx, name)
 		if err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE servers SET draining = 1 WHERE id = ?`, n.id); err != nil {
 			return fmt.Errorf("drain %s: %w", name, err)
 		}
-		plan, err = s.planDrain(ctx, tx, n.id, lease)
+		plan, err = s.planDrain(ctx, tx, n.id)
 		return err
 	})
 	return plan, err
 }
 
 // planDrain chooses a target for each repository node id is primary of.
-func (s *Store) planDrain(ctx context.Context, tx *Tx, id int64, lease time.Duration) (DrainPlan, error) {
+func (s *Store) planDrain(ctx context.Context, tx *Tx, id int64) (DrainPlan, error) {
 	rows, err := tx.QueryContext(ctx, `
 		SELECT r.id, o.name || '/' || r.name, coalesce(t.id, 0), coalesce(t.name, '')
 		FROM repos r JOIN orgs o ON o.id = r.org_id
 		LEFT JOIN servers t ON t.id = coalesce(
 			(SELECT m.id FROM servers m WHERE m.id = r.move_to AND m.draining = 0),
 			(SELECT n.id FROM replication_jobs j JOIN servers n ON n.id = j.server_id
-			 WHERE j.repo_id = r.id AND n.role = 'node' AND n.draining = 0 AND n.id <> ?2 AND `+s.liveNode("n")+`
+			 WHERE j.repo_id = r.id AND n.role = 'node' AND n.draining = 0 AND n.id <> ?1 AND `+leaseLive(s.db.d, "n")+`
 			 ORDER BY j.repo_generation DESC, (SELECT count(*) FROM repos x WHERE x.primary_id = n.id), n.name LIMIT 1))
-		WHERE r.primary_id = ?2 ORDER BY r.id FOR UPDATE OF r`, lease.Milliseconds(), id)
+		WHERE r.primary_id = ?1 ORDER BY r.id FOR UPDATE OF r`, id)
 	if err != nil {
 		return DrainPlan{}, fmt.Errorf("plan drain: %w", err)
 	}
@@ -77,17 +76,27 @@ func (s *Store) planDrain(ctx context.Context, tx *Tx, id int64, lease time.Dura
 	return plan, nil
 }
 
+// moveOffDraining asks a repository that a draining node just created
+// (a push that creates, on the node) to move to its first replica: no
+// new primary stays on a draining node.
+func moveOffDraining(ctx context.Context, tx *Tx, repoID int64, draining bool, replicas []int64) error {
+	if !draining || len(replicas) == 0 {
+		return nil
+	}
+	return setMoveTo(ctx, tx, repoID, replicas[0])
+}
+
 // RemoveNode deletes the node named name from the cluster, with its
 // replica rows: only when it holds nothing alone. It must be primary of
 // nothing (drain it first), hold no writes of an old primacy not yet
 // saved (diverge_epoch), and for every repository whose primary is down
 // some other node must hold at least the generation it holds.
-func (s *Store) RemoveNode(ctx context.Context, a Actor, name string, lease time.Duration) error {
+func (s *Store) RemoveNode(ctx context.Context, a Actor, name string) error {
 	if s.db.d != postgres {
 		return ErrNeedsPostgres
 	}
 	return s.change(ctx, a, "node.remove", name, nil, altersMeta, func(tx *Tx) error {
-		n, err := s.readNode(ctx, tx, name, lease)
+		n, err := s.readNode(ctx, tx, name)
 		if err != nil {
 			return err
 		}
@@ -98,7 +107,7 @@ func (s *Store) RemoveNode(ctx context.Context, a Actor, name string, lease time
 		if primaries > 0 {
 			return fmt.Errorf("remove node %s: it is the primary of %d repositories; drain it first (cpm-admin node drain %s)", n.name, primaries, n.name)
 		}
-		alone, err := s.heldAlone(ctx, tx, n.id, lease)
+		alone, err := s.heldAlone(ctx, tx, n.id)
 		if err != nil {
 			return err
 		}
@@ -115,16 +124,16 @@ func (s *Store) RemoveNode(ctx context.Context, a Actor, name string, lease time
 // heldAlone lists the repositories of which node id holds something no
 // live copy has: writes from an old primacy not yet saved, or, while
 // the primary is down, a generation no other replica holds.
-func (s *Store) heldAlone(ctx context.Context, tx *Tx, id int64, lease time.Duration) ([]string, error) {
+func (s *Store) heldAlone(ctx context.Context, tx *Tx, id int64) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, `
 		SELECT o.name || '/' || r.name FROM replication_jobs j
 		JOIN repos r ON r.id = j.repo_id JOIN orgs o ON o.id = r.org_id
 		LEFT JOIN servers p ON p.id = r.primary_id
-		WHERE j.server_id = ?2 AND (j.diverge_epoch <> 0 OR (j.repo_generation >= 0
-			AND NOT coalesce(`+s.liveNode("p")+`, false)
+		WHERE j.server_id = ?1 AND (j.diverge_epoch <> 0 OR (j.repo_generation >= 0
+			AND NOT coalesce(`+leaseLive(s.db.d, "p")+`, false)
 			AND j.repo_generation > coalesce((SELECT max(x.repo_generation) FROM replication_jobs x JOIN servers xs ON xs.id = x.server_id
 			                                  WHERE x.repo_id = j.repo_id AND x.server_id <> j.server_id AND xs.role = 'node'), -1)))
-		ORDER BY 1`, lease.Milliseconds(), id)
+		ORDER BY 1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("what node %d holds alone: %w", id, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // Planned handovers (repo move, node drain): the operator records where a
@@ -33,13 +32,6 @@ var ErrAlreadyThere = errors.New("is already there")
 // generation yet: the primary syncs it and tries again.
 var ErrBehind = errors.New("the target does not hold the repository's generation yet")
 
-// liveNode is an SQL condition on the servers row n: its lease holds by
-// the database's clock, or (before the node ever held a lease) its
-// workers' heartbeat is younger than ?1 milliseconds.
-func (s *Store) liveNode(n string) string {
-	return `(` + n + `.lease_until > ` + s.db.d.clock() + ` OR ` + n + `.heartbeat_at > ` + s.db.d.clockPlus("0 - CAST(?1 AS BIGINT)") + `)`
-}
-
 // nodeFacts is a node as a move sees it.
 type nodeFacts struct {
 	id             int64
@@ -47,10 +39,10 @@ type nodeFacts struct {
 	live, draining bool
 }
 
-func (s *Store) readNode(ctx context.Context, tx *Tx, name string, lease time.Duration) (nodeFacts, error) {
+func (s *Store) readNode(ctx context.Context, tx *Tx, name string) (nodeFacts, error) {
 	var n nodeFacts
-	err := tx.QueryRowContext(ctx, `SELECT n.id, n.name, `+s.liveNode("n")+`, n.draining = 1 FROM servers n
-		WHERE n.name = ?2 AND n.role = 'node'`, lease.Milliseconds(), name).Scan(&n.id, &n.name, &n.live, &n.draining)
+	err := tx.QueryRowContext(ctx, `SELECT n.id, n.name, `+leaseLive(s.db.d, "n")+`, n.draining = 1 FROM servers n
+		WHERE n.name = ? AND n.role = 'node'`, name).Scan(&n.id, &n.name, &n.live, &n.draining)
 	if errors.Is(err, sql.ErrNoRows) {
 		return n, notFound("node", name)
 	}
@@ -80,7 +72,7 @@ func lockPlaced(ctx context.Context, tx *Tx, org, repo string) (id, primary, gen
 // node named to (repo move): a live node that is not draining. A node
 // without a replica gets one first (the primary syncs it before the
 // handover). ErrAlreadyThere: to is its primary.
-func (s *Store) RequestMove(ctx context.Context, a Actor, org, repo, to string, lease time.Duration) error {
+func (s *Store) RequestMove(ctx context.Context, a Actor, org, repo, to string) error {
 	if s.db.d != postgres {
 		return ErrNeedsPostgres
 	}
@@ -89,7 +81,7 @@ func (s *Store) RequestMove(ctx context.Context, a Actor, org, repo, to string, 
 		if err != nil {
 			return err
 		}
-		n, err := s.readNode(ctx, tx, to, lease)
+		n, err := s.readNode(ctx, tx, to)
 		switch {
 		case err != nil:
 			return err
@@ -160,7 +152,7 @@ func (s *Store) HandOver(ctx context.Context, a Actor, m Move, from int64) (Elec
 		var live bool
 		err := tx.QueryRowContext(ctx, `SELECT r.primary_id, r.move_to, r.generation, r.epoch, coalesce(p.name, ''),
 			coalesce((SELECT j.repo_generation FROM replication_jobs j WHERE j.repo_id = r.id AND j.server_id = ?2), -1),
-			coalesce(p.lease_until > `+s.db.d.clock()+`, false)
+			coalesce(`+leaseLive(s.db.d, "p")+`, false)
 			FROM repos r LEFT JOIN servers p ON p.id = r.primary_id WHERE r.id = ?1 FOR UPDATE OF r`, m.RepoID, m.To.ID).
 			Scan(&primary, &moveTo, &e.Generation, &e.Epoch, &e.From, &held, &live)
 		switch {

@@ -56,16 +56,16 @@ func TestRepoMoveHandOver(t *testing.T) {
 	ctx := context.Background()
 	s, nodes, r := movesWorld(t)
 	for name, to := range map[string]string{"no such node": "n9", "its primary": "n1"} {
-		if err := s.RequestMove(ctx, admin, "acme", "web", to, 10*time.Second); err == nil {
+		if err := s.RequestMove(ctx, admin, "acme", "web", to); err == nil {
 			t.Errorf("move to %s: accepted", name)
 		}
 	}
-	if err := s.RequestMove(ctx, admin, "acme", "web", "n1", 10*time.Second); !errors.Is(err, ErrAlreadyThere) {
+	if err := s.RequestMove(ctx, admin, "acme", "web", "n1"); !errors.Is(err, ErrAlreadyThere) {
 		t.Fatalf("move to its primary: %v", err)
 	}
 	// n3 holds no replica: the move gives it one, which the primary must
 	// bring up to date before it may hand over.
-	if err := s.RequestMove(ctx, admin, "acme", "web", "n3", 10*time.Second); err != nil {
+	if err := s.RequestMove(ctx, admin, "acme", "web", "n3"); err != nil {
 		t.Fatal(err)
 	}
 	if w, _ := s.RepoWhere(ctx, "acme", "web"); w.MoveTo != "n3" || len(w.Replicas) != 2 {
@@ -108,11 +108,10 @@ func TestRepoMoveHandOver(t *testing.T) {
 func TestDrainAndRemoveNode(t *testing.T) {
 	ctx := context.Background()
 	s, nodes, r := movesWorld(t)
-	lease := 10 * time.Second
-	if err := s.RemoveNode(ctx, admin, "n1", lease); err == nil || !strings.Contains(err.Error(), "drain it first") {
+	if err := s.RemoveNode(ctx, admin, "n1"); err == nil || !strings.Contains(err.Error(), "drain it first") {
 		t.Fatalf("remove the primary: %v", err)
 	}
-	plan, err := s.SetDraining(ctx, admin, "n1", lease)
+	plan, err := s.SetDraining(ctx, admin, "n1")
 	if err != nil || len(plan.Moves) != 1 || plan.Moves[0].To.Name != "n2" || len(plan.Stuck) != 0 {
 		t.Fatalf("drain n1: %+v %v", plan, err)
 	}
@@ -126,12 +125,27 @@ func TestDrainAndRemoveNode(t *testing.T) {
 	if e, err := s.HandOver(ctx, admin, moves[0], nodes[0].ID); err != nil || e.Cause != CauseDrain || e.To != "n2" {
 		t.Fatalf("hand over: %+v %v", e, err)
 	}
+	// What the draining n1 creates (a push that creates) moves off it.
+	if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: "late", Placing: Placing{Node: "n1", Replicas: 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := s.RepoWhere(ctx, "acme", "late"); w.Primary != "n1" || w.MoveTo == "" || w.MoveTo == "n1" {
+		t.Fatalf("a repository created on a draining node: %+v", w)
+	}
+	if err := s.RemoveNode(ctx, admin, "n1"); err == nil {
+		t.Fatal("removed n1 while it is primary of acme/late")
+	}
+	late, _ := s.PendingMoves(ctx, nodes[0].ID)
+	syncTo(t, s, Repo{ID: late[0].RepoID, Org: "acme", Name: "late"}, nodes[0], 1)
+	if _, err := s.HandOver(ctx, admin, late[0], nodes[0].ID); err != nil {
+		t.Fatal(err)
+	}
 	// n2 is primary now and n1 a replica as current as any: n1 holds
 	// nothing alone and may go; n2 may not.
-	if err := s.RemoveNode(ctx, admin, "n2", lease); err == nil {
+	if err := s.RemoveNode(ctx, admin, "n2"); err == nil {
 		t.Fatal("removed the new primary")
 	}
-	if err := s.RemoveNode(ctx, admin, "n1", lease); err != nil {
+	if err := s.RemoveNode(ctx, admin, "n1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.NodeByName(ctx, "n1"); !errors.Is(err, ErrNotFound) {
@@ -143,7 +157,6 @@ func TestDrainAndRemoveNode(t *testing.T) {
 func TestRemoveNodeHoldingAlone(t *testing.T) {
 	ctx := context.Background()
 	s, nodes, r := movesWorld(t)
-	lease := 10 * time.Second
 	// The primary n1 dies (its lease and heartbeat long gone) while n2
 	// holds generation 2 and n3, a new replica, nothing: n2 holds it alone.
 	if _, err := s.db.ExecContext(ctx, `UPDATE servers SET lease_until = '', heartbeat_at = '' WHERE id = ?`, nodes[0].ID); err != nil {
@@ -153,20 +166,20 @@ func TestRemoveNodeHoldingAlone(t *testing.T) {
 		VALUES (?, ?, 1, 'pending', '', '', -1)`, r.ID, nodes[2].ID); err != nil {
 		t.Fatal(err)
 	}
-	err := s.RemoveNode(ctx, admin, "n2", lease)
+	err := s.RemoveNode(ctx, admin, "n2")
 	if err == nil || !strings.Contains(err.Error(), "only copy") || !strings.Contains(err.Error(), "acme/web") {
 		t.Fatalf("remove n2: %v", err)
 	}
-	if o, err := s.Orphans(ctx, lease); err != nil || len(o) != 0 {
+	if o, err := s.Orphans(ctx); err != nil || len(o) != 0 {
 		t.Fatalf("orphans while n2 lives: %+v %v", o, err)
 	}
 	if _, err := s.db.ExecContext(ctx, `UPDATE servers SET lease_until = '', heartbeat_at = '' WHERE id = ?`, nodes[1].ID); err != nil {
 		t.Fatal(err)
 	}
-	if o, err := s.Orphans(ctx, lease); err != nil || len(o) != 1 || o[0].Repo != "acme/web" || o[0].Generation != 2 || o[0].Primary != "n1" {
+	if o, err := s.Orphans(ctx); err != nil || len(o) != 1 || o[0].Repo != "acme/web" || o[0].Generation != 2 || o[0].Primary != "n1" {
 		t.Fatalf("orphans with n2 down too: %+v %v", o, err)
 	}
-	if err := s.RemoveNode(ctx, admin, "n3", lease); err != nil {
+	if err := s.RemoveNode(ctx, admin, "n3"); err != nil {
 		t.Fatalf("remove n3, which holds nothing: %v", err)
 	}
 }

@@ -132,9 +132,10 @@ func placeNew(ctx context.Context, tx *Tx, p Placing, repoID int64) (int64, erro
 		return 0, err
 	}
 	var self int64
+	draining := false
 	for _, n := range nodes {
 		if strings.EqualFold(n.name, p.Node) { // names are case-insensitive
-			self = n.id
+			self, draining = n.id, n.draining
 		}
 	}
 	if self == 0 {
@@ -143,7 +144,11 @@ func placeNew(ctx context.Context, tx *Tx, p Placing, repoID int64) (int64, erro
 	if _, err := tx.ExecContext(ctx, `UPDATE repos SET primary_id = ? WHERE id = ?`, self, repoID); err != nil {
 		return 0, fmt.Errorf("place repository: %w", err)
 	}
-	return self, addReplicas(ctx, tx, repoID, chooseReplicas(nodes, self, nil, p.Replicas))
+	chosen := chooseReplicas(nodes, self, nil, p.Replicas)
+	if err := addReplicas(ctx, tx, repoID, chosen); err != nil {
+		return 0, err
+	}
+	return self, moveOffDraining(ctx, tx, repoID, draining, chosen)
 }
 
 // PlaceRepos gives every repository without a primary the cluster's
