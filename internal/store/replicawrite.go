@@ -96,10 +96,17 @@ func (w *ReplicaWrite) Commit(ctx context.Context, gen int64) error {
 	if err := w.Allows(gen); err != nil {
 		return err
 	}
-	if _, err := w.tx.ExecContext(ctx, `UPDATE replication_jobs SET
+	res, err := w.tx.ExecContext(ctx, `UPDATE replication_jobs SET
 		repo_generation = CASE WHEN repo_generation > ?1 THEN repo_generation ELSE ?1 END
-		WHERE repo_id = ?2 AND server_id = ?3`, gen, w.repoID, w.self); err != nil {
+		WHERE repo_id = ?2 AND server_id = ?3`, gen, w.repoID, w.self)
+	if err != nil {
 		return fmt.Errorf("commit replica write: %w", err)
+	}
+	// The job row can go while the write runs (node remove): then this
+	// node holds nothing the election counts, and the primary must not
+	// say the push is replicated here.
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("commit replica write: this node no longer holds a replica of repository %d: %w", w.repoID, ErrNotFound)
 	}
 	if err := w.tx.Commit(); err != nil {
 		return fmt.Errorf("commit replica write: %w", err)
