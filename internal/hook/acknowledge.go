@@ -24,7 +24,9 @@ import (
 // under refs/cpm/diverged when the node rejoins, and the client is told.
 // Nothing here fails the push: it has happened.
 func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.RepoPath, getenv func(string) string, out io.Writer) {
-	w, err := WriterOf(ctx, st, dir, repo, getenv)
+	dbctx, cancel := withDatabaseDeadline(ctx)
+	defer cancel()
+	w, err := WriterOf(dbctx, st, dir, repo, getenv)
 	if err != nil {
 		// Not known to be unfenced: a marker only, never a record
 		// that skips the fence.
@@ -36,7 +38,7 @@ func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names
 		queue.Enqueue(ctx, st, dir, repo)
 		return
 	}
-	gen, err := st.MarkDirtyAs(ctx, repo.Org, repo.Repo, w)
+	gen, err := st.MarkDirtyAs(dbctx, repo.Org, repo.Repo, w)
 	switch {
 	case errors.Is(err, store.ErrFenced), errors.Is(err, store.ErrNotPrimary):
 		why := "this node lost its lease during the push"

@@ -29,3 +29,43 @@ func TestReplicateWithoutTheDatabaseWarns(t *testing.T) {
 		t.Errorf("post-receive without the database: %q", out.String())
 	}
 }
+
+// A primary whose push cannot take the repository's row (a replica
+// write into a peer that died holds it shared) gives up after
+// DatabaseTimeout: the client is warned and acknowledged, not held.
+func TestReplicateGivesUpOnAHeldRow(t *testing.T) {
+	ctx := context.Background()
+	st, dir, n1 := clusterRepo(t)
+	if err := st.RenewLease(ctx, n1.ID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := st.Repo(ctx, "acme", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2, err := st.NodeByName(ctx, "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := st.BeginReplicaWrite(ctx, repo.ID, n1.ID, n2.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback()
+	done := make(chan string, 1)
+	go func() {
+		var out bytes.Buffer
+		Replicate(ctx, st, dir, names.RepoPath{Org: "acme", Repo: "web"}, func(string) string { return "0" }, &out)
+		done <- out.String()
+	}()
+	select {
+	case out := <-done:
+		if !strings.Contains(out, "cpm: warning: not yet replicated to another node") {
+			t.Errorf("post-receive with the row held: %q", out)
+		}
+	case <-time.After(DatabaseTimeout + 5*time.Second):
+		held.Rollback()
+		<-done
+		t.Fatal("post-receive waited for the held row past DatabaseTimeout")
+	}
+}
