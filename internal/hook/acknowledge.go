@@ -47,6 +47,9 @@ func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names
 		}
 		fmt.Fprintf(out, "cpm: warning: %s: %s: the push is on this node's disk only, not replicated; "+
 			"it will be kept under refs/cpm/diverged/ when this node rejoins; push again\n", repo, why)
+		// A marker too: after a short outage with no election this node
+		// is still the primary, and the push must reach the replicas.
+		queue.Enqueue(ctx, nil, dir, repo)
 		return
 	case err != nil:
 		warnUnrecorded(out, err)

@@ -3,6 +3,8 @@ package hook
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +69,20 @@ func TestReplicateGivesUpOnAHeldRow(t *testing.T) {
 		held.Rollback()
 		<-done
 		t.Fatal("post-receive waited for the held row past DatabaseTimeout")
+	}
+}
+
+// A push taken without the lease (a short database outage) leaves a
+// dirty marker: if no other node took over, this node is still the
+// primary once its lease holds again, and the replicas must get it.
+func TestReplicateFencedLeavesAMarker(t *testing.T) {
+	st, dir, _ := clusterRepo(t)
+	var out bytes.Buffer
+	Replicate(context.Background(), st, dir, names.RepoPath{Org: "acme", Repo: "web"}, func(string) string { return "0" }, &out)
+	if !strings.Contains(out.String(), "lost its lease") {
+		t.Fatalf("post-receive without the lease: %q", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir.Dirty(), "acme+web")); err != nil {
+		t.Fatalf("no dirty marker: %v", err)
 	}
 }

@@ -100,6 +100,11 @@ func TestRepoMoveHandOver(t *testing.T) {
 	if _, err := s.HandOver(ctx, admin, moves[0], nodes[0].ID); err == nil {
 		t.Fatal("a second handover of the same move")
 	}
+	// n1 is queued to have any write it took past the gate kept as
+	// diverged under the new epoch before it is synced.
+	if j, err := s.JobFor(ctx, r.ID, nodes[0].ID); err != nil || j.DivergeEpoch != 1 || j.State != "pending" {
+		t.Fatalf("the old primary's job after the handover: %+v %v", j, err)
+	}
 	if a, _ := s.Audit(ctx, 1); a[0].Action != "repo.move" || a[0].Details["from"] != "n1" || a[0].Details["to"] != "n3" {
 		t.Fatalf("audit: %+v", a[0])
 	}
@@ -153,13 +158,26 @@ func TestDrainAndRemoveNode(t *testing.T) {
 		SELECT repo_id, ?, 1, 'done', '', '', repo_generation FROM replication_jobs WHERE server_id = ?`, nodes[2].ID, nodes[0].ID); err != nil {
 		t.Fatal(err)
 	}
+	// n1 is queued for its writes since the handovers to be kept: until
+	// the new primary looked (here: nothing new), it may not go.
+	if err := s.RemoveNode(ctx, admin, "n1"); err == nil {
+		t.Fatal("removed n1 before its writes since the handover were looked for")
+	}
+	for _, id := range []int64{r.ID, late[0].RepoID} {
+		j, err := s.JobFor(ctx, id, nodes[0].ID)
+		if err != nil || j.DivergeEpoch == 0 {
+			t.Fatalf("n1's job of %d: %+v %v", id, j, err)
+		}
+		if err := s.RecordDiverged(ctx, admin, j, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := s.RemoveNode(ctx, admin, "n1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.NodeByName(ctx, "n1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("n1 after remove: %v", err)
 	}
-	_ = r
 }
 
 func TestRemoveNodeHoldingAlone(t *testing.T) {
