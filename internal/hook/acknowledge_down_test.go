@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cpm/internal/names"
+	"cpm/internal/syncack"
 )
 
 // A primary whose database is out of reach when post-receive runs (the
@@ -84,5 +85,33 @@ func TestReplicateFencedLeavesAMarker(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir.Dirty(), "acme+web")); err != nil {
 		t.Fatalf("no dirty marker: %v", err)
+	}
+}
+
+// Every push acknowledged with a warning that the workers did not answer
+// themselves is reported to them, to be counted.
+func TestReplicateCountsWarnedPushes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, dir, _ := clusterRepo(t)
+	reports := make(chan syncack.Request, 4)
+	if err := syncack.Listen(ctx, dir.SyncSocket(), time.Second, func(_ context.Context, req syncack.Request) syncack.Answer {
+		reports <- req
+		return syncack.Answer{}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	Replicate(ctx, st, dir, names.RepoPath{Org: "acme", Repo: "web"}, func(string) string { return "0" }, &out)
+	if !strings.Contains(out.String(), "lost its lease") {
+		t.Fatalf("post-receive without the lease: %q", out.String())
+	}
+	select {
+	case req := <-reports:
+		if !req.Unreplicated || req.Repo != "acme/web" {
+			t.Errorf("reported %+v", req)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a push acknowledged without the lease was not reported")
 	}
 }
