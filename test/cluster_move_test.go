@@ -66,7 +66,17 @@ func TestClusterMoveDrainRemove(t *testing.T) {
 			t.Fatalf("node-3 after the drain: %+v", n)
 		}
 	}
-	c.MustAdmin(1, "node", "remove", "node-3")
+	// node-3 may hold the last pushes as the only replica until the
+	// other replica syncs: remove is refused until then.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		r := c.Admin(1, "node", "remove", "node-3")
+		if r.Code == 0 {
+			break
+		}
+		if !strings.Contains(r.Stderr, "only replica copy") || time.Now().After(deadline) {
+			t.Fatalf("node remove node-3: exit %d %s", r.Code, r.Stderr)
+		}
+	}
 	if rows := nodeList(t, c, 1); len(rows) != 2 {
 		t.Fatalf("node list after remove: %+v", rows)
 	}

@@ -22,7 +22,7 @@ import (
 const MoveWait = 60 * time.Second
 
 // ErrMoveTimeout: the primary did not hand over in time.
-var ErrMoveTimeout = errors.New("the primary has not handed over yet (is its cpm-shell serve running?); the move stays requested")
+var ErrMoveTimeout = errors.New("the primary has not handed over yet (handovers run only under cpm-shell serve, not in OpenSSH mode; is it running?); the move stays requested")
 
 // MoveRepo asks ORG/REPO's primary to hand it over to node to and waits
 // until it did. already reports that to was its primary.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/semaphore"
+
 	"cpm/internal/access"
 	"cpm/internal/command"
 	"cpm/internal/relay"
@@ -17,15 +19,21 @@ import (
 // its whole run, and the handover takes it exclusively, so that pushes
 // under way finish here, new ones wait, and none is accepted while the
 // primary changes. It is in-process: it covers the sessions of this
-// cpm-shell serve (a cluster node's gateway).
+// cpm-shell serve (a cluster node's gateway). Both waits end with their
+// context, and a wait that ends withdraws: a handover that gave up never
+// holds new pushes back (sync.RWMutex could not withdraw a Lock).
 type WriteGate struct {
 	mu    sync.Mutex
 	repos map[string]*gated
 }
 
+// gateWeight is the gate's whole weight: a write session takes 1, a
+// handover all of it.
+const gateWeight = 1 << 30
+
 // gated is one repository's gate and how many hold or wait for it.
 type gated struct {
-	rw    sync.RWMutex
+	sem   *semaphore.Weighted
 	users int
 }
 
@@ -38,7 +46,7 @@ func (g *WriteGate) entry(repo string) (*gated, func()) {
 	g.mu.Lock()
 	e := g.repos[key]
 	if e == nil {
-		e = &gated{}
+		e = &gated{sem: semaphore.NewWeighted(gateWeight)}
 		g.repos[key] = e
 	}
 	e.users++
@@ -52,27 +60,27 @@ func (g *WriteGate) entry(repo string) (*gated, func()) {
 	}
 }
 
-// Shared holds repo's gate for one write session; the func releases it.
-func (g *WriteGate) Shared(repo string) func() {
+// take waits for weight n of repo's gate until ctx ends; the func
+// gives it back.
+func (g *WriteGate) take(ctx context.Context, repo string, n int64) (func(), error) {
 	e, done := g.entry(repo)
-	e.rw.RLock()
-	return func() { e.rw.RUnlock(); done() }
+	if err := e.sem.Acquire(ctx, n); err != nil {
+		done()
+		return nil, fmt.Errorf("hold writes to %s: %w", repo, err)
+	}
+	return func() { e.sem.Release(n); done() }, nil
+}
+
+// Shared holds repo's gate for one write session, waiting while a
+// handover holds it, until ctx ends; the func releases it.
+func (g *WriteGate) Shared(ctx context.Context, repo string) (func(), error) {
+	return g.take(ctx, repo, 1)
 }
 
 // Exclusive waits until no write session on repo runs and holds new ones
 // back until the returned func is called; ctx ends the wait.
 func (g *WriteGate) Exclusive(ctx context.Context, repo string) (func(), error) {
-	e, done := g.entry(repo)
-	locked := make(chan struct{})
-	go func() { e.rw.Lock(); close(locked) }()
-	select {
-	case <-locked:
-		return func() { e.rw.Unlock(); done() }, nil
-	case <-ctx.Done():
-		// The lock comes eventually: give it back at once.
-		go func() { <-locked; e.rw.Unlock(); done() }()
-		return nil, fmt.Errorf("hold writes to %s: %w", repo, ctx.Err())
-	}
+	return g.take(ctx, repo, gateWeight)
 }
 
 // maxHops is how often a session may be relayed: once to the primary as
@@ -91,8 +99,11 @@ func (g *Gateway) holdWrite(ctx context.Context, s Session, cmd command.Command,
 	if g.Gate == nil || !p.Clustered() || !writes(cmd) {
 		return p, noop, false, 0, nil
 	}
-	release := g.Gate.Shared(grant.Repo.String())
-	p, err := g.placement(ctx, grant)
+	release, err := g.Gate.Shared(ctx, grant.Repo.String())
+	if err != nil {
+		return p, noop, true, 1, &failure{line: "cpm: " + grant.Repo.String() + " is being handed over; try again", err: err}
+	}
+	p, err = g.placement(ctx, grant)
 	if err != nil {
 		release()
 		return p, noop, true, 1, err

@@ -10,8 +10,8 @@ import (
 // holds new ones back, and a handover that gives up lets them go.
 func TestWriteGate(t *testing.T) {
 	g := NewWriteGate()
-	push := g.Shared("acme/web")
-	other := g.Shared("acme/api") // another repository is never held
+	push := shared(t, g, "acme/web")
+	other := shared(t, g, "acme/api") // another repository is never held
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := g.Exclusive(ctx, "ACME/web"); err == nil {
@@ -23,7 +23,7 @@ func TestWriteGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan struct{})
-	go func() { g.Shared("acme/web")(); close(got) }()
+	go func() { shared(t, g, "acme/web")(); close(got) }()
 	select {
 	case <-got:
 		t.Fatal("a new push ran during the handover")
@@ -36,4 +36,45 @@ func TestWriteGate(t *testing.T) {
 		t.Errorf("gates left over: %v", g.repos)
 	}
 	g.mu.Unlock()
+}
+
+func shared(t *testing.T, g *WriteGate, repo string) func() {
+	t.Helper()
+	release, err := g.Shared(context.Background(), repo)
+	if err != nil {
+		t.Error(err)
+		return func() {}
+	}
+	return release
+}
+
+// A handover that gives up while a slow push holds the gate withdraws:
+// new pushes are not held back behind it.
+func TestWriteGateHandoverGivesUp(t *testing.T) {
+	g := NewWriteGate()
+	slow := shared(t, g, "acme/web")
+	defer slow()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := g.Exclusive(ctx, "acme/web"); err == nil {
+		t.Fatal("a handover went ahead of a push under way")
+	}
+	got := make(chan struct{})
+	go func() { shared(t, g, "acme/web")(); close(got) }()
+	select {
+	case <-got:
+	case <-time.After(2 * time.Second):
+		t.Fatal("a new push waits behind a handover that gave up")
+	}
+	// A push waiting for a handover ends with its session.
+	release, err := g.Exclusive(context.Background(), "acme/api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	sctx, scancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer scancel()
+	if _, err := g.Shared(sctx, "acme/api"); err == nil {
+		t.Fatal("a push ran during a handover")
+	}
 }

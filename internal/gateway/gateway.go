@@ -279,6 +279,13 @@ var gitSubcommand = map[command.Verb]gitservice.Service{
 
 // runGit runs the git service with a clean environment and streams it.
 func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir, repo string) (int, error) {
+	if verb == command.UploadArchive {
+		in, err := gitservice.GuardArchive(ctx, s.Stdin, dir)
+		if err != nil {
+			return 1, refuse("%s: %v", repo, err)
+		}
+		s.Stdin = in
+	}
 	env := g.hookEnv(s, repo)
 	finish := verb == command.ReceivePack
 	run := ctx

@@ -8,6 +8,7 @@ import (
 	"cpm/internal/access"
 	"cpm/internal/authz"
 	"cpm/internal/command"
+	"cpm/internal/hook"
 	"cpm/internal/lfs"
 	"cpm/internal/queue"
 	"cpm/internal/store"
@@ -36,6 +37,7 @@ func (g *Gateway) serveLFS(ctx context.Context, s Session, cmd command.Command, 
 		}
 		sess.Locks = storeLocks{st: g.Store, repoID: r.ID, repo: grant.Repo.String(),
 			actor: s.actor()}
+		sess.Fence = g.lfsFence(ctx, s, grant)
 	}
 	err := sess.Serve(ctx, s.Stdin, s.Stdout)
 	ev := g.Log.Info()
@@ -142,4 +144,15 @@ func (sl storeLocks) Delete(ctx context.Context, l lfs.Lock) error {
 		return lfs.ErrNoLock
 	}
 	return err
+}
+
+// lfsFence is an LFS upload session's check, as each object is stored,
+// that this cluster node still holds its lease and the repository under
+// the session's epoch (hook.CheckFence, as pre-receive asks); nil
+// outside a cluster.
+func (g *Gateway) lfsFence(ctx context.Context, s Session, grant access.Grant) func() error {
+	if g.Self == "" || s.epoch == "" {
+		return nil
+	}
+	return func() error { return hook.CheckFence(ctx, g.Store, g.DataDir, grant.Repo, s.epochOf) }
 }

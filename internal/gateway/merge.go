@@ -12,7 +12,6 @@ import (
 	"cpm/internal/merge"
 	"cpm/internal/names"
 	"cpm/internal/printable"
-	"cpm/internal/queue"
 	"cpm/internal/repos"
 )
 
@@ -50,6 +49,9 @@ func (g *Gateway) merge(ctx context.Context, s Session, cmd command.Command, dir
 		}
 		return &failure{line: fmt.Sprintf("cpm: merging %s into %s: internal error; nothing changed", src, dst), err: err}
 	}
+	if err := hook.CheckFence(ctx, g.Store, g.DataDir, repo, s.epochOf); err != nil {
+		return refuse("merging %s into %s: %v; nothing changed", src, dst, err)
+	}
 	if err := merge.Apply(ctx, dir, p, "merge "+src+" by "+s.Identity.Name()); err != nil {
 		return &failure{line: fmt.Sprintf("cpm: merging %s into %s: %v", src, dst, err), err: err}
 	}
@@ -73,7 +75,9 @@ func (g *Gateway) merged(ctx context.Context, s Session, dir string, repo names.
 		// The merge is made; the audit row is owed, not the client's problem.
 		g.Log.Error().Err(err).Str("repo", repo.String()).Msg("audit merge")
 	}
-	queue.Enqueue(ctx, g.Store, g.DataDir, repo)
+	// As after a push: on a cluster's primary the merge is acknowledged
+	// once sync_replicas replicas hold it, and the client is told.
+	hook.Replicate(ctx, g.Store, g.DataDir, repo, s.epochOf, s.Stderr)
 	if err := g.repoHook(ctx, s, dir, repo, "post-receive", update); err != nil {
 		fmt.Fprintf(s.Stderr, "cpm: %s\n", printable.Line(err.Error()))
 	}
@@ -87,4 +91,14 @@ func (g *Gateway) repoHook(ctx context.Context, s Session, dir string, repo name
 	env := append(repos.Env(dir), g.hookEnv(s, repo.String())...)
 	env = append(env, "GIT_DIR=.", "GIT_PUSH_OPTION_COUNT=0")
 	return hook.RunLocal(ctx, dir, name, env, hook.Input(update), s.Stderr, s.Stderr)
+}
+
+// epochOf is the session's environment as cpm-hook would see it, for
+// the epoch its write was accepted under (hook.EnvEpoch).
+func (s Session) epochOf(key string) string {
+	if key != hook.EnvEpoch {
+		return ""
+	}
+	_, v, _ := strings.Cut(s.epoch, "=")
+	return v
 }

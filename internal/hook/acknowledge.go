@@ -24,19 +24,22 @@ import (
 // under refs/cpm/diverged when the node rejoins, and the client is told.
 // Nothing here fails the push: it has happened.
 func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.RepoPath, getenv func(string) string, out io.Writer) {
-	w, err := WriterOf(ctx, st, dir, repo, getenv)
+	dbctx, cancel := withDatabaseDeadline(ctx)
+	defer cancel()
+	w, err := WriterOf(dbctx, st, dir, repo, getenv)
 	if err != nil {
 		// Not known to be unfenced: a marker only, never a record
 		// that skips the fence.
 		warnUnrecorded(out, err)
 		queue.Enqueue(ctx, nil, dir, repo)
+		countUnreplicated(ctx, dir, repo)
 		return
 	}
 	if !w.Fenced() {
 		queue.Enqueue(ctx, st, dir, repo)
 		return
 	}
-	gen, err := st.MarkDirtyAs(ctx, repo.Org, repo.Repo, w)
+	gen, err := st.MarkDirtyAs(dbctx, repo.Org, repo.Repo, w)
 	switch {
 	case errors.Is(err, store.ErrFenced), errors.Is(err, store.ErrNotPrimary):
 		why := "this node lost its lease during the push"
@@ -45,15 +48,21 @@ func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names
 		}
 		fmt.Fprintf(out, "cpm: warning: %s: %s: the push is on this node's disk only, not replicated; "+
 			"it will be kept under refs/cpm/diverged/ when this node rejoins; push again\n", repo, why)
+		// A marker too: after a short outage with no election this node
+		// is still the primary, and the push must reach the replicas.
+		queue.Enqueue(ctx, nil, dir, repo)
+		countUnreplicated(ctx, dir, repo)
 		return
 	case err != nil:
 		warnUnrecorded(out, err)
 		queue.Enqueue(ctx, nil, dir, repo) // a marker: the workers queue it later
+		countUnreplicated(ctx, dir, repo)
 		return
 	}
 	ans, err := syncack.Ask(ctx, dir.SyncSocket(), syncack.Request{Repo: repo.String(), Generation: gen, Epoch: w.Epoch})
 	if err != nil {
 		ans.Warning = "not yet replicated to another node (" + err.Error() + "); it will be copied when a replica answers"
+		countUnreplicated(ctx, dir, repo)
 	}
 	for _, node := range ans.Replicated {
 		fmt.Fprintf(out, "replicated to %s\n", printable.Line(node))
@@ -73,4 +82,12 @@ func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names
 func warnUnrecorded(out io.Writer, err error) {
 	fmt.Fprintf(out, "cpm: warning: not yet replicated to another node (%s); it will be copied once this node reaches the database, or kept under refs/cpm/diverged/ if another node takes over\n",
 		printable.Line(err.Error()))
+}
+
+// countUnreplicated tells the node's workers, over the same socket, of a
+// push acknowledged with a warning that they did not answer themselves,
+// so that cpm_push_unreplicated_total counts every such push. Best
+// effort: workers that do not answer count nothing.
+func countUnreplicated(ctx context.Context, dir datadir.Dir, repo names.RepoPath) {
+	syncack.Ask(ctx, dir.SyncSocket(), syncack.Request{Repo: repo.String(), Unreplicated: true})
 }

@@ -46,7 +46,9 @@ func Run(ctx context.Context, name, dataDir string, stdin io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
-	st, err := store.OpenAt(ctx, database, dir.DB())
+	dbctx, cancel := withDatabaseDeadline(ctx)
+	defer cancel()
+	st, err := store.OpenAt(dbctx, database, dir.DB())
 	if err != nil {
 		if name == "post-receive" {
 			queue.Enqueue(ctx, nil, dir, repo)
@@ -58,15 +60,15 @@ func Run(ctx context.Context, name, dataDir string, stdin io.Reader, stdout, std
 	defer st.Close()
 	switch name {
 	case "pre-receive":
-		if err := CheckFence(ctx, st, dir, repo, os.Getenv); err != nil {
+		if err := CheckFence(dbctx, st, dir, repo, os.Getenv); err != nil {
 			return err
 		}
-		if err := check(ctx, access.New(st, nil), pusher, repo, updates, repoDir); err != nil {
+		if err := check(dbctx, access.New(st, nil), pusher, repo, updates, repoDir); err != nil {
 			return err
 		}
 		return RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr)
 	default:
-		recErr := Record(ctx, st, pusher, repo, updates)
+		recErr := Record(dbctx, st, pusher, repo, updates)
 		Replicate(ctx, st, dir, repo, os.Getenv, stderr)
 		if err := RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "cpm: %s\n", printable.Line(err.Error()))

@@ -149,6 +149,8 @@ func TestSession(t *testing.T) {
 		{"an admin breaks it", Session{Op: Upload, CanWrite: true, Admin: true, User: "bob", Locks: &memLocks{locks: []Lock{{ID: "1", Path: "a", Owner: "ann"}}}},
 			pkts("unlock 1\n", "", "quit\n", ""), []string{"status 200", "ownername=ann"}, true},
 		{"garbage", Session{Op: Download}, "zzzz", nil, true},
+		{"upload on a node fenced meanwhile", Session{Op: Upload, CanWrite: true, Fence: func() error { return errors.New("this node lost its lease; try again") }}, upload,
+			[]string{"status 200", "status 200", oid + " 15 upload", "status 503", "this node lost its lease; try again"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

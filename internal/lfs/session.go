@@ -37,6 +37,12 @@ type Session struct {
 	// NoWrite says why writes are refused when CanWrite is false (the
 	// client shows it); "" for the plain "needs push access".
 	NoWrite string
+	// Fence, when set, says whether this node may still take a write (a
+	// cluster node's lease and the repository's primary role), asked as
+	// each upload is stored: an object acknowledged by a node that has
+	// lost the repository would be missing where the push that needs it
+	// lands.
+	Fence func() error
 
 	// Filled in as the session runs, for its log event.
 	Stats Stats

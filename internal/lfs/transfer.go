@@ -96,6 +96,12 @@ func (s *Session) putObject(in *pktReader, oid string) (status, error) {
 	case err != nil:
 		return fail(500, "could not store object %s", oid), err
 	}
+	if s.Fence != nil {
+		if err := s.Fence(); err != nil {
+			s.Stats.Refused++
+			return fail(503, "%v", err), errClose
+		}
+	}
 	s.Stats.Uploaded++
 	s.Stats.BytesUploaded += size
 	return status{code: 200}, nil

@@ -16,10 +16,6 @@ import (
 // primary's repositories have a new one within about 12 s.
 const electEvery = time.Second
 
-// electSyncReplicas is the replicas an acknowledged push reached, as the
-// election counts them: the `sync_replicas` default in a cluster.
-const electSyncReplicas = 1
-
 // startLeases starts, on a cluster node, the lease keeper (which fences
 // the gateway while the lease is not held) and the election loop; reg,
 // when set, gets their metrics. It does nothing outside a cluster or when
@@ -81,7 +77,7 @@ func (n *Node) elect(ctx context.Context, k *lease.Keeper, m *metrics.Failover) 
 // electionRound carries out one round's changes of primary: a new
 // primary for every repository whose primary's lease ran out.
 func (n *Node) electionRound(ctx context.Context, actor store.Actor) []store.Election {
-	es, err := n.Store.ElectPrimaries(ctx, actor, electSyncReplicas)
+	es, err := n.Store.ElectPrimaries(ctx, actor, n.Conf.SyncReplicas)
 	if err != nil && ctx.Err() == nil {
 		n.Log.Warn().Err(err).Msg("election failed")
 	}

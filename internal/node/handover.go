@@ -89,6 +89,11 @@ func (n *Node) handOver(ctx context.Context, syncer *transfer.Syncer, m store.Mo
 	if err := n.syncForHandover(ctx, syncer, m, rp, to); err != nil {
 		return err
 	}
+	unlock, err := n.holdTargetCurrent(ctx, syncer, m, rp, to)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	e, err := n.Store.HandOver(ctx, store.Actor{Name: "node:" + n.Self.Name}, m, n.Self.ID)
 	if err != nil {
 		return err
@@ -121,4 +126,26 @@ func (n *Node) syncForHandover(ctx context.Context, syncer *transfer.Syncer, m s
 		return err
 	}
 	return nil
+}
+
+// holdTargetCurrent holds the repository's sync locks for the target
+// once its refs are this copy's (transfer.Syncer.HoldIfCurrent), syncing
+// again if a worker's sync from an older snapshot landed after the last
+// one: else that sync could still finish after the change of primary
+// and put the new primary's refs back.
+func (n *Node) holdTargetCurrent(ctx context.Context, syncer *transfer.Syncer, m store.Move, rp names.RepoPath, to store.Server) (func(), error) {
+	t := transfer.TargetOf(to)
+	for range 3 {
+		unlock, current, err := syncer.HoldIfCurrent(ctx, rp, t)
+		if err != nil {
+			return nil, fmt.Errorf("check %s on %s for the handover: %w", m.Repo, to.Name, err)
+		}
+		if current {
+			return unlock, nil
+		}
+		if _, err := syncer.Sync(ctx, rp, t, false); err != nil {
+			return nil, fmt.Errorf("sync %s to %s for the handover: %w", m.Repo, to.Name, err)
+		}
+	}
+	return nil, fmt.Errorf("hand %s over to %s: its copy keeps differing from this one", m.Repo, to.Name)
 }

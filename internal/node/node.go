@@ -83,7 +83,7 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		DataDir:          dir,
 		Log:              log,
 		LFSMaxObjectSize: conf.LFSMaxObjectSize,
-		Peers:            &peer.Receiver{Store: st, Replicas: n.Replicas, Disk: n.Disk, TempDir: dir.Tmp(), Node: name, Self: self},
+		Peers:            &peer.Receiver{Store: st, Replicas: n.Replicas, Disk: n.Disk, TempDir: dir.Tmp(), Node: name, Self: self, WriteTimeout: peer.WriteTimeoutFor(conf.SyncTimeout)},
 		SendToPeer:       n.sendToPeer,
 		Forward:          n.forward,
 		Self:             self,

@@ -19,6 +19,10 @@ func (n *Node) listenSync(ctx context.Context, syncer *transfer.Syncer) error {
 		return nil
 	}
 	return syncack.Listen(ctx, n.Dir.SyncSocket(), n.Conf.SyncTimeout, func(ctx context.Context, req syncack.Request) syncack.Answer {
+		if req.Unreplicated {
+			n.Pushes.Unreplicated()
+			return syncack.Answer{}
+		}
 		return n.syncPush(ctx, syncer, req)
 	})
 }

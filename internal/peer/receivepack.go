@@ -37,6 +37,8 @@ func (r *Receiver) ReceivePack(ctx context.Context, origin Origin, rp names.Repo
 	if !origin.Node {
 		return 1, errors.New("cpm-peer receive-pack is for nodes of this cluster")
 	}
+	ctx, cancel := r.boundWrite(ctx)
+	defer cancel()
 	canon, dir, err := r.nodeCopyDir(ctx, origin.Name, rp, true)
 	if err != nil {
 		return 1, err

@@ -109,3 +109,58 @@ func TestReceivePack(t *testing.T) {
 		t.Errorf("a primary without its lease: %v", err)
 	}
 }
+
+// A primary that stops sending mid-write (its machine died; ssh would
+// wait minutes) does not hold the replica's write, nor the repository's
+// row, past the receiver's write timeout: receive-pack is killed and
+// nothing is recorded.
+func TestReceivePackBounded(t *testing.T) {
+	ctx := context.Background()
+	rs := nodeCluster(t)
+	st := rs["n1"].Store
+	n1, err := st.NodeByName(ctx, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RenewLease(ctx, n1.ID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkDirty(ctx, "acme", "web"); err != nil {
+		t.Fatal(err)
+	}
+	rs["n2"].WriteTimeout = time.Second
+	silent, never, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer never.Close()
+	defer silent.Close()
+	stalled := func(c *exec.Cmd) (int, error) {
+		c.Stdin, c.Stdout = silent, io.Discard
+		if err := c.Run(); err != nil {
+			return 1, err
+		}
+		return 0, nil
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := rs["n2"].ReceivePack(ctx, Origin{Name: "n1", Node: true}, names.RepoPath{Org: "acme", Repo: "web"},
+			SyncWrite{Generation: 1, Fingerprint: transfer.Fingerprint(nil)}, stalled)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a stalled write succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		never.Close() // let it end
+		<-done
+		t.Fatalf("a stalled write still ran after %s", time.Since(start))
+	}
+	p, err := st.Placement(ctx, "n2", "acme", "web")
+	if err != nil || p.Local != -1 {
+		t.Fatalf("after a stalled write: holds %d, %v", p.Local, err)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -44,6 +45,9 @@ type Receiver struct {
 	// Self is this node's name in its cluster (datadir NodeName); ""
 	// outside a cluster, where no origin is a node.
 	Self string
+	// WriteTimeout bounds a synchronous write (cpm-peer receive-pack):
+	// the node's sync_timeout and a little more; 0 is 15 s.
+	WriteTimeout time.Duration
 }
 
 // Origin is who delivers: an approved neighbour, or a node of this

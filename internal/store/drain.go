@@ -107,12 +107,15 @@ func (s *Store) RemoveNode(ctx context.Context, a Actor, name string) error {
 		if primaries > 0 {
 			return fmt.Errorf("remove node %s: it is the primary of %d repositories; drain it first (cpm-admin node drain %s)", n.name, primaries, n.name)
 		}
+		if err := lockHeldRepos(ctx, tx, n.id); err != nil {
+			return fmt.Errorf("remove node %s: %w", name, err)
+		}
 		alone, err := s.heldAlone(ctx, tx, n.id)
 		if err != nil {
 			return err
 		}
 		if len(alone) > 0 {
-			return fmt.Errorf("remove node %s: it holds the only copy of pushes to %s", n.name, strings.Join(alone, ", "))
+			return fmt.Errorf("remove node %s: it holds the only replica copy of pushes to %s; wait until another replica has synced", n.name, strings.Join(alone, ", "))
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM servers WHERE id = ?`, n.id); err != nil {
 			return fmt.Errorf("remove node %s: %w", name, err)
@@ -121,16 +124,33 @@ func (s *Store) RemoveNode(ctx context.Context, a Actor, name string) error {
 	})
 }
 
+// lockHeldRepos locks the rows of the repositories node id holds a
+// replica of: a replica write into the node (which holds its row shared)
+// finishes first, and the generation it committed is the one heldAlone
+// reads; no new one begins until the node is gone.
+func lockHeldRepos(ctx context.Context, tx *Tx, id int64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT r.id FROM repos r
+		WHERE r.id IN (SELECT repo_id FROM replication_jobs WHERE server_id = ?) ORDER BY r.id FOR UPDATE OF r`, id)
+	if err != nil {
+		return fmt.Errorf("lock the repositories of node %d: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return rows.Err()
+}
+
 // heldAlone lists the repositories of which node id holds something no
-// live copy has: writes from an old primacy not yet saved, or, while
-// the primary is down, a generation no other replica holds.
+// other replica has: writes from an old primacy not yet saved, or a
+// generation above every other replica's. The primary's copy does not
+// count, live or not: election's bar is the replicas' highest
+// generation, and without this node's row it would drop below a push
+// acknowledged because this node held it, the day the primary dies.
 func (s *Store) heldAlone(ctx context.Context, tx *Tx, id int64) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, `
 		SELECT o.name || '/' || r.name FROM replication_jobs j
 		JOIN repos r ON r.id = j.repo_id JOIN orgs o ON o.id = r.org_id
-		LEFT JOIN servers p ON p.id = r.primary_id
-		WHERE j.server_id = ?1 AND (j.diverge_epoch <> 0 OR (j.repo_generation >= 0
-			AND NOT coalesce(`+leaseLive(s.db.d, "p")+`, false)
+		WHERE j.server_id = ?1 AND (j.diverge_epoch <> 0 OR (j.repo_generation > 0
 			AND j.repo_generation > coalesce((SELECT max(x.repo_generation) FROM replication_jobs x JOIN servers xs ON xs.id = x.server_id
 			                                  WHERE x.repo_id = j.repo_id AND x.server_id <> j.server_id AND xs.role = 'node'), -1)))
 		ORDER BY 1`, id)

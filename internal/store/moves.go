@@ -141,8 +141,8 @@ func (s *Store) PendingMoves(ctx context.Context, self int64) ([]Move, error) {
 // as node from (the primary) asks: only while from is its primary, the
 // move is still asked for, and m.To's replica holds the repository's
 // generation (ErrBehind otherwise). The epoch grows by one; from becomes
-// a replica holding that generation (nothing diverged: it took no write
-// since), m.To's replica row goes, and every other replica is queued for
+// a replica holding that generation, queued so that whatever it took
+// since past the write gate is kept as diverged; m.To's replica row goes, and every other replica is queued for
 // the new primary to check.
 func (s *Store) HandOver(ctx context.Context, a Actor, m Move, from int64) (Election, error) {
 	e := Election{RepoID: m.RepoID, Repo: m.Repo, To: m.To.Name, Cause: m.Cause}
@@ -180,7 +180,8 @@ func (s *Store) HandOver(ctx context.Context, a Actor, m Move, from int64) (Elec
 }
 
 // swapPrimary makes to the primary of repository id in place of from,
-// which keeps a replica at generation gen.
+// which keeps a replica at generation gen, its own writes since (if any)
+// to be kept as diverged.
 func swapPrimary(ctx context.Context, tx *Tx, id, from, to, gen int64) error {
 	at := now()
 	for _, q := range []struct {
@@ -189,9 +190,15 @@ func swapPrimary(ctx context.Context, tx *Tx, id, from, to, gen int64) error {
 	}{
 		{`UPDATE repos SET primary_id = ?, epoch = epoch + 1, move_to = NULL WHERE id = ?`, []any{to, id}},
 		{`DELETE FROM replication_jobs WHERE repo_id = ? AND server_id = ?`, []any{id, to}},
+		// The old primary keeps gen, and is queued with the new epoch
+		// to diverge from: a write that reached it past the write gate
+		// (a neighbour's forwarded push, another process's session)
+		// after this handover is kept under refs/cpm/diverged before the
+		// sync replaces its copy; when there is none, nothing is kept.
 		{`INSERT INTO replication_jobs AS j (repo_id, server_id, generation, synced_generation, state, next_attempt_at,
-			dirty_since, repo_generation) VALUES (?1, ?2, 1, 1, 'done', ?3, '', ?4)
-			ON CONFLICT (repo_id, server_id) DO UPDATE SET repo_generation = ?4, diverge_epoch = 0`, []any{id, from, at, gen}},
+			dirty_since, repo_generation, diverge_epoch) VALUES (?1, ?2, 1, 0, 'pending', ?3, ?3, ?4, (SELECT epoch FROM repos WHERE id = ?1))
+			ON CONFLICT (repo_id, server_id) DO UPDATE SET repo_generation = ?4, diverge_epoch = excluded.diverge_epoch,
+				generation = j.generation + 1, state = 'pending', next_attempt_at = ?3, lease_owner = '', lease_until = ''`, []any{id, from, at, gen}},
 		{`UPDATE replication_jobs SET generation = generation + 1, next_attempt_at = ?,
 			state = CASE WHEN state IN ('running', 'blocked') THEN state ELSE 'pending' END
 			WHERE repo_id = ? AND server_id <> ?`, []any{at, id, from}},

@@ -100,6 +100,11 @@ func TestRepoMoveHandOver(t *testing.T) {
 	if _, err := s.HandOver(ctx, admin, moves[0], nodes[0].ID); err == nil {
 		t.Fatal("a second handover of the same move")
 	}
+	// n1 is queued to have any write it took past the gate kept as
+	// diverged under the new epoch before it is synced.
+	if j, err := s.JobFor(ctx, r.ID, nodes[0].ID); err != nil || j.DivergeEpoch != 1 || j.State != "pending" {
+		t.Fatalf("the old primary's job after the handover: %+v %v", j, err)
+	}
 	if a, _ := s.Audit(ctx, 1); a[0].Action != "repo.move" || a[0].Details["from"] != "n1" || a[0].Details["to"] != "n3" {
 		t.Fatalf("audit: %+v", a[0])
 	}
@@ -140,10 +145,32 @@ func TestDrainAndRemoveNode(t *testing.T) {
 	if _, err := s.HandOver(ctx, admin, late[0], nodes[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	// n2 is primary now and n1 a replica as current as any: n1 holds
-	// nothing alone and may go; n2 may not.
+	// n2 is primary now and n1 its only replica: n2 may not go, nor may
+	// n1 until another replica holds what it holds (election counts the
+	// replicas only); then n1 holds nothing alone and may go.
 	if err := s.RemoveNode(ctx, admin, "n2"); err == nil {
 		t.Fatal("removed the new primary")
+	}
+	if err := s.RemoveNode(ctx, admin, "n1"); err == nil || !strings.Contains(err.Error(), "only replica copy") {
+		t.Fatalf("remove the only replica: %v", err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since, repo_generation)
+		SELECT repo_id, ?, 1, 'done', '', '', repo_generation FROM replication_jobs WHERE server_id = ?`, nodes[2].ID, nodes[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	// n1 is queued for its writes since the handovers to be kept: until
+	// the new primary looked (here: nothing new), it may not go.
+	if err := s.RemoveNode(ctx, admin, "n1"); err == nil {
+		t.Fatal("removed n1 before its writes since the handover were looked for")
+	}
+	for _, id := range []int64{r.ID, late[0].RepoID} {
+		j, err := s.JobFor(ctx, id, nodes[0].ID)
+		if err != nil || j.DivergeEpoch == 0 {
+			t.Fatalf("n1's job of %d: %+v %v", id, j, err)
+		}
+		if err := s.RecordDiverged(ctx, admin, j, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.RemoveNode(ctx, admin, "n1"); err != nil {
 		t.Fatal(err)
@@ -151,7 +178,6 @@ func TestDrainAndRemoveNode(t *testing.T) {
 	if _, err := s.NodeByName(ctx, "n1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("n1 after remove: %v", err)
 	}
-	_ = r
 }
 
 func TestRemoveNodeHoldingAlone(t *testing.T) {
@@ -167,7 +193,7 @@ func TestRemoveNodeHoldingAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := s.RemoveNode(ctx, admin, "n2")
-	if err == nil || !strings.Contains(err.Error(), "only copy") || !strings.Contains(err.Error(), "acme/web") {
+	if err == nil || !strings.Contains(err.Error(), "only replica copy") || !strings.Contains(err.Error(), "acme/web") {
 		t.Fatalf("remove n2: %v", err)
 	}
 	if o, err := s.Orphans(ctx); err != nil || len(o) != 0 {
@@ -181,6 +207,25 @@ func TestRemoveNodeHoldingAlone(t *testing.T) {
 	}
 	if err := s.RemoveNode(ctx, admin, "n3"); err != nil {
 		t.Fatalf("remove n3, which holds nothing: %v", err)
+	}
+}
+
+// A replica ahead of every other replica holds its pushes alone even
+// while the primary lives: without its row, election's bar would drop
+// below them the day the primary dies.
+func TestRemoveNodeAheadOfOtherReplicas(t *testing.T) {
+	ctx := context.Background()
+	s, nodes, r := movesWorld(t)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO replication_jobs (repo_id, server_id, generation, state, next_attempt_at, dirty_since, repo_generation)
+		VALUES (?, ?, 1, 'pending', '', '', 1)`, r.ID, nodes[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	err := s.RemoveNode(ctx, admin, "n2")
+	if err == nil || !strings.Contains(err.Error(), "only replica copy") || !strings.Contains(err.Error(), "acme/web") {
+		t.Fatalf("remove n2 (generation 2, n3 at 1, the primary live): %v", err)
+	}
+	if err := s.RemoveNode(ctx, admin, "n3"); err != nil {
+		t.Fatalf("remove n3, behind n2: %v", err)
 	}
 }
 

@@ -45,7 +45,7 @@ func openPostgres(ctx context.Context, raw string, create bool) (*Store, error) 
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("pgx", withConnectTimeout(raw))
+	db, err := sql.Open("pgx", withDeadPeerLimits(withConnectTimeout(raw)))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", shown, scrub(err, raw))
 	}
@@ -170,6 +170,39 @@ func withConnectTimeout(raw string) string {
 		return raw
 	}
 	q.Set("connect_timeout", "10")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// deadPeerLimits are server settings each connection asks for unless its
+// URL sets them (pgx sends unknown URL parameters as run-time settings):
+// the server probes an idle client's socket after 5 s, gives up after
+// three unanswered probes 2 s apart or 15 s of unacknowledged data, and
+// ends a session idle inside a transaction for a minute. A node whose
+// machine dies while it holds a repository's row (a replica write, a
+// MarkDirtyAs) thus frees it within seconds, not TCP's two hours.
+func deadPeerLimits() [][2]string {
+	return [][2]string{
+		{"tcp_keepalives_idle", "5"},
+		{"tcp_keepalives_interval", "2"},
+		{"tcp_keepalives_count", "3"},
+		{"tcp_user_timeout", "15000"},
+		{"idle_in_transaction_session_timeout", "60000"},
+	}
+}
+
+// withDeadPeerLimits adds deadPeerLimits to a URL that does not set them.
+func withDeadPeerLimits(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	q := u.Query()
+	for _, kv := range deadPeerLimits() {
+		if q.Get(kv[0]) == "" {
+			q.Set(kv[0], kv[1])
+		}
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 )
 
 // Synchronous replication: before a push is acknowledged to its client,
@@ -41,11 +43,40 @@ func (s *Store) BeginReplicaWrite(ctx context.Context, repoID, from, self, epoch
 		return nil, fmt.Errorf("begin replica write: %w", err)
 	}
 	w := &ReplicaWrite{tx: tx, repoID: repoID, self: self}
+	if err := boundIdleWrite(ctx, tx, s.db.d); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
 	if err := w.check(ctx, s.db.d, from, epoch); err != nil {
 		tx.Rollback()
 		return nil, err
 	}
 	return w, nil
+}
+
+// replicaWriteIdle is how long a replica write without a deadline may
+// sit idle in its transaction (the row held shared) before the server
+// ends it.
+const replicaWriteIdle = 30 * time.Second
+
+// boundIdleWrite makes PostgreSQL end the write's transaction, and so
+// free the repository's row, a little after ctx's deadline even if this
+// process can no longer say so (its machine died): elections and the
+// primary's next MarkDirtyAs wait for that row. ctx's own end rolls the
+// transaction back while this process lives.
+func boundIdleWrite(ctx context.Context, tx *Tx, d dialect) error {
+	if d != postgres {
+		return nil
+	}
+	idle := replicaWriteIdle
+	if dl, ok := ctx.Deadline(); ok {
+		idle = time.Until(dl) + 2*time.Second
+	}
+	ms := max(idle.Milliseconds(), 1000)
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('idle_in_transaction_session_timeout', ?, true)`, strconv.FormatInt(ms, 10)); err != nil {
+		return fmt.Errorf("begin replica write: %w", err)
+	}
+	return nil
 }
 
 // check reads the repository's row (held shared on PostgreSQL; SQLite's
@@ -96,10 +127,17 @@ func (w *ReplicaWrite) Commit(ctx context.Context, gen int64) error {
 	if err := w.Allows(gen); err != nil {
 		return err
 	}
-	if _, err := w.tx.ExecContext(ctx, `UPDATE replication_jobs SET
+	res, err := w.tx.ExecContext(ctx, `UPDATE replication_jobs SET
 		repo_generation = CASE WHEN repo_generation > ?1 THEN repo_generation ELSE ?1 END
-		WHERE repo_id = ?2 AND server_id = ?3`, gen, w.repoID, w.self); err != nil {
+		WHERE repo_id = ?2 AND server_id = ?3`, gen, w.repoID, w.self)
+	if err != nil {
 		return fmt.Errorf("commit replica write: %w", err)
+	}
+	// The job row can go while the write runs (node remove): then this
+	// node holds nothing the election counts, and the primary must not
+	// say the push is replicated here.
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("commit replica write: this node no longer holds a replica of repository %d: %w", w.repoID, ErrNotFound)
 	}
 	if err := w.tx.Commit(); err != nil {
 		return fmt.Errorf("commit replica write: %w", err)

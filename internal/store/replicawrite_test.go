@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -159,5 +160,48 @@ func TestReplicaWriteHoldsTheRepository(t *testing.T) {
 	}
 	if g, _ := s.RepoGeneration(ctx, r.ID); g != 4 {
 		t.Errorf("generation %d after the waiting push", g)
+	}
+}
+
+// A replica write whose job row went meanwhile records nothing and says
+// so: the primary must not report the push replicated there.
+func TestReplicaWriteCommitWithoutJob(t *testing.T) {
+	ctx := context.Background()
+	s, nodes, r := replicated(t)
+	w, err := s.BeginReplicaWrite(ctx, r.ID, nodes[0].ID, nodes[1].ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM replication_jobs WHERE repo_id = ? AND server_id = ?`, r.ID, nodes[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx, 3); err == nil {
+		t.Fatal("a write into a replica whose job is gone committed")
+	}
+}
+
+// node remove waits for a replica write into the node and then counts
+// the generation it committed: the node, now ahead of the other
+// replica, holds that push alone and stays.
+func TestRemoveNodeWaitsForReplicaWrite(t *testing.T) {
+	ctx := context.Background()
+	s, nodes, r := replicated(t)
+	w, err := s.BeginReplicaWrite(ctx, r.ID, nodes[0].ID, nodes[1].ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := make(chan error, 1)
+	go func() { removed <- s.RemoveNode(ctx, admin, "n2") }()
+	select {
+	case err := <-removed:
+		w.Rollback()
+		t.Fatalf("node remove did not wait for the replica write: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := w.Commit(ctx, 3); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	if err := <-removed; err == nil || !strings.Contains(err.Error(), "only replica copy") {
+		t.Fatalf("remove n2 after it took generation 3 alone: %v", err)
 	}
 }

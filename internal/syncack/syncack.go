@@ -32,6 +32,10 @@ type Request struct {
 	Repo       string `json:"repo"`
 	Generation int64  `json:"generation"`
 	Epoch      int64  `json:"epoch"`
+	// Unreplicated reports a push that post-receive acknowledged with a
+	// warning and without asking (its database step failed, or the node
+	// was fenced): the workers only count it (cpm_push_unreplicated_total).
+	Unreplicated bool `json:"unreplicated,omitempty"`
 }
 
 // Accepted is the workers' first line: how long the answer may take.

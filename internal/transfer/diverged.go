@@ -30,7 +30,7 @@ func (s *Syncer) SaveDiverged(ctx context.Context, repo names.RepoPath, t remote
 	}
 	defer unlock()
 	env := []string{"GIT_SSH_COMMAND=" + s.Remote.RsyncShell(t)}
-	url := t.User + "@" + t.Host + ":" + repo.String() + ".git"
+	url := remote.GitURL(t, repo.String()+".git")
 	out, err := repos.GitOutput(ctx, dir, env, "ls-remote", "--upload-pack=cpm-peer upload-pack", url)
 	if err != nil {
 		return nil, fmt.Errorf("refs of %s on %s: %w", repo, t.Name, err)
