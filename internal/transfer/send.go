@@ -42,43 +42,73 @@ func (s *Syncer) lockTarget(repo names.RepoPath, name string) (func(), error) {
 // the refs are read: the replica records that generation only once it
 // holds exactly these refs (peer.Receiver.ReceivePack), and only while
 // this node is the primary under epoch. The repository's Git LFS objects
-// go first. It returns the generation the replica now holds.
-func (s *Syncer) SendPack(ctx context.Context, repo names.RepoPath, t remote.Target, epoch int64, gen func(context.Context) (int64, error)) (int64, error) {
+// go first. A replica this node wrote into last is written by the fast
+// path (packsend.go), any other by git send-pack.
+func (s *Syncer) SendPack(ctx context.Context, repo names.RepoPath, t remote.Target, epoch int64, gen func(context.Context) (int64, error)) (Sent, error) {
 	if !t.Peer {
-		return 0, fmt.Errorf("send-pack to %s: not a node", t.Name)
+		return Sent{}, fmt.Errorf("send-pack to %s: not a node", t.Name)
 	}
 	dir, err := s.Root.Open(repo.Org, repo.Repo)
 	if err != nil {
-		return 0, err
+		return Sent{}, err
 	}
 	unlock, err := s.lockTarget(repo, t.Name)
 	if err != nil {
-		return 0, fmt.Errorf("lock %s for %s: %w", repo, t.Name, err)
+		return Sent{}, fmt.Errorf("lock %s for %s: %w", repo, t.Name, err)
 	}
 	defer unlock()
 	g, err := gen(ctx)
 	if err != nil {
-		return 0, err
+		return Sent{}, err
 	}
 	snap, err := TakeSnapshot(ctx, dir)
 	if err != nil {
-		return 0, err
+		return Sent{}, err
 	}
 	if hasLFS(dir) {
 		if err := s.sendLFS(ctx, t, repo, dir); err != nil {
-			return 0, err
+			return Sent{}, err
 		}
 	}
+	sent := Sent{Generation: g, Via: ViaPack}
+	if from, ok := s.lastSent(repo, t.Name); ok {
+		if sent.Fallback = s.applyPack(ctx, t, repo, dir, from, snap, epoch, g); sent.Fallback == nil {
+			s.remember(repo, t.Name, snap.Refs)
+			return sent, nil
+		}
+		s.remember(repo, t.Name, nil)
+	}
+	sent.Via = ViaSendPack
+	if err := s.sendSnapshot(ctx, t, repo, dir, snap, epoch, g); err != nil {
+		return Sent{}, err
+	}
+	s.remember(repo, t.Name, snap.Refs)
+	return sent, nil
+}
+
+// How SendPack wrote into a replica.
+const (
+	ViaPack     = "pack"      // ref updates and a pack, no negotiation
+	ViaSendPack = "send-pack" // git send-pack
+)
+
+// Sent is a write SendPack did.
+type Sent struct {
+	Generation int64  // what the replica now holds
+	Via        string // ViaPack or ViaSendPack
+	Fallback   error  // why the fast path failed before send-pack, if it did
+}
+
+// sendSnapshot writes snap into the replica on t with git send-pack,
+// which asks the replica what it holds.
+func (s *Syncer) sendSnapshot(ctx context.Context, t remote.Target, repo names.RepoPath, dir string, snap Snapshot, epoch, g int64) error {
 	work, err := snapshotRepo(s.TempDir, dir, snap)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer os.RemoveAll(work)
 	receive := fmt.Sprintf("cpm-peer receive-pack %d %d %s", epoch, g, Fingerprint(snap.Refs))
-	if err := s.sendPack(ctx, t, repo, work, receive); err != nil {
-		return 0, err
-	}
-	return g, nil
+	return s.sendPack(ctx, t, repo, work, receive)
 }
 
 // snapshotRepo lays snap out as a bare repository of its own under tmp

@@ -31,6 +31,9 @@ import (
 type Syncer struct {
 	mu      sync.Mutex
 	noRsync map[string]bool // targets found without rsync
+	// sent: the refs SendPack last left on a replica node, per
+	// repository and node (packsend.go).
+	sent map[string][]string
 
 	Root    repos.Root
 	Remote  remote.Env
