@@ -138,7 +138,7 @@ func (s *Syncer) applyPack(ctx context.Context, t remote.Target, repo names.Repo
 	receive := fmt.Sprintf("cpm-peer receive-pack --pack %d %d %s '%s.git'", epoch, g, Fingerprint(snap.Refs), repo)
 	ssh := s.Remote.Command(ctx, t, receive)
 	ssh.Stdin = io.MultiReader(&header, pr)
-	sshErr := runGroup(ssh)
+	sshErr := runGroup(ssh, "receive-pack --pack on "+t.Name)
 	pr.Close()
 	if err := pack.Wait(); err != nil && sshErr == nil {
 		return fmt.Errorf("pack for %s: %w: %s", t.Name, err, strings.TrimSpace(packErr.String()))
@@ -147,15 +147,15 @@ func (s *Syncer) applyPack(ctx context.Context, t remote.Target, repo names.Repo
 		if ctx.Err() != nil {
 			return fmt.Errorf("receive-pack --pack on %s: %w", t.Name, ctx.Err())
 		}
-		return fmt.Errorf("receive-pack --pack on %s: %w", t.Name, sshErr)
+		return sshErr
 	}
 	return nil
 }
 
 // runGroup runs cmd in a process group of its own, so that a cancelled
-// context stops every process it started, and returns its failure with
-// what it wrote to stderr.
-func runGroup(cmd *exec.Cmd) error {
+// context stops every process it started, and returns its failure (op)
+// with what it wrote.
+func runGroup(cmd *exec.Cmd, op string) error {
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -167,7 +167,7 @@ func runGroup(cmd *exec.Cmd) error {
 		if errors.As(err, &ee) {
 			code = ee.ExitCode()
 		}
-		return &remote.Error{Op: cmd.Args[0], Code: code, Stderr: stderr.String()}
+		return &remote.Error{Op: op, Code: code, Stderr: stderr.String()}
 	}
 	return nil
 }

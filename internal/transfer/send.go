@@ -1,16 +1,12 @@
 package transfer
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
-	"time"
 
 	"cpm/internal/names"
 	"cpm/internal/remote"
@@ -57,6 +53,9 @@ func (s *Syncer) SendPack(ctx context.Context, repo names.RepoPath, t remote.Tar
 		return Sent{}, fmt.Errorf("lock %s for %s: %w", repo, t.Name, err)
 	}
 	defer unlock()
+	// Taken, not read: a write that fails leaves nothing remembered.
+	from, known := s.lastSent(repo, t.Name)
+	s.remember(repo, t.Name, nil)
 	g, err := gen(ctx)
 	if err != nil {
 		return Sent{}, err
@@ -66,21 +65,19 @@ func (s *Syncer) SendPack(ctx context.Context, repo names.RepoPath, t remote.Tar
 		return Sent{}, err
 	}
 	if hasLFS(dir) {
-		if err := s.sendLFS(ctx, t, repo, dir); err != nil {
+		if err := s.sendLFS(ctx, t, repo, dir, known); err != nil {
 			return Sent{}, err
 		}
 	}
 	sent := Sent{Generation: g, Via: ViaPack}
-	if from, ok := s.lastSent(repo, t.Name); ok {
-		if sent.Fallback = s.applyPack(ctx, t, repo, dir, from, snap, epoch, g); sent.Fallback == nil {
-			s.remember(repo, t.Name, snap.Refs)
-			return sent, nil
-		}
-		s.remember(repo, t.Name, nil)
+	if known {
+		sent.Fallback = s.applyPack(ctx, t, repo, dir, from, snap, epoch, g)
 	}
-	sent.Via = ViaSendPack
-	if err := s.sendSnapshot(ctx, t, repo, dir, snap, epoch, g); err != nil {
-		return Sent{}, err
+	if !known || sent.Fallback != nil {
+		sent.Via = ViaSendPack
+		if err := s.sendSnapshot(ctx, t, repo, dir, snap, epoch, g); err != nil {
+			return Sent{}, err
+		}
 	}
 	s.remember(repo, t.Name, snap.Refs)
 	return sent, nil
@@ -134,10 +131,13 @@ func snapshotRepo(tmp, dir string, snap Snapshot) (string, error) {
 }
 
 // sendLFS copies the LFS objects the replica lacks; rsync's module needs
-// the replica's folder, which prepare makes when it is missing.
-func (s *Syncer) sendLFS(ctx context.Context, t remote.Target, repo names.RepoPath, dir string) error {
-	if err := s.prepare(ctx, t, repo); err != nil {
-		return err
+// the replica's folder, which prepare makes when it is missing (known:
+// this node wrote into it last, so it is there).
+func (s *Syncer) sendLFS(ctx context.Context, t remote.Target, repo names.RepoPath, dir string, known bool) error {
+	if !known {
+		if err := s.prepare(ctx, t, repo); err != nil {
+			return err
+		}
 	}
 	_, err := s.push(ctx, t, repo, dir+"/lfs/", areaLFS, append([]string{"--ignore-existing"}, lfsObjectsOnly()...)...)
 	return err
@@ -156,22 +156,11 @@ func (s *Syncer) sendPack(ctx context.Context, t remote.Target, repo names.RepoP
 	cmd := exec.CommandContext(ctx, "git", "send-pack", "--mirror", "--force", "--receive-pack="+receive, url)
 	cmd.Dir = work
 	cmd.Env = append(repos.Env(work), "GIT_DIR="+work, "GIT_SSH_COMMAND="+s.Remote.RsyncShell(t), "GIT_SSH_VARIANT=ssh")
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	// Its own process group, so that a timeout stops ssh too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	if err := cmd.Run(); err != nil {
-		code := -1
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		}
+	if err := runGroup(cmd, "send-pack to "+t.Name); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("send-pack to %s: %w", t.Name, ctx.Err())
 		}
-		return &remote.Error{Op: "send-pack to " + t.Name, Code: code, Stderr: stderr.String()}
+		return err
 	}
 	return nil
 }
