@@ -241,7 +241,8 @@ func TestClusterSyncPushCarriesLFSObjects(t *testing.T) {
 	}
 	if got, want := refsOf(t, p.n2.RepoDir("acme", "web")), refsOf(t, p.n1.RepoDir("acme", "web")); got != want {
 		t.Fatalf("refs on the replica\n%s\non the primary\n%s", got, want)
-	}	// n1 wrote into n2 before (the first push): the fast path, LFS
+	}
+	// n1 wrote into n2 before (the first push): the fast path, LFS
 	// objects first all the same.
 	waitFor(t, 5*time.Second, "the LFS push written via pack", func() bool { return strings.Contains(p.n1.srv.Log(), `"via":["pack"]`) })
 }
