@@ -218,7 +218,8 @@ func checkReceivePackRefused(t *testing.T, p pairWithWeb) {
 // A push whose LFS objects were uploaded just before it is acknowledged
 // only once the replica holds those objects too. The repository's lock
 // is held meanwhile (as a repack would): the workers cannot sync, and the
-// push does not wait for them.
+// push does not wait for them. The fast path (cpm-peer receive-pack
+// --pack) sends them first too.
 func TestClusterSyncPushCarriesLFSObjects(t *testing.T) {
 	p := syncPair(t)
 	unlock, err := transfer.LockFile(filepath.Join(p.n1.DataDir, "locks", "acme", "web.lock"))
@@ -242,6 +243,9 @@ func TestClusterSyncPushCarriesLFSObjects(t *testing.T) {
 	if got, want := refsOf(t, p.n2.RepoDir("acme", "web")), refsOf(t, p.n1.RepoDir("acme", "web")); got != want {
 		t.Fatalf("refs on the replica\n%s\non the primary\n%s", got, want)
 	}
+	// n1 wrote into n2 before (the first push): the fast path, LFS
+	// objects first all the same.
+	waitFor(t, 5*time.Second, "the LFS push written via pack", func() bool { return strings.Contains(p.n1.srv.Log(), `"via":["pack"]`) })
 }
 
 // concurrentPushesReplicated: four pushes at once, to four branches

@@ -58,7 +58,7 @@ const (
 	// into this node's replica before it acknowledges it to its client
 	// (git send-pack's --receive-pack), under the repository's epoch, as
 	// its generation, ending in refs of that fingerprint.
-	PeerReceivePack // cpm-peer receive-pack EPOCH GENERATION FINGERPRINT ORG/REPO
+	PeerReceivePack // cpm-peer receive-pack [--pack] EPOCH GENERATION FINGERPRINT ORG/REPO
 )
 
 var verbNames = map[Verb]string{
@@ -109,6 +109,9 @@ type Command struct {
 	// 64 hex digits) of the refs the replica must hold afterwards.
 	Epoch, Generation int64
 	Fingerprint       string
+	// PeerReceivePack only: the primary sends ref updates and a pack
+	// itself (peer.Receiver.ApplyPack), not git's send-pack protocol.
+	Pack bool
 }
 
 // ErrInvalid is wrapped by every parse error.
@@ -309,7 +312,11 @@ var fingerprintRe = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
 // send-pack appends the quoted repository path to the command it is
 // given, so the path comes last.
 func parseReceivePack(words []string) (Command, error) {
-	const usage = "cpm-peer receive-pack takes EPOCH GENERATION FINGERPRINT ORG/REPO"
+	const usage = "cpm-peer receive-pack takes [--pack] EPOCH GENERATION FINGERPRINT ORG/REPO"
+	pack := len(words) > 0 && words[0] == "--pack"
+	if pack {
+		words = words[1:]
+	}
 	if len(words) != 4 || !hex64Re.MatchString(words[2]) {
 		return Command{}, invalid(usage)
 	}
@@ -322,7 +329,7 @@ func parseReceivePack(words []string) (Command, error) {
 	if err != nil {
 		return Command{}, err
 	}
-	return Command{Verb: PeerReceivePack, Repo: p, Epoch: epoch, Generation: gen, Fingerprint: words[2]}, nil
+	return Command{Verb: PeerReceivePack, Repo: p, Epoch: epoch, Generation: gen, Fingerprint: words[2], Pack: pack}, nil
 }
 
 var (

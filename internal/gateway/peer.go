@@ -133,6 +133,12 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 // repository's primary (peer.Receiver.ReceivePack).
 func (g *Gateway) receivePackIn(ctx context.Context, s Session, from peer.Origin, cmd command.Command) (int, error) {
 	w := peer.SyncWrite{Epoch: cmd.Epoch, Generation: cmd.Generation, Fingerprint: cmd.Fingerprint}
+	if cmd.Pack {
+		if err := g.Peers.ApplyPack(ctx, from, cmd.Repo, w, s.Stdin); err != nil {
+			return 1, &failure{line: "cpm: " + printable.Line(err.Error()), err: err}
+		}
+		return 0, nil
+	}
 	status, err := g.Peers.ReceivePack(ctx, from, cmd.Repo, w, func(c *exec.Cmd) (int, error) { return g.run(ctx, s, c) })
 	if err != nil {
 		return max(status, 1), &failure{line: "cpm: " + printable.Line(err.Error()), err: err}

@@ -39,9 +39,13 @@ func (n *Node) syncPush(ctx context.Context, syncer *transfer.Syncer, req syncac
 	start := time.Now()
 	rp, _ := names.ParseRepoPath(req.Repo) // checked by syncack
 	targets, why := n.syncTargets(ctx, rp, req.Epoch)
-	var acked []string
+	var acks []ack
 	if why == "" {
-		acked = n.sendAll(ctx, syncer, rp, req.Epoch, targets, need)
+		acks = n.sendAll(ctx, syncer, rp, req.Epoch, targets, need)
+	}
+	var acked, via []string
+	for _, a := range acks {
+		acked, via = append(acked, a.name), append(via, a.via)
 	}
 	ans := syncack.Answer{Replicated: acked}
 	if len(acked) < need {
@@ -56,7 +60,7 @@ func (n *Node) syncPush(ctx context.Context, syncer *transfer.Syncer, req syncac
 	if len(acked) < need {
 		ev = n.Log.Warn().Str("why", why)
 	}
-	ev.Str("repo", rp.String()).Int64("generation", req.Generation).Int64("epoch", req.Epoch).Strs("replicated", acked).
+	ev.Str("repo", rp.String()).Int64("generation", req.Generation).Int64("epoch", req.Epoch).Strs("replicated", acked).Strs("via", via).
 		Int("sync_replicas", need).Int64("duration_ms", time.Since(start).Milliseconds()).Msg("sync push")
 	return ans
 }
@@ -91,15 +95,19 @@ func (n *Node) syncTargets(ctx context.Context, rp names.RepoPath, epoch int64) 
 // candidate is tried as well.
 const hedge = 500 * time.Millisecond
 
+// ack is a replica node that holds the push, and how it got it
+// (transfer.ViaPack or ViaSendPack).
+type ack struct{ name, via string }
+
 // sendAll writes into need targets at once (the most current first),
 // and into the next one whenever one fails or takes longer than hedge;
-// it returns the names of those that hold the push once need of them do,
-// or at ctx's deadline. The writes under way then go on to that deadline;
+// it returns those that hold the push once need of them do, or at ctx's
+// deadline. The writes under way then go on to that deadline;
 // the workers bring the other replicas up to date as for any push.
-func (n *Node) sendAll(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, epoch int64, targets []store.SyncTarget, need int) []string {
+func (n *Node) sendAll(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, epoch int64, targets []store.SyncTarget, need int) []ack {
 	deadline, _ := ctx.Deadline()
 	bg, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-	done := make(chan string, len(targets))
+	done := make(chan ack, len(targets))
 	started := 0
 	next := func() {
 		t := targets[started]
@@ -111,15 +119,15 @@ func (n *Node) sendAll(ctx context.Context, syncer *transfer.Syncer, rp names.Re
 	}
 	timer := time.NewTicker(hedge)
 	defer timer.Stop()
-	var acked []string
+	var acked []ack
 	received := 0
 wait:
 	for len(acked) < need && received < len(targets) {
 		select {
-		case name := <-done:
+		case a := <-done:
 			received++
-			if name != "" {
-				acked = append(acked, name)
+			if a.name != "" {
+				acked = append(acked, a)
 			} else if started < len(targets) {
 				next()
 			}
@@ -142,20 +150,23 @@ wait:
 }
 
 // sendOne writes the push into node's replica, again after a failure
-// until ctx ends; it returns the node's name once it holds the push, ""
+// until ctx ends; it returns the node once it holds the push, a zero ack
 // if it never did.
-func (n *Node) sendOne(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, epoch int64, node store.Server) string {
+func (n *Node) sendOne(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, epoch int64, node store.Server) ack {
 	for {
-		_, err := syncer.SendPack(ctx, rp, transfer.TargetOf(node), epoch, func(ctx context.Context) (int64, error) {
+		sent, err := syncer.SendPack(ctx, rp, transfer.TargetOf(node), epoch, func(ctx context.Context) (int64, error) {
 			return n.repoGeneration(ctx, rp)
 		})
+		if sent.Fallback != nil {
+			n.Log.Debug().Err(sent.Fallback).Str("repo", rp.String()).Str("target", node.Name).Msg("sync push falls back to send-pack")
+		}
 		if err == nil {
-			return node.Name
+			return ack{node.Name, sent.Via}
 		}
 		n.Log.Debug().Err(err).Str("repo", rp.String()).Str("target", node.Name).Msg("sync push attempt")
 		select {
 		case <-ctx.Done():
-			return ""
+			return ack{}
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

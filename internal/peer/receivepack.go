@@ -34,23 +34,13 @@ type SyncWrite struct {
 // send-pack fails, so the push is not counted as replicated here.
 func (r *Receiver) ReceivePack(ctx context.Context, origin Origin, rp names.RepoPath, w SyncWrite,
 	run func(*exec.Cmd) (int, error)) (int, error) {
-	if !origin.Node {
-		return 1, errors.New("cpm-peer receive-pack is for nodes of this cluster")
-	}
 	ctx, cancel := r.boundWrite(ctx)
 	defer cancel()
-	canon, dir, err := r.nodeCopyDir(ctx, origin.Name, rp, true)
-	if err != nil {
-		return 1, err
-	}
-	rw, err := r.beginWrite(ctx, origin.Name, canon, w.Epoch)
+	rw, canon, dir, err := r.openWrite(ctx, origin, rp, w)
 	if err != nil {
 		return 1, err
 	}
 	defer rw.Rollback()
-	if err := rw.Allows(w.Generation); err != nil {
-		return 1, fmt.Errorf("%s: %w", canon, err)
-	}
 	if _, err := r.Disk.Open(canon.Org, canon.Repo); err != nil {
 		// A replica placed but never synced: the push brings everything.
 		if dir, err = r.Disk.Create(ctx, canon.Org, canon.Repo, ""); err != nil {
@@ -65,17 +55,48 @@ func (r *Receiver) ReceivePack(ctx context.Context, origin Origin, rp names.Repo
 	if err != nil || status != 0 {
 		return max(status, 1), err
 	}
-	got, err := refsFingerprint(ctx, dir)
-	if err != nil {
+	if err := commitWrite(ctx, rw, canon, dir, w); err != nil {
 		return 1, err
 	}
+	return 0, nil
+}
+
+// openWrite runs every check a synchronous write from origin passes
+// before anything is written (ReceivePack and ApplyPack alike) and opens
+// the store's side of it; callers defer its Rollback.
+func (r *Receiver) openWrite(ctx context.Context, origin Origin, rp names.RepoPath, w SyncWrite) (*store.ReplicaWrite, names.RepoPath, string, error) {
+	if !origin.Node {
+		return nil, names.RepoPath{}, "", errors.New("cpm-peer receive-pack is for nodes of this cluster")
+	}
+	canon, dir, err := r.nodeCopyDir(ctx, origin.Name, rp, true)
+	if err != nil {
+		return nil, names.RepoPath{}, "", err
+	}
+	rw, err := r.beginWrite(ctx, origin.Name, canon, w.Epoch)
+	if err != nil {
+		return nil, names.RepoPath{}, "", err
+	}
+	if err := rw.Allows(w.Generation); err != nil {
+		rw.Rollback()
+		return nil, names.RepoPath{}, "", fmt.Errorf("%s: %w", canon, err)
+	}
+	return rw, canon, dir, nil
+}
+
+// commitWrite records w.Generation for the replica at dir once its refs
+// are exactly those the primary announced.
+func commitWrite(ctx context.Context, rw *store.ReplicaWrite, canon names.RepoPath, dir string, w SyncWrite) error {
+	got, err := refsFingerprint(ctx, dir)
+	if err != nil {
+		return err
+	}
 	if got != w.Fingerprint {
-		return 1, fmt.Errorf("%s: the replica's refs differ from the primary's after the write", canon)
+		return fmt.Errorf("%s: the replica's refs differ from the primary's after the write", canon)
 	}
 	if err := rw.Commit(ctx, w.Generation); err != nil {
-		return 1, fmt.Errorf("%s: %w", canon, err)
+		return fmt.Errorf("%s: %w", canon, err)
 	}
-	return 0, nil
+	return nil
 }
 
 // beginWrite opens the store's side of the write, for the nodes named

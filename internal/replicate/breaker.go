@@ -15,18 +15,14 @@ import (
 type breaker struct {
 	failures int
 	until    time.Time
-	// beat is the target's last heartbeat when the breaker last tripped
-	// (cluster nodes only; zero for others).
-	beat time.Time
 }
 
-// cameBack reports whether a node target renewed its lease long after
-// the breaker tripped: it was down and is back (a restart, a repaired
-// network), so its syncs should not wait out a backoff grown while it
-// was away. A node that stayed up but unreachable renews all along, and
-// so gets a probe every lease instead of every backoff period.
-func (b breaker) cameBack(srv store.Server, lease time.Duration) bool {
-	return srv.Role == store.Node && b.failures > 0 && srv.HeartbeatAt.After(b.beat.Add(lease))
+// cameBack reports whether a node's heartbeat, last seen at prev, moved
+// on by more than a lease at once: the node was down or cut off its
+// database (it renews every fifth of a lease while up) and is back, so
+// its syncs should not wait out a backoff grown while it was away.
+func cameBack(prev, beat time.Time, lease time.Duration) bool {
+	return !prev.IsZero() && beat.Sub(prev) > lease
 }
 
 // Backoff is the delay before attempt n+1 with the default range: about
@@ -74,7 +70,6 @@ func (w *Workers) trip(srv store.Server, err error) {
 	b := w.down[srv.ID]
 	b.failures++
 	b.until = time.Now().Add(w.backoff(b.failures - 1))
-	b.beat = srv.HeartbeatAt
 	w.down[srv.ID] = b
 }
 

@@ -78,6 +78,8 @@ type Workers struct {
 	// metaDown holds targets whose last metadata delivery failed: the next
 	// one waits out a backoff, as a repository's sync does.
 	metaDown map[int64]breaker
+	// beats holds each cluster node's heartbeat as last seen (comeBack).
+	beats map[int64]time.Time
 }
 
 // Event is one finished attempt, for metrics.
@@ -167,6 +169,7 @@ func (w *Workers) setDefaults() {
 	w.running = map[int64]int{}
 	w.down = map[int64]breaker{}
 	w.metaDown = map[int64]breaker{}
+	w.beats = map[int64]time.Time{}
 	w.mu.Unlock()
 }
 
@@ -263,17 +266,23 @@ func (w *Workers) claim(ctx context.Context) (store.Job, store.Server, bool, err
 }
 
 // comeBack lets a node that is back after being down be tried at once:
-// its breaker goes half open and its jobs' backoff is cleared, so a
-// restarted node is synced within seconds, not after a backoff that
-// grew to backoff_max while it was away.
+// its breaker closes and its failed jobs are due now, so a restarted
+// node is synced within seconds, not after a backoff that grew to
+// backoff_max while it was away (whatever its syncs failed with then:
+// a refused connection, or a fenced node that could not check a key).
 func (w *Workers) comeBack(ctx context.Context, servers []store.Server) {
 	for _, s := range servers {
+		if s.Role != store.Node {
+			continue
+		}
 		w.mu.Lock()
-		b := w.down[s.ID]
-		back := b.cameBack(s, w.Lease)
+		if w.beats == nil {
+			w.beats = map[int64]time.Time{}
+		}
+		back := cameBack(w.beats[s.ID], s.HeartbeatAt, w.Lease)
+		w.beats[s.ID] = s.HeartbeatAt
 		if back {
-			b.until, b.beat = time.Time{}, s.HeartbeatAt
-			w.down[s.ID] = b
+			delete(w.down, s.ID)
 		}
 		w.mu.Unlock()
 		if !back {

@@ -74,30 +74,26 @@ func TestCircuitBreaker(t *testing.T) {
 	}
 }
 
-// A cluster node that was down and renews its lease again is back: its
-// breaker lets a probe through at once. One that kept renewing while
-// unreachable waits a lease between probes; other servers never skip
-// their backoff.
-func TestBreakerNodeCameBack(t *testing.T) {
+// A cluster node whose heartbeat jumps by more than a lease was down (or
+// cut off its database) and is back; one that renews every fifth of a
+// lease is not, nor is one seen for the first time.
+func TestNodeCameBack(t *testing.T) {
 	lease := 10 * time.Second
-	died := time.Now().Add(-time.Hour)
-	b := breaker{failures: 7, until: time.Now().Add(5 * time.Minute), beat: died}
+	t0 := time.Now().Add(-time.Hour)
 	for _, tt := range []struct {
-		name string
-		srv  store.Server
-		want bool
+		name       string
+		prev, beat time.Time
+		want       bool
 	}{
-		{"still down", store.Server{Role: store.Node, HeartbeatAt: died}, false},
-		{"renewing all along", store.Server{Role: store.Node, HeartbeatAt: died.Add(lease / 2)}, false},
-		{"back", store.Server{Role: store.Node, HeartbeatAt: time.Now()}, true},
-		{"a backup", store.Server{Role: store.Backup, HeartbeatAt: time.Now()}, false},
+		{"first seen", time.Time{}, t0, false},
+		{"still down", t0, t0, false},
+		{"renewing", t0, t0.Add(lease / 5), false},
+		{"a slow tick", t0, t0.Add(lease), false},
+		{"back", t0, t0.Add(lease + time.Second), true},
 	} {
-		if got := b.cameBack(tt.srv, lease); got != tt.want {
+		if got := cameBack(tt.prev, tt.beat, lease); got != tt.want {
 			t.Errorf("%s: cameBack = %v, want %v", tt.name, got, tt.want)
 		}
-	}
-	if (breaker{}).cameBack(store.Server{Role: store.Node, HeartbeatAt: time.Now()}, lease) {
-		t.Error("a closed breaker came back")
 	}
 }
 

@@ -1,16 +1,11 @@
 package transfer
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
-	"time"
 
 	"cpm/internal/names"
 	"cpm/internal/remote"
@@ -42,43 +37,74 @@ func (s *Syncer) lockTarget(repo names.RepoPath, name string) (func(), error) {
 // the refs are read: the replica records that generation only once it
 // holds exactly these refs (peer.Receiver.ReceivePack), and only while
 // this node is the primary under epoch. The repository's Git LFS objects
-// go first. It returns the generation the replica now holds.
-func (s *Syncer) SendPack(ctx context.Context, repo names.RepoPath, t remote.Target, epoch int64, gen func(context.Context) (int64, error)) (int64, error) {
+// go first. A replica this node wrote into last is written by the fast
+// path (packsend.go), any other by git send-pack.
+func (s *Syncer) SendPack(ctx context.Context, repo names.RepoPath, t remote.Target, epoch int64, gen func(context.Context) (int64, error)) (Sent, error) {
 	if !t.Peer {
-		return 0, fmt.Errorf("send-pack to %s: not a node", t.Name)
+		return Sent{}, fmt.Errorf("send-pack to %s: not a node", t.Name)
 	}
 	dir, err := s.Root.Open(repo.Org, repo.Repo)
 	if err != nil {
-		return 0, err
+		return Sent{}, err
 	}
 	unlock, err := s.lockTarget(repo, t.Name)
 	if err != nil {
-		return 0, fmt.Errorf("lock %s for %s: %w", repo, t.Name, err)
+		return Sent{}, fmt.Errorf("lock %s for %s: %w", repo, t.Name, err)
 	}
 	defer unlock()
+	// Taken, not read: a write that fails leaves nothing remembered.
+	from, known := s.lastSent(repo, t.Name)
+	s.remember(repo, t.Name, nil)
 	g, err := gen(ctx)
 	if err != nil {
-		return 0, err
+		return Sent{}, err
 	}
 	snap, err := TakeSnapshot(ctx, dir)
 	if err != nil {
-		return 0, err
+		return Sent{}, err
 	}
 	if hasLFS(dir) {
-		if err := s.sendLFS(ctx, t, repo, dir); err != nil {
-			return 0, err
+		if err := s.sendLFS(ctx, t, repo, dir, known); err != nil {
+			return Sent{}, err
 		}
 	}
+	sent := Sent{Generation: g, Via: ViaPack}
+	if known {
+		sent.Fallback = s.applyPack(ctx, t, repo, dir, from, snap, epoch, g)
+	}
+	if !known || sent.Fallback != nil {
+		sent.Via = ViaSendPack
+		if err := s.sendSnapshot(ctx, t, repo, dir, snap, epoch, g); err != nil {
+			return Sent{}, err
+		}
+	}
+	s.remember(repo, t.Name, snap.Refs)
+	return sent, nil
+}
+
+// How SendPack wrote into a replica.
+const (
+	ViaPack     = "pack"      // ref updates and a pack, no negotiation
+	ViaSendPack = "send-pack" // git send-pack
+)
+
+// Sent is a write SendPack did.
+type Sent struct {
+	Generation int64  // what the replica now holds
+	Via        string // ViaPack or ViaSendPack
+	Fallback   error  // why the fast path failed before send-pack, if it did
+}
+
+// sendSnapshot writes snap into the replica on t with git send-pack,
+// which asks the replica what it holds.
+func (s *Syncer) sendSnapshot(ctx context.Context, t remote.Target, repo names.RepoPath, dir string, snap Snapshot, epoch, g int64) error {
 	work, err := snapshotRepo(s.TempDir, dir, snap)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer os.RemoveAll(work)
 	receive := fmt.Sprintf("cpm-peer receive-pack %d %d %s", epoch, g, Fingerprint(snap.Refs))
-	if err := s.sendPack(ctx, t, repo, work, receive); err != nil {
-		return 0, err
-	}
-	return g, nil
+	return s.sendPack(ctx, t, repo, work, receive)
 }
 
 // snapshotRepo lays snap out as a bare repository of its own under tmp
@@ -104,10 +130,13 @@ func snapshotRepo(tmp, dir string, snap Snapshot) (string, error) {
 }
 
 // sendLFS copies the LFS objects the replica lacks; rsync's module needs
-// the replica's folder, which prepare makes when it is missing.
-func (s *Syncer) sendLFS(ctx context.Context, t remote.Target, repo names.RepoPath, dir string) error {
-	if err := s.prepare(ctx, t, repo); err != nil {
-		return err
+// the replica's folder, which prepare makes when it is missing (known:
+// this node wrote into it last, so it is there).
+func (s *Syncer) sendLFS(ctx context.Context, t remote.Target, repo names.RepoPath, dir string, known bool) error {
+	if !known {
+		if err := s.prepare(ctx, t, repo); err != nil {
+			return err
+		}
 	}
 	_, err := s.push(ctx, t, repo, dir+"/lfs/", areaLFS, append([]string{"--ignore-existing"}, lfsObjectsOnly()...)...)
 	return err
@@ -116,32 +145,16 @@ func (s *Syncer) sendLFS(ctx context.Context, t remote.Target, repo names.RepoPa
 // sendPack runs git send-pack in work towards ORG/REPO on t, with
 // receive as the remote command, over the replication ssh.
 func (s *Syncer) sendPack(ctx context.Context, t remote.Target, repo names.RepoPath, work, receive string) error {
-	host := t.Host
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		host = "[" + host + "]"
-	}
-	// scp-like syntax: the port comes from the ssh options, and git
-	// appends the path, quoted, to receive.
-	url := t.User + "@" + host + ":" + repo.String() + ".git"
+	// git appends the path, quoted, to receive.
+	url := remote.GitURL(t, repo.String()+".git")
 	cmd := exec.CommandContext(ctx, "git", "send-pack", "--mirror", "--force", "--receive-pack="+receive, url)
 	cmd.Dir = work
 	cmd.Env = append(repos.Env(work), "GIT_DIR="+work, "GIT_SSH_COMMAND="+s.Remote.RsyncShell(t), "GIT_SSH_VARIANT=ssh")
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	// Its own process group, so that a timeout stops ssh too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	if err := cmd.Run(); err != nil {
-		code := -1
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		}
+	if err := runGroup(cmd, "send-pack to "+t.Name); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("send-pack to %s: %w", t.Name, ctx.Err())
 		}
-		return &remote.Error{Op: "send-pack to " + t.Name, Code: code, Stderr: stderr.String()}
+		return err
 	}
 	return nil
 }

@@ -31,6 +31,9 @@ import (
 type Syncer struct {
 	mu      sync.Mutex
 	noRsync map[string]bool // targets found without rsync
+	// sent: the refs SendPack last left on a replica node, per
+	// repository and node (packsend.go).
+	sent map[string][]string
 
 	Root    repos.Root
 	Remote  remote.Env
@@ -115,6 +118,9 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 		job.fresh = true
 		res, err = s.copierFor(t).copy(ctx, job)
 	}
+	// Whatever happens next, SendPack's fast path no longer knows what
+	// this replica holds, unless the copy is verified whole.
+	s.remember(repo, t.Name, nil)
 	if err != nil {
 		return res, err
 	}
@@ -124,6 +130,9 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 	}
 	if got != snap.Fingerprint {
 		return res, ErrMismatch
+	}
+	if t.Peer && len(t.Refs) == 0 {
+		s.remember(repo, t.Name, snap.Refs)
 	}
 	res.Fingerprint = snap.Fingerprint
 	res.Duration = time.Since(start)
