@@ -50,10 +50,17 @@ func hidden(ctx context.Context, dir, arg string) bool {
 		return false // an option; its value, if separate, is checked on its own
 	}
 	name, _, _ := strings.Cut(arg, ":")
-	if strings.Contains(name, HiddenRefs) {
+	// git tries refs/NAME first, so a name that starts with cpm/ reaches
+	// cpm's refs whatever else exists (refs/heads/cpm/… is still
+	// reachable by its full name).
+	if strings.Contains(name, HiddenRefs) || strings.HasPrefix(name, strings.TrimPrefix(HiddenRefs, "refs/")) {
 		return true
 	}
-	// name never starts with "-" here, so it is no option of rev-parse.
+	// Those two forms are the only ways in (git resolves a name by
+	// prefixing refs/, refs/tags/, refs/heads/, refs/remotes/); asking git
+	// too catches what they might miss. Paths are arguments of their own,
+	// which git may fail to resolve: those pass. name never starts with
+	// "-" here, so it is no option of rev-parse.
 	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--symbolic-full-name", name).Output()
 	return err == nil && strings.HasPrefix(strings.TrimSpace(string(out)), HiddenRefs)
 }

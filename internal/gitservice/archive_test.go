@@ -30,6 +30,7 @@ func TestGuardArchive(t *testing.T) {
 		{"a path", pkt("argument HEAD\n") + pkt("argument src/cpm/x\n") + "0000", true},
 		{"the full name", pkt("argument refs/cpm/diverged/2/refs/heads/main\n") + "0000", false},
 		{"a short name", pkt("argument cpm/diverged/2/refs/heads/main:x\n") + "0000", false},
+		{"a short name git cannot resolve here", pkt("argument cpm/diverged/9/refs/heads/gone\n") + "0000", false},
 		{"a separate option value", pkt("argument --prefix\n") + pkt("argument cpm/diverged/2/refs/heads/main\n") + "0000", false},
 		{"no flush", pkt("argument HEAD\n"), false},
 		{"a bad length", "zzzz", false},

@@ -39,7 +39,9 @@ func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names
 		queue.Enqueue(ctx, st, dir, repo)
 		return
 	}
-	gen, err := st.MarkDirtyAs(dbctx, repo.Org, repo.Repo, w)
+	rctx, rcancel := context.WithTimeout(ctx, RecordTimeout)
+	defer rcancel()
+	gen, err := st.MarkDirtyAs(rctx, repo.Org, repo.Repo, w)
 	switch {
 	case errors.Is(err, store.ErrFenced), errors.Is(err, store.ErrNotPrimary):
 		why := "this node lost its lease during the push"

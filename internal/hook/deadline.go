@@ -12,6 +12,14 @@ import (
 // a marker and warns the client, as with no database at all.
 const DatabaseTimeout = 10 * time.Second
 
+// RecordTimeout bounds post-receive's record of a push (MarkDirtyAs),
+// which waits for the repository's row: an earlier push's replica
+// writes hold it shared until they end, for up to a replica's
+// sync_timeout plus 5 s (peer.Receiver's write bound). Giving up sooner
+// would leave a push on a slow but live cluster unrecorded; a dead
+// database connection ends sooner anyway (TCP keepalives).
+const RecordTimeout = 60 * time.Second
+
 // withDatabaseDeadline is ctx bounded by DatabaseTimeout.
 func withDatabaseDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, DatabaseTimeout)

@@ -63,7 +63,10 @@ func Run(ctx context.Context, name, dataDir string, stdin io.Reader, stdout, std
 		if err := CheckFence(dbctx, st, dir, repo, os.Getenv); err != nil {
 			return err
 		}
-		if err := check(dbctx, access.New(st, nil), pusher, repo, updates, repoDir); err != nil {
+		// The ancestry checks are git's work, not the database's: they run
+		// under ctx, without the database steps' deadline.
+		ff := func(_ context.Context, old, new string) (bool, error) { return GitAncestry(repoDir)(ctx, old, new) }
+		if err := check(dbctx, access.New(st, nil), pusher, repo, updates, ff); err != nil {
 			return err
 		}
 		return RunLocal(ctx, repoDir, name, nil, raw, stdout, stderr)
@@ -79,7 +82,7 @@ func Run(ctx context.Context, name, dataDir string, stdin io.Reader, stdout, std
 
 // check decides a push made through the gateway; a push made on the
 // server itself is recorded but not restricted.
-func check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath, updates []Update, repoDir string) error {
+func check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath, updates []Update, ff Ancestry) error {
 	if p.Local {
 		return nil
 	}
@@ -87,5 +90,5 @@ func check(ctx context.Context, c access.Checker, p Pusher, repo names.RepoPath,
 	if err != nil {
 		return err
 	}
-	return Check(ctx, c, id, repo, updates, GitAncestry(repoDir))
+	return Check(ctx, c, id, repo, updates, ff)
 }

@@ -71,15 +71,15 @@ func storePack(ctx context.Context, dir string, in *bufio.Reader) error {
 		_, err := io.CopyN(io.Discard, in, 20) // the checksum
 		return err
 	}
-	args := []string{"-c", "core.hooksPath=/dev/null", "unpack-objects", "-q", "--strict"}
+	args := []string{"unpack-objects", "-q", "--strict"}
 	if count >= unpackLimit {
-		args = []string{"-c", "core.hooksPath=/dev/null", "index-pack", "--stdin", "--strict"}
+		args = []string{"index-pack", "--stdin", "--strict"}
 	}
-	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd := exec.CommandContext(ctx, "git", append(replicaGit(), args...)...)
 	cmd.Dir, cmd.Env = dir, repos.Env(dir)
 	cmd.Stdin = io.MultiReader(bytes.NewReader(head[:]), in)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %w: %s", args[2], err, firstLine(out))
+		return fmt.Errorf("%s: %w: %s", args[0], err, firstLine(out))
 	}
 	return nil
 }
@@ -91,7 +91,7 @@ func updateRefs(ctx context.Context, dir string, updates []transfer.RefUpdate) e
 	for _, u := range updates {
 		fmt.Fprintf(&stdin, "update %s %s %s\n", u.Name, u.New, u.Old)
 	}
-	cmd := exec.CommandContext(ctx, "git", "-c", "core.hooksPath=/dev/null", "update-ref", "--stdin")
+	cmd := exec.CommandContext(ctx, "git", append(replicaGit(), "update-ref", "--stdin")...)
 	cmd.Dir, cmd.Env = dir, repos.Env(dir)
 	cmd.Stdin = strings.NewReader(stdin.String())
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -47,8 +47,8 @@ func (r *Receiver) ReceivePack(ctx context.Context, origin Origin, rp names.Repo
 			return 1, fmt.Errorf("replica %s: %w", canon, err)
 		}
 	}
-	cmd := exec.CommandContext(ctx, "git", "-c", "core.hooksPath=/dev/null",
-		"-c", "receive.denyDeletes=false", "-c", "receive.denyNonFastForwards=false", "receive-pack", dir)
+	cmd := exec.CommandContext(ctx, "git", append(replicaGit(),
+		"-c", "receive.denyDeletes=false", "-c", "receive.denyNonFastForwards=false", "receive-pack", dir)...)
 	cmd.Dir = dir
 	cmd.Env = repos.Env(dir)
 	status, err := run(cmd)
@@ -136,4 +136,14 @@ func refsFingerprint(ctx context.Context, dir string) (string, error) {
 		}
 	}
 	return transfer.Fingerprint(lines), nil
+}
+
+// replicaGit is the start of every git command line that writes a
+// primary's push into this node's copy: cpm's hooks off (the primary
+// checked the push), and objects and refs on disk for good before the
+// replica write commits its generation. git's default syncs only packs;
+// a push of a few objects is written loose, and a replica that loses
+// power after saying "held" must still hold it.
+func replicaGit() []string {
+	return []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsync=committed", "-c", "core.fsyncMethod=fsync"}
 }

@@ -100,15 +100,17 @@ func (s *Store) RemoveNode(ctx context.Context, a Actor, name string) error {
 		if err != nil {
 			return err
 		}
+		// Locked first: an election or handover onto the node cannot
+		// commit between the count of its primaries and its removal.
+		if err := lockHeldRepos(ctx, tx, n.id); err != nil {
+			return fmt.Errorf("remove node %s: %w", name, err)
+		}
 		var primaries int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM repos WHERE primary_id = ?`, n.id).Scan(&primaries); err != nil {
 			return fmt.Errorf("remove node %s: %w", name, err)
 		}
 		if primaries > 0 {
 			return fmt.Errorf("remove node %s: it is the primary of %d repositories; drain it first (cpm-admin node drain %s)", n.name, primaries, n.name)
-		}
-		if err := lockHeldRepos(ctx, tx, n.id); err != nil {
-			return fmt.Errorf("remove node %s: %w", name, err)
 		}
 		alone, err := s.heldAlone(ctx, tx, n.id)
 		if err != nil {
@@ -124,13 +126,14 @@ func (s *Store) RemoveNode(ctx context.Context, a Actor, name string) error {
 	})
 }
 
-// lockHeldRepos locks the rows of the repositories node id holds a
-// replica of: a replica write into the node (which holds its row shared)
-// finishes first, and the generation it committed is the one heldAlone
-// reads; no new one begins until the node is gone.
+// lockHeldRepos locks the rows of the repositories node id is primary
+// or holds a replica of: a replica write into the node (which holds its
+// row shared) finishes first, and the generation it committed is the one
+// heldAlone reads; no new one begins, and no election or handover makes
+// it a primary, until the node is gone.
 func lockHeldRepos(ctx context.Context, tx *Tx, id int64) error {
 	rows, err := tx.QueryContext(ctx, `SELECT r.id FROM repos r
-		WHERE r.id IN (SELECT repo_id FROM replication_jobs WHERE server_id = ?) ORDER BY r.id FOR UPDATE OF r`, id)
+		WHERE r.primary_id = ?1 OR r.id IN (SELECT repo_id FROM replication_jobs WHERE server_id = ?1) ORDER BY r.id FOR UPDATE OF r`, id)
 	if err != nil {
 		return fmt.Errorf("lock the repositories of node %d: %w", id, err)
 	}
