@@ -10,6 +10,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"time"
 
 	"cpm/internal/names"
 	"cpm/internal/repos"
@@ -78,15 +79,27 @@ func storePack(ctx context.Context, dir string, in *bufio.Reader) error {
 	cmd := exec.CommandContext(ctx, "git", append(replicaGit(), args...)...)
 	cmd.Dir, cmd.Env = dir, repos.Env(dir)
 	cmd.Stdin = io.MultiReader(bytes.NewReader(head[:]), in)
+	// Killed at the write's bound, git is not waited for past a second
+	// while a stalled primary's stream still holds the copy of its input.
+	cmd.WaitDelay = time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %w: %s", args[0], err, firstLine(out))
 	}
 	return nil
 }
 
+// refsTimeout bounds one ref transaction on a replica (it only writes
+// files that are already local).
+const refsTimeout = 30 * time.Second
+
 // updateRefs applies updates in one transaction, each checked against
 // its old value (zero: the ref must not exist yet).
 func updateRefs(ctx context.Context, dir string, updates []transfer.RefUpdate) error {
+	// A ref transaction runs to its end once started: killed halfway it
+	// would leave packed-refs.lock behind, and every later write that
+	// deletes a ref here would fail. Its input is all in memory.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refsTimeout)
+	defer cancel()
 	var stdin strings.Builder
 	for _, u := range updates {
 		fmt.Fprintf(&stdin, "update %s %s %s\n", u.Name, u.New, u.Old)
