@@ -380,10 +380,12 @@ func (s *Store) Retry(ctx context.Context, a Actor) (int64, error) {
 	return n, err
 }
 
-// RetryServer makes every failed job of one server due now (a cluster
+// RetryServer makes every waiting job of one server due now (a cluster
 // node that was down is back), keeping its attempt count for the record.
+// Pending jobs too: a push to a job that had failed makes it pending but
+// keeps the failure's retry time (markDirtySQL).
 func (s *Store) RetryServer(ctx context.Context, serverID int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE replication_jobs SET next_attempt_at = ? WHERE server_id = ? AND state = 'failed'`,
+	_, err := s.db.ExecContext(ctx, `UPDATE replication_jobs SET next_attempt_at = ? WHERE server_id = ? AND state IN ('pending', 'failed')`,
 		now(), serverID)
 	if err != nil {
 		return fmt.Errorf("retry the jobs of server %d: %w", serverID, err)

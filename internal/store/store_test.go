@@ -449,6 +449,51 @@ func testReplicationQueue(t *testing.T, newStore func(*testing.T) *Store) {
 	}
 }
 
+// A server that is back (RetryServer) gets its waiting jobs at once: a
+// failed one, and one a push made pending again while its failure's
+// backoff still ran.
+func TestRetryServer(t *testing.T) { onBoth(t, testRetryServer) }
+
+func testRetryServer(t *testing.T, newStore func(*testing.T) *Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	if _, err := s.CreateOrg(ctx, admin, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web", "api"} {
+		if _, err := s.CreateRepo(ctx, admin, NewRepo{Org: "acme", Name: name}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := s.AddServer(ctx, admin, Server{Name: "b1", Host: "h", Port: 22, User: "cpm", Path: "/r", Role: "backup", HostKey: "k", Approved: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		j, ok, err := s.Claim(ctx, "w", 0, time.Minute, nil)
+		if err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		if err := s.Failed(ctx, j, "down", time.Now().Add(time.Hour), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.MarkDirty(ctx, "acme", "web"); err != nil { // pending, still waiting an hour
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Claim(ctx, "w", 0, time.Minute, nil); ok {
+		t.Fatal("a job was claimed during its backoff")
+	}
+	if err := s.RetryServer(ctx, srv.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, ok, err := s.Claim(ctx, "w", 0, time.Minute, nil); err != nil || !ok {
+			t.Fatalf("a waiting job of a server that is back is not due: %v %v", ok, err)
+		}
+	}
+}
+
 // When backups and neighbours both wait, backups are served first (the
 // seed's order: main, backups, neighbours), however long the
 // neighbour's job has waited.
