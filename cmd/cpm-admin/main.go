@@ -322,7 +322,7 @@ func (c doctorCmd) Run(e *env, svc *admin.Service) error {
 		return err
 	}
 	findings := svc.Doctor(e.ctx, e.dir, admin.DoctorOptions{LagThreshold: conf.LagThreshold, VerifyEvery: conf.VerifyEvery, Deep: c.Deep,
-		StaleAge: 2 * conf.MaxSessionTime, Lease: conf.Lease})
+		StaleAge: 2 * conf.MaxSessionTime, SyncReplicas: conf.SyncReplicas})
 	failed := 0
 	for _, f := range findings {
 		if !f.OK {

@@ -40,9 +40,9 @@ type DoctorOptions struct {
 	// StaleAge is how long maintenance leaves what a cut-off push or
 	// upload left behind (twice max_session_time; default 24h).
 	StaleAge time.Duration
-	// Lease is the lease setting. A cluster node is down once the lease
-	// it renews with it ran out; doctor reads that from the database.
-	Lease time.Duration
+	// SyncReplicas is the sync_replicas setting: with 0 an election
+	// takes the best live replica, and doctor judges by the same rule.
+	SyncReplicas int
 }
 
 // Doctor checks an installation: file modes, hooks, repositories on disk
@@ -94,7 +94,7 @@ func (s *Service) Doctor(ctx context.Context, dir datadir.Dir, o DoctorOptions) 
 	if s.self.ID != 0 {
 		add("cluster nodes", s.checkNodes(ctx), "start cpm-shell serve (or cpm-shell replicate) on each node that is down; its replicas wait meanwhile",
 			"every node of the cluster is up")
-		add("failover", s.checkFailover(ctx), failoverFix, "every repository has a live primary; no refs kept from an old primary; no drain under way")
+		add("failover", s.checkFailover(ctx, o.SyncReplicas), failoverFix, "every repository has a live primary; no refs kept from an old primary; no drain under way")
 	}
 	rotation, fix := s.checkRotation(ctx, dir)
 	add("key rotation", rotation, fix, "no key rotation under way")

@@ -113,14 +113,14 @@ const failoverFix = "start the node that holds the newest generation; inspect ke
 // waiting for an election (no live replica holds their newest
 // generation), refs kept from a returning old primary, and drains not
 // finished.
-func (s *Service) checkFailover(ctx context.Context) []string {
+func (s *Service) checkFailover(ctx context.Context, syncReplicas int) []string {
 	var problems []string
-	orphans, err := s.Store.Orphans(ctx)
+	waiting, err := s.Store.WaitingForPrimary(ctx, syncReplicas)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
-	for _, o := range orphans {
-		problems = append(problems, fmt.Sprintf("%s has no primary (%s is down): no live replica holds generation %d; waiting for a node that holds it", o.Repo, o.Primary, o.Generation))
+	for _, w := range waiting {
+		problems = append(problems, fmt.Sprintf("%s has no primary (%s is down): %s", w.Repo, w.Primary, w.Why))
 	}
 	diverged, err := s.Store.Diverged(ctx, 0)
 	if err != nil {

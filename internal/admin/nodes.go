@@ -19,7 +19,7 @@ type NodeStatus struct {
 	// State is up, down (its lease ran out, by the database's clock) or
 	// draining.
 	State string `json:"state"`
-	// Heartbeat is the node workers' last sign of life (null: never).
+	// Heartbeat is the node's last lease renewal (null: never).
 	Heartbeat *time.Time `json:"heartbeat"`
 	Primaries int        `json:"primaries"`
 	Replicas  int        `json:"replicas"`

@@ -20,8 +20,9 @@ import (
 // the node's workers through syncack) before git acknowledges it: what
 // they answer goes to the client ("replicated to NODE", or a warning). A
 // push this node took after it lost its lease or the repository's
-// primary role is recorded nowhere: it stays on this disk, to be kept
-// under refs/cpm/diverged when the node rejoins, and the client is told.
+// primary role is not recorded, only left as a marker: it stays on this
+// disk, to be kept under refs/cpm/diverged if another node took over,
+// and the client is told.
 // Nothing here fails the push: it has happened.
 func Replicate(ctx context.Context, st *store.Store, dir datadir.Dir, repo names.RepoPath, getenv func(string) string, out io.Writer) {
 	dbctx, cancel := withDatabaseDeadline(ctx)

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// DatabaseTimeout bounds each database step of a hook (the default
-// lease): a row held by a dead peer, or a database that stopped
+// DatabaseTimeout bounds a hook's opening of the database and its
+// checks (the default lease; post-receive's record of the push waits up
+// to RecordTimeout): a row held by a dead peer, or a database that stopped
 // answering, must not hold the push past the time in which this node's
 // lease would run out anyway. A post-receive step that gives up leaves
 // a marker and warns the client, as with no database at all.

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"cpm/internal/remote"
-	"cpm/internal/store"
 	"cpm/internal/transfer"
 )
 
@@ -60,17 +59,17 @@ func (w *Workers) isDown(server int64) bool {
 // trip updates the target's circuit breaker after an attempt: connection
 // failures open it for a growing while; anything else (a sync that ran)
 // closes it.
-func (w *Workers) trip(srv store.Server, err error) {
+func (w *Workers) trip(server int64, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err == nil || (cause(err) != "connect" && cause(err) != "timeout") {
-		delete(w.down, srv.ID)
+		delete(w.down, server)
 		return
 	}
-	b := w.down[srv.ID]
+	b := w.down[server]
 	b.failures++
 	b.until = time.Now().Add(w.backoff(b.failures - 1))
-	w.down[srv.ID] = b
+	w.down[server] = b
 }
 
 // metaWaits reports whether the target's metadata delivery is backing off.

@@ -26,7 +26,7 @@ func (w *Workers) publish(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		w.trip(srv, err)
+		w.trip(srv.ID, err)
 		retry := w.metaTrip(srv.ID, err)
 		log := w.Log.With().Str("target", srv.Name).Str("kind", d.Kind).Int64("generation", d.Generation).Logger()
 		if err != nil {

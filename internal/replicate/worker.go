@@ -36,9 +36,9 @@ type Workers struct {
 	Owner                  string // lease owner, for the record; each claim adds a token of its own
 	// Self is this node's server id in a cluster (0 outside one): it
 	// claims, reconciles and repacks only the repositories it is primary
-	// of (and those without a primary), and heartbeats.
+	// of (and those without a primary); the lease keeper heartbeats.
 	Self int64
-	// Beat, when set, runs after every heartbeat (the node rewrites its
+	// Beat, when set, runs every BeatEvery (the node rewrites its
 	// pins when the cluster's nodes changed, and its revocation list when
 	// the database's differs).
 	Beat      func(ctx context.Context)
@@ -338,7 +338,7 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 	}
 	ev := Event{Repo: j.Repo, Target: j.Server, Duration: time.Since(start), Bytes: res.Bytes}
 	log := w.Log.With().Str("repo", j.Repo).Str("target", j.Server).Int64("duration_ms", ev.Duration.Milliseconds()).Logger()
-	w.trip(srv, err)
+	w.trip(j.ServerID, err)
 	if err == nil {
 		ev.OK = true
 		ev.Lag = j.Lag(time.Now())

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"cpm/internal/remote"
-	"cpm/internal/store"
 	"cpm/internal/transfer"
 )
 
@@ -53,22 +52,21 @@ func TestCause(t *testing.T) {
 func TestCircuitBreaker(t *testing.T) {
 	w := &Workers{down: map[int64]breaker{}, running: map[int64]int{}}
 	down := &remote.Error{Code: 255, Stderr: "ssh: connect to host x port 22: Connection refused"}
-	one, two := store.Server{ID: 1}, store.Server{ID: 2}
-	w.trip(one, down)
+	w.trip(1, down)
 	if b := w.down[1]; b.failures != 1 || !b.until.After(time.Now()) {
 		t.Fatalf("breaker after a connection failure: %+v", b)
 	}
-	w.trip(one, down)
+	w.trip(1, down)
 	if b := w.down[1]; b.failures != 2 {
 		t.Fatalf("breaker after two failures: %+v", b)
 	}
 	// A sync that reached the server (even one that failed later) closes it.
-	w.trip(one, &remote.Error{Code: 23})
+	w.trip(1, &remote.Error{Code: 23})
 	if _, open := w.down[1]; open {
 		t.Fatal("breaker still open after the server answered")
 	}
-	w.trip(two, down)
-	w.trip(two, nil)
+	w.trip(2, down)
+	w.trip(2, nil)
 	if _, open := w.down[2]; open {
 		t.Fatal("breaker still open after a success")
 	}

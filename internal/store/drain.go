@@ -89,8 +89,8 @@ func moveOffDraining(ctx context.Context, tx *Tx, repoID int64, draining bool, r
 // RemoveNode deletes the node named name from the cluster, with its
 // replica rows: only when it holds nothing alone. It must be primary of
 // nothing (drain it first), hold no writes of an old primacy not yet
-// saved (diverge_epoch), and for every repository whose primary is down
-// some other node must hold at least the generation it holds.
+// saved (diverge_epoch), and for every repository some other replica
+// must hold at least the generation it holds (the election's bar).
 func (s *Store) RemoveNode(ctx context.Context, a Actor, name string) error {
 	if s.db.d != postgres {
 		return ErrNeedsPostgres

@@ -297,7 +297,7 @@ type Waiting struct {
 }
 
 // WaitingForPrimary lists the repositories without a live primary that
-// ElectPrimaries cannot give one now (for doctor and repo where).
+// ElectPrimaries cannot give one now, by the election's own rule (doctor).
 func (s *Store) WaitingForPrimary(ctx context.Context, syncReplicas int) ([]Waiting, error) {
 	if s.db.d != postgres {
 		return nil, nil

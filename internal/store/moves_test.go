@@ -196,14 +196,15 @@ func TestRemoveNodeHoldingAlone(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "only replica copy") || !strings.Contains(err.Error(), "acme/web") {
 		t.Fatalf("remove n2: %v", err)
 	}
-	if o, err := s.Orphans(ctx); err != nil || len(o) != 0 {
-		t.Fatalf("orphans while n2 lives: %+v %v", o, err)
+	if w, err := s.WaitingForPrimary(ctx, 1); err != nil || len(w) != 0 {
+		t.Fatalf("waiting while n2 lives: %+v %v", w, err)
 	}
 	if _, err := s.db.ExecContext(ctx, `UPDATE servers SET lease_until = '', heartbeat_at = '' WHERE id = ?`, nodes[1].ID); err != nil {
 		t.Fatal(err)
 	}
-	if o, err := s.Orphans(ctx); err != nil || len(o) != 1 || o[0].Repo != "acme/web" || o[0].Generation != 2 || o[0].Primary != "n1" {
-		t.Fatalf("orphans with n2 down too: %+v %v", o, err)
+	if w, err := s.WaitingForPrimary(ctx, 1); err != nil || len(w) != 1 || w[0].Repo != "acme/web" || w[0].Primary != "n1" ||
+		!strings.Contains(w[0].Why, "generation 2 (n2: down)") {
+		t.Fatalf("waiting with n2 down too: %+v %v", w, err)
 	}
 	if err := s.RemoveNode(ctx, admin, "n3"); err != nil {
 		t.Fatalf("remove n3, which holds nothing: %v", err)

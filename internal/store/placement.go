@@ -18,8 +18,8 @@ type Placement struct {
 	// not yet placed), where every request is served by the node that has
 	// it.
 	Primary Server
-	// Generation is bumped by every accepted push; Epoch is to be bumped
-	// by every change of primary (failover, not built yet: it stays 0).
+	// Generation is bumped by every accepted push; Epoch by every change
+	// of primary (an election or a handover).
 	Generation, Epoch int64
 	// Local is the generation this node's copy was last verified at: the
 	// repository's own on its primary, -1 where this node holds no copy.
