@@ -90,7 +90,7 @@ func (w *ReplicaWrite) check(ctx context.Context, d dialect, from, epoch int64) 
 	var current int64
 	var live bool
 	err := w.tx.QueryRowContext(ctx, `
-		SELECT r.primary_id, r.epoch, r.generation, coalesce((SELECT n.lease_until > `+d.clock()+` FROM servers n WHERE n.id = ?), false)
+		SELECT r.primary_id, r.epoch, r.generation, coalesce((SELECT `+leaseLive(d, "n")+` FROM servers n WHERE n.id = ?), false)
 		FROM repos r WHERE r.id = ?`+share, from, w.repoID).Scan(&primary, &current, &w.generation, &live)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("repository %d %w", w.repoID, ErrNotFound)
@@ -173,7 +173,7 @@ type SyncTarget struct {
 // saved. Live ones first, the most current first.
 func (s *Store) SyncTargets(ctx context.Context, repoID int64) ([]SyncTarget, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT j.server_id, j.repo_generation, coalesce(s.lease_until > `+s.db.d.clock()+`, false)
+		SELECT j.server_id, j.repo_generation, coalesce(`+leaseLive(s.db.d, "s")+`, false)
 		FROM replication_jobs j JOIN servers s ON s.id = j.server_id
 		WHERE j.repo_id = ? AND s.role = 'node' AND s.enabled = 1 AND j.diverge_epoch = 0
 		ORDER BY 3 DESC, j.repo_generation DESC, s.name`, repoID)

@@ -79,7 +79,7 @@ func contained(ctx context.Context, dir, object, ref string) bool {
 	if _, err := repos.GitOutput(ctx, dir, nil, "cat-file", "-e", object+"^{object}"); err != nil {
 		return false
 	}
-	if _, err := repos.GitOutput(ctx, dir, nil, "merge-base", "--is-ancestor", object, ref); err == nil {
+	if isAncestor(ctx, dir, object, ref) {
 		return true
 	}
 	here, err := repos.GitOutput(ctx, dir, nil, "rev-parse", "--verify", "-q", ref)
