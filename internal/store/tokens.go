@@ -296,7 +296,12 @@ func (s *Store) RevokeToken(ctx context.Context, a Actor, id int64) (Token, erro
 		if t, err = tokenByID(ctx, tx, id); err != nil {
 			return err
 		}
-		details["name"], details["user"], details["repo"] = t.Name, t.User, t.Repo
+		details["name"] = t.Name
+		if t.Repo != "" {
+			details["repo"] = t.Repo
+		} else {
+			details["user"] = t.User
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("revoke token %d: %w", id, err)
 		}
