@@ -8,15 +8,17 @@ import (
 	"os/signal"
 	"syscall"
 
+	"cpm/internal/authlimit"
 	"cpm/internal/clientaddr"
 	"cpm/internal/githttp"
 	"cpm/internal/httpserver"
+	"cpm/internal/metrics"
 )
 
 // listenHTTP serves git over HTTP(S) on http_listen, with the same
 // gateway as ssh; with tls_cert it is HTTPS, its certificate read again
 // on every SIGHUP.
-func (n *Node) listenHTTP(ctx context.Context, srv *servers) (string, error) {
+func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway) (string, error) {
 	c := n.Conf
 	var certs *httpserver.Certificates
 	if c.HTTP.TLS() {
@@ -30,6 +32,7 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers) (string, error) {
 		return "", fmt.Errorf("listen %s: %w", c.HTTP.Listen, err)
 	}
 	h := &githttp.Handler{Gateway: n.Gateway, Tokens: n.Gateway.Tokens, ProxyAllow: c.ProxyAllow,
+		Limiter: authlimit.New("http", authlimit.Config{}, metrics.NewAuth(m.Registry)),
 		BaseURL: c.HTTP.BaseURL(), Log: n.Log}
 	srv.http = httpserver.New(h, httpserver.Limits{
 		Header:      c.HandshakeTimeout,

@@ -90,6 +90,7 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		Relay:            n.relay,
 		Gate:             gateway.NewWriteGate(),
 	}
+	n.Gateway.Tokens = n.Gateway.Access
 	if n.Self.ID != 0 {
 		n.Gateway.Fence = storeFence{st: st, id: n.Self.ID} // a serving node's own lease keeper replaces it
 	}

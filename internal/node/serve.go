@@ -108,7 +108,7 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([4
 		}
 	}
 	if c.HTTP.Listen != "" {
-		if addrs[3], err = n.listenHTTP(ctx, srv); err != nil {
+		if addrs[3], err = n.listenHTTP(ctx, srv, m); err != nil {
 			return addrs, err
 		}
 	}
