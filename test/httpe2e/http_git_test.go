@@ -102,7 +102,14 @@ func TestHTTPGitAnonymous(t *testing.T) {
 // get fetches path under the server, without credentials.
 func (h *httpWorld) get(t *testing.T, path string) (*http.Response, string) {
 	t.Helper()
-	resp, err := h.client().Get(h.url(path))
+	req, _ := http.NewRequest(http.MethodGet, h.url(path), nil)
+	return h.do(t, req)
+}
+
+// do sends req and reads the answer whole.
+func (h *httpWorld) do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := h.client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
