@@ -183,4 +183,28 @@ func TestHTTPHostile(t *testing.T) {
 			}
 		}
 	})
+	t.Run("failed authentications are rate limited", func(t *testing.T) {
+		code := 0
+		for i := 0; i < 20 && code != http.StatusTooManyRequests; i++ {
+			code = h.raw(get("/acme/pub.git/info/refs?service=git-upload-pack", "Authorization: Bearer cpm_guess\r\n"))
+		}
+		if code != http.StatusTooManyRequests {
+			t.Fatalf("20 failed authentications in a row: the last %d", code)
+		}
+		// Anonymous reads from the same address still work.
+		if code := h.raw(get("/acme/pub.git/info/refs?service=git-upload-pack")); code != http.StatusOK {
+			t.Errorf("anonymous read after the limit: %d", code)
+		}
+		resp, err := http.Get("http://" + h.srv.MetricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`cpm_auth_failures_total{transport="http"}`, `cpm_auth_rate_limited_total{transport="http"}`} {
+			if !strings.Contains(string(m), want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+	})
 }
