@@ -43,14 +43,13 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway)
 	h.Linger = srv.http.Stopped()
 	ln := clientaddr.Listen(raw, clientaddr.Mode(c.ProxyProtocol), c.ProxyAllow)
 	go func() { srv.errc <- srv.http.Serve(ln) }()
-	if certs != nil {
-		go n.reloadOnHangup(ctx, srv.http)
-	}
 	return raw.Addr().String(), nil
 }
 
-// reloadOnHangup reads the TLS certificate again on each SIGHUP until
-// ctx ends; a bad file keeps the one in use.
+// reloadOnHangup reads the HTTP listener's TLS certificate again on
+// each SIGHUP (systemctl reload) until ctx ends; a bad file keeps the
+// one in use. Without one, SIGHUP does nothing (rather than end the
+// server, its default).
 func (n *Node) reloadOnHangup(ctx context.Context, s *httpserver.Server) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -60,6 +59,10 @@ func (n *Node) reloadOnHangup(ctx context.Context, s *httpserver.Server) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if s == nil {
+				n.Log.Info().Msg("SIGHUP: no TLS certificate to reload")
+				continue
+			}
 			if err := s.Reload(); err != nil {
 				n.Log.Error().Err(err).Msg("tls reload")
 				continue
