@@ -3,9 +3,14 @@ package httpe2e
 import (
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"cpm/internal/testworld"
 )
 
 // createToken runs cpm-admin and returns the token, the last line of
@@ -75,6 +80,15 @@ func TestHTTPGitTokens(t *testing.T) {
 			t.Errorf("read-only token's git push: exit %d\n%s", r.Code, r.Stderr)
 		}
 	})
+	t.Run("push to create", func(t *testing.T) {
+		h.mustGit(dir, withToken(full), "push", "-q", h.url("acme/fresh.git"), "main")
+		if _, err := os.Stat(h.w.RepoDir("acme", "fresh")); err != nil {
+			t.Errorf("an owner's push over HTTP did not create acme/fresh: %v", err)
+		}
+		if r := h.git(dir, withToken(scoped), "push", "-q", h.url("acme/fresh2.git"), "main"); r.Code == 0 {
+			t.Errorf("a scoped token's push created a repository")
+		}
+	})
 	t.Run("out of scope, wrong and revoked tokens", func(t *testing.T) {
 		missResp, missBody := h.getAs(t, "acme/nope.git/info/refs?service=git-upload-pack", "any", scoped)
 		resp, body := h.getAs(t, "acme/priv.git/info/refs?service=git-upload-pack", "any", scoped)
@@ -96,6 +110,38 @@ func TestHTTPGitTokens(t *testing.T) {
 			t.Errorf("a revoked token: %d", resp.StatusCode)
 		}
 	})
+
+	t.Run("shutdown lets a running push finish", func(t *testing.T) {
+		hooks := filepath.Join(h.w.RepoDir("acme", "priv"), "hooks", "pre-receive.d")
+		marker := filepath.Join(h.w.Root, "pushing")
+		os.WriteFile(filepath.Join(hooks, "dump"), []byte("#!/bin/sh\ntouch '"+marker+"'\nsleep 3\n"), 0o755)
+		h.mustGit(dir, nil, "commit", "-q", "--allow-empty", "-m", "during shutdown")
+		done := make(chan testworld.Result, 1)
+		go func() { done <- h.git(dir, withToken(full), "push", "-q", "origin", "main") }()
+		waitFile(t, marker) // the push's POST is in its pre-receive hook
+		h.srv.Signal(syscall.SIGTERM)
+		if r := <-done; r.Code != 0 {
+			t.Errorf("the push under way at SIGTERM: exit %d\n%s", r.Code, r.Stderr)
+		}
+		if exited, _ := h.srv.Wait(30 * time.Second); !exited {
+			t.Error("the server did not exit after the push")
+		}
+		got, _ := exec.Command("git", "--git-dir", h.w.RepoDir("acme", "priv"), "rev-parse", "main").Output()
+		if want := h.mustGit(dir, nil, "rev-parse", "HEAD"); strings.TrimSpace(string(got)) != want {
+			t.Errorf("main on the server %q, want %s", got, want)
+		}
+	})
+}
+
+// waitFile waits until path exists.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+	}
+	t.Fatalf("no %s after 20 s", path)
 }
 
 // getAs fetches path with a token: Basic with user, or Bearer when user
