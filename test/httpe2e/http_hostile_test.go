@@ -16,7 +16,7 @@ import (
 // costs the server bounded time and memory; nothing secret reaches the
 // log, and forwarded-for headers count only from proxy_allow.
 func TestHTTPHostile(t *testing.T) {
-	h := newHTTPWorld(t, false, "--handshake-timeout", "2s")
+	h := newHTTPWorld(t, false, "--handshake-timeout", "2s", "--proxy-allow", "127.0.0.2/32")
 	get := func(path string, headers ...string) string {
 		return "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + strings.Join(headers, "") + "\r\n"
 	}
@@ -167,6 +167,25 @@ func TestHTTPHostile(t *testing.T) {
 		}
 		if !strings.Contains(log, `"transport":"http"`) {
 			t.Errorf("no http event in the log:\n%s", log)
+		}
+	})
+	t.Run("forwarded-for from proxy_allow", func(t *testing.T) {
+		// The same header from 127.0.0.2 (allowed) names the client; from
+		// 127.0.0.1 (above) it was ignored.
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", h.srv.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte(get("/acme/nope.git/info/refs?service=git-upload-pack", "X-Forwarded-For: 203.0.113.90\r\n")))
+		io.Copy(io.Discard, c)
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(h.srv.Log(), `"remote":"203.0.113.90"`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("a trusted proxy's X-Forwarded-For is not the logged client")
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 	t.Run("bad credentials", func(t *testing.T) {
