@@ -76,8 +76,10 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	if self != "" {
 		name = self
 	}
+	checker := access.New(st, n.Replicas)
 	n.Gateway = &gateway.Gateway{
-		Access:           access.New(st, n.Replicas),
+		Access:           checker,
+		Tokens:           checker,
 		Store:            st,
 		Disk:             n.Disk,
 		DataDir:          dir,
