@@ -1,170 +1,233 @@
 package httpe2e
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"cpm/internal/testworld"
 )
 
-// createToken runs cpm-admin and returns the token, the last line of
-// its output.
-func (h *httpWorld) createToken(args ...string) string {
+var tokenLine = regexp.MustCompile(`(?m)^cpm_[0-9A-Za-z]{32}$`)
+
+// token runs a cpm-admin command that makes a token and returns it (the
+// last line of its output).
+func (h *httpWorld) token(args ...string) string {
 	h.t.Helper()
-	out := strings.Split(strings.TrimSpace(h.w.MustAdmin(args...)), "\n")
-	return out[len(out)-1]
+	out := strings.TrimSpace(h.w.MustAdmin(args...))
+	secret := out[strings.LastIndex(out, "\n")+1:]
+	if !tokenLine.MatchString(secret) {
+		h.t.Fatalf("%v: no token on the last line of %q", args, out)
+	}
+	return secret
 }
 
-// TestHTTPGitTokens: git clones, fetches and pushes a private repository
-// over HTTPS with a token from a credential helper (v2 and v0), the push
-// runs cpm's hooks (audit row with "transport": "http") and nothing of
-// the request reaches git's environment; a read-only token's push is
-// 403 with the ssh wording; a scoped token outside its scope, a revoked
-// token and a wrong one get 401, like a missing repository.
-func TestHTTPGitTokens(t *testing.T) {
-	h := newHTTPWorld(t, true)
-	full := h.createToken("token", "create", "alice", "--name", "laptop")
-	readOnly := h.createToken("token", "create", "alice", "--name", "ci", "--read-only")
-	scoped := h.createToken("token", "create", "alice", "--name", "pub-only", "--repo", "acme/pub")
-	url := h.url("acme/priv.git")
-	dir := filepath.Join(h.w.Root, "priv")
+// lsRemote runs git ls-remote of repo with secret (none: "").
+func (h *httpWorld) lsRemote(repo, secret string) (int, string) {
+	h.t.Helper()
+	var env []string
+	if secret != "" {
+		env = withToken(secret)
+	}
+	r := h.git("", env, "ls-remote", h.url(repo+".git"))
+	return r.Code, r.Stdout + r.Stderr
+}
 
-	t.Run("clone and fetch, v2 and v0", func(t *testing.T) {
-		h.mustGit("", withToken(full), "clone", "-q", url, dir)
-		if b, _ := os.ReadFile(filepath.Join(dir, "README")); string(b) != "second of acme/priv\n" {
-			t.Errorf("README: %q", b)
+// status is the HTTP status of GET path with an Authorization header.
+func (h *httpWorld) status(t *testing.T, path, auth string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, h.url(path), nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := h.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// push commits a file in a fresh clone of repo (made with secret) and
+// pushes it with secret.
+func (h *httpWorld) push(t *testing.T, repo, secret, name string) (int, string) {
+	t.Helper()
+	dir := filepath.Join(h.w.Root, "push-"+name)
+	h.mustGit("", withToken(secret), "clone", "-q", h.url(repo+".git"), dir)
+	os.WriteFile(filepath.Join(dir, name), []byte(name+"\n"), 0o644)
+	h.mustGit(dir, nil, "add", name)
+	h.mustGit(dir, nil, "commit", "-q", "-m", name)
+	r := h.git(dir, withToken(secret), "push", "origin", "main")
+	return r.Code, r.Stderr
+}
+
+// TestHTTPTokens: git over HTTPS with access tokens in a credential
+// helper and as Bearer: a token clones and pushes as its user; a
+// read-only token's push gets 403; a scoped token is refused outside its
+// repository exactly as for a missing one; deploy tokens are bound to
+// their repository and write only with --write; expired and revoked
+// tokens are refused; last use is recorded; failed authentications are
+// rate-limited per address and counted.
+func TestHTTPTokens(t *testing.T) {
+	h := newHTTPWorld(t, true)
+	h.w.MustAdmin("repo", "create", "acme/other")
+	h.seed("acme/other")
+	h.w.MustAdmin("user", "add", "bob")
+	h.w.MustAdmin("repo", "grant", "acme/priv", "bob", "read")
+	full := h.token("token", "create", "alice", "--name", "laptop")
+
+	t.Run("a token clones and pushes as its user", func(t *testing.T) {
+		if code, out := h.push(t, "acme/priv", full, "full"); code != 0 {
+			t.Fatalf("push with a token: %d\n%s", code, out)
 		}
-		h.mustGit(dir, withToken(full), "-c", "protocol.version=0", "fetch", "-q", "origin")
-		h.mustGit("", withToken(readOnly), "-c", "protocol.version=0", "clone", "-q", url, filepath.Join(h.w.Root, "priv-v0"))
+		audit := h.w.MustAdmin("audit", "--limit", "5")
+		if !strings.Contains(audit, "push") || !strings.Contains(audit, "transport=http") || !strings.Contains(audit, "token=1") {
+			t.Errorf("audit after an HTTP push:\n%s", audit)
+		}
+		if got := h.status(t, "acme/priv.git/info/refs?service=git-upload-pack", "Bearer "+full); got != http.StatusOK {
+			t.Errorf("Bearer: %d", got)
+		}
 	})
-	t.Run("push runs the hooks, audited as http", func(t *testing.T) {
-		hooks := filepath.Join(h.w.RepoDir("acme", "priv"), "hooks", "pre-receive.d")
-		os.MkdirAll(hooks, 0o755)
-		envFile := filepath.Join(h.w.Root, "hook-env")
-		os.WriteFile(filepath.Join(hooks, "dump"), []byte("#!/bin/sh\nenv > '"+envFile+"'\n"), 0o755)
-		os.WriteFile(filepath.Join(dir, "new"), []byte("x\n"), 0o644)
-		h.mustGit(dir, nil, "add", "new")
-		h.mustGit(dir, nil, "commit", "-q", "-m", "over http")
-		h.mustGit(dir, withToken(full), "-c", "http.extraHeader=Proxy: http://127.0.0.1:1", "-c", "http.extraHeader=X-Evil: EVILVALUE",
-			"push", "-q", "origin", "main")
-		env, err := os.ReadFile(envFile)
+	t.Run("a token never does more than its user", func(t *testing.T) {
+		bobs := h.token("token", "create", "bob", "--name", "b")
+		if code, out := h.lsRemote("acme/priv", bobs); code != 0 {
+			t.Fatalf("bob reads acme/priv: %s", out)
+		}
+		if code, out := h.push(t, "acme/priv", bobs, "bob"); code == 0 || !strings.Contains(out, "403") && !strings.Contains(out, "permission denied") {
+			t.Errorf("bob (read) pushed with a token: %d\n%s", code, out)
+		}
+		if code, _ := h.lsRemote("acme/other", bobs); code == 0 {
+			t.Error("bob's token reads a repository bob may not")
+		}
+	})
+	t.Run("read-only", func(t *testing.T) {
+		ro := h.token("token", "create", "alice", "--name", "ro", "--read-only")
+		code, out := h.push(t, "acme/priv", ro, "ro")
+		if code == 0 || !strings.Contains(out, "read-only") {
+			t.Errorf("read-only token's push: %d\n%s", code, out)
+		}
+		if got := h.status(t, "acme/priv.git/info/refs?service=git-receive-pack", "Bearer "+ro); got != http.StatusForbidden {
+			t.Errorf("read-only token's receive-pack: %d, want 403", got)
+		}
+	})
+	t.Run("scoped", func(t *testing.T) {
+		scoped := h.token("token", "create", "alice", "--name", "ci", "--repo", "acme/priv")
+		if code, out := h.lsRemote("acme/priv", scoped); code != 0 {
+			t.Fatalf("in scope: %s", out)
+		}
+		for _, path := range []string{"/info/refs?service=git-upload-pack", "/info/refs?service=git-receive-pack"} {
+			out, miss := h.status(t, "acme/other.git"+path, "Bearer "+scoped), h.status(t, "acme/nope.git"+path, "Bearer "+scoped)
+			if out != http.StatusUnauthorized || out != miss {
+				t.Errorf("%s out of scope %d, missing %d; want 401 for both", path, out, miss)
+			}
+		}
+		if code, _ := h.lsRemote("acme/pub", scoped); code != 0 {
+			t.Error("a scoped token cannot read a public repository anyone can read")
+		}
+	})
+	t.Run("deploy tokens", func(t *testing.T) {
+		ro := h.token("repo", "deploy-token", "create", "acme/priv", "--name", "argo")
+		rw := h.token("repo", "deploy-token", "create", "acme/priv", "--name", "deployer", "--write")
+		if code, out := h.push(t, "acme/priv", ro, "deploy-ro"); code == 0 {
+			t.Errorf("a read-only deploy token pushed:\n%s", out)
+		}
+		if code, out := h.push(t, "acme/priv", rw, "deploy-rw"); code != 0 {
+			t.Errorf("a --write deploy token's push: %d\n%s", code, out)
+		}
+		if code, _ := h.lsRemote("acme/other", rw); code == 0 {
+			t.Error("a deploy token reads another repository")
+		}
+	})
+	t.Run("revoked and expired", func(t *testing.T) {
+		gone := h.token("token", "create", "alice", "--name", "gone")
+		soon := h.token("token", "create", "alice", "--name", "soon", "--expires", "2s")
+		for _, s := range []string{gone, soon} {
+			if code, out := h.lsRemote("acme/priv", s); code != 0 {
+				t.Fatalf("before: %s", out)
+			}
+		}
+		var list []map[string]any
+		json.Unmarshal([]byte(h.w.MustAdmin("token", "list", "alice", "--json")), &list)
+		for _, tk := range list {
+			if tk["name"] == "gone" {
+				h.w.MustAdmin("token", "revoke", jsonInt(tk["id"]))
+			}
+		}
+		if got := h.status(t, "acme/priv.git/info/refs?service=git-upload-pack", "Bearer "+gone); got != http.StatusUnauthorized {
+			t.Errorf("revoked token: %d", got)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for h.status(t, "acme/priv.git/info/refs?service=git-upload-pack", "Bearer "+soon) == http.StatusOK && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if got := h.status(t, "acme/priv.git/info/refs?service=git-upload-pack", "Bearer "+soon); got != http.StatusUnauthorized {
+			t.Errorf("expired token: %d", got)
+		}
+	})
+	t.Run("last use recorded", func(t *testing.T) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var list []map[string]any
+			json.Unmarshal([]byte(h.w.MustAdmin("token", "list", "alice", "--json")), &list)
+			if len(list) > 0 && list[0]["name"] == "laptop" && list[0]["last_used"] != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("last_used never set: %v", list)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	// Last: it locks 127.0.0.1 out.
+	t.Run("failed authentications are rate-limited", func(t *testing.T) {
+		bad := "Bearer cpm_" + strings.Repeat("x", 32)
+		// The revoked and expired tokens above failed already: some of
+		// the ten allowed in a row are spent.
+		var seq strings.Builder
+		for range 15 {
+			switch h.status(t, "acme/priv.git/info/refs?service=git-upload-pack", bad) {
+			case http.StatusUnauthorized:
+				seq.WriteByte('u')
+			case http.StatusTooManyRequests:
+				seq.WriteByte('L')
+			default:
+				seq.WriteByte('?')
+			}
+		}
+		if !regexp.MustCompile(`^u{1,10}L+$`).MatchString(seq.String()) {
+			t.Errorf("15 bad tokens: %s, want 401 (u) at most ten times, then 429 (L)", seq.String())
+		}
+		// While limited, even a good token waits: the limit is on the address.
+		if got := h.status(t, "acme/priv.git/info/refs?service=git-upload-pack", "Bearer "+full); got != http.StatusTooManyRequests {
+			t.Errorf("a good token from a limited address: %d", got)
+		}
+		// Anonymous reads carry no credential and are not limited.
+		if got := h.status(t, "acme/pub.git/info/refs?service=git-upload-pack", ""); got != http.StatusOK {
+			t.Errorf("anonymous read from a limited address: %d", got)
+		}
+		resp, err := http.Get("http://" + h.srv.MetricsAddr + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, bad := range []string{"HTTP_", "EVILVALUE", "127.0.0.1:1", "REQUEST_METHOD", "QUERY_STRING", full} {
-			if strings.Contains(string(env), bad) {
-				t.Errorf("the hook's environment has %q:\n%s", bad, env)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := string(b)
+		for _, name := range []string{`cpm_auth_failures_total{transport="http"} `, `cpm_auth_rate_limited_total{transport="http"} `} {
+			i := strings.Index(m, name)
+			if i < 0 || strings.HasPrefix(m[i+len(name):], "0\n") {
+				t.Errorf("metrics lack a count of %s", name)
 			}
 		}
-		if !strings.Contains(string(env), "CPM_TRANSPORT=http\n") || !strings.Contains(string(env), "CPM_USER=alice\n") {
-			t.Errorf("the hook's environment:\n%s", env)
-		}
-		audit := h.w.MustAdmin("audit", "--json", "--limit", "1")
-		if !strings.Contains(audit, `"transport": "http"`) || !strings.Contains(audit, `"push"`) {
-			t.Errorf("audit row of the push:\n%s", audit)
-		}
-	})
-	t.Run("a read-only token's push", func(t *testing.T) {
-		resp, body := h.getAs(t, "acme/priv.git/info/refs?service=git-receive-pack", "any", readOnly)
-		if resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(body, "cpm: ") || !strings.Contains(body, "read-only") {
-			t.Errorf("read-only token's push: %d %q", resp.StatusCode, body)
-		}
-		r := h.git(dir, withToken(readOnly), "push", "origin", "main:refs/heads/other")
-		if r.Code == 0 || !strings.Contains(r.Stderr, "remote: cpm: ") || !strings.Contains(r.Stderr, "read-only") {
-			t.Errorf("read-only token's git push: exit %d\n%s", r.Code, r.Stderr)
-		}
-	})
-	t.Run("push to create", func(t *testing.T) {
-		h.mustGit(dir, withToken(full), "push", "-q", h.url("acme/fresh.git"), "main")
-		if _, err := os.Stat(h.w.RepoDir("acme", "fresh")); err != nil {
-			t.Errorf("an owner's push over HTTP did not create acme/fresh: %v", err)
-		}
-		if r := h.git(dir, withToken(scoped), "push", "-q", h.url("acme/fresh2.git"), "main"); r.Code == 0 {
-			t.Errorf("a scoped token's push created a repository")
-		}
-	})
-	t.Run("out of scope, wrong and revoked tokens", func(t *testing.T) {
-		missResp, missBody := h.getAs(t, "acme/nope.git/info/refs?service=git-upload-pack", "any", scoped)
-		resp, body := h.getAs(t, "acme/priv.git/info/refs?service=git-upload-pack", "any", scoped)
-		if resp.StatusCode != http.StatusUnauthorized || missResp.StatusCode != resp.StatusCode ||
-			strings.ReplaceAll(body, "priv", "X") != strings.ReplaceAll(missBody, "nope", "X") {
-			t.Errorf("scoped token outside its scope: %d %q; missing: %d %q", resp.StatusCode, body, missResp.StatusCode, missBody)
-		}
-		if resp, _ := h.getAs(t, "acme/pub.git/info/refs?service=git-receive-pack", "", scoped); resp.StatusCode != http.StatusOK {
-			t.Errorf("scoped token inside its scope, as Bearer: %d", resp.StatusCode)
-		}
-		if resp, _ := h.getAs(t, "acme/priv.git/info/refs?service=git-upload-pack", "", full); resp.StatusCode != http.StatusOK {
-			t.Errorf("Bearer token: %d", resp.StatusCode)
-		}
-		if resp, _ := h.getAs(t, "acme/pub.git/info/refs?service=git-upload-pack", "any", "cpm_"+strings.Repeat("A", 32)); resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("an unknown token: %d", resp.StatusCode)
-		}
-		h.w.MustAdmin("token", "revoke", tokenID(t, h, "ci"))
-		if resp, _ := h.getAs(t, "acme/pub.git/info/refs?service=git-upload-pack", "any", readOnly); resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("a revoked token: %d", resp.StatusCode)
-		}
-	})
-
-	t.Run("shutdown lets a running push finish", func(t *testing.T) {
-		hooks := filepath.Join(h.w.RepoDir("acme", "priv"), "hooks", "pre-receive.d")
-		marker := filepath.Join(h.w.Root, "pushing")
-		os.WriteFile(filepath.Join(hooks, "dump"), []byte("#!/bin/sh\ntouch '"+marker+"'\nsleep 3\n"), 0o755)
-		h.mustGit(dir, nil, "commit", "-q", "--allow-empty", "-m", "during shutdown")
-		done := make(chan testworld.Result, 1)
-		go func() { done <- h.git(dir, withToken(full), "push", "-q", "origin", "main") }()
-		waitFile(t, marker) // the push's POST is in its pre-receive hook
-		h.srv.Signal(syscall.SIGTERM)
-		if r := <-done; r.Code != 0 {
-			t.Errorf("the push under way at SIGTERM: exit %d\n%s", r.Code, r.Stderr)
-		}
-		if exited, _ := h.srv.Wait(30 * time.Second); !exited {
-			t.Error("the server did not exit after the push")
-		}
-		got, _ := exec.Command("git", "--git-dir", h.w.RepoDir("acme", "priv"), "rev-parse", "main").Output()
-		if want := h.mustGit(dir, nil, "rev-parse", "HEAD"); strings.TrimSpace(string(got)) != want {
-			t.Errorf("main on the server %q, want %s", got, want)
-		}
 	})
 }
 
-// waitFile waits until path exists.
-func waitFile(t *testing.T, path string) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-	}
-	t.Fatalf("no %s after 20 s", path)
-}
-
-// getAs fetches path with a token: Basic with user, or Bearer when user
-// is "".
-func (h *httpWorld) getAs(t *testing.T, path, user, token string) (*http.Response, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, h.url(path), nil)
-	if user != "" {
-		req.SetBasicAuth(user, token)
-	} else {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	return h.do(t, req)
-}
-
-// tokenID is the id of alice's token called name.
-func tokenID(t *testing.T, h *httpWorld, name string) string {
-	t.Helper()
-	for _, line := range strings.Split(h.w.MustAdmin("token", "list", "alice"), "\n") {
-		if f := strings.Fields(line); len(f) > 2 && f[2] == name {
-			return f[0]
-		}
-	}
-	t.Fatalf("no token %s:\n%s", name, h.w.MustAdmin("token", "list", "alice"))
-	return ""
+func jsonInt(v any) string {
+	f, _ := v.(float64)
+	return strconv.FormatInt(int64(f), 10)
 }
