@@ -36,6 +36,9 @@ func (g *Gateway) report(s Session, r result, bytesIn, bytesOut int64, d time.Du
 	if s.Transport != "" {
 		ev = ev.Str("transport", s.Transport)
 	}
+	if t := s.Identity.Token; t != nil {
+		ev = ev.Int64("token", t.ID) // the id, never the secret
+	}
 	ev.Str("user", s.Identity.Name()).
 		Str("key", s.Identity.Fingerprint).
 		Str("remote", s.RemoteAddr).
