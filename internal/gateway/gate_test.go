@@ -1,20 +1,24 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
 
 // The gate: writes share it; a handover waits for those under way,
-// holds new ones back, and a handover that gives up lets them go.
+// holds new ones back, and a handover that gives up lets them go. Names
+// are case-insensitive.
 func TestWriteGate(t *testing.T) {
-	g := NewWriteGate()
+	g := NewWriteGate(t.TempDir())
 	push := shared(t, g, "acme/web")
 	other := shared(t, g, "acme/api") // another repository is never held
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := g.Exclusive(ctx, "ACME/web"); err == nil {
+	defer other()
+	if _, err := exclusiveWithin(g, "ACME/web", 50*time.Millisecond); err == nil {
 		t.Fatal("a handover went ahead of a push under way")
 	}
 	push()
@@ -22,20 +26,153 @@ func TestWriteGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan struct{})
-	go func() { shared(t, g, "acme/web")(); close(got) }()
+	got := sharedLater(t, g, "Acme/Web")
 	select {
 	case <-got:
+		t.Fatal("a new push ran during the handover")
+	case <-time.After(100 * time.Millisecond):
+	}
+	release()
+	waitClosed(t, got, "a push held back after the handover")
+}
+
+// A handover waiting for a push under way already holds back the pushes
+// that come after it, so that a stream of overlapping pushes cannot keep
+// it out; once it is done they run.
+func TestWriteGateQueuesNewPushesBehindAWaitingHandover(t *testing.T) {
+	g := NewWriteGate(t.TempDir())
+	slow := shared(t, g, "acme/web")
+	handedOver := make(chan func())
+	go func() {
+		release, err := g.Exclusive(context.Background(), "acme/web")
+		if err != nil {
+			t.Error(err)
+			release = func() {}
+		}
+		handedOver <- release
+	}()
+	time.Sleep(50 * time.Millisecond) // the handover is waiting now
+	next := sharedLater(t, g, "acme/web")
+	select {
+	case <-next:
+		t.Fatal("a new push overtook a waiting handover")
+	case <-time.After(100 * time.Millisecond):
+	}
+	slow()
+	release := <-handedOver
+	select {
+	case <-next:
 		t.Fatal("a new push ran during the handover")
 	case <-time.After(50 * time.Millisecond):
 	}
 	release()
-	<-got
-	other()
-	if g.mu.Lock(); len(g.repos) != 0 {
-		t.Errorf("gates left over: %v", g.repos)
+	waitClosed(t, next, "a push held back after the handover")
+}
+
+// A handover that gives up while a slow push holds the gate withdraws:
+// new pushes are not held back behind it, and a push waiting for a
+// handover ends with its session.
+func TestWriteGateHandoverGivesUp(t *testing.T) {
+	g := NewWriteGate(t.TempDir())
+	slow := shared(t, g, "acme/web")
+	defer slow()
+	if _, err := exclusiveWithin(g, "acme/web", 50*time.Millisecond); err == nil {
+		t.Fatal("a handover went ahead of a push under way")
 	}
-	g.mu.Unlock()
+	waitClosed(t, sharedLater(t, g, "acme/web"), "a new push waits behind a handover that gave up")
+	release, err := g.Exclusive(context.Background(), "acme/api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	sctx, scancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer scancel()
+	if _, err := g.Shared(sctx, "acme/api"); err == nil {
+		t.Fatal("a push ran during a handover")
+	}
+}
+
+// The gate holds across processes: a push served by another process
+// (OpenSSH's forced command) holds a handover here back, and a handover
+// here holds that process's push back.
+func TestWriteGateAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	g := NewWriteGate(dir)
+	other := startGateHolder(t, dir)
+	other.waitHeld(t)
+	if _, err := exclusiveWithin(g, "acme/web", 100*time.Millisecond); err == nil {
+		t.Fatal("a handover went ahead of another process's push")
+	}
+	other.finish(t)
+	release, err := g.Exclusive(context.Background(), "acme/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := startGateHolder(t, dir)
+	held := make(chan struct{})
+	go func() { late.waitHeld(t); close(held) }()
+	select {
+	case <-held:
+		t.Fatal("another process's push ran during the handover")
+	case <-time.After(200 * time.Millisecond):
+	}
+	release()
+	waitClosed(t, held, "another process's push held back after the handover")
+	late.finish(t)
+}
+
+// gateHolder is a process holding acme/web's gate shared (as a push
+// session does) from "held" on its stdout until its stdin closes.
+type gateHolder struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Reader
+}
+
+const gateHolderDir = "CPM_TEST_GATE_HOLDER"
+
+func startGateHolder(t *testing.T, dir string) *gateHolder {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGateHolderProcess$")
+	cmd.Env = append(os.Environ(), gateHolderDir+"="+dir)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &gateHolder{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+	return h
+}
+
+func (h *gateHolder) waitHeld(t *testing.T) {
+	if line, err := h.out.ReadString('\n'); err != nil || line != "held\n" {
+		t.Errorf("gate holder: %q %v", line, err)
+	}
+}
+
+func (h *gateHolder) finish(t *testing.T) {
+	t.Helper()
+	h.stdin.Close()
+	if err := h.cmd.Wait(); err != nil {
+		t.Fatalf("gate holder: %v", err)
+	}
+}
+
+// TestGateHolderProcess is the gate holder's body when run by
+// startGateHolder; otherwise it does nothing.
+func TestGateHolderProcess(t *testing.T) {
+	dir := os.Getenv(gateHolderDir)
+	if dir == "" {
+		t.Skip("run by TestWriteGateAcrossProcesses")
+	}
+	release, err := NewWriteGate(dir).Shared(context.Background(), "acme/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("held\n")
+	io.Copy(io.Discard, os.Stdin)
+	release()
 }
 
 func shared(t *testing.T, g *WriteGate, repo string) func() {
@@ -48,33 +185,25 @@ func shared(t *testing.T, g *WriteGate, repo string) func() {
 	return release
 }
 
-// A handover that gives up while a slow push holds the gate withdraws:
-// new pushes are not held back behind it.
-func TestWriteGateHandoverGivesUp(t *testing.T) {
-	g := NewWriteGate()
-	slow := shared(t, g, "acme/web")
-	defer slow()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := g.Exclusive(ctx, "acme/web"); err == nil {
-		t.Fatal("a handover went ahead of a push under way")
-	}
+// sharedLater takes repo's gate in the background, releases it at once,
+// and closes the channel then.
+func sharedLater(t *testing.T, g *WriteGate, repo string) <-chan struct{} {
 	got := make(chan struct{})
-	go func() { shared(t, g, "acme/web")(); close(got) }()
+	go func() { shared(t, g, repo)(); close(got) }()
+	return got
+}
+
+func exclusiveWithin(g *WriteGate, repo string, d time.Duration) (func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return g.Exclusive(ctx, repo)
+}
+
+func waitClosed(t *testing.T, c <-chan struct{}, what string) {
+	t.Helper()
 	select {
-	case <-got:
-	case <-time.After(2 * time.Second):
-		t.Fatal("a new push waits behind a handover that gave up")
-	}
-	// A push waiting for a handover ends with its session.
-	release, err := g.Exclusive(context.Background(), "acme/api")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	sctx, scancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer scancel()
-	if _, err := g.Shared(sctx, "acme/api"); err == nil {
-		t.Fatal("a push ran during a handover")
+	case <-c:
+	case <-time.After(5 * time.Second):
+		t.Fatal(what)
 	}
 }
