@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"cpm/internal/names"
@@ -12,30 +13,44 @@ import (
 )
 
 // Planned handovers (repo move, node drain) are performed by the
-// repository's primary, the one process that sees its write sessions:
-// bring the new node up to date, hold writes (the gateway's WriteGate)
-// so that pushes under way finish and new ones wait, bring it up to date
-// once more, change the primary in one transaction, and let the waiting
-// writes go on to the new primary.
+// repository's primary: bring the new node up to date, hold writes (the
+// gateway's WriteGate, lock files that every write session on this node
+// holds shared, whichever process serves it) so that pushes under way
+// finish and new ones wait, bring it up to date once more, change the
+// primary in one transaction, and let the waiting writes go on to the
+// new primary. They run beside the replication workers, in cpm-shell
+// serve or cpm-shell replicate, and in one process per node at most: the
+// one holding DATA/locks/handover.lock.
 
 // handoverEvery is how often a primary looks for moves asked of it.
 const handoverEvery = time.Second
 
-// gateWait bounds how long a handover waits for the pushes under way.
+// gateWait bounds how long a handover holds writes back: waiting for the
+// pushes under way, then the last sync and the switch. A handover that
+// runs out of it gives up and lets the writes go.
 const gateWait = 30 * time.Second
 
 // startHandovers runs the handovers of a cluster node in the background
-// until ctx ends (outside a cluster there are none); the channel is
-// closed when they stopped.
-func (n *Node) startHandovers(ctx context.Context) <-chan struct{} {
+// until ctx ends (outside a cluster there are none), with the workers'
+// syncer, once this process holds the node's handover lock; the channel
+// is closed when they stopped.
+func (n *Node) startHandovers(ctx context.Context, syncer *transfer.Syncer) <-chan struct{} {
 	done := make(chan struct{})
 	if n.Self.ID == 0 || n.Gateway.Gate == nil {
 		close(done)
 		return done
 	}
-	syncer := transfer.NewSyncer(n.Dir, n.Disk)
-	syncer.FreeMargin = n.Conf.FreeSpaceMargin
-	go func() { defer close(done); n.runHandovers(ctx, syncer) }()
+	go func() {
+		defer close(done)
+		// Another process of this node (serve beside replicate) may hold
+		// it: this one waits, and takes over should that one stop.
+		unlock, err := transfer.LockFileContext(ctx, filepath.Join(n.Dir.Locks(), "handover.lock"), false)
+		if err != nil {
+			return // ctx ended
+		}
+		defer unlock()
+		n.runHandovers(ctx, syncer)
+	}()
 	return done
 }
 
@@ -79,6 +94,9 @@ func (n *Node) handOver(ctx context.Context, syncer *transfer.Syncer, m store.Mo
 	if err := n.syncForHandover(ctx, syncer, m, rp, to); err != nil {
 		return err
 	}
+	// From here on writes wait: every wait is bounded by gctx (a repack
+	// holding the repository's lock, a sync to another server holding the
+	// target's), and running out of it gives up and lets them go.
 	gctx, cancel := context.WithTimeout(ctx, gateWait)
 	defer cancel()
 	release, err := n.Gateway.Gate.Exclusive(gctx, m.Repo)
@@ -86,15 +104,15 @@ func (n *Node) handOver(ctx context.Context, syncer *transfer.Syncer, m store.Mo
 		return err
 	}
 	defer release()
-	if err := n.syncForHandover(ctx, syncer, m, rp, to); err != nil {
+	if err := n.syncForHandover(gctx, syncer, m, rp, to); err != nil {
 		return err
 	}
-	unlock, err := n.holdTargetCurrent(ctx, syncer, m, rp, to)
+	unlock, err := n.holdTargetCurrent(gctx, syncer, m, rp, to)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	e, err := n.Store.HandOver(ctx, store.Actor{Name: "node:" + n.Self.Name}, m, n.Self.ID)
+	e, err := n.Store.HandOver(gctx, store.Actor{Name: "node:" + n.Self.Name}, m, n.Self.ID)
 	if err != nil {
 		return err
 	}
