@@ -178,7 +178,7 @@ func localActor() store.Actor {
 
 type initCmd struct {
 	NodeName  string `name:"node-name" placeholder:"NAME" help:"This node's name, as neighbours see it (default: the host name); with --advertise, its name in the cluster."`
-	Advertise string `placeholder:"HOST:PORT" help:"Join the cluster of --database (PostgreSQL) as node --node-name; HOST:PORT is where the other nodes reach this node's ssh."`
+	Advertise string `placeholder:"[USER@]HOST:PORT" help:"Join the cluster of --database (PostgreSQL) as node --node-name; HOST:PORT is where the other nodes reach this node's ssh, as USER (default cpm; under OpenSSH the account cpm runs as)."`
 }
 
 func (c initCmd) Run(e *env) error {

@@ -14,23 +14,26 @@ import (
 func TestParseAdvertise(t *testing.T) {
 	for _, c := range []struct {
 		in   string
-		host string
-		port int
+		want advertised
 		err  string
 	}{
-		{"127.0.0.2:2222", "127.0.0.2", 2222, ""},
-		{"node-1.example.org:22", "node-1.example.org", 22, ""},
-		{"[::1]:2222", "::1", 2222, ""},
-		{"127.0.0.2", "", 0, "want HOST:PORT"},
-		{"127.0.0.2:0", "", 0, "bad port"},
-		{"127.0.0.2:65536", "", 0, "bad port"},
-		{":2222", "", 0, "bad host"},
-		{"-oProxyCommand=x:22", "", 0, "bad host"},
-		{"a b:22", "", 0, "bad host"},
+		{"127.0.0.2:2222", advertised{"cpm", "127.0.0.2", 2222}, ""},
+		{"node-1.example.org:22", advertised{"cpm", "node-1.example.org", 22}, ""},
+		{"[::1]:2222", advertised{"cpm", "::1", 2222}, ""},
+		{"git@node-1.example.org:22", advertised{"git", "node-1.example.org", 22}, ""},
+		{"127.0.0.2", advertised{}, "want [USER@]HOST:PORT"},
+		{"127.0.0.2:0", advertised{}, "bad port"},
+		{"127.0.0.2:65536", advertised{}, "bad port"},
+		{":2222", advertised{}, "bad host"},
+		{"-oProxyCommand=x:22", advertised{}, "bad host"},
+		{"a b:22", advertised{}, "bad host"},
+		{"-lroot@127.0.0.2:22", advertised{}, "bad user"},
+		{"@127.0.0.2:22", advertised{}, "bad user"},
+		{"a@b@127.0.0.2:22", advertised{}, "bad host"},
 	} {
-		host, port, err := parseAdvertise(c.in)
-		if host != c.host || port != c.port || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
-			t.Errorf("%q: %q %d %v, want %q %d %q", c.in, host, port, err, c.host, c.port, c.err)
+		got, err := parseAdvertise(c.in)
+		if got != c.want || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%q: %+v %v, want %+v %q", c.in, got, err, c.want, c.err)
 		}
 	}
 }

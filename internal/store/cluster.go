@@ -11,8 +11,9 @@ import (
 // this data directory.
 type NodeSpec struct {
 	Name string
-	// Host and Port are where the other nodes reach this node's ssh
-	// (--advertise).
+	// User, Host and Port are where the other nodes reach this node's
+	// ssh (--advertise), and as whom.
+	User string
 	Host string
 	Port int
 	// PeerKey ("TYPE BASE64") and PeerFingerprint are this node's own
@@ -63,10 +64,10 @@ func (s *Store) JoinCluster(ctx context.Context, a Actor, n NodeSpec) (Server, s
 		_, err = tx.ExecContext(ctx, `
 			INSERT INTO servers (name, host, port, ssh_user, path, role, host_key, approved, enabled, created_at,
 			                     peer_key, peer_fingerprint, heartbeat_at)
-			VALUES (?1, ?2, ?3, 'cpm', '', 'node', ?4, 1, 1, ?5, ?6, ?7, ?5)
-			ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, host_key = excluded.host_key,
-				peer_key = excluded.peer_key, heartbeat_at = excluded.heartbeat_at`,
-			n.Name, n.Host, n.Port, pub, at, n.PeerKey, n.PeerFingerprint)
+			VALUES (?1, ?2, ?3, ?8, '', 'node', ?4, 1, 1, ?5, ?6, ?7, ?5)
+			ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, ssh_user = excluded.ssh_user,
+				host_key = excluded.host_key, peer_key = excluded.peer_key, heartbeat_at = excluded.heartbeat_at`,
+			n.Name, n.Host, n.Port, pub, at, n.PeerKey, n.PeerFingerprint, nodeUser(n.User))
 		if err != nil {
 			return fmt.Errorf("join cluster as %s: %w", n.Name, err)
 		}
@@ -74,6 +75,15 @@ func (s *Store) JoinCluster(ctx context.Context, a Actor, n NodeSpec) (Server, s
 		return err
 	})
 	return srv, pem, err
+}
+
+// nodeUser is the account other nodes log in to node as: cpm unless
+// its --advertise named one.
+func nodeUser(user string) string {
+	if user == "" {
+		return "cpm"
+	}
+	return user
 }
 
 // placementLock serialises the changes that count replicas per node
