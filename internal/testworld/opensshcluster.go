@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/user"
 	"path/filepath"
 	"testing"
@@ -44,6 +45,9 @@ func NewOpenSSHCluster(t testing.TB, bin Bin, n int, extra ...string) []*OpenSSH
 		host := fmt.Sprintf("127.0.0.%d", i+1)
 		nd := &OpenSSHNode{Name: fmt.Sprintf("node-%d", i), Addr: net.JoinHostPort(host, fmt.Sprint(FreePort(t, host)))}
 		dir := filepath.Join(root, nd.Name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
 		nd.World = &World{T: t, Bin: bin, Root: dir, DataDir: filepath.Join(dir, "data"), Database: database}
 		nd.MustAdmin("init", "--database", database, "--node-name", nd.Name, "--advertise", u.Username+"@"+nd.Addr)
 		nodes = append(nodes, nd)
