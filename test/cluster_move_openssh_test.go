@@ -2,7 +2,9 @@ package test
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,30 +20,39 @@ import (
 // no push fails, both commands complete, `repo where` names the new
 // primary, and every copy ends with the same refs, fsck-clean.
 func TestClusterMoveDrainOpenSSH(t *testing.T) {
+	start := time.Now()
+	phase := func(what string) { t.Logf("%s: %s", what, time.Since(start).Round(100*time.Millisecond)) }
 	nodes := testworld.NewOpenSSHCluster(t, bin.OnDatabase(pg.Database), 3)
+	phase("cluster up")
 	n1 := nodes[0]
 	alice := n1.NewKey("alice")
 	n1.MustAdmin("user", "add", "alice", "--key", alice.PubPath)
 	n1.MustAdmin("org", "create", "acme", "--owner", "alice")
 	n1.MustAdmin("repo", "create", "acme/web") // primary node-1
 	testworld.RefreshKeys(nodes)
+	checkNodeKeysOnly(t, nodes[0], nodes[1], alice)
 
 	loop := testworld.NewPushLoop(nodes[1].SSHD.Client(alice), []string{"acme/web"}, 2)
 	loop.Start()
 	defer loop.Stop()
 	waitAcked(t, loop, 3)
+	phase("first pushes")
 	if out := n1.MustAdmin("repo", "move", "acme/web", "--to", "node-3"); !strings.Contains(out, "moved acme/web to node-3") {
 		t.Errorf("repo move: %s", out)
 	}
 	if w := whereOn(t, n1.World, "acme/web"); w.Primary != "node-3" {
 		t.Errorf("after the move: %+v", w)
 	}
-	waitAcked(t, loop, ackedPushes(loop)+3)
+	phase("moved")
+	waitAcked(t, loop, ackedPushes(loop)+2)
+	phase("pushes after the move")
 	if out := n1.MustAdmin("node", "drain", "node-3"); !strings.Contains(out, "moved acme/web -> node-") {
 		t.Errorf("node drain: %s", out)
 	}
-	waitAcked(t, loop, ackedPushes(loop)+3)
+	phase("drained")
+	waitAcked(t, loop, ackedPushes(loop)+2)
 	loop.Stop()
+	phase("pushes after the drain")
 	for _, p := range loop.Pushes() {
 		if !p.OK {
 			t.Errorf("a push failed (%s at %s): %s", p.Branch, p.Start.Format(time.RFC3339Nano), p.Stderr)
@@ -52,6 +63,14 @@ func TestClusterMoveDrainOpenSSH(t *testing.T) {
 		t.Fatalf("after the drain: %+v", w)
 	}
 	checkSameCopies(t, nodes, "acme/web")
+	phase("copies checked")
+	for _, nd := range nodes {
+		for _, l := range strings.Split(nd.Workers.Log(), "\n") {
+			if strings.Contains(l, `"message":"handover"`) {
+				t.Logf("%s: %s", nd.Name, l)
+			}
+		}
+	}
 }
 
 func ackedPushes(l *testworld.PushLoop) int {
@@ -119,4 +138,35 @@ func gitOut(dir string, args ...string) (string, error) {
 	cmd.Env = testworld.Env()
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// checkNodeKeysOnly: sshd's lookup on n answers another node's
+// replication key with cpm-shell's peer line, and the peer forced
+// command serves only a node's key: a user's key named there is refused.
+func checkNodeKeysOnly(t *testing.T, n, other *testworld.OpenSSHNode, user testworld.Key) {
+	t.Helper()
+	fp := fingerprintOf(t, readFile(t, filepath.Join(other.DataDir, "id_ed25519_replication.pub")))
+	if out := n.MustAdmin("authorized-keys", "--fingerprint", fp); !strings.Contains(out, " peer-"+fp+" --data-dir ") {
+		t.Errorf("authorized-keys for %s's replication key: %s", other.Name, out)
+	}
+	hello := func(fp string) testworld.Result {
+		cmd := exec.Command(bin.Shell, "peer-"+fp, "--data-dir", n.DataDir)
+		cmd.Env = append(testworld.Env(), "SSH_ORIGINAL_COMMAND=cpm-peer hello", "SSH_CONNECTION=127.0.0.3 50000 127.0.0.2 22")
+		return n.Exec(cmd, "")
+	}
+	if r := hello(fp); r.Code != 0 || !strings.Contains(r.Stdout, "node-1") {
+		t.Errorf("cpm-peer hello with %s's key: exit %d %q %q", other.Name, r.Code, r.Stdout, r.Stderr)
+	}
+	if r := hello(fingerprintOf(t, readFile(t, user.PubPath))); r.Code == 0 || r.Stderr != "cpm: key is no longer registered\n" {
+		t.Errorf("cpm-peer hello with a user's key through the peer command: exit %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
