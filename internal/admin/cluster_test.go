@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -95,4 +96,52 @@ func nodeID(ctx context.Context, t *testing.T, s *Service) int64 {
 		t.Fatal(err)
 	}
 	return n.ID
+}
+
+// --advertise USER@HOST:PORT records the account the other nodes log in
+// as (OpenSSH's sshd wants a real one); init run again without
+// --advertise keeps it. The node's replication key is what
+// authorized-keys lets in for it, and no other key passes as a node's.
+func TestJoinClusterAccountAndNodeKey(t *testing.T) {
+	ctx := context.Background()
+	db := pg.Database(t)
+	dir, _ := datadir.New(t.TempDir())
+	st, _, err := Init(ctx, dir, db, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	join := func(advertise string) store.Server {
+		t.Helper()
+		spec := ClusterSpec{NodeName: "n1", Advertise: advertise, Replicas: 2, Lease: 10 * time.Second}
+		if ok, err := ClusterInit(dir, db, &spec); !ok || err != nil {
+			t.Fatalf("ClusterInit %q: %v %v", advertise, ok, err)
+		}
+		j, err := JoinCluster(ctx, st, dir, store.Actor{Name: "test"}, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.Node
+	}
+	if n := join("git@127.0.0.2:22"); n.User != "git" || n.Host != "127.0.0.2" || n.Port != 22 {
+		t.Fatalf("joined as %+v", n)
+	}
+	if n := join(""); n.User != "git" {
+		t.Fatalf("init again without --advertise: %+v", n)
+	}
+	n := join("127.0.0.2:2222")
+	if n.User != "cpm" {
+		t.Fatalf("--advertise without an account: %+v", n)
+	}
+	s := &Service{Store: st}
+	keys, err := s.NodeKeys(ctx)
+	if err != nil || len(keys) != 1 || keys[0].PeerKey == "" || keys[0].PeerFingerprint != n.PeerFingerprint {
+		t.Fatalf("NodeKeys: %+v %v", keys, err)
+	}
+	if got, err := s.NodeKey(ctx, n.PeerFingerprint); err != nil || got.Name != "n1" {
+		t.Errorf("NodeKey(n1's key): %+v %v", got, err)
+	}
+	if _, err := s.NodeKey(ctx, "SHA256:"+strings.Repeat("A", 43)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("NodeKey(an unknown key): %v", err)
+	}
 }
