@@ -175,7 +175,7 @@ func (c serveCmd) Run(flags *config.Flags) error {
 // key), with the client's command in SSH_ORIGINAL_COMMAND.
 func forced(keyArg string, rest []string) int {
 	var flags config.Flags
-	parser, err := kong.New(&flags, kong.Name("cpm-shell key-ID"))
+	parser, err := kong.New(&flags, kong.Name("cpm-shell key-ID|cert|peer-FINGERPRINT"))
 	if err == nil {
 		_, err = parser.Parse(rest)
 	}
@@ -205,6 +205,10 @@ func forced(keyArg string, rest []string) int {
 	log := newLogger(conf, logOut).With().Str("mode", "forced-command").Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// As the embedded server closes a connection after max_session_time,
+	// so that a session never holds a repository's write gate for ever.
+	ctx, cancel := context.WithTimeout(ctx, conf.MaxSessionTime)
+	defer cancel()
 	n, err := node.Open(ctx, conf, dir, log)
 	if err != nil {
 		log.Error().Err(err).Msg("open")

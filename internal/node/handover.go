@@ -42,10 +42,8 @@ func (n *Node) startHandovers(ctx context.Context, syncer *transfer.Syncer) <-ch
 	}
 	go func() {
 		defer close(done)
-		// Another process of this node (serve beside replicate) may hold
-		// it: this one waits, and takes over should that one stop.
-		unlock, err := transfer.LockFileContext(ctx, filepath.Join(n.Dir.Locks(), "handover.lock"), false)
-		if err != nil {
+		unlock, ok := n.takeHandoverLock(ctx, filepath.Join(n.Dir.Locks(), "handover.lock"))
+		if !ok {
 			return // ctx ended
 		}
 		defer unlock()
@@ -54,10 +52,41 @@ func (n *Node) startHandovers(ctx context.Context, syncer *transfer.Syncer) <-ch
 	return done
 }
 
-// runHandovers performs the moves asked of this node until ctx ends.
+// takeHandoverLock takes the lock at path, trying once every
+// handoverEvery while another process of this node (serve beside
+// replicate) holds it, so that this one takes over should that one stop;
+// an error (a lock folder this account cannot write, say) is logged and
+// tried again later. It gives up only when ctx ends.
+func (n *Node) takeHandoverLock(ctx context.Context, path string) (func(), bool) {
+	failures := 0
+	for {
+		unlock, held, err := transfer.TryLockFile(path, false)
+		if held {
+			return unlock, true
+		}
+		wait := handoverEvery
+		if err != nil {
+			failures++
+			wait = moveRetryDelay(failures)
+			n.Log.Error().Err(err).Str("lock", path).Dur("retry_in", wait).
+				Msg("handover lock: this process performs no handovers until it can take it")
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false
+		case <-t.C:
+		}
+	}
+}
+
+// runHandovers performs the moves asked of this node until ctx ends; a
+// move that failed waits (moveRetries) before it is tried again.
 func (n *Node) runHandovers(ctx context.Context, syncer *transfer.Syncer) {
 	t := time.NewTicker(handoverEvery)
 	defer t.Stop()
+	retries := moveRetries{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -71,10 +100,18 @@ func (n *Node) runHandovers(ctx context.Context, syncer *transfer.Syncer) {
 		if err != nil {
 			continue // the lease keeper and the workers log a database that is away
 		}
+		retries.keepOnly(moves)
 		for _, m := range moves {
-			if err := n.handOver(ctx, syncer, m); err != nil && ctx.Err() == nil {
-				n.Log.Warn().Err(err).Str("repo", m.Repo).Str("to", m.To.Name).Str("cause", m.Cause).Msg("handover")
+			if !retries.due(m, time.Now()) {
+				continue
 			}
+			err := n.handOver(ctx, syncer, m)
+			if err == nil || ctx.Err() != nil {
+				continue
+			}
+			s := retries.failed(m, time.Now(), err)
+			n.Log.Warn().Err(err).Str("repo", m.Repo).Str("to", m.To.Name).Str("cause", m.Cause).
+				Int("attempts", s.attempts).Time("next_try", s.next).Msg("move blocked")
 		}
 	}
 }
@@ -112,7 +149,7 @@ func (n *Node) handOver(ctx context.Context, syncer *transfer.Syncer, m store.Mo
 		return err
 	}
 	defer unlock()
-	e, err := n.Store.HandOver(gctx, store.Actor{Name: "node:" + n.Self.Name}, m, n.Self.ID)
+	e, err := n.commitHandOver(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -120,6 +157,34 @@ func (n *Node) handOver(ctx context.Context, syncer *transfer.Syncer, m store.Mo
 	n.failover.Elected(e)
 	n.Log.Info().Str("repo", e.Repo).Str("to", e.To).Int64("duration_ms", time.Since(start).Milliseconds()).Msg("handover")
 	return nil
+}
+
+// commitWait bounds the switch's transaction on its own: it starts
+// once the target is current, however much of gateWait that took.
+const commitWait = 10 * time.Second
+
+// commitHandOver changes m's primary to its target. An error may come
+// after the transaction committed (the database's answer lost): the
+// placement, read again, says whether the switch happened.
+func (n *Node) commitHandOver(ctx context.Context, m store.Move) (store.Election, error) {
+	cctx, cancel := context.WithTimeout(ctx, commitWait)
+	defer cancel()
+	e, err := n.Store.HandOver(cctx, store.Actor{Name: "node:" + n.Self.Name}, m, n.Self.ID)
+	if err == nil {
+		return e, nil
+	}
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), commitWait)
+	defer rcancel()
+	rp, perr := names.ParseRepoPath(m.Repo)
+	if perr != nil {
+		return e, err
+	}
+	p, perr := n.Store.Placement(rctx, n.Self.Name, rp.Org, rp.Repo)
+	if perr != nil || p.Primary.Name != m.To.Name {
+		return e, err
+	}
+	return store.Election{RepoID: m.RepoID, Repo: m.Repo, From: n.Self.Name, To: m.To.Name,
+		Epoch: p.Epoch, Generation: p.Generation, Cause: m.Cause}, nil
 }
 
 // syncForHandover brings the target's replica to the repository's

@@ -62,22 +62,55 @@ const (
 // holds across processes and goes with the process. The func releases
 // it.
 func LockFileContext(ctx context.Context, path string, shared bool) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openLockFile(path)
 	if err != nil {
 		return nil, err
 	}
-	how := syscall.LOCK_EX
-	if shared {
-		how = syscall.LOCK_SH
-	}
-	if err := flockContext(ctx, f, how); err != nil {
+	if err := flockContext(ctx, f, flockHow(shared)); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+	return unlocker(f), nil
+}
+
+// TryLockFile takes a lock on the file at path (as LockFileContext) if
+// no other holder keeps it from being taken now: held reports whether
+// it did, and an error that it could not try (the file or its folder
+// cannot be created or opened).
+func TryLockFile(path string, shared bool) (unlock func(), held bool, err error) {
+	f, err := openLockFile(path)
+	if err != nil {
+		return nil, false, err
+	}
+	err = flock(f, flockHow(shared)|syscall.LOCK_NB)
+	if err != nil {
+		f.Close()
+		if err == syscall.EWOULDBLOCK {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return unlocker(f), true, nil
+}
+
+// openLockFile opens (creates, 0600, with its folder) the lock file at
+// path.
+func openLockFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+}
+
+func flockHow(shared bool) int {
+	if shared {
+		return syscall.LOCK_SH
+	}
+	return syscall.LOCK_EX
+}
+
+func unlocker(f *os.File) func() {
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
 }
 
 // flockContext takes the flock how on f, waiting until ctx ends (a
