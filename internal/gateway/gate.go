@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -106,7 +107,7 @@ func (g *Gateway) holdWrite(ctx context.Context, s Session, cmd command.Command,
 	}
 	release, err := g.Gate.Shared(ctx, grant.Repo.String())
 	if err != nil {
-		return p, noop, true, 1, &failure{line: "cpm: " + grant.Repo.String() + " is being handed over; try again", err: err}
+		return p, noop, true, 1, gateFailure(grant.Repo.String(), err)
 	}
 	p, err = g.placement(ctx, grant)
 	if err != nil {
@@ -126,6 +127,18 @@ func (g *Gateway) holdWrite(ctx context.Context, s Session, cmd command.Command,
 	}
 	status, err := g.relayOut(ctx, s, cmd, primary)
 	return p, noop, true, status, err
+}
+
+// gateFailure is what a write session that could not hold repo's gate
+// tells its client: only a wait that ended (a handover held it past the
+// session's time, or the client left) means a handover; anything else
+// (a lock folder this process cannot write) is the server's fault,
+// logged with its cause.
+func gateFailure(repo string, err error) *failure {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &failure{line: "cpm: " + repo + " is being handed over; try again", err: err}
+	}
+	return &failure{line: "cpm: internal error; try again later", err: err}
 }
 
 // relaysOn reports whether a session this node cannot serve (it is no
