@@ -3,11 +3,16 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"cpm/internal/transfer"
 )
 
 // The gate: writes share it; a handover waits for those under way,
@@ -42,16 +47,16 @@ func TestWriteGate(t *testing.T) {
 func TestWriteGateQueuesNewPushesBehindAWaitingHandover(t *testing.T) {
 	g := NewWriteGate(t.TempDir())
 	slow := shared(t, g, "acme/web")
-	handedOver := make(chan func())
+	type result struct {
+		release func()
+		err     error
+	}
+	handedOver := make(chan result, 1)
 	go func() {
-		release, err := g.Exclusive(context.Background(), "acme/web")
-		if err != nil {
-			t.Error(err)
-			release = func() {}
-		}
-		handedOver <- release
+		release, err := g.Exclusive(t.Context(), "acme/web")
+		handedOver <- result{release, err}
 	}()
-	time.Sleep(50 * time.Millisecond) // the handover is waiting now
+	waitTurnstileHeld(t, g, "acme/web") // the handover is waiting now
 	next := sharedLater(t, g, "acme/web")
 	select {
 	case <-next:
@@ -59,7 +64,11 @@ func TestWriteGateQueuesNewPushesBehindAWaitingHandover(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	slow()
-	release := <-handedOver
+	r := <-handedOver
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	release := r.release
 	select {
 	case <-next:
 		t.Fatal("a new push ran during the handover")
@@ -109,8 +118,8 @@ func TestWriteGateAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := startGateHolder(t, dir)
-	held := make(chan struct{})
-	go func() { late.waitHeld(t); close(held) }()
+	held := make(chan error, 1)
+	go func() { held <- late.held() }()
 	select {
 	case <-held:
 		t.Fatal("another process's push ran during the handover")
@@ -146,9 +155,19 @@ func startGateHolder(t *testing.T, dir string) *gateHolder {
 }
 
 func (h *gateHolder) waitHeld(t *testing.T) {
-	if line, err := h.out.ReadString('\n'); err != nil || line != "held\n" {
-		t.Errorf("gate holder: %q %v", line, err)
+	t.Helper()
+	if err := h.held(); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// held waits for the holder's "held"; it calls no t, so that it may run
+// in a goroutine.
+func (h *gateHolder) held() error {
+	if line, err := h.out.ReadString('\n'); err != nil || line != "held\n" {
+		return fmt.Errorf("gate holder: %q %v", line, err)
+	}
+	return nil
 }
 
 func (h *gateHolder) finish(t *testing.T) {
@@ -185,12 +204,40 @@ func shared(t *testing.T, g *WriteGate, repo string) func() {
 	return release
 }
 
-// sharedLater takes repo's gate in the background, releases it at once,
-// and closes the channel then.
-func sharedLater(t *testing.T, g *WriteGate, repo string) <-chan struct{} {
-	got := make(chan struct{})
-	go func() { shared(t, g, repo)(); close(got) }()
+// sharedLater takes repo's gate in the background (until the test
+// ends), releases it at once, and sends the outcome then. The goroutine
+// calls no t: it may outlive a test that failed.
+func sharedLater(t *testing.T, g *WriteGate, repo string) <-chan error {
+	got := make(chan error, 1)
+	go func() {
+		release, err := g.Shared(t.Context(), repo)
+		if err == nil {
+			release()
+		}
+		got <- err
+	}()
 	return got
+}
+
+// waitTurnstileHeld waits until a handover holds repo's turnstile (a
+// shared hold cannot be taken).
+func waitTurnstileHeld(t *testing.T, g *WriteGate, repo string) {
+	t.Helper()
+	turnstile, _, err := g.files(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		unlock, held, err := transfer.TryLockFile(turnstile, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !held {
+			return
+		}
+		unlock()
+	}
+	t.Fatal("the handover never held the turnstile")
 }
 
 func exclusiveWithin(g *WriteGate, repo string, d time.Duration) (func(), error) {
@@ -199,10 +246,13 @@ func exclusiveWithin(g *WriteGate, repo string, d time.Duration) (func(), error)
 	return g.Exclusive(ctx, repo)
 }
 
-func waitClosed(t *testing.T, c <-chan struct{}, what string) {
+func waitClosed(t *testing.T, c <-chan error, what string) {
 	t.Helper()
 	select {
-	case <-c:
+	case err := <-c:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal(what)
 	}
@@ -219,5 +269,42 @@ func BenchmarkWriteGateShared(b *testing.B) {
 			b.Fatal(err)
 		}
 		release()
+	}
+}
+
+// Only a wait that ended tells the client of a handover; a gate that
+// cannot be taken at all (its lock folder unwritable for this account)
+// is a server error.
+func TestGateFailure(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "locks")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, broken := NewWriteGate(notDir).Shared(context.Background(), "acme/web")
+	g := NewWriteGate(filepath.Join(dir, "ok"))
+	release, err := g.Exclusive(context.Background(), "acme/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, waited := g.Shared(ctx, "acme/web")
+	for _, c := range []struct {
+		err  error
+		line string
+	}{
+		{waited, "cpm: acme/web is being handed over; try again"},
+		{fmt.Errorf("x: %w", context.Canceled), "cpm: acme/web is being handed over; try again"},
+		{broken, "cpm: internal error; try again later"},
+	} {
+		if c.err == nil {
+			t.Fatalf("no error for %q", c.line)
+		}
+		f := gateFailure("acme/web", c.err)
+		if f.line != c.line || !errors.Is(f, c.err) {
+			t.Errorf("%v: %q", c.err, f.line)
+		}
 	}
 }

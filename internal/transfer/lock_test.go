@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -46,8 +47,34 @@ func TestLockFileContext(t *testing.T) {
 			t.Fatalf("shared=%v beside an exclusive holder: %v", shared, err)
 		}
 	}
+	// A withdrawn wait closes its file: the fds left are the holder's.
+	fds := openFDs(t)
+	for range 5 {
+		within(false)
+		if _, held, err := TryLockFile(path, true); held || err != nil {
+			t.Fatalf("TryLockFile beside an exclusive holder: %v %v", held, err)
+		}
+	}
+	if got := openFDs(t); got != fds {
+		t.Fatalf("%d files open after withdrawn waits, %d before", got, fds)
+	}
 	ex()
 	if err := within(false); err != nil {
 		t.Fatalf("after the waits withdrew: %v", err)
 	}
+	unlock, held, err := TryLockFile(path, false)
+	if !held || err != nil {
+		t.Fatalf("TryLockFile on a free lock: %v %v", held, err)
+	}
+	unlock()
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	e, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(e)
 }
