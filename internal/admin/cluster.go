@@ -90,46 +90,25 @@ type advertised struct {
 	Port       int
 }
 
-// nodeUser is the account the other nodes log in as when --advertise
-// names none.
-const nodeUser = "cpm"
-
-// parseAdvertise splits [USER@]HOST:PORT, with a host name or address, a
-// port from 1 to 65535 and an account name as ssh takes it.
+// parseAdvertise splits [USER@]HOST:PORT (the account store.DefaultNodeUser
+// unless named) and checks it as every ssh target is checked.
 func parseAdvertise(a string) (advertised, error) {
 	user, hostPort, found := strings.Cut(a, "@")
 	if !found {
-		user, hostPort = nodeUser, a
+		user, hostPort = store.DefaultNodeUser, a
 	}
 	host, p, err := net.SplitHostPort(hostPort)
 	if err != nil {
 		return advertised{}, fmt.Errorf("--advertise %q: want [USER@]HOST:PORT, where the other nodes reach this node's ssh", a)
 	}
 	port, err := strconv.Atoi(p)
-	if err != nil || port < 1 || port > 65535 {
+	if err != nil {
 		return advertised{}, fmt.Errorf("--advertise %q: bad port", a)
 	}
-	if net.ParseIP(host) == nil && !hostName(host) {
-		return advertised{}, fmt.Errorf("--advertise %q: bad host", a)
-	}
 	if err := remote.CheckTarget(remote.Target{Host: host, Port: port, User: user, Path: "/"}); err != nil {
-		return advertised{}, fmt.Errorf("--advertise %q: bad user", a)
+		return advertised{}, fmt.Errorf("--advertise %q: %w", a, err)
 	}
 	return advertised{User: user, Host: host, Port: port}, nil
-}
-
-// hostName accepts a DNS name: letters, digits, dots and dashes, not
-// starting with a dash (ssh would take it for an option).
-func hostName(h string) bool {
-	if h == "" || h[0] == '-' || len(h) > 253 {
-		return false
-	}
-	for _, r := range h {
-		if !(r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return true
 }
 
 // JoinCluster makes dir node spec.NodeName of the cluster on st's

@@ -47,7 +47,7 @@ func (s *Store) JoinCluster(ctx context.Context, a Actor, n NodeSpec) (Server, s
 	}
 	var srv Server
 	var pem string
-	details := map[string]any{"host": n.Host, "port": n.Port, "peer_key": n.PeerFingerprint}
+	details := map[string]any{"host": n.Host, "port": n.Port, "ssh_user": nodeUser(n.User), "peer_key": n.PeerFingerprint}
 	err := s.change(ctx, a, "node.join", n.Name, details, keepsMeta, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, placementLock); err != nil {
 			return fmt.Errorf("join cluster: %w", err)
@@ -77,11 +77,13 @@ func (s *Store) JoinCluster(ctx context.Context, a Actor, n NodeSpec) (Server, s
 	return srv, pem, err
 }
 
-// nodeUser is the account other nodes log in to node as: cpm unless
+// DefaultNodeUser is the account other nodes log in to a node as unless
 // its --advertise named one.
+const DefaultNodeUser = "cpm"
+
 func nodeUser(user string) string {
 	if user == "" {
-		return "cpm"
+		return DefaultNodeUser
 	}
 	return user
 }
@@ -143,6 +145,13 @@ func checkNodeClash(ctx context.Context, tx *Tx, n NodeSpec) error {
 		return fmt.Errorf("join cluster as %s: %w", n.Name, err)
 	default:
 		return fmt.Errorf("join cluster: the replication key %s is %q's (a copy of its data directory?): %w", n.PeerFingerprint, other, ErrExists)
+	}
+	var users int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM ssh_keys WHERE fingerprint = ?`, n.PeerFingerprint).Scan(&users); err != nil {
+		return fmt.Errorf("join cluster as %s: %w", n.Name, err)
+	}
+	if users > 0 {
+		return fmt.Errorf("join cluster: the replication key %s is %s: %w", n.PeerFingerprint, keyHolder(ctx, tx, n.PeerFingerprint), ErrExists)
 	}
 	err = tx.QueryRowContext(ctx, `SELECT name FROM servers WHERE role = 'node' AND host = ? AND port = ? AND name <> ?`,
 		n.Host, n.Port, n.Name).Scan(&other)
