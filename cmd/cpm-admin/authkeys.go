@@ -6,6 +6,7 @@ import (
 
 	"cpm/internal/admin"
 	"cpm/internal/authkeys"
+	"cpm/internal/printable"
 	"cpm/internal/repos"
 	"cpm/internal/sshkey"
 	"cpm/internal/store"
@@ -52,8 +53,9 @@ func (c authorizedKeysCmd) Run(e *env, svc *admin.Service) error {
 		return err
 	}
 	for _, n := range nodes {
+		// One node's bad row must not keep the other nodes out.
 		if err := printNodeLine(e, shell, n); err != nil {
-			return err
+			fmt.Fprintf(e.stderr, "cpm: warning: %s; left out\n", printable.Line(err.Error()))
 		}
 	}
 	return nil

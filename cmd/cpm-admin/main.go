@@ -64,6 +64,7 @@ type env struct {
 	ctx    context.Context
 	stdin  io.Reader
 	stdout io.Writer
+	stderr io.Writer // warnings; errors go back to run
 	dir    datadir.Dir
 	// database is the database setting ("" for SQLite, or the URL).
 	database string
@@ -126,7 +127,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e, err := newEnv(ctx, c.Flags, stdin, stdout)
+	e, err := newEnv(ctx, c.Flags, stdin, stdout, stderr)
 	var svc *admin.Service
 	if err == nil {
 		// Commands that take a *admin.Service get the data dir opened for
@@ -155,7 +156,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newEnv(ctx context.Context, flags config.Flags, stdin io.Reader, stdout io.Writer) (*env, error) {
+func newEnv(ctx context.Context, flags config.Flags, stdin io.Reader, stdout, stderr io.Writer) (*env, error) {
 	conf, _, err := flags.Resolve(nil)
 	if err != nil {
 		return nil, err
@@ -164,7 +165,7 @@ func newEnv(ctx context.Context, flags config.Flags, stdin io.Reader, stdout io.
 	if err != nil {
 		return nil, err
 	}
-	return &env{ctx: ctx, stdin: stdin, stdout: stdout, dir: dir, database: conf.Database, actor: localActor(), flags: flags, conf: conf}, nil
+	return &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, dir: dir, database: conf.Database, actor: localActor(), flags: flags, conf: conf}, nil
 }
 
 // localActor names the operator in the audit log by their login.
