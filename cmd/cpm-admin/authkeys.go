@@ -6,6 +6,7 @@ import (
 
 	"cpm/internal/admin"
 	"cpm/internal/authkeys"
+	"cpm/internal/printable"
 	"cpm/internal/repos"
 	"cpm/internal/sshkey"
 	"cpm/internal/store"
@@ -28,9 +29,7 @@ func (c authorizedKeysCmd) Run(e *env, svc *admin.Service) error {
 		}
 		k, err := svc.Store.KeyByFingerprint(e.ctx, fp)
 		if errors.Is(err, store.ErrNotFound) {
-			// sshd reads this as "no key": a comment, and success.
-			fmt.Fprintf(e.stdout, "# no cpm key %s\n", fp)
-			return nil
+			return c.printNode(e, svc, shell, fp)
 		}
 		if err != nil {
 			return err
@@ -46,5 +45,41 @@ func (c authorizedKeysCmd) Run(e *env, svc *admin.Service) error {
 		}
 		fmt.Fprintln(e.stdout, line)
 	}
+	if c.Fingerprint != "" {
+		return nil
+	}
+	nodes, err := svc.NodeKeys(e.ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		// One node's bad row must not keep the other nodes out.
+		if err := printNodeLine(e, shell, n); err != nil {
+			fmt.Fprintf(e.stderr, "cpm: warning: %s; left out\n", printable.Line(err.Error()))
+		}
+	}
+	return nil
+}
+
+// printNode prints the line of the cluster node whose replication key
+// has fingerprint fp, or the comment that sshd reads as "no key".
+func (c authorizedKeysCmd) printNode(e *env, svc *admin.Service, shell, fp string) error {
+	n, err := svc.NodeKey(e.ctx, fp)
+	if errors.Is(err, store.ErrNotFound) {
+		fmt.Fprintf(e.stdout, "# no cpm key %s\n", fp)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return printNodeLine(e, shell, n)
+}
+
+func printNodeLine(e *env, shell string, n store.Server) error {
+	line, err := authkeys.PeerLine(shell, e.dir.String(), n.PeerFingerprint, n.PeerKey)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	fmt.Fprintln(e.stdout, line)
 	return nil
 }

@@ -65,6 +65,7 @@ type env struct {
 	ctx    context.Context
 	stdin  io.Reader
 	stdout io.Writer
+	stderr io.Writer // warnings; errors go back to run
 	dir    datadir.Dir
 	// database is the database setting ("" for SQLite, or the URL).
 	database string
@@ -127,7 +128,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e, err := newEnv(ctx, c.Flags, stdin, stdout)
+	e, err := newEnv(ctx, c.Flags, stdin, stdout, stderr)
 	var svc *admin.Service
 	if err == nil {
 		// Commands that take a *admin.Service get the data dir opened for
@@ -156,7 +157,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newEnv(ctx context.Context, flags config.Flags, stdin io.Reader, stdout io.Writer) (*env, error) {
+func newEnv(ctx context.Context, flags config.Flags, stdin io.Reader, stdout, stderr io.Writer) (*env, error) {
 	conf, _, err := flags.Resolve(nil)
 	if err != nil {
 		return nil, err
@@ -165,7 +166,7 @@ func newEnv(ctx context.Context, flags config.Flags, stdin io.Reader, stdout io.
 	if err != nil {
 		return nil, err
 	}
-	return &env{ctx: ctx, stdin: stdin, stdout: stdout, dir: dir, database: conf.Database, actor: localActor(), flags: flags, conf: conf}, nil
+	return &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, dir: dir, database: conf.Database, actor: localActor(), flags: flags, conf: conf}, nil
 }
 
 // localActor names the operator in the audit log by their login.
@@ -179,7 +180,7 @@ func localActor() store.Actor {
 
 type initCmd struct {
 	NodeName  string `name:"node-name" placeholder:"NAME" help:"This node's name, as neighbours see it (default: the host name); with --advertise, its name in the cluster."`
-	Advertise string `placeholder:"HOST:PORT" help:"Join the cluster of --database (PostgreSQL) as node --node-name; HOST:PORT is where the other nodes reach this node's ssh."`
+	Advertise string `placeholder:"[USER@]HOST:PORT" help:"Join the cluster of --database (PostgreSQL) as node --node-name; HOST:PORT is where the other nodes reach this node's ssh, as USER (default cpm; under OpenSSH the account cpm runs as)."`
 }
 
 func (c initCmd) Run(e *env) error {

@@ -142,7 +142,7 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) > 0 && (strings.HasPrefix(args[0], "key-") || args[0] == "cert") {
+	if len(args) > 0 && (strings.HasPrefix(args[0], "key-") || strings.HasPrefix(args[0], "peer-") || args[0] == "cert") {
 		return forced(args[0], args[1:])
 	}
 	var c cli
@@ -174,11 +174,12 @@ func (c serveCmd) Run(flags *config.Flags) error {
 	return n.Serve(ctx)
 }
 
-// forced is OpenSSH forced-command mode: `cpm-shell key-ID --data-dir D`,
-// with the client's command in SSH_ORIGINAL_COMMAND.
+// forced is OpenSSH forced-command mode: `cpm-shell key-ID --data-dir D`
+// (or `cert`, or `peer-SHA256:…` for another cluster node's replication
+// key), with the client's command in SSH_ORIGINAL_COMMAND.
 func forced(keyArg string, rest []string) int {
 	var flags config.Flags
-	parser, err := kong.New(&flags, kong.Name("cpm-shell key-ID"))
+	parser, err := kong.New(&flags, kong.Name("cpm-shell key-ID|cert|peer-FINGERPRINT"))
 	if err == nil {
 		_, err = parser.Parse(rest)
 	}
@@ -187,10 +188,10 @@ func forced(keyArg string, rest []string) int {
 		return 2
 	}
 	var id int64
-	if keyArg != "cert" {
+	if strings.HasPrefix(keyArg, "key-") {
 		id, err = strconv.ParseInt(strings.TrimPrefix(keyArg, "key-"), 10, 64)
 		if err != nil || id <= 0 || "key-"+strconv.FormatInt(id, 10) != keyArg {
-			fmt.Fprintf(os.Stderr, "cpm: invalid key id %q\n", keyArg)
+			fmt.Fprintf(os.Stderr, "cpm: invalid key id %q\n", printable.Line(keyArg))
 			return 2
 		}
 	}
@@ -208,6 +209,10 @@ func forced(keyArg string, rest []string) int {
 	log := newLogger(conf, logOut).With().Str("mode", "forced-command").Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// As the embedded server closes a connection after max_session_time,
+	// so that a session never holds a repository's write gate for ever.
+	ctx, cancel := context.WithTimeout(ctx, conf.MaxSessionTime)
+	defer cancel()
 	n, err := node.Open(ctx, conf, dir, log)
 	if err != nil {
 		log.Error().Err(err).Msg("open")
@@ -215,12 +220,7 @@ func forced(keyArg string, rest []string) int {
 		return 1
 	}
 	defer n.Close()
-	var ident access.Identity
-	if keyArg == "cert" {
-		ident, err = n.CertIdentity(ctx, os.Getenv("SSH_USER_AUTH"))
-	} else {
-		ident, err = n.Gateway.Access.IdentifyID(ctx, id)
-	}
+	ident, err := forcedIdentity(ctx, n, keyArg, id)
 	if err != nil {
 		log.Warn().Err(err).Msg("identify")
 		fmt.Fprintln(os.Stderr, "cpm: key is no longer registered")
@@ -235,6 +235,18 @@ func forced(keyArg string, rest []string) int {
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
 	})
+}
+
+// forcedIdentity is who sshd authenticated, as the forced command's
+// first argument names it, checked again against the database.
+func forcedIdentity(ctx context.Context, n *node.Node, keyArg string, id int64) (access.Identity, error) {
+	if fp, ok := strings.CutPrefix(keyArg, "peer-"); ok {
+		return n.PeerIdentity(ctx, fp)
+	}
+	if keyArg == "cert" {
+		return n.CertIdentity(ctx, os.Getenv("SSH_USER_AUTH"))
+	}
+	return n.Gateway.Access.IdentifyID(ctx, id)
 }
 
 // remoteAddr turns SSH_CONNECTION ("ip port ip port") into "ip:port".

@@ -23,12 +23,14 @@ import (
 	"cpm/internal/store"
 )
 
-// ClusterSpec is what `init --node-name N --advertise HOST:PORT` asks:
+// ClusterSpec is what `init --node-name N --advertise [USER@]HOST:PORT` asks:
 // make this data directory node N of the cluster on its database.
 type ClusterSpec struct {
 	NodeName string
-	// Advertise is where the other nodes reach this node's ssh; "" when
-	// init runs again on a node (its address stays).
+	// Advertise is where the other nodes reach this node's ssh, and as
+	// which account (USER@, default cpm: the embedded server takes any;
+	// OpenSSH's sshd wants the account cpm runs as); "" when init runs
+	// again on a node (its address stays).
 	Advertise string
 	// Replicas and Lease are the settings placement follows.
 	Replicas int
@@ -67,7 +69,7 @@ func ClusterInit(dir datadir.Dir, database string, spec *ClusterSpec) (bool, err
 		return false, fmt.Errorf("this data directory is node %q of its cluster (%s); it cannot become %q", recorded, dir.NodeFile(), spec.NodeName)
 	}
 	if spec.Advertise != "" {
-		if _, _, err := parseAdvertise(spec.Advertise); err != nil {
+		if _, err := parseAdvertise(spec.Advertise); err != nil {
 			return false, err
 		}
 	}
@@ -82,35 +84,31 @@ func ClusterInit(dir datadir.Dir, database string, spec *ClusterSpec) (bool, err
 	return true, nil
 }
 
-// parseAdvertise splits HOST:PORT, with a host name or address and a
-// port from 1 to 65535.
-func parseAdvertise(a string) (string, int, error) {
-	host, p, err := net.SplitHostPort(a)
-	if err != nil {
-		return "", 0, fmt.Errorf("--advertise %q: want HOST:PORT, where the other nodes reach this node's ssh", a)
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil || port < 1 || port > 65535 {
-		return "", 0, fmt.Errorf("--advertise %q: bad port", a)
-	}
-	if net.ParseIP(host) == nil && !hostName(host) {
-		return "", 0, fmt.Errorf("--advertise %q: bad host", a)
-	}
-	return host, port, nil
+// advertised is where the other nodes reach a node's ssh.
+type advertised struct {
+	User, Host string
+	Port       int
 }
 
-// hostName accepts a DNS name: letters, digits, dots and dashes, not
-// starting with a dash (ssh would take it for an option).
-func hostName(h string) bool {
-	if h == "" || h[0] == '-' || len(h) > 253 {
-		return false
+// parseAdvertise splits [USER@]HOST:PORT (the account store.DefaultNodeUser
+// unless named) and checks it as every ssh target is checked.
+func parseAdvertise(a string) (advertised, error) {
+	user, hostPort, found := strings.Cut(a, "@")
+	if !found {
+		user, hostPort = store.DefaultNodeUser, a
 	}
-	for _, r := range h {
-		if !(r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
+	host, p, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return advertised{}, fmt.Errorf("--advertise %q: want [USER@]HOST:PORT, where the other nodes reach this node's ssh", a)
 	}
-	return true
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return advertised{}, fmt.Errorf("--advertise %q: bad port", a)
+	}
+	if err := remote.CheckTarget(remote.Target{Host: host, Port: port, User: user, Path: "/"}); err != nil {
+		return advertised{}, fmt.Errorf("--advertise %q: %w", a, err)
+	}
+	return advertised{User: user, Host: host, Port: port}, nil
 }
 
 // JoinCluster makes dir node spec.NodeName of the cluster on st's
@@ -126,9 +124,10 @@ func JoinCluster(ctx context.Context, st *store.Store, dir datadir.Dir, actor st
 		if err != nil {
 			return Joined{}, fmt.Errorf("init: node %s has no address yet: give --advertise HOST:PORT (%w)", spec.NodeName, err)
 		}
-		ns.Host, ns.Port = old.Host, old.Port
+		ns.User, ns.Host, ns.Port = old.User, old.Host, old.Port
 	} else {
-		ns.Host, ns.Port, _ = parseAdvertise(spec.Advertise)
+		a, _ := parseAdvertise(spec.Advertise)
+		ns.User, ns.Host, ns.Port = a.User, a.Host, a.Port
 	}
 	pub, err := replkey.PublicKey(dir)
 	if err != nil {

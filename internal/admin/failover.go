@@ -14,15 +14,16 @@ import (
 )
 
 // Failover by hand: repo move, node drain, node remove. The commands
-// record what they want in the database; the repository's primary (its
-// serving process) performs each handover, and the commands wait for it.
+// record what they want in the database; the repository's primary (the
+// process running its workers: cpm-shell serve or replicate) performs
+// each handover, and the commands wait for it.
 
 // MoveWait is how long repo move and node drain wait for the primaries
 // to hand over before they give up (the move stays asked for).
 const MoveWait = 60 * time.Second
 
 // ErrMoveTimeout: the primary did not hand over in time.
-var ErrMoveTimeout = errors.New("the primary has not handed over yet (handovers run only under cpm-shell serve, not in OpenSSH mode; is it running?); the move stays requested")
+var ErrMoveTimeout = errors.New("the primary has not handed over yet (its cpm-shell serve or cpm-shell replicate performs it: is it running? pushes that keep running past 30 s hold it back too); the move stays requested")
 
 // MoveRepo asks ORG/REPO's primary to hand it over to node to and waits
 // until it did. already reports that to was its primary.

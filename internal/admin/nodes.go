@@ -152,3 +152,33 @@ func (s *Service) checkNodes(ctx context.Context) []string {
 	}
 	return problems
 }
+
+// NodeKeys are the cluster's nodes, whose replication keys OpenSSH's sshd
+// lets in to run cpm's node commands (cpm-admin authorized-keys); none
+// outside a cluster.
+func (s *Service) NodeKeys(ctx context.Context) ([]store.Server, error) {
+	nodes, err := s.Store.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Server
+	for _, n := range nodes {
+		if n.PeerKey != "" {
+			out = append(out, n.Server)
+		}
+	}
+	return out, nil
+}
+
+// NodeKey is the cluster node whose replication key has fingerprint fp
+// (store.ErrNotFound: none; a neighbour's key is none either).
+func (s *Service) NodeKey(ctx context.Context, fp string) (store.Server, error) {
+	srv, err := s.Store.PeerByFingerprint(ctx, fp)
+	if err != nil {
+		return store.Server{}, err
+	}
+	if srv.Role != store.Node {
+		return store.Server{}, fmt.Errorf("%s is no node's key: %w", fp, store.ErrNotFound)
+	}
+	return srv, nil
+}

@@ -1,6 +1,9 @@
 package authkeys
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestLine(t *testing.T) {
 	got, err := Line("/usr/bin/cpm-shell", "/srv/cpm", 7, "ssh-ed25519 AAAAC3")
@@ -15,5 +18,19 @@ func TestLine(t *testing.T) {
 	}
 	if _, err := Line("/a", "/d", 1, "ssh-ed25519 AAAA\ncommand=x"); err == nil {
 		t.Error("multi-line key accepted")
+	}
+}
+
+func TestPeerLine(t *testing.T) {
+	fp := "SHA256:" + strings.Repeat("aB3+/", 8) + "xyz"
+	got, err := PeerLine("/usr/bin/cpm-shell", "/srv/cpm", fp, "ssh-ed25519 AAAAC3")
+	want := `command="'/usr/bin/cpm-shell' peer-` + fp + ` --data-dir '/srv/cpm'",restrict ssh-ed25519 AAAAC3`
+	if err != nil || got != want {
+		t.Errorf("PeerLine = %q, %v\nwant %q", got, err, want)
+	}
+	for _, bad := range []string{"", "MD5:aa", "SHA256:x;rm -rf /", "SHA256:" + strings.Repeat("a", 42) + "'", fp + " x"} {
+		if _, err := PeerLine("/a", "/d", bad, "ssh-ed25519 AAAA"); err == nil {
+			t.Errorf("PeerLine with fingerprint %q accepted", bad)
+		}
 	}
 }

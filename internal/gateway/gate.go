@@ -2,85 +2,91 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
-	"sync"
-
-	"golang.org/x/sync/semaphore"
 
 	"cpm/internal/access"
 	"cpm/internal/command"
+	"cpm/internal/names"
 	"cpm/internal/relay"
 	"cpm/internal/store"
+	"cpm/internal/transfer"
 )
 
 // WriteGate holds a planned handover (repo move, node drain) still for a
 // moment: every write session on a repository holds its gate shared for
 // its whole run, and the handover takes it exclusively, so that pushes
 // under way finish here, new ones wait, and none is accepted while the
-// primary changes. It is in-process: it covers the sessions of this
-// cpm-shell serve (a cluster node's gateway). Both waits end with their
-// context, and a wait that ends withdraws: a handover that gave up never
-// holds new pushes back (sync.RWMutex could not withdraw a Lock).
+// primary changes. The gate is a pair of lock files under DATA/locks
+// (flock, transfer.LockFileContext), so it holds across processes: the
+// sessions of cpm-shell serve and those of OpenSSH's forced commands, each
+// a process of its own, and the handover in whichever process performs
+// them. Both waits end with their context, and a wait that ends
+// withdraws: a handover that gave up never holds new pushes back.
+//
+// flock alone would let a stream of overlapping pushes keep a handover
+// out for ever, so a turnstile comes first: a write session passes it
+// shared (only for the moment it takes the gate), a handover holds it
+// exclusively from before it waits for the gate until it is done, so
+// that new sessions queue behind it while those under way finish.
 type WriteGate struct {
-	mu    sync.Mutex
-	repos map[string]*gated
+	dir string // DATA/locks
 }
 
-// gateWeight is the gate's whole weight: a write session takes 1, a
-// handover all of it.
-const gateWeight = 1 << 30
+// NewWriteGate returns the gate of the data directory whose lock folder
+// is lockDir; every repository starts open.
+func NewWriteGate(lockDir string) *WriteGate { return &WriteGate{dir: lockDir} }
 
-// gated is one repository's gate and how many hold or wait for it.
-type gated struct {
-	sem   *semaphore.Weighted
-	users int
-}
-
-// NewWriteGate returns a gate with every repository open.
-func NewWriteGate() *WriteGate { return &WriteGate{repos: map[string]*gated{}} }
-
-// entry returns repo's gate, counted as used until done is called.
-func (g *WriteGate) entry(repo string) (*gated, func()) {
-	key := strings.ToLower(repo) // names are case-insensitive
-	g.mu.Lock()
-	e := g.repos[key]
-	if e == nil {
-		e = &gated{sem: semaphore.NewWeighted(gateWeight)}
-		g.repos[key] = e
+// files are repo's turnstile and gate, named in lower case: names are
+// case-insensitive, and a session and a handover may spell one
+// repository differently.
+func (g *WriteGate) files(repo string) (turnstile, gate string, err error) {
+	rp, err := names.ParseRepoPath(repo)
+	if err != nil {
+		return "", "", err
 	}
-	e.users++
-	g.mu.Unlock()
-	return e, func() {
-		g.mu.Lock()
-		if e.users--; e.users == 0 {
-			delete(g.repos, key)
-		}
-		g.mu.Unlock()
-	}
-}
-
-// take waits for weight n of repo's gate until ctx ends; the func
-// gives it back.
-func (g *WriteGate) take(ctx context.Context, repo string, n int64) (func(), error) {
-	e, done := g.entry(repo)
-	if err := e.sem.Acquire(ctx, n); err != nil {
-		done()
-		return nil, fmt.Errorf("hold writes to %s: %w", repo, err)
-	}
-	return func() { e.sem.Release(n); done() }, nil
+	base := filepath.Join(g.dir, strings.ToLower(rp.Org), strings.ToLower(rp.Repo))
+	return base + ".turnstile", base + ".gate", nil
 }
 
 // Shared holds repo's gate for one write session, waiting while a
 // handover holds it, until ctx ends; the func releases it.
 func (g *WriteGate) Shared(ctx context.Context, repo string) (func(), error) {
-	return g.take(ctx, repo, 1)
+	turnstile, gate, err := g.files(repo)
+	if err != nil {
+		return nil, err
+	}
+	pass, err := transfer.LockFileContext(ctx, turnstile, true)
+	if err != nil {
+		return nil, fmt.Errorf("hold writes to %s: %w", repo, err)
+	}
+	defer pass()
+	release, err := transfer.LockFileContext(ctx, gate, true)
+	if err != nil {
+		return nil, fmt.Errorf("hold writes to %s: %w", repo, err)
+	}
+	return release, nil
 }
 
 // Exclusive waits until no write session on repo runs and holds new ones
 // back until the returned func is called; ctx ends the wait.
 func (g *WriteGate) Exclusive(ctx context.Context, repo string) (func(), error) {
-	return g.take(ctx, repo, gateWeight)
+	turnstile, gate, err := g.files(repo)
+	if err != nil {
+		return nil, err
+	}
+	closeTurnstile, err := transfer.LockFileContext(ctx, turnstile, false)
+	if err != nil {
+		return nil, fmt.Errorf("hold writes to %s: %w", repo, err)
+	}
+	release, err := transfer.LockFileContext(ctx, gate, false)
+	if err != nil {
+		closeTurnstile()
+		return nil, fmt.Errorf("hold writes to %s: %w", repo, err)
+	}
+	return func() { release(); closeTurnstile() }, nil
 }
 
 // maxHops is how often a session may be relayed: once to the primary as
@@ -101,7 +107,7 @@ func (g *Gateway) holdWrite(ctx context.Context, s Session, cmd command.Command,
 	}
 	release, err := g.Gate.Shared(ctx, grant.Repo.String())
 	if err != nil {
-		return p, noop, true, 1, &failure{line: "cpm: " + grant.Repo.String() + " is being handed over; try again", err: err}
+		return p, noop, true, 1, gateFailure(grant.Repo.String(), err)
 	}
 	p, err = g.placement(ctx, grant)
 	if err != nil {
@@ -121,6 +127,18 @@ func (g *Gateway) holdWrite(ctx context.Context, s Session, cmd command.Command,
 	}
 	status, err := g.relayOut(ctx, s, cmd, primary)
 	return p, noop, true, status, err
+}
+
+// gateFailure is what a write session that could not hold repo's gate
+// tells its client: only a wait that ended (a handover held it past the
+// session's time, or the client left) means a handover; anything else
+// (a lock folder this process cannot write) is the server's fault,
+// logged with its cause.
+func gateFailure(repo string, err error) *failure {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &failure{line: "cpm: " + repo + " is being handed over; try again", err: err}
+	}
+	return &failure{line: "cpm: internal error; try again later", err: err}
 }
 
 // relaysOn reports whether a session this node cannot serve (it is no

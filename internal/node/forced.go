@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -45,5 +46,19 @@ func (n *Node) CertIdentity(ctx context.Context, authInfo string) (access.Identi
 	}
 	id.Fingerprint = r.Owner.Fingerprint
 	id.Cert = &access.CertInfo{KeyID: r.KeyID, Serial: r.Serial, CA: r.CA}
+	return id, nil
+}
+
+// PeerIdentity is the cluster node whose replication key, with
+// fingerprint fp, sshd authenticated (cpm-admin authorized-keys' line
+// for it): only a node's key, and only while it is that node's.
+func (n *Node) PeerIdentity(ctx context.Context, fp string) (access.Identity, error) {
+	id, err := n.Gateway.Access.Identify(ctx, fp)
+	if err != nil {
+		return access.Identity{}, err
+	}
+	if !id.Node {
+		return access.Identity{}, fmt.Errorf("%s: %w", fp, access.ErrUnknownKey)
+	}
 	return id, nil
 }

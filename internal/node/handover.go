@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"cpm/internal/names"
@@ -12,37 +13,80 @@ import (
 )
 
 // Planned handovers (repo move, node drain) are performed by the
-// repository's primary, the one process that sees its write sessions:
-// bring the new node up to date, hold writes (the gateway's WriteGate)
-// so that pushes under way finish and new ones wait, bring it up to date
-// once more, change the primary in one transaction, and let the waiting
-// writes go on to the new primary.
+// repository's primary: bring the new node up to date, hold writes (the
+// gateway's WriteGate, lock files that every write session on this node
+// holds shared, whichever process serves it) so that pushes under way
+// finish and new ones wait, bring it up to date once more, change the
+// primary in one transaction, and let the waiting writes go on to the
+// new primary. They run beside the replication workers, in cpm-shell
+// serve or cpm-shell replicate, and in one process per node at most: the
+// one holding DATA/locks/handover.lock.
 
 // handoverEvery is how often a primary looks for moves asked of it.
 const handoverEvery = time.Second
 
-// gateWait bounds how long a handover waits for the pushes under way.
+// gateWait bounds how long a handover holds writes back: waiting for the
+// pushes under way, then the last sync and the switch. A handover that
+// runs out of it gives up and lets the writes go.
 const gateWait = 30 * time.Second
 
 // startHandovers runs the handovers of a cluster node in the background
-// until ctx ends (outside a cluster there are none); the channel is
-// closed when they stopped.
-func (n *Node) startHandovers(ctx context.Context) <-chan struct{} {
+// until ctx ends (outside a cluster there are none), with the workers'
+// syncer, once this process holds the node's handover lock; the channel
+// is closed when they stopped.
+func (n *Node) startHandovers(ctx context.Context, syncer *transfer.Syncer) <-chan struct{} {
 	done := make(chan struct{})
 	if n.Self.ID == 0 || n.Gateway.Gate == nil {
 		close(done)
 		return done
 	}
-	syncer := transfer.NewSyncer(n.Dir, n.Disk)
-	syncer.FreeMargin = n.Conf.FreeSpaceMargin
-	go func() { defer close(done); n.runHandovers(ctx, syncer) }()
+	go func() {
+		defer close(done)
+		unlock, ok := n.takeHandoverLock(ctx, filepath.Join(n.Dir.Locks(), "handover.lock"))
+		if !ok {
+			return // ctx ended
+		}
+		defer unlock()
+		n.runHandovers(ctx, syncer)
+	}()
 	return done
 }
 
-// runHandovers performs the moves asked of this node until ctx ends.
+// takeHandoverLock takes the lock at path, trying once every
+// handoverEvery while another process of this node (serve beside
+// replicate) holds it, so that this one takes over should that one stop;
+// an error (a lock folder this account cannot write, say) is logged and
+// tried again later. It gives up only when ctx ends.
+func (n *Node) takeHandoverLock(ctx context.Context, path string) (func(), bool) {
+	failures := 0
+	for {
+		unlock, held, err := transfer.TryLockFile(path, false)
+		if held {
+			return unlock, true
+		}
+		wait := handoverEvery
+		if err != nil {
+			failures++
+			wait = moveRetryDelay(failures)
+			n.Log.Error().Err(err).Str("lock", path).Dur("retry_in", wait).
+				Msg("handover lock: this process performs no handovers until it can take it")
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false
+		case <-t.C:
+		}
+	}
+}
+
+// runHandovers performs the moves asked of this node until ctx ends; a
+// move that failed waits (moveRetries) before it is tried again.
 func (n *Node) runHandovers(ctx context.Context, syncer *transfer.Syncer) {
 	t := time.NewTicker(handoverEvery)
 	defer t.Stop()
+	retries := moveRetries{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -56,10 +100,18 @@ func (n *Node) runHandovers(ctx context.Context, syncer *transfer.Syncer) {
 		if err != nil {
 			continue // the lease keeper and the workers log a database that is away
 		}
+		retries.keepOnly(moves)
 		for _, m := range moves {
-			if err := n.handOver(ctx, syncer, m); err != nil && ctx.Err() == nil {
-				n.Log.Warn().Err(err).Str("repo", m.Repo).Str("to", m.To.Name).Str("cause", m.Cause).Msg("handover")
+			if !retries.due(m, time.Now()) {
+				continue
 			}
+			err := n.handOver(ctx, syncer, m)
+			if err == nil || ctx.Err() != nil {
+				continue
+			}
+			s := retries.failed(m, time.Now(), err)
+			n.Log.Warn().Err(err).Str("repo", m.Repo).Str("to", m.To.Name).Str("cause", m.Cause).
+				Int("attempts", s.attempts).Time("next_try", s.next).Msg("move blocked")
 		}
 	}
 }
@@ -79,6 +131,9 @@ func (n *Node) handOver(ctx context.Context, syncer *transfer.Syncer, m store.Mo
 	if err := n.syncForHandover(ctx, syncer, m, rp, to); err != nil {
 		return err
 	}
+	// From here on writes wait: every wait is bounded by gctx (a repack
+	// holding the repository's lock, a sync to another server holding the
+	// target's), and running out of it gives up and lets them go.
 	gctx, cancel := context.WithTimeout(ctx, gateWait)
 	defer cancel()
 	release, err := n.Gateway.Gate.Exclusive(gctx, m.Repo)
@@ -86,15 +141,15 @@ func (n *Node) handOver(ctx context.Context, syncer *transfer.Syncer, m store.Mo
 		return err
 	}
 	defer release()
-	if err := n.syncForHandover(ctx, syncer, m, rp, to); err != nil {
+	if err := n.syncForHandover(gctx, syncer, m, rp, to); err != nil {
 		return err
 	}
-	unlock, err := n.holdTargetCurrent(ctx, syncer, m, rp, to)
+	unlock, err := n.holdTargetCurrent(gctx, syncer, m, rp, to)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	e, err := n.Store.HandOver(ctx, store.Actor{Name: "node:" + n.Self.Name}, m, n.Self.ID)
+	e, err := n.commitHandOver(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -102,6 +157,34 @@ func (n *Node) handOver(ctx context.Context, syncer *transfer.Syncer, m store.Mo
 	n.failover.Elected(e)
 	n.Log.Info().Str("repo", e.Repo).Str("to", e.To).Int64("duration_ms", time.Since(start).Milliseconds()).Msg("handover")
 	return nil
+}
+
+// commitWait bounds the switch's transaction on its own: it starts
+// once the target is current, however much of gateWait that took.
+const commitWait = 10 * time.Second
+
+// commitHandOver changes m's primary to its target. An error may come
+// after the transaction committed (the database's answer lost): the
+// placement, read again, says whether the switch happened.
+func (n *Node) commitHandOver(ctx context.Context, m store.Move) (store.Election, error) {
+	cctx, cancel := context.WithTimeout(ctx, commitWait)
+	defer cancel()
+	e, err := n.Store.HandOver(cctx, store.Actor{Name: "node:" + n.Self.Name}, m, n.Self.ID)
+	if err == nil {
+		return e, nil
+	}
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), commitWait)
+	defer rcancel()
+	rp, perr := names.ParseRepoPath(m.Repo)
+	if perr != nil {
+		return e, err
+	}
+	p, perr := n.Store.Placement(rctx, n.Self.Name, rp.Org, rp.Repo)
+	if perr != nil || p.Primary.Name != m.To.Name {
+		return e, err
+	}
+	return store.Election{RepoID: m.RepoID, Repo: m.Repo, From: n.Self.Name, To: m.To.Name,
+		Epoch: p.Epoch, Generation: p.Generation, Cause: m.Cause}, nil
 }
 
 // syncForHandover brings the target's replica to the repository's

@@ -90,7 +90,7 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		Forward:          n.forward,
 		Self:             self,
 		Relay:            n.relay,
-		Gate:             gateway.NewWriteGate(),
+		Gate:             gateway.NewWriteGate(dir.Locks()),
 	}
 	if n.Self.ID != 0 {
 		n.Gateway.Fence = storeFence{st: st, id: n.Self.ID} // a serving node's own lease keeper replaces it

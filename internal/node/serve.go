@@ -53,7 +53,6 @@ func (n *Node) Serve(ctx context.Context) error {
 		srv.close()
 		return err
 	}
-	handoversDone := n.startHandovers(wctx)
 	go n.reloadOnHangup(ctx, srv.http)
 	n.Log.Info().Str("ssh", addrs[0]).Str("git", addrs[1]).Str("metrics", addrs[2]).Str("http", addrs[3]).
 		Str("data_dir", n.Dir.String()).Str("database", n.Store.Path()).Msg("cpm-shell serving") // Path has no password
@@ -71,7 +70,6 @@ func (n *Node) Serve(ctx context.Context) error {
 	// the restart.
 	stopWorkers()
 	<-workersDone
-	<-handoversDone
 	n.Log.Info().Msg("stopped")
 	return serveErr
 }

@@ -32,12 +32,13 @@ func (n *Node) StartWorkers(ctx context.Context, m *metrics.Replication) (<-chan
 	if err := n.listenSync(ctx, w.Syncer); err != nil {
 		return nil, err
 	}
-	// cpm-shell replicate keeps the node's lease and elects too; under
-	// serve they run already.
+	// cpm-shell replicate keeps the node's lease and elects too (under
+	// serve they run already); both perform the node's handovers here.
 	leasesDone := n.startLeases(ctx, nil)
+	handoversDone := n.startHandovers(ctx, w.Syncer)
 	done := make(chan struct{})
 	go func() {
-		defer func() { <-leasesDone; close(done) }()
+		defer func() { <-handoversDone; <-leasesDone; close(done) }()
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Maintain(ctx, n.Conf.Repack) }()

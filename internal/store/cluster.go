@@ -11,8 +11,9 @@ import (
 // this data directory.
 type NodeSpec struct {
 	Name string
-	// Host and Port are where the other nodes reach this node's ssh
-	// (--advertise).
+	// User, Host and Port are where the other nodes reach this node's
+	// ssh (--advertise), and as whom.
+	User string
 	Host string
 	Port int
 	// PeerKey ("TYPE BASE64") and PeerFingerprint are this node's own
@@ -46,7 +47,7 @@ func (s *Store) JoinCluster(ctx context.Context, a Actor, n NodeSpec) (Server, s
 	}
 	var srv Server
 	var pem string
-	details := map[string]any{"host": n.Host, "port": n.Port, "peer_key": n.PeerFingerprint}
+	details := map[string]any{"host": n.Host, "port": n.Port, "ssh_user": nodeUser(n.User), "peer_key": n.PeerFingerprint}
 	err := s.change(ctx, a, "node.join", n.Name, details, keepsMeta, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, placementLock); err != nil {
 			return fmt.Errorf("join cluster: %w", err)
@@ -63,10 +64,10 @@ func (s *Store) JoinCluster(ctx context.Context, a Actor, n NodeSpec) (Server, s
 		_, err = tx.ExecContext(ctx, `
 			INSERT INTO servers (name, host, port, ssh_user, path, role, host_key, approved, enabled, created_at,
 			                     peer_key, peer_fingerprint, heartbeat_at)
-			VALUES (?1, ?2, ?3, 'cpm', '', 'node', ?4, 1, 1, ?5, ?6, ?7, ?5)
-			ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, host_key = excluded.host_key,
-				peer_key = excluded.peer_key, heartbeat_at = excluded.heartbeat_at`,
-			n.Name, n.Host, n.Port, pub, at, n.PeerKey, n.PeerFingerprint)
+			VALUES (?1, ?2, ?3, ?8, '', 'node', ?4, 1, 1, ?5, ?6, ?7, ?5)
+			ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, ssh_user = excluded.ssh_user,
+				host_key = excluded.host_key, peer_key = excluded.peer_key, heartbeat_at = excluded.heartbeat_at`,
+			n.Name, n.Host, n.Port, pub, at, n.PeerKey, n.PeerFingerprint, nodeUser(n.User))
 		if err != nil {
 			return fmt.Errorf("join cluster as %s: %w", n.Name, err)
 		}
@@ -74,6 +75,17 @@ func (s *Store) JoinCluster(ctx context.Context, a Actor, n NodeSpec) (Server, s
 		return err
 	})
 	return srv, pem, err
+}
+
+// DefaultNodeUser is the account other nodes log in to a node as unless
+// its --advertise named one.
+const DefaultNodeUser = "cpm"
+
+func nodeUser(user string) string {
+	if user == "" {
+		return DefaultNodeUser
+	}
+	return user
 }
 
 // placementLock serialises the changes that count replicas per node
@@ -133,6 +145,13 @@ func checkNodeClash(ctx context.Context, tx *Tx, n NodeSpec) error {
 		return fmt.Errorf("join cluster as %s: %w", n.Name, err)
 	default:
 		return fmt.Errorf("join cluster: the replication key %s is %q's (a copy of its data directory?): %w", n.PeerFingerprint, other, ErrExists)
+	}
+	var users int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM ssh_keys WHERE fingerprint = ?`, n.PeerFingerprint).Scan(&users); err != nil {
+		return fmt.Errorf("join cluster as %s: %w", n.Name, err)
+	}
+	if users > 0 {
+		return fmt.Errorf("join cluster: the replication key %s is %s: %w", n.PeerFingerprint, keyHolder(ctx, tx, n.PeerFingerprint), ErrExists)
 	}
 	err = tx.QueryRowContext(ctx, `SELECT name FROM servers WHERE role = 'node' AND host = ? AND port = ? AND name <> ?`,
 		n.Host, n.Port, n.Name).Scan(&other)

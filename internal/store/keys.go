@@ -37,6 +37,9 @@ func insertKey(ctx context.Context, tx *Tx, k NewKey, userID, repoID int64, writ
 	if repoID != 0 {
 		rid = repoID
 	}
+	if err := checkNotNodeKey(ctx, tx, k.Fingerprint); err != nil {
+		return 0, err
+	}
 	id, err := tx.InsertID(ctx, `
 		INSERT INTO ssh_keys (fingerprint, key_type, public_key, comment, user_id, repo_id, can_write, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -49,6 +52,21 @@ func insertKey(ctx context.Context, tx *Tx, k NewKey, userID, repoID int64, writ
 		return 0, fmt.Errorf("add key %s: %w", k.Fingerprint, err)
 	}
 	return id, nil
+}
+
+// checkNotNodeKey refuses fp when it is a cluster node's replication
+// key: sshd would then let it in as the user and as the node, and a
+// user holding a node's key would pass for that node.
+func checkNotNodeKey(ctx context.Context, tx *Tx, fp string) error {
+	var name string
+	err := tx.QueryRowContext(ctx, `SELECT name FROM servers WHERE peer_fingerprint = ? AND role = 'node'`, fp).Scan(&name)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("add key %s: %w", fp, err)
+	}
+	return fmt.Errorf("key %s %w: it is node %s's replication key", fp, ErrExists, name)
 }
 
 // keyHolder names who holds the key with fingerprint fp.

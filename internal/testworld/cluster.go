@@ -1,7 +1,6 @@
 package testworld
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -92,25 +91,7 @@ func NewClusterWith(t testing.TB, bin Bin, n int, opts ClusterOptions) *Cluster 
 // workers' first heartbeats), so that placement sees them all.
 func (c *Cluster) WaitUp() {
 	c.T.Helper()
-	var out string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		r := c.Admin(1, "node", "list", "--json")
-		out = r.Stdout + r.Stderr
-		var rows []struct{ State string }
-		if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &rows) != nil || len(rows) != len(c.Nodes) {
-			continue
-		}
-		up := 0
-		for _, row := range rows {
-			if row.State == "up" {
-				up++
-			}
-		}
-		if up == len(c.Nodes) {
-			return
-		}
-	}
-	c.T.Fatalf("testworld: the nodes are not all up after 30 s:\n%s", out)
+	waitNodesUp(c.T, c.Node(1).World, len(c.Nodes))
 }
 
 // initNode runs init for node i on a free port of its own loopback address.

@@ -15,7 +15,11 @@ import (
 // data directory dataDir, read from the private key (a node of a cluster
 // may be given its key without the .pub beside it).
 func PublicHostKey(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "ssh_host_ed25519_key")
+	return publicKeyFile(filepath.Join(dataDir, "ssh_host_ed25519_key"))
+}
+
+// publicKeyFile is the public key line of the private key at path.
+func publicKeyFile(path string) (string, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("host key: %w", err)

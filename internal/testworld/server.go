@@ -36,50 +36,11 @@ func (w *World) StartServer(extra ...string) *Server {
 	w.T.Helper()
 	args := append([]string{"serve", "--data-dir", w.DataDir,
 		"--listen", "127.0.0.1:0", "--git-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(w.Bin.Shell, args...)
-	cmd.Env = Env()
-	cmd.Dir = w.Root
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		w.T.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		w.T.Fatal(err)
-	}
-	s := &Server{w: w, cmd: cmd, exited: make(chan struct{})}
-	ready := make(chan map[string]any, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			s.log.WriteString(line + "\n")
-			s.mu.Unlock()
-			var ev map[string]any
-			if json.Unmarshal([]byte(line), &ev) == nil && ev["message"] == "cpm-shell serving" {
-				ready <- ev
-			}
-		}
-	}()
-	go func() { s.exitErr = cmd.Wait(); close(s.exited) }()
-	w.T.Cleanup(func() {
-		s.Stop()
-		if w.T.Failed() {
-			w.T.Logf("cpm-shell log:\n%s", s.Log())
-		}
-	})
-	select {
-	case ev := <-ready:
-		s.SSHAddr, _ = ev["ssh"].(string)
-		s.GitAddr, _ = ev["git"].(string)
-		s.MetricsAddr, _ = ev["metrics"].(string)
-		s.HTTPAddr, _ = ev["http"].(string)
-	case <-s.exited:
-		w.T.Fatalf("cpm-shell exited: %v\n%s", s.exitErr, s.Log())
-	case <-time.After(30 * time.Second):
-		w.T.Fatalf("cpm-shell did not start\n%s", s.Log())
-	}
+	s, ev := w.startShell(args, "cpm-shell serving")
+	s.SSHAddr, _ = ev["ssh"].(string)
+	s.GitAddr, _ = ev["git"].(string)
+	s.MetricsAddr, _ = ev["metrics"].(string)
+	s.HTTPAddr, _ = ev["http"].(string)
 	pub, err := PublicHostKey(w.DataDir)
 	if err != nil {
 		w.T.Fatal(err)
@@ -91,6 +52,63 @@ func (w *World) StartServer(extra ...string) *Server {
 		w.T.Fatal(err)
 	}
 	return s
+}
+
+// StartReplicate starts cpm-shell replicate (the workers of a node run
+// the OpenSSH way) with extra flags and waits until they run. The test
+// stops it at cleanup.
+func (w *World) StartReplicate(extra ...string) *Server {
+	w.T.Helper()
+	s, _ := w.startShell(append([]string{"replicate", "--data-dir", w.DataDir}, extra...), "cpm replication workers running")
+	return s
+}
+
+// startShell starts cpm-shell with args and waits for the log event
+// ready, which it returns.
+func (w *World) startShell(args []string, ready string) (*Server, map[string]any) {
+	w.T.Helper()
+	cmd := exec.Command(w.Bin.Shell, args...)
+	cmd.Env = Env()
+	cmd.Dir = w.Root
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		w.T.Fatal(err)
+	}
+	s := &Server{w: w, cmd: cmd, exited: make(chan struct{})}
+	started := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.log.WriteString(line + "\n")
+			s.mu.Unlock()
+			var ev map[string]any
+			if json.Unmarshal([]byte(line), &ev) == nil && ev["message"] == ready {
+				started <- ev
+			}
+		}
+	}()
+	go func() { s.exitErr = cmd.Wait(); close(s.exited) }()
+	w.T.Cleanup(func() {
+		s.Stop()
+		if w.T.Failed() {
+			w.T.Logf("cpm-shell log:\n%s", s.Log())
+		}
+	})
+	select {
+	case ev := <-started:
+		return s, ev
+	case <-s.exited:
+		w.T.Fatalf("cpm-shell exited: %v\n%s", s.exitErr, s.Log())
+	case <-time.After(30 * time.Second):
+		w.T.Fatalf("cpm-shell did not start\n%s", s.Log())
+	}
+	return nil, nil
 }
 
 // Log is what the server has logged so far.

@@ -170,6 +170,21 @@ func descendants(pid int) []int {
 
 func (w *World) startSSHD(name, authorized string, extraConfig ...string) *SSHD {
 	w.T.Helper()
+	return w.startSSHDWith(sshdOptions{name: name, authorized: authorized, extra: extraConfig})
+}
+
+// sshdOptions say how to start an sshd: its folder's name under the
+// world's root, authorized_keys ("": from cpm-admin authorized-keys), a
+// host key ("": a new one), the address to listen on ("": 127.0.0.1 on
+// a free port) and extra sshd_config lines.
+type sshdOptions struct {
+	name, authorized, hostKey, addr string
+	extra                           []string
+}
+
+func (w *World) startSSHDWith(o sshdOptions) *SSHD {
+	w.T.Helper()
+	name, authorized, extraConfig := o.name, o.authorized, o.extra
 	if _, err := os.Stat(SSHDPath); err != nil {
 		w.T.Skip("sshd not installed; run make test as root to install openssh-server")
 	}
@@ -183,9 +198,12 @@ func (w *World) startSSHD(name, authorized string, extraConfig ...string) *SSHD 
 	}
 	dir := filepath.Join(w.Root, name)
 	os.MkdirAll(dir, 0o700)
-	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey).CombinedOutput(); err != nil {
-		w.T.Fatalf("ssh-keygen: %v %s", err, out)
+	hostKey := o.hostKey
+	if hostKey == "" {
+		hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey).CombinedOutput(); err != nil {
+			w.T.Fatalf("ssh-keygen: %v %s", err, out)
+		}
 	}
 	d := &SSHD{w: w, User: u.Username, AuthorizedKeys: filepath.Join(dir, "authorized_keys")}
 	if authorized == "" {
@@ -193,10 +211,13 @@ func (w *World) startSSHD(name, authorized string, extraConfig ...string) *SSHD 
 	} else if err := os.WriteFile(d.AuthorizedKeys, []byte(authorized), 0o600); err != nil {
 		w.T.Fatal(err)
 	}
-	port := freePort(w)
-	d.Addr = net.JoinHostPort("127.0.0.1", port)
+	d.Addr = o.addr
+	if d.Addr == "" {
+		d.Addr = net.JoinHostPort("127.0.0.1", freePort(w))
+	}
+	host, port, _ := net.SplitHostPort(d.Addr)
 	cfg := filepath.Join(dir, "sshd_config")
-	body := sshdConfig(dir, port, hostKey, d.AuthorizedKeys, u.Username, authorized, extraConfig)
+	body := sshdConfig(dir, host, port, hostKey, d.AuthorizedKeys, u.Username, authorized, extraConfig)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		w.T.Fatal(err)
 	}
@@ -212,10 +233,12 @@ func (w *World) startSSHD(name, authorized string, extraConfig ...string) *SSHD 
 		}
 	})
 	d.waitListening()
-	pub, _ := os.ReadFile(hostKey + ".pub")
-	f := strings.Fields(string(pub))
+	pub, err := publicKeyFile(hostKey)
+	if err != nil {
+		w.T.Fatal(err)
+	}
 	d.KnownHosts = filepath.Join(dir, "known_hosts")
-	os.WriteFile(d.KnownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%s %s %s\n", port, f[0], f[1])), 0o600)
+	os.WriteFile(d.KnownHosts, []byte(fmt.Sprintf("[%s]:%s %s\n", host, port, pub)), 0o600)
 	return d
 }
 
@@ -293,7 +316,7 @@ func permitRoot(authorized string) string {
 // sshdConfig is a test sshd's configuration: loopback only, public keys
 // only, for the one user, with extra lines (SetEnv lines merged: sshd
 // honours only the first).
-func sshdConfig(dir, port, hostKey, authorizedKeys, username, authorized string, extraConfig []string) string {
+func sshdConfig(dir, host, port, hostKey, authorizedKeys, username, authorized string, extraConfig []string) string {
 	// sshd honours only the first SetEnv line: merge them.
 	// A home of its own: the shell sshd runs commands with reads no rc file
 	// of the developer's (a pyenv init there costs a lock per session).
@@ -310,7 +333,7 @@ func sshdConfig(dir, port, hostKey, authorizedKeys, username, authorized string,
 	}
 	return strings.Join([]string{
 		"Port " + port,
-		"ListenAddress 127.0.0.1",
+		"ListenAddress " + host,
 		"HostKey " + hostKey,
 		"PidFile " + filepath.Join(dir, "sshd.pid"),
 		"AuthorizedKeysFile " + authorizedKeys,

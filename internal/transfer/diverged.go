@@ -24,7 +24,7 @@ const DivergedPrefix = "refs/cpm/diverged/"
 // to DivergedPrefix+EPOCH/ref, so the sync that follows loses nothing.
 // A ref already contained here is not saved. It returns what it saved.
 func (s *Syncer) SaveDiverged(ctx context.Context, repo names.RepoPath, t remote.Target, epoch int64) ([]store.DivergedRef, error) {
-	dir, unlock, err := s.openLocked(repo)
+	dir, unlock, err := s.openLocked(ctx, repo)
 	if err != nil {
 		return nil, err
 	}

@@ -15,11 +15,11 @@ import (
 // them and reports false. A planned handover holds them from its last
 // check through the change of primary.
 func (s *Syncer) HoldIfCurrent(ctx context.Context, repo names.RepoPath, t remote.Target) (func(), bool, error) {
-	dir, unlock, err := s.openLocked(repo)
+	dir, unlock, err := s.openLocked(ctx, repo)
 	if err != nil {
 		return nil, false, err
 	}
-	unlockTarget, err := s.lockTarget(repo, t.Name)
+	unlockTarget, err := s.lockTarget(ctx, repo, t.Name)
 	if err != nil {
 		unlock()
 		return nil, false, err

@@ -21,7 +21,7 @@ import (
 // multi-pack index and its reachability bitmap, so a clone does not count
 // objects from scratch; an incremental commit-graph; packed refs.
 func (s *Syncer) Repack(ctx context.Context, repo names.RepoPath) error {
-	dir, unlock, err := s.openLocked(repo)
+	dir, unlock, err := s.openLocked(ctx, repo)
 	if err != nil {
 		return err
 	}
@@ -49,14 +49,14 @@ var ErrNotCurrent = errors.New("replica is not current; sync it first")
 // equal the source's, which guarantees that everything they reach is in
 // the source's objects; it verifies the replica again afterwards.
 func (s *Syncer) PruneTarget(ctx context.Context, repo names.RepoPath, t remote.Target) (Result, error) {
-	dir, unlock, err := s.openLocked(repo)
+	dir, unlock, err := s.openLocked(ctx, repo)
 	if err != nil {
 		return Result{}, err
 	}
 	defer unlock()
 	// A SendPack's pack is among the replica's files that the source
 	// lacks: none may land between the check and the deletion.
-	unlockTarget, err := s.lockTarget(repo, t.Name)
+	unlockTarget, err := s.lockTarget(ctx, repo, t.Name)
 	if err != nil {
 		return Result{}, err
 	}

@@ -25,7 +25,7 @@ var ErrDiverged = errors.New("diverged")
 // hold commits the source does not contain (or force is set), the
 // source's refs in one atomic ref transaction.
 func (s *Syncer) Pull(ctx context.Context, repo names.RepoPath, t remote.Target, force bool) (Result, error) {
-	dir, unlock, err := s.openLocked(repo)
+	dir, unlock, err := s.openLocked(ctx, repo)
 	if err != nil {
 		return Result{}, err
 	}

@@ -26,11 +26,6 @@ import (
 // refs a SendPack wrote into the same replica, and a SendPack never waits
 // for a sync to another server or for a repack.
 
-// lockTarget takes the lock of ORG/REPO on the target named name.
-func (s *Syncer) lockTarget(repo names.RepoPath, name string) (func(), error) {
-	return LockFile(filepath.Join(s.LockDir, repo.Org, repo.Repo+".to", name+".lock"))
-}
-
 // SendPack writes the refs of ORG/REPO, and the objects they need, into
 // the replica on node t (git send-pack --mirror --force), as the
 // repository's generation that gen reads under the target's lock before
@@ -47,9 +42,9 @@ func (s *Syncer) SendPack(ctx context.Context, repo names.RepoPath, t remote.Tar
 	if err != nil {
 		return Sent{}, err
 	}
-	unlock, err := s.lockTarget(repo, t.Name)
+	unlock, err := s.lockTarget(ctx, repo, t.Name)
 	if err != nil {
-		return Sent{}, fmt.Errorf("lock %s for %s: %w", repo, t.Name, err)
+		return Sent{}, err
 	}
 	defer unlock()
 	// Taken, not read: a write that fails leaves nothing remembered.

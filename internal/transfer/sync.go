@@ -74,12 +74,12 @@ func (r Result) Summary() string {
 // has a verified copy (each skipped step saves an ssh session).
 func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target, fresh bool) (Result, error) {
 	start := time.Now()
-	dir, unlock, err := s.openLocked(repo)
+	dir, unlock, err := s.openLocked(ctx, repo)
 	if err != nil {
 		return Result{}, err
 	}
 	defer unlock()
-	unlockTarget, err := s.lockTarget(repo, t.Name)
+	unlockTarget, err := s.lockTarget(ctx, repo, t.Name)
 	if err != nil {
 		return Result{}, err
 	}
