@@ -47,7 +47,7 @@ func (s *Service) DeleteOrg(ctx context.Context, name string, force bool) ([]Tra
 		s.restore(moved)
 		return nil, err
 	}
-	return moved, nil
+	return moved, s.revoked(ctx, nil)
 }
 
 // restore puts trashed repositories back after a failed transaction.
@@ -66,7 +66,8 @@ func (s *Service) SetMember(ctx context.Context, org, user, role string) error {
 	if _, err := authz.ParseRole(role); err != nil {
 		return err
 	}
-	return s.Store.SetMember(ctx, s.Actor, org, user, role)
+	// A new role may be a lesser one.
+	return s.revoked(ctx, s.Store.SetMember(ctx, s.Actor, org, user, role))
 }
 
 // RemoveMember takes a user out of an organisation.
@@ -74,7 +75,7 @@ func (s *Service) RemoveMember(ctx context.Context, org, user string) error {
 	if err := checkOrgUser(org, user); err != nil {
 		return err
 	}
-	return s.Store.RemoveMember(ctx, s.Actor, org, user)
+	return s.revoked(ctx, s.Store.RemoveMember(ctx, s.Actor, org, user))
 }
 
 // Members lists an organisation's members.

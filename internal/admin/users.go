@@ -69,7 +69,7 @@ func (s *Service) RemoveUser(ctx context.Context, name string) error {
 	if err := names.Check(names.User, name); err != nil {
 		return err
 	}
-	return s.Store.DeleteUser(ctx, s.Actor, name)
+	return s.revoked(ctx, s.Store.DeleteUser(ctx, s.Actor, name))
 }
 
 // AddKey registers another key for a user.
@@ -96,7 +96,8 @@ func (s *Service) RemoveKey(ctx context.Context, fingerprint string) (store.Key,
 	if err != nil {
 		return store.Key{}, err
 	}
-	return s.Store.DeleteUserKey(ctx, s.Actor, fp)
+	k, err := s.Store.DeleteUserKey(ctx, s.Actor, fp)
+	return k, s.revoked(ctx, err)
 }
 
 // AddDeployKey binds a key to one repository.
@@ -123,5 +124,6 @@ func (s *Service) RemoveDeployKey(ctx context.Context, fingerprint string) (stor
 	if err != nil {
 		return store.Key{}, err
 	}
-	return s.Store.DeleteDeployKey(ctx, s.Actor, fp)
+	k, err := s.Store.DeleteDeployKey(ctx, s.Actor, fp)
+	return k, s.revoked(ctx, err)
 }
