@@ -19,6 +19,14 @@ func (c Checker) WithCache(cache *authcache.Cache) Checker {
 	return c
 }
 
+// Uncached returns the Checker reading the database every time: for a
+// decision right after a change this session made (a push that created
+// its repository), which the cache may not have heard of yet.
+func (c Checker) Uncached() Checker {
+	c.cache = nil
+	return c
+}
+
 // ownerAnswer is a key lookup's answer, kept for unknown keys too.
 type ownerAnswer struct {
 	owner store.KeyOwner

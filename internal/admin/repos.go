@@ -12,7 +12,8 @@ import (
 // CreateRepo records ORG/REPO and creates its bare repository on disk with
 // HEAD on main and the default protected refs (see provision.Repo).
 func (s *Service) CreateRepo(ctx context.Context, path string, public bool, description string) (store.Repo, string, error) {
-	return provision.Repo(ctx, s.Store, s.Disk, s.Actor, path, public, description)
+	r, p, err := provision.Repo(ctx, s.Store, s.Disk, s.Actor, path, public, description)
+	return r, p, s.takesEffect(ctx, err)
 }
 
 // SetRepo makes a repository public or private and changes its
@@ -35,7 +36,7 @@ func (s *Service) SetRepo(ctx context.Context, path string, public *bool, descri
 		return s.Disk.SetDescription(r.Org, r.Name, *description)
 	})
 	// Private again takes anonymous and every reader's access away.
-	return r, s.revoked(ctx, err)
+	return r, s.takesEffect(ctx, err)
 }
 
 // Repos lists the repositories of one organisation, or all of them.
@@ -67,7 +68,7 @@ func (s *Service) DeleteRepo(ctx context.Context, path string) (Trashed, error) 
 		s.restore(moved)
 		return Trashed{}, err
 	}
-	if err := s.revoked(ctx, nil); err != nil {
+	if err := s.takesEffect(ctx, nil); err != nil {
 		return Trashed{}, err
 	}
 	if len(moved) == 0 {
@@ -89,7 +90,7 @@ func (s *Service) Grant(ctx context.Context, path, user, perm string) error {
 		return err
 	}
 	// A grant may replace a greater one.
-	return s.revoked(ctx, s.Store.Grant(ctx, s.Actor, rp.Org, rp.Repo, user, perm))
+	return s.takesEffect(ctx, s.Store.Grant(ctx, s.Actor, rp.Org, rp.Repo, user, perm))
 }
 
 // Revoke takes a user's grant on a repository away.
@@ -101,7 +102,7 @@ func (s *Service) Revoke(ctx context.Context, path, user string) error {
 	if err := names.Check(names.User, user); err != nil {
 		return err
 	}
-	return s.revoked(ctx, s.Store.Revoke(ctx, s.Actor, rp.Org, rp.Repo, user))
+	return s.takesEffect(ctx, s.Store.Revoke(ctx, s.Actor, rp.Org, rp.Repo, user))
 }
 
 // Protect adds a protected ref pattern to a repository.

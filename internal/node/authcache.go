@@ -25,6 +25,7 @@ func (n *Node) startAuthCache(ctx context.Context, reg *prometheus.Registry) <-c
 	}
 	c := authcache.New()
 	n.Gateway.Access = n.Gateway.Access.WithCache(c)
+	n.Store.OnChange(c.Invalidate)
 	metrics.RegisterAuthCache(reg, c)
 	name := n.Self.Name
 	if name == "" {
