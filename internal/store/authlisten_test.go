@@ -143,3 +143,26 @@ func TestWaitAuthApplied(t *testing.T) {
 		t.Errorf("stale listener: waited %v, %v", time.Since(start), err)
 	}
 }
+
+// OnChange runs after each committed change, before it returns, and not
+// for a change that fails.
+func TestOnChangeRunsAfterCommit(t *testing.T) {
+	onBoth(t, func(t *testing.T, open func(*testing.T) *Store) {
+		ctx := context.Background()
+		s := open(t)
+		calls := 0
+		s.OnChange(func() { calls++ })
+		if _, err := s.CreateUser(ctx, admin, "alice", false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if calls != 1 {
+			t.Errorf("after a change: %d calls", calls)
+		}
+		if _, err := s.CreateUser(ctx, admin, "alice", false, nil); err == nil {
+			t.Fatal("a second alice")
+		}
+		if calls != 1 {
+			t.Errorf("after a failed change: %d calls", calls)
+		}
+	})
+}
