@@ -27,13 +27,17 @@ const retry = time.Second
 // connection current at least every second. While the connection is
 // down c is empty and not current, so every read goes to the database.
 func Listen(ctx context.Context, st *store.Store, c *Cache, name string, log zerolog.Logger) {
+	warned := false // one warning per outage, not one a second
 	for ctx.Err() == nil {
-		err := listenOnce(ctx, st, c, name)
+		confirmed, err := listenOnce(ctx, st, c, name)
 		c.Lost()
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn().Err(err).Msg("authentication cache off: lost its database listener; reconnecting")
+		if confirmed || !warned {
+			log.Warn().Err(err).Msg("authentication cache off: lost its database listener; reading the database until it is back")
+			warned = true
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -42,11 +46,12 @@ func Listen(ctx context.Context, st *store.Store, c *Cache, name string, log zer
 	}
 }
 
-// listenOnce runs one listen connection until it fails.
-func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string) error {
+// listenOnce runs one listen connection until it fails, and reports
+// whether it ever made the cache current.
+func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string) (confirmed bool, err error) {
 	l, err := st.ListenAuth(ctx, name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer l.Close()
 	// Changes before LISTEN went unheard: start empty.
@@ -58,8 +63,9 @@ func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string) err
 		current, err := l.Confirm(cctx, applied)
 		cancel()
 		if err != nil {
-			return err
+			return confirmed, err
 		}
+		confirmed = true
 		if current != applied {
 			// Changes this listener has not emptied the cache for (or,
 			// right after connecting, any): empty it, acknowledge at once.
@@ -71,7 +77,7 @@ func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string) err
 		c.Confirm(start)
 		notified, err := l.Wait(ctx, roundTrip)
 		if err != nil {
-			return err
+			return confirmed, err
 		}
 		if notified {
 			c.Invalidate()
