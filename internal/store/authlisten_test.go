@@ -95,6 +95,30 @@ func TestAuthTriggersNotify(t *testing.T) {
 		}
 		return tx.Rollback()
 	})
+	// One transaction, many statements: one version, one notification;
+	// a savepoint rolled back takes its bump back, and the next
+	// statement bumps.
+	before, _ := s.AuthVersion(ctx)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`SAVEPOINT a`, `DELETE FROM orgs WHERE false`, `ROLLBACK TO SAVEPOINT a`,
+		`DELETE FROM users WHERE false`, `DELETE FROM grants WHERE false`, `DELETE FROM repos WHERE false`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.AuthVersion(ctx); after != before+1 {
+		t.Errorf("one transaction moved the version %d → %d", before, after)
+	}
+	if got, _ := l.Wait(ctx, 5*time.Second); !got {
+		t.Error("one transaction: no notification")
+	}
+	quiet("nothing more", func() error { return nil })
 	quiet("a push's generation bump", func() error {
 		_, err := s.db.ExecContext(ctx, `UPDATE repos SET generation = generation + 1 WHERE false`)
 		return err

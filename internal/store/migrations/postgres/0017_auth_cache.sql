@@ -24,13 +24,21 @@ CREATE TABLE auth_listeners (
 -- Generic on purpose: any table whose rows the cached reads depend on
 -- gets one statement-level trigger calling it. The notification is sent
 -- at COMMIT, and never for a transaction that rolls back; the row lock on
--- auth_version orders concurrent changes, so versions only grow.
+-- auth_version orders concurrent changes, so versions only grow. Once per
+-- transaction: a bulk copy (migrate-store) runs thousands of statements
+-- in one, and each UPDATE of the one row would add a version the next
+-- must walk past. The flag is transaction-local, and a rolled-back
+-- savepoint takes it back with the UPDATE it guarded.
 CREATE FUNCTION cpm_auth_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
 	nv BIGINT;
 BEGIN
+	IF current_setting('cpm.auth_changed', true) = 'yes' THEN
+		RETURN NULL;
+	END IF;
 	UPDATE auth_version SET v = v + 1 WHERE one = 1 RETURNING v INTO nv;
 	PERFORM pg_notify('cpm_auth', nv::text);
+	PERFORM set_config('cpm.auth_changed', 'yes', true);
 	RETURN NULL;
 END
 $$;
