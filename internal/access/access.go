@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 
+	"cpm/internal/authcache"
 	"cpm/internal/replica"
 	"cpm/internal/store"
 )
@@ -20,6 +21,8 @@ import (
 type Checker struct {
 	store    *store.Store
 	replicas *replica.Set // nil: this node holds no replicas
+	// cache answers the hot reads on a serving node (nil: none).
+	cache *authcache.Cache
 }
 
 // New returns a Checker on st and, unless replicas is nil, the origins'
@@ -98,7 +101,7 @@ var ErrUnknownKey = errors.New("unknown key")
 // registered. A node is told from a neighbour by its row's role alone:
 // nothing a neighbour sends can make it one.
 func (c Checker) Identify(ctx context.Context, fingerprint string) (Identity, error) {
-	o, err := c.store.KeyOwnerByFingerprint(ctx, fingerprint)
+	o, err := c.keyOwner(ctx, fingerprint)
 	if err == nil {
 		return Identity{KeyOwner: o}, nil
 	}

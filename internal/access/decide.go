@@ -29,7 +29,7 @@ type Result struct {
 // refused (each repository has one writer) with the origin's URL for
 // those who may read it.
 func (c Checker) Decide(ctx context.Context, id Identity, org, repo string, a authz.Action) (Result, error) {
-	f, err := c.store.RepoFacts(ctx, id.UserID, org, repo)
+	f, err := c.repoFacts(ctx, id.UserID, org, repo)
 	if err != nil {
 		return Result{}, err
 	}

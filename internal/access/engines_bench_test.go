@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"cpm/internal/authcache"
 	"cpm/internal/authz"
 	"cpm/internal/pgtest"
 	"cpm/internal/store"
@@ -19,7 +22,9 @@ import (
 // BenchmarkEngines measures the store's hot paths on SQLite and on
 // PostgreSQL (a throwaway server on loopback) in one run, each on a store
 // of 10,000 users, 100,000 keys and 10,000 repositories: the key lookup
-// that authenticates a connection, an authorization decision for a push,
+// that authenticates a connection, an authorization decision for a push
+// (on PostgreSQL also both through a serving node's current cache, every
+// read a hit: what a node serves from),
 // a push's queue write (two backups), and claiming a job with 8 workers
 // at once; and on PostgreSQL the round trip of SELECT 1, the floor under
 // each of them. Each reports its median and 90th-percentile latency (median-ns,
@@ -58,6 +63,9 @@ func BenchmarkEngines(b *testing.B) {
 				return err
 			})
 		})
+		if engine == "postgres" {
+			cachedPaths(b, s, probes)
+		}
 		b.Run(engine+"/queue-write", func(b *testing.B) {
 			timed(b, func(i int) error {
 				p := probes[i%len(probes)]
@@ -168,4 +176,50 @@ func reportMedian(b *testing.B, lat []time.Duration) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "median-ns")
 	b.ReportMetric(float64(lat[len(lat)*9/10].Nanoseconds()), "p90-ns")
+}
+
+// cachedPaths times the authentication lookup and the authorization
+// decision on PostgreSQL through a serving node's cache, kept current by
+// its real listener, once every probe has been read (every read a hit).
+func cachedPaths(b *testing.B, s *store.Store, probes []storetest.Probe) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cache := authcache.New()
+	done := make(chan struct{})
+	go func() { defer close(done); authcache.Listen(ctx, s, cache, "bench", zerolog.Nop()) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); !cache.Current(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the cache's listener did not confirm")
+		}
+	}
+	c := New(s, nil).WithCache(cache)
+	ids := make([]Identity, len(probes))
+	for i, p := range probes {
+		var err error
+		if ids[i], err = c.Identify(ctx, p.Fingerprint); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Decide(ctx, ids[i], p.Org, p.Repo, authz.Push); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("postgres/auth-lookup-cached", func(b *testing.B) {
+		timed(b, func(i int) error {
+			_, err := c.Identify(ctx, probes[i%len(probes)].Fingerprint)
+			return err
+		})
+	})
+	b.Run("postgres/authorize-cached", func(b *testing.B) {
+		timed(b, func(i int) error {
+			p := probes[i%len(probes)]
+			res, err := c.Decide(ctx, ids[i%len(ids)], p.Org, p.Repo, authz.Push)
+			if err == nil && !res.Allow {
+				err = fmt.Errorf("%+v refused", p)
+			}
+			return err
+		})
+	})
+	hits, misses := cache.Counts()
+	b.Logf("cache: %d hits, %d misses, %d entries", hits, misses, cache.Len())
 }

@@ -19,7 +19,8 @@ func (s *Service) CreateOrg(ctx context.Context, name, owner string) (store.Org,
 			return store.Org{}, err
 		}
 	}
-	return s.Store.CreateOrg(ctx, s.Actor, name, owner)
+	o, err := s.Store.CreateOrg(ctx, s.Actor, name, owner)
+	return o, s.takesEffect(ctx, err)
 }
 
 // Orgs lists every organisation.
@@ -47,7 +48,7 @@ func (s *Service) DeleteOrg(ctx context.Context, name string, force bool) ([]Tra
 		s.restore(moved)
 		return nil, err
 	}
-	return moved, nil
+	return moved, s.takesEffect(ctx, nil)
 }
 
 // restore puts trashed repositories back after a failed transaction.
@@ -66,7 +67,8 @@ func (s *Service) SetMember(ctx context.Context, org, user, role string) error {
 	if _, err := authz.ParseRole(role); err != nil {
 		return err
 	}
-	return s.Store.SetMember(ctx, s.Actor, org, user, role)
+	// A new role may be a lesser one.
+	return s.takesEffect(ctx, s.Store.SetMember(ctx, s.Actor, org, user, role))
 }
 
 // RemoveMember takes a user out of an organisation.
@@ -74,7 +76,7 @@ func (s *Service) RemoveMember(ctx context.Context, org, user string) error {
 	if err := checkOrgUser(org, user); err != nil {
 		return err
 	}
-	return s.Store.RemoveMember(ctx, s.Actor, org, user)
+	return s.takesEffect(ctx, s.Store.RemoveMember(ctx, s.Actor, org, user))
 }
 
 // Members lists an organisation's members.

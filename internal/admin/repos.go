@@ -12,7 +12,8 @@ import (
 // CreateRepo records ORG/REPO and creates its bare repository on disk with
 // HEAD on main and the default protected refs (see provision.Repo).
 func (s *Service) CreateRepo(ctx context.Context, path string, public bool, description string) (store.Repo, string, error) {
-	return provision.Repo(ctx, s.Store, s.Disk, s.Actor, path, public, description)
+	r, p, err := provision.Repo(ctx, s.Store, s.Disk, s.Actor, path, public, description)
+	return r, p, s.takesEffect(ctx, err)
 }
 
 // SetRepo makes a repository public or private and changes its
@@ -28,12 +29,14 @@ func (s *Service) SetRepo(ctx context.Context, path string, public *bool, descri
 			return store.Repo{}, err
 		}
 	}
-	return s.Store.SetRepo(ctx, s.Actor, rp.Org, rp.Repo, public, description, func(r store.Repo) error {
+	r, err := s.Store.SetRepo(ctx, s.Actor, rp.Org, rp.Repo, public, description, func(r store.Repo) error {
 		if description == nil {
 			return nil
 		}
 		return s.Disk.SetDescription(r.Org, r.Name, *description)
 	})
+	// Private again takes anonymous and every reader's access away.
+	return r, s.takesEffect(ctx, err)
 }
 
 // Repos lists the repositories of one organisation, or all of them.
@@ -65,6 +68,9 @@ func (s *Service) DeleteRepo(ctx context.Context, path string) (Trashed, error) 
 		s.restore(moved)
 		return Trashed{}, err
 	}
+	if err := s.takesEffect(ctx, nil); err != nil {
+		return Trashed{}, err
+	}
 	if len(moved) == 0 {
 		return Trashed{Repo: r.FullName()}, nil
 	}
@@ -83,7 +89,8 @@ func (s *Service) Grant(ctx context.Context, path, user, perm string) error {
 	if _, err := authz.ParsePerm(perm); err != nil {
 		return err
 	}
-	return s.Store.Grant(ctx, s.Actor, rp.Org, rp.Repo, user, perm)
+	// A grant may replace a greater one.
+	return s.takesEffect(ctx, s.Store.Grant(ctx, s.Actor, rp.Org, rp.Repo, user, perm))
 }
 
 // Revoke takes a user's grant on a repository away.
@@ -95,7 +102,7 @@ func (s *Service) Revoke(ctx context.Context, path, user string) error {
 	if err := names.Check(names.User, user); err != nil {
 		return err
 	}
-	return s.Store.Revoke(ctx, s.Actor, rp.Org, rp.Repo, user)
+	return s.takesEffect(ctx, s.Store.Revoke(ctx, s.Actor, rp.Org, rp.Repo, user))
 }
 
 // Protect adds a protected ref pattern to a repository.

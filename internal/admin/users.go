@@ -58,7 +58,8 @@ func (s *Service) AddUser(ctx context.Context, name string, admin bool, key *ssh
 		k := newKey(*key)
 		nk = &k
 	}
-	return s.Store.CreateUser(ctx, s.Actor, name, admin, nk)
+	u, err := s.Store.CreateUser(ctx, s.Actor, name, admin, nk)
+	return u, s.takesEffect(ctx, err)
 }
 
 // Users lists every user.
@@ -69,7 +70,7 @@ func (s *Service) RemoveUser(ctx context.Context, name string) error {
 	if err := names.Check(names.User, name); err != nil {
 		return err
 	}
-	return s.Store.DeleteUser(ctx, s.Actor, name)
+	return s.takesEffect(ctx, s.Store.DeleteUser(ctx, s.Actor, name))
 }
 
 // AddKey registers another key for a user.
@@ -77,7 +78,8 @@ func (s *Service) AddKey(ctx context.Context, user string, key sshkey.Key) (stor
 	if err := names.Check(names.User, user); err != nil {
 		return store.Key{}, err
 	}
-	return s.Store.AddUserKey(ctx, s.Actor, user, newKey(key))
+	k, err := s.Store.AddUserKey(ctx, s.Actor, user, newKey(key))
+	return k, s.takesEffect(ctx, err)
 }
 
 // Keys lists one user's keys, or every user's when user is "".
@@ -96,7 +98,8 @@ func (s *Service) RemoveKey(ctx context.Context, fingerprint string) (store.Key,
 	if err != nil {
 		return store.Key{}, err
 	}
-	return s.Store.DeleteUserKey(ctx, s.Actor, fp)
+	k, err := s.Store.DeleteUserKey(ctx, s.Actor, fp)
+	return k, s.takesEffect(ctx, err)
 }
 
 // AddDeployKey binds a key to one repository.
@@ -105,7 +108,8 @@ func (s *Service) AddDeployKey(ctx context.Context, path string, key sshkey.Key,
 	if err != nil {
 		return store.Key{}, err
 	}
-	return s.Store.AddDeployKey(ctx, s.Actor, rp.Org, rp.Repo, newKey(key), write)
+	k, err := s.Store.AddDeployKey(ctx, s.Actor, rp.Org, rp.Repo, newKey(key), write)
+	return k, s.takesEffect(ctx, err)
 }
 
 // DeployKeys lists a repository's deploy keys.
@@ -123,5 +127,6 @@ func (s *Service) RemoveDeployKey(ctx context.Context, fingerprint string) (stor
 	if err != nil {
 		return store.Key{}, err
 	}
-	return s.Store.DeleteDeployKey(ctx, s.Actor, fp)
+	k, err := s.Store.DeleteDeployKey(ctx, s.Actor, fp)
+	return k, s.takesEffect(ctx, err)
 }

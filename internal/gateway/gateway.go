@@ -245,7 +245,9 @@ func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command)
 	if err := g.create(ctx, s, cmd); err != nil {
 		return access.Grant{}, &failure{line: "cpm: could not create " + cmd.Repo.String(), err: err}
 	}
-	return g.Access.Authorize(ctx, s.Identity, cmd.Repo, action)
+	// From the database: a cache may not have heard of the creation yet
+	// (another node's, racing this one).
+	return g.Access.Uncached().Authorize(ctx, s.Identity, cmd.Repo, action)
 }
 
 func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) error {

@@ -40,7 +40,8 @@ func (n *Node) Serve(ctx context.Context) error {
 	wctx, stopWorkers := context.WithCancel(context.Background())
 	defer stopWorkers()
 	leasesDone := n.startLeases(wctx, m.Registry)
-	defer func() { stopWorkers(); <-leasesDone }()
+	cacheDone := n.startAuthCache(wctx, m.Registry)
+	defer func() { stopWorkers(); <-leasesDone; <-cacheDone }()
 	srv := servers{errc: make(chan error, 4)}
 	addrs, err := n.listen(ctx, &srv, m)
 	if err != nil {

@@ -46,6 +46,28 @@ const ownerSelect = `
 	       coalesce(k.repo_id, 0), k.can_write
 	FROM ssh_keys k`
 
+// repoFactsSelect: ?1 user, ?2 org, ?3 repo. Names compare without case
+// (column collation), and the canonical spelling comes back for building
+// paths.
+const repoFactsSelect = `
+	SELECT r.org_id, (SELECT name FROM orgs WHERE id = r.org_id), r.id, r.name, r.public,
+	       coalesce((SELECT role FROM memberships WHERE org_id = r.org_id AND user_id = ?1), ''),
+	       coalesce((SELECT perm FROM grants WHERE repo_id = r.id AND user_id = ?1), '')
+	FROM repos r
+	WHERE r.org_id = (SELECT id FROM orgs WHERE name = ?2) AND r.name = ?3`
+
+// orgFactsSelect is only asked when the repository does not exist
+// (push-to-create).
+const orgFactsSelect = `
+	SELECT o.id, o.name,
+	       coalesce((SELECT role FROM memberships WHERE org_id = o.id AND user_id = ?1), '')
+	FROM orgs o WHERE o.name = ?2`
+
+// cachedQueries are the statements a serving node caches the answers of
+// on PostgreSQL (access.Checker through authcache): AuthTables must name
+// every table they read.
+var cachedQueries = []string{ownerSelect, repoFactsSelect, orgFactsSelect}
+
 func (s *Store) prepare(ctx context.Context) error {
 	var err error
 	prep := func(q string) *sql.Stmt {
@@ -58,19 +80,8 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	s.keyByFingerprint = prep(ownerSelect + ` WHERE k.fingerprint = ?`)
 	s.keyByID = prep(ownerSelect + ` WHERE k.id = ?`)
-	// ?1 user, ?2 org, ?3 repo. Names compare without case (column collation),
-	// and the canonical spelling comes back for building paths.
-	s.repoFacts = prep(`
-		SELECT r.org_id, (SELECT name FROM orgs WHERE id = r.org_id), r.id, r.name, r.public,
-		       coalesce((SELECT role FROM memberships WHERE org_id = r.org_id AND user_id = ?1), ''),
-		       coalesce((SELECT perm FROM grants WHERE repo_id = r.id AND user_id = ?1), '')
-		FROM repos r
-		WHERE r.org_id = (SELECT id FROM orgs WHERE name = ?2) AND r.name = ?3`)
-	// Only asked when the repository does not exist (push-to-create).
-	s.orgFacts = prep(`
-		SELECT o.id, o.name,
-		       coalesce((SELECT role FROM memberships WHERE org_id = o.id AND user_id = ?1), '')
-		FROM orgs o WHERE o.name = ?2`)
+	s.repoFacts = prep(repoFactsSelect)
+	s.orgFacts = prep(orgFactsSelect)
 	if err != nil {
 		return fmt.Errorf("prepare statements: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
@@ -43,6 +44,9 @@ type Store struct {
 	// placing is how CreateRepo places what this node creates when the
 	// caller says nothing (PlaceAs); zero outside a cluster.
 	placing Placing
+
+	// changed runs after every change this Store commits (OnChange).
+	changed atomic.Pointer[func()]
 }
 
 // ErrNoDatabase means the database file does not exist yet.
@@ -279,8 +283,18 @@ func (s *Store) change(ctx context.Context, a Actor, action, target string, deta
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s %s: commit: %w", action, target, err)
 	}
+	if f := s.changed.Load(); f != nil {
+		(*f)()
+	}
 	return nil
 }
+
+// OnChange has f run after every change this Store commits, before the
+// change returns: a cache of this process drops what the change may have
+// made stale before the process reads again (a push that creates its
+// repository decides again at once), without waiting for the database's
+// notification. Coarse on purpose: changes in a serving process are few.
+func (s *Store) OnChange(f func()) { s.changed.Store(&f) }
 
 func now() string { return time.Now().UTC().Format(timeFormat) }
 

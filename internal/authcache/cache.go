@@ -1,0 +1,155 @@
+// Package authcache keeps a serving node's answers to the questions it
+// asks the store on every connection (who does this key speak for, what
+// are this repository's facts for this user) when the store is
+// PostgreSQL, where each costs a round trip. It never serves a revoked
+// key, user or grant: the database's triggers announce every change
+// (store.ListenAuth), the listener empties the cache on each, and the
+// cache answers only while the listen connection is proven current (a
+// round trip that started less than store.AuthWindow ago); otherwise
+// every read goes to the database.
+package authcache
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cpm/internal/store"
+)
+
+// maxEntries bounds the cache: when full it is emptied (coarse, and an
+// attacker presenting random keys only costs the others a refill).
+const maxEntries = 100000
+
+// Cache holds answers keyed by a string. The zero Cache is not usable;
+// a nil *Cache caches nothing.
+type Cache struct {
+	mu      sync.Mutex
+	gen     uint64 // moves on every invalidation: a fill that began before one is dropped
+	entries map[string]any
+	max     int
+	// confirmed is the local monotonic time at which the last successful
+	// round trip on the listen connection started; zero: not current.
+	confirmed time.Time
+	now       func() time.Time
+
+	hits, misses atomic.Uint64
+}
+
+// New returns an empty cache that is not current until Confirm.
+func New() *Cache { return newCache(maxEntries, time.Now) }
+
+func newCache(max int, now func() time.Time) *Cache {
+	return &Cache{entries: map[string]any{}, max: max, now: now}
+}
+
+// currentLocked reports whether the listen connection was proven
+// current within the window.
+func (c *Cache) currentLocked() bool {
+	return !c.confirmed.IsZero() && c.now().Sub(c.confirmed) < store.AuthWindow
+}
+
+// Current reports whether the cache may answer now.
+func (c *Cache) Current() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.currentLocked()
+}
+
+// Invalidate empties the cache and makes every fill in flight void.
+func (c *Cache) Invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.invalidateLocked()
+}
+
+func (c *Cache) invalidateLocked() {
+	c.gen++
+	clear(c.entries)
+}
+
+// Confirm records that a round trip started at start proved the listen
+// connection current (every change committed before start has been
+// applied).
+func (c *Cache) Confirm(start time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if start.After(c.confirmed) {
+		c.confirmed = start
+	}
+}
+
+// Lost empties the cache and stops it answering until the next Confirm:
+// the listen connection is gone, changes may go unseen.
+func (c *Cache) Lost() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.invalidateLocked()
+	c.confirmed = time.Time{}
+}
+
+// begin returns the cached value of key when the cache is current, else
+// the generation a fill must still find to store its answer.
+func (c *Cache) begin(key string) (v any, hit bool, gen uint64, current bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.currentLocked() {
+		return nil, false, 0, false
+	}
+	v, hit = c.entries[key]
+	return v, hit, c.gen, true
+}
+
+// put stores a fill's answer unless an invalidation came since it began
+// (the answer may predate the change) or the cache stopped being current.
+func (c *Cache) put(key string, v any, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen || !c.currentLocked() {
+		return
+	}
+	if len(c.entries) >= c.max {
+		clear(c.entries)
+	}
+	c.entries[key] = v
+}
+
+// Len is the number of cached answers.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
+
+// Counts returns the hits and misses so far (for metrics).
+func (c *Cache) Counts() (hits, misses uint64) {
+	if c == nil {
+		return 0, 0
+	}
+	return c.hits.Load(), c.misses.Load()
+}
+
+// Fetch answers key from c when it is current and holds it, else calls
+// fill and keeps its answer if it may (errors are never kept). A nil c
+// always calls fill.
+func Fetch[V any](c *Cache, key string, fill func() (V, error)) (V, error) {
+	if c == nil {
+		return fill()
+	}
+	v, hit, gen, current := c.begin(key)
+	if hit {
+		if tv, ok := v.(V); ok {
+			c.hits.Add(1)
+			return tv, nil
+		}
+	}
+	c.misses.Add(1)
+	got, err := fill()
+	if err == nil && current {
+		c.put(key, got, gen)
+	}
+	return got, err
+}

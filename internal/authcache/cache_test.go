@@ -1,0 +1,143 @@
+package authcache
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"cpm/internal/store"
+)
+
+// clock is a fake monotonic clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func confirmed(max int) (*Cache, *clock) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	c := newCache(max, clk.now)
+	c.Confirm(clk.t)
+	return c, clk
+}
+
+// fill counts its calls and answers v.
+func fill(calls *int, v string) func() (string, error) {
+	return func() (string, error) { *calls++; return v, nil }
+}
+
+func TestFetchHitsAfterAFill(t *testing.T) {
+	c, _ := confirmed(10)
+	calls := 0
+	for range 3 {
+		if v, err := Fetch(c, "k", fill(&calls, "a")); v != "a" || err != nil {
+			t.Fatalf("Fetch: %q %v", v, err)
+		}
+	}
+	if h, m := c.Counts(); calls != 1 || h != 2 || m != 1 {
+		t.Errorf("fills %d, hits %d, misses %d; want 1, 2, 1", calls, h, m)
+	}
+	// Errors are never kept.
+	boom := errors.New("boom")
+	for range 2 {
+		if _, err := Fetch(c, "e", func() (string, error) { calls++; return "", boom }); err != boom {
+			t.Fatal(err)
+		}
+	}
+	if calls != 3 {
+		t.Errorf("an error was cached: %d fills", calls)
+	}
+}
+
+// A change announced while a fill is in flight: the fill's answer may
+// predate the change and is dropped, so the next read asks again.
+func TestFillRacingAnInvalidationIsDropped(t *testing.T) {
+	c, _ := confirmed(10)
+	calls := 0
+	v, _ := Fetch(c, "k", func() (string, error) {
+		calls++
+		c.Invalidate() // the notification arrives while the query runs
+		return "stale", nil
+	})
+	if v != "stale" {
+		t.Fatalf("the fill's own answer: %q", v)
+	}
+	if v, _ := Fetch(c, "k", fill(&calls, "fresh")); v != "fresh" || calls != 2 {
+		t.Errorf("after a racing invalidation: %q after %d fills, want fresh after 2", v, calls)
+	}
+	// And a plain invalidation empties it.
+	c.Invalidate()
+	if Fetch(c, "k", fill(&calls, "newer")); calls != 3 || c.Len() != 1 {
+		t.Errorf("after Invalidate: %d fills, %d entries", calls, c.Len())
+	}
+}
+
+// The cache answers only within store.AuthWindow of the last confirmed
+// round trip's start; after it, or once the listener is lost, every read
+// goes to the fill and nothing is kept until the next Confirm.
+func TestConfirmWindow(t *testing.T) {
+	c, clk := confirmed(10)
+	calls := 0
+	Fetch(c, "k", fill(&calls, "a"))
+	clk.t = clk.t.Add(store.AuthWindow - time.Millisecond)
+	if Fetch(c, "k", fill(&calls, "a")); calls != 1 || !c.Current() {
+		t.Fatalf("inside the window: %d fills", calls)
+	}
+	clk.t = clk.t.Add(time.Millisecond)
+	if c.Current() {
+		t.Error("current at the window's end")
+	}
+	Fetch(c, "k", fill(&calls, "b"))
+	Fetch(c, "k", fill(&calls, "b"))
+	if calls != 3 {
+		t.Errorf("outside the window: %d fills, want 3", calls)
+	}
+	// Confirmed again: answers again (what it kept before the window
+	// closed stays valid: no change was announced).
+	c.Confirm(clk.t)
+	if v, _ := Fetch(c, "k", fill(&calls, "c")); v != "a" || calls != 3 {
+		t.Errorf("confirmed again: %q after %d fills", v, calls)
+	}
+	// An older round trip's confirmation never moves it back.
+	c.Confirm(clk.t.Add(-time.Hour))
+	clk.t = clk.t.Add(store.AuthWindow / 2)
+	if !c.Current() {
+		t.Error("an older Confirm moved the window back")
+	}
+	c.Lost()
+	if c.Current() || c.Len() != 0 {
+		t.Errorf("after Lost: current %v, %d entries", c.Current(), c.Len())
+	}
+	Fetch(c, "k", fill(&calls, "d"))
+	if c.Len() != 0 || calls != 4 {
+		t.Errorf("a fill while lost was kept: %d entries, %d fills", c.Len(), calls)
+	}
+	// Never confirmed: never answers.
+	fresh := newCache(10, clk.now)
+	if fresh.Current() {
+		t.Error("a new cache is current")
+	}
+}
+
+func TestSizeIsBounded(t *testing.T) {
+	c, _ := confirmed(3)
+	calls := 0
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		Fetch(c, k, fill(&calls, k))
+		if c.Len() > 3 {
+			t.Fatalf("%d entries, bound 3", c.Len())
+		}
+	}
+	if c.Len() == 0 {
+		t.Error("emptied for good")
+	}
+}
+
+func TestNilCacheCachesNothing(t *testing.T) {
+	var c *Cache
+	calls := 0
+	Fetch(c, "k", fill(&calls, "a"))
+	Fetch(c, "k", fill(&calls, "a"))
+	if calls != 2 || c.Current() {
+		t.Errorf("nil cache: %d fills", calls)
+	}
+}

@@ -1,0 +1,86 @@
+package authcache
+
+import (
+	"context"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"cpm/internal/store"
+)
+
+// roundTrip is how long the listener waits for a notification before it
+// proves its connection current again: well inside store.AuthWindow, so
+// a healthy listener keeps its cache answering without a gap.
+const roundTrip = time.Second
+
+// confirmTimeout bounds one confirming round trip: a connection that
+// does not answer within it is treated as lost.
+const confirmTimeout = time.Second
+
+// retry is the pause before reconnecting a lost listen connection.
+const retry = time.Second
+
+// Listen keeps c in step with the database until ctx ends: it listens
+// for the store's change notifications on a connection of its own,
+// empties c on each and acknowledges it under name, and proves the
+// connection current at least every second. While the connection is
+// down c is empty and not current, so every read goes to the database.
+func Listen(ctx context.Context, st *store.Store, c *Cache, name string, log zerolog.Logger) {
+	warned := false // one warning per outage, not one a second
+	for ctx.Err() == nil {
+		confirmed, err := listenOnce(ctx, st, c, name)
+		c.Lost()
+		if ctx.Err() != nil {
+			return
+		}
+		if confirmed || !warned {
+			log.Warn().Err(err).Msg("authentication cache off: lost its database listener; reading the database until it is back")
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retry):
+		}
+	}
+}
+
+// listenOnce runs one listen connection until it fails, and reports
+// whether it ever made the cache current.
+func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string) (confirmed bool, err error) {
+	l, err := st.ListenAuth(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	defer l.Close()
+	// Changes before LISTEN went unheard: start empty.
+	c.Invalidate()
+	var applied int64
+	for {
+		start := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, confirmTimeout)
+		current, err := l.Confirm(cctx, applied)
+		cancel()
+		if err != nil {
+			return confirmed, err
+		}
+		confirmed = true
+		if current != applied {
+			// Changes this listener has not emptied the cache for (or,
+			// right after connecting, any): empty it, acknowledge at once.
+			c.Invalidate()
+			applied = current
+			c.Confirm(start)
+			continue
+		}
+		c.Confirm(start)
+		notified, err := l.Wait(ctx, roundTrip)
+		if err != nil {
+			return confirmed, err
+		}
+		if notified {
+			c.Invalidate()
+		}
+	}
+}

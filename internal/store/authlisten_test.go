@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+)
+
+// Every table a cached query reads is in AuthTables, and only those: a
+// table missing there would have no trigger, and a change to it would
+// leave the nodes' caches stale.
+func TestAuthTablesAreWhatTheCachedQueriesRead(t *testing.T) {
+	from := regexp.MustCompile(`(?i)\b(?:FROM|JOIN)\s+([a-z_]+)`)
+	var read []string
+	for _, q := range cachedQueries {
+		for _, m := range from.FindAllStringSubmatch(q, -1) {
+			if !slices.Contains(read, m[1]) {
+				read = append(read, m[1])
+			}
+		}
+	}
+	slices.Sort(read)
+	want := slices.Clone(AuthTables)
+	slices.Sort(want)
+	if !slices.Equal(read, want) {
+		t.Errorf("cached queries read %v; AuthTables %v", read, want)
+	}
+}
+
+// A listener on a fresh PostgreSQL store.
+func authListener(t *testing.T) (*Store, *AuthListener) {
+	t.Helper()
+	s := newPostgresStore(t)
+	l, err := s.ListenAuth(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return s, l
+}
+
+// On PostgreSQL each of the AuthTables has the trigger, and a write to it
+// (any statement, even one that changes no row) notifies the listeners
+// and moves the version at commit; a rolled-back write and a push's
+// generation bump do neither.
+func TestAuthTriggersNotify(t *testing.T) {
+	ctx := context.Background()
+	s, l := authListener(t)
+	for _, table := range AuthTables {
+		var n int
+		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid
+			WHERE g.tgrelid = ?::regclass AND p.proname = 'cpm_auth_changed' AND NOT g.tgisinternal`, table).Scan(&n)
+		if err != nil || n != 1 {
+			t.Errorf("%s: %d cpm_auth_changed triggers, %v", table, n, err)
+		}
+	}
+	writes := []string{`UPDATE repos SET name = name WHERE false`, `UPDATE repos SET public = public WHERE false`,
+		`UPDATE repos SET org_id = org_id WHERE false`}
+	for _, table := range AuthTables {
+		writes = append(writes, `DELETE FROM `+table+` WHERE false`)
+	}
+	for _, w := range writes {
+		before, _ := s.AuthVersion(ctx)
+		if _, err := s.db.ExecContext(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := l.Wait(ctx, 5*time.Second); !got || err != nil {
+			t.Errorf("%s: no notification (%v)", w, err)
+		}
+		if after, _ := s.AuthVersion(ctx); after <= before {
+			t.Errorf("%s: version %d → %d", w, before, after)
+		}
+	}
+	quiet := func(what string, write func() error) {
+		before, _ := s.AuthVersion(ctx)
+		if err := write(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := l.Wait(ctx, 300*time.Millisecond); got || err != nil {
+			t.Errorf("%s notified (%v)", what, err)
+		}
+		if after, _ := s.AuthVersion(ctx); after != before {
+			t.Errorf("%s moved the version %d → %d", what, before, after)
+		}
+	}
+	quiet("a rolled-back write", func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM ssh_keys WHERE false`); err != nil {
+			return err
+		}
+		return tx.Rollback()
+	})
+	// One transaction, many statements: one version, one notification;
+	// a savepoint rolled back takes its bump back, and the next
+	// statement bumps.
+	before, _ := s.AuthVersion(ctx)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`SAVEPOINT a`, `DELETE FROM orgs WHERE false`, `ROLLBACK TO SAVEPOINT a`,
+		`DELETE FROM users WHERE false`, `DELETE FROM grants WHERE false`, `DELETE FROM repos WHERE false`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.AuthVersion(ctx); after != before+1 {
+		t.Errorf("one transaction moved the version %d → %d", before, after)
+	}
+	if got, _ := l.Wait(ctx, 5*time.Second); !got {
+		t.Error("one transaction: no notification")
+	}
+	quiet("nothing more", func() error { return nil })
+	quiet("a push's generation bump", func() error {
+		_, err := s.db.ExecContext(ctx, `UPDATE repos SET generation = generation + 1 WHERE false`)
+		return err
+	})
+}
+
+// A revoking command's wait: at once on SQLite; at once on PostgreSQL
+// when every live listener has acknowledged; when one never does, after
+// the confirm window and its margin, no sooner and not much later.
+func TestWaitAuthApplied(t *testing.T) {
+	ctx := context.Background()
+	if err := newStore(t).WaitAuthApplied(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, l := authListener(t)
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE false`); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := s.AuthVersion(ctx)
+	if _, err := l.Confirm(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := s.WaitAuthApplied(ctx); err != nil || time.Since(start) > time.Second {
+		t.Errorf("acknowledged: waited %v, %v", time.Since(start), err)
+	}
+	// A change the listener is seen alive for but never acknowledges.
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE false`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Confirm(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	err := s.WaitAuthApplied(ctx)
+	took := time.Since(start)
+	if err != nil || took < AuthWindow || took > AuthWindow+authMargin+time.Second {
+		t.Errorf("unacknowledged: waited %v, %v; want about %v", took, err, AuthWindow+authMargin)
+	}
+	// A listener not seen for longer than the window is not waited for.
+	if _, err := s.db.ExecContext(ctx, `UPDATE auth_listeners SET seen_at = now() - interval '1 minute'`); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := s.WaitAuthApplied(ctx); err != nil || time.Since(start) > time.Second {
+		t.Errorf("stale listener: waited %v, %v", time.Since(start), err)
+	}
+}
+
+// OnChange runs after each committed change, before it returns, and not
+// for a change that fails.
+func TestOnChangeRunsAfterCommit(t *testing.T) {
+	onBoth(t, func(t *testing.T, open func(*testing.T) *Store) {
+		ctx := context.Background()
+		s := open(t)
+		calls := 0
+		s.OnChange(func() { calls++ })
+		if _, err := s.CreateUser(ctx, admin, "alice", false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if calls != 1 {
+			t.Errorf("after a change: %d calls", calls)
+		}
+		if _, err := s.CreateUser(ctx, admin, "alice", false, nil); err == nil {
+			t.Fatal("a second alice")
+		}
+		if calls != 1 {
+			t.Errorf("after a failed change: %d calls", calls)
+		}
+	})
+}
