@@ -59,6 +59,11 @@ type Gateway struct {
 	// Gate holds write sessions back while this node hands a repository
 	// over (repo move, node drain); nil: no gate.
 	Gate *WriteGate
+	// HTTPURL is the public base URL of the HTTP server ("" when it is
+	// off), and Tokens makes short-lived tokens for it: with both set,
+	// git-lfs-authenticate answers with the LFS HTTP API's address.
+	HTTPURL string
+	Tokens  LFSTokens
 }
 
 // Session is one command from one authenticated key.
@@ -186,9 +191,8 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		r.err = g.info(ctx, s)
 		return r
 	case command.LFSAuthenticate:
-		// git-lfs asks for HTTP credentials only when the pure ssh
-		// transfer failed, or when lfs.url points it at HTTP.
-		r.err = refuse("git-lfs-authenticate: cpm has no HTTP endpoint; it serves Git LFS over ssh (git-lfs-transfer, git-lfs 3.0 or newer); unset lfs.url")
+		r.repo = cmd.Repo.String()
+		r.err = g.lfsAuthenticate(ctx, s, cmd)
 		return r
 	}
 	r.repo = cmd.Repo.String()
