@@ -48,6 +48,11 @@ func (g *Gateway) lfsAuthenticate(ctx context.Context, s Session, cmd command.Co
 	if err != nil {
 		return err
 	}
+	if s.Identity.UserID == 0 && !s.Identity.IsDeployKey() {
+		// A key an origin registered reads that origin's replicas; no
+		// token of this node's speaks for it.
+		return refuse("git-lfs-authenticate: tokens are made for this node's users and deploy keys; use git-lfs-transfer")
+	}
 	if grant.Origin != "" {
 		return refuse("git-lfs-authenticate: %s is a replica of %s's; this node serves its LFS objects over ssh only (git-lfs-transfer)", grant.Repo, grant.Origin)
 	}
