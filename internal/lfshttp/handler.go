@@ -15,8 +15,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/rs/zerolog"
-
 	"cpm/internal/access"
 	"cpm/internal/gateway"
 	"cpm/internal/lfs"
@@ -33,7 +31,6 @@ type Handler struct {
 	// BaseURL is the public base URL that actions point at
 	// (https://git.example.com); "" derives it from each request.
 	BaseURL string
-	Log     zerolog.Logger
 }
 
 // request is one API request on its way: the decided repository and
@@ -58,7 +55,7 @@ func (h *Handler) ServeLFS(w http.ResponseWriter, r *http.Request, id access.Ide
 		return
 	}
 	if route.method != r.Method {
-		w.Header().Set("Allow", route.method)
+		w.Header().Set("Allow", route.allow)
 		q.fail(http.StatusMethodNotAllowed, "cpm: "+r.Method+" is not allowed here", nil)
 		return
 	}
@@ -68,36 +65,38 @@ func (h *Handler) ServeLFS(w http.ResponseWriter, r *http.Request, id access.Ide
 	}
 }
 
-// route is one endpoint of the API.
+// route is one endpoint of the API: the method it answers and all its
+// path's methods (for 405's Allow).
 type route struct {
-	method string
-	serve  func(q *request)
+	method, allow string
+	serve         func(q *request)
 }
 
 // route finds the endpoint of rest; for a path with several methods,
 // the one asked for when it is one of them.
 func (h *Handler) route(method, rest string) (route, bool) {
+	post := func(serve func(q *request)) (route, bool) { return route{"POST", "POST", serve}, true }
 	switch {
 	case rest == "/objects/batch":
-		return route{http.MethodPost, h.batch}, true
+		return post(h.batch)
 	case rest == "/verify":
-		return route{http.MethodPost, h.verify}, true
+		return post(h.verify)
 	case strings.HasPrefix(rest, "/objects/"):
 		oid := strings.TrimPrefix(rest, "/objects/")
 		if method == http.MethodPut {
-			return route{http.MethodPut, func(q *request) { h.upload(q, oid) }}, true
+			return route{"PUT", "GET, PUT", func(q *request) { h.upload(q, oid) }}, true
 		}
-		return route{http.MethodGet, func(q *request) { h.download(q, oid) }}, true
+		return route{"GET", "GET, PUT", func(q *request) { h.download(q, oid) }}, true
 	case rest == "/locks":
 		if method == http.MethodPost {
-			return route{http.MethodPost, h.createLock}, true
+			return route{"POST", "GET, POST", h.createLock}, true
 		}
-		return route{http.MethodGet, h.listLocks}, true
+		return route{"GET", "GET, POST", h.listLocks}, true
 	case rest == "/locks/verify":
-		return route{http.MethodPost, h.verifyLocks}, true
+		return post(h.verifyLocks)
 	case strings.HasPrefix(rest, "/locks/") && strings.HasSuffix(rest, "/unlock"):
 		id := strings.TrimSuffix(strings.TrimPrefix(rest, "/locks/"), "/unlock")
-		return route{http.MethodPost, func(q *request) { h.unlock(q, id) }}, true
+		return post(func(q *request) { h.unlock(q, id) })
 	}
 	return route{}, false
 }

@@ -72,7 +72,7 @@ func newWorld(t *testing.T, maxSize int64) world {
 		}
 	}
 	gw := &gateway.Gateway{Access: ch, Store: st, Disk: svc.Disk, DataDir: dir, Log: zerolog.Nop(), LFSMaxObjectSize: maxSize}
-	h := &Handler{Gateway: gw, Log: zerolog.Nop()}
+	h := &Handler{Gateway: gw}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path, rest, _ := strings.Cut(r.URL.Path, ".git/info/lfs")
 		repo, err := names.ParseRepoPath(strings.TrimPrefix(path, "/"))

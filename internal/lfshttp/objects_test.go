@@ -101,5 +101,10 @@ func TestObjects(t *testing.T) {
 				t.Errorf("%s: %d", p, code)
 			}
 		}
+		for _, p := range []string{"/objects/" + oid, "/locks/1/unlock"} {
+			if code, _ := w.call(t, "dev", "DELETE", api+p, nil); code != 405 {
+				t.Errorf("DELETE %s: %d", p, code)
+			}
+		}
 	})
 }
