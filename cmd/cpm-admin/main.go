@@ -1,6 +1,6 @@
 // Command cpm-admin administers a cpm node: init; users, keys and SSH
 // certificate authorities, organisations and members, repositories,
-// grants, protected refs and deploy keys; backup servers and neighbours
+// grants, protected refs, deploy keys and access tokens; backup servers and neighbours
 // (add, approve, check, key rotation, discovery); replication run and
 // checked by hand (sync push, pull, verify, status, retry); promote of a
 // backup, config show, doctor and the audit log. sshd also runs it in
@@ -41,6 +41,7 @@ type cli struct {
 	Key   keyCmd   `cmd:"" help:"Manage users' ssh keys."`
 	Org   orgCmd   `cmd:"" help:"Manage organisations and their members."`
 	Repo  repoCmd  `cmd:"" help:"Manage repositories, grants, protected refs and deploy keys."`
+	Token tokenCmd `cmd:"" help:"Manage access tokens for git over HTTP(S)."`
 	Audit auditCmd `cmd:"" help:"Show the audit log, newest first."`
 
 	Server serverCmd `cmd:"" help:"Manage backup servers and neighbours."`

@@ -18,6 +18,7 @@ type repoCmd struct {
 	Protect   repoProtectCmd   `cmd:"" help:"Protect refs matching a pattern from force-push and deletion."`
 	Unprotect repoUnprotectCmd `cmd:"" help:"Remove a protected ref pattern."`
 	DeployKey deployKeyCmd     `cmd:"" name:"deploy-key" help:"Manage keys bound to one repository."`
+	DeployTok deployTokenCmd   `cmd:"" name:"deploy-token" help:"Make access tokens bound to one repository (HTTP(S)); token list and token revoke manage them."`
 	Where     repoWhereCmd     `cmd:"" help:"Where a repository lives in the cluster: its primary, its replicas, each one's generation and lag."`
 	Move      repoMoveCmd      `cmd:"" help:"Make another node of the cluster the repository's primary, with no failed push; waits until it is."`
 }

@@ -50,6 +50,10 @@ type Identity struct {
 	// Via names the neighbour that forwarded this identity's push: it
 	// carries write at most (authz.Principal.Forwarded).
 	Via string
+	// Token is set when an access token (HTTP) authenticated the
+	// identity: it does at most what its user (or deploy token) may,
+	// narrowed by its scope and read-only flag.
+	Token *TokenInfo
 }
 
 // CertInfo names the certificate that authenticated an identity, for
@@ -71,6 +75,8 @@ func (id Identity) Name() string {
 	switch {
 	case id.User != "":
 		return id.User
+	case id.IsDeployKey() && id.Token != nil:
+		return fmt.Sprintf("deploy-token-%d", id.Token.ID)
 	case id.IsDeployKey():
 		return fmt.Sprintf("deploy-key-%d", id.KeyID)
 	case id.Node:

@@ -101,6 +101,11 @@ func Translate(id Identity, f store.RepoFacts) (authz.Principal, authz.Facts) {
 		p = authz.Principal{Kind: authz.Anonymous}
 	}
 	p.Forwarded = id.Via != ""
+	if t := id.Token; t != nil {
+		p.ReadOnly = t.ReadOnly
+		p.Scoped = t.Scoped || len(t.RepoIDs) > 0
+		p.InScope = p.Scoped && t.inScope(f)
+	}
 	af := authz.Facts{OrgExists: f.OrgExists, RepoExists: f.RepoExists, Public: f.Public}
 	// Stored values are constrained by CHECKs; anything else is no access.
 	af.OrgRole, _ = authz.ParseRole(f.OrgRole)

@@ -15,6 +15,10 @@
 //     repository admin;
 //   - a push a neighbour forwarded carries write at most, whoever pushed:
 //     no protected-ref rewrite or deletion, no create, no admin action;
+//   - an access token never does more than its user: a read-only token
+//     reads at most, a scoped token reaches its repositories only (any
+//     other is to it as to an anonymous client), and neither creates a
+//     repository or manages an organisation;
 //   - a principal who may not read a repository is told it does not exist.
 package authz
 
@@ -111,7 +115,17 @@ type Principal struct {
 	// principal: the neighbour vouches for who pushed, not for how much
 	// they may do, so it carries write at most and never creates.
 	Forwarded bool
+	// An access token's limits. Scoped: the token was limited to some
+	// repositories, and InScope says whether this one is among them.
+	// ReadOnly: the token reads at most (a deploy token without --write
+	// also has CanWrite false).
+	Scoped, InScope bool
+	ReadOnly        bool
 }
+
+// limited reports whether the principal is a token narrower than its
+// user.
+func (p Principal) limited() bool { return p.Scoped || p.ReadOnly }
 
 // Facts describe the target and the principal's relation to it.
 type Facts struct {
@@ -157,9 +171,17 @@ type Decision struct {
 
 // Effective returns the principal's permission on the repository.
 func Effective(p Principal, f Facts) Perm {
-	perm := effective(p, f)
+	var perm Perm
+	if p.Scoped && !p.InScope {
+		perm = effective(Principal{Kind: Anonymous}, f)
+	} else {
+		perm = effective(p, f)
+	}
 	if p.Forwarded {
-		return min(perm, PermWrite)
+		perm = min(perm, PermWrite)
+	}
+	if p.ReadOnly {
+		perm = min(perm, PermRead)
 	}
 	return perm
 }
@@ -200,7 +222,9 @@ func orgRole(p Principal, f Facts) Role {
 	switch {
 	case p.Kind != User:
 		return RoleNone
-	case p.Forwarded:
+	case p.limited() && p.SiteAdmin:
+		return RoleMember
+	case p.Forwarded, p.limited():
 		return min(f.OrgRole, RoleMember)
 	case p.SiteAdmin:
 		return RoleOwner
@@ -215,7 +239,11 @@ func Decide(p Principal, f Facts, a Action) Decision {
 	case Read:
 		return need(perm, PermRead, "read")
 	case Push:
-		return need(perm, PermWrite, "write")
+		d := need(perm, PermWrite, "write")
+		if !d.Allow && !d.Hidden && p.ReadOnly {
+			d.Reason = "the token is read-only"
+		}
+		return d
 	case ManageRepo:
 		return need(perm, PermAdmin, "admin")
 	case DeleteRepo:
@@ -233,6 +261,8 @@ func Decide(p Principal, f Facts, a Action) Decision {
 			return Decision{Hidden: true, Reason: "organisation does not exist"}
 		case p.Forwarded:
 			return Decision{Hidden: f.OrgRole == RoleNone && !p.SiteAdmin, Reason: "a push forwarded by a neighbour never creates a repository"}
+		case p.limited():
+			return Decision{Hidden: f.OrgRole < RoleAdmin && !p.SiteAdmin, Reason: "a read-only or scoped token never creates a repository"}
 		case orgRole(p, f) >= RoleAdmin:
 			return Decision{Allow: true, Perm: PermAdmin, Reason: "org " + orgRole(p, f).String() + " may create"}
 		}

@@ -45,6 +45,20 @@ var subjects = []subject{
 	{"org admin", Principal{Kind: User}, RoleAdmin, PermNone},
 	{"org owner", Principal{Kind: User}, RoleOwner, PermNone},
 	{"site admin", Principal{Kind: User, SiteAdmin: true}, RoleNone, PermNone},
+	// Access tokens: the principal of the token's user (or deploy
+	// token), narrowed.
+	{"token, read-only, org owner", Principal{Kind: User, ReadOnly: true}, RoleOwner, PermNone},
+	{"token, read-only, site admin", Principal{Kind: User, SiteAdmin: true, ReadOnly: true}, RoleNone, PermNone},
+	{"token, read-only, grant write", Principal{Kind: User, ReadOnly: true}, RoleNone, PermWrite},
+	{"token, in scope, org owner", Principal{Kind: User, Scoped: true, InScope: true}, RoleOwner, PermNone},
+	{"token, in scope, grant read", Principal{Kind: User, Scoped: true, InScope: true}, RoleNone, PermRead},
+	{"token, out of scope, org owner", Principal{Kind: User, Scoped: true}, RoleOwner, PermNone},
+	{"token, out of scope, site admin", Principal{Kind: User, SiteAdmin: true, Scoped: true}, RoleNone, PermNone},
+	{"token, out of scope, grant admin", Principal{Kind: User, Scoped: true}, RoleNone, PermAdmin},
+	{"deploy token, read-only", Principal{Kind: DeployKey, BoundHere: true, ReadOnly: true}, RoleNone, PermNone},
+	{"deploy token, --write", Principal{Kind: DeployKey, BoundHere: true, CanWrite: true}, RoleNone, PermNone},
+	{"deploy token, other repo", Principal{Kind: DeployKey, CanWrite: true}, RoleOwner, PermAdmin},
+	{"deploy token, write but read-only", Principal{Kind: DeployKey, BoundHere: true, CanWrite: true, ReadOnly: true}, RoleNone, PermNone},
 }
 
 // want[subject] = {private, public}
@@ -63,6 +77,21 @@ var want = map[string][2]string{
 	"org admin":               {"++++++++++--", "++++++++++--"},
 	"org owner":               {"++++++++++++", "++++++++++++"},
 	"site admin":              {"++++++++++++", "++++++++++++"},
+	// A token never does more than its user (TestTokenNeverMoreThanItsUser
+	// checks every cell); out of scope it is anonymous, which for a
+	// private repository is "not found".
+	"token, read-only, org owner":       {"+-----------", "+-----------"},
+	"token, read-only, site admin":      {"+-----------", "+-----------"},
+	"token, read-only, grant write":     {"+-----h--hhh", "+-----h--hhh"},
+	"token, in scope, org owner":        {"++++++-+----", "++++++-+----"},
+	"token, in scope, grant read":       {"+-----h--hhh", "+-----h--hhh"},
+	"token, out of scope, org owner":    {"hhhhhh-hh---", "+-----------"},
+	"token, out of scope, site admin":   {"hhhhhh-hh---", "+-----------"},
+	"token, out of scope, grant admin":  {"hhhhhhhhhhhh", "+-----h--hhh"},
+	"deploy token, read-only":           {"+-----h--hhh", "+-----h--hhh"},
+	"deploy token, --write":             {"++--++h--hhh", "++--++h--hhh"},
+	"deploy token, other repo":          {"hhhhhhhhhhhh", "hhhhhhhhhhhh"},
+	"deploy token, write but read-only": {"+-----h--hhh", "+-----h--hhh"},
 }
 
 func request(p Principal, f Facts, col byte) Decision {
@@ -138,6 +167,42 @@ func TestDecideMatrix(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestTokenNeverMoreThanItsUser: for every user subject, every
+// narrowing a token can carry, every request and both visibilities, the
+// token is allowed only what its user is allowed, and is never told more
+// (a request hidden from the user is hidden from the token).
+func TestTokenNeverMoreThanItsUser(t *testing.T) {
+	narrowings := []Principal{{ReadOnly: true}, {Scoped: true, InScope: true}, {Scoped: true}, {Scoped: true, ReadOnly: true}, {Scoped: true, InScope: true, ReadOnly: true}}
+	for _, s := range subjects {
+		if s.p.Kind != User || s.p.limited() {
+			continue
+		}
+		for _, n := range narrowings {
+			tok := s.p
+			tok.Scoped, tok.InScope, tok.ReadOnly = n.Scoped, n.InScope, n.ReadOnly
+			for _, public := range []bool{false, true} {
+				f := Facts{OrgExists: true, RepoExists: true, Public: public, OrgRole: s.role, Grant: s.perm}
+				for i := range len(columns) {
+					user, token := request(s.p, f, columns[i]), request(tok, f, columns[i])
+					if token.Allow && !user.Allow {
+						t.Errorf("%s, token %+v, public=%v, %c: token allowed, user not", s.name, n, public, columns[i])
+					}
+					if user.Hidden && !token.Hidden {
+						t.Errorf("%s, token %+v, public=%v, %c: hidden from the user, not from the token", s.name, n, public, columns[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestReadOnlyTokenPushReason(t *testing.T) {
+	d := Decide(Principal{Kind: User, ReadOnly: true}, Facts{OrgExists: true, RepoExists: true, Grant: PermWrite}, Push)
+	if d.Allow || d.Hidden || d.Reason != "the token is read-only" {
+		t.Errorf("read-only token's push: %+v", d)
 	}
 }
 

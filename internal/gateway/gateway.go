@@ -319,9 +319,13 @@ func (g *Gateway) hookEnv(s Session, repo string) []string {
 	if s.epoch != "" {
 		env = append(env, s.epoch)
 	}
-	if c := s.Identity.Cert; c != nil {
+	switch {
+	case s.Identity.Cert != nil:
+		c := s.Identity.Cert
 		env = append(env, hook.EnvCert+"="+strconv.FormatUint(c.Serial, 10)+" "+c.KeyID)
-	} else {
+	case s.Identity.Token != nil:
+		env = append(env, hook.EnvTokenID+"="+strconv.FormatInt(s.Identity.Token.ID, 10))
+	default:
 		env = append(env, hook.EnvKeyID+"="+strconv.FormatInt(s.Identity.KeyID, 10))
 	}
 	return env

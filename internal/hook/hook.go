@@ -40,6 +40,9 @@ const (
 	// EnvCert is set, to "SERIAL KEYID", when a certificate authenticated
 	// the push: there is no registered key, and the user is EnvUser.
 	EnvCert = "CPM_CERT"
+	// EnvTokenID is set instead of EnvKeyID when an access token (HTTP)
+	// authenticated the push: the token's id, looked up again.
+	EnvTokenID = "CPM_TOKEN_ID"
 	// EnvVia names the neighbour that forwarded the push.
 	EnvVia = "CPM_VIA"
 	// EnvRelayedBy names the node of this cluster that relayed the push
@@ -128,6 +131,8 @@ type Pusher struct {
 	RemoteAddr  string
 	// Cert is set when a certificate authenticated the push.
 	Cert *CertPusher
+	// TokenID is set when an access token authenticated the push.
+	TokenID int64
 	// Via names the neighbour that forwarded the push, "" for none.
 	Via string
 	// RelayedBy names the node of this cluster that relayed the push.
@@ -150,6 +155,13 @@ func PusherFromEnv(getenv func(string) string) (Pusher, error) {
 		}
 		return Pusher{User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr),
 			Cert: &CertPusher{Serial: n, KeyID: keyID}, Via: getenv(EnvVia), RelayedBy: getenv(EnvRelayedBy)}, nil
+	}
+	if t := getenv(EnvTokenID); t != "" {
+		n, err := strconv.ParseInt(t, 10, 64)
+		if err != nil || n <= 0 {
+			return Pusher{}, fmt.Errorf("bad %s %q", EnvTokenID, t)
+		}
+		return Pusher{TokenID: n, User: getenv(EnvUser), RemoteAddr: getenv(EnvRemoteAddr), RelayedBy: getenv(EnvRelayedBy)}, nil
 	}
 	id := getenv(EnvKeyID)
 	if id == "" {
@@ -203,9 +215,15 @@ func GitAncestry(dir string) Ancestry {
 func Identify(ctx context.Context, c access.Checker, p Pusher) (access.Identity, error) {
 	var id access.Identity
 	var err error
-	if p.Cert != nil {
+	switch {
+	case p.Cert != nil:
 		id, err = c.IdentifyUser(ctx, p.User)
-	} else {
+	case p.TokenID != 0:
+		id, err = c.IdentifyTokenID(ctx, p.TokenID)
+		if err != nil {
+			return access.Identity{}, &access.Error{Kind: access.Denied, Reason: "token is no longer valid", Err: err}
+		}
+	default:
 		id, err = c.IdentifyID(ctx, p.KeyID)
 	}
 	if err != nil {
@@ -247,6 +265,9 @@ func Record(ctx context.Context, st *store.Store, p Pusher, repo names.RepoPath,
 	}
 	if p.Cert != nil {
 		details["cert_serial"], details["cert_key_id"] = p.Cert.Serial, p.Cert.KeyID
+	}
+	if p.TokenID != 0 {
+		details["token"] = p.TokenID
 	}
 	// A neighbour that forwarded the push, else the node that relayed it.
 	via := cmp.Or(p.Via, p.RelayedBy)

@@ -46,6 +46,14 @@ func TestPusherFromEnv(t *testing.T) {
 		if _, err := PusherFromEnv(env(map[string]string{EnvKeyID: bad})); err == nil {
 			t.Errorf("key id %q accepted", bad)
 		}
+		if _, err := PusherFromEnv(env(map[string]string{EnvTokenID: bad})); err == nil {
+			t.Errorf("token id %q accepted", bad)
+		}
+	}
+	// A token's push is never taken for a local one.
+	p, err = PusherFromEnv(env(map[string]string{EnvTokenID: "3", EnvUser: "alice", EnvKeyID: "0"}))
+	if err != nil || p.Local || p.TokenID != 3 || p.KeyID != 0 || p.User != "alice" {
+		t.Errorf("token push: %+v %v", p, err)
 	}
 }
 

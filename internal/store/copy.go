@@ -12,11 +12,12 @@ import (
 var copyTables = []string{
 	"users", "orgs", "memberships", "repos", "grants", "ssh_keys", "protected_refs",
 	"ssh_cas", "lfs_locks", "servers", "replication_jobs", "audit_log", "node", "diverged_refs",
+	"tokens", "token_repos",
 }
 
 // identityTables have an id that PostgreSQL hands out: after a copy with
 // explicit ids their sequences must start above the highest.
-var identityTables = []string{"users", "orgs", "repos", "ssh_keys", "ssh_cas", "lfs_locks", "servers", "audit_log"}
+var identityTables = []string{"users", "orgs", "repos", "ssh_keys", "ssh_cas", "lfs_locks", "servers", "audit_log", "tokens"}
 
 // TableCount is one table's rows in the source and in the copy.
 type TableCount struct {

@@ -45,6 +45,10 @@ func TestCopyToPostgres(t *testing.T) {
 	must(err)
 	must(src.MarkDirty(ctx, "acme", "web"))
 	must(src.SetNodeName(ctx, "node1"))
+	bob, err := src.UserByName(ctx, "bob")
+	must(err)
+	tok, err := src.CreateToken(ctx, admin, NewToken{UserID: bob.ID, Name: "ci", Hash: strings.Repeat("ab", 32), RepoIDs: []int64{r.ID}, Kind: TokenUser})
+	must(err)
 
 	dst := newPostgresStore(t)
 	counts, err := src.CopyTo(ctx, dst)
@@ -65,6 +69,12 @@ func TestCopyToPostgres(t *testing.T) {
 	}
 	if l, err := dst.CreateLFSLock(ctx, admin, r.ID, "acme/web", "new.bin", "bob"); err != nil || l.ID <= gone.ID {
 		t.Errorf("a lock made on the copy: id %d (%v), want above the deleted %d", l.ID, err, gone.ID)
+	}
+	if o, err := dst.TokenOwnerByHash(ctx, strings.Repeat("ab", 32)); err != nil || o.ID != tok.ID || o.User != "bob" || len(o.RepoIDs) != 1 {
+		t.Errorf("bob's token on the copy: %+v %v", o, err)
+	}
+	if t2, err := dst.CreateToken(ctx, admin, NewToken{UserID: bob.ID, Name: "new", Hash: strings.Repeat("cd", 32), Kind: TokenUser}); err != nil || t2.ID <= tok.ID {
+		t.Errorf("a token made on the copy: %+v %v", t2, err)
 	}
 	if name, _ := dst.NodeName(ctx); name != "node1" {
 		t.Errorf("node name %q", name)
