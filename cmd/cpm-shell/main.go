@@ -118,6 +118,10 @@ type serveCmd struct {
 	Listen        *string `config:"listen" placeholder:"ADDR" help:"SSH listen address (default 127.0.0.1:2222)."`
 	GitListen     *string `config:"git_listen" name:"git-listen" placeholder:"ADDR" help:"git:// listen address for public repositories and discovery; empty to disable (default 127.0.0.1:9418)."`
 	MetricsListen *string `config:"metrics_listen" name:"metrics-listen" placeholder:"ADDR" help:"Serve Prometheus metrics at http://ADDR/metrics."`
+	HTTPListen    *string `config:"http_listen" name:"http-listen" placeholder:"ADDR" help:"Serve git over HTTP(S) at ADDR (smart HTTP, go get); empty to disable (default)."`
+	TLSCert       *string `config:"tls_cert" name:"tls-cert" placeholder:"FILE" help:"With --tls-key, serve HTTPS with this certificate chain (PEM), reloaded on SIGHUP."`
+	TLSKey        *string `config:"tls_key" name:"tls-key" placeholder:"FILE" help:"The private key of --tls-cert (PEM)."`
+	HTTPURL       *string `config:"http_url" name:"http-url" placeholder:"URL" help:"The HTTP listener's public base URL, such as https://git.example.com (default: from --http-listen)."`
 	Grace         *string `config:"grace" placeholder:"DURATION" help:"On SIGTERM, how long running pushes may take to finish (default 60s)."`
 
 	HandshakeTimeout *string `config:"handshake_timeout" name:"handshake-timeout" placeholder:"DURATION" help:"Time from connect to the first session (default 20s)."`
@@ -126,8 +130,8 @@ type serveCmd struct {
 	MaxStartups      *string `config:"max_startups" name:"max-startups" placeholder:"START:RATE:FULL" help:"Unauthenticated connections at once: from START on a new one is dropped at once with RATE% chance, rising to 100% at FULL; N alone is a hard limit (default 128:30:256)."`
 	MaxPerSource     *string `config:"per_source_max_startups" name:"per-source-max-startups" placeholder:"N" help:"Unauthenticated connections at once from one IPv4 address or IPv6 /64; more are dropped at once (default 100)."`
 	MaxSessions      *string `config:"max_sessions" name:"max-sessions" placeholder:"N" help:"Concurrent sessions per connection (default 4)."`
-	ProxyProtocol    *string `config:"proxy_protocol" name:"proxy-protocol" placeholder:"MODE" help:"PROXY protocol on the ssh and git:// listeners: off, optional or required (default off)."`
-	ProxyAllow       *string `config:"proxy_allow" name:"proxy-allow" placeholder:"CIDR,…" help:"Load balancers allowed to send a PROXY header."`
+	ProxyProtocol    *string `config:"proxy_protocol" name:"proxy-protocol" placeholder:"MODE" help:"PROXY protocol on the ssh, git:// and HTTP listeners: off, optional or required (default off)."`
+	ProxyAllow       *string `config:"proxy_allow" name:"proxy-allow" placeholder:"CIDR,…" help:"Load balancers allowed to send a PROXY header, and reverse proxies whose X-Forwarded-For is believed."`
 	LFSMaxObjectSize *string `config:"lfs_max_object_size" name:"lfs-max-object-size" placeholder:"SIZE" help:"Largest Git LFS object a push may upload (default 5GiB)."`
 
 	workerFlags

@@ -257,3 +257,32 @@ func TestDatabasePasswordNeverShown(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPSettings(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string // BaseURL, or "error"
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{"CPM_HTTP_LISTEN": "127.0.0.1:8080"}, "http://127.0.0.1:8080"},
+		{map[string]string{"CPM_HTTP_LISTEN": ":443", "CPM_TLS_CERT": "c", "CPM_TLS_KEY": "k"}, "https://localhost"},
+		{map[string]string{"CPM_HTTP_LISTEN": "0.0.0.0:80"}, "http://localhost"},
+		{map[string]string{"CPM_HTTP_LISTEN": ":8443", "CPM_HTTP_URL": "https://git.example.com/"}, "https://git.example.com"},
+		{map[string]string{"CPM_TLS_CERT": "c"}, "error"},
+		{map[string]string{"CPM_HTTP_URL": "ftp://x"}, "error"},
+		{map[string]string{"CPM_HTTP_URL": "https://x/?q=1"}, "error"},
+		{map[string]string{"CPM_HTTP_URL": "https://u:p@x"}, "error"},
+		{map[string]string{"CPM_HTTP_URL": `https://x/"><script>`}, "error"},
+		{map[string]string{"CPM_HTTP_LISTEN": "nohost"}, "error"},
+	} {
+		c, _, err := Resolve(nil, func(k string) string { return tc.env[k] }, nil)
+		switch {
+		case tc.want == "error" && err == nil:
+			t.Errorf("%v: accepted, %q", tc.env, c.HTTP.BaseURL())
+		case tc.want != "error" && err != nil:
+			t.Errorf("%v: %v", tc.env, err)
+		case tc.want != "error" && c.HTTP.BaseURL() != tc.want:
+			t.Errorf("%v: BaseURL %q, want %q", tc.env, c.HTTP.BaseURL(), tc.want)
+		}
+	}
+}

@@ -54,7 +54,8 @@ type Config struct {
 	LFSMaxObjectSize int64          // bytes
 	FreeSpaceMargin  int64          // bytes
 	ProxyProtocol    string         // off, optional or required
-	ProxyAllow       []netip.Prefix // who may send a PROXY header
+	ProxyAllow       []netip.Prefix // who may send a PROXY header or X-Forwarded-For
+	HTTP             HTTP
 }
 
 // Source says where a value came from.
@@ -91,6 +92,10 @@ var Settings = []Setting{
 	{"database", "", "the metadata database: empty for SQLite at DATA/cpm.db, or a postgres:// URL (PostgreSQL 13 or newer); the password is never shown", func(c *Config, v string) error { return database(&c.Database, v) }},
 	{"listen", "127.0.0.1:2222", "ssh listen address", func(c *Config, v string) error { return addr(&c.Listen, v, false) }},
 	{"git_listen", "127.0.0.1:9418", "git:// listen address (public repositories, discovery); empty to disable", func(c *Config, v string) error { return addr(&c.GitListen, v, true) }},
+	{"http_listen", "", "git over HTTP(S) listen address (smart HTTP, go get); empty to disable", func(c *Config, v string) error { return addr(&c.HTTP.Listen, v, true) }},
+	{"tls_cert", "", "the HTTP listener's certificate chain (PEM file); with tls_key it serves HTTPS, reloaded on SIGHUP", func(c *Config, v string) error { c.HTTP.TLSCert = v; return nil }},
+	{"tls_key", "", "the private key of tls_cert (PEM file)", func(c *Config, v string) error { c.HTTP.TLSKey = v; return nil }},
+	{"http_url", "", "the public base URL of the HTTP listener, such as https://git.example.com (default: from http_listen, https with tls_cert)", func(c *Config, v string) error { return baseURL(&c.HTTP.URL, v) }},
 	{"metrics_listen", "", "Prometheus metrics address; empty to disable", func(c *Config, v string) error { return addr(&c.MetricsListen, v, true) }},
 	{"grace", "60s", "on SIGTERM, how long running pushes may take to finish", func(c *Config, v string) error { return duration(&c.Grace, v, 0) }},
 	{"handshake_timeout", "20s", "time from connect to the first session", func(c *Config, v string) error { return duration(&c.HandshakeTimeout, v, time.Second) }},
@@ -112,8 +117,8 @@ var Settings = []Setting{
 	{"log_level", "info", "debug, info, warn or error", func(c *Config, v string) error { return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error") }},
 	{"log_format", "json", "json, or console for people", func(c *Config, v string) error { return oneOf(&c.LogFormat, v, "json", "console") }},
 	{"lag_threshold", "15m", "doctor reports replication lag above this", func(c *Config, v string) error { return duration(&c.LagThreshold, v, time.Second) }},
-	{"proxy_protocol", "off", "PROXY protocol (v1, v2) on the ssh and git:// listeners: off, optional or required (then only from proxy_allow)", func(c *Config, v string) error { return oneOf(&c.ProxyProtocol, v, "off", "optional", "required") }},
-	{"proxy_allow", "", "comma-separated CIDRs of the load balancers allowed to send a PROXY header", func(c *Config, v string) error { return prefixes(&c.ProxyAllow, v) }},
+	{"proxy_protocol", "off", "PROXY protocol (v1, v2) on the ssh, git:// and HTTP listeners: off, optional or required (then only from proxy_allow)", func(c *Config, v string) error { return oneOf(&c.ProxyProtocol, v, "off", "optional", "required") }},
+	{"proxy_allow", "", "comma-separated CIDRs of the load balancers allowed to send a PROXY header, and of the reverse proxies whose X-Forwarded-For and Forwarded headers the HTTP listener believes", func(c *Config, v string) error { return prefixes(&c.ProxyAllow, v) }},
 	{"free_space_margin", "64MiB", "room a backup keeps beyond what a sync sends; with less free space the sync waits (disk full)", func(c *Config, v string) error { return byteSize(&c.FreeSpaceMargin, v) }},
 	{"lfs_max_object_size", "5GiB", "largest Git LFS object a push may upload (bytes, or with a unit: 500MiB, 5GiB)", func(c *Config, v string) error { return byteSize(&c.LFSMaxObjectSize, v) }},
 }
@@ -156,6 +161,9 @@ func Resolve(file map[string]string, getenv func(string) string, flags map[strin
 	}
 	if c.ProxyProtocol != "off" && len(c.ProxyAllow) == 0 {
 		return Config{}, nil, fmt.Errorf("config: proxy_protocol %s needs proxy_allow: the load balancers' addresses", c.ProxyProtocol)
+	}
+	if err := c.HTTP.check(); err != nil {
+		return Config{}, nil, err
 	}
 	if c.BackoffMax < c.BackoffMin {
 		return Config{}, nil, fmt.Errorf("config: backoff_max %s is below backoff_min %s", c.BackoffMax, c.BackoffMin)

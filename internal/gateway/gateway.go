@@ -59,11 +59,20 @@ type Gateway struct {
 	// Gate holds write sessions back while this node hands a repository
 	// over (repo move, node drain); nil: no gate.
 	Gate *WriteGate
+	// Tokens identifies a relayed HTTP session's access token afresh
+	// (a token revoked a moment ago is refused); nil: no tokens.
+	Tokens TokenIdentifier
 	// HTTPURL is the public base URL of the HTTP server ("" when it is
-	// off), and Tokens makes short-lived tokens for it: with both set,
+	// off), and LFSTokens makes short-lived tokens for it: with both set,
 	// git-lfs-authenticate answers with the LFS HTTP API's address.
-	HTTPURL string
-	Tokens  LFSTokens
+	HTTPURL   string
+	LFSTokens LFSTokens
+}
+
+// TokenIdentifier finds whom an HTTP access token speaks for
+// (access.Checker.IdentifyToken).
+type TokenIdentifier interface {
+	IdentifyToken(ctx context.Context, secret string) (access.Identity, error)
 }
 
 // Session is one command from one authenticated key.
@@ -84,7 +93,17 @@ type Session struct {
 	// log event and audit rows name that node as via.
 	Relayed string
 	// Hops is how many nodes relayed the session so far (relay header).
-	Hops   int
+	Hops int
+	// Stateless is one smart HTTP request's part of a fetch or push
+	// (gitservice.Advertise or RPC); "" for a whole ssh session.
+	Stateless gitservice.Stateless
+	// Transport names how the client came ("http"; "" for ssh), for the
+	// session's log event and the push's audit row.
+	Transport string
+	// Token is the access token an HTTP client authenticated with, kept
+	// only to relay the session (the primary identifies it afresh);
+	// never logged.
+	Token  string
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
@@ -119,13 +138,22 @@ type result struct {
 
 // Serve runs the session and returns its exit status.
 func (g *Gateway) Serve(ctx context.Context, s Session) int {
+	status, _ := g.Request(ctx, s)
+	return status
+}
+
+// Request is Serve for a transport that answers a refusal in its own
+// terms (HTTP's status codes): it also returns why the session was
+// refused or failed before git ran (nil once it was served). The
+// refusal's line still goes to s.Stderr.
+func (g *Gateway) Request(ctx context.Context, s Session) (int, error) {
 	start := time.Now()
 	in := &gitservice.CountingReader{R: s.Stdin}
 	out := &gitservice.CountingWriter{W: s.Stdout}
 	s.Stdin, s.Stdout = in, out
 	g.Metrics.sessionStarted()
 	r := g.serve(ctx, s)
-	return g.report(s, r, in.N(), out.N(), time.Since(start))
+	return g.report(s, r, in.N(), out.N(), time.Since(start)), r.err
 }
 
 // report is the one place a session's result becomes the client's cpm:
@@ -152,6 +180,9 @@ func (g *Gateway) report(s Session, r result, bytesIn, bytesOut int64, d time.Du
 	}
 	if s.Relayed != "" {
 		ev = ev.Str("via", s.Relayed)
+	}
+	if s.Transport != "" {
+		ev = ev.Str("transport", s.Transport)
 	}
 	ev.Str("user", s.Identity.Name()).
 		Str("key", s.Identity.Fingerprint).
@@ -180,6 +211,10 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		return g.servePeer(ctx, s, cmd)
 	}
 	r := result{verb: cmd.Verb.String()}
+	if s.Stateless != "" && cmd.Verb != command.UploadPack && cmd.Verb != command.ReceivePack {
+		r.err = refuse("%s is not served over HTTP", cmd.Verb)
+		return r
+	}
 	if r.err = g.fenced(); r.err != nil {
 		return r
 	}
@@ -296,7 +331,8 @@ func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir,
 	if finish {
 		run = s.lingering(ctx)
 	}
-	c := gitservice.Command(run, gitservice.Request{Service: gitSubcommand[verb], Dir: dir, Protocol: s.GitProtocol, Env: env})
+	c := gitservice.Command(run, gitservice.Request{Service: gitSubcommand[verb], Dir: dir, Protocol: s.GitProtocol, Env: env,
+		Stateless: s.Stateless})
 	return g.runIn(ctx, run, s, c, finish)
 }
 
@@ -318,6 +354,9 @@ func (g *Gateway) hookEnv(s Session, repo string) []string {
 	}
 	if s.epoch != "" {
 		env = append(env, s.epoch)
+	}
+	if s.Transport != "" {
+		env = append(env, hook.EnvTransport+"="+s.Transport)
 	}
 	switch {
 	case s.Identity.Cert != nil:

@@ -37,7 +37,7 @@ type lfsAuth struct {
 // read-only token, whose uploads the API refuses with the reason). Off
 // (a refusal pointing at git-lfs-transfer) unless the HTTP server is on.
 func (g *Gateway) lfsAuthenticate(ctx context.Context, s Session, cmd command.Command) error {
-	if g.HTTPURL == "" || g.Tokens == nil {
+	if g.HTTPURL == "" || g.LFSTokens == nil {
 		// git-lfs asks for HTTP credentials only when the pure ssh
 		// transfer failed, or when lfs.url points it at HTTP.
 		return refuse("git-lfs-authenticate: cpm has no HTTP endpoint; it serves Git LFS over ssh (git-lfs-transfer, git-lfs 3.0 or newer); unset lfs.url")
@@ -57,7 +57,7 @@ func (g *Gateway) lfsAuthenticate(ctx context.Context, s Session, cmd command.Co
 		return refuse("git-lfs-authenticate: %s is a replica of %s's; this node serves its LFS objects over ssh only (git-lfs-transfer)", grant.Repo, grant.Origin)
 	}
 	write := cmd.Operation == "upload" && noWrite == "" && grant.Perm >= authz.PermWrite
-	tok, err := g.Tokens.LFSToken(ctx, s.Identity, grant.Repo, write, lfsTokenTTL)
+	tok, err := g.LFSTokens.LFSToken(ctx, s.Identity, grant.Repo, write, lfsTokenTTL)
 	if err != nil {
 		return &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("lfs token for %s: %w", grant.Repo, err)}
 	}

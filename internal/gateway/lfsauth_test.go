@@ -29,7 +29,7 @@ func TestLFSAuthenticate(t *testing.T) {
 		t.Fatalf("without the HTTP server: %d %q", status, stderr)
 	}
 	tokens := &madeTokens{}
-	w.gw.HTTPURL, w.gw.Tokens = "https://git.example.com/", tokens
+	w.gw.HTTPURL, w.gw.LFSTokens = "https://git.example.com/", tokens
 	tests := []struct {
 		name, user, command, token string // token "": refused
 	}{

@@ -31,7 +31,11 @@ func (g *Gateway) relayOut(ctx context.Context, s Session, cmd command.Command, 
 		return 1, &failure{line: "cpm: internal error; try again later", err: errors.New("no relay to the primary configured")}
 	}
 	h := relay.Header{Command: s.Command, Key: s.Identity.Fingerprint, Remote: s.RemoteAddr, Protocol: s.GitProtocol,
-		Anonymous: s.Identity == access.Anonymous, Hops: s.Hops + 1}
+		Anonymous: s.Identity == access.Anonymous && s.Token == "", Hops: s.Hops + 1,
+		Stateless: s.Stateless, Transport: s.Transport, Token: s.Token}
+	if s.Token != "" {
+		h.Key = "" // the token names the user; the primary identifies it afresh
+	}
 	if c := s.Identity.Cert; c != nil {
 		h.User, h.Cert = s.Identity.User, &relay.Cert{KeyID: c.KeyID, Serial: c.Serial, CA: c.CA}
 	}
@@ -67,7 +71,8 @@ func (g *Gateway) relayIn(ctx context.Context, s Session) (int, error) {
 		return 1, err
 	}
 	user := Session{Identity: id, Command: h.Command, GitProtocol: h.Protocol, RemoteAddr: h.Remote,
-		Relayed: s.Identity.Peer, Hops: max(h.Hops, 1), Linger: s.Linger, Stdin: in, Stdout: s.Stdout, Stderr: s.Stderr}
+		Relayed: s.Identity.Peer, Hops: max(h.Hops, 1), Linger: s.Linger, Stdin: in, Stdout: s.Stdout, Stderr: s.Stderr,
+		Stateless: h.Stateless, Transport: h.Transport, Token: h.Token}
 	// The user's own session event and refusal line come from Serve; the
 	// relay session itself then ends with the user's status.
 	return g.Serve(ctx, user), nil
@@ -109,6 +114,9 @@ func (g *Gateway) relayedIdentity(ctx context.Context, h relay.Header) (access.I
 	if h.Anonymous {
 		return access.Anonymous, nil // decided as any git:// client: public repositories only
 	}
+	if h.Token != "" {
+		return g.relayedToken(ctx, h.Token)
+	}
 	if h.Cert != nil {
 		id, err = g.Access.IdentifyUser(ctx, h.User)
 		id.Fingerprint = h.Key
@@ -138,4 +146,18 @@ func (g *Gateway) FetchElsewhere(ctx context.Context, grant access.Grant, protoc
 		RemoteAddr: remote, Stdin: conn, Stdout: conn, Stderr: io.Discard}
 	_, elsewhere, status, err := g.servedElsewhere(ctx, s, cmd, grant)
 	return elsewhere, status, err
+}
+
+// relayedToken is the identity of a relayed HTTP session's access token,
+// as this node's database knows it now.
+func (g *Gateway) relayedToken(ctx context.Context, secret string) (access.Identity, error) {
+	if g.Tokens == nil {
+		return access.Identity{}, refuse("permission denied: access tokens are not accepted here")
+	}
+	id, err := g.Tokens.IdentifyToken(ctx, secret)
+	if err != nil {
+		// Unknown, expired, revoked and a fault of the lookup look alike.
+		return access.Identity{}, &refusal{line: "cpm: permission denied: the access token is not valid"}
+	}
+	return id, nil
 }

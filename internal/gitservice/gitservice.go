@@ -11,6 +11,8 @@ import (
 	"io"
 	"os/exec"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,6 +26,22 @@ var protocolRe = regexp.MustCompile(`^[A-Za-z0-9._=-]+(:[A-Za-z0-9._=-]+)*$`)
 
 // ValidProtocol reports whether v may be passed to git as GIT_PROTOCOL.
 func ValidProtocol(v string) bool { return len(v) <= 128 && protocolRe.MatchString(v) }
+
+// ProtocolVersion is the highest version=N a valid GIT_PROTOCOL names
+// (0 when none), as git's servers read it: smart HTTP's advertisement
+// begins with a "# service=" line for versions 0 and 1 only.
+func ProtocolVersion(v string) int {
+	if !ValidProtocol(v) {
+		return 0
+	}
+	best := 0
+	for _, kv := range strings.Split(v, ":") {
+		if n, err := strconv.Atoi(strings.TrimPrefix(kv, "version=")); strings.HasPrefix(kv, "version=") && err == nil && n > best {
+			best = n
+		}
+	}
+	return best
+}
 
 // Service is one of git's server programs.
 type Service string
@@ -45,6 +63,35 @@ type Request struct {
 	// cluster: cpm's own refs (refs/cpm/, such as diverged writes kept
 	// from an old primary) travel too. Every user-facing run hides them.
 	Replication bool
+	// Stateless is smart HTTP's mode of upload-pack and receive-pack
+	// ("" for a connection that lasts the whole exchange, ssh and git://).
+	Stateless Stateless
+}
+
+// Stateless is how one HTTP request runs a service: each request is a
+// process of its own, which answers and exits.
+type Stateless string
+
+const (
+	// Advertise answers GET info/refs: the refs and capabilities only.
+	Advertise Stateless = "advertise"
+	// RPC answers a POST: one round of negotiation, or the pack.
+	RPC Stateless = "rpc"
+)
+
+// Valid reports whether m is a known mode ("" included).
+func (m Stateless) Valid() bool { return m == "" || m == Advertise || m == RPC }
+
+// args are the service's options for the mode. --advertise-refs is the
+// spelling git 2.39 knows (--http-backend-info-refs came later as an alias).
+func (m Stateless) args() []string {
+	switch m {
+	case Advertise:
+		return []string{"--stateless-rpc", "--advertise-refs"}
+	case RPC:
+		return []string{"--stateless-rpc"}
+	}
+	return nil
 }
 
 // HiddenRefs is the ref namespace that is cpm's own: never listed to a
@@ -62,6 +109,7 @@ func Command(ctx context.Context, r Request) *exec.Cmd {
 		// --strict: serve exactly this directory, never DIR/.git.
 		args = append(args, "--strict")
 	}
+	args = append(args, r.Stateless.args()...)
 	args = append(append(args, r.Args...), r.Dir)
 	c := exec.CommandContext(ctx, "git", args...)
 	c.Dir = r.Dir

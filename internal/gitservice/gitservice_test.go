@@ -44,6 +44,10 @@ func TestCommand(t *testing.T) {
 			[]string{"git", "-c", "transfer.hideRefs=refs/cpm/", "receive-pack", "/r.git"}, ""},
 		{"a node's own copy for another node keeps refs/cpm", Request{Service: UploadPack, Dir: "/r.git", Replication: true},
 			[]string{"git", "upload-pack", "--strict", "/r.git"}, ""},
+		{"smart HTTP's advertisement", Request{Service: UploadPack, Dir: "/r.git", Stateless: Advertise, Protocol: "version=2"},
+			[]string{"git", "-c", "transfer.hideRefs=refs/cpm/", "upload-pack", "--strict", "--stateless-rpc", "--advertise-refs", "/r.git"}, "GIT_PROTOCOL=version=2"},
+		{"smart HTTP's push", Request{Service: ReceivePack, Dir: "/r.git", Stateless: RPC},
+			[]string{"git", "-c", "transfer.hideRefs=refs/cpm/", "receive-pack", "--stateless-rpc", "/r.git"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Command(context.Background(), tc.r)
@@ -120,5 +124,16 @@ func TestRunFinishAfterHangup(t *testing.T) {
 				t.Errorf("finished run: %+v", o)
 			}
 		})
+	}
+}
+
+func TestProtocolVersion(t *testing.T) {
+	for v, want := range map[string]int{
+		"": 0, "version=2": 2, "version=1": 1, "version=1:version=2": 2, "object-format=sha1:version=2": 2,
+		"version=2\nx": 0, "version=x": 0, "version=99999999999999999999": 0,
+	} {
+		if got := ProtocolVersion(v); got != want {
+			t.Errorf("ProtocolVersion(%q) = %d, want %d", v, got, want)
+		}
 	}
 }

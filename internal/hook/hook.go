@@ -49,6 +49,9 @@ const (
 	// to the repository's primary: audited as via, but, unlike EnvVia,
 	// no limit on the pusher's rights (the nodes share one database).
 	EnvRelayedBy = "CPM_RELAYED_BY"
+	// EnvTransport names how the pusher came when not over ssh ("http"),
+	// for the audit row.
+	EnvTransport = "CPM_TRANSPORT"
 	// EnvEpoch is the repository's epoch that the gateway read when the
 	// session started, set only for a repository with a primary node: a
 	// write is accepted under it, and refused once an election or a
@@ -137,6 +140,8 @@ type Pusher struct {
 	Via string
 	// RelayedBy names the node of this cluster that relayed the push.
 	RelayedBy string
+	// Transport is "http" for a push over HTTP ("" for ssh).
+	Transport string
 }
 
 // CertPusher names the certificate of a push.
@@ -154,14 +159,14 @@ func PusherFromEnv(getenv func(string) string) (Pusher, error) {
 			return Pusher{}, fmt.Errorf("bad %s %q", EnvCert, c)
 		}
 		return Pusher{User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr),
-			Cert: &CertPusher{Serial: n, KeyID: keyID}, Via: getenv(EnvVia), RelayedBy: getenv(EnvRelayedBy)}, nil
+			Cert: &CertPusher{Serial: n, KeyID: keyID}, Via: getenv(EnvVia), RelayedBy: getenv(EnvRelayedBy), Transport: getenv(EnvTransport)}, nil
 	}
 	if t := getenv(EnvTokenID); t != "" {
 		n, err := strconv.ParseInt(t, 10, 64)
 		if err != nil || n <= 0 {
 			return Pusher{}, fmt.Errorf("bad %s %q", EnvTokenID, t)
 		}
-		return Pusher{TokenID: n, User: getenv(EnvUser), RemoteAddr: getenv(EnvRemoteAddr), RelayedBy: getenv(EnvRelayedBy)}, nil
+		return Pusher{TokenID: n, User: getenv(EnvUser), RemoteAddr: getenv(EnvRemoteAddr), RelayedBy: getenv(EnvRelayedBy), Transport: getenv(EnvTransport)}, nil
 	}
 	id := getenv(EnvKeyID)
 	if id == "" {
@@ -176,7 +181,7 @@ func PusherFromEnv(getenv func(string) string) (Pusher, error) {
 		return Pusher{}, fmt.Errorf("bad %s %q", EnvKeyID, id)
 	}
 	return Pusher{KeyID: n, User: getenv(EnvUser), Fingerprint: getenv(EnvFingerprint), RemoteAddr: getenv(EnvRemoteAddr), Via: getenv(EnvVia),
-		RelayedBy: getenv(EnvRelayedBy)}, nil
+		RelayedBy: getenv(EnvRelayedBy), Transport: getenv(EnvTransport)}, nil
 }
 
 // RepoFromDir names the repository at dir, which must be ROOT/ORG/REPO.git.
@@ -268,6 +273,9 @@ func Record(ctx context.Context, st *store.Store, p Pusher, repo names.RepoPath,
 	}
 	if p.TokenID != 0 {
 		details["token"] = p.TokenID
+	}
+	if p.Transport != "" {
+		details["transport"] = p.Transport
 	}
 	// A neighbour that forwarded the push, else the node that relayed it.
 	via := cmp.Or(p.Via, p.RelayedBy)

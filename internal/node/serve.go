@@ -11,6 +11,7 @@ import (
 	"cpm/internal/clientaddr"
 	"cpm/internal/discover"
 	"cpm/internal/gitdaemon"
+	"cpm/internal/httpserver"
 	"cpm/internal/metrics"
 	"cpm/internal/replkey"
 	"cpm/internal/sshserver"
@@ -23,6 +24,7 @@ type servers struct {
 	ssh     *sshserver.Server
 	git     *gitdaemon.Server
 	metrics *http.Server
+	http    *httpserver.Server
 	errc    chan error
 }
 
@@ -39,7 +41,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	defer stopWorkers()
 	leasesDone := n.startLeases(wctx, m.Registry)
 	defer func() { stopWorkers(); <-leasesDone }()
-	srv := servers{errc: make(chan error, 3)}
+	srv := servers{errc: make(chan error, 4)}
 	addrs, err := n.listen(ctx, &srv, m)
 	if err != nil {
 		srv.close()
@@ -52,7 +54,7 @@ func (n *Node) Serve(ctx context.Context) error {
 		return err
 	}
 	handoversDone := n.startHandovers(wctx)
-	n.Log.Info().Str("ssh", addrs[0]).Str("git", addrs[1]).Str("metrics", addrs[2]).
+	n.Log.Info().Str("ssh", addrs[0]).Str("git", addrs[1]).Str("metrics", addrs[2]).Str("http", addrs[3]).
 		Str("data_dir", n.Dir.String()).Str("database", n.Store.Path()).Msg("cpm-shell serving") // Path has no password
 
 	var serveErr error
@@ -74,9 +76,9 @@ func (n *Node) Serve(ctx context.Context) error {
 }
 
 // listen opens every configured listener and serves it; it returns the
-// ssh, git:// and metrics addresses ("" for one not configured).
-func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([3]string, error) {
-	var addrs [3]string
+// ssh, git://, metrics and HTTP addresses ("" for one not configured).
+func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([4]string, error) {
+	var addrs [4]string
 	c := n.Conf
 	hostKey, err := sshserver.LoadOrCreateHostKey(n.Dir.HostKey())
 	if err != nil {
@@ -102,6 +104,11 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([3
 	go func() { srv.errc <- srv.ssh.Serve(ln) }()
 	if c.GitListen != "" {
 		if addrs[1], err = n.listenGit(ctx, srv, raw.Addr().(*net.TCPAddr).Port); err != nil {
+			return addrs, err
+		}
+	}
+	if c.HTTP.Listen != "" {
+		if addrs[3], err = n.listenHTTP(ctx, srv); err != nil {
 			return addrs, err
 		}
 	}
@@ -158,9 +165,17 @@ func (s *servers) shutdown(ctx context.Context) {
 	if s.metrics != nil {
 		s.metrics.Shutdown(ctx)
 	}
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if s.http != nil {
+			s.http.Shutdown(ctx)
+		}
+	}()
 	if s.ssh != nil {
 		s.ssh.Shutdown(ctx)
 	}
+	<-httpDone
 }
 
 // close stops what listen started after a failure to start the rest.

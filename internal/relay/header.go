@@ -16,6 +16,7 @@ import (
 	"regexp"
 
 	"cpm/internal/command"
+	"cpm/internal/gitservice"
 	"cpm/internal/printable"
 )
 
@@ -45,6 +46,15 @@ type Header struct {
 	// handed the repository over meanwhile and relays it on (the last
 	// hop allowed). Absent from older nodes: 1.
 	Hops int `json:"hops,omitempty"`
+	// Stateless is a smart HTTP request's mode (gitservice.Advertise or
+	// RPC): the primary answers that one request and exits.
+	Stateless gitservice.Stateless `json:"stateless,omitempty"`
+	// Transport names how the client came ("http"; absent for ssh).
+	Transport string `json:"transport,omitempty"`
+	// Token is the HTTP access token the user authenticated with, in
+	// place of Key: the primary identifies it afresh. It travels inside
+	// the nodes' ssh only and is never logged.
+	Token string `json:"token,omitempty"`
 }
 
 // MaxHops is how many times one session may be relayed.
@@ -79,8 +89,12 @@ func (h Header) Check() (command.Command, error) {
 		return command.Command{}, fmt.Errorf("%s is not relayed", cmd.Verb)
 	}
 	if h.Anonymous {
-		if cmd.Verb != command.UploadPack || h.Key != "" || h.User != "" || h.Cert != nil {
-			return command.Command{}, errors.New("anonymous: git-upload-pack only, with no key, user or certificate")
+		if cmd.Verb != command.UploadPack || h.Key != "" || h.Token != "" || h.User != "" || h.Cert != nil {
+			return command.Command{}, errors.New("anonymous: git-upload-pack only, with no key, token, user or certificate")
+		}
+	} else if h.Token != "" {
+		if h.Key != "" || h.Cert != nil || len(h.Token) > 256 || printable.Line(h.Token) != h.Token {
+			return command.Command{}, errors.New("token: a short printable value, with no key or certificate")
 		}
 	} else if !fingerprintRe.MatchString(h.Key) {
 		// A certificate's key too: the audit names it.
@@ -88,6 +102,12 @@ func (h Header) Check() (command.Command, error) {
 	}
 	if h.Hops < 0 || h.Hops > MaxHops {
 		return command.Command{}, fmt.Errorf("hops: %d, at most %d", h.Hops, MaxHops)
+	}
+	if !h.Stateless.Valid() || (h.Stateless != "" && cmd.Verb != command.UploadPack && cmd.Verb != command.ReceivePack) {
+		return command.Command{}, errors.New("stateless: advertise or rpc, for upload-pack and receive-pack only")
+	}
+	if h.Transport != "" && h.Transport != "http" {
+		return command.Command{}, errors.New(`transport: "http" or none`)
 	}
 	if (h.Cert == nil) != (h.User == "") {
 		return command.Command{}, errors.New("user and cert go together")

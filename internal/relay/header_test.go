@@ -18,6 +18,8 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{Command: "merge acme/web topic --into main", Key: fp},
 		{Command: "git-receive-pack acme/web", Key: fp, Hops: 2}, // relayed on once after a handover
 		{Command: "git-upload-pack 'acme/web'", Anonymous: true, Protocol: "version=2"},
+		{Command: "git-upload-pack 'acme/web.git'", Anonymous: true, Stateless: "advertise", Transport: "http"},
+		{Command: "git-receive-pack 'acme/web.git'", Token: "cpm_abc", Stateless: "rpc", Transport: "http"},
 	} {
 		var b bytes.Buffer
 		if err := Write(&b, h); err != nil {
@@ -29,7 +31,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%+v: %v", h, err)
 		}
-		if got.Command != h.Command || got.Key != h.Key || got.User != h.User || (h.Cert != nil && *got.Cert != *h.Cert) || cmd.Verb == 0 {
+		if got.Command != h.Command || got.Key != h.Key || got.Token != h.Token || got.Stateless != h.Stateless || got.Transport != h.Transport || got.User != h.User || (h.Cert != nil && *got.Cert != *h.Cert) || cmd.Verb == 0 {
 			t.Errorf("read %+v %+v; wrote %+v", got, cmd, h)
 		}
 		// The session's stream follows, unread.
@@ -43,35 +45,42 @@ func TestHeaderRoundTrip(t *testing.T) {
 func TestHeaderRefusesHostileInput(t *testing.T) {
 	ok := `"command":"git-upload-pack acme/web","key":"` + fp + `"`
 	tests := map[string]string{
-		"too long":             `{` + ok + `,"remote":"` + strings.Repeat("a", MaxHeader) + `"}` + "\n",
-		"too long, no newline": strings.Repeat(" ", MaxHeader+10),
-		"no newline":           `{` + ok + `}`,
-		"empty":                "",
-		"empty line":           "\n",
-		"bad JSON":             `{` + ok + ",}\n",
-		"not an object":        `["git-upload-pack acme/web"]` + "\n",
-		"unknown field":        `{` + ok + `,"admin":true}` + "\n",
-		"two values":           `{` + ok + `}{` + ok + "}\n",
-		"whoami":               `{"command":"whoami","key":"` + fp + `"}` + "\n",
-		"a third hop":          `{` + ok + `,"hops":3}` + "\n",
-		"negative hops":        `{` + ok + `,"hops":-1}` + "\n",
-		"info":                 `{"command":"info","key":"` + fp + `"}` + "\n",
-		"a peer verb":          `{"command":"cpm-peer relay","key":"` + fp + `"}` + "\n",
-		"meta":                 `{"command":"cpm-peer meta","key":"` + fp + `"}` + "\n",
-		"a shell":              `{"command":"sh -c id","key":"` + fp + `"}` + "\n",
-		"path escape":          `{"command":"git-upload-pack ../../etc","key":"` + fp + `"}` + "\n",
-		"lfs-authenticate":     `{"command":"git-lfs-authenticate acme/web download","key":"` + fp + `"}` + "\n",
-		"no key":               `{"command":"git-upload-pack acme/web"}` + "\n",
-		"anonymous push":       `{"command":"git-receive-pack acme/web","anonymous":true}` + "\n",
-		"anonymous LFS":        `{"command":"git-lfs-transfer acme/web download","anonymous":true}` + "\n",
-		"anonymous with a key": `{` + ok + `,"anonymous":true}` + "\n",
-		"anonymous user":       `{"command":"git-upload-pack acme/web","anonymous":true,"user":"alice","cert":{"key_id":"k","serial":1,"ca":"c"}}` + "\n",
-		"not a fingerprint":    `{"command":"git-upload-pack acme/web","key":"MD5:aa"}` + "\n",
-		"user without cert":    `{` + ok + `,"user":"alice"}` + "\n",
-		"cert without user":    `{` + ok + `,"cert":{"key_id":"k","serial":1,"ca":"c"}}` + "\n",
-		"control in remote":    `{` + ok + `,"remote":"a\u001b[2Jb"}` + "\n",
-		"newline in protocol":  `{` + ok + `,"protocol":"version=2\nEVIL=1"}` + "\n",
-		"unknown cert field":   `{` + ok + `,"user":"alice","cert":{"key_id":"k","serial":1,"ca":"c","principals":["root"]}}` + "\n",
+		"too long":               `{` + ok + `,"remote":"` + strings.Repeat("a", MaxHeader) + `"}` + "\n",
+		"too long, no newline":   strings.Repeat(" ", MaxHeader+10),
+		"no newline":             `{` + ok + `}`,
+		"empty":                  "",
+		"empty line":             "\n",
+		"bad JSON":               `{` + ok + ",}\n",
+		"not an object":          `["git-upload-pack acme/web"]` + "\n",
+		"unknown field":          `{` + ok + `,"admin":true}` + "\n",
+		"two values":             `{` + ok + `}{` + ok + "}\n",
+		"whoami":                 `{"command":"whoami","key":"` + fp + `"}` + "\n",
+		"a third hop":            `{` + ok + `,"hops":3}` + "\n",
+		"negative hops":          `{` + ok + `,"hops":-1}` + "\n",
+		"info":                   `{"command":"info","key":"` + fp + `"}` + "\n",
+		"a peer verb":            `{"command":"cpm-peer relay","key":"` + fp + `"}` + "\n",
+		"meta":                   `{"command":"cpm-peer meta","key":"` + fp + `"}` + "\n",
+		"a shell":                `{"command":"sh -c id","key":"` + fp + `"}` + "\n",
+		"path escape":            `{"command":"git-upload-pack ../../etc","key":"` + fp + `"}` + "\n",
+		"lfs-authenticate":       `{"command":"git-lfs-authenticate acme/web download","key":"` + fp + `"}` + "\n",
+		"no key":                 `{"command":"git-upload-pack acme/web"}` + "\n",
+		"anonymous push":         `{"command":"git-receive-pack acme/web","anonymous":true}` + "\n",
+		"anonymous LFS":          `{"command":"git-lfs-transfer acme/web download","anonymous":true}` + "\n",
+		"anonymous with a key":   `{` + ok + `,"anonymous":true}` + "\n",
+		"anonymous user":         `{"command":"git-upload-pack acme/web","anonymous":true,"user":"alice","cert":{"key_id":"k","serial":1,"ca":"c"}}` + "\n",
+		"not a fingerprint":      `{"command":"git-upload-pack acme/web","key":"MD5:aa"}` + "\n",
+		"user without cert":      `{` + ok + `,"user":"alice"}` + "\n",
+		"cert without user":      `{` + ok + `,"cert":{"key_id":"k","serial":1,"ca":"c"}}` + "\n",
+		"control in remote":      `{` + ok + `,"remote":"a\u001b[2Jb"}` + "\n",
+		"newline in protocol":    `{` + ok + `,"protocol":"version=2\nEVIL=1"}` + "\n",
+		"unknown stateless mode": `{` + ok + `,"stateless":"cgi"}` + "\n",
+		"stateless archive":      `{"command":"git-upload-archive acme/web","key":"` + fp + `","stateless":"rpc"}` + "\n",
+		"stateless LFS":          `{"command":"git-lfs-transfer acme/web upload","key":"` + fp + `","stateless":"rpc"}` + "\n",
+		"unknown transport":      `{` + ok + `,"transport":"ftp"}` + "\n",
+		"token and key":          `{` + ok + `,"token":"cpm_x"}` + "\n",
+		"token with a newline":   `{"command":"git-upload-pack acme/web","token":"cpm_x\nEVIL=1"}` + "\n",
+		"anonymous with a token": `{"command":"git-upload-pack acme/web","anonymous":true,"token":"cpm_x"}` + "\n",
+		"unknown cert field":     `{` + ok + `,"user":"alice","cert":{"key_id":"k","serial":1,"ca":"c","principals":["root"]}}` + "\n",
 	}
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {

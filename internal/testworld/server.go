@@ -21,6 +21,7 @@ type Server struct {
 	SSHAddr     string
 	GitAddr     string
 	MetricsAddr string
+	HTTPAddr    string // "" unless started with --http-listen
 	KnownHosts  string // known_hosts pinning the server's host key
 
 	mu      sync.Mutex
@@ -73,6 +74,7 @@ func (w *World) StartServer(extra ...string) *Server {
 		s.SSHAddr, _ = ev["ssh"].(string)
 		s.GitAddr, _ = ev["git"].(string)
 		s.MetricsAddr, _ = ev["metrics"].(string)
+		s.HTTPAddr, _ = ev["http"].(string)
 	case <-s.exited:
 		w.T.Fatalf("cpm-shell exited: %v\n%s", s.exitErr, s.Log())
 	case <-time.After(30 * time.Second):

@@ -1,0 +1,97 @@
+package githttp
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"cpm/internal/access"
+	"cpm/internal/clientaddr"
+)
+
+// realm is what a 401 asks for: git then asks its credential helper.
+const realm = `Basic realm="cpm"`
+
+// maxToken bounds a credential: cpm's tokens are far shorter.
+const maxToken = 256
+
+// remoteAddr is the client's address: the connection's (after a PROXY
+// header), or a trusted reverse proxy's forwarded-for.
+func (h *Handler) remoteAddr(r *http.Request) string {
+	return clientaddr.FromHeaders(r.RemoteAddr, r.Header, h.ProxyAllow)
+}
+
+// hostOf is the address without its port: what the rate limit counts.
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// authenticated runs serve with the request's identity and token: no
+// credentials is anonymous; Basic (any user name, the token as the
+// password) or Bearer is the token's identity. A credential that names
+// no valid token gets 401, and counts against the client's address.
+func (h *Handler) authenticated(w http.ResponseWriter, r *http.Request, remote string, serve func(access.Identity, string)) {
+	secret, given, ok := credential(r)
+	if !given {
+		serve(access.Anonymous, "")
+		return
+	}
+	addr := hostOf(remote)
+	if h.Limiter != nil && !h.Limiter.Allow(addr) {
+		w.Header().Set("Retry-After", "60")
+		h.plain(w, r, remote, http.StatusTooManyRequests, "cpm: too many failed authentications; try again later\n")
+		return
+	}
+	var id access.Identity
+	var err error
+	if ok && h.Tokens != nil {
+		id, err = h.Tokens.IdentifyToken(r.Context(), secret)
+	}
+	if !ok || h.Tokens == nil || err != nil {
+		if err != nil && !unknownToken(err) {
+			h.Log.Error().Err(err).Str("remote", remote).Msg("identify token")
+			h.plain(w, r, remote, http.StatusServiceUnavailable, "cpm: internal error; try again later\n")
+			return
+		}
+		if h.Limiter != nil {
+			h.Limiter.Failed(addr)
+		}
+		w.Header().Set("WWW-Authenticate", realm)
+		h.plain(w, r, remote, http.StatusUnauthorized, "cpm: authentication failed: the access token is not valid\n")
+		return
+	}
+	serve(id, secret)
+}
+
+// unknownToken tells a token that is not (or no longer) valid from a
+// failure to look it up. Until the store's tokens are wired, every
+// failure is an unknown token.
+func unknownToken(error) bool { return true }
+
+// credential is the token the request carries: given says whether it
+// carries an Authorization header at all, ok whether that header is a
+// well-formed Basic or Bearer credential.
+func credential(r *http.Request) (secret string, given, ok bool) {
+	v := r.Header.Get("Authorization")
+	if v == "" {
+		return "", false, false
+	}
+	if _, pass, isBasic := r.BasicAuth(); isBasic {
+		secret = pass
+	} else if scheme, tok, found := strings.Cut(v, " "); found && strings.EqualFold(scheme, "Bearer") {
+		secret = strings.TrimSpace(tok)
+	}
+	return secret, true, secret != "" && len(secret) <= maxToken && printableASCII(secret)
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,77 @@
+package githttp
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+)
+
+// maxNegotiation caps the (decompressed) body of an upload-pack request:
+// wants, haves and options, which a stateless client resends each round.
+// A fetch of a very large history needs a few megabytes; the cap keeps a
+// gzip bomb from feeding git gigabytes. receive-pack's body is the push
+// itself and has no cap of its own.
+const maxNegotiation = 32 << 20
+
+// errTooLarge ends a body past its cap.
+var errTooLarge = errors.New("request body too large")
+
+// requestBody is the request's body decoded (git gzips large
+// negotiations), capped at limit bytes (0: no cap). An encoding other
+// than gzip is refused.
+func requestBody(r *http.Request, limit int64) (*cappedReader, error) {
+	var body io.Reader = r.Body
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		z, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("gzip body: %w", err)
+		}
+		body = z
+	default:
+		return nil, errEncoding
+	}
+	return &cappedReader{r: body, left: limit, capped: limit > 0}, nil
+}
+
+var errEncoding = errors.New("unsupported Content-Encoding")
+
+// cappedReader reads r up to a cap and fails past it, remembering that
+// it did (the answer is then 413, if git has not begun one).
+type cappedReader struct {
+	r      io.Reader
+	left   int64
+	capped bool
+	over   atomic.Bool
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if !c.capped {
+		return c.r.Read(p)
+	}
+	if c.left <= 0 {
+		// One more byte says whether the body really goes on.
+		var one [1]byte
+		for {
+			n, err := c.r.Read(one[:])
+			if n > 0 {
+				c.over.Store(true)
+				return 0, errTooLarge
+			}
+			if err != nil {
+				return 0, io.EOF
+			}
+		}
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}

@@ -1,0 +1,228 @@
+package githttp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"cpm/internal/access"
+	"cpm/internal/gateway"
+	"cpm/internal/gitservice"
+	"cpm/internal/shellquote"
+)
+
+// services are the only services served; upload-archive (and anything
+// else) is refused, as http-backend does.
+var services = map[string]gitservice.Service{
+	"upload-pack":  gitservice.UploadPack,
+	"receive-pack": gitservice.ReceivePack,
+}
+
+// infoRefs answers GET …/info/refs?service=git-SERVICE: the service's
+// advertisement. Without a service (dumb HTTP) it is 404.
+func (h *Handler) infoRefs(w http.ResponseWriter, r *http.Request, remote string, rt route) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		h.plain(w, r, remote, http.StatusMethodNotAllowed, "cpm: method not allowed\n")
+		return
+	}
+	q := r.URL.Query().Get("service")
+	if q == "" {
+		h.plain(w, r, remote, http.StatusNotFound, "cpm: not found (cpm serves smart HTTP only; git 1.6.6 or newer)\n")
+		return
+	}
+	svc, ok := services[trimGit(q)]
+	if !ok {
+		h.plain(w, r, remote, http.StatusForbidden, "cpm: unsupported service\n")
+		return
+	}
+	h.authenticated(w, r, remote, func(id access.Identity, token string) {
+		h.serveGit(w, r, remote, rt, svc, gitservice.Advertise, id, token)
+	})
+}
+
+// rpc answers POST …/git-SERVICE: one stateless round of the service.
+func (h *Handler) rpc(w http.ResponseWriter, r *http.Request, remote string, rt route, name string) {
+	svc := services[name]
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		h.plain(w, r, remote, http.StatusMethodNotAllowed, "cpm: method not allowed\n")
+		return
+	}
+	if r.Header.Get("Content-Type") != "application/x-git-"+name+"-request" {
+		h.plain(w, r, remote, http.StatusUnsupportedMediaType, "cpm: want Content-Type application/x-git-"+name+"-request\n")
+		return
+	}
+	h.authenticated(w, r, remote, func(id access.Identity, token string) {
+		h.serveGit(w, r, remote, rt, svc, gitservice.RPC, id, token)
+	})
+}
+
+func trimGit(q string) string {
+	if len(q) > 4 && q[:4] == "git-" {
+		return q[4:]
+	}
+	return ""
+}
+
+// serveGit runs the service through the gateway, like an ssh session of
+// the same command: the decision, the relay to the primary, the gate,
+// the hooks and the audit are the gateway's. Before git writes its first
+// byte a refusal can still be a status code; after it, git's own
+// protocol carries everything.
+func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string, rt route, svc gitservice.Service,
+	mode gitservice.Stateless, id access.Identity, token string) {
+	limit := int64(0)
+	if svc == gitservice.UploadPack {
+		limit = maxNegotiation
+	}
+	var body *cappedReader
+	if mode == gitservice.RPC {
+		var err error
+		if body, err = requestBody(r, limit); err != nil {
+			code := http.StatusBadRequest
+			if errors.Is(err, errEncoding) {
+				code = http.StatusUnsupportedMediaType
+			}
+			h.plain(w, r, remote, code, "cpm: "+err.Error()+"\n")
+			return
+		}
+	}
+	proto := r.Header.Get("Git-Protocol")
+	out := &answer{w: w, contentType: fmt.Sprintf("application/x-git-%s-result", svc)}
+	if mode == gitservice.Advertise {
+		out.contentType = fmt.Sprintf("application/x-git-%s-advertisement", svc)
+		if svc != gitservice.UploadPack || gitservice.ProtocolVersion(proto) < 2 {
+			out.preamble = pktLine("# service=git-" + string(svc) + "\n")
+		}
+	}
+	linger, cancel := h.linger(r.Context())
+	defer cancel()
+	var stderr limitedBuffer
+	s := gateway.Session{
+		Identity: id, Command: "git-" + string(svc) + " " + shellquote.Always(rt.repo.String()+".git"),
+		GitProtocol: proto, RemoteAddr: remote, Linger: linger, Stateless: mode, Transport: "http", Token: token,
+		Stdout: out, Stderr: &stderr,
+	}
+	if body != nil {
+		s.Stdin = body
+	}
+	status, err := h.Gateway.Request(r.Context(), s)
+	switch {
+	case out.started:
+		return // git's answer, whole or cut short, is the client's
+	case body != nil && body.over.Load():
+		h.plain(w, r, remote, http.StatusRequestEntityTooLarge, "cpm: request too large\n")
+	case err != nil:
+		h.refuse(w, r, remote, id, err, stderr.String())
+	case status != 0:
+		// The primary refused a relayed request, in its words.
+		msg := stderr.String()
+		if msg == "" {
+			msg = "cpm: internal error; try again later\n"
+		}
+		h.plain(w, r, remote, http.StatusForbidden, msg)
+	default:
+		out.start()
+	}
+}
+
+// refuse answers a refusal with the ssh wording: 401 (asking for
+// credentials) for a repository that is missing or that the identity
+// may not read, and for an anonymous push; 403 for other refusals;
+// 5xx for faults.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, remote string, id access.Identity, err error, line string) {
+	code := http.StatusForbidden
+	var e *access.Error
+	switch {
+	case errors.As(err, &e) && e.Kind == access.NotFound,
+		errors.As(err, &e) && e.Kind == access.Denied && id == access.Anonymous:
+		code = http.StatusUnauthorized
+		w.Header().Set("WWW-Authenticate", realm)
+	case access.OutcomeOf(err) == access.Failed:
+		code = http.StatusInternalServerError
+	}
+	if line == "" {
+		line = "cpm: internal error; try again later\n"
+	}
+	h.plain(w, r, remote, code, line)
+}
+
+// linger is the context a push runs in: not ended by its client hanging
+// up, but by the request's time limit and the server's shutdown grace.
+func (h *Handler) linger(ctx context.Context) (context.Context, context.CancelFunc) {
+	base := h.Linger
+	if base == nil {
+		base = context.Background()
+	}
+	if end, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(base, end)
+	}
+	return context.WithCancel(base)
+}
+
+// answer is the response body git writes: the status line, headers and
+// (for an advertisement) the service line go out at git's first byte,
+// so that a refusal before it can still be a status code.
+type answer struct {
+	w           http.ResponseWriter
+	contentType string
+	preamble    []byte
+	started     bool
+}
+
+func (a *answer) start() {
+	if a.started {
+		return
+	}
+	a.started = true
+	hd := a.w.Header()
+	hd.Set("Content-Type", a.contentType)
+	hd.Set("Cache-Control", "no-cache, max-age=0, must-revalidate")
+	hd.Set("Expires", "Fri, 01 Jan 1980 00:00:00 GMT")
+	hd.Set("Pragma", "no-cache")
+	a.w.WriteHeader(http.StatusOK)
+	if len(a.preamble) > 0 {
+		a.w.Write(a.preamble)
+		a.w.Write([]byte("0000"))
+	}
+}
+
+func (a *answer) Write(p []byte) (int, error) {
+	a.start()
+	n, err := a.w.Write(p)
+	if f, ok := a.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return n, err
+}
+
+// pktLine frames s as one git pkt-line.
+func pktLine(s string) []byte {
+	return fmt.Appendf(nil, "%04x%s", len(s)+4, s)
+}
+
+// limitedBuffer keeps the first few kilobytes written to it: a
+// refusal's line, not a relayed git's chatter.
+type limitedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if room := 4096 - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

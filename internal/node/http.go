@@ -1,0 +1,67 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"cpm/internal/clientaddr"
+	"cpm/internal/githttp"
+	"cpm/internal/httpserver"
+)
+
+// listenHTTP serves git over HTTP(S) on http_listen, with the same
+// gateway as ssh; with tls_cert it is HTTPS, its certificate read again
+// on every SIGHUP.
+func (n *Node) listenHTTP(ctx context.Context, srv *servers) (string, error) {
+	c := n.Conf
+	var certs *httpserver.Certificates
+	if c.HTTP.TLS() {
+		var err error
+		if certs, err = httpserver.LoadCertificates(c.HTTP.TLSCert, c.HTTP.TLSKey); err != nil {
+			return "", err
+		}
+	}
+	raw, err := net.Listen("tcp", c.HTTP.Listen)
+	if err != nil {
+		return "", fmt.Errorf("listen %s: %w", c.HTTP.Listen, err)
+	}
+	h := &githttp.Handler{Gateway: n.Gateway, Tokens: n.Gateway.Tokens, ProxyAllow: c.ProxyAllow,
+		BaseURL: c.HTTP.BaseURL(), Log: n.Log}
+	srv.http = httpserver.New(h, httpserver.Limits{
+		Header:      c.HandshakeTimeout,
+		Idle:        c.IdleTimeout,
+		Request:     c.MaxSessionTime,
+		HeaderBytes: httpserver.MaxHeaderBytes,
+	}, certs, n.Log)
+	h.Linger = srv.http.Stopped()
+	ln := clientaddr.Listen(raw, clientaddr.Mode(c.ProxyProtocol), c.ProxyAllow)
+	go func() { srv.errc <- srv.http.Serve(ln) }()
+	if certs != nil {
+		go n.reloadOnHangup(ctx, srv.http)
+	}
+	return raw.Addr().String(), nil
+}
+
+// reloadOnHangup reads the TLS certificate again on each SIGHUP until
+// ctx ends; a bad file keeps the one in use.
+func (n *Node) reloadOnHangup(ctx context.Context, s *httpserver.Server) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := s.Reload(); err != nil {
+				n.Log.Error().Err(err).Msg("tls reload")
+				continue
+			}
+			n.Log.Info().Msg("tls certificate reloaded")
+		}
+	}
+}
