@@ -11,6 +11,8 @@ import (
 	"cpm/internal/authz"
 	"cpm/internal/command"
 	"cpm/internal/names"
+	"cpm/internal/store"
+	"cpm/internal/token"
 )
 
 // LFSTokens makes the short-lived tokens git-lfs-authenticate hands out:
@@ -72,4 +74,32 @@ func (g *Gateway) lfsAuthenticate(ctx context.Context, s Session, cmd command.Co
 // public base URL.
 func LFSHref(base string, repo names.RepoPath) string {
 	return strings.TrimRight(base, "/") + "/" + repo.String() + ".git/info/lfs"
+}
+
+// StoreTokens makes git-lfs-authenticate's tokens in the store: of kind
+// lfs (token list leaves them out; each one made clears the expired),
+// for the user on the one repository, or for a deploy key's repository.
+type StoreTokens struct{ Store *store.Store }
+
+// LFSToken implements LFSTokens.
+func (t StoreTokens) LFSToken(ctx context.Context, id access.Identity, repo names.RepoPath, write bool, ttl time.Duration) (string, error) {
+	secret, hash, err := token.New()
+	if err != nil {
+		return "", err
+	}
+	nt := store.NewToken{Name: "git-lfs-authenticate " + repo.String(), Hash: hash, ReadOnly: !write,
+		ExpiresAt: time.Now().Add(ttl), Kind: store.TokenLFS}
+	if id.IsDeployKey() {
+		nt.RepoID = id.RepoID
+	} else {
+		r, err := t.Store.Repo(ctx, repo.Org, repo.Repo)
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", repo, err)
+		}
+		nt.UserID, nt.RepoIDs = id.UserID, []int64{r.ID}
+	}
+	if _, err := t.Store.CreateToken(ctx, store.Actor{Name: id.Name()}, nt); err != nil {
+		return "", err
+	}
+	return secret, nil
 }

@@ -13,9 +13,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"cpm/internal/access"
+	"cpm/internal/clientaddr"
 	"cpm/internal/gateway"
 	"cpm/internal/lfs"
 	"cpm/internal/names"
@@ -29,8 +31,12 @@ const mediaType = "application/vnd.git-lfs+json"
 type Handler struct {
 	Gateway *gateway.Gateway
 	// BaseURL is the public base URL that actions point at
-	// (https://git.example.com); "" derives it from each request.
+	// (http_url, such as https://git.example.com); "" derives it from
+	// each request.
 	BaseURL string
+	// ProxyAllow are the reverse proxies whose forwarded-for headers name
+	// the client (the HTTP server's setting).
+	ProxyAllow []netip.Prefix
 }
 
 // request is one API request on its way: the decided repository and
@@ -105,7 +111,7 @@ func (h *Handler) route(method, rest string) (route, bool) {
 // gateway; false when the client has been answered with the refusal.
 func (h *Handler) decide(q *request, write bool) bool {
 	o, err := h.Gateway.OpenLFS(q.r.Context(), gateway.LFSRequest{
-		Identity: q.id, Repo: q.repo, Write: write, RemoteAddr: q.r.RemoteAddr,
+		Identity: q.id, Repo: q.repo, Write: write, RemoteAddr: clientaddr.FromHeaders(q.r.RemoteAddr, q.r.Header, h.ProxyAllow),
 	})
 	if err != nil {
 		q.refuse(err)

@@ -11,6 +11,7 @@ import (
 	"cpm/internal/clientaddr"
 	"cpm/internal/githttp"
 	"cpm/internal/httpserver"
+	"cpm/internal/lfshttp"
 )
 
 // listenHTTP serves git over HTTP(S) on http_listen, with the same
@@ -30,7 +31,8 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers) (string, error) {
 		return "", fmt.Errorf("listen %s: %w", c.HTTP.Listen, err)
 	}
 	h := &githttp.Handler{Gateway: n.Gateway, Tokens: n.Gateway.Tokens, ProxyAllow: c.ProxyAllow,
-		BaseURL: c.HTTP.BaseURL(), Log: n.Log}
+		BaseURL: c.HTTP.BaseURL(), Log: n.Log,
+		LFS: &lfshttp.Handler{Gateway: n.Gateway, BaseURL: c.HTTP.URL, ProxyAllow: c.ProxyAllow}}
 	srv.http = httpserver.New(h, httpserver.Limits{
 		Header:      c.HandshakeTimeout,
 		Idle:        c.IdleTimeout,
