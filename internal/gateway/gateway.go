@@ -116,7 +116,7 @@ type Session struct {
 // actor is who the session's audit rows name: the user, from where, and
 // through which node.
 func (s Session) actor() store.Actor {
-	return store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr, Via: s.Relayed}
+	return store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr, Via: s.Relayed, Transport: s.Transport}
 }
 
 // lingering is the context for what must outlive a client that hangs up:

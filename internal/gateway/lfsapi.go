@@ -67,7 +67,7 @@ func (g *Gateway) openLFS(ctx context.Context, req LFSRequest) (*LFSOpen, error)
 		cmd.Operation = string(lfs.Upload)
 	}
 	// An HTTP request has no stream to relay: as many hops as allowed.
-	s := Session{Identity: req.Identity, RemoteAddr: req.RemoteAddr, Hops: maxHops}
+	s := Session{Identity: req.Identity, RemoteAddr: req.RemoteAddr, Hops: maxHops, Transport: "http"}
 	grant, err := g.authorize(ctx, s, cmd)
 	if err != nil {
 		return nil, err

@@ -144,6 +144,20 @@ func TestHTTPLFS(t *testing.T) {
 		if out := l.mustGit(dir, env, "lfs", "locks"); strings.Contains(out, "asset.bin") {
 			t.Fatalf("still locked: %q", out)
 		}
+		var audit []struct {
+			Actor, Action string
+			Details       map[string]any
+		}
+		json.Unmarshal([]byte(l.w.MustAdmin("audit", "--limit", "20", "--json")), &audit)
+		seen := map[string]bool{}
+		for _, a := range audit {
+			if a.Actor == "alice" && a.Details["transport"] == "http" {
+				seen[a.Action] = true
+			}
+		}
+		if !seen["lfs.lock"] || !seen["lfs.unlock"] {
+			t.Fatalf("audit rows of the lock and unlock over HTTP: %+v", audit)
+		}
 	})
 	t.Run("ssh remote with lfs.sshtransfer=never", func(t *testing.T) {
 		env := []string{"GIT_CONFIG_GLOBAL=" + filepath.Join(l.home, ".gitconfig"), "GIT_SSL_CAINFO=" + l.ca}
