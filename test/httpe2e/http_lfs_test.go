@@ -23,6 +23,7 @@ import (
 type lfsWorld struct {
 	*httpWorld
 	alice, reader, outsider, readOnly string // tokens
+	oid                               string // of the object the first push stores
 }
 
 func newLFSWorld(t *testing.T) *lfsWorld {
@@ -106,142 +107,153 @@ func batchBody(op, oid string, size int) []byte {
 // (git-lfs-authenticate, then HTTPS), and the API's refusals.
 func TestHTTPLFS(t *testing.T) {
 	l := newLFSWorld(t)
-	url := l.url("acme/priv.git")
-	var oid string
+	t.Run("push and clone over HTTPS", l.pushAndClone)
+	t.Run("locks over HTTPS", l.locks)
+	t.Run("ssh remote with lfs.sshtransfer=never", l.sshRemote)
+	t.Run("a read-only token may not upload", l.readOnlyUpload)
+	t.Run("an unreadable repository answers like a missing one", l.unreadable)
+	t.Run("content that does not match its id leaves nothing", l.corruptUpload)
+	t.Run("an oversize upload is refused", l.oversizeUpload)
+}
 
-	t.Run("push and clone over HTTPS", func(t *testing.T) {
-		dir := filepath.Join(l.w.Root, "https-alice")
-		l.mustGit("", withToken(l.alice), "clone", "-q", url, dir)
-		oid = l.addLFSFile(dir, withToken(l.alice), "asset.bin", 300_000)
-		l.mustGit(dir, withToken(l.alice), "push", "-q", "origin", "main")
-		if fi, err := os.Stat(l.stored(oid)); err != nil || fi.Size() != 300_000 {
-			t.Fatalf("object not stored: %v", err)
+func (l *lfsWorld) pushAndClone(t *testing.T) {
+	dir := filepath.Join(l.w.Root, "https-alice")
+	l.mustGit("", withToken(l.alice), "clone", "-q", l.url("acme/priv.git"), dir)
+	l.oid = l.addLFSFile(dir, withToken(l.alice), "asset.bin", 300_000)
+	l.mustGit(dir, withToken(l.alice), "push", "-q", "origin", "main")
+	if fi, err := os.Stat(l.stored(l.oid)); err != nil || fi.Size() != 300_000 {
+		t.Fatalf("object not stored: %v", err)
+	}
+	rdir := filepath.Join(l.w.Root, "https-reader")
+	l.mustGit("", withToken(l.reader), "clone", "-q", l.url("acme/priv.git"), rdir)
+	want, _ := os.ReadFile(filepath.Join(dir, "asset.bin"))
+	if got, _ := os.ReadFile(filepath.Join(rdir, "asset.bin")); !bytes.Equal(got, want) {
+		t.Fatalf("smudged file differs: %d bytes, want %d", len(got), len(want))
+	}
+}
+
+func (l *lfsWorld) locks(t *testing.T) {
+	dir := filepath.Join(l.w.Root, "https-alice")
+	env := withToken(l.alice)
+	if out := l.mustGit(dir, env, "lfs", "lock", "asset.bin"); !strings.Contains(out, "Locked asset.bin") {
+		t.Fatalf("lock: %q", out)
+	}
+	if out := l.mustGit(dir, env, "lfs", "locks"); !strings.Contains(out, "asset.bin") || !strings.Contains(out, "alice") {
+		t.Fatalf("locks: %q", out)
+	}
+	rdir := filepath.Join(l.w.Root, "https-reader")
+	if out := l.mustGit(rdir, withToken(l.reader), "lfs", "locks"); !strings.Contains(out, "asset.bin") {
+		t.Fatalf("a reader's list: %q", out)
+	}
+	if r := l.git(rdir, withToken(l.reader), "lfs", "lock", "other.bin"); r.Code == 0 {
+		t.Fatalf("a reader locked: %s", r.Stdout)
+	}
+	l.mustGit(dir, env, "lfs", "unlock", "asset.bin")
+	if out := l.mustGit(dir, env, "lfs", "locks"); strings.Contains(out, "asset.bin") {
+		t.Fatalf("still locked: %q", out)
+	}
+	var audit []struct {
+		Actor, Action string
+		Details       map[string]any
+	}
+	json.Unmarshal([]byte(l.w.MustAdmin("audit", "--limit", "20", "--json")), &audit)
+	seen := map[string]bool{}
+	for _, a := range audit {
+		if a.Actor == "alice" && a.Details["transport"] == "http" {
+			seen[a.Action] = true
 		}
-		rdir := filepath.Join(l.w.Root, "https-reader")
-		l.mustGit("", withToken(l.reader), "clone", "-q", url, rdir)
-		want, _ := os.ReadFile(filepath.Join(dir, "asset.bin"))
-		if got, _ := os.ReadFile(filepath.Join(rdir, "asset.bin")); !bytes.Equal(got, want) {
-			t.Fatalf("smudged file differs: %d bytes, want %d", len(got), len(want))
+	}
+	if !seen["lfs.lock"] || !seen["lfs.unlock"] {
+		t.Fatalf("audit rows of the lock and unlock over HTTP: %+v", audit)
+	}
+}
+
+func (l *lfsWorld) sshRemote(t *testing.T) {
+	env := []string{"GIT_CONFIG_GLOBAL=" + filepath.Join(l.home, ".gitconfig"), "GIT_SSL_CAINFO=" + l.ca}
+	ssh := l.sshWithoutTransfer()
+	git := func(dir string, args ...string) {
+		t.Helper()
+		if r := l.httpWorld.alice.GitVia(ssh, env, dir, append([]string{"-c", "lfs.sshtransfer=never"}, args...)...); r.Code != 0 {
+			t.Fatalf("git %v: %d\n%s", args, r.Code, r.Stderr)
 		}
-	})
-	t.Run("locks over HTTPS", func(t *testing.T) {
-		dir := filepath.Join(l.w.Root, "https-alice")
-		env := withToken(l.alice)
-		if out := l.mustGit(dir, env, "lfs", "lock", "asset.bin"); !strings.Contains(out, "Locked asset.bin") {
-			t.Fatalf("lock: %q", out)
+	}
+	before := l.httpRequests("download", 0)
+	dir := filepath.Join(l.w.Root, "ssh-alice")
+	git(l.w.Root, "clone", "-q", l.httpWorld.alice.URL("acme/priv"), dir)
+	if b, _ := os.ReadFile(filepath.Join(dir, "asset.bin")); len(b) != 300_000 {
+		t.Fatalf("clone over ssh did not smudge over HTTPS: %d bytes", len(b))
+	}
+	if !l.waitLogged(func() bool { return l.httpRequests("download", 0) > before }) {
+		t.Fatalf("no LFS download over HTTP in the log:\n%s", l.srv.Log())
+	}
+	body := make([]byte, 2000)
+	rand.Read(body)
+	os.WriteFile(filepath.Join(dir, "second.bin"), body, 0o644)
+	git(dir, "add", "second.bin")
+	git(dir, "commit", "-q", "-m", "second")
+	before = l.httpRequests("upload", 1)
+	git(dir, "push", "-q", "origin", "main")
+	sum := sha256.Sum256(body)
+	if _, err := os.Stat(l.stored(hex.EncodeToString(sum[:]))); err != nil {
+		t.Fatalf("object not stored: %v", err)
+	}
+	if !l.waitLogged(func() bool { return l.httpRequests("upload", 1) > before }) {
+		t.Fatalf("no LFS upload over HTTP in the log:\n%s", l.srv.Log())
+	}
+}
+
+func (l *lfsWorld) readOnlyUpload(t *testing.T) {
+	code, body := l.api("POST", "acme/priv.git/info/lfs/objects/batch", l.readOnly, batchBody("upload", strings.Repeat("a", 64), 5))
+	if code != http.StatusForbidden || !strings.Contains(body, "cpm: ") {
+		t.Fatalf("%d %s", code, body)
+	}
+	if code, _ := l.api("PUT", "acme/priv.git/info/lfs/objects/"+strings.Repeat("a", 64), l.readOnly, []byte("12345")); code != http.StatusForbidden {
+		t.Fatalf("put: %d", code)
+	}
+}
+
+func (l *lfsWorld) unreadable(t *testing.T) {
+	for _, tok := range []string{l.outsider, ""} {
+		code, body := l.api("POST", "acme/priv.git/info/lfs/objects/batch", tok, batchBody("download", l.oid, 300_000))
+		mcode, mbody := l.api("POST", "acme/nope.git/info/lfs/objects/batch", tok, batchBody("download", l.oid, 300_000))
+		if code != http.StatusUnauthorized || code != mcode || strings.ReplaceAll(body, "priv", "X") != strings.ReplaceAll(mbody, "nope", "X") {
+			t.Fatalf("%d %s / %d %s", code, body, mcode, mbody)
 		}
-		if out := l.mustGit(dir, env, "lfs", "locks"); !strings.Contains(out, "asset.bin") || !strings.Contains(out, "alice") {
-			t.Fatalf("locks: %q", out)
+		if code, _ := l.api("GET", "acme/priv.git/info/lfs/objects/"+l.oid, tok, nil); code != http.StatusUnauthorized {
+			t.Fatalf("download: %d", code)
 		}
-		rdir := filepath.Join(l.w.Root, "https-reader")
-		if out := l.mustGit(rdir, withToken(l.reader), "lfs", "locks"); !strings.Contains(out, "asset.bin") {
-			t.Fatalf("a reader's list: %q", out)
-		}
-		if r := l.git(rdir, withToken(l.reader), "lfs", "lock", "other.bin"); r.Code == 0 {
-			t.Fatalf("a reader locked: %s", r.Stdout)
-		}
-		l.mustGit(dir, env, "lfs", "unlock", "asset.bin")
-		if out := l.mustGit(dir, env, "lfs", "locks"); strings.Contains(out, "asset.bin") {
-			t.Fatalf("still locked: %q", out)
-		}
-		var audit []struct {
-			Actor, Action string
-			Details       map[string]any
-		}
-		json.Unmarshal([]byte(l.w.MustAdmin("audit", "--limit", "20", "--json")), &audit)
-		seen := map[string]bool{}
-		for _, a := range audit {
-			if a.Actor == "alice" && a.Details["transport"] == "http" {
-				seen[a.Action] = true
-			}
-		}
-		if !seen["lfs.lock"] || !seen["lfs.unlock"] {
-			t.Fatalf("audit rows of the lock and unlock over HTTP: %+v", audit)
-		}
-	})
-	t.Run("ssh remote with lfs.sshtransfer=never", func(t *testing.T) {
-		env := []string{"GIT_CONFIG_GLOBAL=" + filepath.Join(l.home, ".gitconfig"), "GIT_SSL_CAINFO=" + l.ca}
-		ssh := l.sshWithoutTransfer()
-		git := func(dir string, args ...string) {
-			t.Helper()
-			if r := l.httpWorld.alice.GitVia(ssh, env, dir, append([]string{"-c", "lfs.sshtransfer=never"}, args...)...); r.Code != 0 {
-				t.Fatalf("git %v: %d\n%s", args, r.Code, r.Stderr)
-			}
-		}
-		before := l.httpRequests("download", 0)
-		dir := filepath.Join(l.w.Root, "ssh-alice")
-		git(l.w.Root, "clone", "-q", l.httpWorld.alice.URL("acme/priv"), dir)
-		if b, _ := os.ReadFile(filepath.Join(dir, "asset.bin")); len(b) != 300_000 {
-			t.Fatalf("clone over ssh did not smudge over HTTPS: %d bytes", len(b))
-		}
-		if !l.waitLogged(func() bool { return l.httpRequests("download", 0) > before }) {
-			t.Fatalf("no LFS download over HTTP in the log:\n%s", l.srv.Log())
-		}
-		body := make([]byte, 2000)
-		rand.Read(body)
-		os.WriteFile(filepath.Join(dir, "second.bin"), body, 0o644)
-		git(dir, "add", "second.bin")
-		git(dir, "commit", "-q", "-m", "second")
-		before = l.httpRequests("upload", 1)
-		git(dir, "push", "-q", "origin", "main")
-		sum := sha256.Sum256(body)
-		if _, err := os.Stat(l.stored(hex.EncodeToString(sum[:]))); err != nil {
-			t.Fatalf("object not stored: %v", err)
-		}
-		if !l.waitLogged(func() bool { return l.httpRequests("upload", 1) > before }) {
-			t.Fatalf("no LFS upload over HTTP in the log:\n%s", l.srv.Log())
-		}
-	})
-	t.Run("a read-only token may not upload", func(t *testing.T) {
-		code, body := l.api("POST", "acme/priv.git/info/lfs/objects/batch", l.readOnly, batchBody("upload", strings.Repeat("a", 64), 5))
-		if code != http.StatusForbidden || !strings.Contains(body, "cpm: ") {
-			t.Fatalf("%d %s", code, body)
-		}
-		if code, _ := l.api("PUT", "acme/priv.git/info/lfs/objects/"+strings.Repeat("a", 64), l.readOnly, []byte("12345")); code != http.StatusForbidden {
-			t.Fatalf("put: %d", code)
-		}
-	})
-	t.Run("an unreadable repository answers like a missing one", func(t *testing.T) {
-		for _, tok := range []string{l.outsider, ""} {
-			code, body := l.api("POST", "acme/priv.git/info/lfs/objects/batch", tok, batchBody("download", oid, 300_000))
-			mcode, mbody := l.api("POST", "acme/nope.git/info/lfs/objects/batch", tok, batchBody("download", oid, 300_000))
-			if code != http.StatusUnauthorized || code != mcode || strings.ReplaceAll(body, "priv", "X") != strings.ReplaceAll(mbody, "nope", "X") {
-				t.Fatalf("%d %s / %d %s", code, body, mcode, mbody)
-			}
-			if code, _ := l.api("GET", "acme/priv.git/info/lfs/objects/"+oid, tok, nil); code != http.StatusUnauthorized {
-				t.Fatalf("download: %d", code)
-			}
-		}
-	})
-	t.Run("content that does not match its id leaves nothing", func(t *testing.T) {
-		fake := sha256.Sum256([]byte("something else"))
-		id := hex.EncodeToString(fake[:])
-		code, body := l.api("PUT", "acme/priv.git/info/lfs/objects/"+id, l.alice, []byte("not that"))
-		if code != http.StatusUnprocessableEntity {
-			t.Fatalf("%d %s", code, body)
-		}
-		if _, err := os.Stat(l.stored(id)); err == nil {
-			t.Fatal("a corrupt upload was kept")
-		}
-		if left, _ := os.ReadDir(filepath.Join(l.w.RepoDir("acme", "priv"), "lfs", "tmp")); len(left) != 0 {
-			t.Fatalf("temporary files left: %v", left)
-		}
-	})
-	t.Run("an oversize upload is refused", func(t *testing.T) {
-		big := bytes.Repeat([]byte("x"), 1<<20+1)
-		sum := sha256.Sum256(big)
-		id := hex.EncodeToString(sum[:])
-		code, body := l.api("POST", "acme/priv.git/info/lfs/objects/batch", l.alice, batchBody("upload", id, len(big)))
-		if code != http.StatusOK || !strings.Contains(body, `"code":422`) || !strings.Contains(body, "lfs_max_object_size") {
-			t.Fatalf("batch: %d %s", code, body)
-		}
-		if code, body := l.api("PUT", "acme/priv.git/info/lfs/objects/"+id, l.alice, big); code != http.StatusRequestEntityTooLarge {
-			t.Fatalf("put: %d %s", code, body)
-		}
-		if _, err := os.Stat(l.stored(id)); err == nil {
-			t.Fatal("an oversize upload was kept")
-		}
-	})
+	}
+}
+
+func (l *lfsWorld) corruptUpload(t *testing.T) {
+	fake := sha256.Sum256([]byte("something else"))
+	id := hex.EncodeToString(fake[:])
+	code, body := l.api("PUT", "acme/priv.git/info/lfs/objects/"+id, l.alice, []byte("not that"))
+	if code != http.StatusUnprocessableEntity {
+		t.Fatalf("%d %s", code, body)
+	}
+	if _, err := os.Stat(l.stored(id)); err == nil {
+		t.Fatal("a corrupt upload was kept")
+	}
+	if left, _ := os.ReadDir(filepath.Join(l.w.RepoDir("acme", "priv"), "lfs", "tmp")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+func (l *lfsWorld) oversizeUpload(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 1<<20+1)
+	sum := sha256.Sum256(big)
+	id := hex.EncodeToString(sum[:])
+	code, body := l.api("POST", "acme/priv.git/info/lfs/objects/batch", l.alice, batchBody("upload", id, len(big)))
+	if code != http.StatusOK || !strings.Contains(body, `"code":422`) || !strings.Contains(body, "lfs_max_object_size") {
+		t.Fatalf("batch: %d %s", code, body)
+	}
+	if code, body := l.api("PUT", "acme/priv.git/info/lfs/objects/"+id, l.alice, big); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("put: %d %s", code, body)
+	}
+	if _, err := os.Stat(l.stored(id)); err == nil {
+		t.Fatal("an oversize upload was kept")
+	}
 }
 
 // sshWithoutTransfer is alice's ssh command with git-lfs-transfer taken
