@@ -32,7 +32,7 @@ func (s *Session) lock(ctx context.Context, path string) (status, error) {
 	l, err := s.Lock(ctx, path)
 	switch {
 	case errors.Is(err, ErrInvalid):
-		return fail(400, "lock needs path=PATH"), nil
+		return fail(400, "lock needs path=PATH: %v", err), nil
 	case errors.Is(err, ErrLockExists):
 		st := fail(409, "%s is locked by %s", clip(path), l.Owner)
 		st.args = lockArgs(l)

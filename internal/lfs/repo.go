@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 )
 
 // Repo is one repository's LFS objects and locks as one identity may use
@@ -101,8 +102,10 @@ const maxLockPath = 4096
 // Lock locks path for the repository's user; ErrLockExists comes with
 // the lock that holds it.
 func (r Repo) Lock(ctx context.Context, path string) (Lock, error) {
-	if path == "" || len(path) > maxLockPath || strings.ContainsAny(path, "\x00\n\r") {
-		return Lock{}, refusal(ErrInvalid, "a lock needs a path of one line, at most %d bytes", maxLockPath)
+	// No control characters: every client that lists locks prints the
+	// paths others locked, and an escape sequence there would be theirs.
+	if path == "" || len(path) > maxLockPath || strings.IndexFunc(path, unicode.IsControl) >= 0 {
+		return Lock{}, refusal(ErrInvalid, "a lock needs a path without control characters, at most %d bytes", maxLockPath)
 	}
 	return r.Locks.Create(ctx, path, r.User)
 }

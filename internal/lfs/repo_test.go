@@ -62,3 +62,17 @@ func TestRepoUnlock(t *testing.T) {
 		t.Errorf("missing lock: %v", err)
 	}
 }
+
+func TestRepoLockPath(t *testing.T) {
+	r := Repo{User: "ann", Locks: &memLocks{}}
+	for _, p := range []string{"", "a\nb", "a\x00b", "a\x1b[2Jb", "a\tb", "a\u0085b", strings.Repeat("x", maxLockPath+1)} {
+		if _, err := r.Lock(context.Background(), p); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: %v, want ErrInvalid", p, err)
+		}
+	}
+	for _, p := range []string{"art/a.psd", "dossier/été 2026.psd", strings.Repeat("x", maxLockPath)} {
+		if _, err := r.Lock(context.Background(), p); err != nil {
+			t.Errorf("%q: %v", p, err)
+		}
+	}
+}
