@@ -23,6 +23,7 @@ import (
 type lfsWorld struct {
 	*httpWorld
 	alice, reader, outsider, readOnly string // tokens
+	elsewhere                         string // alice's token for acme/pub alone
 	oid                               string // of the object the first push stores
 }
 
@@ -36,10 +37,11 @@ func newLFSWorld(t *testing.T) *lfsWorld {
 	}
 	h.w.MustAdmin("repo", "grant", "acme/priv", "reader", "read")
 	l := &lfsWorld{httpWorld: h,
-		alice:    newToken(t, h, "alice", "--name", "laptop"),
-		reader:   newToken(t, h, "reader", "--name", "laptop"),
-		outsider: newToken(t, h, "outsider", "--name", "laptop"),
-		readOnly: newToken(t, h, "alice", "--name", "ci", "--read-only"),
+		alice:     newToken(t, h, "alice", "--name", "laptop"),
+		reader:    newToken(t, h, "reader", "--name", "laptop"),
+		outsider:  newToken(t, h, "outsider", "--name", "laptop"),
+		readOnly:  newToken(t, h, "alice", "--name", "ci", "--read-only"),
+		elsewhere: newToken(t, h, "alice", "--name", "pub", "--repo", "acme/pub"),
 	}
 	h.mustGit("", nil, "lfs", "install", "--skip-repo") // into the clients' HOME
 	return l
@@ -111,7 +113,7 @@ func TestHTTPLFS(t *testing.T) {
 	t.Run("locks over HTTPS", l.locks)
 	t.Run("ssh remote with lfs.sshtransfer=never", l.sshRemote)
 	t.Run("a read-only token may not upload", l.readOnlyUpload)
-	t.Run("an unreadable repository answers like a missing one", l.unreadable)
+	t.Run("an unreadable repository, or one outside the token's scope, answers like a missing one", l.unreadable)
 	t.Run("content that does not match its id leaves nothing", l.corruptUpload)
 	t.Run("an oversize upload is refused", l.oversizeUpload)
 }
@@ -213,7 +215,7 @@ func (l *lfsWorld) readOnlyUpload(t *testing.T) {
 }
 
 func (l *lfsWorld) unreadable(t *testing.T) {
-	for _, tok := range []string{l.outsider, ""} {
+	for _, tok := range []string{l.outsider, l.elsewhere, ""} {
 		code, body := l.api("POST", "acme/priv.git/info/lfs/objects/batch", tok, batchBody("download", l.oid, 300_000))
 		mcode, mbody := l.api("POST", "acme/nope.git/info/lfs/objects/batch", tok, batchBody("download", l.oid, 300_000))
 		if code != http.StatusUnauthorized || code != mcode || strings.ReplaceAll(body, "priv", "X") != strings.ReplaceAll(mbody, "nope", "X") {
