@@ -76,7 +76,7 @@ func TestTokensAgainstStore(t *testing.T) {
 		{scoped, "api", authz.Push, false, true},
 		{scoped, "pub", authz.Read, true, false},
 		{scoped, "pub", authz.Push, false, false},
-		{scoped, "new", authz.Create, false, false},
+		{scoped, "new", authz.Create, false, true},
 		{deployRO, "web", authz.Read, true, false},
 		{deployRO, "web", authz.Push, false, false},
 		{deployRO, "api", authz.Read, false, true},
@@ -108,9 +108,13 @@ func TestTokensAgainstStore(t *testing.T) {
 	id, _ := c.IdentifyToken(ctx, scoped)
 	_, errOut := c.Authorize(ctx, id, names.RepoPath{Org: "acme", Repo: "api"}, authz.Read)
 	_, errNone := c.Authorize(ctx, id, names.RepoPath{Org: "acme", Repo: "nope"}, authz.Read)
-	var e1, e2 *Error
-	if !errors.As(errOut, &e1) || !errors.As(errNone, &e2) || e1.Kind != NotFound || e2.Kind != NotFound {
-		t.Errorf("out of scope: %v; missing: %v", errOut, errNone)
+	_, pushOut := c.Authorize(ctx, id, names.RepoPath{Org: "acme", Repo: "api"}, authz.Push)
+	_, pushNone := c.Authorize(ctx, id, names.RepoPath{Org: "acme", Repo: "nope"}, authz.Push)
+	for _, err := range []error{errOut, errNone, pushOut, pushNone} {
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != NotFound || e.Creatable {
+			t.Errorf("scoped token outside its scope: %v (%+v), want a plain not found", err, e)
+		}
 	}
 
 	// Refusals: one error for all.

@@ -262,7 +262,9 @@ func Decide(p Principal, f Facts, a Action) Decision {
 		case p.Forwarded:
 			return Decision{Hidden: f.OrgRole == RoleNone && !p.SiteAdmin, Reason: "a push forwarded by a neighbour never creates a repository"}
 		case p.limited():
-			return Decision{Hidden: f.OrgRole < RoleAdmin && !p.SiteAdmin, Reason: "a read-only or scoped token never creates a repository"}
+			// A scoped token reaches its repositories only: one that does
+			// not exist is to it like one outside its scope.
+			return Decision{Hidden: p.Scoped || (f.OrgRole < RoleAdmin && !p.SiteAdmin), Reason: "a read-only or scoped token never creates a repository"}
 		case orgRole(p, f) >= RoleAdmin:
 			return Decision{Allow: true, Perm: PermAdmin, Reason: "org " + orgRole(p, f).String() + " may create"}
 		}

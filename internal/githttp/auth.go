@@ -1,6 +1,7 @@
 package githttp
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -67,9 +68,8 @@ func (h *Handler) authenticated(w http.ResponseWriter, r *http.Request, remote s
 }
 
 // unknownToken tells a token that is not (or no longer) valid from a
-// failure to look it up. Until the store's tokens are wired, every
-// failure is an unknown token.
-func unknownToken(error) bool { return true }
+// failure to look it up.
+func unknownToken(err error) bool { return errors.Is(err, access.ErrUnknownToken) }
 
 // credential is the token the request carries: given says whether it
 // carries an Authorization header at all, ok whether that header is a

@@ -8,11 +8,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	"cpm/internal/authlimit"
 	"cpm/internal/clientaddr"
 	"cpm/internal/config"
 	"cpm/internal/githttp"
 	"cpm/internal/httpserver"
 	"cpm/internal/lfshttp"
+	"cpm/internal/metrics"
 )
 
 // bindHTTP opens http_listen's socket, before any session is served:
@@ -39,7 +41,7 @@ func (n *Node) httpAt(raw net.Listener) config.HTTP {
 // listenHTTP serves git over HTTP(S) on raw (bindHTTP), with the same
 // gateway as ssh; with tls_cert it is HTTPS, its certificate read again
 // on every SIGHUP.
-func (n *Node) listenHTTP(ctx context.Context, srv *servers, raw net.Listener) (string, error) {
+func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway, raw net.Listener) (string, error) {
 	c := n.Conf
 	var certs *httpserver.Certificates
 	if c.HTTP.TLS() {
@@ -50,6 +52,7 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, raw net.Listener) (
 		}
 	}
 	h := &githttp.Handler{Gateway: n.Gateway, Tokens: n.Gateway.Tokens, ProxyAllow: c.ProxyAllow,
+		Limiter: authlimit.New("http", authlimit.Config{}, metrics.NewAuth(m.Registry)),
 		BaseURL: n.httpAt(raw).BaseURL(), Log: n.Log,
 		LFS: &lfshttp.Handler{Gateway: n.Gateway, BaseURL: c.HTTP.URL, ProxyAllow: c.ProxyAllow}}
 	srv.http = httpserver.New(h, httpserver.Limits{
@@ -61,14 +64,13 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, raw net.Listener) (
 	h.Linger = srv.http.Stopped()
 	ln := clientaddr.Listen(raw, clientaddr.Mode(c.ProxyProtocol), c.ProxyAllow)
 	go func() { srv.errc <- srv.http.Serve(ln) }()
-	if certs != nil {
-		go n.reloadOnHangup(ctx, srv.http)
-	}
 	return raw.Addr().String(), nil
 }
 
-// reloadOnHangup reads the TLS certificate again on each SIGHUP until
-// ctx ends; a bad file keeps the one in use.
+// reloadOnHangup reads the HTTP listener's TLS certificate again on
+// each SIGHUP (systemctl reload) until ctx ends; a bad file keeps the
+// one in use. Without one, SIGHUP does nothing (rather than end the
+// server, its default).
 func (n *Node) reloadOnHangup(ctx context.Context, s *httpserver.Server) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -78,6 +80,10 @@ func (n *Node) reloadOnHangup(ctx context.Context, s *httpserver.Server) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if s == nil {
+				n.Log.Info().Msg("SIGHUP: no TLS certificate to reload")
+				continue
+			}
 			if err := s.Reload(); err != nil {
 				n.Log.Error().Err(err).Msg("tls reload")
 				continue

@@ -76,8 +76,10 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	if self != "" {
 		name = self
 	}
+	checker := access.New(st, n.Replicas)
 	n.Gateway = &gateway.Gateway{
-		Access:           access.New(st, n.Replicas),
+		Access:           checker,
+		Tokens:           checker,
 		Store:            st,
 		Disk:             n.Disk,
 		DataDir:          dir,
@@ -93,7 +95,6 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	if n.Self.ID != 0 {
 		n.Gateway.Fence = storeFence{st: st, id: n.Self.ID} // a serving node's own lease keeper replaces it
 	}
-	n.Gateway.Tokens = n.Gateway.Access
 	// A forced-command session answers git-lfs-authenticate for the
 	// HTTP server that cpm-shell serve runs with the same settings.
 	if base := conf.HTTP.BaseURL(); base != "" {

@@ -1,12 +1,16 @@
 package httpe2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestHTTPGitAnonymous: over HTTPS without credentials a public
@@ -81,6 +85,22 @@ func TestHTTPGitAnonymous(t *testing.T) {
 			t.Errorf("anonymous push succeeded:\n%s", r.Stderr)
 		}
 	})
+	t.Run("certificate reloaded on SIGHUP", func(t *testing.T) {
+		before := h.serverCert(t)
+		writeCert(t, h.ca, filepath.Join(h.w.Root, "tls-key.pem"), "127.0.0.1")
+		h.srv.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(10 * time.Second)
+		for h.serverCert(t).Equal(before) {
+			if time.Now().After(deadline) {
+				t.Fatal("the server presents the old certificate 10 s after SIGHUP")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if h.srv.Exited() {
+			t.Fatal("SIGHUP ended the server")
+		}
+		h.mustGit(filepath.Join(h.w.Root, "v2"), nil, "fetch", "-q", "origin")
+	})
 	t.Run("no dumb HTTP, no other services", func(t *testing.T) {
 		for path, want := range map[string]int{
 			"acme/pub.git/HEAD":                                  http.StatusNotFound,
@@ -102,7 +122,14 @@ func TestHTTPGitAnonymous(t *testing.T) {
 // get fetches path under the server, without credentials.
 func (h *httpWorld) get(t *testing.T, path string) (*http.Response, string) {
 	t.Helper()
-	resp, err := h.client().Get(h.url(path))
+	req, _ := http.NewRequest(http.MethodGet, h.url(path), nil)
+	return h.do(t, req)
+}
+
+// do sends req and reads the answer whole.
+func (h *httpWorld) do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := h.client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,4 +143,15 @@ func tail(s string) string {
 		return "…" + s[len(s)-4000:]
 	}
 	return s
+}
+
+// serverCert is the certificate the server presents now.
+func (h *httpWorld) serverCert(t *testing.T) *x509.Certificate {
+	t.Helper()
+	c, err := tls.Dial("tcp", h.srv.HTTPAddr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0]
 }

@@ -16,7 +16,7 @@ import (
 // costs the server bounded time and memory; nothing secret reaches the
 // log, and forwarded-for headers count only from proxy_allow.
 func TestHTTPHostile(t *testing.T) {
-	h := newHTTPWorld(t, false, "--handshake-timeout", "2s")
+	h := newHTTPWorld(t, false, "--handshake-timeout", "2s", "--proxy-allow", "127.0.0.2/32")
 	get := func(path string, headers ...string) string {
 		return "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + strings.Join(headers, "") + "\r\n"
 	}
@@ -169,6 +169,25 @@ func TestHTTPHostile(t *testing.T) {
 			t.Errorf("no http event in the log:\n%s", log)
 		}
 	})
+	t.Run("forwarded-for from proxy_allow", func(t *testing.T) {
+		// The same header from 127.0.0.2 (allowed) names the client; from
+		// 127.0.0.1 (above) it was ignored.
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", h.srv.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte(get("/acme/nope.git/info/refs?service=git-upload-pack", "X-Forwarded-For: 203.0.113.90\r\n")))
+		io.Copy(io.Discard, c)
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(h.srv.Log(), `"remote":"203.0.113.90"`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("a trusted proxy's X-Forwarded-For is not the logged client")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	t.Run("bad credentials", func(t *testing.T) {
 		for _, auth := range []string{"Basic eDpjcG1fbm9wZQ==", "Bearer cpm_nope", "Bearer ", "Digest x", "Basic !!!"} {
 			req, _ := http.NewRequest(http.MethodGet, h.url("acme/pub.git/info/refs?service=git-upload-pack"), nil)
@@ -180,6 +199,30 @@ func TestHTTPHostile(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Basic realm="cpm"` {
 				t.Errorf("Authorization %q: %d %v", auth, resp.StatusCode, resp.Header)
+			}
+		}
+	})
+	t.Run("failed authentications are rate limited", func(t *testing.T) {
+		code := 0
+		for i := 0; i < 20 && code != http.StatusTooManyRequests; i++ {
+			code = h.raw(get("/acme/pub.git/info/refs?service=git-upload-pack", "Authorization: Bearer cpm_guess\r\n"))
+		}
+		if code != http.StatusTooManyRequests {
+			t.Fatalf("20 failed authentications in a row: the last %d", code)
+		}
+		// Anonymous reads from the same address still work.
+		if code := h.raw(get("/acme/pub.git/info/refs?service=git-upload-pack")); code != http.StatusOK {
+			t.Errorf("anonymous read after the limit: %d", code)
+		}
+		resp, err := http.Get("http://" + h.srv.MetricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`cpm_auth_failures_total{transport="http"}`, `cpm_auth_rate_limited_total{transport="http"}`} {
+			if !strings.Contains(string(m), want) {
+				t.Errorf("metrics lack %s", want)
 			}
 		}
 	})
