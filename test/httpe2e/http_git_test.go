@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -39,6 +40,18 @@ func TestHTTPGitAnonymous(t *testing.T) {
 			t.Fatalf("clone over v0: exit %d\n%s", r.Code, tail(r.Stderr))
 		}
 		h.mustGit(dir, nil, "-c", "protocol.version=0", "fetch", "-q", "origin")
+	})
+	t.Run("cpm's own refs hidden", func(t *testing.T) {
+		repo := h.w.RepoDir("acme", "pub")
+		if out, err := exec.Command("git", "--git-dir", repo, "update-ref", "refs/cpm/diverged/1/refs/heads/main", "main").CombinedOutput(); err != nil {
+			t.Fatalf("update-ref: %v %s", err, out)
+		}
+		for _, v := range []string{"0", "2"} {
+			refs := h.mustGit("", nil, "-c", "protocol.version="+v, "ls-remote", url)
+			if strings.Contains(refs, "refs/cpm/") || !strings.Contains(refs, "refs/heads/main") {
+				t.Errorf("ls-remote over v%s:\n%s", v, refs)
+			}
+		}
 	})
 	t.Run("shallow", func(t *testing.T) {
 		dir := filepath.Join(h.w.Root, "shallow")
