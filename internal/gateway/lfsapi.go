@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -77,7 +76,7 @@ func (g *Gateway) openLFS(ctx context.Context, req LFSRequest) (*LFSOpen, error)
 		return nil, err
 	}
 	if elsewhere {
-		return nil, refuse("%s: this node does not serve it now (another node of the cluster does); try again", grant.Repo)
+		return nil, retry(store.ErrNotPrimary, "%s: this node does not serve it now (another node of the cluster does); try again", grant.Repo)
 	}
 	p, release, elsewhere, _, err := g.holdWrite(ctx, s, cmd, grant, p)
 	if elsewhere {
@@ -159,21 +158,3 @@ func (g *Gateway) reportLFS(req LFSRequest, repo names.RepoPath, st lfs.Stats, e
 // would read it on stderr ("cpm: …"): a refusal's own words, and for a
 // fault no more than that one occurred.
 func ClientLine(err error) string { return clientLine(err) }
-
-// Retry reports whether err is a refusal that asks the client to try
-// again later (a fenced node, a repository served by another node or
-// being handed over), as HTTP's 503 says.
-func Retry(err error) bool {
-	var r *refusal
-	var f *failure
-	var e *access.Error
-	switch {
-	case errors.As(err, &e):
-		return false
-	case errors.As(err, &f):
-		return errors.Is(f.err, context.DeadlineExceeded) || errors.Is(f.err, context.Canceled)
-	case errors.As(err, &r):
-		return true
-	}
-	return errors.Is(err, store.ErrFenced) || errors.Is(err, store.ErrNotPrimary)
-}

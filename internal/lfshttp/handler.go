@@ -121,19 +121,23 @@ func (h *Handler) decide(q *request, write bool) bool {
 	return true
 }
 
-// refuse answers a decision of the gateway. A repository the identity
-// may not read answers as a missing one does, with a request for
-// credentials (401): no answer tells the two apart.
+// refuse answers a decision of the gateway as githttp answers git's: a
+// repository the identity may not read answers as a missing one does,
+// with a request for credentials (401): no answer tells the two apart;
+// 503 while this node cannot serve it (a lost lease, another primary).
 func (q *request) refuse(err error) {
 	code := http.StatusInternalServerError
 	var e *access.Error
 	switch {
-	case errors.As(err, &e) && e.Kind == access.NotFound:
+	case errors.As(err, &e) && e.Kind == access.NotFound,
+		errors.As(err, &e) && e.Kind == access.Denied && q.id == access.Anonymous:
+		// Anonymous and denied (an upload to a public repository): asked
+		// for credentials, which git-lfs then gets from git's helper.
 		q.w.Header().Set("WWW-Authenticate", `Basic realm="cpm"`)
 		code = http.StatusUnauthorized
 	case errors.As(err, &e) && (e.Kind == access.Denied || e.Kind == access.ReadOnly):
 		code = http.StatusForbidden
-	case gateway.Retry(err):
+	case gateway.Retryable(err):
 		q.w.Header().Set("Retry-After", "1")
 		code = http.StatusServiceUnavailable
 	case access.OutcomeOf(err) == access.Refused:

@@ -27,6 +27,7 @@ import (
 
 // world is a data directory with organisation acme (owner "owner",
 // member "member" who reads), a private acme/web where "dev" may write,
+// a public acme/pub,
 // an outsider, and an HTTP server that serves the LFS API of any
 // repository as the user the X-Test-User header names (the HTTP
 // server's authentication is not this package's).
@@ -60,6 +61,7 @@ func newWorld(t *testing.T, maxSize int64) world {
 		func() error { return svc.SetMember(ctx, "acme", "member", "member") },
 		func() error { _, _, err := svc.CreateRepo(ctx, "acme/web", false, ""); return err },
 		func() error { return svc.Grant(ctx, "acme/web", "dev", "write") },
+		func() error { _, _, err := svc.CreateRepo(ctx, "acme/pub", true, ""); return err },
 	}
 	for _, f := range steps {
 		if err := f(); err != nil {

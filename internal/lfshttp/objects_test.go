@@ -33,6 +33,7 @@ func TestObjects(t *testing.T) {
 	t.Run("upload batch offers upload and verify with the caller's credential", w.uploadBatch)
 	t.Run("objects that are invalid or too large fail alone", w.invalidObjects)
 	t.Run("a reader may not upload", w.readerUpload)
+	t.Run("an anonymous upload asks for credentials", w.anonymousUpload)
 	t.Run("an outsider is answered as for a missing repository", w.outsider)
 	t.Run("content that does not match its id leaves nothing", w.corrupt)
 	t.Run("an oversize upload is refused before it is read", w.oversize)
@@ -67,6 +68,13 @@ func (w objectsWorld) readerUpload(t *testing.T) {
 	}
 	if code, _ := w.call(t, "member", "PUT", api+"/objects/"+w.oid, strings.NewReader(w.content)); code != 403 {
 		t.Fatalf("put: %d", code)
+	}
+}
+
+func (w objectsWorld) anonymousUpload(t *testing.T) {
+	req := jsonBody(t, batchRequest{Operation: "upload", Objects: []batchObject{{w.oid, 1}}})
+	if code, body := w.call(t, "", "POST", "/acme/pub.git/info/lfs/objects/batch", req); code != 401 || !strings.Contains(body, "permission denied") {
+		t.Fatalf("%d %s", code, body)
 	}
 }
 

@@ -110,6 +110,7 @@ func batchBody(op, oid string, size int) []byte {
 func TestHTTPLFS(t *testing.T) {
 	l := newLFSWorld(t)
 	t.Run("push and clone over HTTPS", l.pushAndClone)
+	t.Run("a push to a public repository gets its credentials", l.publicPush)
 	t.Run("locks over HTTPS", l.locks)
 	t.Run("ssh remote with lfs.sshtransfer=never", l.sshRemote)
 	t.Run("a read-only token may not upload", l.readOnlyUpload)
@@ -131,6 +132,18 @@ func (l *lfsWorld) pushAndClone(t *testing.T) {
 	want, _ := os.ReadFile(filepath.Join(dir, "asset.bin"))
 	if got, _ := os.ReadFile(filepath.Join(rdir, "asset.bin")); !bytes.Equal(got, want) {
 		t.Fatalf("smudged file differs: %d bytes, want %d", len(got), len(want))
+	}
+}
+
+// publicPush: git-lfs asks a public repository's API anonymously first;
+// the upload answers 401, and git-lfs asks git's credential helper.
+func (l *lfsWorld) publicPush(t *testing.T) {
+	dir := filepath.Join(l.w.Root, "https-pub")
+	l.mustGit("", nil, "clone", "-q", l.url("acme/pub.git"), dir)
+	oid := l.addLFSFile(dir, nil, "pub.bin", 1000)
+	l.mustGit(dir, withToken(l.alice), "push", "-q", "origin", "main")
+	if _, err := os.Stat(filepath.Join(l.w.RepoDir("acme", "pub"), "lfs", "objects", oid[:2], oid[2:4], oid)); err != nil {
+		t.Fatalf("object not stored: %v", err)
 	}
 }
 
