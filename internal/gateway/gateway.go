@@ -62,6 +62,11 @@ type Gateway struct {
 	// Tokens identifies a relayed HTTP session's access token afresh
 	// (a token revoked a moment ago is refused); nil: no tokens.
 	Tokens TokenIdentifier
+	// HTTPURL is the public base URL of the HTTP server ("" when it is
+	// off), and LFSTokens makes short-lived tokens for it: with both set,
+	// git-lfs-authenticate answers with the LFS HTTP API's address.
+	HTTPURL   string
+	LFSTokens LFSTokens
 }
 
 // TokenIdentifier finds whom an HTTP access token speaks for
@@ -111,7 +116,7 @@ type Session struct {
 // actor is who the session's audit rows name: the user, from where, and
 // through which node.
 func (s Session) actor() store.Actor {
-	return store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr, Via: s.Relayed}
+	return store.Actor{Name: s.Identity.Name(), RemoteAddr: s.RemoteAddr, Via: s.Relayed, Transport: s.Transport}
 }
 
 // lingering is the context for what must outlive a client that hangs up:
@@ -175,9 +180,8 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		r.err = g.info(ctx, s)
 		return r
 	case command.LFSAuthenticate:
-		// git-lfs asks for HTTP credentials only when the pure ssh
-		// transfer failed, or when lfs.url points it at HTTP.
-		r.err = refuse("git-lfs-authenticate: cpm has no HTTP endpoint; it serves Git LFS over ssh (git-lfs-transfer, git-lfs 3.0 or newer); unset lfs.url")
+		r.repo = cmd.Repo.String()
+		r.err = g.lfsAuthenticate(ctx, s, cmd)
 		return r
 	}
 	r.repo = cmd.Repo.String()

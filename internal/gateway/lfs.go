@@ -22,14 +22,13 @@ import (
 // session still opens, so that git-lfs shows that reason for an upload
 // or a lock instead of a bare exit status.
 func (g *Gateway) serveLFS(ctx context.Context, s Session, cmd command.Command, grant access.Grant, dir, noWrite string) error {
-	sess := &lfs.Session{
+	sess := &lfs.Session{Op: lfs.Operation(cmd.Operation), Repo: lfs.Repo{
 		Objects:  lfs.Objects{Dir: lfs.ObjectsDir(dir), MaxSize: g.LFSMaxObjectSize},
-		Op:       lfs.Operation(cmd.Operation),
 		User:     s.Identity.Name(),
 		CanWrite: noWrite == "" && grant.Perm >= authz.PermWrite && grant.Origin == "",
 		Admin:    noWrite == "" && grant.Perm >= authz.PermAdmin && grant.Origin == "",
 		NoWrite:  noWrite,
-	}
+	}}
 	if grant.Origin == "" {
 		r, err := g.Store.Repo(ctx, grant.Repo.Org, grant.Repo.Repo)
 		if err != nil {

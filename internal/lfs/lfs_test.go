@@ -135,21 +135,21 @@ func TestSession(t *testing.T) {
 		want     []string // in order in the output
 		notStore bool
 	}{
-		{"upload", Session{Op: Upload, CanWrite: true}, upload,
+		{"upload", Session{Op: Upload, Repo: Repo{CanWrite: true}}, upload,
 			[]string{"version=1", "status 200", "status 200", oid + " 15 upload", "status 200", "status 200", "status 200"}, false},
-		{"reader's upload", Session{Op: Upload, NoWrite: "acme/web: permission denied"}, upload,
+		{"reader's upload", Session{Op: Upload, Repo: Repo{NoWrite: "acme/web: permission denied"}}, upload,
 			[]string{"status 403", "uploads: acme/web: permission denied"}, true},
-		{"upload in a download session", Session{Op: Download, CanWrite: true}, upload,
+		{"upload in a download session", Session{Op: Download, Repo: Repo{CanWrite: true}}, upload,
 			[]string{"status 200", oid + " 15 noop", "status 403", "put-object belongs to an upload session"}, true},
-		{"locks", Session{Op: Upload, CanWrite: true, User: "ann", Locks: &memLocks{}},
+		{"locks", Session{Op: Upload, Repo: Repo{CanWrite: true, User: "ann", Locks: &memLocks{}}},
 			pkts("lock\n", "path=a.psd\n", "", "lock\n", "path=a.psd\n", "", "list-lock\n", "", "quit\n", ""),
 			[]string{"locking", "status 201", "id=1", "status 409", "a.psd is locked by ann", "status 200", "path 1 a.psd", "owner 1 ours"}, true},
-		{"someone else's lock", Session{Op: Upload, CanWrite: true, User: "bob", Locks: &memLocks{locks: []Lock{{ID: "1", Path: "a", Owner: "ann"}}}},
+		{"someone else's lock", Session{Op: Upload, Repo: Repo{CanWrite: true, User: "bob", Locks: &memLocks{locks: []Lock{{ID: "1", Path: "a", Owner: "ann"}}}}},
 			pkts("unlock 1\n", "", "quit\n", ""), []string{"status 403", "ann's; only they or a repository admin"}, true},
-		{"an admin breaks it", Session{Op: Upload, CanWrite: true, Admin: true, User: "bob", Locks: &memLocks{locks: []Lock{{ID: "1", Path: "a", Owner: "ann"}}}},
+		{"an admin breaks it", Session{Op: Upload, Repo: Repo{CanWrite: true, Admin: true, User: "bob", Locks: &memLocks{locks: []Lock{{ID: "1", Path: "a", Owner: "ann"}}}}},
 			pkts("unlock 1\n", "", "quit\n", ""), []string{"status 200", "ownername=ann"}, true},
 		{"garbage", Session{Op: Download}, "zzzz", nil, true},
-		{"upload on a node fenced meanwhile", Session{Op: Upload, CanWrite: true, Fence: func() error { return errors.New("this node lost its lease; try again") }}, upload,
+		{"upload on a node fenced meanwhile", Session{Op: Upload, Repo: Repo{CanWrite: true, Fence: func() error { return errors.New("this node lost its lease; try again") }}}, upload,
 			[]string{"status 200", "status 200", oid + " 15 upload", "status 503", "this node lost its lease; try again"}, false},
 	}
 	for _, tt := range tests {
@@ -215,7 +215,7 @@ func TestRequestLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := Session{Op: Download, CanWrite: true, User: "ann", Locks: &memLocks{}, Objects: Objects{Dir: t.TempDir()}}
+			s := Session{Op: Download, Repo: Repo{CanWrite: true, User: "ann", Locks: &memLocks{}, Objects: Objects{Dir: t.TempDir()}}}
 			in := &countingReader{r: strings.NewReader(tt.input)}
 			var out bytes.Buffer
 			err := s.Serve(context.Background(), in, &out)
@@ -248,7 +248,7 @@ func TestSessionEnds(t *testing.T) {
 		{"gone after a request", pkts("version 1\n", ""), false},
 	}
 	for _, tt := range tests {
-		s := Session{Op: Download, Objects: Objects{Dir: t.TempDir()}}
+		s := Session{Op: Download, Repo: Repo{Objects: Objects{Dir: t.TempDir()}}}
 		err := s.Serve(context.Background(), strings.NewReader(tt.input), io.Discard)
 		var r *Refused
 		if errors.As(err, &r) != tt.refused || (!tt.refused && err != nil) {

@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 )
-
-// maxLockPath bounds a locked path.
-const maxLockPath = 4096
 
 // lockCommand runs lock, list-lock(s) and unlock. Every one of them
 // needs push access, as the locks guard pushes.
@@ -33,11 +29,10 @@ func (s *Session) lockCommand(ctx context.Context, in *pktReader, verb, arg stri
 }
 
 func (s *Session) lock(ctx context.Context, path string) (status, error) {
-	if path == "" || len(path) > maxLockPath || strings.ContainsAny(path, "\x00\n\r") {
-		return fail(400, "lock needs path=PATH"), nil
-	}
-	l, err := s.Locks.Create(ctx, path, s.User)
+	l, err := s.Lock(ctx, path)
 	switch {
+	case errors.Is(err, ErrInvalid):
+		return fail(400, "lock needs path=PATH: %v", err), nil
 	case errors.Is(err, ErrLockExists):
 		st := fail(409, "%s is locked by %s", clip(path), l.Owner)
 		st.args = lockArgs(l)
@@ -48,31 +43,24 @@ func (s *Session) lock(ctx context.Context, path string) (status, error) {
 	return status{code: 201, args: lockArgs(l)}, nil
 }
 
-// unlock removes a lock: its owner's, or anyone's for a repository admin.
+// unlock removes a lock: its owner's, or anyone's for a repository admin
+// (the ssh protocol has no force flag: an admin's unlock is forced).
 func (s *Session) unlock(ctx context.Context, id string) (status, error) {
-	l, err := s.Locks.Get(ctx, id)
+	l, err := s.Unlock(ctx, id, true)
 	switch {
 	case errors.Is(err, ErrNoLock):
 		return fail(404, "lock %s not found", clip(id)), nil
+	case errors.Is(err, ErrNotYours):
+		return fail(403, "%v", err), nil
 	case err != nil:
-		return fail(500, "could not read lock %s", clip(id)), err
-	case l.Owner != s.User && !s.Admin:
-		return fail(403, "lock %s on %s is %s's; only they or a repository admin may remove it", l.ID, l.Path, l.Owner), nil
-	}
-	if err := s.Locks.Delete(ctx, l); errors.Is(err, ErrNoLock) {
-		return fail(404, "lock %s not found", clip(id)), nil
-	} else if err != nil {
-		return fail(500, "could not remove lock %s", l.ID), err
+		return fail(500, "could not remove lock %s", clip(id)), err
 	}
 	return status{code: 200, args: lockArgs(l)}, nil
 }
 
 func (s *Session) listLocks(ctx context.Context, a map[string]string) (status, error) {
 	limit, _ := strconv.Atoi(a["limit"])
-	if limit <= 0 || limit > 100 {
-		limit = 100
-	}
-	locks, next, err := s.Locks.List(ctx, a["path"], a["id"], a["cursor"], limit)
+	locks, next, err := s.ListLocks(ctx, a["path"], a["id"], a["cursor"], limit)
 	if err != nil {
 		return fail(500, "could not list locks"), err
 	}
@@ -82,7 +70,7 @@ func (s *Session) listLocks(ctx context.Context, a map[string]string) (status, e
 	}
 	for _, l := range locks {
 		who := "theirs"
-		if l.Owner == s.User {
+		if s.Ours(l) {
 			who = "ours"
 		}
 		st.lines = append(st.lines, "lock "+l.ID, "path "+l.ID+" "+l.Path, "locked-at "+l.ID+" "+timestamp(l.LockedAt),

@@ -63,6 +63,14 @@ func (o Objects) Open(oid string) (*os.File, error) {
 	return os.Open(o.path(oid))
 }
 
+// fits refuses an object over the size limit, before any of it is read.
+func (o Objects) fits(oid string, size int64) error {
+	if o.MaxSize > 0 && size > o.MaxSize {
+		return refusal(ErrTooLarge, "object %s is %d bytes, over this server's limit of %d (lfs_max_object_size)", oid, size, o.MaxSize)
+	}
+	return nil
+}
+
 // Put stores the object oid of size bytes read from r. The content goes
 // to a temporary file first and is moved into place only when its size
 // and SHA-256 match; an object already stored is never replaced. Put
@@ -71,8 +79,8 @@ func (o Objects) Put(oid string, size int64, r io.Reader) error {
 	if !ValidOID(oid) || size < 0 {
 		return fmt.Errorf("%w: invalid object id or size", ErrCorrupt)
 	}
-	if o.MaxSize > 0 && size > o.MaxSize {
-		return fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, size, o.MaxSize)
+	if err := o.fits(oid, size); err != nil {
+		return err
 	}
 	tmp := tmpDir(o.Dir)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {

@@ -27,22 +27,8 @@ const (
 
 // Session is one git-lfs-transfer connection to one repository.
 type Session struct {
-	Objects Objects
-	Locks   Locks // nil: this node takes no locks (a replica)
-	Op      Operation
-	User    string // who locks and unlocks, by name
-	// CanWrite is push permission: needed for uploads and every lock
-	// verb; Admin may remove others' locks.
-	CanWrite, Admin bool
-	// NoWrite says why writes are refused when CanWrite is false (the
-	// client shows it); "" for the plain "needs push access".
-	NoWrite string
-	// Fence, when set, says whether this node may still take a write (a
-	// cluster node's lease and the repository's primary role), asked as
-	// each upload is stored: an object acknowledged by a node that has
-	// lost the repository would be missing where the push that needs it
-	// lands.
-	Fence func() error
+	Repo
+	Op Operation
 
 	// Filled in as the session runs, for its log event.
 	Stats Stats

@@ -34,34 +34,18 @@ func (s *Session) batch(in *pktReader) (status, error) {
 		if err != nil || size < 0 {
 			return fail(400, "malformed size in %q", clip(l)), nil
 		}
-		action, err := s.action(f[0], size)
-		if err != nil {
+		action, err := s.Plan(s.Op, f[0], size)
+		switch {
+		case errors.Is(err, ErrTooLarge):
 			return fail(413, "%v", err), nil
+		case err != nil:
+			return fail(500, "could not read object %s", f[0]), err
+		case action == ActMissing:
+			action = ActNone // the client reports what it lacks
 		}
 		out = append(out, fmt.Sprintf("%s %d %s", f[0], size, action))
 	}
 	return status{code: 200, args: []string{"hash-algo=sha256"}, lines: out}, nil
-}
-
-// action is what the client should do with one object of a batch.
-func (s *Session) action(oid string, size int64) (string, error) {
-	have, ok, err := s.Objects.Size(oid)
-	if err != nil {
-		return "", err
-	}
-	if s.Op == Download {
-		if ok {
-			return "download", nil
-		}
-		return "noop", nil
-	}
-	if s.Objects.MaxSize > 0 && size > s.Objects.MaxSize {
-		return "", fmt.Errorf("object %s is %d bytes, over this server's limit of %d (lfs_max_object_size)", oid, size, s.Objects.MaxSize)
-	}
-	if ok && have == size {
-		return "noop", nil
-	}
-	return "upload", nil
 }
 
 // putObject stores one uploaded object. A refusal before the data is
@@ -81,11 +65,12 @@ func (s *Session) putObject(in *pktReader, oid string) (status, error) {
 		return s.noWrite("uploads"), errClose
 	case !ok || !ValidOID(oid):
 		return fail(400, "put-object needs an object id and size=N"), errClose
-	case s.Objects.MaxSize > 0 && size > s.Objects.MaxSize:
-		return fail(413, "object %s is %d bytes, over this server's limit of %d (lfs_max_object_size)", oid, size, s.Objects.MaxSize), errClose
+	}
+	if err := s.Objects.fits(oid, size); err != nil {
+		return fail(413, "%v", err), errClose
 	}
 	body := &dataReader{p: in}
-	err = s.Objects.Put(oid, size, body)
+	err = s.Store(oid, size, body)
 	// What is left of the data must be nothing but the flush.
 	if extra, derr := io.Copy(io.Discard, io.LimitReader(body, 1)); derr != nil || extra > 0 {
 		return fail(400, "object %s: more data than size=%d", oid, size), errClose
@@ -93,14 +78,11 @@ func (s *Session) putObject(in *pktReader, oid string) (status, error) {
 	switch {
 	case errors.Is(err, ErrCorrupt):
 		return fail(400, "%v", err), nil
+	case errors.Is(err, ErrFenced):
+		s.Stats.Refused++
+		return fail(503, "%v", err), errClose
 	case err != nil:
 		return fail(500, "could not store object %s", oid), err
-	}
-	if s.Fence != nil {
-		if err := s.Fence(); err != nil {
-			s.Stats.Refused++
-			return fail(503, "%v", err), errClose
-		}
 	}
 	s.Stats.Uploaded++
 	s.Stats.BytesUploaded += size
@@ -123,16 +105,17 @@ func (s *Session) verifyObject(in *pktReader, oid string) (status, error) {
 		s.Stats.Refused++
 		return fail(403, "verify-object belongs to an upload session with push access"), nil
 	}
-	have, stored, err := s.Objects.Size(oid)
+	if !ok {
+		return fail(400, "verify-object needs size=N"), nil
+	}
+	err = s.Verify(oid, size)
 	switch {
+	case errors.Is(err, ErrNotStored):
+		return fail(404, "%v", err), nil
+	case errors.Is(err, ErrSizeMismatch):
+		return fail(409, "%v", err), nil
 	case err != nil:
 		return fail(500, "could not read object %s", clip(oid)), err
-	case !ok:
-		return fail(400, "verify-object needs size=N"), nil
-	case !stored:
-		return fail(404, "object %s not found", clip(oid)), nil
-	case have != size:
-		return fail(409, "object %s is %d bytes here, not %d", oid, have, size), nil
 	}
 	return status{code: 200}, nil
 }

@@ -10,30 +10,51 @@ import (
 
 	"cpm/internal/authlimit"
 	"cpm/internal/clientaddr"
+	"cpm/internal/config"
 	"cpm/internal/githttp"
 	"cpm/internal/httpserver"
+	"cpm/internal/lfshttp"
 	"cpm/internal/metrics"
 )
 
-// listenHTTP serves git over HTTP(S) on http_listen, with the same
+// bindHTTP opens http_listen's socket, before any session is served:
+// without http_url, the base URL that git-lfs-authenticate writes is made
+// of the address it got (a port chosen at start, too).
+func (n *Node) bindHTTP() (net.Listener, error) {
+	raw, err := net.Listen("tcp", n.Conf.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", n.Conf.HTTP.Listen, err)
+	}
+	if n.Conf.HTTP.URL == "" {
+		n.Gateway.HTTPURL = n.httpAt(raw).BaseURL()
+	}
+	return raw, nil
+}
+
+// httpAt is the HTTP settings with the address raw listens at.
+func (n *Node) httpAt(raw net.Listener) config.HTTP {
+	at := n.Conf.HTTP
+	at.Listen = raw.Addr().String()
+	return at
+}
+
+// listenHTTP serves git over HTTP(S) on raw (bindHTTP), with the same
 // gateway as ssh; with tls_cert it is HTTPS, its certificate read again
 // on every SIGHUP.
-func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway) (string, error) {
+func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway, raw net.Listener) (string, error) {
 	c := n.Conf
 	var certs *httpserver.Certificates
 	if c.HTTP.TLS() {
 		var err error
 		if certs, err = httpserver.LoadCertificates(c.HTTP.TLSCert, c.HTTP.TLSKey); err != nil {
+			raw.Close()
 			return "", err
 		}
 	}
-	raw, err := net.Listen("tcp", c.HTTP.Listen)
-	if err != nil {
-		return "", fmt.Errorf("listen %s: %w", c.HTTP.Listen, err)
-	}
 	h := &githttp.Handler{Gateway: n.Gateway, Tokens: n.Gateway.Tokens, ProxyAllow: c.ProxyAllow,
 		Limiter: authlimit.New("http", authlimit.Config{}, metrics.NewAuth(m.Registry)),
-		BaseURL: c.HTTP.BaseURL(), Log: n.Log}
+		BaseURL: n.httpAt(raw).BaseURL(), Log: n.Log,
+		LFS: &lfshttp.Handler{Gateway: n.Gateway, BaseURL: c.HTTP.URL, ProxyAllow: c.ProxyAllow}}
 	srv.http = httpserver.New(h, httpserver.Limits{
 		Header:      c.HandshakeTimeout,
 		Idle:        c.IdleTimeout,

@@ -95,6 +95,11 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	if n.Self.ID != 0 {
 		n.Gateway.Fence = storeFence{st: st, id: n.Self.ID} // a serving node's own lease keeper replaces it
 	}
+	// A forced-command session answers git-lfs-authenticate for the
+	// HTTP server that cpm-shell serve runs with the same settings.
+	if base := conf.HTTP.BaseURL(); base != "" {
+		n.Gateway.HTTPURL, n.Gateway.LFSTokens = base, gateway.StoreTokens{Store: st}
+	}
 	return n, nil
 }
 

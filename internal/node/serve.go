@@ -84,6 +84,12 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([4
 	if err != nil {
 		return addrs, err
 	}
+	var httpLn net.Listener
+	if c.HTTP.Listen != "" {
+		if httpLn, err = n.bindHTTP(); err != nil {
+			return addrs, err
+		}
+	}
 	raw, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return addrs, fmt.Errorf("listen %s: %w", c.Listen, err)
@@ -107,8 +113,8 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([4
 			return addrs, err
 		}
 	}
-	if c.HTTP.Listen != "" {
-		if addrs[3], err = n.listenHTTP(ctx, srv, m); err != nil {
+	if httpLn != nil {
+		if addrs[3], err = n.listenHTTP(ctx, srv, m, httpLn); err != nil {
 			return addrs, err
 		}
 	}

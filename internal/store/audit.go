@@ -20,13 +20,7 @@ type AuditEntry struct {
 }
 
 func insertAudit(ctx context.Context, tx *Tx, a Actor, action, target string, details map[string]any) error {
-	if _, set := details["via"]; a.Via != "" && !set {
-		withVia := map[string]any{"via": a.Via}
-		for k, v := range details {
-			withVia[k] = v
-		}
-		details = withVia
-	}
+	details = withActor(details, map[string]string{"via": a.Via, "transport": a.Transport})
 	d := []byte("{}")
 	if len(details) > 0 {
 		var err error
@@ -38,6 +32,29 @@ func insertAudit(ctx context.Context, tx *Tx, a Actor, action, target string, de
 		`INSERT INTO audit_log (at, actor, remote_addr, action, target, details) VALUES (?, ?, ?, ?, ?, ?)`,
 		now(), a.Name, a.RemoteAddr, action, target, string(d))
 	return err
+}
+
+// withActor adds what the actor's session says of itself (the node that
+// carried it, its transport) to details, where details does not say it
+// already; details itself is never changed.
+func withActor(details map[string]any, from map[string]string) map[string]any {
+	var out map[string]any
+	for k, v := range from {
+		if _, set := details[k]; v == "" || set {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]any, len(details)+len(from))
+			for dk, dv := range details {
+				out[dk] = dv
+			}
+		}
+		out[k] = v
+	}
+	if out == nil {
+		return details
+	}
+	return out
 }
 
 // Audit returns the newest entries first; limit <= 0 means all.

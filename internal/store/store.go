@@ -259,6 +259,9 @@ type Actor struct {
 	// Via names the node of a cluster (or the neighbour) that carried the
 	// actor's session here; its audit rows say so ("via" in details).
 	Via string
+	// Transport names how the actor's client came when not by ssh
+	// ("http"); "transport" in details.
+	Transport string
 }
 
 // change runs fn, writes its audit row and, when effect says it alters

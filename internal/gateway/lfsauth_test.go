@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"cpm/internal/access"
+	"cpm/internal/names"
+)
+
+// madeTokens records the tokens git-lfs-authenticate asks for.
+type madeTokens struct{ made []string }
+
+func (m *madeTokens) LFSToken(_ context.Context, id access.Identity, repo names.RepoPath, write bool, ttl time.Duration) (string, error) {
+	tok := id.Name() + ":" + repo.String()
+	if write {
+		tok += ":write"
+	}
+	m.made = append(m.made, tok)
+	return tok, nil
+}
+
+func TestLFSAuthenticate(t *testing.T) {
+	w := newWorld(t)
+	if status, _, stderr := w.run("member", "git-lfs-authenticate acme/web download"); status == 0 || !strings.Contains(stderr, "git-lfs-transfer") {
+		t.Fatalf("without the HTTP server: %d %q", status, stderr)
+	}
+	tokens := &madeTokens{}
+	w.gw.HTTPURL, w.gw.LFSTokens = "https://git.example.com/", tokens
+	tests := []struct {
+		name, user, command, token string // token "": refused
+	}{
+		{"reader's download", "member", "git-lfs-authenticate acme/web download", "member:acme/web"},
+		{"writer's upload", "owner", "git-lfs-authenticate 'ACME/Web.git' upload", "owner:acme/web:write"},
+		{"reader's upload is read-only", "member", "git-lfs-authenticate acme/web upload", "member:acme/web"},
+		{"public download", "outsider", "git-lfs-authenticate acme/pub download", "outsider:acme/pub"},
+		{"hidden", "outsider", "git-lfs-authenticate acme/web download", ""},
+		{"hidden upload", "outsider", "git-lfs-authenticate acme/web upload", ""},
+		{"upload creates for the owner", "owner", "git-lfs-authenticate acme/lfsnew upload", "owner:acme/lfsnew:write"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(tokens.made)
+			status, stdout, stderr := w.run(tt.user, tt.command)
+			if tt.token == "" {
+				if status == 0 || !strings.Contains(stderr, "not found") || len(tokens.made) != before {
+					t.Fatalf("%d %q %q, tokens %v", status, stdout, stderr, tokens.made)
+				}
+				return
+			}
+			var a lfsAuth
+			if status != 0 || json.Unmarshal([]byte(stdout), &a) != nil {
+				t.Fatalf("%d %q %q", status, stdout, stderr)
+			}
+			repo := strings.SplitN(tt.token, ":", 3)[1]
+			if a.Href != "https://git.example.com/"+repo+".git/info/lfs" || a.Header["Authorization"] != "Bearer "+tt.token || a.ExpiresIn != 600 {
+				t.Fatalf("%+v", a)
+			}
+		})
+	}
+}

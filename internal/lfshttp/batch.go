@@ -1,0 +1,175 @@
+package lfshttp
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"cpm/internal/lfs"
+	"cpm/internal/printable"
+)
+
+// Limits of a batch request: git-lfs sends 100 objects a batch; the ssh
+// transport takes up to 10,000, and so does this one.
+const (
+	maxBatchObjects = 10000
+	maxBatchBytes   = 2 << 20
+)
+
+// actionTTL is how long the actions of a batch answer are offered for:
+// the credential they carry may be a git-lfs-authenticate token that
+// lives as long, and git-lfs asks again when they run out.
+const actionTTL = 600
+
+// batchRequest is POST /objects/batch.
+type batchRequest struct {
+	Operation string        `json:"operation"`
+	Transfers []string      `json:"transfers"`
+	HashAlgo  string        `json:"hash_algo"`
+	Objects   []batchObject `json:"objects"`
+}
+
+type batchObject struct {
+	OID  string `json:"oid"`
+	Size int64  `json:"size"`
+}
+
+// batchError is a refusal of a whole batch, with its status.
+type batchError struct {
+	code int
+	msg  string
+}
+
+func (e *batchError) Error() string { return e.msg }
+
+// check validates a batch request as a whole: an operation of the API,
+// the basic transfer adapter, SHA-256, and 1 to maxBatchObjects objects.
+// Each object's id and size are judged on their own (objectError).
+func (b batchRequest) check() *batchError {
+	switch {
+	case b.Operation != string(lfs.Upload) && b.Operation != string(lfs.Download):
+		return &batchError{http.StatusUnprocessableEntity, fmt.Sprintf("cpm: operation %q: want upload or download", clip(b.Operation))}
+	case len(b.Transfers) > 0 && !slices.Contains(b.Transfers, "basic"):
+		return &batchError{http.StatusUnprocessableEntity, "cpm: this server speaks the basic transfer adapter only"}
+	case b.HashAlgo != "" && b.HashAlgo != "sha256":
+		return &batchError{http.StatusConflict, fmt.Sprintf("cpm: unsupported hash algorithm %q; this server stores sha256", clip(b.HashAlgo))}
+	case len(b.Objects) == 0:
+		return &batchError{http.StatusUnprocessableEntity, "cpm: a batch needs at least one object"}
+	case len(b.Objects) > maxBatchObjects:
+		return &batchError{http.StatusRequestEntityTooLarge, fmt.Sprintf("cpm: %d objects in one batch; at most %d", len(b.Objects), maxBatchObjects)}
+	}
+	return nil
+}
+
+// batchResponse is the answer to a batch.
+type batchResponse struct {
+	Transfer string         `json:"transfer"`
+	Objects  []objectAnswer `json:"objects"`
+	HashAlgo string         `json:"hash_algo"`
+}
+
+type objectAnswer struct {
+	OID           string             `json:"oid"`
+	Size          int64              `json:"size"`
+	Authenticated bool               `json:"authenticated,omitempty"`
+	Actions       map[string]action  `json:"actions,omitempty"`
+	Error         *objectErrorAnswer `json:"error,omitempty"`
+}
+
+type action struct {
+	Href      string            `json:"href"`
+	Header    map[string]string `json:"header,omitempty"`
+	ExpiresIn int               `json:"expires_in"`
+}
+
+type objectErrorAnswer struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// batch answers POST /objects/batch: which objects to send or fetch,
+// and where.
+func (h *Handler) batch(q *request) {
+	var b batchRequest
+	if !q.readJSON(maxBatchBytes, &b) {
+		return
+	}
+	if e := b.check(); e != nil {
+		q.fail(e.code, e.msg, nil)
+		return
+	}
+	op := lfs.Operation(b.Operation)
+	if !h.decide(q, op == lfs.Upload) {
+		return
+	}
+	base := h.objectsURL(q)
+	out := batchResponse{Transfer: "basic", HashAlgo: "sha256", Objects: make([]objectAnswer, 0, len(b.Objects))}
+	for _, o := range b.Objects {
+		a, err := h.answer(q, op, o, base)
+		if err != nil {
+			q.fail(http.StatusInternalServerError, "cpm: internal error; try again later", err)
+			return
+		}
+		out.Objects = append(out.Objects, a)
+	}
+	q.reply(http.StatusOK, out)
+}
+
+// answer is the batch's answer for one object: its actions, nothing to
+// do, or the object's own error (422 for an invalid or too large one,
+// 404 for a download of one not stored).
+func (h *Handler) answer(q *request, op lfs.Operation, o batchObject, base string) (objectAnswer, error) {
+	a := objectAnswer{OID: o.OID, Size: o.Size}
+	act, err := q.open.Plan(op, o.OID, o.Size)
+	switch {
+	case errors.Is(err, lfs.ErrInvalid), errors.Is(err, lfs.ErrTooLarge):
+		a.OID = clip(o.OID)
+		a.Error = &objectErrorAnswer{Code: http.StatusUnprocessableEntity, Message: "cpm: " + err.Error()}
+		q.stats.Refused++
+		return a, nil
+	case err != nil:
+		return a, err
+	}
+	header := credential(q.r)
+	href := base + "/" + o.OID
+	switch act {
+	case lfs.ActMissing:
+		a.Error = &objectErrorAnswer{Code: http.StatusNotFound, Message: "cpm: object " + o.OID + " not found"}
+	case lfs.ActDownload:
+		a.Actions = map[string]action{"download": {Href: href, Header: header, ExpiresIn: actionTTL}}
+	case lfs.ActUpload:
+		a.Actions = map[string]action{
+			"upload": {Href: href, Header: header, ExpiresIn: actionTTL},
+			"verify": {Href: strings.TrimSuffix(base, "/objects") + "/verify", Header: header, ExpiresIn: actionTTL},
+		}
+	}
+	return a, nil
+}
+
+// credential is what the actions carry to authenticate as the batch
+// did: the caller's own Authorization header (none for anonymous).
+func credential(r *http.Request) map[string]string {
+	if v := r.Header.Get("Authorization"); v != "" {
+		return map[string]string{"Authorization": v}
+	}
+	return nil
+}
+
+// objectsURL is where the repository's objects are, for actions: under
+// BaseURL, or the address the request reached.
+func (h *Handler) objectsURL(q *request) string {
+	base := strings.TrimRight(h.BaseURL, "/")
+	if base == "" {
+		scheme := "http"
+		if q.r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + q.r.Host
+	}
+	return base + "/" + q.open.Name.String() + ".git/info/lfs/objects"
+}
+
+// clip makes client text fit a one-line answer.
+func clip(s string) string { return printable.Cut(s, 80) }

@@ -1,0 +1,196 @@
+// Package lfshttp serves the Git LFS HTTP API of a repository
+// (/ORG/REPO.git/info/lfs/…): the batch API with the basic transfer
+// adapter, object upload, download and verify, and the locks API. It is
+// a transport only: every request is decided by the gateway (OpenLFS, the
+// same decision as git-lfs-transfer over ssh), and what is stored,
+// checked and locked is internal/lfs's, so both transports keep one set
+// of objects, limits and lock rules.
+package lfshttp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"cpm/internal/access"
+	"cpm/internal/clientaddr"
+	"cpm/internal/gateway"
+	"cpm/internal/lfs"
+	"cpm/internal/names"
+)
+
+// mediaType is the LFS API's JSON, in requests and answers.
+const mediaType = "application/vnd.git-lfs+json"
+
+// Handler answers LFS API requests after the HTTP server has
+// authenticated them.
+type Handler struct {
+	Gateway *gateway.Gateway
+	// BaseURL is the public base URL that actions point at
+	// (http_url, such as https://git.example.com); "" derives it from
+	// each request.
+	BaseURL string
+	// ProxyAllow are the reverse proxies whose forwarded-for headers name
+	// the client (the HTTP server's setting).
+	ProxyAllow []netip.Prefix
+}
+
+// request is one API request on its way: the decided repository and
+// what the answer reported.
+type request struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	id    access.Identity
+	repo  names.RepoPath
+	open  *gateway.LFSOpen
+	stats lfs.Stats
+	err   error // what the client was refused or failed with, for the log
+}
+
+// ServeLFS answers one request; rest is the path after
+// /ORG/REPO.git/info/lfs, such as "/objects/batch".
+func (h *Handler) ServeLFS(w http.ResponseWriter, r *http.Request, id access.Identity, repo names.RepoPath, rest string) {
+	q := &request{w: w, r: r, id: id, repo: repo}
+	route, ok := h.route(r.Method, rest)
+	if !ok {
+		q.fail(http.StatusNotFound, "cpm: no such Git LFS API path", nil)
+		return
+	}
+	if route.method != r.Method {
+		w.Header().Set("Allow", route.allow)
+		q.fail(http.StatusMethodNotAllowed, "cpm: "+r.Method+" is not allowed here", nil)
+		return
+	}
+	route.serve(q)
+	if q.open != nil {
+		q.open.Done(r.Context(), q.stats, q.err)
+	}
+}
+
+// route is one endpoint of the API: the method it answers and all its
+// path's methods (for 405's Allow).
+type route struct {
+	method, allow string
+	serve         func(q *request)
+}
+
+// route finds the endpoint of rest; for a path with several methods,
+// the one asked for when it is one of them.
+func (h *Handler) route(method, rest string) (route, bool) {
+	post := func(serve func(q *request)) (route, bool) { return route{"POST", "POST", serve}, true }
+	switch {
+	case rest == "/objects/batch":
+		return post(h.batch)
+	case rest == "/verify":
+		return post(h.verify)
+	case strings.HasPrefix(rest, "/objects/"):
+		oid := strings.TrimPrefix(rest, "/objects/")
+		if method == http.MethodPut {
+			return route{"PUT", "GET, PUT", func(q *request) { h.upload(q, oid) }}, true
+		}
+		return route{"GET", "GET, PUT", func(q *request) { h.download(q, oid) }}, true
+	case rest == "/locks":
+		if method == http.MethodPost {
+			return route{"POST", "GET, POST", h.createLock}, true
+		}
+		return route{"GET", "GET, POST", h.listLocks}, true
+	case rest == "/locks/verify":
+		return post(h.verifyLocks)
+	case strings.HasPrefix(rest, "/locks/") && strings.HasSuffix(rest, "/unlock"):
+		id := strings.TrimSuffix(strings.TrimPrefix(rest, "/locks/"), "/unlock")
+		return post(func(q *request) { h.unlock(q, id) })
+	}
+	return route{}, false
+}
+
+// decide opens the repository for a read or a write through the
+// gateway; false when the client has been answered with the refusal.
+func (h *Handler) decide(q *request, write bool) bool {
+	o, err := h.Gateway.OpenLFS(q.r.Context(), gateway.LFSRequest{
+		Identity: q.id, Repo: q.repo, Write: write, RemoteAddr: clientaddr.FromHeaders(q.r.RemoteAddr, q.r.Header, h.ProxyAllow),
+	})
+	if err != nil {
+		q.refuse(err)
+		return false
+	}
+	q.open = o
+	return true
+}
+
+// refuse answers a decision of the gateway as githttp answers git's: a
+// repository the identity may not read answers as a missing one does,
+// with a request for credentials (401): no answer tells the two apart;
+// 503 while this node cannot serve it (a lost lease, another primary).
+func (q *request) refuse(err error) {
+	code := http.StatusInternalServerError
+	var e *access.Error
+	switch {
+	case errors.As(err, &e) && e.Kind == access.NotFound,
+		errors.As(err, &e) && e.Kind == access.Denied && q.id == access.Anonymous:
+		// Anonymous and denied (an upload to a public repository): asked
+		// for credentials, which git-lfs then gets from git's helper.
+		q.w.Header().Set("WWW-Authenticate", `Basic realm="cpm"`)
+		code = http.StatusUnauthorized
+	case errors.As(err, &e) && (e.Kind == access.Denied || e.Kind == access.ReadOnly):
+		code = http.StatusForbidden
+	case gateway.Retryable(err):
+		q.w.Header().Set("Retry-After", "1")
+		code = http.StatusServiceUnavailable
+	case access.OutcomeOf(err) == access.Refused:
+		code = http.StatusForbidden
+	}
+	q.fail(code, gateway.ClientLine(err), err)
+}
+
+// apiError is the API's error body.
+type apiError struct {
+	Message string `json:"message"`
+}
+
+// fail answers code with message; cause (nil: message) is what the log
+// event records.
+func (q *request) fail(code int, message string, cause error) {
+	if cause == nil {
+		cause = refusal(message)
+	}
+	q.err = cause
+	q.reply(code, apiError{Message: message})
+}
+
+// reply answers code with v as the API's JSON.
+func (q *request) reply(code int, v any) {
+	q.w.Header().Set("Content-Type", mediaType)
+	q.w.WriteHeader(code)
+	json.NewEncoder(q.w).Encode(v)
+}
+
+// refusal is an answer that turned the request down, for the log.
+type refusal string
+
+func (r refusal) Error() string { return string(r) }
+func (r refusal) Refusal() bool { return true }
+
+// readJSON decodes the request's body of at most limit bytes into v;
+// false when the client has been answered (413 or 422).
+func (q *request) readJSON(limit int64, v any) bool {
+	err := json.NewDecoder(http.MaxBytesReader(q.w, q.r.Body, limit)).Decode(v)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, io.EOF):
+		return true // no body: every field left out
+	case errors.As(err, &tooBig):
+		q.fail(http.StatusRequestEntityTooLarge, "cpm: request body over its limit", nil)
+		return false
+	case err != nil:
+		q.fail(http.StatusUnprocessableEntity, "cpm: malformed request: "+clip(err.Error()), nil)
+		return false
+	}
+	return true
+}
+
+// context is the request's context.
+func (q *request) context() context.Context { return q.r.Context() }
