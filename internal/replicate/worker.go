@@ -28,12 +28,12 @@ type Workers struct {
 	Store     *store.Store
 	Syncer    *transfer.Syncer
 	Log       zerolog.Logger
-	Global    int           // syncs at once (default 4)
-	PerTarget int           // syncs at once per target (default 2)
+	Global    int // syncs at once (default 4)
+	PerTarget int // syncs at once per target (default 2)
 	// Batch is the most jobs for one backup that one batched transfer
 	// takes (default DefaultBatch; 1: every job alone).
 	Batch int
-	Lease     time.Duration // how long a claimed job is ours without renewal (default 10s; renewed every third of it)
+	Lease time.Duration // how long a claimed job is ours without renewal (default 10s; renewed every third of it)
 	// BackoffMin and BackoffMax bound the retry delay (default 2s, 5m).
 	BackoffMin, BackoffMax time.Duration
 	Owner                  string // lease owner, for the record; each claim adds a token of its own
