@@ -168,15 +168,21 @@ func (w *Workers) deepChecks(ctx context.Context) {
 				return
 			}
 		}
+		var due []store.Job
 		for _, j := range jobs {
 			if j.ServerID != srv.ID || !j.Done() || !w.mine(j.PrimaryID) || transfer.CheckScope(srv, j.Repo) != nil ||
 				!DeepDue(j.Repo, srv.Name, j.DeepCheckedAt, srv.CreatedAt, now, w.VerifyEvery) {
 				continue
 			}
-			rp, err := names.ParseRepoPath(j.Repo)
-			if err != nil {
-				continue
+			if _, err := names.ParseRepoPath(j.Repo); err == nil {
+				due = append(due, j)
 			}
+		}
+		if srv.Role == store.Backup {
+			due = w.deepBatches(ctx, srv, due)
+		}
+		for _, j := range due {
+			rp, _ := names.ParseRepoPath(j.Repo)
 			w.checkAndRepair(ctx, srv, j, rp, true)
 			if ctx.Err() != nil {
 				return
