@@ -8,6 +8,7 @@
 # duration of one reconciliation pass over current replicas (its own
 # `reconcile` event). At the end, each time at the largest N against the
 # smallest, per 20x the repositories (goal: at most 6x for 10 vs 200).
+# KEEP_LOGS=DIR keeps each N's server log there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NS="${NS:-10 200 1000}"
@@ -57,6 +58,7 @@ run() { # N
 	ms=$(grep "\"checked\":$n,.*\"message\":\"reconcile\"" "$d/server.log" | head -1 | sed -n 's/.*"duration_ms":\([0-9]*\).*/\1/p')
 	echo "reconcile $n $ms" >> "$RES"
 	echo "N=$n reconciliation pass: $ms ms"
+	[ -n "${KEEP_LOGS:-}" ] && cp "$d/server.log" "$KEEP_LOGS/server-$n.log"
 	kill "${PIDS[-1]}" "$SSHD_PID"
 	wait "${PIDS[-1]}" "$SSHD_PID" 2>/dev/null || true
 }

@@ -60,11 +60,22 @@ func (w *Workers) runBatch(ctx context.Context, jobs []store.Job, srv store.Serv
 		w.Log.Info().Str("repo", j.Repo).Str("target", j.Server).Bool("fresh", j.LastSuccessAt.IsZero()).
 			Int("attempts", j.Attempts).Int("batch", len(batched)).Msg("sync started")
 	}
+	var times transfer.BatchTimes
 	if len(items) > 0 {
-		w.Syncer.SyncBatch(ctx, t, items)
+		times = w.Syncer.SyncBatch(ctx, t, items)
 	}
+	failed := 0
 	for i, j := range batched {
+		if items[i].Err != nil {
+			failed++
+		}
 		w.finish(ctx, j, srv, start, gens[i], items[i].Result, items[i].Err, len(batched))
+	}
+	if len(items) > 0 {
+		w.Log.Info().Str("target", srv.Name).Int("repos", len(items)).Int("failed", failed).Int("alone", len(alone)).
+			Int64("lock_ms", times.Lock.Milliseconds()).Int64("stage_ms", times.Stage.Milliseconds()).
+			Int64("send_ms", times.Send.Milliseconds()).Int64("verify_ms", times.Verify.Milliseconds()).
+			Int64("duration_ms", time.Since(start).Milliseconds()).Msg("sync batch")
 	}
 	for _, j := range alone {
 		w.run(ctx, j, srv)

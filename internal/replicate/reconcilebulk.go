@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"sync"
 
 	"cpm/internal/names"
 	"cpm/internal/printable"
@@ -22,7 +23,11 @@ func (w *Workers) reconcileBulk(ctx context.Context, srv store.Server, todo []st
 		rp, _ := names.ParseRepoPath(j.Repo)
 		rps = append(rps, rp)
 	}
+	// The local snapshots are read while the backup answers.
+	done := make(chan struct{})
+	go func() { defer close(done); w.prefetchSnapshots(ctx, rps, snaps) }()
 	states, stats, err := w.Syncer.BulkState(ctx, t, rps)
+	<-done
 	if err != nil {
 		if ctx.Err() == nil {
 			w.Log.Warn().Err(err).Str("target", srv.Name).Msg("bulk state; checking each replica on its own")
@@ -57,4 +62,40 @@ func (w *Workers) reconcileBulk(ctx context.Context, srv store.Server, todo []st
 		}
 	}
 	return alone
+}
+
+// snapshotReaders is how many local ref snapshots a pass reads at once:
+// each is a git process, mostly waiting on the disk.
+const snapshotReaders = 4
+
+// prefetchSnapshots fills snaps with the local ref snapshots of rps that
+// it lacks, a few at a time; one that cannot be read is left out (the
+// pass tries it again and skips it).
+func (w *Workers) prefetchSnapshots(ctx context.Context, rps []names.RepoPath, snaps map[string]transfer.Snapshot) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan names.RepoPath)
+	for range snapshotReaders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rp := range next {
+				if snap, err := w.snapshot(ctx, rp); err == nil {
+					mu.Lock()
+					snaps[rp.String()] = snap
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, rp := range rps {
+		mu.Lock()
+		_, have := snaps[rp.String()]
+		mu.Unlock()
+		if !have && ctx.Err() == nil {
+			next <- rp
+		}
+	}
+	close(next)
+	wg.Wait()
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"cpm/internal/names"
@@ -72,10 +73,18 @@ func (e *batchEntry) fail(err error) {
 	}
 }
 
+// BatchTimes is where a batch's time went, for its log event.
+type BatchTimes struct {
+	Lock, Stage, Send, Verify time.Duration
+}
+
 // SyncBatch copies each item's repository to backup t and verifies it,
 // filling in each item's Result or Err.
-func (s *Syncer) SyncBatch(ctx context.Context, t remote.Target, items []*BatchItem) {
+func (s *Syncer) SyncBatch(ctx context.Context, t remote.Target, items []*BatchItem) (times BatchTimes) {
 	start := time.Now()
+	lap := func(d *time.Duration) {
+		*d = time.Since(start) - times.Lock - times.Stage - times.Send - times.Verify
+	}
 	entries := make([]*batchEntry, len(items))
 	for i, it := range items {
 		entries[i] = &batchEntry{BatchItem: it}
@@ -93,31 +102,37 @@ func (s *Syncer) SyncBatch(ctx context.Context, t remote.Target, items []*BatchI
 	work, err := os.MkdirTemp(s.TempDir, "batch-")
 	if err != nil {
 		failAll(entries, fmt.Errorf("snapshot: %w", err))
-		return
+		return times
 	}
 	defer os.RemoveAll(work)
 	for _, e := range entries {
-		if err := s.stage(ctx, t, e, work); err != nil {
+		if err := s.lockEntry(t, e); err != nil {
 			e.fail(err)
 		}
 	}
+	lap(&times.Lock)
+	s.stageAll(ctx, t, entries, work)
+	lap(&times.Stage)
 	if err := s.batchSpace(ctx, t, entries); err != nil {
 		failAll(entries, err)
-		return
+		return times
 	}
 	for _, st := range batchSteps(s, work) {
 		if err := s.batchRun(ctx, t, entries, st, work); err != nil {
 			failAll(entries, err)
-			return
+			return times
 		}
 	}
+	lap(&times.Send)
 	s.verifyBatch(ctx, t, entries)
+	lap(&times.Verify)
 	for _, e := range entries {
 		if !e.failed {
 			e.Result.Fingerprint = e.snap.Fingerprint
 			e.Result.Duration = time.Since(start)
 		}
 	}
+	return times
 }
 
 // failAll fails every repository not failed yet.
@@ -127,24 +142,57 @@ func failAll(entries []*batchEntry, err error) {
 	}
 }
 
-// stage locks e's repository (and its replica on t), takes its ref
-// snapshot and lays out, under work, its skeleton and its refs.
-func (s *Syncer) stage(ctx context.Context, t remote.Target, e *batchEntry, work string) error {
+// lockEntry takes the locks of e's repository and of its replica on t.
+func (s *Syncer) lockEntry(t remote.Target, e *batchEntry) error {
 	dir, unlock, err := s.openLocked(e.Repo)
 	if err != nil {
 		return err
 	}
-	e.unlock = append(e.unlock, unlock)
+	e.dir, e.unlock = dir, append(e.unlock, unlock)
 	unlockTarget, err := s.lockTarget(e.Repo, t.Name)
 	if err != nil {
 		return err
 	}
 	e.unlock = append(e.unlock, unlockTarget)
-	snap, err := TakeSnapshot(ctx, dir)
+	return nil
+}
+
+// stagers is how many repositories a batch stages at once: each takes a
+// git process, mostly waiting on the disk.
+const stagers = 4
+
+// stageAll stages every locked repository of the batch, a few at once.
+func (s *Syncer) stageAll(ctx context.Context, t remote.Target, entries []*batchEntry, work string) {
+	next := make(chan *batchEntry)
+	var wg sync.WaitGroup
+	for range stagers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range next {
+				if err := s.stage(ctx, t, e, work); err != nil {
+					e.fail(err)
+				}
+			}
+		}()
+	}
+	for _, e := range entries {
+		if !e.failed {
+			next <- e
+		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+// stage takes the ref snapshot of e's repository, locked, and lays out,
+// under work, its skeleton and its refs.
+func (s *Syncer) stage(ctx context.Context, t remote.Target, e *batchEntry, work string) error {
+	snap, err := TakeSnapshot(ctx, e.dir)
 	if err != nil {
 		return err
 	}
-	e.dir, e.snap = dir, snap.Only(t.Refs)
+	e.snap = snap.Only(t.Refs)
 	if err := e.snap.write(filepath.Join(work, "refs", e.rel())); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
