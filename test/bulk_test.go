@@ -179,6 +179,30 @@ func TestBulkReconciliation(t *testing.T) {
 	if n := sessions() - before; n > 2*len(passes) {
 		t.Errorf("%d ssh sessions on the backup for %d passes over 8 current replicas", n, len(passes))
 	}
+
+	// Deep checks every 2 s: each pass reads the 8 replicas in one rsync
+	// run, and records each replica's check.
+	b.srv.Stop()
+	b.srv = b.w.StartServer("--verify-every", "2s")
+	quiet, before = len(b.srv.Log()), sessions()
+	deep := func() int {
+		n := 0
+		for _, j := range jsonList(t, b.w, "sync", "status") {
+			at, _ := j["deep_checked_at"].(string)
+			found, _ := j["deep_result"].(string)
+			if j["server"] == "b1" && at != "" && found == "" {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 30*time.Second, "deep checks of every replica", func() bool {
+		return deep() == len(b.repos) && len(b.events(quiet, "reconcile")) >= 4
+	})
+	passes = b.events(quiet, "reconcile")
+	if n := sessions() - before; n > 3*(len(passes)+1) {
+		t.Errorf("%d ssh sessions on the backup for %d passes with deep checks over 8 replicas", n, len(passes))
+	}
 }
 
 // TestBatchedReplication: the repositories bound for a new backup go in
