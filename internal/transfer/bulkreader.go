@@ -15,6 +15,9 @@ import (
 // far shorter.
 const maxBulkLine = 4096
 
+// maxBulkAnswer bounds a whole bulk answer about n replicas.
+func maxBulkAnswer(n int) int64 { return 256<<20 + int64(n)*(64<<10) }
+
 // replicaParts gathers one replica's part of a bulk answer.
 type replicaParts struct {
 	objectsSeen, objectsOK bool
@@ -37,6 +40,8 @@ type bulkReader struct {
 	want  map[string]names.RepoPath
 	parts map[string]*replicaParts
 	stats BulkStats
+	// maxBytes bounds the whole answer (maxBulkAnswer).
+	maxBytes int64
 
 	cur      string           // the replica whose object files are being read
 	have     map[string]int64 // their sizes
@@ -46,7 +51,7 @@ type bulkReader struct {
 }
 
 func newBulkReader(s *Syncer, t remote.Target, repos []names.RepoPath) *bulkReader {
-	b := &bulkReader{s: s, t: t, want: map[string]names.RepoPath{}, parts: map[string]*replicaParts{}}
+	b := &bulkReader{s: s, t: t, want: map[string]names.RepoPath{}, parts: map[string]*replicaParts{}, maxBytes: maxBulkAnswer(len(repos))}
 	for _, rp := range repos {
 		b.want[rp.String()] = rp
 	}
@@ -66,6 +71,11 @@ func (b *bulkReader) read(in io.Reader) error {
 			return err
 		}
 		b.stats.Bytes += int64(len(line) + 1)
+		if b.stats.Bytes > b.maxBytes {
+			// Lines that name nothing it should hold cost no memory but
+			// time: a backup that never stops talking is not heard out.
+			return errors.New("the answer is longer than its replicas can make it")
+		}
 		switch {
 		case line == bulkEnd:
 			b.flushObjects()

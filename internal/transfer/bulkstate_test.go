@@ -183,3 +183,21 @@ func TestBulkStateCapsEachReplica(t *testing.T) {
 		t.Errorf("states %+v", states)
 	}
 }
+
+// A backup that never stops answering is not heard out: past the bound of
+// the whole answer, it is refused, however little of it names a replica.
+func TestBulkStateBoundsTheAnswer(t *testing.T) {
+	s, rps, backup := bulkWorld(t)
+	text := answer(t, backup)
+	b := newBulkReader(s, remote.Target{}, rps)
+	b.maxBytes = int64(len(text))
+	if err := b.read(strings.NewReader(text)); err != nil {
+		t.Fatalf("an answer within the bound: %v", err)
+	}
+	junk := strings.Repeat("12 ./other/x.git/objects/aa/bb\n", 100)
+	b = newBulkReader(s, remote.Target{}, rps)
+	b.maxBytes = int64(len(text))
+	if err := b.read(strings.NewReader(junk + text)); err == nil {
+		t.Error("an answer past the bound was read")
+	}
+}
