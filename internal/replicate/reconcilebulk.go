@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"sync"
 
 	"cpm/internal/names"
 	"cpm/internal/printable"
@@ -23,11 +22,7 @@ func (w *Workers) reconcileBulk(ctx context.Context, srv store.Server, todo []st
 		rp, _ := names.ParseRepoPath(j.Repo)
 		rps = append(rps, rp)
 	}
-	// The local snapshots are read while the backup answers.
-	done := make(chan struct{})
-	go func() { defer close(done); w.prefetchSnapshots(ctx, rps, snaps) }()
 	states, stats, err := w.Syncer.BulkState(ctx, t, rps)
-	<-done
 	if err != nil {
 		if ctx.Err() == nil {
 			w.Log.Warn().Err(err).Str("target", srv.Name).Msg("bulk state; checking each replica on its own")
@@ -49,13 +44,13 @@ func (w *Workers) reconcileBulk(ctx context.Context, srv store.Server, todo []st
 			continue
 		}
 		rp, _ := names.ParseRepoPath(j.Repo)
-		snap, ok := w.localSnapshot(ctx, rp, snaps)
+		local, ok := w.localFingerprint(ctx, rp, t.Refs, snaps)
 		if !ok {
 			continue
 		}
 		tally.checked++
 		switch {
-		case !held || st.Fingerprint != snap.Only(t.Refs).Fingerprint:
+		case !held || st.Fingerprint != local:
 			w.markStale(ctx, srv, j, tally)
 		case !st.ObjectsOK && w.checkAndRepair(ctx, srv, j, rp, false):
 			tally.repaired++
@@ -64,38 +59,15 @@ func (w *Workers) reconcileBulk(ctx context.Context, srv store.Server, todo []st
 	return alone
 }
 
-// snapshotReaders is how many local ref snapshots a pass reads at once:
-// each is a git process, mostly waiting on the disk.
-const snapshotReaders = 4
-
-// prefetchSnapshots fills snaps with the local ref snapshots of rps that
-// it lacks, a few at a time; one that cannot be read is left out (the
-// pass tries it again and skips it).
-func (w *Workers) prefetchSnapshots(ctx context.Context, rps []names.RepoPath, snaps map[string]transfer.Snapshot) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	next := make(chan names.RepoPath)
-	for range snapshotReaders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for rp := range next {
-				if snap, err := w.snapshot(ctx, rp); err == nil {
-					mu.Lock()
-					snaps[rp.String()] = snap
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, rp := range rps {
-		mu.Lock()
-		_, have := snaps[rp.String()]
-		mu.Unlock()
-		if !have && ctx.Err() == nil {
-			next <- rp
+// localFingerprint is the fingerprint of this node's refs of rp, limited
+// to patterns: from its ref files when they settle it (no git process),
+// from a snapshot otherwise.
+func (w *Workers) localFingerprint(ctx context.Context, rp names.RepoPath, patterns []string, snaps map[string]transfer.Snapshot) (string, bool) {
+	if dir, err := w.Syncer.Root.Open(rp.Org, rp.Repo); err == nil {
+		if fp, ok := transfer.LocalFingerprint(dir, patterns); ok {
+			return fp, true
 		}
 	}
-	close(next)
-	wg.Wait()
+	snap, ok := w.localSnapshot(ctx, rp, snaps)
+	return snap.Only(patterns).Fingerprint, ok
 }

@@ -201,3 +201,27 @@ func TestBulkStateBoundsTheAnswer(t *testing.T) {
 		t.Error("an answer past the bound was read")
 	}
 }
+
+// The fingerprint read from a repository's ref files is git's (loose
+// refs, packed ones, limited to patterns); a symbolic ref leaves it to git.
+func TestLocalFingerprint(t *testing.T) {
+	s, rps, _ := bulkWorld(t)
+	for _, rp := range rps {
+		dir, _ := s.Root.Open(rp.Org, rp.Repo)
+		snap, err := TakeSnapshot(context.Background(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, patterns := range [][]string{nil, {"refs/tags/*"}} {
+			got, ok := LocalFingerprint(dir, patterns)
+			if want := snap.Only(patterns).Fingerprint; !ok || got != want {
+				t.Errorf("%s %v: %s %v, want %s", rp, patterns, got, ok, want)
+			}
+		}
+	}
+	dir, _ := s.Root.Open(rps[0].Org, rps[0].Repo)
+	os.WriteFile(filepath.Join(dir, "refs/heads/sym"), []byte("ref: refs/heads/main\n"), 0o644)
+	if _, ok := LocalFingerprint(dir, nil); ok {
+		t.Error("a symbolic loose ref was settled without git")
+	}
+}
