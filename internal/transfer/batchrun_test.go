@@ -78,3 +78,25 @@ func TestParseShowRefs(t *testing.T) {
 		}
 	}
 }
+
+// A batched dry run's lines map to the repositories they name; a line for
+// a folder outside the batch, or for a directory, counts for nothing.
+func TestDamageByRepo(t *testing.T) {
+	byRel := map[string]string{"acme/a.git": "acme/a", "acme/b.git": "acme/b"}
+	got := damageByRepo([]string{
+		">f+++++++++ acme/a.git/objects/pack/p.pack",
+		">fc.t...... acme/a.git/objects/pack/p.idx",
+		"cd+++++++++ acme/b.git/objects/ab/",
+		">f+++++++++ evil/x.git/objects/aa/bb",
+		">f+++++++++ acme/a.git",
+	}, byRel)
+	if a := got["acme/a"]; len(a.Missing) != 1 || len(a.Damaged) != 1 || a.Missing[0] != "objects/pack/p.pack" {
+		t.Errorf("acme/a: %+v", a)
+	}
+	if b, ok := got["acme/b"]; !ok || !b.OK() {
+		t.Errorf("acme/b: %+v %v", b, ok)
+	}
+	if len(got) != 2 {
+		t.Errorf("%d entries, want 2", len(got))
+	}
+}

@@ -56,11 +56,23 @@ func (s *Syncer) CheckBatch(ctx context.Context, t remote.Target, repos []names.
 	if err != nil {
 		return nil, fmt.Errorf("check a batch on %s: %w", t.Name, err)
 	}
-	out := make(map[string]Damage, len(repos))
-	for _, rp := range repos {
-		out[rp.String()] = Damage{}
+	out := damageByRepo(r.Changes, byRel)
+	for repo, d := range out {
+		d.Duration = time.Since(start)
+		out[repo] = d
 	}
-	for _, c := range r.Changes {
+	return out, nil
+}
+
+// damageByRepo reads a dry run's --itemize-changes lines into what each
+// repository (named by its folder in byRel) lacks or holds otherwise;
+// every repository of byRel has an entry.
+func damageByRepo(changes []string, byRel map[string]string) map[string]Damage {
+	out := make(map[string]Damage, len(byRel))
+	for _, repo := range byRel {
+		out[repo] = Damage{}
+	}
+	for _, c := range changes {
 		flags, path, _ := strings.Cut(c, " ")
 		parts := strings.SplitN(path, "/", 3)
 		if len(flags) < 3 || flags[1] != 'f' || len(parts) < 3 {
@@ -78,9 +90,5 @@ func (s *Syncer) CheckBatch(ctx context.Context, t remote.Target, repos []names.
 		}
 		out[repo] = d
 	}
-	for repo, d := range out {
-		d.Duration = time.Since(start)
-		out[repo] = d
-	}
-	return out, nil
+	return out
 }
