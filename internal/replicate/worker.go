@@ -17,7 +17,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"cpm/internal/names"
-	"cpm/internal/printable"
 	"cpm/internal/queue"
 	"cpm/internal/store"
 	"cpm/internal/transfer"
@@ -28,9 +27,12 @@ type Workers struct {
 	Store     *store.Store
 	Syncer    *transfer.Syncer
 	Log       zerolog.Logger
-	Global    int           // syncs at once (default 4)
-	PerTarget int           // syncs at once per target (default 2)
-	Lease     time.Duration // how long a claimed job is ours without renewal (default 10s; renewed every third of it)
+	Global    int // syncs at once (default 4)
+	PerTarget int // syncs at once per target (default 2)
+	// Batch is the most jobs for one backup that one batched transfer
+	// takes (default DefaultBatch; 1: every job alone).
+	Batch int
+	Lease time.Duration // how long a claimed job is ours without renewal (default 10s; renewed every third of it)
 	// BackoffMin and BackoffMax bound the retry delay (default 2s, 5m).
 	BackoffMin, BackoffMax time.Duration
 	Owner                  string // lease owner, for the record; each claim adds a token of its own
@@ -165,6 +167,9 @@ func (w *Workers) setDefaults() {
 	if w.Lease <= 0 {
 		w.Lease = 10 * time.Second
 	}
+	if w.Batch <= 0 {
+		w.Batch = DefaultBatch
+	}
 	w.mu.Lock()
 	w.running = map[int64]int{}
 	w.down = map[int64]breaker{}
@@ -205,10 +210,17 @@ func (w *Workers) fill(ctx context.Context, wg *sync.WaitGroup, slots chan struc
 			}
 			return
 		}
+		// The batch is claimed here, before the next slot claims: the
+		// due jobs of a backup go to one batch, not to racing ones.
+		jobs := w.claimBatch(ctx, job, srv)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.run(ctx, job, srv)
+			if len(jobs) > 1 {
+				w.runBatch(ctx, jobs, srv)
+			} else {
+				w.run(ctx, job, srv)
+			}
 			w.release(job.ServerID)
 			<-slots
 			// Only now, with the slot free, tell the loop to look again.
@@ -336,26 +348,7 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 			res, err = w.Syncer.Sync(ctx, rp, transfer.TargetOf(srv), fresh)
 		}
 	}
-	ev := Event{Repo: j.Repo, Target: j.Server, Duration: time.Since(start), Bytes: res.Bytes}
-	log := w.Log.With().Str("repo", j.Repo).Str("target", j.Server).Int64("duration_ms", ev.Duration.Milliseconds()).Logger()
-	w.trip(j.ServerID, err)
-	if err == nil {
-		ev.OK = true
-		ev.Lag = j.Lag(time.Now())
-		if derr := w.Store.Done(ctx, j, j.Generation, repoGen, res.Fingerprint, res.Bytes); derr != nil {
-			log.Error().Err(derr).Msg("record sync")
-		}
-		log.Info().Int64("bytes", res.Bytes).Int64("files", res.Files).Float64("speed_kib_s", res.SpeedKiB()).
-			Int64("lag_ms", ev.Lag.Milliseconds()).Str("fingerprint", res.Fingerprint[:12]).Msg("sync")
-	} else if ctx.Err() != nil {
-		// Shutting down: leave the lease to run out; the job runs again.
-		return
-	} else {
-		ev.Cause, ev.Blocked = w.failed(ctx, j, srv, err, log)
-	}
-	if w.Observe != nil {
-		w.Observe(ev)
-	}
+	w.finish(ctx, j, srv, start, repoGen, res, err, 0)
 }
 
 // keepLease renews j's lease while its sync runs, however long that
@@ -380,24 +373,4 @@ func (w *Workers) keepLease(ctx context.Context, j store.Job) (stop func()) {
 		}
 	}()
 	return stop
-}
-
-// failed records a failed sync: blocked if retrying cannot mend it,
-// otherwise retried after a backoff. It returns the cause and whether
-// the server is now blocked.
-func (w *Workers) failed(ctx context.Context, j store.Job, srv store.Server, err error, log zerolog.Logger) (string, bool) {
-	blocked := w.blockIfNeeded(ctx, srv, err)
-	c := cause(err)
-	retry := time.Now().Add(w.backoff(j.Attempts))
-	if c == "partial" {
-		// rsync 23/24: files changed or vanished under it (a push or a
-		// repack): try again soon, not after a long backoff.
-		retry = time.Now().Add(w.backoff(0))
-	}
-	if ferr := w.Store.Failed(ctx, j, printable.Line(err.Error()), retry, blocked); ferr != nil {
-		log.Error().Err(ferr).Msg("record failed sync")
-	}
-	log.Warn().Err(err).Str("cause", c).Bool("blocked", blocked).Int("attempts", j.Attempts+1).
-		Time("retry_at", retry).Msg("sync failed")
-	return c, blocked
 }
