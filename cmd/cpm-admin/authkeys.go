@@ -48,17 +48,13 @@ func (c authorizedKeysCmd) Run(e *env, svc *admin.Service) error {
 	if c.Fingerprint != "" {
 		return nil
 	}
-	nodes, err := svc.NodeKeys(e.ctx)
-	if err != nil {
-		return err
+	lines, err := svc.NodeLines(e.ctx, shell, e.dir.String(), func(err error) {
+		fmt.Fprintf(e.stderr, "cpm: warning: %s\n", printable.Line(err.Error()))
+	})
+	for _, l := range lines {
+		fmt.Fprintln(e.stdout, l)
 	}
-	for _, n := range nodes {
-		// One node's bad row must not keep the other nodes out.
-		if err := printNodeLine(e, shell, n); err != nil {
-			fmt.Fprintf(e.stderr, "cpm: warning: %s; left out\n", printable.Line(err.Error()))
-		}
-	}
-	return nil
+	return err
 }
 
 // printNode prints the line of the cluster node whose replication key

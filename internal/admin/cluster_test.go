@@ -185,6 +185,20 @@ func TestJoinClusterAccountAndNodeKey(t *testing.T) {
 	if id, err := peer.PeerIdentity(ctx, nb.Fingerprint); err == nil {
 		t.Errorf("PeerIdentity(a neighbour's key): %+v", id)
 	}
+	// A node row that cannot make an authorized_keys line (its
+	// fingerprint is no fingerprint) is left out, and only it.
+	bad := freshKey(t)
+	_, _, err = st.JoinCluster(ctx, store.Actor{Name: "test"}, store.NodeSpec{Name: "a-bad", Host: "127.0.0.4", Port: 2222,
+		PeerKey: bad.Line(), PeerFingerprint: "SHA256:x' y", HostKeyPEM: "x", HostKey: "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned []error
+	lines, err := s.NodeLines(ctx, "/usr/bin/cpm-shell", dir.String(), func(err error) { warned = append(warned, err) })
+	if err != nil || len(lines) != 1 || !strings.Contains(lines[0], "peer-"+n.PeerFingerprint) ||
+		len(warned) != 1 || !strings.Contains(warned[0].Error(), "a-bad") {
+		t.Errorf("NodeLines with a bad row: %q %v; warned %v", lines, err, warned)
+	}
 }
 
 // A key is a user's or a node's, never both: sshd would let it in as

@@ -23,7 +23,9 @@ import (
 const MoveWait = 60 * time.Second
 
 // ErrMoveTimeout: the primary did not hand over in time.
-var ErrMoveTimeout = errors.New("the primary has not handed over yet (its cpm-shell serve or cpm-shell replicate performs it: is it running? pushes that keep running past 30 s hold it back too); the move stays requested")
+var ErrMoveTimeout = fmt.Errorf("the primary has not handed over yet (its cpm-shell serve or cpm-shell replicate performs it: is it running? "+
+	"pushes that keep running past %v hold it back too, and it tries again after a growing wait: see \"move blocked\" in its log); the move stays requested",
+	store.HandoverGateWait)
 
 // MoveRepo asks ORG/REPO's primary to hand it over to node to and waits
 // until it did. already reports that to was its primary.

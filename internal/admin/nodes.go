@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"cpm/internal/authkeys"
 	"cpm/internal/datadir"
 	"cpm/internal/names"
 	"cpm/internal/store"
@@ -168,6 +169,27 @@ func (s *Service) NodeKeys(ctx context.Context) ([]store.Server, error) {
 		}
 	}
 	return out, nil
+}
+
+// NodeLines are the authorized_keys lines that let the cluster's nodes
+// in to run cpm-shell (shellBin) on dataDir. A node whose row cannot make
+// a line is left out and named to warn: one bad row must keep no other
+// node out.
+func (s *Service) NodeLines(ctx context.Context, shellBin, dataDir string, warn func(error)) ([]string, error) {
+	nodes, err := s.NodeKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for _, n := range nodes {
+		line, err := authkeys.PeerLine(shellBin, dataDir, n.PeerFingerprint, n.PeerKey)
+		if err != nil {
+			warn(fmt.Errorf("node %s left out: %w", n.Name, err))
+			continue
+		}
+		lines = append(lines, line)
+	}
+	return lines, nil
 }
 
 // NodeKey is the cluster node whose replication key has fingerprint fp

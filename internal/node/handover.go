@@ -28,7 +28,7 @@ const handoverEvery = time.Second
 // gateWait bounds how long a handover holds writes back: waiting for the
 // pushes under way, then the last sync and the switch. A handover that
 // runs out of it gives up and lets the writes go.
-const gateWait = 30 * time.Second
+const gateWait = store.HandoverGateWait
 
 // startHandovers runs the handovers of a cluster node in the background
 // until ctx ends (outside a cluster there are none), with the workers'

@@ -50,7 +50,7 @@ func (o OnDemand) restore(ctx context.Context, path, server string) (res transfe
 // taken before it exists, keeps the workers from syncing it, empty, over
 // the copy it is restored from.
 func (o OnDemand) restoreFrom(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, srv store.Server) (transfer.Result, error) {
-	unlock, err := syncer.Lock(rp)
+	unlock, err := syncer.Lock(ctx, rp)
 	if err != nil {
 		return transfer.Result{}, err
 	}

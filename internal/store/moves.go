@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Planned handovers (repo move, node drain): the operator records where a
@@ -12,6 +13,12 @@ import (
 // serving process brings that node up to date, stops its writes for a
 // moment and hands over (HandOver), so that no push fails and none is
 // lost. Nothing here copies data: the store only says who is what.
+
+// HandoverGateWait bounds how long a primary performing a move holds the
+// repository's writes back (the pushes under way, the last sync, the
+// switch); one that runs out of it gives up, lets the writes go and
+// tries again later.
+const HandoverGateWait = 30 * time.Second
 
 // Move is a handover a primary still has to perform.
 type Move struct {

@@ -111,7 +111,7 @@ func (s *Syncer) checkArea(ctx context.Context, repo names.RepoPath, t remote.Ta
 // repository's lock; then it checks the replica again and returns what
 // that found.
 func (s *Syncer) Repair(ctx context.Context, repo names.RepoPath, t remote.Target, deep bool) (Damage, Result, error) {
-	unlock, err := s.Lock(repo)
+	unlock, err := s.Lock(ctx, repo)
 	if err != nil {
 		return Damage{}, Result{}, err
 	}
@@ -133,7 +133,7 @@ type Healing struct {
 // between cannot pass for damage.
 func (s *Syncer) CheckAndRepair(ctx context.Context, repo names.RepoPath, t remote.Target, deep bool, stillDone func() bool) (Healing, error) {
 	var h Healing
-	unlock, err := s.Lock(repo)
+	unlock, err := s.Lock(ctx, repo)
 	if err != nil {
 		return h, err
 	}

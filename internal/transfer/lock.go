@@ -24,9 +24,14 @@ func (s *Syncer) openLocked(ctx context.Context, repo names.RepoPath) (dir strin
 }
 
 // Lock takes the repository's lock, which maintenance (repack) takes too,
-// so that a sync never copies a repository in the middle of a repack.
-func (s *Syncer) Lock(repo names.RepoPath) (func(), error) {
-	return LockFile(s.repoLock(repo))
+// so that a sync never copies a repository in the middle of a repack;
+// the wait ends with ctx.
+func (s *Syncer) Lock(ctx context.Context, repo names.RepoPath) (func(), error) {
+	unlock, err := LockFileContext(ctx, s.repoLock(repo), false)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", repo, err)
+	}
+	return unlock, nil
 }
 
 func (s *Syncer) repoLock(repo names.RepoPath) string {

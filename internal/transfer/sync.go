@@ -85,23 +85,12 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 	}
 	defer unlockTarget()
 
-	snap, err := TakeSnapshot(ctx, dir)
+	snap, work, err := s.stageSnapshot(ctx, dir, t.Refs)
 	if err != nil {
 		return Result{}, err
 	}
-	snap = snap.Only(t.Refs)
-	work, err := os.MkdirTemp(s.TempDir, "snap-")
-	if err != nil {
-		return Result{}, fmt.Errorf("snapshot: %w", err)
-	}
 	defer os.RemoveAll(work)
 	refsDir, skelDir := filepath.Join(work, "refs"), filepath.Join(work, "skeleton")
-	if err := snap.write(refsDir); err != nil {
-		return Result{}, fmt.Errorf("snapshot: %w", err)
-	}
-	if err := writeSkeleton(skelDir); err != nil {
-		return Result{}, fmt.Errorf("snapshot: %w", err)
-	}
 
 	if fresh {
 		if err := s.prepare(ctx, t, repo); err != nil {
@@ -124,19 +113,53 @@ func (s *Syncer) Sync(ctx context.Context, repo names.RepoPath, t remote.Target,
 	if err != nil {
 		return res, err
 	}
-	got, err := RemoteFingerprint(ctx, s.Remote, t, repo)
-	if err != nil {
+	if err := s.verifyCopy(ctx, repo, t, snap); err != nil {
 		return res, err
-	}
-	if got != snap.Fingerprint {
-		return res, ErrMismatch
-	}
-	if t.Peer && len(t.Refs) == 0 {
-		s.remember(repo, t.Name, snap.Refs)
 	}
 	res.Fingerprint = snap.Fingerprint
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// stageSnapshot takes the snapshot of the repository at dir (only the
+// refs a target takes, if it names some) and writes it, and the skeleton
+// the copy starts from, to work/refs and work/skeleton in a new folder
+// work, which the caller removes.
+func (s *Syncer) stageSnapshot(ctx context.Context, dir string, refs []string) (Snapshot, string, error) {
+	snap, err := TakeSnapshot(ctx, dir)
+	if err != nil {
+		return Snapshot{}, "", err
+	}
+	snap = snap.Only(refs)
+	work, err := os.MkdirTemp(s.TempDir, "snap-")
+	if err != nil {
+		return Snapshot{}, "", fmt.Errorf("snapshot: %w", err)
+	}
+	if err := snap.write(filepath.Join(work, "refs")); err != nil {
+		os.RemoveAll(work)
+		return Snapshot{}, "", fmt.Errorf("snapshot: %w", err)
+	}
+	if err := writeSkeleton(filepath.Join(work, "skeleton")); err != nil {
+		os.RemoveAll(work)
+		return Snapshot{}, "", fmt.Errorf("snapshot: %w", err)
+	}
+	return snap, work, nil
+}
+
+// verifyCopy checks that the target's refs are now the snapshot's, and
+// then lets SendPack's fast path know what a peer's whole copy holds.
+func (s *Syncer) verifyCopy(ctx context.Context, repo names.RepoPath, t remote.Target, snap Snapshot) error {
+	got, err := RemoteFingerprint(ctx, s.Remote, t, repo)
+	if err != nil {
+		return err
+	}
+	if got != snap.Fingerprint {
+		return ErrMismatch
+	}
+	if t.Peer && len(t.Refs) == 0 {
+		s.remember(repo, t.Name, snap.Refs)
+	}
+	return nil
 }
 
 // ErrMismatch means the target's refs differ from what was shipped.
