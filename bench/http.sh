@@ -19,8 +19,8 @@
 # made public, read anonymously (as the others are read).
 #
 # Knobs: SIZE_MB (big repository, default 100), RUNS (big clones per
-# server, default 5), CLONES (concurrent small clones, default 100),
-# ROUNDS (rounds of concurrent clones, default 3).
+# server, default 5), CLONES (concurrent small clones, default 100; 0
+# skips them), ROUNDS (rounds of concurrent clones, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB="${SIZE_MB:-100}"
@@ -135,10 +135,10 @@ for s in "${servers[@]}"; do
 	[ "$got" = "$want" ] || { echo "$s serves main=$got, want $want" >&2; exit 1; }
 done
 
-echo
-echo "== $CLONES concurrent clones of a small repository, median of $ROUNDS rounds"
 declare -A CC
+[ "$CLONES" -gt 0 ] && echo && echo "== $CLONES concurrent clones of a small repository, median of $ROUNDS rounds"
 for s in "${servers[@]}"; do
+	[ "$CLONES" -gt 0 ] || break
 	visibility "$s"
 	fails=0
 	CC[$s]=$(for r in $(seq "$ROUNDS"); do
@@ -170,9 +170,9 @@ echo "== ratios (below 1.00: cpm faster; goal: no slower than any of them)"
 for mine in cpm-http cpm-http-token; do
 	for other in lighttpd soft-serve cpm-ssh; do
 		[ -n "${CL[$other]:-}" ] || continue
-		printf "%-15s / %-10s  big clone %s   %d concurrent %s\n" "$mine" "$other" \
-			"$(awk "BEGIN {printf \"%.2f\", ${CL[$mine]} / ${CL[$other]}}")" "$CLONES" \
-			"$(awk "BEGIN {printf \"%.2f\", ${CC[$mine]} / ${CC[$other]}}")"
+		printf "%-15s / %-10s  big clone %s" "$mine" "$other" "$(awk "BEGIN {printf \"%.2f\", ${CL[$mine]} / ${CL[$other]}}")"
+		[ "$CLONES" -gt 0 ] && printf "   %d concurrent %s" "$CLONES" "$(awk "BEGIN {printf \"%.2f\", ${CC[$mine]} / ${CC[$other]}}")"
+		echo
 	done
 done
 echo "cpm peak RSS: $(( $(awk '/VmHWM/ {print $2}' "/proc/$CPM_PID/status") / 1024 )) MB"
