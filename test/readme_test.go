@@ -69,6 +69,11 @@ git -C w commit -q --allow-empty -m first
 	if len(certBlocks) != 1 {
 		t.Fatalf("%d shell blocks under SSH certificates, want 1", len(certBlocks))
 	}
+	// The HTTP(S) recipe runs on the operator guide's main server.
+	httpBlocks := shellBlock.FindAllStringSubmatch(readmeSection(t, readme, "HTTP(S)"), -1)
+	if len(httpBlocks) != 1 {
+		t.Fatalf("%d shell blocks under HTTP(S), want 1", len(httpBlocks))
+	}
 	for _, tc := range []struct {
 		name, section string
 		blocks        int
@@ -111,6 +116,11 @@ git -C w commit -q --allow-empty -m second
 git -C w push -q ssh://git@git.example.com:2222/acme/web.git main
 replicated "$(git -C w rev-parse HEAD)"
 cpm-admin doctor
+` + httpBlocks[0][1] + `
+[ "$(git -C web-https rev-parse HEAD)" = "$(git -C w rev-parse HEAD)" ]
+git -C web-https commit -q --allow-empty -m "over https"
+GIT_SSL_CAINFO=/etc/cpm/tls.crt git -C web-https push -q origin main
+cpm-admin audit --json --limit 1 | grep -q '"transport": "http"'
 `,
 		},
 	} {

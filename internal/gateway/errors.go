@@ -5,13 +5,32 @@ import (
 	"fmt"
 
 	"cpm/internal/access"
+	"cpm/internal/store"
 )
 
 // refusal is a request turned down with words for the client; line is
-// printed as it is.
-type refusal struct{ line string }
+// printed as it is. cause, when set, is the store's reason (a fence),
+// for Retryable.
+type refusal struct {
+	line  string
+	cause error
+}
 
 func (r *refusal) Error() string { return r.line }
+func (r *refusal) Unwrap() error { return r.cause }
+
+// retry is a refusal that a client should try again soon: this node
+// cannot serve the repository now, another node or a later moment can.
+func retry(cause error, format string, a ...any) error {
+	return &refusal{line: "cpm: " + fmt.Sprintf(format, a...), cause: cause}
+}
+
+// Retryable reports whether err refused a session only for now (this
+// node lost its lease, or the repository's primary moved): HTTP answers
+// it 503 with Retry-After rather than 403.
+func Retryable(err error) bool {
+	return errors.Is(err, store.ErrFenced) || errors.Is(err, store.ErrNotPrimary)
+}
 
 // Refusal marks it as a decision for access.OutcomeOf, not a fault.
 func (r *refusal) Refusal() bool { return true }

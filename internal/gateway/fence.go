@@ -23,7 +23,7 @@ func (g *Gateway) fenced() error {
 		return nil
 	}
 	g.Metrics.sessionFenced()
-	return refuse("%v", store.ErrFenced)
+	return retry(store.ErrFenced, "%v", store.ErrFenced)
 }
 
 // placeHere checks a session another node relayed here against where the
@@ -35,7 +35,7 @@ func placeHere(cmd command.Command, p store.Placement, self string, repo string)
 	if !p.Clustered() || p.PrimaryIs(self) || (!writes(cmd) && p.Current()) {
 		return nil
 	}
-	return refuse("%s: %v", repo, store.ErrNotPrimary)
+	return retry(store.ErrNotPrimary, "%s: %v", repo, store.ErrNotPrimary)
 }
 
 // epochEnv is the variable that tells cpm-hook under which epoch of the

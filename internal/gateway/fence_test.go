@@ -34,7 +34,7 @@ func TestPlaceHere(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("%s: %v", c.name, err)
 		}
-		if err != nil && clientLine(err) != "cpm: acme/web: this node is no longer the repository's primary; try again" {
+		if err != nil && (clientLine(err) != "cpm: acme/web: this node is no longer the repository's primary; try again" || !Retryable(err)) {
 			t.Errorf("%s: %q", c.name, clientLine(err))
 		}
 	}
@@ -55,7 +55,7 @@ func (f fence) Held() bool { return bool(f) }
 func TestFenced(t *testing.T) {
 	fenced := 0
 	g := &Gateway{Fence: fence(false), Metrics: &Metrics{Fenced: func() { fenced++ }}}
-	if err := g.fenced(); err == nil || clientLine(err) != "cpm: this node lost its lease; try again" || fenced != 1 {
+	if err := g.fenced(); err == nil || clientLine(err) != "cpm: this node lost its lease; try again" || !Retryable(err) || fenced != 1 {
 		t.Errorf("lease lost: %v, counted %d", err, fenced)
 	}
 	g.Fence = fence(true)

@@ -113,7 +113,7 @@ func (g *Gateway) holdWrite(ctx context.Context, s Session, cmd command.Command,
 	}
 	release()
 	if !relaysOn(cmd, s) {
-		return p, noop, true, 1, refuse("%s: %v", grant.Repo, store.ErrNotPrimary)
+		return p, noop, true, 1, retry(store.ErrNotPrimary, "%s: %v", grant.Repo, store.ErrNotPrimary)
 	}
 	primary, err := g.Store.ServerByName(ctx, p.Primary.Name)
 	if err != nil {

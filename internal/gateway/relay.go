@@ -155,9 +155,12 @@ func (g *Gateway) relayedToken(ctx context.Context, secret string) (access.Ident
 		return access.Identity{}, refuse("permission denied: access tokens are not accepted here")
 	}
 	id, err := g.Tokens.IdentifyToken(ctx, secret)
-	if err != nil {
-		// Unknown, expired, revoked and a fault of the lookup look alike.
-		return access.Identity{}, &refusal{line: "cpm: permission denied: the access token is not valid"}
+	switch {
+	case errors.Is(err, access.ErrUnknownToken):
+		// Unknown, expired and revoked look alike.
+		return access.Identity{}, refuse("permission denied: the access token is not valid")
+	case err != nil:
+		return access.Identity{}, &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("identify relayed token: %w", err)}
 	}
 	return id, nil
 }

@@ -132,8 +132,9 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 
 // refuse answers a refusal with the ssh wording: 401 (asking for
 // credentials) for a repository that is missing or that the identity
-// may not read, and for an anonymous push; 403 for other refusals;
-// 5xx for faults.
+// may not read, and for an anonymous push; 503 while this node cannot
+// serve the repository (a lost lease, a primary that moved); 403 for
+// other refusals; 5xx for faults.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, remote string, id access.Identity, err error, line string) {
 	code := http.StatusForbidden
 	var e *access.Error
@@ -142,6 +143,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, remote string, 
 		errors.As(err, &e) && e.Kind == access.Denied && id == access.Anonymous:
 		code = http.StatusUnauthorized
 		w.Header().Set("WWW-Authenticate", realm)
+	case gateway.Retryable(err):
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
 	case access.OutcomeOf(err) == access.Failed:
 		code = http.StatusInternalServerError
 	}

@@ -166,7 +166,8 @@ func PusherFromEnv(getenv func(string) string) (Pusher, error) {
 		if err != nil || n <= 0 {
 			return Pusher{}, fmt.Errorf("bad %s %q", EnvTokenID, t)
 		}
-		return Pusher{TokenID: n, User: getenv(EnvUser), RemoteAddr: getenv(EnvRemoteAddr), RelayedBy: getenv(EnvRelayedBy), Transport: getenv(EnvTransport)}, nil
+		return Pusher{TokenID: n, User: getenv(EnvUser), RemoteAddr: getenv(EnvRemoteAddr), RelayedBy: getenv(EnvRelayedBy),
+			Transport: getenv(EnvTransport)}, nil
 	}
 	id := getenv(EnvKeyID)
 	if id == "" {
@@ -271,11 +272,11 @@ func Record(ctx context.Context, st *store.Store, p Pusher, repo names.RepoPath,
 	if p.Cert != nil {
 		details["cert_serial"], details["cert_key_id"] = p.Cert.Serial, p.Cert.KeyID
 	}
-	if p.TokenID != 0 {
-		details["token"] = p.TokenID
-	}
 	if p.Transport != "" {
 		details["transport"] = p.Transport
+	}
+	if p.TokenID != 0 {
+		details["token"] = p.TokenID
 	}
 	// A neighbour that forwarded the push, else the node that relayed it.
 	via := cmp.Or(p.Via, p.RelayedBy)

@@ -8,8 +8,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"cpm/internal/authlimit"
 	"cpm/internal/clientaddr"
 	"cpm/internal/githttp"
@@ -19,9 +17,8 @@ import (
 
 // listenHTTP serves git over HTTP(S) on http_listen, with the same
 // gateway as ssh; with tls_cert it is HTTPS, its certificate read again
-// on every SIGHUP. Failed authentications are limited per client
-// address and counted on reg.
-func (n *Node) listenHTTP(ctx context.Context, srv *servers, reg *prometheus.Registry) (string, error) {
+// on every SIGHUP.
+func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway) (string, error) {
 	c := n.Conf
 	var certs *httpserver.Certificates
 	if c.HTTP.TLS() {
@@ -35,8 +32,8 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, reg *prometheus.Reg
 		return "", fmt.Errorf("listen %s: %w", c.HTTP.Listen, err)
 	}
 	h := &githttp.Handler{Gateway: n.Gateway, Tokens: n.Gateway.Tokens, ProxyAllow: c.ProxyAllow,
-		BaseURL: c.HTTP.BaseURL(), Log: n.Log,
-		Limiter: authlimit.New("http", authlimit.Config{}, metrics.NewAuth(reg))}
+		Limiter: authlimit.New("http", authlimit.Config{}, metrics.NewAuth(m.Registry)),
+		BaseURL: c.HTTP.BaseURL(), Log: n.Log}
 	srv.http = httpserver.New(h, httpserver.Limits{
 		Header:      c.HandshakeTimeout,
 		Idle:        c.IdleTimeout,
@@ -46,14 +43,13 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, reg *prometheus.Reg
 	h.Linger = srv.http.Stopped()
 	ln := clientaddr.Listen(raw, clientaddr.Mode(c.ProxyProtocol), c.ProxyAllow)
 	go func() { srv.errc <- srv.http.Serve(ln) }()
-	if certs != nil {
-		go n.reloadOnHangup(ctx, srv.http)
-	}
 	return raw.Addr().String(), nil
 }
 
-// reloadOnHangup reads the TLS certificate again on each SIGHUP until
-// ctx ends; a bad file keeps the one in use.
+// reloadOnHangup reads the HTTP listener's TLS certificate again on
+// each SIGHUP (systemctl reload) until ctx ends; a bad file keeps the
+// one in use. Without one, SIGHUP does nothing (rather than end the
+// server, its default).
 func (n *Node) reloadOnHangup(ctx context.Context, s *httpserver.Server) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -63,6 +59,10 @@ func (n *Node) reloadOnHangup(ctx context.Context, s *httpserver.Server) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if s == nil {
+				n.Log.Info().Msg("SIGHUP: no TLS certificate to reload")
+				continue
+			}
 			if err := s.Reload(); err != nil {
 				n.Log.Error().Err(err).Msg("tls reload")
 				continue

@@ -54,6 +54,7 @@ func (n *Node) Serve(ctx context.Context) error {
 		return err
 	}
 	handoversDone := n.startHandovers(wctx)
+	go n.reloadOnHangup(ctx, srv.http)
 	n.Log.Info().Str("ssh", addrs[0]).Str("git", addrs[1]).Str("metrics", addrs[2]).Str("http", addrs[3]).
 		Str("data_dir", n.Dir.String()).Str("database", n.Store.Path()).Msg("cpm-shell serving") // Path has no password
 
@@ -108,7 +109,7 @@ func (n *Node) listen(ctx context.Context, srv *servers, m *metrics.Gateway) ([4
 		}
 	}
 	if c.HTTP.Listen != "" {
-		if addrs[3], err = n.listenHTTP(ctx, srv, m.Registry); err != nil {
+		if addrs[3], err = n.listenHTTP(ctx, srv, m); err != nil {
 			return addrs, err
 		}
 	}

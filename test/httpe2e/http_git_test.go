@@ -1,12 +1,17 @@
 package httpe2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestHTTPGitAnonymous: over HTTPS without credentials a public
@@ -35,6 +40,18 @@ func TestHTTPGitAnonymous(t *testing.T) {
 			t.Fatalf("clone over v0: exit %d\n%s", r.Code, tail(r.Stderr))
 		}
 		h.mustGit(dir, nil, "-c", "protocol.version=0", "fetch", "-q", "origin")
+	})
+	t.Run("cpm's own refs hidden", func(t *testing.T) {
+		repo := h.w.RepoDir("acme", "pub")
+		if out, err := exec.Command("git", "--git-dir", repo, "update-ref", "refs/cpm/diverged/1/refs/heads/main", "main").CombinedOutput(); err != nil {
+			t.Fatalf("update-ref: %v %s", err, out)
+		}
+		for _, v := range []string{"0", "2"} {
+			refs := h.mustGit("", nil, "-c", "protocol.version="+v, "ls-remote", url)
+			if strings.Contains(refs, "refs/cpm/") || !strings.Contains(refs, "refs/heads/main") {
+				t.Errorf("ls-remote over v%s:\n%s", v, refs)
+			}
+		}
 	})
 	t.Run("shallow", func(t *testing.T) {
 		dir := filepath.Join(h.w.Root, "shallow")
@@ -81,6 +98,22 @@ func TestHTTPGitAnonymous(t *testing.T) {
 			t.Errorf("anonymous push succeeded:\n%s", r.Stderr)
 		}
 	})
+	t.Run("certificate reloaded on SIGHUP", func(t *testing.T) {
+		before := h.serverCert(t)
+		writeCert(t, h.ca, filepath.Join(h.w.Root, "tls-key.pem"), "127.0.0.1")
+		h.srv.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(10 * time.Second)
+		for h.serverCert(t).Equal(before) {
+			if time.Now().After(deadline) {
+				t.Fatal("the server presents the old certificate 10 s after SIGHUP")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if h.srv.Exited() {
+			t.Fatal("SIGHUP ended the server")
+		}
+		h.mustGit(filepath.Join(h.w.Root, "v2"), nil, "fetch", "-q", "origin")
+	})
 	t.Run("no dumb HTTP, no other services", func(t *testing.T) {
 		for path, want := range map[string]int{
 			"acme/pub.git/HEAD":                                  http.StatusNotFound,
@@ -102,7 +135,14 @@ func TestHTTPGitAnonymous(t *testing.T) {
 // get fetches path under the server, without credentials.
 func (h *httpWorld) get(t *testing.T, path string) (*http.Response, string) {
 	t.Helper()
-	resp, err := h.client().Get(h.url(path))
+	req, _ := http.NewRequest(http.MethodGet, h.url(path), nil)
+	return h.do(t, req)
+}
+
+// do sends req and reads the answer whole.
+func (h *httpWorld) do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := h.client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,4 +156,15 @@ func tail(s string) string {
 		return "…" + s[len(s)-4000:]
 	}
 	return s
+}
+
+// serverCert is the certificate the server presents now.
+func (h *httpWorld) serverCert(t *testing.T) *x509.Certificate {
+	t.Helper()
+	c, err := tls.Dial("tcp", h.srv.HTTPAddr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0]
 }

@@ -42,11 +42,18 @@ func newHTTPWorld(t *testing.T, tls bool, extra ...string) *httpWorld {
 	w := testworld.New(t, bin)
 	h := &httpWorld{t: t, w: w, home: filepath.Join(w.Root, "home")}
 	os.MkdirAll(h.home, 0o700)
-	args := append([]string{"--http-listen", "127.0.0.1:0"}, extra...)
+	listen := "127.0.0.1:0"
+	for i, a := range extra {
+		if a == "--http-listen" && i+1 < len(extra) {
+			listen = extra[i+1]
+		}
+	}
+	args := append([]string{"--http-listen", listen}, extra...)
 	if tls {
 		h.ca = filepath.Join(w.Root, "tls-cert.pem")
 		key := filepath.Join(w.Root, "tls-key.pem")
-		writeCert(t, h.ca, key, "127.0.0.1")
+		host, _, _ := net.SplitHostPort(listen)
+		writeCert(t, h.ca, key, host)
 		args = append(args, "--tls-cert", h.ca, "--tls-key", key)
 	}
 	key := w.NewKey("alice")

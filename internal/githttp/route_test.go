@@ -1,0 +1,127 @@
+package githttp
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestParseRoute(t *testing.T) {
+	for _, tc := range []struct {
+		path, repo, rest string
+		dotGit, ok       bool
+	}{
+		{"/acme/web.git/info/refs", "acme/web", "/info/refs", true, true},
+		{"/acme/web/git-upload-pack", "acme/web", "/git-upload-pack", false, true},
+		{"/acme/web", "acme/web", "", false, true},
+		{"/acme/web/", "acme/web", "/", false, true},
+		{"/acme/web/sub/pkg", "acme/web", "/sub/pkg", false, true},
+		{"/acme/web.git/info/lfs/objects/batch", "acme/web", "/info/lfs/objects/batch", true, true},
+		{"/acme", "", "", false, false},
+		{"/", "", "", false, false},
+		{"", "", "", false, false},
+		{"acme/web", "", "", false, false},
+		{"//acme/web", "", "", false, false},
+		{"/acme//web", "", "", false, false},
+		{"/acme/web//info/refs", "", "", false, false},
+		{"/acme/../web", "", "", false, false},
+		{"/acme/web/../../etc", "", "", false, false},
+		{"/acme/web/./info/refs", "", "", false, false},
+		{"/acme/%2e%2e/web", "", "", false, false},
+		{"/acme%2Fweb", "", "", false, false},
+		{"/acme/web%00", "", "", false, false},
+		{"/acme\\web", "", "", false, false},
+		{"/.acme/web", "", "", false, false},
+		{"/acme/-web", "", "", false, false},
+		{"/acme/web.git.git", "", "", false, false},
+		{"/acme/" + strings.Repeat("a", maxPath), "", "", false, false},
+	} {
+		rt, ok := parseRoute(tc.path)
+		if ok != tc.ok || (ok && (rt.repo.String() != tc.repo || rt.rest != tc.rest || rt.dotGit != tc.dotGit)) {
+			t.Errorf("parseRoute(%.60q) = %+v, %v", tc.path, rt, ok)
+		}
+	}
+}
+
+func TestCredential(t *testing.T) {
+	basic := func(user, pass string) string {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.SetBasicAuth(user, pass)
+		return r.Header.Get("Authorization")
+	}
+	for _, tc := range []struct {
+		header, secret string
+		given, ok      bool
+	}{
+		{"", "", false, false},
+		{basic("any", "cpm_abc"), "cpm_abc", true, true},
+		{basic("", "cpm_abc"), "cpm_abc", true, true},
+		{"Bearer cpm_abc", "cpm_abc", true, true},
+		{"bearer  cpm_abc", "cpm_abc", true, true},
+		{basic("x", ""), "", true, false},
+		{"Bearer ", "", true, false},
+		{"Digest x", "", true, false},
+		{"Basic !!!", "", true, false},
+		{basic("x", "cpm_a b"), "cpm_a b", true, false},
+		{basic("x", strings.Repeat("a", maxToken+1)), strings.Repeat("a", maxToken+1), true, false},
+	} {
+		r, _ := http.NewRequest("GET", "/", nil)
+		if tc.header != "" {
+			r.Header.Set("Authorization", tc.header)
+		}
+		secret, given, ok := credential(r)
+		if secret != tc.secret || given != tc.given || ok != tc.ok {
+			t.Errorf("%q: %q %v %v", tc.header, secret, given, ok)
+		}
+	}
+}
+
+func TestRequestBody(t *testing.T) {
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		z := gzip.NewWriter(&buf)
+		z.Write(b)
+		z.Close()
+		return buf.Bytes()
+	}
+	read := func(enc string, body []byte, limit int64) (string, bool, error) {
+		r, _ := http.NewRequest("POST", "/", bytes.NewReader(body))
+		if enc != "" {
+			r.Header.Set("Content-Encoding", enc)
+		}
+		c, err := requestBody(r, limit)
+		if err != nil {
+			return "", false, err
+		}
+		b, err := io.ReadAll(c)
+		return string(b), c.over.Load(), err
+	}
+	if s, over, err := read("", []byte("0000"), 4); s != "0000" || over || err != nil {
+		t.Errorf("exactly the cap: %q %v %v", s, over, err)
+	}
+	if _, over, err := read("", []byte("00000"), 4); !over || !errors.Is(err, errTooLarge) {
+		t.Errorf("past the cap: %v %v", over, err)
+	}
+	if s, _, err := read("gzip", gz([]byte("hello")), 0); s != "hello" || err != nil {
+		t.Errorf("gzip: %q %v", s, err)
+	}
+	if _, over, err := read("x-gzip", gz(make([]byte, 1<<20)), 1000); !over || !errors.Is(err, errTooLarge) {
+		t.Errorf("a gzip bomb: %v %v", over, err)
+	}
+	if _, _, err := read("br", []byte("x"), 0); !errors.Is(err, errEncoding) {
+		t.Errorf("br: %v", err)
+	}
+	if _, _, err := read("gzip", []byte("not gzip"), 0); err == nil {
+		t.Error("a body that is not gzip was read")
+	}
+}
+
+func TestPktLine(t *testing.T) {
+	if got := string(pktLine("# service=git-upload-pack\n")); got != "001e# service=git-upload-pack\n" {
+		t.Errorf("pktLine: %q", got)
+	}
+}
