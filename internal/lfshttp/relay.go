@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"cpm/internal/access"
 	"cpm/internal/gateway"
@@ -104,9 +105,9 @@ func relayedRequest(q *request) *http.Request {
 // to out as an HTTP response. An error means nothing was answered.
 func (h *Handler) ServeRelayed(ctx context.Context, req gateway.LFSRequest, baseURL string, in io.Reader, out io.Writer) error {
 	lim := &io.LimitedReader{R: in, N: maxRelayedHead}
-	r, err := http.ReadRequest(bufio.NewReader(lim))
+	r, err := readRelayedHead(bufio.NewReader(lim), relayedHeadTimeout)
 	if err != nil {
-		return fmt.Errorf("read relayed request: %w", err)
+		return err
 	}
 	lim.N = h.maxRelayedBody()
 	r = r.WithContext(ctx)
@@ -116,6 +117,36 @@ func (h *Handler) ServeRelayed(ctx context.Context, req gateway.LFSRequest, base
 		remote: req.RemoteAddr, relayed: req.Relayed, hops: req.Hops, base: strings.TrimRight(baseURL, "/")})
 	w.WriteHeader(http.StatusOK) // an answer with no body nor status yet
 	return nil
+}
+
+// relayedHeadTimeout bounds the wait for a relayed request's head: the
+// relaying node sends it at once, after the relay header.
+const relayedHeadTimeout = 10 * time.Second
+
+// readRelayedHead reads a relayed request's head within timeout. On a
+// timeout the reading goroutine stays blocked until the relay session
+// ends, which closes its input (as for the relay header).
+func readRelayedHead(in *bufio.Reader, timeout time.Duration) (*http.Request, error) {
+	type read struct {
+		r   *http.Request
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		r, err := http.ReadRequest(in)
+		done <- read{r, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case got := <-done:
+		if got.err != nil {
+			return nil, fmt.Errorf("read relayed request: %w", got.err)
+		}
+		return got.r, nil
+	case <-t.C:
+		return nil, fmt.Errorf("read relayed request: no head within %s", timeout)
+	}
 }
 
 // maxRelayedBody bounds a relayed request's body: an object of the

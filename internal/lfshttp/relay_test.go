@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"cpm/internal/gateway"
 	"cpm/internal/names"
@@ -59,5 +61,15 @@ func TestServeRelayed(t *testing.T) {
 		if _, _, err := w.relayed(t, "dev", raw); err == nil {
 			t.Errorf("%s: answered", name)
 		}
+	}
+}
+
+// A relaying node that never sends the request's head does not hold the
+// primary's session past the timeout.
+func TestReadRelayedHeadTimeout(t *testing.T) {
+	r, _ := io.Pipe()
+	defer r.Close()
+	if _, err := readRelayedHead(bufio.NewReader(r), 20*time.Millisecond); err == nil || !strings.Contains(err.Error(), "no head within") {
+		t.Fatalf("a head that never comes: %v", err)
 	}
 }

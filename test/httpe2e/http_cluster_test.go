@@ -63,7 +63,7 @@ func TestHTTPCluster(t *testing.T) {
 	}
 }
 
-// TestHTTPClusterLFS: the Git LFS HTTP API of a node that is not the
+// TestHTTPClusterLFS: the Git LFS HTTPS API of a node that is not the
 // repository's primary relays what only the primary may do (the
 // upload's batch, PUT and verify, every lock change) there over the
 // nodes' ssh, the token identified afresh on the primary, and the batch
@@ -73,8 +73,11 @@ func TestHTTPClusterLFS(t *testing.T) {
 	if _, err := exec.LookPath("git-lfs"); err != nil {
 		t.Fatalf("git-lfs is not installed (make deps installs it): %v", err)
 	}
-	c := testworld.NewClusterWith(t, bin.OnDatabase(pg.Database), 2,
-		testworld.ClusterOptions{Flags: []string{"--http-listen", "127.0.0.1:0"}})
+	certDir := t.TempDir()
+	cert, certKey := filepath.Join(certDir, "tls-cert.pem"), filepath.Join(certDir, "tls-key.pem")
+	writeCert(t, cert, certKey, "127.0.0.1") // both nodes' HTTPS
+	c := testworld.NewClusterWith(t, bin.OnDatabase(pg.Database), 2, testworld.ClusterOptions{
+		Flags: []string{"--http-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", certKey}})
 	n1, n2 := c.Node(1), c.Node(2)
 	c.MustAdmin(1, "user", "add", "alice")
 	c.MustAdmin(1, "org", "create", "acme")
@@ -83,10 +86,10 @@ func TestHTTPClusterLFS(t *testing.T) {
 	out := strings.Split(strings.TrimSpace(c.MustAdmin(1, "token", "create", "alice", "--name", "ci")), "\n")
 	env := withToken(out[len(out)-1])
 
-	h := &httpWorld{t: t, w: n2.World, home: filepath.Join(n2.Root, "home")}
+	h := &httpWorld{t: t, w: n2.World, home: filepath.Join(n2.Root, "home"), ca: cert}
 	os.MkdirAll(h.home, 0o700)
 	h.mustGit("", nil, "lfs", "install", "--skip-repo")
-	viaN2 := "http://" + n2.Server.HTTPAddr + "/acme/art.git"
+	viaN2 := "https://" + n2.Server.HTTPAddr + "/acme/art.git"
 	dir := filepath.Join(n2.Root, "work")
 	h.mustGit("", env, "clone", "-q", viaN2, dir)
 	l := &lfsWorld{httpWorld: h}
@@ -109,7 +112,7 @@ func TestHTTPClusterLFS(t *testing.T) {
 	}
 
 	clone := filepath.Join(n1.Root, "clone")
-	viaN1 := "http://" + n1.Server.HTTPAddr + "/acme/art.git"
+	viaN1 := "https://" + n1.Server.HTTPAddr + "/acme/art.git"
 	h.mustGit("", env, "clone", "-q", viaN1, clone)
 	want, _ := os.ReadFile(filepath.Join(dir, "asset.bin"))
 	if got, _ := os.ReadFile(filepath.Join(clone, "asset.bin")); !bytes.Equal(got, want) {
