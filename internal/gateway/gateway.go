@@ -67,6 +67,9 @@ type Gateway struct {
 	// git-lfs-authenticate answers with the LFS HTTP API's address.
 	HTTPURL   string
 	LFSTokens LFSTokens
+	// LFSHTTP serves Git LFS HTTP API requests other nodes relay here;
+	// nil: they are refused.
+	LFSHTTP RelayedLFS
 }
 
 // TokenIdentifier finds whom an HTTP access token speaks for
@@ -103,7 +106,10 @@ type Session struct {
 	// Token is the access token an HTTP client authenticated with, kept
 	// only to relay the session (the primary identifies it afresh);
 	// never logged.
-	Token  string
+	Token string
+	// LFSURL is set on a Git LFS HTTP API request relayed to the
+	// primary (relay mode lfs-http): the base URL the client used.
+	LFSURL string
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer

@@ -23,6 +23,13 @@ type LFSRequest struct {
 	Repo       names.RepoPath
 	Write      bool
 	RemoteAddr string
+	// Relayed names the node that relayed the request here, Hops how
+	// many relayed it so far (as for a git session); Token is the access
+	// token the client authenticated with, kept only to relay the
+	// request on (the primary identifies it afresh), never logged.
+	Relayed string
+	Hops    int
+	Token   string
 }
 
 // LFSOpen is an allowed LFS HTTP request: the repository as its identity
@@ -42,8 +49,8 @@ type LFSOpen struct {
 // (the node's fence, authorization with push-to-create for an upload,
 // the cluster's placement and write gate) and opens the repository. A
 // request this node cannot serve because the repository's primary is
-// another node is refused with "try again" words: HTTP requests are not
-// relayed between nodes. A refusal is counted and logged here; an
+// another node is refused with an *LFSElsewhere naming that node, which
+// the HTTP handler relays the request to (RelayLFS). A refusal is counted and logged here; an
 // opened request is when Done is called.
 func (g *Gateway) OpenLFS(ctx context.Context, req LFSRequest) (*LFSOpen, error) {
 	start := time.Now()
@@ -65,20 +72,24 @@ func (g *Gateway) openLFS(ctx context.Context, req LFSRequest) (*LFSOpen, error)
 	if req.Write {
 		cmd.Operation = string(lfs.Upload)
 	}
-	// An HTTP request has no stream to relay: as many hops as allowed.
-	s := Session{Identity: req.Identity, RemoteAddr: req.RemoteAddr, Hops: maxHops, Transport: "http"}
+	s := Session{Identity: req.Identity, RemoteAddr: req.RemoteAddr, Hops: req.Hops, Relayed: req.Relayed, Transport: "http"}
 	grant, err := g.authorize(ctx, s, cmd)
 	if err != nil {
 		return nil, err
 	}
-	p, _, elsewhere, err := g.routeOf(ctx, s, cmd, grant)
+	p, primary, elsewhere, err := g.routeOf(ctx, s, cmd, grant)
 	if err != nil {
 		return nil, err
 	}
 	if elsewhere {
-		return nil, retry(store.ErrNotPrimary, "%s: this node does not serve it now (another node of the cluster does); try again", grant.Repo)
+		return nil, &LFSElsewhere{Primary: primary, Repo: grant.Repo,
+			err: retry(store.ErrNotPrimary, "%s: this node does not serve it now (another node of the cluster does); try again", grant.Repo)}
 	}
-	p, release, elsewhere, _, err := g.holdWrite(ctx, s, cmd, grant, p)
+	// The primary moving between routeOf and the gate is answered "try
+	// again" (the handler has the request to relay, not the gate).
+	held := s
+	held.Hops = maxHops
+	p, release, elsewhere, _, err := g.holdWrite(ctx, held, cmd, grant, p)
 	if elsewhere {
 		return nil, err
 	}
@@ -146,6 +157,9 @@ func (g *Gateway) reportLFS(req LFSRequest, repo names.RepoPath, st lfs.Stats, e
 	operation := "download"
 	if req.Write {
 		operation = "upload"
+	}
+	if req.Relayed != "" {
+		ev = ev.Str("via", req.Relayed)
 	}
 	ev.Str("transport", "http").Str("user", req.Identity.Name()).Str("remote", req.RemoteAddr).
 		Str("repo", name).Str("operation", operation).Str("decision", o.String()).

@@ -33,6 +33,9 @@ func (g *Gateway) relayOut(ctx context.Context, s Session, cmd command.Command, 
 	h := relay.Header{Command: s.Command, Key: s.Identity.Fingerprint, Remote: s.RemoteAddr, Protocol: s.GitProtocol,
 		Anonymous: s.Identity == access.Anonymous && s.Token == "", Hops: s.Hops + 1,
 		Stateless: s.Stateless, Transport: s.Transport, Token: s.Token}
+	if s.LFSURL != "" {
+		h.Mode, h.URL = relay.ModeLFSHTTP, s.LFSURL
+	}
 	if s.Token != "" {
 		h.Key = "" // the token names the user; the primary identifies it afresh
 	}
@@ -69,6 +72,10 @@ func (g *Gateway) relayIn(ctx context.Context, s Session) (int, error) {
 	id, err := g.relayedIdentity(ctx, h)
 	if err != nil {
 		return 1, err
+	}
+	if h.Mode == relay.ModeLFSHTTP {
+		cmd, _ := h.Check() // checked by readHeader
+		return g.serveRelayedLFS(ctx, id, h, cmd, s.Identity.Peer, in, s.Stdout, s.Stderr), nil
 	}
 	user := Session{Identity: id, Command: h.Command, GitProtocol: h.Protocol, RemoteAddr: h.Remote,
 		Relayed: s.Identity.Peer, Hops: max(h.Hops, 1), Linger: s.Linger, Stdin: in, Stdout: s.Stdout, Stderr: s.Stderr,

@@ -52,7 +52,7 @@ type Limiter interface {
 // LFS is the Git LFS HTTP API (internal/lfshttp): rest is the path after
 // /ORG/REPO.git/info/lfs, such as "/objects/batch".
 type LFS interface {
-	ServeLFS(w http.ResponseWriter, r *http.Request, id access.Identity, repo names.RepoPath, rest string)
+	ServeLFS(w http.ResponseWriter, r *http.Request, id access.Identity, token string, repo names.RepoPath, rest string)
 }
 
 // maxPath bounds a request's path: repository names are short, and so
@@ -80,12 +80,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rt.rest == "/git-upload-pack" || rt.rest == "/git-receive-pack":
 		h.rpc(w, r, remote, rt, strings.TrimPrefix(rt.rest, "/git-"))
 	case rt.dotGit && (rt.rest == "/info/lfs" || strings.HasPrefix(rt.rest, "/info/lfs/")):
-		h.authenticated(w, r, remote, func(id access.Identity, _ string) {
+		h.authenticated(w, r, remote, func(id access.Identity, token string) {
 			if h.LFS == nil {
 				h.plain(w, r, remote, http.StatusNotFound, "cpm: Git LFS is served over ssh only here\n")
 				return
 			}
-			h.LFS.ServeLFS(w, r, id, rt.repo, strings.TrimPrefix(rt.rest, "/info/lfs"))
+			h.LFS.ServeLFS(w, r, id, token, rt.repo, strings.TrimPrefix(rt.rest, "/info/lfs"))
 		})
 	default:
 		h.plain(w, r, remote, http.StatusNotFound, "cpm: not found (cpm serves smart HTTP only)\n")

@@ -158,17 +158,25 @@ func credential(r *http.Request) map[string]string {
 }
 
 // objectsURL is where the repository's objects are, for actions: under
-// BaseURL, or the address the request reached.
+// the base URL the client used.
 func (h *Handler) objectsURL(q *request) string {
-	base := strings.TrimRight(h.BaseURL, "/")
-	if base == "" {
-		scheme := "http"
-		if q.r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + q.r.Host
+	return h.baseURL(q) + "/" + q.open.Name.String() + ".git/info/lfs/objects"
+}
+
+// baseURL is the base URL the client used: the relaying node's for a
+// relayed request, else BaseURL, else the address the request reached.
+func (h *Handler) baseURL(q *request) string {
+	if q.base != "" {
+		return q.base
 	}
-	return base + "/" + q.open.Name.String() + ".git/info/lfs/objects"
+	if base := strings.TrimRight(h.BaseURL, "/"); base != "" {
+		return base
+	}
+	scheme := "http"
+	if q.r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + q.r.Host
 }
 
 // clip makes client text fit a one-line answer.

@@ -8,6 +8,7 @@
 package lfshttp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,12 +50,28 @@ type request struct {
 	open  *gateway.LFSOpen
 	stats lfs.Stats
 	err   error // what the client was refused or failed with, for the log
+
+	rest   string // the path after …/info/lfs
+	remote string // the client's address
+	raw    []byte // the body readJSON read, to relay it
+	// token is the client's access token, to relay the request; relayed
+	// and hops say who relayed it here and how often (gateway.LFSRequest);
+	// base is the base URL the client used when another node relayed it.
+	token, relayed, base string
+	hops                 int
 }
 
-// ServeLFS answers one request; rest is the path after
+// ServeLFS answers one request with the identity and access token
+// ("" for none) it authenticated with; rest is the path after
 // /ORG/REPO.git/info/lfs, such as "/objects/batch".
-func (h *Handler) ServeLFS(w http.ResponseWriter, r *http.Request, id access.Identity, repo names.RepoPath, rest string) {
-	q := &request{w: w, r: r, id: id, repo: repo}
+func (h *Handler) ServeLFS(w http.ResponseWriter, r *http.Request, id access.Identity, token string, repo names.RepoPath, rest string) {
+	h.serve(&request{w: w, r: r, id: id, token: token, repo: repo, rest: rest,
+		remote: clientaddr.FromHeaders(r.RemoteAddr, r.Header, h.ProxyAllow)})
+}
+
+// serve answers q, from a client or relayed by another node.
+func (h *Handler) serve(q *request) {
+	w, r, rest := q.w, q.r, q.rest
 	route, ok := h.route(r.Method, rest)
 	if !ok {
 		q.fail(http.StatusNotFound, "cpm: no such Git LFS API path", nil)
@@ -110,9 +127,14 @@ func (h *Handler) route(method, rest string) (route, bool) {
 // decide opens the repository for a read or a write through the
 // gateway; false when the client has been answered with the refusal.
 func (h *Handler) decide(q *request, write bool) bool {
-	o, err := h.Gateway.OpenLFS(q.r.Context(), gateway.LFSRequest{
-		Identity: q.id, Repo: q.repo, Write: write, RemoteAddr: clientaddr.FromHeaders(q.r.RemoteAddr, q.r.Header, h.ProxyAllow),
-	})
+	req := gateway.LFSRequest{Identity: q.id, Repo: q.repo, Write: write, RemoteAddr: q.remote,
+		Relayed: q.relayed, Hops: q.hops, Token: q.token}
+	o, err := h.Gateway.OpenLFS(q.r.Context(), req)
+	var away *gateway.LFSElsewhere
+	if errors.As(err, &away) {
+		h.relay(q, req, away)
+		return false
+	}
 	if err != nil {
 		q.refuse(err)
 		return false
@@ -124,7 +146,8 @@ func (h *Handler) decide(q *request, write bool) bool {
 // refuse answers a decision of the gateway as githttp answers git's: a
 // repository the identity may not read answers as a missing one does,
 // with a request for credentials (401): no answer tells the two apart;
-// 503 while this node cannot serve it (a lost lease, another primary).
+// 503 while this node cannot serve it (a lost lease, a primary that
+// moved while the request was under way).
 func (q *request) refuse(err error) {
 	code := http.StatusInternalServerError
 	var e *access.Error
@@ -174,10 +197,15 @@ type refusal string
 func (r refusal) Error() string { return string(r) }
 func (r refusal) Refusal() bool { return true }
 
-// readJSON decodes the request's body of at most limit bytes into v;
-// false when the client has been answered (413 or 422).
+// readJSON decodes the request's body of at most limit bytes into v,
+// keeping it to relay; false when the client has been answered (413 or
+// 422).
 func (q *request) readJSON(limit int64, v any) bool {
-	err := json.NewDecoder(http.MaxBytesReader(q.w, q.r.Body, limit)).Decode(v)
+	raw, err := io.ReadAll(http.MaxBytesReader(q.w, q.r.Body, limit))
+	q.raw = raw
+	if err == nil {
+		err = json.NewDecoder(bytes.NewReader(raw)).Decode(v)
+	}
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.Is(err, io.EOF):

@@ -34,6 +34,8 @@ import (
 type world struct {
 	srv  *httptest.Server
 	repo string // acme/web's directory
+	h    *Handler
+	ids  map[string]access.Identity
 }
 
 func newWorld(t *testing.T, maxSize int64) world {
@@ -82,14 +84,14 @@ func newWorld(t *testing.T, maxSize int64) world {
 			http.NotFound(w, r)
 			return
 		}
-		h.ServeLFS(w, r, ids[r.Header.Get("X-Test-User")], repo, rest)
+		h.ServeLFS(w, r, ids[r.Header.Get("X-Test-User")], "", repo, rest)
 	}))
 	t.Cleanup(srv.Close)
 	d, err := svc.Disk.Open("acme", "web")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return world{srv: srv, repo: d}
+	return world{srv: srv, repo: d, h: h, ids: ids}
 }
 
 // call sends one request as user and returns the status and the body.

@@ -15,6 +15,7 @@ import (
 	"cpm/internal/datadir"
 	"cpm/internal/gateway"
 	"cpm/internal/lease"
+	"cpm/internal/lfshttp"
 	"cpm/internal/metrics"
 	"cpm/internal/names"
 	"cpm/internal/ondemand"
@@ -92,6 +93,9 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		Relay:            n.relay,
 		Gate:             gateway.NewWriteGate(dir.Locks()),
 	}
+	// Git LFS HTTP API requests other nodes relay here are served even
+	// without an HTTP server of this node's own.
+	n.Gateway.LFSHTTP = &lfshttp.Handler{Gateway: n.Gateway, ProxyAllow: conf.ProxyAllow}
 	if n.Self.ID != 0 {
 		n.Gateway.Fence = storeFence{st: st, id: n.Self.ID} // a serving node's own lease keeper replaces it
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"regexp"
 
 	"cpm/internal/command"
@@ -55,7 +56,17 @@ type Header struct {
 	// place of Key: the primary identifies it afresh. It travels inside
 	// the nodes' ssh only and is never logged.
 	Token string `json:"token,omitempty"`
+	// Mode is ModeLFSHTTP for one request of the Git LFS HTTP API: an
+	// HTTP request follows the header, and the primary answers it with
+	// an HTTP response; absent for a session of Command itself.
+	Mode string `json:"mode,omitempty"`
+	// URL is the base URL the client used (ModeLFSHTTP only): the batch
+	// answer's actions point there, not at the primary.
+	URL string `json:"url,omitempty"`
 }
+
+// ModeLFSHTTP is the relay of one Git LFS HTTP API request.
+const ModeLFSHTTP = "lfs-http"
 
 // MaxHops is how many times one session may be relayed.
 const MaxHops = 2
@@ -88,9 +99,14 @@ func (h Header) Check() (command.Command, error) {
 	if !relayable[cmd.Verb] {
 		return command.Command{}, fmt.Errorf("%s is not relayed", cmd.Verb)
 	}
+	lfsHTTP := h.Mode == ModeLFSHTTP
+	if err := h.checkMode(cmd); err != nil {
+		return command.Command{}, err
+	}
 	if h.Anonymous {
-		if cmd.Verb != command.UploadPack || h.Key != "" || h.Token != "" || h.User != "" || h.Cert != nil {
-			return command.Command{}, errors.New("anonymous: git-upload-pack only, with no key, token, user or certificate")
+		// An LFS HTTP download is as anonymous as a git:// fetch.
+		if (cmd.Verb != command.UploadPack && !(lfsHTTP && cmd.Operation == "download")) || h.Key != "" || h.Token != "" || h.User != "" || h.Cert != nil {
+			return command.Command{}, errors.New("anonymous: git-upload-pack or an LFS HTTP download only, with no key, token, user or certificate")
 		}
 	} else if h.Token != "" {
 		if h.Key != "" || h.Cert != nil || len(h.Token) > 256 || printable.Line(h.Token) != h.Token {
@@ -121,6 +137,31 @@ func (h Header) Check() (command.Command, error) {
 		return command.Command{}, errors.New("cert: not short printable values")
 	}
 	return cmd, nil
+}
+
+// checkMode validates the relay mode: none, or an LFS HTTP request of
+// git-lfs-transfer's verb with the http transport and the client's
+// base URL.
+func (h Header) checkMode(cmd command.Command) error {
+	switch h.Mode {
+	case "":
+		if h.URL != "" {
+			return errors.New("url: for mode lfs-http only")
+		}
+		return nil
+	case ModeLFSHTTP:
+	default:
+		return fmt.Errorf("mode: %q is none of %q", printable.Cut(h.Mode, 40), ModeLFSHTTP)
+	}
+	if cmd.Verb != command.LFSTransfer || h.Transport != "http" || h.Stateless != "" {
+		return errors.New("mode lfs-http: git-lfs-transfer over http only")
+	}
+	u, err := url.Parse(h.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(h.URL) > 256 ||
+		printable.Line(h.URL) != h.URL || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return errors.New("url: want the http(s) base URL the client used")
+	}
+	return nil
 }
 
 // Write sends h as the first line of a relayed session.

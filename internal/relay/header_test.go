@@ -20,6 +20,8 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{Command: "git-upload-pack 'acme/web'", Anonymous: true, Protocol: "version=2"},
 		{Command: "git-upload-pack 'acme/web.git'", Anonymous: true, Stateless: "advertise", Transport: "http"},
 		{Command: "git-receive-pack 'acme/web.git'", Token: "cpm_abc", Stateless: "rpc", Transport: "http"},
+		{Command: "git-lfs-transfer 'acme/web.git' upload", Token: "cpm_abc", Transport: "http", Mode: ModeLFSHTTP, URL: "https://git.example.com"},
+		{Command: "git-lfs-transfer 'acme/web.git' download", Anonymous: true, Transport: "http", Mode: ModeLFSHTTP, URL: "http://127.0.0.1:8080/"},
 	} {
 		var b bytes.Buffer
 		if err := Write(&b, h); err != nil {
@@ -31,7 +33,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%+v: %v", h, err)
 		}
-		if got.Command != h.Command || got.Key != h.Key || got.Token != h.Token || got.Stateless != h.Stateless || got.Transport != h.Transport || got.User != h.User || (h.Cert != nil && *got.Cert != *h.Cert) || cmd.Verb == 0 {
+		if got.Command != h.Command || got.Key != h.Key || got.Token != h.Token || got.Stateless != h.Stateless || got.Transport != h.Transport || got.User != h.User || (h.Cert != nil && *got.Cert != *h.Cert) || got.Mode != h.Mode || got.URL != h.URL || cmd.Verb == 0 {
 			t.Errorf("read %+v %+v; wrote %+v", got, cmd, h)
 		}
 		// The session's stream follows, unread.
@@ -80,6 +82,15 @@ func TestHeaderRefusesHostileInput(t *testing.T) {
 		"token and key":          `{` + ok + `,"token":"cpm_x"}` + "\n",
 		"token with a newline":   `{"command":"git-upload-pack acme/web","token":"cpm_x\nEVIL=1"}` + "\n",
 		"anonymous with a token": `{"command":"git-upload-pack acme/web","anonymous":true,"token":"cpm_x"}` + "\n",
+		"unknown relay mode":     `{` + ok + `,"mode":"cgi"}` + "\n",
+		"lfs-http of git":        `{"command":"git-upload-pack acme/web","token":"cpm_x","transport":"http","mode":"lfs-http","url":"http://h"}` + "\n",
+		"lfs-http over ssh":      `{"command":"git-lfs-transfer acme/web upload","key":"` + fp + `","mode":"lfs-http","url":"http://h"}` + "\n",
+		"lfs-http without url":   `{"command":"git-lfs-transfer acme/web upload","token":"cpm_x","transport":"http","mode":"lfs-http"}` + "\n",
+		"lfs-http url ftp":       `{"command":"git-lfs-transfer acme/web upload","token":"cpm_x","transport":"http","mode":"lfs-http","url":"ftp://h"}` + "\n",
+		"lfs-http url user":      `{"command":"git-lfs-transfer acme/web upload","token":"cpm_x","transport":"http","mode":"lfs-http","url":"http://a:b@h"}` + "\n",
+		"lfs-http url newline":   `{"command":"git-lfs-transfer acme/web upload","token":"cpm_x","transport":"http","mode":"lfs-http","url":"http://h/\nX: y"}` + "\n",
+		"url without mode":       `{` + ok + `,"url":"http://h"}` + "\n",
+		"anonymous lfs upload":   `{"command":"git-lfs-transfer acme/web upload","anonymous":true,"transport":"http","mode":"lfs-http","url":"http://h"}` + "\n",
 		"unknown cert field":     `{` + ok + `,"user":"alice","cert":{"key_id":"k","serial":1,"ca":"c","principals":["root"]}}` + "\n",
 	}
 	for name, in := range tests {
