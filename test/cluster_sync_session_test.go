@@ -20,7 +20,7 @@ import (
 // two repositories at once are both acknowledged, each over a session;
 // with the replica killed (-9) a push is warned about exactly as
 // before, and once it is back the next pushes are acknowledged again,
-// over a new session; a session's request from a node that is not the
+// over a new session, which does not hold the replica's next shutdown; a session's request from a node that is not the
 // primary is refused in its answer, and only a node's key opens one.
 func TestClusterSyncSession(t *testing.T) {
 	p := syncPair(t, "--sync-timeout", "3s")
@@ -111,6 +111,15 @@ func TestClusterSyncSession(t *testing.T) {
 		if got, want := refsOf(t, replica), refsOf(t, primary); got != want {
 			t.Fatalf("after n2 came back the replica holds\n%s\nthe primary\n%s", got, want)
 		}
+		// A session open from n1 does not hold n2's shutdown for its
+		// grace: it ends before its next write.
+		start := time.Now()
+		restart(p.n2)
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("n2 took %s to stop with a replication session open", took)
+		}
+		waitIdle(t, st)
+		acknowledged(push(p.via1, p.work, "acme/web", "after n2 restarted"), "a push after n2 restarted")
 	})
 }
 

@@ -133,7 +133,12 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 // repository's primary (peer.Receiver.ReceivePack).
 func (g *Gateway) receivePackIn(ctx context.Context, s Session, from peer.Origin, cmd command.Command) (int, error) {
 	if cmd.Serve {
-		if err := g.Peers.ServeApply(ctx, from, s.Stdin, s.Stdout, g.logApplied(from.Name)); err != nil {
+		between, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if s.Draining != nil {
+			defer context.AfterFunc(s.Draining, cancel)()
+		}
+		if err := g.Peers.ServeApply(ctx, between, from, s.Stdin, s.Stdout, g.logApplied(from.Name)); err != nil {
 			return 1, &failure{line: "cpm: " + printable.Line(err.Error()), err: err}
 		}
 		return 0, nil

@@ -35,8 +35,10 @@ type Applied struct {
 // each is bounded by the write timeout. A malformed frame, a body cut
 // short or a request that overruns its bound ends the session with an
 // error; a write that fails its checks is answered and the session goes
-// on. report is called once per write.
-func (r *Receiver) ServeApply(ctx context.Context, origin Origin, in io.Reader, out io.Writer, report func(Applied)) error {
+// on. When between ends (the server shuts down), the session ends
+// before its next request; a write under way runs to its end under ctx.
+// report is called once per write.
+func (r *Receiver) ServeApply(ctx, between context.Context, origin Origin, in io.Reader, out io.Writer, report func(Applied)) error {
 	if !origin.Node {
 		return errors.New("cpm-peer receive-pack is for nodes of this cluster")
 	}
@@ -45,11 +47,11 @@ func (r *Receiver) ServeApply(ctx context.Context, origin Origin, in io.Reader, 
 	frames := replstream.Pump(in, done)
 	bw := bufio.NewWriter(out)
 	for {
-		ictx, cancel := context.WithTimeout(ctx, SessionIdle)
+		ictx, cancel := context.WithTimeout(between, SessionIdle)
 		f, err := replstream.Receive(ictx, frames)
 		cancel()
-		if errors.Is(err, io.EOF) {
-			return nil // the primary closed the session between writes
+		if err != nil && (errors.Is(err, io.EOF) || between.Err() != nil) {
+			return nil // the primary closed the session, or this server stops, between writes
 		}
 		if err != nil {
 			return err

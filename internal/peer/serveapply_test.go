@@ -22,11 +22,17 @@ type session struct {
 }
 
 func openSession(r *Receiver, origin Origin) *session {
+	return openSessionUntil(context.Background(), r, origin)
+}
+
+// openSessionUntil opens a session that ends between writes once
+// between ends.
+func openSessionUntil(between context.Context, r *Receiver, origin Origin) *session {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	s := &session{w: inW, r: bufio.NewReader(outR), done: make(chan error, 1)}
 	go func() {
-		err := r.ServeApply(context.Background(), origin, inR, outW, func(Applied) {})
+		err := r.ServeApply(context.Background(), between, origin, inR, outW, func(Applied) {})
 		outW.CloseWithError(io.EOF)
 		inR.Close()
 		s.done <- err
@@ -170,6 +176,12 @@ func TestServeApply(t *testing.T) {
 	s.w.Close()
 	if err := s.ended(t); err != nil {
 		t.Errorf("a session the primary closed between writes: %v", err)
+	}
+	stopping, stop := context.WithCancel(ctx)
+	s = openSessionUntil(stopping, rs["n2"], primary)
+	stop()
+	if err := s.ended(t); err != nil {
+		t.Errorf("a session of a server that shuts down: %v", err)
 	}
 
 	s = openSession(rs["n2"], Origin{Name: "n1"})
