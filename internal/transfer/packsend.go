@@ -118,22 +118,21 @@ func packRevs(from []string, updates []RefUpdate) string {
 // hand (session.go), else, or when the session fails, over a one-shot
 // ssh session. It says which way the write went (ViaSession, ViaPack),
 // and why a session failed, if one did.
-func (s *Syncer) applyPack(ctx context.Context, t remote.Target, repo names.RepoPath, dir string, from []string, snap Snapshot, epoch, g int64) (string, error, error) {
+func (s *Syncer) applyPack(ctx context.Context, t remote.Target, repo names.RepoPath, dir string, from []string, snap Snapshot, epoch, g int64) (via string, sessionErr, err error) {
 	updates := RefDiff(from, snap.Refs)
 	fp := Fingerprint(snap.Refs)
-	var sessionErr error
 	if s.Sessions != nil {
 		req := replstream.Request{Repo: repo.String(), Epoch: epoch, Generation: g, Fingerprint: fp}
-		err := withPack(ctx, t, dir, from, updates, func(body io.Reader) error {
+		serr := withPack(ctx, t, dir, from, updates, func(body io.Reader) error {
 			return s.Sessions.Apply(ctx, t, req, body)
 		})
-		if !errors.Is(err, ErrSession) || ctx.Err() != nil {
-			return ViaSession, nil, err
+		if !errors.Is(serr, ErrSession) || ctx.Err() != nil {
+			return ViaSession, nil, serr
 		}
-		sessionErr = err
+		sessionErr = serr
 	}
 	receive := fmt.Sprintf("cpm-peer receive-pack --pack %d %d %s '%s.git'", epoch, g, fp, repo)
-	err := withPack(ctx, t, dir, from, updates, func(body io.Reader) error {
+	err = withPack(ctx, t, dir, from, updates, func(body io.Reader) error {
 		ssh := s.Remote.Command(ctx, t, receive)
 		ssh.Stdin = body
 		if err := runGroup(ssh, "receive-pack --pack on "+t.Name); err != nil {
