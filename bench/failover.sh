@@ -11,10 +11,12 @@
 #     (no acknowledged push lost, the victim rejoins, copies equal);
 #   - the latency of a small push straight to its primary with
 #     sync_replicas 1 (acknowledged once a replica holds it) and 0
-#     (acknowledged at once, replicated afterwards): medians of 15 and the
-#     ratio (goal <= 1.5x).
+#     (acknowledged at once, replicated afterwards), the two settings
+#     alternating in ROUNDS (3) rounds of 5 pushes each: each round's
+#     medians and ratio, then the medians of all and their ratio (goal
+#     <= 1.5x).
 #
-#   bench/failover.sh
+#   bench/failover.sh            KILLS=3 ROUNDS=5 bench/failover.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(mktemp -d /tmp/cpm-failover-bench.XXXXXX)"
@@ -22,7 +24,7 @@ trap 'rm -rf "$ROOT"' EXIT
 
 go test -c -o "$ROOT/failover.test" ./test/
 cd test
-CPM_BENCH=1 CPM_BENCH_KILLS="${KILLS:-10}" \
+CPM_BENCH=1 CPM_BENCH_KILLS="${KILLS:-10}" CPM_BENCH_ROUNDS="${ROUNDS:-3}" \
 	"$ROOT/failover.test" -test.count=1 -test.timeout 30m -test.run 'TestFailoverBenchmark$' -test.v >"$ROOT/out" 2>&1 || {
 	cat "$ROOT/out" >&2
 	exit 1

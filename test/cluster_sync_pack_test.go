@@ -9,7 +9,8 @@ import (
 )
 
 // A primary that wrote into a replica before writes the next push there
-// the fast way (ref updates and one pack, "via":["pack"] in its log);
+// the fast way (ref updates and one pack over a replication session,
+// "via":["session"] in its log);
 // when the replica is not where it left it (here: main moved back and a
 // stray branch, as if someone wrote there), that write fails, the push
 // still waits for send-pack, which negotiates, and the replica ends equal
@@ -33,8 +34,8 @@ func TestClusterSyncPushFastPathAndFallback(t *testing.T) {
 		}
 		waitFor(t, 5*time.Second, fmt.Sprintf("%s written via %s", what, via), func() bool { return count(via) > before })
 	}
-	push("second", "pack")
-	push("third", "pack")
+	push("second", "session")
+	push("third", "session")
 
 	waitIdle(t, st)
 	for _, args := range [][]string{{"update-ref", "refs/heads/main", "refs/heads/main~1"}, {"update-ref", "refs/heads/stray", "refs/heads/main"}} {
@@ -43,7 +44,7 @@ func TestClusterSyncPushFastPathAndFallback(t *testing.T) {
 		}
 	}
 	push("behind", "send-pack")
-	push("after", "pack")
+	push("after", "session")
 	if out, err := exec.Command("git", "-C", replica, "fsck", "--strict", "--no-dangling").CombinedOutput(); err != nil {
 		t.Fatalf("git fsck on the replica: %v\n%s", err, out)
 	}

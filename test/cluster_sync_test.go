@@ -245,7 +245,7 @@ func TestClusterSyncPushCarriesLFSObjects(t *testing.T) {
 	}
 	// n1 wrote into n2 before (the first push): the fast path, LFS
 	// objects first all the same.
-	waitFor(t, 5*time.Second, "the LFS push written via pack", func() bool { return strings.Contains(p.n1.srv.Log(), `"via":["pack"]`) })
+	waitFor(t, 5*time.Second, "the LFS push written the fast way", func() bool { return strings.Contains(p.n1.srv.Log(), `"via":["session"]`) })
 }
 
 // concurrentPushesReplicated: four pushes at once, to four branches

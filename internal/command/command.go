@@ -58,7 +58,7 @@ const (
 	// into this node's replica before it acknowledges it to its client
 	// (git send-pack's --receive-pack), under the repository's epoch, as
 	// its generation, ending in refs of that fingerprint.
-	PeerReceivePack // cpm-peer receive-pack [--pack] EPOCH GENERATION FINGERPRINT ORG/REPO
+	PeerReceivePack // cpm-peer receive-pack [--pack] EPOCH GENERATION FINGERPRINT ORG/REPO, or --serve
 )
 
 var verbNames = map[Verb]string{
@@ -112,6 +112,11 @@ type Command struct {
 	// PeerReceivePack only: the primary sends ref updates and a pack
 	// itself (peer.Receiver.ApplyPack), not git's send-pack protocol.
 	Pack bool
+	// PeerReceivePack only: a long-lived session of many such writes,
+	// each a framed request that names its repository, epoch,
+	// generation and fingerprint (peer.Receiver.ServeApply); no
+	// arguments.
+	Serve bool
 }
 
 // ErrInvalid is wrapped by every parse error.
@@ -312,7 +317,13 @@ var fingerprintRe = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
 // send-pack appends the quoted repository path to the command it is
 // given, so the path comes last.
 func parseReceivePack(words []string) (Command, error) {
-	const usage = "cpm-peer receive-pack takes [--pack] EPOCH GENERATION FINGERPRINT ORG/REPO"
+	const usage = "cpm-peer receive-pack takes [--pack] EPOCH GENERATION FINGERPRINT ORG/REPO, or --serve alone"
+	if len(words) > 0 && words[0] == "--serve" {
+		if len(words) != 1 {
+			return Command{}, invalid(usage)
+		}
+		return Command{Verb: PeerReceivePack, Serve: true}, nil
+	}
 	pack := len(words) > 0 && words[0] == "--pack"
 	if pack {
 		words = words[1:]

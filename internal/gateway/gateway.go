@@ -91,6 +91,10 @@ type Session struct {
 	// connection's maximum time or when shutdown's grace is over. Nil:
 	// the session's context.
 	Linger context.Context
+	// Draining, when set, ends once the server stops taking sessions: a
+	// long-lived session (cpm-peer receive-pack --serve) then ends at its
+	// next boundary rather than hold the shutdown for its grace.
+	Draining context.Context
 	// Relayed names the node of this cluster that relayed the session
 	// here ("" for a client connected here): it is served here, and its
 	// log event and audit rows name that node as via.

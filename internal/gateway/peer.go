@@ -132,6 +132,17 @@ func (g *Gateway) peerCommand(ctx context.Context, s Session, cmd command.Comman
 // receivePackIn is the replica's side of a synchronous write from the
 // repository's primary (peer.Receiver.ReceivePack).
 func (g *Gateway) receivePackIn(ctx context.Context, s Session, from peer.Origin, cmd command.Command) (int, error) {
+	if cmd.Serve {
+		between, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if s.Draining != nil {
+			defer context.AfterFunc(s.Draining, cancel)()
+		}
+		if err := g.Peers.ServeApply(ctx, between, from, s.Stdin, s.Stdout, g.logApplied(from.Name)); err != nil {
+			return 1, &failure{line: "cpm: " + printable.Line(err.Error()), err: err}
+		}
+		return 0, nil
+	}
 	w := peer.SyncWrite{Epoch: cmd.Epoch, Generation: cmd.Generation, Fingerprint: cmd.Fingerprint}
 	if cmd.Pack {
 		if err := g.Peers.ApplyPack(ctx, from, cmd.Repo, w, s.Stdin); err != nil {
@@ -144,6 +155,19 @@ func (g *Gateway) receivePackIn(ctx context.Context, s Session, from peer.Origin
 		return max(status, 1), &failure{line: "cpm: " + printable.Line(err.Error()), err: err}
 	}
 	return status, nil
+}
+
+// logApplied logs each write of a replication session from the node
+// named origin: the session itself is one "session" event at its end.
+func (g *Gateway) logApplied(origin string) func(peer.Applied) {
+	return func(a peer.Applied) {
+		ev := g.Log.Info()
+		if a.Err != nil {
+			ev = g.Log.Warn().Err(a.Err)
+		}
+		ev.Str("from", origin).Str("repo", a.Repo).Int64("epoch", a.Epoch).Int64("generation", a.Generation).
+			Int64("duration_ms", a.Duration.Milliseconds()).Msg("replica write")
+	}
 }
 
 // replicatedTo refuses a neighbour's want for a repository that is not

@@ -18,6 +18,10 @@ func (n *Node) listenSync(ctx context.Context, syncer *transfer.Syncer) error {
 	if n.Self.ID == 0 {
 		return nil
 	}
+	// The sessions live as long as the workers: set before any of them
+	// runs, closed when they stop.
+	syncer.Sessions = transfer.NewSessions(syncer.Remote)
+	context.AfterFunc(ctx, syncer.Sessions.Close)
 	return syncack.Listen(ctx, n.Dir.SyncSocket(), n.Conf.SyncTimeout, func(ctx context.Context, req syncack.Request) syncack.Answer {
 		if req.Unreplicated {
 			n.Pushes.Unreplicated()
@@ -157,6 +161,9 @@ func (n *Node) sendOne(ctx context.Context, syncer *transfer.Syncer, rp names.Re
 		sent, err := syncer.SendPack(ctx, rp, transfer.TargetOf(node), epoch, func(ctx context.Context) (int64, error) {
 			return n.repoGeneration(ctx, rp)
 		})
+		if sent.SessionFailed != nil {
+			n.Log.Debug().Err(sent.SessionFailed).Str("repo", rp.String()).Str("target", node.Name).Msg("sync push: the replication session failed; one ssh session instead")
+		}
 		if sent.Fallback != nil {
 			n.Log.Debug().Err(sent.Fallback).Str("repo", rp.String()).Str("target", node.Name).Msg("sync push falls back to send-pack")
 		}

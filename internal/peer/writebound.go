@@ -16,11 +16,15 @@ const defaultWriteTimeout = 15 * time.Second
 // both until the ssh idle timeout. The primary gives up after its
 // sync_timeout anyway, so a write that runs longer is wasted.
 func (r *Receiver) boundWrite(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := r.WriteTimeout
-	if d <= 0 {
-		d = defaultWriteTimeout
+	return context.WithTimeout(ctx, r.writeTimeout())
+}
+
+// writeTimeout is the bound of one synchronous write.
+func (r *Receiver) writeTimeout() time.Duration {
+	if r.WriteTimeout <= 0 {
+		return defaultWriteTimeout
 	}
-	return context.WithTimeout(ctx, d)
+	return r.WriteTimeout
 }
 
 // WriteTimeoutFor is the write timeout for a node whose pushes wait

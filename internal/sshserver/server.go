@@ -74,6 +74,11 @@ type Server struct {
 	// their client (see linger) are killed then.
 	stopped context.Context
 	stop    context.CancelFunc
+	// draining ends when Shutdown begins: a long-lived session (a
+	// replication session) ends at its next boundary then instead of
+	// holding the shutdown for its whole grace.
+	draining context.Context
+	drain    context.CancelFunc
 }
 
 // Context keys. The fingerprint travels in gossh.Permissions, which
@@ -98,6 +103,7 @@ func New(gw *gateway.Gateway, hostKey gossh.Signer, limits Limits, log zerolog.L
 		dropLog:    log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		algorithms: StrongAlgorithms(HasAESHardware())}
 	s.stopped, s.stop = context.WithCancel(context.Background())
+	s.draining, s.drain = context.WithCancel(context.Background())
 	s.srv = &ssh.Server{
 		// No Version: serverConfig sets each connection's, which says
 		// whether this node is fenced (see versionLine).
@@ -238,6 +244,7 @@ func (s *Server) admit(c net.Conn) {
 // and closes every connection.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.stop()
+	s.drain()
 	s.mu.Lock()
 	s.closing = true
 	for _, ln := range s.listeners {
@@ -337,6 +344,7 @@ func (s *Server) handle(sess ssh.Session) {
 		GitProtocol: proto,
 		RemoteAddr:  sess.RemoteAddr().String(),
 		Linger:      linger,
+		Draining:    s.draining,
 		Stdin:       sess,
 		Stdout:      sess,
 		Stderr:      sess.Stderr(),

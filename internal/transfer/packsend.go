@@ -14,18 +14,23 @@ import (
 
 	"cpm/internal/names"
 	"cpm/internal/remote"
+	"cpm/internal/replstream"
 	"cpm/internal/repos"
 )
 
 // The fast path of SendPack. After a write into a replica node, this
 // node remembers the refs it left there; the next write then needs no
 // negotiation: the ref updates from those refs to the new snapshot and
-// one pack of what the new tips reach and the old ones do not go over
-// one ssh session to `cpm-peer receive-pack --pack` (peer.ApplyPack),
-// which checks every old value and the fingerprint before it records the
-// generation. Any failure (the replica moved meanwhile, a worker's sync
-// changed its refs, an object gone here) forgets what was remembered and
-// SendPack falls back to git send-pack, which negotiates.
+// one pack of what the new tips reach and the old ones do not go to
+// peer.ApplyPack on the replica, which checks every old value and the
+// fingerprint before it records the generation: over a long-lived
+// replication session (session.go) when the serving process keeps them,
+// or one ssh session to `cpm-peer receive-pack --pack`. A session that
+// fails as a session (it broke, would not start) is retried at once
+// over the one-shot ssh; any other failure (the replica moved meanwhile,
+// a worker's sync changed its refs, an object gone here) forgets what
+// was remembered and SendPack falls back to git send-pack, which
+// negotiates.
 
 // sentKey names what was left on target name for repo.
 func sentKey(repo names.RepoPath, name string) string { return repo.String() + "\x00" + name }
@@ -109,10 +114,42 @@ func packRevs(from []string, updates []RefUpdate) string {
 }
 
 // applyPack writes snap into the replica on t, which holds from, as
-// generation g under epoch: pack-objects here streams into one ssh
-// session while it starts.
-func (s *Syncer) applyPack(ctx context.Context, t remote.Target, repo names.RepoPath, dir string, from []string, snap Snapshot, epoch, g int64) error {
+// generation g under epoch: over a replication session when one is at
+// hand (session.go), else, or when the session fails, over a one-shot
+// ssh session. It says which way the write went (ViaSession, ViaPack),
+// and why a session failed, if one did.
+func (s *Syncer) applyPack(ctx context.Context, t remote.Target, repo names.RepoPath, dir string, from []string, snap Snapshot, epoch, g int64) (via string, sessionErr, err error) {
 	updates := RefDiff(from, snap.Refs)
+	fp := Fingerprint(snap.Refs)
+	if s.Sessions != nil {
+		req := replstream.Request{Repo: repo.String(), Epoch: epoch, Generation: g, Fingerprint: fp}
+		serr := withPack(ctx, t, dir, from, updates, func(body io.Reader) error {
+			return s.Sessions.Apply(ctx, t, req, body)
+		})
+		if !errors.Is(serr, ErrSession) || ctx.Err() != nil {
+			return ViaSession, nil, serr
+		}
+		sessionErr = serr
+	}
+	receive := fmt.Sprintf("cpm-peer receive-pack --pack %d %d %s '%s.git'", epoch, g, fp, repo)
+	err = withPack(ctx, t, dir, from, updates, func(body io.Reader) error {
+		ssh := s.Remote.Command(ctx, t, receive)
+		ssh.Stdin = body
+		if err := runGroup(ssh, "receive-pack --pack on "+t.Name); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("receive-pack --pack on %s: %w", t.Name, ctx.Err())
+			}
+			return err
+		}
+		return nil
+	})
+	return ViaPack, sessionErr, err
+}
+
+// withPack runs send with the body of a fast-path write: the ref update
+// lines, then one pack-objects pack of what the new tips reach and
+// from does not, streamed while pack-objects runs.
+func withPack(ctx context.Context, t remote.Target, dir string, from []string, updates []RefUpdate, send func(io.Reader) error) error {
 	var header bytes.Buffer
 	if err := WriteRefUpdates(&header, updates); err != nil {
 		return err
@@ -122,8 +159,8 @@ func (s *Syncer) applyPack(ctx context.Context, t remote.Target, repo names.Repo
 	pack.Stdin = strings.NewReader(packRevs(from, updates))
 	var packErr bytes.Buffer
 	pack.Stderr = &packErr
-	// A pipe of our own: once ssh ended, closing its read end stops a
-	// pack-objects that nobody reads any more.
+	// A pipe of our own: once the send ended, closing its read end stops
+	// a pack-objects that nobody reads any more.
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("pack for %s: %w", t.Name, err)
@@ -135,21 +172,14 @@ func (s *Syncer) applyPack(ctx context.Context, t remote.Target, repo names.Repo
 	if err != nil {
 		return fmt.Errorf("pack for %s: %w", t.Name, err)
 	}
-	receive := fmt.Sprintf("cpm-peer receive-pack --pack %d %d %s '%s.git'", epoch, g, Fingerprint(snap.Refs), repo)
-	ssh := s.Remote.Command(ctx, t, receive)
-	ssh.Stdin = io.MultiReader(&header, pr)
-	sshErr := runGroup(ssh, "receive-pack --pack on "+t.Name)
+	sendErr := send(io.MultiReader(&header, pr))
 	pr.Close()
-	if err := pack.Wait(); err != nil && sshErr == nil {
+	// A pack cut short is refused by the replica's git; one that failed
+	// after it was whole is not trusted either.
+	if err := pack.Wait(); err != nil && sendErr == nil {
 		return fmt.Errorf("pack for %s: %w: %s", t.Name, err, strings.TrimSpace(packErr.String()))
 	}
-	if sshErr != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("receive-pack --pack on %s: %w", t.Name, ctx.Err())
-		}
-		return sshErr
-	}
-	return nil
+	return sendErr
 }
 
 // runGroup runs cmd in a process group of its own, so that a cancelled

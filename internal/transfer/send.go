@@ -63,9 +63,9 @@ func (s *Syncer) SendPack(ctx context.Context, repo names.RepoPath, t remote.Tar
 			return Sent{}, err
 		}
 	}
-	sent := Sent{Generation: g, Via: ViaPack}
+	sent := Sent{Generation: g}
 	if known {
-		sent.Fallback = s.applyPack(ctx, t, repo, dir, from, snap, epoch, g)
+		sent.Via, sent.SessionFailed, sent.Fallback = s.applyPack(ctx, t, repo, dir, from, snap, epoch, g)
 	}
 	if !known || sent.Fallback != nil {
 		sent.Via = ViaSendPack
@@ -79,15 +79,19 @@ func (s *Syncer) SendPack(ctx context.Context, repo names.RepoPath, t remote.Tar
 
 // How SendPack wrote into a replica.
 const (
-	ViaPack     = "pack"      // ref updates and a pack, no negotiation
+	ViaSession  = "session"   // ref updates and a pack over a replication session
+	ViaPack     = "pack"      // the same over an ssh session of its own
 	ViaSendPack = "send-pack" // git send-pack
 )
 
 // Sent is a write SendPack did.
 type Sent struct {
 	Generation int64  // what the replica now holds
-	Via        string // ViaPack or ViaSendPack
+	Via        string // ViaSession, ViaPack or ViaSendPack
 	Fallback   error  // why the fast path failed before send-pack, if it did
+	// SessionFailed is why a replication session failed before the
+	// one-shot fast path, if one did.
+	SessionFailed error
 }
 
 // sendSnapshot writes snap into the replica on t with git send-pack,

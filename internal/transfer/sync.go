@@ -44,6 +44,9 @@ type Syncer struct {
 	// FreeMargin is the room, in bytes, a backup keeps beyond what a
 	// sync sends; with less, the sync waits (DiskFullError).
 	FreeMargin int64
+	// Sessions, when set, carries SendPack's fast path (session.go);
+	// set before the syncer is shared.
+	Sessions *Sessions
 }
 
 // Result describes a finished sync.
