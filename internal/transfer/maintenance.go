@@ -24,9 +24,11 @@ type Repacked struct {
 	// a merge, a sync from elsewhere); false on the first maintenance
 	// ever, when there is nothing to compare with.
 	Pushed bool
-	// Removed counts the object files the repack made redundant and
-	// removed (packs rolled into a bigger one, loose objects packed):
-	// replicas still hold them until they are pruned.
+	// Removed counts the packs and loose objects the repack made
+	// redundant and removed (rolled into a bigger pack): replicas still
+	// hold them until they are pruned. An index or bitmap that went
+	// (a pack's bitmap once the multi-pack index has one) is not counted:
+	// left on a replica it costs a few bytes and misleads no git.
 	Removed int
 }
 
@@ -75,11 +77,7 @@ func (s *Syncer) Repack(ctx context.Context, repo names.RepoPath) (Repacked, err
 	if err != nil {
 		return res, fmt.Errorf("maintain %s: %w", repo, err)
 	}
-	for f := range before.objects {
-		if _, ok := after.objects[f]; !ok {
-			res.Removed++
-		}
-	}
+	res.Removed = before.movedObjects(after)
 	// A write that lands between the repack and this line is in the
 	// stamp, so it waits for the next change to be packed: a loose
 	// object or ref left for one more interval, never a lost one.

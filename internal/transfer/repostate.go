@@ -89,3 +89,19 @@ func (st repoState) sum() string {
 	h := sha256.Sum256([]byte(strings.Join(lines, "\n")))
 	return hex.EncodeToString(h[:])
 }
+
+// movedObjects counts the packs and loose objects of st that are gone
+// in after.
+func (st repoState) movedObjects(after repoState) int {
+	n := 0
+	for f := range st.objects {
+		if _, ok := after.objects[f]; ok {
+			continue
+		}
+		dir, name := filepath.Split(filepath.ToSlash(f))
+		if strings.HasSuffix(name, ".pack") || len(dir) == len("objects/xx/") && dir != "objects/pack/" {
+			n++
+		}
+	}
+	return n
+}
