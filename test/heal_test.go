@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,10 +106,16 @@ func fsckClean(dir string) error {
 // --repair; then, with short intervals, each is found and repaired by the
 // workers alone, without a push. The replica is fsck --strict clean after
 // every repair.
+//
+// CPM_TEST_REPOS=N adds N more repositories, all replicated to the backup
+// before the damage starts, so that the workers heal among many (issue
+// 25 asks for a run at 1,000); the waits grow with N.
 func TestReplicasHeal(t *testing.T) {
 	c := newCompany(t)
 	_, path := backup(t, c.w, "b1")
 	replica := filepath.Join(path, "acme", "web.git")
+	extra := manyRepos(t, c.w, "b1")
+	patience := 30*time.Second + time.Duration(extra)*200*time.Millisecond
 
 	// A pack (a push of more than receive.unpackLimit objects) and loose
 	// objects (a small push) on the source, so on the replica.
@@ -157,7 +164,7 @@ func TestReplicasHeal(t *testing.T) {
 			if fsckClean(replica) == nil {
 				t.Fatal("the damage does not show in git fsck")
 			}
-			waitFor(t, 30*time.Second, "the workers to repair the replica", func() bool {
+			waitFor(t, patience, "the workers to repair the replica", func() bool {
 				return repairs() > before && fsckClean(replica) == nil
 			})
 		})
@@ -177,6 +184,32 @@ func TestReplicasHeal(t *testing.T) {
 			t.Errorf("sync status shows no deep check: %v", j)
 		}
 	}
+}
+
+// manyRepos creates CPM_TEST_REPOS (default none) repositories in the
+// organisation "many" and waits until the backup server holds each; it
+// returns how many.
+func manyRepos(t *testing.T, w *testworld.World, server string) int {
+	t.Helper()
+	n, _ := strconv.Atoi(os.Getenv("CPM_TEST_REPOS"))
+	if n <= 0 {
+		return 0
+	}
+	w.MustAdmin("org", "create", "many")
+	for i := range n {
+		w.MustAdmin("repo", "create", fmt.Sprintf("many/r%04d", i))
+	}
+	waitFor(t, time.Duration(n)*time.Second, fmt.Sprintf("%d repositories on %s", n, server), func() bool {
+		done := 0
+		for _, j := range jsonList(t, w, "sync", "status") {
+			if repo, _ := j["repo"].(string); strings.HasPrefix(repo, "many/") && j["server"] == server && j["state"] == "done" {
+				done++
+			}
+		}
+		return done >= n
+	})
+	t.Logf("%d more repositories replicated to %s", n, server)
+	return n
 }
 
 // TestMaintenanceTidies: quarantines of pushes cut off long ago and stale
