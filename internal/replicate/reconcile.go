@@ -42,55 +42,96 @@ func (w *Workers) reconcile(ctx context.Context) {
 }
 
 // reconcileServer checks srv's replicas of done jobs against snaps
-// (filled as needed); it returns false when ctx ended.
+// (filled as needed); it returns false when ctx ended. A backup is asked
+// once for the state of all its replicas (reconcileBulk); a replica the
+// answer cannot settle, and every replica on a neighbour or node, is
+// asked on its own.
 func (w *Workers) reconcileServer(ctx context.Context, srv store.Server, jobs []store.Job, snaps map[string]transfer.Snapshot) bool {
 	start := time.Now()
-	t := transfer.TargetOf(srv)
-	checked, stale, repaired := 0, 0, 0
+	var tally reconcileTally
+	var todo []store.Job
 	for _, j := range jobs {
 		if j.ServerID != srv.ID || !j.Done() || !w.mine(j.PrimaryID) || transfer.CheckScope(srv, j.Repo) != nil {
 			continue
 		}
-		rp, err := names.ParseRepoPath(j.Repo)
-		if err != nil {
-			continue
+		if _, err := names.ParseRepoPath(j.Repo); err == nil {
+			todo = append(todo, j)
 		}
-		snap, ok := snaps[j.Repo]
-		if !ok {
-			if snap, err = w.snapshot(ctx, rp); err != nil {
-				continue
-			}
-			snaps[j.Repo] = snap
-		}
-		checked++
-		got, err := transfer.RemoteFingerprint(ctx, w.Syncer.Remote, t, rp)
-		if ctx.Err() != nil {
+	}
+	bulk := srv.Role == store.Backup && len(todo) > 0
+	if bulk {
+		todo = w.reconcileBulk(ctx, srv, todo, snaps, &tally)
+	}
+	for _, j := range todo {
+		if !w.reconcileOne(ctx, srv, j, snaps, &tally) {
 			return false
 		}
-		if err != nil && w.checkAndRepair(ctx, srv, j, rp, false) {
-			// git there could not read the refs because object files
-			// they need were gone: sent again, so they read now.
-			repaired++
-			continue
-		}
-		if err != nil || got != snap.Only(t.Refs).Fingerprint {
-			stale++
-			if err := w.Store.MarkStale(ctx, j.RepoID, srv.ID); err != nil {
-				w.Log.Error().Err(err).Str("repo", j.Repo).Str("target", srv.Name).Msg("queue stale replica")
-			}
-			continue
-		}
-		// The refs match; the object files they need may still be gone.
-		if w.checkAndRepair(ctx, srv, j, rp, false) {
-			repaired++
-		}
+	}
+	if ctx.Err() != nil {
+		return false
 	}
 	if err := w.Store.SetReconciled(ctx, srv.ID, start); err != nil {
 		w.Log.Error().Err(err).Str("target", srv.Name).Msg("record reconciliation")
 	}
-	w.Log.Info().Str("target", srv.Name).Int("checked", checked).Int("stale", stale).Int("repaired", repaired).
-		Int64("duration_ms", time.Since(start).Milliseconds()).Msg("reconcile")
+	w.Log.Info().Str("target", srv.Name).Int("checked", tally.checked).Int("stale", tally.stale).Int("repaired", tally.repaired).
+		Bool("bulk", bulk).Int("alone", len(todo)).Int64("duration_ms", time.Since(start).Milliseconds()).Msg("reconcile")
 	return true
+}
+
+// reconcileTally counts what a pass found on one server.
+type reconcileTally struct{ checked, stale, repaired int }
+
+// reconcileOne checks one replica on its own: its refs with one ssh
+// command, its object files with an rsync dry run. It returns false when
+// ctx ended.
+func (w *Workers) reconcileOne(ctx context.Context, srv store.Server, j store.Job, snaps map[string]transfer.Snapshot, tally *reconcileTally) bool {
+	t := transfer.TargetOf(srv)
+	rp, _ := names.ParseRepoPath(j.Repo)
+	snap, ok := w.localSnapshot(ctx, rp, snaps)
+	if !ok {
+		return ctx.Err() == nil
+	}
+	tally.checked++
+	got, err := transfer.RemoteFingerprint(ctx, w.Syncer.Remote, t, rp)
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil && w.checkAndRepair(ctx, srv, j, rp, false) {
+		// git there could not read the refs because object files
+		// they need were gone: sent again, so they read now.
+		tally.repaired++
+		return true
+	}
+	if err != nil || got != snap.Only(t.Refs).Fingerprint {
+		w.markStale(ctx, srv, j, tally)
+		return true
+	}
+	// The refs match; the object files they need may still be gone.
+	if w.checkAndRepair(ctx, srv, j, rp, false) {
+		tally.repaired++
+	}
+	return true
+}
+
+// markStale queues a replica whose refs differ from its source's.
+func (w *Workers) markStale(ctx context.Context, srv store.Server, j store.Job, tally *reconcileTally) {
+	tally.stale++
+	if err := w.Store.MarkStale(ctx, j.RepoID, srv.ID); err != nil {
+		w.Log.Error().Err(err).Str("repo", j.Repo).Str("target", srv.Name).Msg("queue stale replica")
+	}
+}
+
+// localSnapshot is this node's refs of rp, read once per pass.
+func (w *Workers) localSnapshot(ctx context.Context, rp names.RepoPath, snaps map[string]transfer.Snapshot) (transfer.Snapshot, bool) {
+	if snap, ok := snaps[rp.String()]; ok {
+		return snap, true
+	}
+	snap, err := w.snapshot(ctx, rp)
+	if err != nil {
+		return transfer.Snapshot{}, false
+	}
+	snaps[rp.String()] = snap
+	return snap, true
 }
 
 // snapshot reads the refs of this node's copy of rp.
@@ -127,15 +168,21 @@ func (w *Workers) deepChecks(ctx context.Context) {
 				return
 			}
 		}
+		var due []store.Job
 		for _, j := range jobs {
 			if j.ServerID != srv.ID || !j.Done() || !w.mine(j.PrimaryID) || transfer.CheckScope(srv, j.Repo) != nil ||
 				!DeepDue(j.Repo, srv.Name, j.DeepCheckedAt, srv.CreatedAt, now, w.VerifyEvery) {
 				continue
 			}
-			rp, err := names.ParseRepoPath(j.Repo)
-			if err != nil {
-				continue
+			if _, err := names.ParseRepoPath(j.Repo); err == nil {
+				due = append(due, j)
 			}
+		}
+		if srv.Role == store.Backup {
+			due = w.deepBatches(ctx, srv, due)
+		}
+		for _, j := range due {
+			rp, _ := names.ParseRepoPath(j.Repo)
 			w.checkAndRepair(ctx, srv, j, rp, true)
 			if ctx.Err() != nil {
 				return

@@ -28,9 +28,12 @@ type Workers struct {
 	Store     *store.Store
 	Syncer    *transfer.Syncer
 	Log       zerolog.Logger
-	Global    int           // syncs at once (default 4)
-	PerTarget int           // syncs at once per target (default 2)
-	Lease     time.Duration // how long a claimed job is ours without renewal (default 10s; renewed every third of it)
+	Global    int // syncs at once (default 4)
+	PerTarget int // syncs at once per target (default 2)
+	// Batch is the most jobs for one backup that one batched transfer
+	// takes (default DefaultBatch; 1: every job alone).
+	Batch int
+	Lease time.Duration // how long a claimed job is ours without renewal (default 10s; renewed every third of it)
 	// BackoffMin and BackoffMax bound the retry delay (default 2s, 5m).
 	BackoffMin, BackoffMax time.Duration
 	Owner                  string // lease owner, for the record; each claim adds a token of its own
@@ -168,6 +171,9 @@ func (w *Workers) setDefaults() {
 	if w.Lease <= 0 {
 		w.Lease = 10 * time.Second
 	}
+	if w.Batch <= 0 {
+		w.Batch = DefaultBatch
+	}
 	w.mu.Lock()
 	w.running = map[int64]int{}
 	w.down = map[int64]breaker{}
@@ -208,10 +214,17 @@ func (w *Workers) fill(ctx context.Context, wg *sync.WaitGroup, slots chan struc
 			}
 			return
 		}
+		// The batch is claimed here, before the next slot claims: the
+		// due jobs of a backup go to one batch, not to racing ones.
+		jobs := w.claimBatch(ctx, job, srv)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.run(ctx, job, srv)
+			if len(jobs) > 1 {
+				w.runBatch(ctx, jobs, srv)
+			} else {
+				w.run(ctx, job, srv)
+			}
 			w.release(job.ServerID)
 			<-slots
 			// Only now, with the slot free, tell the loop to look again.
@@ -339,8 +352,18 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 			res, err = w.Syncer.Sync(ctx, rp, transfer.TargetOf(srv), fresh)
 		}
 	}
+	w.finish(ctx, j, srv, start, repoGen, res, err, 0)
+}
+
+// finish records the outcome of j's sync (one of batch, when that is not
+// 0): done, or failed and retried.
+func (w *Workers) finish(ctx context.Context, j store.Job, srv store.Server, start time.Time, repoGen int64, res transfer.Result, err error, batch int) {
 	ev := Event{Repo: j.Repo, Target: j.Server, Duration: time.Since(start), Bytes: res.Bytes}
-	log := w.Log.With().Str("repo", j.Repo).Str("target", j.Server).Int64("duration_ms", ev.Duration.Milliseconds()).Logger()
+	lc := w.Log.With().Str("repo", j.Repo).Str("target", j.Server).Int64("duration_ms", ev.Duration.Milliseconds())
+	if batch > 0 {
+		lc = lc.Int("batch", batch)
+	}
+	log := lc.Logger()
 	w.trip(j.ServerID, err)
 	if err == nil {
 		ev.OK = true

@@ -86,31 +86,38 @@ func (s *Syncer) rsyncArgs(ctx context.Context, t remote.Target, tail []string) 
 		cmd.Stdout = io.MultiWriter(&stdout, s.Progress.Run())
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// What rsync did is read even when it failed: a batch counts what
+	// went through for the repositories that did not fail.
 	if err := cmd.Run(); err != nil {
 		code := -1
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			code = ee.ExitCode()
 		}
-		return Result{}, &remote.Error{Op: "rsync to " + t.Name, Code: code, Stderr: stderr.String()}
+		return parseRsyncOutput(stdout.String()), &remote.Error{Op: "rsync to " + t.Name, Code: code, Stderr: stderr.String()}
 	}
+	return parseRsyncOutput(stdout.String()), nil
+}
+
+// parseRsyncOutput reads rsync's --stats and --itemize-changes lines.
+func parseRsyncOutput(stdout string) Result {
 	var r Result
 	number := func(s string) int64 {
 		n, _ := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(s), 10, 64)
 		return n
 	}
-	for _, m := range statsRe.FindAllStringSubmatch(stdout.String(), -1) {
+	for _, m := range statsRe.FindAllStringSubmatch(stdout, -1) {
 		if m[1] != "" {
 			r.Bytes += number(m[1]) // both directions: the bytes on the wire
 		} else {
 			r.Files = number(m[2])
 		}
 	}
-	if m := examinedRe.FindStringSubmatch(stdout.String()); m != nil {
+	if m := examinedRe.FindStringSubmatch(stdout); m != nil {
 		r.Examined = number(m[1])
 	}
-	for _, m := range itemizeRe.FindAllStringSubmatch(stdout.String(), -1) {
+	for _, m := range itemizeRe.FindAllStringSubmatch(stdout, -1) {
 		r.Changes = append(r.Changes, m[1]+" "+m[2])
 	}
-	return r, nil
+	return r
 }

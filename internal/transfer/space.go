@@ -108,7 +108,13 @@ func parseListing(listing string) map[string]int64 {
 // repository at dir that have, taken by path, no file of the same size
 // in have: what a sync writes on the target at most.
 func toSend(dir string, have map[string]int64) (int64, error) {
-	var sum int64
+	sum, _, err := lacking(dir, have)
+	return sum, err
+}
+
+// lacking is toSend with the number of such files too (a file of size 0
+// counts there, not in the sum).
+func lacking(dir string, have map[string]int64) (sum int64, files int, err error) {
 	for _, sub := range []string{"objects", "lfs/objects"} {
 		err := eachObjectFile(filepath.Join(dir, sub), func(rel string, d fs.DirEntry) error {
 			info, err := d.Info()
@@ -117,12 +123,13 @@ func toSend(dir string, have map[string]int64) (int64, error) {
 			}
 			if n, ok := have[sub+"/"+rel]; !ok || n != info.Size() {
 				sum += info.Size()
+				files++
 			}
 			return nil
 		})
 		if err != nil {
-			return 0, fmt.Errorf("size of %s: %w", sub, err)
+			return 0, 0, fmt.Errorf("size of %s: %w", sub, err)
 		}
 	}
-	return sum, nil
+	return sum, files, nil
 }

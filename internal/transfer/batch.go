@@ -1,0 +1,198 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"cpm/internal/names"
+	"cpm/internal/remote"
+)
+
+// Batched transfers. Each sync of a small repository costs a handful of
+// ssh sessions and rsync runs whatever it sends; many small repositories
+// bound for one backup therefore go together: the same steps as Sync, in
+// the same order, each one rsync run over the whole batch (--files-from
+// names each repository's part), then one ssh command reads back the
+// refs of all of them. Every guarantee is the single sync's, per
+// repository: it is locked and its refs snapshotted before anything is
+// sent, its objects travel before its refs, and it succeeds only when
+// the target's refs equal its snapshot. A repository whose part of a run
+// failed (rsync names the file) is dropped from the later runs and
+// fails alone; a run that failed without saying where (a lost
+// connection) fails every repository still in it.
+
+// MaxBatchRepoBytes is the largest repository (object files) that goes in
+// a batch; larger ones are synced on their own, where progress and
+// failures concern one repository.
+const MaxBatchRepoBytes = 8 << 20
+
+// BatchItem is one repository of a batched transfer and, after it, its
+// outcome.
+type BatchItem struct {
+	Repo   names.RepoPath
+	Result Result
+	Err    error
+}
+
+// Batchable reports whether repo may go in a batch to t: t is a backup
+// reached with rsync, and repo is small and has no Git LFS objects.
+func (s *Syncer) Batchable(repo names.RepoPath, t remote.Target) bool {
+	if t.Peer || s.lacksRsync(t.Name) {
+		return false
+	}
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil || hasLFS(dir) {
+		return false
+	}
+	size, err := toSend(dir, nil)
+	return err == nil && size <= MaxBatchRepoBytes
+}
+
+// batchEntry is a BatchItem while the batch runs.
+type batchEntry struct {
+	*BatchItem
+	dir    string
+	snap   Snapshot
+	unlock []func()
+	failed bool
+}
+
+// rel is the repository's folder relative to the roots on either side.
+func (e *batchEntry) rel() string { return e.Repo.Org + "/" + e.Repo.Repo + ".git" }
+
+func (e *batchEntry) fail(err error) {
+	if !e.failed {
+		e.failed, e.Err = true, err
+	}
+}
+
+// SyncBatch copies each item's repository to backup t and verifies it,
+// filling in each item's Result or Err.
+func (s *Syncer) SyncBatch(ctx context.Context, t remote.Target, items []*BatchItem) {
+	start := time.Now()
+	entries := make([]*batchEntry, len(items))
+	for i, it := range items {
+		entries[i] = &batchEntry{BatchItem: it}
+	}
+	// One order for every batch's locks: two batches to two backups
+	// never wait for each other's.
+	sort.Slice(entries, func(i, j int) bool { return entries[i].rel() < entries[j].rel() })
+	defer func() {
+		for _, e := range entries {
+			for i := len(e.unlock) - 1; i >= 0; i-- {
+				e.unlock[i]()
+			}
+		}
+	}()
+	work, err := os.MkdirTemp(s.TempDir, "batch-")
+	if err != nil {
+		failAll(entries, fmt.Errorf("snapshot: %w", err))
+		return
+	}
+	defer os.RemoveAll(work)
+	for _, e := range entries {
+		if err := s.stage(ctx, t, e, work); err != nil {
+			e.fail(err)
+		}
+	}
+	if err := s.batchSpace(ctx, t, entries); err != nil {
+		failAll(entries, err)
+		return
+	}
+	for _, st := range batchSteps(s, work) {
+		if err := s.batchRun(ctx, t, entries, st, work); err != nil {
+			failAll(entries, err)
+			return
+		}
+	}
+	s.verifyBatch(ctx, t, entries)
+	for _, e := range entries {
+		if !e.failed {
+			e.Result.Fingerprint = e.snap.Fingerprint
+			e.Result.Duration = time.Since(start)
+		}
+	}
+}
+
+// failAll fails every repository not failed yet.
+func failAll(entries []*batchEntry, err error) {
+	for _, e := range entries {
+		e.fail(err)
+	}
+}
+
+// stage locks e's repository (and its replica on t), takes its ref
+// snapshot and lays out, under work, its skeleton and its refs.
+func (s *Syncer) stage(ctx context.Context, t remote.Target, e *batchEntry, work string) error {
+	dir, unlock, err := s.openLocked(e.Repo)
+	if err != nil {
+		return err
+	}
+	e.unlock = append(e.unlock, unlock)
+	unlockTarget, err := s.lockTarget(e.Repo, t.Name)
+	if err != nil {
+		return err
+	}
+	e.unlock = append(e.unlock, unlockTarget)
+	snap, err := TakeSnapshot(ctx, dir)
+	if err != nil {
+		return err
+	}
+	e.dir, e.snap = dir, snap.Only(t.Refs)
+	if err := e.snap.write(filepath.Join(work, "refs", e.rel())); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if err := writeSkeleton(filepath.Join(work, "skeleton", e.rel())); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
+
+// batchSpace holds the batch back unless backup t has room for every
+// repository in it, whole, plus the margin; a batch that is short of room
+// fails, and its repositories are then synced alone, each with its own
+// precise check.
+func (s *Syncer) batchSpace(ctx context.Context, t remote.Target, entries []*batchEntry) error {
+	var whole int64
+	var first *batchEntry
+	for _, e := range entries {
+		if e.failed {
+			continue
+		}
+		n, err := toSend(e.dir, nil)
+		if err != nil {
+			return err
+		}
+		whole += n
+		if first == nil {
+			first = e
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	need := whole + s.FreeMargin
+	out, err := s.Remote.Run(ctx, t, spaceCommand(t, first.Repo, need/1024+1))
+	if err != nil {
+		return fmt.Errorf("free space on %s: %w", t.Name, err)
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	var freeKiB int64
+	if _, err := fmt.Sscan(strings.TrimSpace(line), &freeKiB); err != nil || freeKiB < 0 {
+		return fmt.Errorf("free space on %s: not a number of KiB: %q", t.Name, line)
+	}
+	if freeKiB*1024 < need {
+		return &DiskFullError{Free: freeKiB * 1024, Send: whole, Margin: s.FreeMargin}
+	}
+	return nil
+}
+
+// errBatchRun is a run that failed without naming the files it could not
+// send: none of the repositories still in it can count on it.
+var errBatchRun = errors.New("batched transfer")
