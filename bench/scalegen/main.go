@@ -15,12 +15,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 
 	"cpm/internal/datadir"
+	"cpm/internal/names"
 	"cpm/internal/repos"
 	"cpm/internal/store/storetest"
 	"cpm/internal/transfer"
@@ -32,12 +34,13 @@ func main() {
 	hook := flag.String("hook", "", "path of cpm-hook, for the repositories' hooks")
 	replicas := flag.String("replicas", "", "lay the replicas down under this backup path instead")
 	server := flag.String("server", "", "with -replicas: the backup's name, whose jobs are marked synced")
+	maintained := flag.Bool("maintained", false, "repositories as cpm's maintenance left them (repacked, stamped), so that the next pass finds nothing changed")
 	flag.Parse()
 	var err error
 	if *replicas != "" {
 		err = seedReplicas(context.Background(), datadir.Dir(*data), *n, *replicas, *server)
 	} else {
-		err = run(context.Background(), datadir.Dir(*data), *n, *hook)
+		err = run(context.Background(), datadir.Dir(*data), *n, *hook, *maintained)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scalegen:", err)
@@ -45,7 +48,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, dir datadir.Dir, n int, hook string) error {
+func run(ctx context.Context, dir datadir.Dir, n int, hook string, maintained bool) error {
 	per := min(n, 100)
 	if n <= 0 || n%per != 0 {
 		return fmt.Errorf("-repos %d: want up to 100, or a multiple of 100", n)
@@ -57,6 +60,13 @@ func run(ctx context.Context, dir datadir.Dir, n int, hook string) error {
 	tpl, err := template(ctx, dir, hook)
 	if err != nil {
 		return err
+	}
+	if maintained {
+		root := repos.Root{Dir: filepath.Dir(filepath.Dir(tpl))}
+		s := &transfer.Syncer{Root: root, LockDir: filepath.Join(filepath.Dir(root.Dir), "locks")}
+		if _, err := s.Repack(ctx, names.RepoPath{Org: "tpl", Repo: "tpl"}); err != nil {
+			return err
+		}
 	}
 	defer os.RemoveAll(filepath.Dir(filepath.Dir(tpl)))
 	return copyAll(tpl, dir.Repos(), orgs, per)
@@ -86,7 +96,7 @@ func copyAll(tpl, root string, orgs, per int) error {
 	for range 4 {
 		wg.Go(func() {
 			for dst := range work {
-				if err := os.CopyFS(dst, os.DirFS(tpl)); err != nil {
+				if err := copyRepo(tpl, dst); err != nil {
 					errs <- err
 					return
 				}
@@ -115,6 +125,43 @@ send:
 	default:
 		return nil
 	}
+}
+
+// copyRepo copies the repository tpl to dst with its files' and
+// folders' modification times, which maintenance's stamp records.
+func copyRepo(tpl, dst string) error {
+	if err := os.CopyFS(dst, os.DirFS(tpl)); err != nil {
+		return err
+	}
+	var dirs []string
+	err := filepath.WalkDir(tpl, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, p) // after what they hold
+			return nil
+		}
+		return keepTime(tpl, dst, p)
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := keepTime(tpl, dst, dirs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func keepTime(tpl, dst, p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	rel, _ := filepath.Rel(tpl, p)
+	return os.Chtimes(filepath.Join(dst, rel), fi.ModTime(), fi.ModTime())
 }
 
 // template makes a repository as cpm-admin repo create would, with three
