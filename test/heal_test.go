@@ -112,9 +112,10 @@ func fsckClean(dir string) error {
 // 25 asks for a run at 1,000); the waits grow with N.
 func TestReplicasHeal(t *testing.T) {
 	c := newCompany(t)
+	extra := manyRepos(t, c.w)
 	_, path := backup(t, c.w, "b1")
 	replica := filepath.Join(path, "acme", "web.git")
-	extra := manyRepos(t, c.w, "b1")
+	waitForMany(t, c.w, "b1", extra)
 	patience := 30*time.Second + time.Duration(extra)*200*time.Millisecond
 
 	// A pack (a push of more than receive.unpackLimit objects) and loose
@@ -187,9 +188,9 @@ func TestReplicasHeal(t *testing.T) {
 }
 
 // manyRepos creates CPM_TEST_REPOS (default none) repositories in the
-// organisation "many" and waits until the backup server holds each; it
-// returns how many.
-func manyRepos(t *testing.T, w *testworld.World, server string) int {
+// organisation "many", before a backup is added (server add queues every
+// repository); it returns how many.
+func manyRepos(t *testing.T, w *testworld.World) int {
 	t.Helper()
 	n, _ := strconv.Atoi(os.Getenv("CPM_TEST_REPOS"))
 	if n <= 0 {
@@ -198,6 +199,15 @@ func manyRepos(t *testing.T, w *testworld.World, server string) int {
 	w.MustAdmin("org", "create", "many")
 	for i := range n {
 		w.MustAdmin("repo", "create", fmt.Sprintf("many/r%04d", i))
+	}
+	return n
+}
+
+// waitForMany waits until server holds the n repositories of manyRepos.
+func waitForMany(t *testing.T, w *testworld.World, server string, n int) {
+	t.Helper()
+	if n == 0 {
+		return
 	}
 	waitFor(t, time.Duration(n)*time.Second, fmt.Sprintf("%d repositories on %s", n, server), func() bool {
 		done := 0
@@ -209,7 +219,6 @@ func manyRepos(t *testing.T, w *testworld.World, server string) int {
 		return done >= n
 	})
 	t.Logf("%d more repositories replicated to %s", n, server)
-	return n
 }
 
 // TestMaintenanceTidies: quarantines of pushes cut off long ago and stale
