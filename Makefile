@@ -17,7 +17,7 @@ NEEDS   := git:git rsync:rsync ssh:openssh-client /usr/sbin/sshd:openssh-server 
 	/usr/lib/python3/dist-packages/pygit2:python3-pygit2 \
 	java:default-jre-headless /usr/share/maven-repo/com/jcraft/jsch:libjsch-java \
 	git-lfs:git-lfs haproxy:haproxy \
-	ip:iproute2 unshare:util-linux useradd:passwd openssl:openssl \
+	ip:iproute2 unshare:util-linux flock:util-linux useradd:passwd openssl:openssl \
 	$(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) initdb):postgresql
 
 .PHONY: all build test run deps bench clean

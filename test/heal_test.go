@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,10 +106,17 @@ func fsckClean(dir string) error {
 // --repair; then, with short intervals, each is found and repaired by the
 // workers alone, without a push. The replica is fsck --strict clean after
 // every repair.
+//
+// CPM_TEST_REPOS=N adds N more repositories, all replicated to the backup
+// before the damage starts, so that the workers heal among many (issue
+// 25 asks for a run at 1,000); the waits grow with N.
 func TestReplicasHeal(t *testing.T) {
 	c := newCompany(t)
+	extra := manyRepos(t, c.w)
 	_, path := backup(t, c.w, "b1")
 	replica := filepath.Join(path, "acme", "web.git")
+	waitForMany(t, c.w, "b1", extra)
+	patience := 30*time.Second + time.Duration(extra)*200*time.Millisecond
 
 	// A pack (a push of more than receive.unpackLimit objects) and loose
 	// objects (a small push) on the source, so on the replica.
@@ -157,7 +165,7 @@ func TestReplicasHeal(t *testing.T) {
 			if fsckClean(replica) == nil {
 				t.Fatal("the damage does not show in git fsck")
 			}
-			waitFor(t, 30*time.Second, "the workers to repair the replica", func() bool {
+			waitFor(t, patience, "the workers to repair the replica", func() bool {
 				return repairs() > before && fsckClean(replica) == nil
 			})
 		})
@@ -177,6 +185,40 @@ func TestReplicasHeal(t *testing.T) {
 			t.Errorf("sync status shows no deep check: %v", j)
 		}
 	}
+}
+
+// manyRepos creates CPM_TEST_REPOS (default none) repositories in the
+// organisation "many", before a backup is added (server add queues every
+// repository); it returns how many.
+func manyRepos(t *testing.T, w *testworld.World) int {
+	t.Helper()
+	n, _ := strconv.Atoi(os.Getenv("CPM_TEST_REPOS"))
+	if n <= 0 {
+		return 0
+	}
+	w.MustAdmin("org", "create", "many")
+	for i := range n {
+		w.MustAdmin("repo", "create", fmt.Sprintf("many/r%04d", i))
+	}
+	return n
+}
+
+// waitForMany waits until server holds the n repositories of manyRepos.
+func waitForMany(t *testing.T, w *testworld.World, server string, n int) {
+	t.Helper()
+	if n == 0 {
+		return
+	}
+	waitFor(t, time.Duration(n)*time.Second, fmt.Sprintf("%d repositories on %s", n, server), func() bool {
+		done := 0
+		for _, j := range jsonList(t, w, "sync", "status") {
+			if repo, _ := j["repo"].(string); strings.HasPrefix(repo, "many/") && j["server"] == server && j["state"] == "done" {
+				done++
+			}
+		}
+		return done >= n
+	})
+	t.Logf("%d more repositories replicated to %s", n, server)
 }
 
 // TestMaintenanceTidies: quarantines of pushes cut off long ago and stale
@@ -244,7 +286,12 @@ func TestNeighborReplicaHeals(t *testing.T) {
 func TestPruningKeepsToTheScope(t *testing.T) {
 	c := newCompany(t)
 	_, path := backup(t, c.w, "b1")
-	pushPack(t, c.clients["writer"])
+	// A pack and loose objects: the next repack removes the loose ones,
+	// which makes a prune of every current replica in scope due.
+	cl := c.clients["writer"]
+	dir := pushPack(t, cl)
+	cl.Commit(dir, "loose objects")
+	cl.MustGit(dir, "push", "-q", "origin", "HEAD:main")
 	waitFor(t, 30*time.Second, "the replica on b1", func() bool {
 		j := jobOf(t, c, "acme/web", "b1")
 		return j != nil && j["fingerprint"] != "" && revParse(filepath.Join(path, "acme", "web.git"), "main") == revParse(c.w.RepoDir("acme", "web"), "main")
@@ -252,16 +299,10 @@ func TestPruningKeepsToTheScope(t *testing.T) {
 	c.w.MustAdmin("server", "set", "b1", "--repos", "acme/pub")
 	c.srv.Stop()
 	c.srv = c.w.StartServer("--repack", "1s")
-	// A pass prunes right after each repack, so by the second repack of
-	// acme/web the first one's prune would be in the log.
-	waitFor(t, 60*time.Second, "two repacks of acme/web", func() bool {
-		n := 0
-		for _, line := range strings.Split(c.srv.Log(), "\n") {
-			if strings.Contains(line, `"message":"repack"`) && strings.Contains(line, `"repo":"acme/web"`) {
-				n++
-			}
-		}
-		return n >= 2
+	// A pass prunes right after each repack, so by the end of the second
+	// pass the first one's prune of acme/web would be in the log.
+	waitFor(t, 60*time.Second, "two maintenance passes", func() bool {
+		return strings.Count(c.srv.Log(), `"message":"maintenance pass"`) >= 2
 	})
 	for _, line := range strings.Split(c.srv.Log(), "\n") {
 		if strings.Contains(line, "prune replica") && strings.Contains(line, `"repo":"acme/web"`) {

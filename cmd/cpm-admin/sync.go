@@ -3,12 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
 	"cpm/internal/admin"
-	"cpm/internal/store"
-	"cpm/internal/targetstate"
 	"cpm/internal/transfer"
 	"cpm/internal/wake"
 )
@@ -108,62 +107,71 @@ func (c syncVerifyCmd) Run(e *env, svc *admin.Service) error {
 }
 
 type syncStatusCmd struct {
-	JSON bool `name:"json" help:"Print a JSON array."`
+	JSON bool `name:"json" help:"Print a JSON array of every row."`
+	All  bool `name:"all" help:"Print every row, however many (beyond 100 rows the table is summed up: counts per server and state, the oldest pending row, the first failures)."`
 }
 
-// statusJSON adds the lag to a queue row.
-type statusJSON struct {
-	Repo          string  `json:"repo"`
-	Server        string  `json:"server"`
-	State         string  `json:"state"`
-	LagSeconds    float64 `json:"lag_seconds"`
-	Attempts      int     `json:"attempts"`
-	LastError     string  `json:"last_error"`
-	LastSuccessAt string  `json:"last_success_at"`
-	Fingerprint   string  `json:"fingerprint"`
-	// The last deep check of the replica: when, and what it found.
-	DeepCheckedAt string `json:"deep_checked_at"`
-	DeepResult    string `json:"deep_result"`
-}
+// Beyond summaryRows rows the table is summed up, with at most
+// summaryFailures failures listed.
+const (
+	summaryRows     = 100
+	summaryFailures = 20
+)
 
 func (c syncStatusCmd) Run(e *env, svc *admin.Service) error {
-	jobs, err := svc.Store.Jobs(e.ctx)
+	rows, err := svc.SyncStatus(e.ctx)
 	if err != nil {
 		return err
-	}
-	servers, err := svc.Store.Servers(e.ctx)
-	if err != nil {
-		return err
-	}
-	byID := map[int64]store.Server{}
-	for _, s := range servers {
-		byID[s.ID] = s
-	}
-	out := make([]statusJSON, 0, len(jobs))
-	for _, j := range jobs {
-		state, lastErr := targetstate.JobState(j, byID[j.ServerID])
-		s := statusJSON{Repo: j.Repo, Server: j.Server, State: state, Attempts: j.Attempts, LastError: lastErr, Fingerprint: j.Fingerprint}
-		s.LagSeconds = j.Lag(time.Now()).Seconds()
-		if !j.LastSuccessAt.IsZero() {
-			s.LastSuccessAt = j.LastSuccessAt.Format(time.RFC3339)
-		}
-		if !j.DeepCheckedAt.IsZero() {
-			s.DeepCheckedAt, s.DeepResult = j.DeepCheckedAt.Format(time.RFC3339), j.DeepResult
-		}
-		out = append(out, s)
 	}
 	if c.JSON {
-		return printJSON(e.stdout, out)
+		return printJSON(e.stdout, rows)
 	}
-	rows := make([][]string, 0, len(out))
-	for _, s := range out {
+	if !c.All && len(rows) > summaryRows {
+		return printStatusSummary(e.stdout, admin.Summarize(rows, summaryFailures))
+	}
+	return printStatusRows(e.stdout, rows)
+}
+
+func printStatusRows(w io.Writer, rows []admin.StatusRow) error {
+	out := make([][]string, 0, len(rows))
+	for _, s := range rows {
 		deep := orDash(s.DeepCheckedAt)
 		if s.DeepCheckedAt != "" {
 			deep += " " + orWord(s.DeepResult, "ok")
 		}
-		rows = append(rows, []string{s.Repo, s.Server, s.State, fmt.Sprintf("%.0fs", s.LagSeconds), strconv.Itoa(s.Attempts), orDash(s.LastSuccessAt), deep, s.LastError})
+		out = append(out, []string{s.Repo, s.Server, s.State, fmt.Sprintf("%.0fs", s.LagSeconds), strconv.Itoa(s.Attempts), orDash(s.LastSuccessAt), deep, s.LastError})
 	}
-	return printTable(e.stdout, []string{"REPOSITORY", "SERVER", "STATE", "LAG", "ATTEMPTS", "LAST SUCCESS", "DEEP CHECK", "LAST ERROR"}, rows)
+	return printTable(w, []string{"REPOSITORY", "SERVER", "STATE", "LAG", "ATTEMPTS", "LAST SUCCESS", "DEEP CHECK", "LAST ERROR"}, out)
+}
+
+func printStatusSummary(w io.Writer, sum admin.StatusSummary) error {
+	fmt.Fprintf(w, "%d rows on %d servers, summed up; --all to list every row\n\n", sum.Rows, len(sum.Servers))
+	states := []string{"done", "pending", "running", "failed", "blocked", "promoted"}
+	counts := make([][]string, 0, len(sum.Servers))
+	for _, srv := range sum.Servers {
+		row := []string{srv.Server}
+		for _, st := range states {
+			row = append(row, strconv.Itoa(srv.States[st]))
+		}
+		counts = append(counts, row)
+	}
+	if err := printTable(w, []string{"SERVER", "DONE", "PENDING", "RUNNING", "FAILED", "BLOCKED", "PROMOTED"}, counts); err != nil {
+		return err
+	}
+	if o := sum.Oldest; o != nil {
+		fmt.Fprintf(w, "\noldest not synced: %s on %s, %s, lag %.0fs\n", o.Repo, o.Server, o.State, o.LagSeconds)
+	}
+	if len(sum.Failures) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	if err := printStatusRows(w, sum.Failures); err != nil {
+		return err
+	}
+	if sum.MoreFailures > 0 {
+		fmt.Fprintf(w, "%d more failures; --all to list every row\n", sum.MoreFailures)
+	}
+	return nil
 }
 
 func orDash(s string) string {

@@ -19,7 +19,7 @@ type Listing struct {
 func (c Checker) Readable(ctx context.Context, id Identity) ([]Listing, error) {
 	var out []Listing
 	add := func(st *store.Store, who Identity, origin string) error {
-		all, err := st.AllRepoFacts(ctx, who.UserID)
+		all, err := st.ReadableRepoFacts(ctx, Readers(who))
 		if err != nil {
 			return err
 		}
@@ -58,4 +58,10 @@ func (c Checker) Readable(ctx context.Context, id Identity) ([]Listing, error) {
 		}
 	}
 	return out, nil
+}
+
+// Readers is what the store needs to pick, by index, the repositories
+// the identity may read; authz still decides each one.
+func Readers(id Identity) store.Readers {
+	return store.Readers{UserID: id.UserID, SiteAdmin: id.SiteAdmin && id.UserID != 0, DeployRepo: id.RepoID}
 }

@@ -134,15 +134,56 @@ func (s *Store) RepoFacts(ctx context.Context, userID int64, org, repo string) (
 	return f, nil
 }
 
+// Readers selects the repositories ReadableRepoFacts returns; the zero
+// value is an anonymous client's.
+type Readers struct {
+	UserID    int64 // a user's own relations: memberships and grants
+	SiteAdmin bool  // every repository
+	// DeployRepo is a deploy key's repository: it alone, and nothing
+	// public (a deploy key reads only where it is bound).
+	DeployRepo int64
+}
+
+// ReadableRepoFacts returns the facts for who.UserID of the
+// repositories the principal may read: a site admin's every one, a
+// deploy key's own, and otherwise those of the user's organisations
+// (any role reads), those they hold a grant on (any level reads) and
+// the public ones. Each part is picked by an index, so that the cost
+// follows the answer, not the number of repositories; access still hands
+// each row to authz, and a test compares the two on both engines.
+func (s *Store) ReadableRepoFacts(ctx context.Context, who Readers) ([]RepoFacts, error) {
+	if who.SiteAdmin {
+		return s.AllRepoFacts(ctx, who.UserID)
+	}
+	ids, args := `SELECT id FROM repos WHERE id = ?2`, []any{who.UserID, who.DeployRepo}
+	if who.DeployRepo == 0 {
+		args = args[:1]
+		ids = `SELECT r.id FROM memberships m JOIN repos r ON r.org_id = m.org_id WHERE m.user_id = ?1
+			UNION SELECT repo_id FROM grants WHERE user_id = ?1
+			UNION SELECT id FROM repos WHERE public = 1`
+	}
+	return s.queryRepoFacts(ctx, `WITH ids(id) AS (`+ids+`)
+		SELECT o.id, o.name, r.id, r.name, r.public, coalesce(m.role, ''), coalesce(g.perm, '')
+		FROM ids JOIN repos r ON r.id = ids.id JOIN orgs o ON o.id = r.org_id
+		LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = ?1
+		LEFT JOIN grants g ON g.repo_id = r.id AND g.user_id = ?1
+		ORDER BY o.name, r.name`, args...)
+}
+
 // AllRepoFacts returns the facts of every repository for userID, for
 // listing what a key may read. It is not on the hot path.
 func (s *Store) AllRepoFacts(ctx context.Context, userID int64) ([]RepoFacts, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	return s.queryRepoFacts(ctx, `
 		SELECT o.id, o.name, r.id, r.name, r.public, coalesce(m.role, ''), coalesce(g.perm, '')
 		FROM repos r JOIN orgs o ON o.id = r.org_id
 		LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = ?1
 		LEFT JOIN grants g ON g.repo_id = r.id AND g.user_id = ?1
 		ORDER BY o.name, r.name`, userID)
+}
+
+// queryRepoFacts runs a query of existing repositories' facts.
+func (s *Store) queryRepoFacts(ctx context.Context, query string, args ...any) ([]RepoFacts, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list repositories: %w", err)
 	}

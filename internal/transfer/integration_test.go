@@ -72,7 +72,7 @@ func TestPruneTarget(t *testing.T) {
 		return n
 	}
 	// A repack at the source leaves the loose objects stale on the replica.
-	if err := s.Repack(ctx, repo); err != nil {
+	if _, err := s.Repack(ctx, repo); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Sync(ctx, repo, target, false); err != nil {
@@ -98,5 +98,18 @@ func TestPruneTarget(t *testing.T) {
 	}
 	if out, err := exec.Command("git", "-C", replica, "fsck", "--full", "--strict").CombinedOutput(); err != nil {
 		t.Errorf("fsck after prune: %v %s", err, out)
+	}
+	// Maintenance runs git only where something changed since the last
+	// one, and says when a push came in between and what it removed.
+	if res, err := s.Repack(ctx, repo); err != nil || res.Unchanged || !res.Pushed || res.Removed == 0 {
+		t.Errorf("repack after a push: %+v %v", res, err)
+	}
+	if res, err := s.Repack(ctx, repo); err != nil || !res.Unchanged {
+		t.Errorf("repack of an unchanged repository: %+v %v", res, err)
+	}
+	git(work, "tag", "v1")
+	git(work, "push", "-q", src, "v1")
+	if res, err := s.Repack(ctx, repo); err != nil || res.Unchanged || !res.Pushed {
+		t.Errorf("repack after a new tag: %+v %v", res, err)
 	}
 }

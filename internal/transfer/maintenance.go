@@ -15,28 +15,76 @@ import (
 	"cpm/internal/remote"
 )
 
+// Repacked is what one Repack did.
+type Repacked struct {
+	// Unchanged: nothing was written to the repository since its last
+	// maintenance, so git was not run at all.
+	Unchanged bool
+	// Pushed: the repository changed since its last maintenance (a push,
+	// a merge, a sync from elsewhere); false on the first maintenance
+	// ever, when there is nothing to compare with.
+	Pushed bool
+	// Removed counts the packs and loose objects the repack made
+	// redundant and removed (rolled into a bigger pack): replicas still
+	// hold them until they are pruned. An index or bitmap that went
+	// (a pack's bitmap once the multi-pack index has one) is not counted:
+	// left on a replica it costs a few bytes and misleads no git.
+	Removed int
+}
+
+// stampFile, in the repository's own directory (never synced: only
+// objects/, refs and HEAD travel), holds the state the last maintenance
+// left, so that a pass over many idle repositories runs no git at all.
+const stampFile = "cpm-maintained"
+
 // Repack maintains ORG/REPO under its lock, as git's own gc would a bare
 // repository, without ever rewriting big packs: a geometric repack (small
-// packs roll into bigger ones; replicas receive only the new ones) with a
+// packs roll into bigger ones; replicas receive only the new ones; -d
+// removes what became redundant, loose objects included) with a
 // multi-pack index and its reachability bitmap, so a clone does not count
-// objects from scratch; an incremental commit-graph; packed refs.
-func (s *Syncer) Repack(ctx context.Context, repo names.RepoPath) error {
+// objects from scratch; an incremental commit-graph; packed refs. A
+// repository whose objects and refs are as the last maintenance left them
+// is not touched: a repack would only write the same files again.
+func (s *Syncer) Repack(ctx context.Context, repo names.RepoPath) (Repacked, error) {
 	dir, unlock, err := s.openLocked(ctx, repo)
 	if err != nil {
-		return err
+		return Repacked{}, err
 	}
 	defer unlock()
-	for _, args := range [][]string{
+	before, err := readRepoState(dir)
+	if err != nil {
+		return Repacked{}, fmt.Errorf("maintain %s: %w", repo, err)
+	}
+	stamp, _ := os.ReadFile(filepath.Join(dir, stampFile))
+	sum := before.sum()
+	if string(stamp) == sum {
+		return Repacked{Unchanged: true}, nil
+	}
+	res := Repacked{Pushed: len(stamp) > 0}
+	steps := [][]string{
 		{"repack", "-d", "-q", "--geometric=2", "--write-midx", "--write-bitmap-index"},
 		{"commit-graph", "write", "--reachable", "--split", "--no-progress"},
-		{"pack-refs", "--all", "--prune"},
-		{"prune-packed", "-q"},
-	} {
+	}
+	if before.looseRefs {
+		steps = append(steps, []string{"pack-refs", "--all", "--prune"})
+	}
+	for _, args := range steps {
 		if _, err := gitOut(ctx, dir, args...); err != nil {
-			return fmt.Errorf("maintain %s: git %s: %w", repo, args[0], err)
+			return res, fmt.Errorf("maintain %s: git %s: %w", repo, args[0], err)
 		}
 	}
-	return nil
+	after, err := readRepoState(dir)
+	if err != nil {
+		return res, fmt.Errorf("maintain %s: %w", repo, err)
+	}
+	res.Removed = before.movedObjects(after)
+	// A write that lands between the repack and this line is in the
+	// stamp, so it waits for the next change to be packed: a loose
+	// object or ref left for one more interval, never a lost one.
+	if err := os.WriteFile(filepath.Join(dir, stampFile), []byte(after.sum()), 0o600); err != nil {
+		return res, fmt.Errorf("maintain %s: %w", repo, err)
+	}
+	return res, nil
 }
 
 // ErrNotCurrent means a target's refs are not the source's current refs,

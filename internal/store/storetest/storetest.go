@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "github.com/mattn/go-sqlite3"    // registers the "sqlite3" driver
@@ -23,6 +24,9 @@ type Size struct {
 	KeysPerUser int
 	Orgs        int
 	ReposPerOrg int
+	// Private makes every repository private (default: every tenth is
+	// public).
+	Private bool
 	// Probes is how many distinct keys to return, spread evenly over all
 	// keys (default 100), so stores of different sizes can be compared
 	// under the same number of distinct callers.
@@ -95,7 +99,7 @@ func populateUsers(ctx context.Context, tx *sql.Tx, pg bool, sz Size) ([]Probe, 
 }
 
 // populateRepos inserts sz.Orgs organisations of sz.ReposPerOrg
-// repositories each, every tenth public.
+// repositories each, every tenth public unless sz.Private.
 func populateRepos(ctx context.Context, tx *sql.Tx, pg bool, sz Size) error {
 	const at = "2026-01-01T00:00:00.000Z"
 	exec := func(q string, args ...any) error {
@@ -109,7 +113,7 @@ func populateRepos(ctx context.Context, tx *sql.Tx, pg bool, sz Size) error {
 		for r := 1; r <= sz.ReposPerOrg; r++ {
 			id := (o-1)*sz.ReposPerOrg + r
 			if err := exec(`INSERT INTO repos (id, org_id, name, public, created_at) VALUES (?, ?, ?, ?, ?)`,
-				id, o, fmt.Sprintf("repo%d", r), flag(r%10 == 0), at); err != nil {
+				id, o, fmt.Sprintf("repo%d", r), flag(!sz.Private && r%10 == 0), at); err != nil {
 				return fmt.Errorf("populate repos: %w", err)
 			}
 		}
@@ -210,4 +214,25 @@ func flag(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// MarkSynced records every queued job of the server named server in the
+// SQLite database at path as synced and verified with the refs
+// fingerprint fp, as the workers would after a sync of each replica:
+// for benchmarks that lay the replicas down themselves.
+func MarkSynced(ctx context.Context, path, server, fp string) error {
+	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on&_busy_timeout=10000")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	at := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	_, err = db.ExecContext(ctx, `UPDATE replication_jobs SET synced_generation = generation, state = 'done',
+		next_attempt_at = ?1, attempts = 0, last_error = '', last_success_at = ?1, dirty_since = '', pending_since = '',
+		lease_owner = '', lease_until = '', fingerprint = ?2
+		WHERE server_id = (SELECT id FROM servers WHERE name = ?3)`, at, fp, server)
+	if err != nil {
+		return fmt.Errorf("mark %s's jobs synced: %w", server, err)
+	}
+	return nil
 }
