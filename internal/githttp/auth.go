@@ -17,9 +17,13 @@ const realm = `Basic realm="cpm"`
 const maxToken = 256
 
 // remoteAddr is the client's address: the connection's (after a PROXY
-// header), or a trusted reverse proxy's forwarded-for.
-func (h *Handler) remoteAddr(r *http.Request) string {
-	return clientaddr.FromHeaders(r.RemoteAddr, r.Header, h.ProxyAllow)
+// header, which names the client itself), or a trusted reverse proxy's
+// forwarded-for.
+func (h *Handler) remoteAddr(r *http.Request) (string, error) {
+	if clientaddr.ViaProxyProtocol(r.Context()) {
+		return r.RemoteAddr, nil
+	}
+	return clientaddr.FromHeaders(r.RemoteAddr, r.Header, h.ProxyAllow, h.ForwardedHeader)
 }
 
 // hostOf is the address without its port: what the rate limit counts.

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"cpm/internal/access"
+	"cpm/internal/clientaddr"
 	"cpm/internal/gateway"
 	"cpm/internal/names"
 	"cpm/internal/printable"
@@ -34,6 +35,8 @@ type Handler struct {
 	// ProxyAllow are the reverse proxies whose forwarded-for headers
 	// name the client.
 	ProxyAllow []netip.Prefix
+	// ForwardedHeader is the one of them believed (http_forwarded_header).
+	ForwardedHeader clientaddr.Header
 	// BaseURL is the public URL of this listener (http_url), without a
 	// trailing slash: go-import names repositories under it.
 	BaseURL string
@@ -64,7 +67,11 @@ const maxPath = 1024
 // package path below it. Anything else, dumb HTTP's files included, is
 // 404.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	remote := h.remoteAddr(r)
+	remote, err := h.remoteAddr(r)
+	if err != nil {
+		h.plain(w, r, r.RemoteAddr, http.StatusBadRequest, "cpm: bad request (an unreadable forwarded-for address)\n")
+		return
+	}
 	rt, ok := parseRoute(r.URL.EscapedPath())
 	if !ok {
 		h.plain(w, r, remote, http.StatusNotFound, "cpm: not found\n")

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"cpm/internal/clientaddr"
 )
 
 // Limits bound every request.
@@ -58,6 +60,9 @@ func New(h http.Handler, l Limits, certs *Certificates, logger zerolog.Logger) *
 		ReadHeaderTimeout: l.Header,
 		IdleTimeout:       l.Idle,
 		MaxHeaderBytes:    l.HeaderBytes,
+		// A request asks its connection whether a PROXY header named
+		// the client (forwarded headers are then not believed).
+		ConnContext: clientaddr.ConnContext,
 		// net/http's own complaints (TLS handshakes that fail, bad
 		// requests) go to the log at debug level: a scan would flood it.
 		ErrorLog: log.New(debugWriter{logger}, "", 0),

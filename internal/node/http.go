@@ -32,8 +32,9 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway)
 		return "", fmt.Errorf("listen %s: %w", c.HTTP.Listen, err)
 	}
 	h := &githttp.Handler{Gateway: n.Gateway, Tokens: n.Gateway.Tokens, ProxyAllow: c.ProxyAllow,
-		Limiter: authlimit.New("http", authlimit.Config{}, metrics.NewAuth(m.Registry)),
-		BaseURL: c.HTTP.BaseURL(), Log: n.Log}
+		ForwardedHeader: clientaddr.Header(c.HTTP.ForwardedHeader),
+		Limiter:         authlimit.New("http", authlimit.Config{}, metrics.NewAuth(m.Registry)),
+		BaseURL:         c.HTTP.BaseURL(), Log: n.Log}
 	srv.http = httpserver.New(h, httpserver.Limits{
 		Header:      c.HandshakeTimeout,
 		Idle:        c.IdleTimeout,
