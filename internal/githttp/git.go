@@ -96,7 +96,7 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 	if mode == gitservice.Advertise {
 		out.contentType = fmt.Sprintf("application/x-git-%s-advertisement", svc)
 		if svc != gitservice.UploadPack || gitservice.ProtocolVersion(proto) < 2 {
-			out.preamble = pktLine("# service=git-" + string(svc) + "\n")
+			out.preamble = gitservice.PktLine("# service=git-" + string(svc) + "\n")
 		}
 	}
 	linger, cancel := h.linger(r.Context())
@@ -130,15 +130,19 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 	}
 }
 
-// refuse answers a refusal with the ssh wording: 401 (asking for
-// credentials) for a repository that is missing or that the identity
-// may not read, and for an anonymous push; 503 while this node cannot
-// serve the repository (a lost lease, a primary that moved); 403 for
-// other refusals; 5xx for faults.
+// refuse answers a refusal with the ssh wording: for a repository that
+// is missing or that the identity may not read, and for an anonymous
+// push, 401 (asking for credentials) to an anonymous client and 404 to
+// one with a valid token (a 401 would make git erase that token from
+// its credential helper); 503 while this node cannot serve the
+// repository (a lost lease, a primary that moved); 403 for other
+// refusals; 5xx for faults.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, remote string, id access.Identity, err error, line string) {
 	code := http.StatusForbidden
 	var e *access.Error
 	switch {
+	case errors.As(err, &e) && e.Kind == access.NotFound && id != access.Anonymous:
+		code = http.StatusNotFound
 	case errors.As(err, &e) && e.Kind == access.NotFound,
 		errors.As(err, &e) && e.Kind == access.Denied && id == access.Anonymous:
 		code = http.StatusUnauthorized
@@ -191,7 +195,7 @@ func (a *answer) start() {
 	a.w.WriteHeader(http.StatusOK)
 	if len(a.preamble) > 0 {
 		a.w.Write(a.preamble)
-		a.w.Write([]byte("0000"))
+		a.w.Write([]byte(gitservice.Flush))
 	}
 }
 
@@ -202,11 +206,6 @@ func (a *answer) Write(p []byte) (int, error) {
 		f.Flush()
 	}
 	return n, err
-}
-
-// pktLine frames s as one git pkt-line.
-func pktLine(s string) []byte {
-	return fmt.Appendf(nil, "%04x%s", len(s)+4, s)
 }
 
 // limitedBuffer keeps the first few kilobytes written to it: a

@@ -119,9 +119,3 @@ func TestRequestBody(t *testing.T) {
 		t.Error("a body that is not gzip was read")
 	}
 }
-
-func TestPktLine(t *testing.T) {
-	if got := string(pktLine("# service=git-upload-pack\n")); got != "001e# service=git-upload-pack\n" {
-		t.Errorf("pktLine: %q", got)
-	}
-}

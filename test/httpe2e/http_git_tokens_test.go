@@ -25,8 +25,9 @@ func (h *httpWorld) createToken(args ...string) string {
 // over HTTPS with a token from a credential helper (v2 and v0), the push
 // runs cpm's hooks (audit row with "transport": "http") and nothing of
 // the request reaches git's environment; a read-only token's push is
-// 403 with the ssh wording; a scoped token outside its scope, a revoked
-// token and a wrong one get 401, like a missing repository.
+// 403 with the ssh wording; a scoped token outside its scope gets 404
+// like a missing repository (never 401: git would erase a valid token
+// from its credential helper); a revoked token and a wrong one get 401.
 func TestHTTPGitTokens(t *testing.T) {
 	h := newHTTPWorld(t, true)
 	full := h.createToken("token", "create", "alice", "--name", "laptop")
@@ -92,7 +93,8 @@ func TestHTTPGitTokens(t *testing.T) {
 	t.Run("out of scope, wrong and revoked tokens", func(t *testing.T) {
 		missResp, missBody := h.getAs(t, "acme/nope.git/info/refs?service=git-upload-pack", "any", scoped)
 		resp, body := h.getAs(t, "acme/priv.git/info/refs?service=git-upload-pack", "any", scoped)
-		if resp.StatusCode != http.StatusUnauthorized || missResp.StatusCode != resp.StatusCode ||
+		if resp.StatusCode != http.StatusNotFound || missResp.StatusCode != resp.StatusCode ||
+			resp.Header.Get("WWW-Authenticate") != "" || missResp.Header.Get("WWW-Authenticate") != "" ||
 			strings.ReplaceAll(body, "priv", "X") != strings.ReplaceAll(missBody, "nope", "X") {
 			t.Errorf("scoped token outside its scope: %d %q; missing: %d %q", resp.StatusCode, body, missResp.StatusCode, missBody)
 		}
