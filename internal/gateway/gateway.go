@@ -182,6 +182,10 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 	}
 	r.repo = cmd.Repo.String()
 	grant, err := g.authorize(ctx, s, cmd)
+	if errors.Is(err, errCreateOnPost) {
+		r.err = advertiseNew(s)
+		return r
+	}
 	var ro *access.Error
 	if cmd.Verb == command.ReceivePack && errors.As(err, &ro) && ro.Kind == access.ReadOnly {
 		r.status, r.err = g.forwardOut(ctx, s, cmd, ro)
@@ -230,7 +234,8 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 // authorize decides the command's access to its repository. A push
 // (or the LFS upload that precedes it) to a repository that does not
 // exist creates it when the key's owner may (org owners and admins), and
-// is then decided again.
+// is then decided again; an HTTP push's advertisement (a GET) creates
+// nothing (errCreateOnPost).
 func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command) (access.Grant, error) {
 	pushes := cmd.Verb == command.ReceivePack || (cmd.Verb == command.LFSTransfer && cmd.Operation == "upload")
 	action := authz.Read
@@ -241,6 +246,9 @@ func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command)
 	var e *access.Error
 	if !pushes || !errors.As(err, &e) || !e.Creatable {
 		return grant, err
+	}
+	if s.Stateless == gitservice.Advertise {
+		return access.Grant{}, errCreateOnPost
 	}
 	if err := g.create(ctx, s, cmd); err != nil {
 		return access.Grant{}, &failure{line: "cpm: could not create " + cmd.Repo.String(), err: err}

@@ -82,6 +82,21 @@ func TestHTTPGitTokens(t *testing.T) {
 		}
 	})
 	t.Run("push to create", func(t *testing.T) {
+		// A push's advertisement (GET, HEAD: safe methods a crawler or a
+		// prefetch sends) is an empty repository's, and creates nothing.
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			req, _ := http.NewRequest(method, h.url("acme/fresh.git/info/refs?service=git-receive-pack"), nil)
+			req.SetBasicAuth("any", full)
+			resp, body := h.do(t, req)
+			want := "001f# service=git-receive-pack\n0000"
+			if resp.StatusCode != http.StatusOK || method == http.MethodGet &&
+				(!strings.HasPrefix(body, want) || !strings.Contains(body, "0000000000000000000000000000000000000000 capabilities^{}\x00")) {
+				t.Errorf("%s of a new repository's push advertisement: %d %q", method, resp.StatusCode, body)
+			}
+		}
+		if _, err := os.Stat(h.w.RepoDir("acme", "fresh")); err == nil || strings.Contains(h.w.MustAdmin("repo", "list"), "acme/fresh") {
+			t.Fatalf("a GET of info/refs?service=git-receive-pack created acme/fresh (%v)", err)
+		}
 		h.mustGit(dir, withToken(full), "push", "-q", h.url("acme/fresh.git"), "main")
 		if _, err := os.Stat(h.w.RepoDir("acme", "fresh")); err != nil {
 			t.Errorf("an owner's push over HTTP did not create acme/fresh: %v", err)
