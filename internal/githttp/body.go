@@ -21,13 +21,18 @@ const maxNegotiation = 32 << 20
 var errTooLarge = errors.New("request body too large")
 
 // requestBody is the request's body decoded (git gzips large
-// negotiations), capped at limit bytes (0: no cap). An encoding other
-// than gzip is refused.
+// negotiations), capped at limit bytes. Without a cap (limit 0: a push,
+// whose pack is as large as it is) no encoding is taken: git never
+// gzips a push's body, and a decoded one has no size a client pays for
+// (a gzip bomb would fill the quarantine). An encoding other than gzip
+// is refused.
 func requestBody(r *http.Request, limit int64) (*cappedReader, error) {
 	var body io.Reader = r.Body
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
-	case "gzip", "x-gzip":
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); {
+	case enc == "" || enc == "identity":
+	case limit <= 0:
+		return nil, errEncoding
+	case enc == "gzip" || enc == "x-gzip":
 		z, err := gzip.NewReader(r.Body)
 		if err != nil {
 			return nil, fmt.Errorf("gzip body: %w", err)
@@ -64,7 +69,7 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 				return 0, errTooLarge
 			}
 			if err != nil {
-				return 0, io.EOF
+				return 0, err // io.EOF at the end; a broken body stays broken
 			}
 		}
 	}

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	"cpm/internal/access"
 	"cpm/internal/gateway"
 	"cpm/internal/gitservice"
+	"cpm/internal/printable"
 	"cpm/internal/shellquote"
 )
 
@@ -118,13 +120,16 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 		h.plain(w, r, remote, http.StatusRequestEntityTooLarge, "cpm: request too large\n")
 	case err != nil:
 		h.refuse(w, r, remote, id, err, stderr.String())
-	case status != 0:
+	case status != 0 && strings.HasPrefix(stderr.String(), "cpm: "):
 		// The primary refused a relayed request, in its words.
-		msg := stderr.String()
-		if msg == "" {
-			msg = "cpm: internal error; try again later\n"
-		}
-		h.plain(w, r, remote, http.StatusForbidden, msg)
+		h.plain(w, r, remote, http.StatusForbidden, stderr.String())
+	case status != 0:
+		// git gave up before its first byte: the request was not one git
+		// reads (a malformed body). Its words are for the log, not an
+		// echo to whoever sent it.
+		h.Log.Info().Str("transport", "http").Str("repo", rt.repo.String()).Str("remote", remote).Int("exit", status).
+			Str("stderr", printable.Cut(stderr.String(), 512)).Msg("git refused the request")
+		h.plain(w, r, remote, http.StatusBadRequest, "cpm: bad request: git could not read it\n")
 	default:
 		out.start()
 	}

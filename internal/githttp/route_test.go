@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestParseRoute(t *testing.T) {
@@ -103,16 +104,23 @@ func TestRequestBody(t *testing.T) {
 	if s, over, err := read("", []byte("0000"), 4); s != "0000" || over || err != nil {
 		t.Errorf("exactly the cap: %q %v %v", s, over, err)
 	}
+	broken := &cappedReader{r: io.MultiReader(strings.NewReader("0000"), iotest.ErrReader(io.ErrUnexpectedEOF)), left: 4, capped: true}
+	if b, err := io.ReadAll(broken); string(b) != "0000" || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("a read error right at the cap: %q %v, want the error", b, err)
+	}
 	if _, over, err := read("", []byte("00000"), 4); !over || !errors.Is(err, errTooLarge) {
 		t.Errorf("past the cap: %v %v", over, err)
 	}
-	if s, _, err := read("gzip", gz([]byte("hello")), 0); s != "hello" || err != nil {
+	if s, _, err := read("gzip", gz([]byte("hello")), 1000); s != "hello" || err != nil {
 		t.Errorf("gzip: %q %v", s, err)
 	}
 	if _, over, err := read("x-gzip", gz(make([]byte, 1<<20)), 1000); !over || !errors.Is(err, errTooLarge) {
 		t.Errorf("a gzip bomb: %v %v", over, err)
 	}
-	if _, _, err := read("br", []byte("x"), 0); !errors.Is(err, errEncoding) {
+	if _, _, err := read("gzip", gz([]byte("0000")), 0); !errors.Is(err, errEncoding) {
+		t.Errorf("a gzipped body without a cap (a push): %v", err)
+	}
+	if _, _, err := read("br", []byte("x"), 1000); !errors.Is(err, errEncoding) {
 		t.Errorf("br: %v", err)
 	}
 	if _, _, err := read("gzip", []byte("not gzip"), 0); err == nil {
