@@ -55,5 +55,5 @@ func Listen(ln net.Listener, mode Mode, allow []netip.Prefix) net.Listener {
 
 func allowed(a net.Addr, allow []netip.Prefix) bool {
 	tcp, ok := a.(*net.TCPAddr)
-	return ok && inAllow(tcp.AddrPort().Addr(), allow)
+	return ok && Trusted(tcp.AddrPort().Addr(), allow)
 }

@@ -37,7 +37,7 @@ var ErrBadHop = errors.New("unreadable forwarded-for address")
 // proxy (anyone may send those headers) or header is absent.
 func FromHeaders(peer string, h http.Header, allow []netip.Prefix, header Header) (string, error) {
 	ap, err := netip.ParseAddrPort(peer)
-	if err != nil || !inAllow(ap.Addr(), allow) {
+	if err != nil || !Trusted(ap.Addr(), allow) {
 		return peer, nil
 	}
 	var chain []string
@@ -58,7 +58,7 @@ func FromHeaders(peer string, h http.Header, allow []netip.Prefix, header Header
 		if ip, err = netip.ParseAddr(strings.Trim(chain[i], "[]")); err != nil {
 			return "", fmt.Errorf("%w (%s hop %d)", ErrBadHop, header, i+1)
 		}
-		if !inAllow(ip, allow) {
+		if !Trusted(ip, allow) {
 			break
 		}
 	}
@@ -86,8 +86,8 @@ func forwardedFor(values []string) []string {
 	return out
 }
 
-// inAllow is whether ip is in one of allow's prefixes.
-func inAllow(ip netip.Addr, allow []netip.Prefix) bool {
+// Trusted is whether ip is in one of allow's prefixes (proxy_allow).
+func Trusted(ip netip.Addr, allow []netip.Prefix) bool {
 	ip = ip.Unmap()
 	for _, p := range allow {
 		if p.Contains(ip) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // maxNegotiation caps the (decompressed) body of an upload-pack request:
@@ -41,8 +42,20 @@ func requestBody(r *http.Request, limit int64) (*cappedReader, error) {
 	default:
 		return nil, errEncoding
 	}
-	return &cappedReader{r: body, left: limit, capped: limit > 0}, nil
+	c := &cappedReader{r: body, left: limit, capped: limit > 0}
+	if c.capped {
+		c.until = time.Now().Add(negotiationTime)
+	}
+	return c, nil
 }
+
+// negotiationTime bounds reading a whole upload-pack request: a few
+// megabytes at most, which a client that keeps each read just inside
+// idle_timeout would otherwise trickle for hours, holding a git process.
+const negotiationTime = 60 * time.Second
+
+// errTooSlow ends a capped body read for longer than negotiationTime.
+var errTooSlow = errors.New("request body too slow")
 
 var errEncoding = errors.New("unsupported Content-Encoding")
 
@@ -53,11 +66,15 @@ type cappedReader struct {
 	left   int64
 	capped bool
 	over   atomic.Bool
+	until  time.Time // reading past it fails (zero: no end)
 }
 
 func (c *cappedReader) Read(p []byte) (int, error) {
 	if !c.capped {
 		return c.r.Read(p)
+	}
+	if !c.until.IsZero() && time.Now().After(c.until) {
+		return 0, errTooSlow
 	}
 	if c.left <= 0 {
 		// One more byte says whether the body really goes on.

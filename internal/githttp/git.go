@@ -77,6 +77,13 @@ func trimGit(q string) string {
 // protocol carries everything.
 func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string, rt route, svc gitservice.Service,
 	mode gitservice.Stateless, id access.Identity, token string) {
+	release, ok := h.Slots.take(id == access.Anonymous)
+	if !ok {
+		w.Header().Set("Retry-After", "5")
+		h.plain(w, r, remote, http.StatusServiceUnavailable, "cpm: too many git requests at once; try again later\n")
+		return
+	}
+	defer release()
 	limit := int64(0)
 	if svc == gitservice.UploadPack {
 		limit = maxNegotiation

@@ -30,6 +30,8 @@ type Handler struct {
 	// Limiter slows down failed authentications per client address; nil:
 	// none.
 	Limiter Limiter
+	// Slots bound the git requests served at once; nil: no bound.
+	Slots *Slots
 	// LFS serves /ORG/REPO.git/info/lfs/…; nil: 404.
 	LFS LFS
 	// ProxyAllow are the reverse proxies whose forwarded-for headers

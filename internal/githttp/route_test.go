@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func TestParseRoute(t *testing.T) {
@@ -108,6 +110,13 @@ func TestRequestBody(t *testing.T) {
 	if b, err := io.ReadAll(broken); string(b) != "0000" || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("a read error right at the cap: %q %v, want the error", b, err)
 	}
+	late := &cappedReader{r: strings.NewReader("0000"), left: 4, capped: true, until: time.Now().Add(-time.Second)}
+	if _, err := io.ReadAll(late); !errors.Is(err, errTooSlow) {
+		t.Errorf("a negotiation read past its time: %v", err)
+	}
+	if c, _ := requestBody(httptest.NewRequest("POST", "/", strings.NewReader("0000")), maxNegotiation); c.until.IsZero() {
+		t.Error("an upload-pack body has no time limit")
+	}
 	if _, over, err := read("", []byte("00000"), 4); !over || !errors.Is(err, errTooLarge) {
 		t.Errorf("past the cap: %v %v", over, err)
 	}
@@ -125,5 +134,33 @@ func TestRequestBody(t *testing.T) {
 	}
 	if _, _, err := read("gzip", []byte("not gzip"), 0); err == nil {
 		t.Error("a body that is not gzip was read")
+	}
+}
+
+func TestSlots(t *testing.T) {
+	s := NewSlots(3, 1)
+	a, ok := s.take(true)
+	if !ok {
+		t.Fatal("no first anonymous slot")
+	}
+	if _, ok := s.take(true); ok {
+		t.Error("a second anonymous request got past a bound of one")
+	}
+	b, ok1 := s.take(false)
+	_, ok2 := s.take(false)
+	if !ok1 || !ok2 {
+		t.Fatal("requests with tokens get the other slots")
+	}
+	if _, ok := s.take(false); ok {
+		t.Error("a fourth request got past a bound of three")
+	}
+	a()
+	b()
+	if _, ok := s.take(true); !ok {
+		t.Error("a freed anonymous slot is not taken again")
+	}
+	var none *Slots
+	if release, ok := none.take(true); !ok || release == nil {
+		t.Error("nil Slots bound something")
 	}
 }

@@ -67,6 +67,9 @@ func New(h http.Handler, l Limits, certs *Certificates, logger zerolog.Logger) *
 		// requests) go to the log at debug level: a scan would flood it.
 		ErrorLog: log.New(debugWriter{logger}, "", 0),
 	}
+	// HTTP/1.1 only: git and go speak it, and HTTP/2's many streams on
+	// one connection would get past the per-connection limits.
+	s.http.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	if certs != nil {
 		s.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 	}

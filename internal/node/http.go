@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,10 +43,16 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway)
 		HeaderBytes: httpserver.MaxHeaderBytes,
 	}, certs, n.Log)
 	h.Linger = srv.http.Stopped()
-	ln := clientaddr.Listen(raw, clientaddr.Mode(c.ProxyProtocol), c.ProxyAllow)
+	limited := httpserver.LimitConns(raw, httpserver.ConnLimits{Total: c.MaxStartups.Full, PerSource: c.MaxPerSource,
+		Exempt: func(a netip.Addr) bool { return clientaddr.Trusted(a, c.ProxyAllow) }})
+	ln := clientaddr.Listen(limited, clientaddr.Mode(c.ProxyProtocol), c.ProxyAllow)
 	go func() { srv.errc <- srv.http.Serve(ln) }()
 	return raw.Addr().String(), nil
 }
+
+// gitSlots is how many git requests the HTTP listener serves at once
+// (a quarter of them anonymous); more wait for a 503's Retry-After.
+const gitSlots = 32
 
 // reloadOnHangup reads the HTTP listener's TLS certificate again on
 // each SIGHUP (systemctl reload) until ctx ends; a bad file keeps the
