@@ -70,7 +70,8 @@ type TokenIdentifier interface {
 	IdentifyToken(ctx context.Context, secret string) (access.Identity, error)
 }
 
-// Session is one command from one authenticated key.
+// Session is one command of one identity: an ssh key or certificate,
+// an HTTP access token, or anonymous (git://, HTTP without credentials).
 type Session struct {
 	Identity    access.Identity
 	Command     string // as the client sent it

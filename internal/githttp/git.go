@@ -36,8 +36,9 @@ func (h *Handler) infoRefs(w http.ResponseWriter, r *http.Request, remote string
 		h.plain(w, r, remote, http.StatusNotFound, "cpm: not found (cpm serves smart HTTP only; git 1.6.6 or newer)\n")
 		return
 	}
-	svc, ok := services[trimGit(q)]
-	if !ok {
+	name, isGit := strings.CutPrefix(q, "git-")
+	svc, ok := services[name]
+	if !isGit || !ok {
 		h.plain(w, r, remote, http.StatusForbidden, "cpm: unsupported service\n")
 		return
 	}
@@ -61,13 +62,6 @@ func (h *Handler) rpc(w http.ResponseWriter, r *http.Request, remote string, rt 
 	h.authenticated(w, r, remote, func(id access.Identity, token string) {
 		h.serveGit(w, r, remote, rt, svc, gitservice.RPC, id, token)
 	})
-}
-
-func trimGit(q string) string {
-	if len(q) > 4 && q[:4] == "git-" {
-		return q[4:]
-	}
-	return ""
 }
 
 // serveGit runs the service through the gateway, like an ssh session of
@@ -127,9 +121,10 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 		h.plain(w, r, remote, http.StatusRequestEntityTooLarge, "cpm: request too large\n")
 	case err != nil:
 		h.refuse(w, r, remote, id, err, stderr.String())
-	case status != 0 && strings.HasPrefix(stderr.String(), "cpm: "):
-		// The primary refused a relayed request, in its words.
-		h.plain(w, r, remote, http.StatusForbidden, stderr.String())
+	case gateway.RelayedRefusal(status) != nil:
+		// The primary refused a relayed request, in its words: the same
+		// status code as a refusal of this node's.
+		h.refuse(w, r, remote, id, gateway.RelayedRefusal(status), stderr.String())
 	case status != 0:
 		// git gave up before its first byte: the request was not one git
 		// reads (a malformed body). Its words are for the log, not an

@@ -137,6 +137,15 @@ func TestHTTPGitTokens(t *testing.T) {
 		go func() { done <- h.git(dir, withToken(full), "push", "-q", "origin", "main") }()
 		waitFile(t, marker) // the push's POST is in its pre-receive hook
 		h.srv.Signal(syscall.SIGTERM)
+		// A reload during the grace (systemctl reload racing a stop)
+		// must not end the server and the push with it.
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(h.srv.Log(), "shutting down"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no shutdown after SIGTERM:\n%s", h.srv.Log())
+			}
+		}
+		time.Sleep(200 * time.Millisecond) // nothing to wait for: the old code stopped catching SIGHUP by now
+		h.srv.Signal(syscall.SIGHUP)
 		if r := <-done; r.Code != 0 {
 			t.Errorf("the push under way at SIGTERM: exit %d\n%s", r.Code, r.Stderr)
 		}
