@@ -2,7 +2,6 @@ package githttp
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 
@@ -26,14 +25,6 @@ func (h *Handler) remoteAddr(r *http.Request) (string, error) {
 	return clientaddr.FromHeaders(r.RemoteAddr, r.Header, h.ProxyAllow, h.ForwardedHeader)
 }
 
-// hostOf is the address without its port: what the rate limit counts.
-func hostOf(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
-}
-
 // authenticated runs serve with the request's identity and token: no
 // credentials is anonymous; Basic (any user name, the token as the
 // password) or Bearer is the token's identity. A credential that names
@@ -44,7 +35,7 @@ func (h *Handler) authenticated(w http.ResponseWriter, r *http.Request, remote s
 		serve(access.Anonymous, "")
 		return
 	}
-	addr := hostOf(remote)
+	addr := remote // the limiter counts it by authlimit.Key
 	if h.Limiter != nil && !h.Limiter.Allow(addr) {
 		w.Header().Set("Retry-After", "60")
 		h.plain(w, r, remote, http.StatusTooManyRequests, "cpm: too many failed authentications; try again later\n")

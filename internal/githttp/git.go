@@ -1,15 +1,14 @@
 package githttp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 
 	"cpm/internal/access"
+	"cpm/internal/capbuf"
 	"cpm/internal/gateway"
 	"cpm/internal/gitservice"
 	"cpm/internal/printable"
@@ -104,11 +103,12 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 	}
 	linger, cancel := h.linger(r.Context())
 	defer cancel()
-	var stderr limitedBuffer
+	// A refusal's line, not a relayed git's chatter.
+	stderr := &capbuf.Buffer{Max: 4096, Quiet: true}
 	s := gateway.Session{
 		Identity: id, Command: "git-" + string(svc) + " " + shellquote.Always(rt.repo.String()+".git"),
 		GitProtocol: proto, RemoteAddr: remote, Linger: linger, Stateless: mode, Transport: "http", Token: token,
-		Stdout: out, Stderr: &stderr,
+		Stdout: out, Stderr: stderr,
 	}
 	if body != nil {
 		s.Stdin = body
@@ -213,26 +213,4 @@ func (a *answer) Write(p []byte) (int, error) {
 		f.Flush()
 	}
 	return n, err
-}
-
-// limitedBuffer keeps the first few kilobytes written to it: a
-// refusal's line, not a relayed git's chatter.
-type limitedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := 4096 - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (l *limitedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
