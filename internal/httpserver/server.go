@@ -1,6 +1,7 @@
 // Package httpserver is cpm's HTTP(S) listener: net/http with a bound on
 // every phase of a request (headers, each read and write of the body,
-// the whole request, idle keep-alives), a cap on request headers, a TLS
+// the whole request, idle keep-alives), caps on connections (in all and
+// per source) and on request headers, HTTP/1.1 only, a TLS
 // certificate reloaded in place, and a graceful shutdown beside the ssh
 // server's. What a request means is the handler's business
 // (internal/githttp).

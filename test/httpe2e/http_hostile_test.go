@@ -208,6 +208,17 @@ func TestHTTPHostile(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+		// A hop it added that cannot be read is refused, not served as
+		// the proxy's own (which would lock everyone behind it out).
+		bad, err := d.Dial("tcp", h.srv.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bad.Close()
+		bad.Write([]byte(get("/acme/pub.git/info/refs?service=git-upload-pack", "X-Forwarded-For: 203.0.113.91, unknown\r\n")))
+		if status, _ := io.ReadAll(bad); !strings.HasPrefix(string(status), "HTTP/1.1 400 ") {
+			t.Errorf("an unreadable rightmost hop: %.40q", status)
+		}
 	})
 	t.Run("bad credentials", func(t *testing.T) {
 		for _, auth := range []string{"Basic eDpjcG1fbm9wZQ==", "Bearer cpm_nope", "Bearer ", "Digest x", "Basic !!!"} {
