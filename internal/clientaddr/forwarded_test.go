@@ -1,10 +1,14 @@
 package clientaddr
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/netip"
 	"testing"
+
+	"github.com/pires/go-proxyproto"
 )
 
 func TestFromHeaders(t *testing.T) {
@@ -41,5 +45,23 @@ func TestFromHeaders(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
 		}
+	}
+}
+
+// TestViaProxyProtocol: a connection whose address came from a PROXY
+// header is told from one without (forwarded headers are then ignored).
+func TestViaProxyProtocol(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	go client.Write([]byte("PROXY TCP4 192.0.2.7 192.0.2.1 4711 443\r\nGET / HTTP/1.1\r\n"))
+	pc := proxyproto.NewConn(server)
+	if !ViaProxyProtocol(ConnContext(context.Background(), pc)) {
+		t.Error("a connection with a PROXY header is not told")
+	}
+	plain, other := net.Pipe()
+	defer plain.Close()
+	defer other.Close()
+	if ViaProxyProtocol(ConnContext(context.Background(), plain)) || ViaProxyProtocol(context.Background()) {
+		t.Error("a plain connection counts as one with a PROXY header")
 	}
 }
