@@ -69,7 +69,8 @@ type CertInfo struct {
 	CA     string // the authority's name
 }
 
-// Anonymous is the identity of a git:// client.
+// Anonymous is the identity of a git:// client and of an HTTP request
+// without credentials.
 var Anonymous = Identity{}
 
 // IsDeployKey reports whether the key is a deploy key.

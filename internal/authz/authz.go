@@ -10,7 +10,8 @@
 //   - a per-repository grant gives read, write or admin;
 //   - a deploy key is bound to one repository, read-only unless writable;
 //   - anyone with a registered key may read a public repository, and
-//     anonymous git:// clients may read public repositories only;
+//     anonymous clients (git://, HTTP without a token) may read public
+//     repositories only;
 //   - a non-fast-forward update or deletion of a protected ref needs
 //     repository admin;
 //   - a push a neighbour forwarded carries write at most, whoever pushed:
@@ -98,7 +99,7 @@ func ParseRole(s string) (Role, error) {
 type Kind int
 
 const (
-	Anonymous Kind = iota // git:// client, no key
+	Anonymous Kind = iota // git:// or HTTP client without a key or token
 	User                  // a user's registered key
 	DeployKey             // a key bound to one repository
 )

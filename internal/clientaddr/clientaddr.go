@@ -55,18 +55,5 @@ func Listen(ln net.Listener, mode Mode, allow []netip.Prefix) net.Listener {
 
 func allowed(a net.Addr, allow []netip.Prefix) bool {
 	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		return false
-	}
-	ip, ok := netip.AddrFromSlice(tcp.IP)
-	if !ok {
-		return false
-	}
-	ip = ip.Unmap()
-	for _, p := range allow {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return ok && Trusted(tcp.AddrPort().Addr(), allow)
 }

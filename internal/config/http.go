@@ -14,6 +14,9 @@ type HTTP struct {
 	TLSCert, TLSKey string // both or neither: HTTPS
 	// URL is http_url as given ("" for the default, see BaseURL).
 	URL string
+	// ForwardedHeader is the one header (x-forwarded-for or forwarded)
+	// whose rightmost hop from a proxy in proxy_allow names the client.
+	ForwardedHeader string
 }
 
 // TLS reports whether the listener serves HTTPS.

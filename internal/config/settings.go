@@ -95,6 +95,9 @@ var Settings = []Setting{
 	{"http_listen", "", "git over HTTP(S) listen address (smart HTTP, go get); empty to disable", func(c *Config, v string) error { return addr(&c.HTTP.Listen, v, true) }},
 	{"tls_cert", "", "the HTTP listener's certificate chain (PEM file); with tls_key it serves HTTPS, reloaded on SIGHUP", func(c *Config, v string) error { c.HTTP.TLSCert = v; return nil }},
 	{"tls_key", "", "the private key of tls_cert (PEM file)", func(c *Config, v string) error { c.HTTP.TLSKey = v; return nil }},
+	{"http_forwarded_header", "x-forwarded-for", "the one header whose rightmost hop from a proxy in proxy_allow names an HTTP client: x-forwarded-for (HAProxy option forwardfor, nginx) or forwarded (RFC 7239); the other is ignored", func(c *Config, v string) error {
+		return oneOf(&c.HTTP.ForwardedHeader, v, "x-forwarded-for", "forwarded")
+	}},
 	{"http_url", "", "the public base URL of the HTTP listener, such as https://git.example.com (default: from http_listen, https with tls_cert)", func(c *Config, v string) error { return baseURL(&c.HTTP.URL, v) }},
 	{"metrics_listen", "", "Prometheus metrics address; empty to disable", func(c *Config, v string) error { return addr(&c.MetricsListen, v, true) }},
 	{"grace", "60s", "on SIGTERM, how long running pushes may take to finish", func(c *Config, v string) error { return duration(&c.Grace, v, 0) }},
@@ -118,7 +121,7 @@ var Settings = []Setting{
 	{"log_format", "json", "json, or console for people", func(c *Config, v string) error { return oneOf(&c.LogFormat, v, "json", "console") }},
 	{"lag_threshold", "15m", "doctor reports replication lag above this", func(c *Config, v string) error { return duration(&c.LagThreshold, v, time.Second) }},
 	{"proxy_protocol", "off", "PROXY protocol (v1, v2) on the ssh, git:// and HTTP listeners: off, optional or required (then only from proxy_allow)", func(c *Config, v string) error { return oneOf(&c.ProxyProtocol, v, "off", "optional", "required") }},
-	{"proxy_allow", "", "comma-separated CIDRs of the load balancers allowed to send a PROXY header, and of the reverse proxies whose X-Forwarded-For and Forwarded headers the HTTP listener believes", func(c *Config, v string) error { return prefixes(&c.ProxyAllow, v) }},
+	{"proxy_allow", "", "comma-separated CIDRs of the load balancers allowed to send a PROXY header, and of the reverse proxies whose http_forwarded_header the HTTP listener believes (not on a connection with a PROXY header)", func(c *Config, v string) error { return prefixes(&c.ProxyAllow, v) }},
 	{"free_space_margin", "64MiB", "room a backup keeps beyond what a sync sends; with less free space the sync waits (disk full)", func(c *Config, v string) error { return byteSize(&c.FreeSpaceMargin, v) }},
 	{"lfs_max_object_size", "5GiB", "largest Git LFS object a push may upload (bytes, or with a unit: 500MiB, 5GiB)", func(c *Config, v string) error { return byteSize(&c.LFSMaxObjectSize, v) }},
 }

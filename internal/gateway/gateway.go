@@ -78,7 +78,8 @@ type TokenIdentifier interface {
 	IdentifyToken(ctx context.Context, secret string) (access.Identity, error)
 }
 
-// Session is one command from one authenticated key.
+// Session is one command of one identity: an ssh key or certificate,
+// an HTTP access token, or anonymous (git://, HTTP without credentials).
 type Session struct {
 	Identity    access.Identity
 	Command     string // as the client sent it
@@ -196,6 +197,10 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 	}
 	r.repo = cmd.Repo.String()
 	grant, err := g.authorize(ctx, s, cmd)
+	if errors.Is(err, errCreateOnPost) {
+		r.err = advertiseNew(s)
+		return r
+	}
 	var ro *access.Error
 	if cmd.Verb == command.ReceivePack && errors.As(err, &ro) && ro.Kind == access.ReadOnly {
 		r.status, r.err = g.forwardOut(ctx, s, cmd, ro)
@@ -244,7 +249,8 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 // authorize decides the command's access to its repository. A push
 // (or the LFS upload that precedes it) to a repository that does not
 // exist creates it when the key's owner may (org owners and admins), and
-// is then decided again.
+// is then decided again; an HTTP push's advertisement (a GET) creates
+// nothing (errCreateOnPost).
 func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command) (access.Grant, error) {
 	pushes := cmd.Verb == command.ReceivePack || (cmd.Verb == command.LFSTransfer && cmd.Operation == "upload")
 	action := authz.Read
@@ -255,6 +261,9 @@ func (g *Gateway) authorize(ctx context.Context, s Session, cmd command.Command)
 	var e *access.Error
 	if !pushes || !errors.As(err, &e) || !e.Creatable {
 		return grant, err
+	}
+	if s.Stateless == gitservice.Advertise {
+		return access.Grant{}, errCreateOnPost
 	}
 	if err := g.create(ctx, s, cmd); err != nil {
 		return access.Grant{}, &failure{line: "cpm: could not create " + cmd.Repo.String(), err: err}

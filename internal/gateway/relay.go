@@ -80,9 +80,14 @@ func (g *Gateway) relayIn(ctx context.Context, s Session) (int, error) {
 	user := Session{Identity: id, Command: h.Command, GitProtocol: h.Protocol, RemoteAddr: h.Remote,
 		Relayed: s.Identity.Peer, Hops: max(h.Hops, 1), Linger: s.Linger, Stdin: in, Stdout: s.Stdout, Stderr: s.Stderr,
 		Stateless: h.Stateless, Transport: h.Transport, Token: h.Token}
-	// The user's own session event and refusal line come from Serve; the
-	// relay session itself then ends with the user's status.
-	return g.Serve(ctx, user), nil
+	// The user's own session event and refusal line come from Request;
+	// the relay session itself then ends with the user's status, which
+	// for an HTTP request names its refusal's kind (relayedExit).
+	status, err := g.Request(ctx, user)
+	if user.Stateless != "" {
+		status = relayedExit(status, err)
+	}
+	return status, nil
 }
 
 // relayHeaderTimeout bounds the wait for a relay's header: a node sends
@@ -119,7 +124,7 @@ func (g *Gateway) relayedIdentity(ctx context.Context, h relay.Header) (access.I
 	var id access.Identity
 	var err error
 	if h.Anonymous {
-		return access.Anonymous, nil // decided as any git:// client: public repositories only
+		return access.Anonymous, nil // decided as any anonymous client: public repositories only
 	}
 	if h.Token != "" {
 		return g.relayedToken(ctx, h.Token)

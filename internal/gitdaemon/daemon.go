@@ -276,6 +276,5 @@ func clientMessage(err error) string {
 
 // writeErr sends git's "ERR" packet, which the client prints.
 func writeErr(w io.Writer, msg string) {
-	line := "ERR " + msg + "\n"
-	fmt.Fprintf(w, "%04x%s", len(line)+4, line)
+	w.Write(gitservice.PktLine("ERR " + msg + "\n"))
 }

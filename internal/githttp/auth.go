@@ -2,7 +2,6 @@ package githttp
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 
@@ -17,17 +16,13 @@ const realm = `Basic realm="cpm"`
 const maxToken = 256
 
 // remoteAddr is the client's address: the connection's (after a PROXY
-// header), or a trusted reverse proxy's forwarded-for.
-func (h *Handler) remoteAddr(r *http.Request) string {
-	return clientaddr.FromHeaders(r.RemoteAddr, r.Header, h.ProxyAllow)
-}
-
-// hostOf is the address without its port: what the rate limit counts.
-func hostOf(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
+// header, which names the client itself), or a trusted reverse proxy's
+// forwarded-for.
+func (h *Handler) remoteAddr(r *http.Request) (string, error) {
+	if clientaddr.ViaProxyProtocol(r.Context()) {
+		return r.RemoteAddr, nil
 	}
-	return addr
+	return clientaddr.FromHeaders(r.RemoteAddr, r.Header, h.ProxyAllow, h.ForwardedHeader)
 }
 
 // authenticated runs serve with the request's identity and token: no
@@ -40,7 +35,7 @@ func (h *Handler) authenticated(w http.ResponseWriter, r *http.Request, remote s
 		serve(access.Anonymous, "")
 		return
 	}
-	addr := hostOf(remote)
+	addr := remote // the limiter counts it by authlimit.Key
 	if h.Limiter != nil && !h.Limiter.Allow(addr) {
 		w.Header().Set("Retry-After", "60")
 		h.plain(w, r, remote, http.StatusTooManyRequests, "cpm: too many failed authentications; try again later\n")

@@ -1,16 +1,17 @@
 package githttp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
+	"strings"
 
 	"cpm/internal/access"
+	"cpm/internal/capbuf"
 	"cpm/internal/gateway"
 	"cpm/internal/gitservice"
+	"cpm/internal/printable"
 	"cpm/internal/shellquote"
 )
 
@@ -34,8 +35,9 @@ func (h *Handler) infoRefs(w http.ResponseWriter, r *http.Request, remote string
 		h.plain(w, r, remote, http.StatusNotFound, "cpm: not found (cpm serves smart HTTP only; git 1.6.6 or newer)\n")
 		return
 	}
-	svc, ok := services[trimGit(q)]
-	if !ok {
+	name, isGit := strings.CutPrefix(q, "git-")
+	svc, ok := services[name]
+	if !isGit || !ok {
 		h.plain(w, r, remote, http.StatusForbidden, "cpm: unsupported service\n")
 		return
 	}
@@ -61,13 +63,6 @@ func (h *Handler) rpc(w http.ResponseWriter, r *http.Request, remote string, rt 
 	})
 }
 
-func trimGit(q string) string {
-	if len(q) > 4 && q[:4] == "git-" {
-		return q[4:]
-	}
-	return ""
-}
-
 // serveGit runs the service through the gateway, like an ssh session of
 // the same command: the decision, the relay to the primary, the gate,
 // the hooks and the audit are the gateway's. Before git writes its first
@@ -75,6 +70,13 @@ func trimGit(q string) string {
 // protocol carries everything.
 func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string, rt route, svc gitservice.Service,
 	mode gitservice.Stateless, id access.Identity, token string) {
+	release, ok := h.Slots.take(id == access.Anonymous)
+	if !ok {
+		w.Header().Set("Retry-After", "5")
+		h.plain(w, r, remote, http.StatusServiceUnavailable, "cpm: too many git requests at once; try again later\n")
+		return
+	}
+	defer release()
 	limit := int64(0)
 	if svc == gitservice.UploadPack {
 		limit = maxNegotiation
@@ -96,16 +98,17 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 	if mode == gitservice.Advertise {
 		out.contentType = fmt.Sprintf("application/x-git-%s-advertisement", svc)
 		if svc != gitservice.UploadPack || gitservice.ProtocolVersion(proto) < 2 {
-			out.preamble = pktLine("# service=git-" + string(svc) + "\n")
+			out.preamble = gitservice.PktLine("# service=git-" + string(svc) + "\n")
 		}
 	}
 	linger, cancel := h.linger(r.Context())
 	defer cancel()
-	var stderr limitedBuffer
+	// A refusal's line, not a relayed git's chatter.
+	stderr := &capbuf.Buffer{Max: 4096, Quiet: true}
 	s := gateway.Session{
 		Identity: id, Command: "git-" + string(svc) + " " + shellquote.Always(rt.repo.String()+".git"),
 		GitProtocol: proto, RemoteAddr: remote, Linger: linger, Stateless: mode, Transport: "http", Token: token,
-		Stdout: out, Stderr: &stderr,
+		Stdout: out, Stderr: stderr,
 	}
 	if body != nil {
 		s.Stdin = body
@@ -118,27 +121,35 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 		h.plain(w, r, remote, http.StatusRequestEntityTooLarge, "cpm: request too large\n")
 	case err != nil:
 		h.refuse(w, r, remote, id, err, stderr.String())
+	case gateway.RelayedRefusal(status) != nil:
+		// The primary refused a relayed request, in its words: the same
+		// status code as a refusal of this node's.
+		h.refuse(w, r, remote, id, gateway.RelayedRefusal(status), stderr.String())
 	case status != 0:
-		// The primary refused a relayed request, in its words.
-		msg := stderr.String()
-		if msg == "" {
-			msg = "cpm: internal error; try again later\n"
-		}
-		h.plain(w, r, remote, http.StatusForbidden, msg)
+		// git gave up before its first byte: the request was not one git
+		// reads (a malformed body). Its words are for the log, not an
+		// echo to whoever sent it.
+		h.Log.Info().Str("transport", "http").Str("repo", rt.repo.String()).Str("remote", remote).Int("exit", status).
+			Str("stderr", printable.Cut(stderr.String(), 512)).Msg("git refused the request")
+		h.plain(w, r, remote, http.StatusBadRequest, "cpm: bad request: git could not read it\n")
 	default:
 		out.start()
 	}
 }
 
-// refuse answers a refusal with the ssh wording: 401 (asking for
-// credentials) for a repository that is missing or that the identity
-// may not read, and for an anonymous push; 503 while this node cannot
-// serve the repository (a lost lease, a primary that moved); 403 for
-// other refusals; 5xx for faults.
+// refuse answers a refusal with the ssh wording: for a repository that
+// is missing or that the identity may not read, and for an anonymous
+// push, 401 (asking for credentials) to an anonymous client and 404 to
+// one with a valid token (a 401 would make git erase that token from
+// its credential helper); 503 while this node cannot serve the
+// repository (a lost lease, a primary that moved); 403 for other
+// refusals; 5xx for faults.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, remote string, id access.Identity, err error, line string) {
 	code := http.StatusForbidden
 	var e *access.Error
 	switch {
+	case errors.As(err, &e) && e.Kind == access.NotFound && id != access.Anonymous:
+		code = http.StatusNotFound
 	case errors.As(err, &e) && e.Kind == access.NotFound,
 		errors.As(err, &e) && e.Kind == access.Denied && id == access.Anonymous:
 		code = http.StatusUnauthorized
@@ -191,7 +202,7 @@ func (a *answer) start() {
 	a.w.WriteHeader(http.StatusOK)
 	if len(a.preamble) > 0 {
 		a.w.Write(a.preamble)
-		a.w.Write([]byte("0000"))
+		a.w.Write([]byte(gitservice.Flush))
 	}
 }
 
@@ -202,31 +213,4 @@ func (a *answer) Write(p []byte) (int, error) {
 		f.Flush()
 	}
 	return n, err
-}
-
-// pktLine frames s as one git pkt-line.
-func pktLine(s string) []byte {
-	return fmt.Appendf(nil, "%04x%s", len(s)+4, s)
-}
-
-// limitedBuffer keeps the first few kilobytes written to it: a
-// refusal's line, not a relayed git's chatter.
-type limitedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := 4096 - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (l *limitedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -18,7 +18,14 @@ import (
 // credentials only from .netrc, so a private module needs a token there.
 func (h *Handler) goGet(w http.ResponseWriter, r *http.Request, remote string, rt route, id access.Identity) {
 	if _, err := h.Gateway.Access.Authorize(r.Context(), id, rt.repo, authz.Read); err != nil {
-		h.refuse(w, r, remote, id, err, "cpm: "+err.Error()+"\n")
+		line := "cpm: " + err.Error() + "\n"
+		if access.OutcomeOf(err) == access.Failed {
+			// A fault's cause is for the log; the client gets the 500.
+			h.Log.Error().Err(err).Str("transport", "http").Str("command", "go-get").Str("repo", rt.repo.String()).
+				Str("remote", remote).Msg("http")
+			line = ""
+		}
+		h.refuse(w, r, remote, id, err, line)
 		return
 	}
 	base, err := url.Parse(h.BaseURL)

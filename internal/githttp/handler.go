@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"cpm/internal/access"
+	"cpm/internal/clientaddr"
 	"cpm/internal/gateway"
 	"cpm/internal/names"
 	"cpm/internal/printable"
@@ -29,11 +30,15 @@ type Handler struct {
 	// Limiter slows down failed authentications per client address; nil:
 	// none.
 	Limiter Limiter
+	// Slots bound the git requests served at once; nil: no bound.
+	Slots *Slots
 	// LFS serves /ORG/REPO.git/info/lfs/…; nil: 404.
 	LFS LFS
 	// ProxyAllow are the reverse proxies whose forwarded-for headers
 	// name the client.
 	ProxyAllow []netip.Prefix
+	// ForwardedHeader is the one of them believed (http_forwarded_header).
+	ForwardedHeader clientaddr.Header
 	// BaseURL is the public URL of this listener (http_url), without a
 	// trailing slash: go-import names repositories under it.
 	BaseURL string
@@ -52,7 +57,7 @@ type Limiter interface {
 // LFS is the Git LFS HTTP API (internal/lfshttp): rest is the path after
 // /ORG/REPO.git/info/lfs, such as "/objects/batch".
 type LFS interface {
-	ServeLFS(w http.ResponseWriter, r *http.Request, id access.Identity, token string, repo names.RepoPath, rest string)
+	ServeLFS(w http.ResponseWriter, r *http.Request, id access.Identity, token, remote string, repo names.RepoPath, rest string)
 }
 
 // maxPath bounds a request's path: repository names are short, and so
@@ -64,7 +69,11 @@ const maxPath = 1024
 // package path below it. Anything else, dumb HTTP's files included, is
 // 404.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	remote := h.remoteAddr(r)
+	remote, err := h.remoteAddr(r)
+	if err != nil {
+		h.plain(w, r, r.RemoteAddr, http.StatusBadRequest, "cpm: bad request (an unreadable forwarded-for address)\n")
+		return
+	}
 	rt, ok := parseRoute(r.URL.EscapedPath())
 	if !ok {
 		h.plain(w, r, remote, http.StatusNotFound, "cpm: not found\n")
@@ -85,7 +94,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				h.plain(w, r, remote, http.StatusNotFound, "cpm: Git LFS is served over ssh only here\n")
 				return
 			}
-			h.LFS.ServeLFS(w, r, id, token, rt.repo, strings.TrimPrefix(rt.rest, "/info/lfs"))
+			h.LFS.ServeLFS(w, r, id, token, remote, rt.repo, strings.TrimPrefix(rt.rest, "/info/lfs"))
 		})
 	default:
 		h.plain(w, r, remote, http.StatusNotFound, "cpm: not found (cpm serves smart HTTP only)\n")

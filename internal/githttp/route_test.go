@@ -6,8 +6,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
+	"time"
 )
 
 func TestParseRoute(t *testing.T) {
@@ -103,16 +106,30 @@ func TestRequestBody(t *testing.T) {
 	if s, over, err := read("", []byte("0000"), 4); s != "0000" || over || err != nil {
 		t.Errorf("exactly the cap: %q %v %v", s, over, err)
 	}
+	broken := &cappedReader{r: io.MultiReader(strings.NewReader("0000"), iotest.ErrReader(io.ErrUnexpectedEOF)), left: 4, capped: true}
+	if b, err := io.ReadAll(broken); string(b) != "0000" || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("a read error right at the cap: %q %v, want the error", b, err)
+	}
+	late := &cappedReader{r: strings.NewReader("0000"), left: 4, capped: true, until: time.Now().Add(-time.Second)}
+	if _, err := io.ReadAll(late); !errors.Is(err, errTooSlow) {
+		t.Errorf("a negotiation read past its time: %v", err)
+	}
+	if c, _ := requestBody(httptest.NewRequest("POST", "/", strings.NewReader("0000")), maxNegotiation); c.until.IsZero() {
+		t.Error("an upload-pack body has no time limit")
+	}
 	if _, over, err := read("", []byte("00000"), 4); !over || !errors.Is(err, errTooLarge) {
 		t.Errorf("past the cap: %v %v", over, err)
 	}
-	if s, _, err := read("gzip", gz([]byte("hello")), 0); s != "hello" || err != nil {
+	if s, _, err := read("gzip", gz([]byte("hello")), 1000); s != "hello" || err != nil {
 		t.Errorf("gzip: %q %v", s, err)
 	}
 	if _, over, err := read("x-gzip", gz(make([]byte, 1<<20)), 1000); !over || !errors.Is(err, errTooLarge) {
 		t.Errorf("a gzip bomb: %v %v", over, err)
 	}
-	if _, _, err := read("br", []byte("x"), 0); !errors.Is(err, errEncoding) {
+	if _, _, err := read("gzip", gz([]byte("0000")), 0); !errors.Is(err, errEncoding) {
+		t.Errorf("a gzipped body without a cap (a push): %v", err)
+	}
+	if _, _, err := read("br", []byte("x"), 1000); !errors.Is(err, errEncoding) {
 		t.Errorf("br: %v", err)
 	}
 	if _, _, err := read("gzip", []byte("not gzip"), 0); err == nil {
@@ -120,8 +137,30 @@ func TestRequestBody(t *testing.T) {
 	}
 }
 
-func TestPktLine(t *testing.T) {
-	if got := string(pktLine("# service=git-upload-pack\n")); got != "001e# service=git-upload-pack\n" {
-		t.Errorf("pktLine: %q", got)
+func TestSlots(t *testing.T) {
+	s := NewSlots(3, 1)
+	a, ok := s.take(true)
+	if !ok {
+		t.Fatal("no first anonymous slot")
+	}
+	if _, ok := s.take(true); ok {
+		t.Error("a second anonymous request got past a bound of one")
+	}
+	b, ok1 := s.take(false)
+	_, ok2 := s.take(false)
+	if !ok1 || !ok2 {
+		t.Fatal("requests with tokens get the other slots")
+	}
+	if _, ok := s.take(false); ok {
+		t.Error("a fourth request got past a bound of three")
+	}
+	a()
+	b()
+	if _, ok := s.take(true); !ok {
+		t.Error("a freed anonymous slot is not taken again")
+	}
+	var none *Slots
+	if release, ok := none.take(true); !ok || release == nil {
+		t.Error("nil Slots bound something")
 	}
 }

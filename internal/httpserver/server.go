@@ -1,6 +1,7 @@
 // Package httpserver is cpm's HTTP(S) listener: net/http with a bound on
 // every phase of a request (headers, each read and write of the body,
-// the whole request, idle keep-alives), a cap on request headers, a TLS
+// the whole request, idle keep-alives), caps on connections (in all and
+// per source) and on request headers, HTTP/1.1 only, a TLS
 // certificate reloaded in place, and a graceful shutdown beside the ssh
 // server's. What a request means is the handler's business
 // (internal/githttp).
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"cpm/internal/clientaddr"
 )
 
 // Limits bound every request.
@@ -58,10 +61,16 @@ func New(h http.Handler, l Limits, certs *Certificates, logger zerolog.Logger) *
 		ReadHeaderTimeout: l.Header,
 		IdleTimeout:       l.Idle,
 		MaxHeaderBytes:    l.HeaderBytes,
+		// A request asks its connection whether a PROXY header named
+		// the client (forwarded headers are then not believed).
+		ConnContext: clientaddr.ConnContext,
 		// net/http's own complaints (TLS handshakes that fail, bad
 		// requests) go to the log at debug level: a scan would flood it.
 		ErrorLog: log.New(debugWriter{logger}, "", 0),
 	}
+	// HTTP/1.1 only: git and go speak it, and HTTP/2's many streams on
+	// one connection would get past the per-connection limits.
+	s.http.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	if certs != nil {
 		s.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 	}

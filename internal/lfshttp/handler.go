@@ -14,11 +14,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"cpm/internal/access"
-	"cpm/internal/clientaddr"
 	"cpm/internal/gateway"
 	"cpm/internal/lfs"
 	"cpm/internal/names"
@@ -35,9 +33,6 @@ type Handler struct {
 	// (http_url, such as https://git.example.com); "" derives it from
 	// each request.
 	BaseURL string
-	// ProxyAllow are the reverse proxies whose forwarded-for headers name
-	// the client (the HTTP server's setting).
-	ProxyAllow []netip.Prefix
 }
 
 // request is one API request on its way: the decided repository and
@@ -62,11 +57,12 @@ type request struct {
 }
 
 // ServeLFS answers one request with the identity and access token
-// ("" for none) it authenticated with; rest is the path after
-// /ORG/REPO.git/info/lfs, such as "/objects/batch".
-func (h *Handler) ServeLFS(w http.ResponseWriter, r *http.Request, id access.Identity, token string, repo names.RepoPath, rest string) {
-	h.serve(&request{w: w, r: r, id: id, token: token, repo: repo, rest: rest,
-		remote: clientaddr.FromHeaders(r.RemoteAddr, r.Header, h.ProxyAllow)})
+// ("" for none) it authenticated with, from the client address remote
+// (the HTTP server's reading of the connection and forwarded headers);
+// rest is the path after /ORG/REPO.git/info/lfs, such as
+// "/objects/batch".
+func (h *Handler) ServeLFS(w http.ResponseWriter, r *http.Request, id access.Identity, token, remote string, repo names.RepoPath, rest string) {
+	h.serve(&request{w: w, r: r, id: id, token: token, repo: repo, rest: rest, remote: remote})
 }
 
 // serve answers q, from a client or relayed by another node.

@@ -84,7 +84,7 @@ func newWorld(t *testing.T, maxSize int64) world {
 			http.NotFound(w, r)
 			return
 		}
-		h.ServeLFS(w, r, ids[r.Header.Get("X-Test-User")], "", repo, rest)
+		h.ServeLFS(w, r, ids[r.Header.Get("X-Test-User")], "", r.RemoteAddr, repo, rest)
 	}))
 	t.Cleanup(srv.Close)
 	d, err := svc.Disk.Open("acme", "web")

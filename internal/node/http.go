@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -52,9 +53,10 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway,
 		}
 	}
 	h := &githttp.Handler{Gateway: n.Gateway, Tokens: n.Gateway.Tokens, ProxyAllow: c.ProxyAllow,
-		Limiter: authlimit.New("http", authlimit.Config{}, metrics.NewAuth(m.Registry)),
-		BaseURL: n.httpAt(raw).BaseURL(), Log: n.Log,
-		LFS: &lfshttp.Handler{Gateway: n.Gateway, BaseURL: c.HTTP.URL, ProxyAllow: c.ProxyAllow}}
+		ForwardedHeader: clientaddr.Header(c.HTTP.ForwardedHeader),
+		Limiter:         authlimit.New("http", authlimit.Config{}, metrics.NewAuth(m.Registry)),
+		BaseURL:         n.httpAt(raw).BaseURL(), Log: n.Log,
+		LFS: &lfshttp.Handler{Gateway: n.Gateway, BaseURL: c.HTTP.URL}}
 	srv.http = httpserver.New(h, httpserver.Limits{
 		Header:      c.HandshakeTimeout,
 		Idle:        c.IdleTimeout,
@@ -62,10 +64,16 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway,
 		HeaderBytes: httpserver.MaxHeaderBytes,
 	}, certs, n.Log)
 	h.Linger = srv.http.Stopped()
-	ln := clientaddr.Listen(raw, clientaddr.Mode(c.ProxyProtocol), c.ProxyAllow)
+	limited := httpserver.LimitConns(raw, httpserver.ConnLimits{Total: c.MaxStartups.Full, PerSource: c.MaxPerSource,
+		Exempt: func(a netip.Addr) bool { return clientaddr.Trusted(a, c.ProxyAllow) }})
+	ln := clientaddr.Listen(limited, clientaddr.Mode(c.ProxyProtocol), c.ProxyAllow)
 	go func() { srv.errc <- srv.http.Serve(ln) }()
 	return raw.Addr().String(), nil
 }
+
+// gitSlots is how many git requests the HTTP listener serves at once
+// (a quarter of them anonymous); more wait for a 503's Retry-After.
+const gitSlots = 32
 
 // reloadOnHangup reads the HTTP listener's TLS certificate again on
 // each SIGHUP (systemctl reload) until ctx ends; a bad file keeps the

@@ -95,7 +95,7 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	}
 	// Git LFS HTTP API requests other nodes relay here are served even
 	// without an HTTP server of this node's own.
-	n.Gateway.LFSHTTP = &lfshttp.Handler{Gateway: n.Gateway, ProxyAllow: conf.ProxyAllow}
+	n.Gateway.LFSHTTP = &lfshttp.Handler{Gateway: n.Gateway}
 	if n.Self.ID != 0 {
 		n.Gateway.Fence = storeFence{st: st, id: n.Self.ID} // a serving node's own lease keeper replaces it
 	}

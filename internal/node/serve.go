@@ -54,7 +54,9 @@ func (n *Node) Serve(ctx context.Context) error {
 		srv.close()
 		return err
 	}
-	go n.reloadOnHangup(ctx, srv.http)
+	// Until the servers have stopped, grace included: a SIGHUP then
+	// (a reload racing a stop) must not end the process, its default.
+	go n.reloadOnHangup(wctx, srv.http)
 	n.Log.Info().Str("ssh", addrs[0]).Str("git", addrs[1]).Str("metrics", addrs[2]).Str("http", addrs[3]).
 		Str("data_dir", n.Dir.String()).Str("database", n.Store.Path()).Msg("cpm-shell serving") // Path has no password
 

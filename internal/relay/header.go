@@ -39,8 +39,9 @@ type Header struct {
 	Remote string `json:"remote"`
 	// Protocol is the client's GIT_PROTOCOL ("" for none).
 	Protocol string `json:"protocol"`
-	// Anonymous is a git:// client's fetch: no key, no user, and only
-	// git-upload-pack, which the primary decides as for anyone.
+	// Anonymous is an anonymous client's fetch (git://, HTTP without a
+	// token): no key, no user, and only git-upload-pack, which the
+	// primary decides as for anyone.
 	Anonymous bool `json:"anonymous,omitempty"`
 	// Hops counts the relays of this session, this one included: 1 from
 	// the node the client connected to, 2 when the node it reached had

@@ -6,7 +6,6 @@
 package remote
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"cpm/internal/capbuf"
 	"cpm/internal/datadir"
 	"cpm/internal/printable"
 	"cpm/internal/shellquote"
@@ -291,10 +291,10 @@ func (e Env) RunInput(ctx context.Context, t Target, command string, stdin io.Re
 	args := append(e.SSHArgs(t), t.User+"@"+t.Host, Fence(t, command))
 	cmd := exec.CommandContext(ctx, "ssh", args...)
 	cmd.Stdin = stdin
-	stdout, stderr := &capped{max: maxAnswer}, &capped{max: maxStderr, quiet: true}
+	stdout, stderr := &capbuf.Buffer{Max: maxAnswer}, &capbuf.Buffer{Max: maxStderr, Quiet: true}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Run(); err != nil {
-		if stdout.over {
+		if stdout.Over() {
 			return nil, fmt.Errorf("ssh %s: the answer is over %d MiB", t.Name, maxAnswer>>20)
 		}
 		code := -1
@@ -314,25 +314,3 @@ const (
 	maxAnswer = 256 << 20
 	maxStderr = 64 << 10
 )
-
-// capped is a buffer that takes up to max bytes. Past it, it fails the
-// copy (the command's answer is cut and must not be read) or, quiet, keeps
-// the start and drops the rest (stderr, read for diagnosis only).
-type capped struct {
-	bytes.Buffer
-	max   int
-	quiet bool
-	over  bool
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - c.Len(); len(p) > room {
-		c.over = true
-		if !c.quiet {
-			return 0, errors.New("answer too long")
-		}
-		c.Buffer.Write(p[:max(room, 0)])
-		return len(p), nil
-	}
-	return c.Buffer.Write(p)
-}

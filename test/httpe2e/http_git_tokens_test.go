@@ -25,8 +25,9 @@ func (h *httpWorld) createToken(args ...string) string {
 // over HTTPS with a token from a credential helper (v2 and v0), the push
 // runs cpm's hooks (audit row with "transport": "http") and nothing of
 // the request reaches git's environment; a read-only token's push is
-// 403 with the ssh wording; a scoped token outside its scope, a revoked
-// token and a wrong one get 401, like a missing repository.
+// 403 with the ssh wording; a scoped token outside its scope gets 404
+// like a missing repository (never 401: git would erase a valid token
+// from its credential helper); a revoked token and a wrong one get 401.
 func TestHTTPGitTokens(t *testing.T) {
 	h := newHTTPWorld(t, true)
 	full := h.createToken("token", "create", "alice", "--name", "laptop")
@@ -81,6 +82,21 @@ func TestHTTPGitTokens(t *testing.T) {
 		}
 	})
 	t.Run("push to create", func(t *testing.T) {
+		// A push's advertisement (GET, HEAD: safe methods a crawler or a
+		// prefetch sends) is an empty repository's, and creates nothing.
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			req, _ := http.NewRequest(method, h.url("acme/fresh.git/info/refs?service=git-receive-pack"), nil)
+			req.SetBasicAuth("any", full)
+			resp, body := h.do(t, req)
+			want := "001f# service=git-receive-pack\n0000"
+			if resp.StatusCode != http.StatusOK || method == http.MethodGet &&
+				(!strings.HasPrefix(body, want) || !strings.Contains(body, "0000000000000000000000000000000000000000 capabilities^{}\x00")) {
+				t.Errorf("%s of a new repository's push advertisement: %d %q", method, resp.StatusCode, body)
+			}
+		}
+		if _, err := os.Stat(h.w.RepoDir("acme", "fresh")); err == nil || strings.Contains(h.w.MustAdmin("repo", "list"), "acme/fresh") {
+			t.Fatalf("a GET of info/refs?service=git-receive-pack created acme/fresh (%v)", err)
+		}
 		h.mustGit(dir, withToken(full), "push", "-q", h.url("acme/fresh.git"), "main")
 		if _, err := os.Stat(h.w.RepoDir("acme", "fresh")); err != nil {
 			t.Errorf("an owner's push over HTTP did not create acme/fresh: %v", err)
@@ -92,7 +108,8 @@ func TestHTTPGitTokens(t *testing.T) {
 	t.Run("out of scope, wrong and revoked tokens", func(t *testing.T) {
 		missResp, missBody := h.getAs(t, "acme/nope.git/info/refs?service=git-upload-pack", "any", scoped)
 		resp, body := h.getAs(t, "acme/priv.git/info/refs?service=git-upload-pack", "any", scoped)
-		if resp.StatusCode != http.StatusUnauthorized || missResp.StatusCode != resp.StatusCode ||
+		if resp.StatusCode != http.StatusNotFound || missResp.StatusCode != resp.StatusCode ||
+			resp.Header.Get("WWW-Authenticate") != "" || missResp.Header.Get("WWW-Authenticate") != "" ||
 			strings.ReplaceAll(body, "priv", "X") != strings.ReplaceAll(missBody, "nope", "X") {
 			t.Errorf("scoped token outside its scope: %d %q; missing: %d %q", resp.StatusCode, body, missResp.StatusCode, missBody)
 		}
@@ -120,6 +137,15 @@ func TestHTTPGitTokens(t *testing.T) {
 		go func() { done <- h.git(dir, withToken(full), "push", "-q", "origin", "main") }()
 		waitFile(t, marker) // the push's POST is in its pre-receive hook
 		h.srv.Signal(syscall.SIGTERM)
+		// A reload during the grace (systemctl reload racing a stop)
+		// must not end the server and the push with it.
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(h.srv.Log(), "shutting down"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no shutdown after SIGTERM:\n%s", h.srv.Log())
+			}
+		}
+		time.Sleep(200 * time.Millisecond) // nothing to wait for: the old code stopped catching SIGHUP by now
+		h.srv.Signal(syscall.SIGHUP)
 		if r := <-done; r.Code != 0 {
 			t.Errorf("the push under way at SIGTERM: exit %d\n%s", r.Code, r.Stderr)
 		}

@@ -123,6 +123,27 @@ func TestHTTPHostile(t *testing.T) {
 		if code := post("gzip", []byte("not gzip at all")); code != http.StatusBadRequest {
 			t.Errorf("a body that is not gzip: %d", code)
 		}
+		// A body git cannot read is 400 with cpm's line; git's own
+		// words go to the log only.
+		req, _ := http.NewRequest(http.MethodPost, h.url("acme/pub.git/git-upload-pack"), strings.NewReader("garbage!"))
+		req.Header.Set("Content-Type", "application/x-git-upload-pack-request")
+		if resp, body := h.do(t, req); resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(body, "cpm: ") || strings.Contains(body, "fatal") {
+			t.Errorf("a malformed upload-pack body: %d %q", resp.StatusCode, body)
+		}
+		// A push's body is never decoded: git does not gzip it, and a
+		// gzip bomb would land in the quarantine.
+		token := h.createToken("token", "create", "alice", "--name", "bomb")
+		var push bytes.Buffer
+		z = gzip.NewWriter(&push)
+		z.Write([]byte("0000"))
+		z.Close()
+		req, _ = http.NewRequest(http.MethodPost, h.url("acme/pub.git/git-receive-pack"), &push)
+		req.Header.Set("Content-Type", "application/x-git-receive-pack-request")
+		req.Header.Set("Content-Encoding", "gzip")
+		req.SetBasicAuth("any", token)
+		if resp, body := h.do(t, req); resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("a gzipped push: %d %q", resp.StatusCode, body)
+		}
 	})
 	t.Run("headers are not an environment", func(t *testing.T) {
 		// Only a valid Git-Protocol reaches git: a bad one is dropped (v0
@@ -186,6 +207,17 @@ func TestHTTPHostile(t *testing.T) {
 				t.Fatalf("a trusted proxy's X-Forwarded-For is not the logged client")
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+		// A hop it added that cannot be read is refused, not served as
+		// the proxy's own (which would lock everyone behind it out).
+		bad, err := d.Dial("tcp", h.srv.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bad.Close()
+		bad.Write([]byte(get("/acme/pub.git/info/refs?service=git-upload-pack", "X-Forwarded-For: 203.0.113.91, unknown\r\n")))
+		if status, _ := io.ReadAll(bad); !strings.HasPrefix(string(status), "HTTP/1.1 400 ") {
+			t.Errorf("an unreadable rightmost hop: %.40q", status)
 		}
 	})
 	t.Run("bad credentials", func(t *testing.T) {

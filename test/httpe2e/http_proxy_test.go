@@ -32,7 +32,12 @@ func TestHTTPBehindHAProxy(t *testing.T) {
 	// A client at 127.0.0.5: the proxy forwards its address.
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}, Timeout: 5 * time.Second}
 	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 30 * time.Second}
-	resp, err := c.Get("http://" + proxy + "/acme/pub.git/info/refs?service=git-upload-pack")
+	// It sends a Forwarded header of its own, and a forged
+	// X-Forwarded-For that HAProxy appends to: neither names it.
+	req, _ := http.NewRequest("GET", "http://"+proxy+"/acme/pub.git/info/refs?service=git-upload-pack", nil)
+	req.Header.Set("Forwarded", "for=127.0.0.9")
+	req.Header.Set("X-Forwarded-For", "127.0.0.8")
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +52,11 @@ func TestHTTPBehindHAProxy(t *testing.T) {
 			t.Fatalf("the client behind the proxy is not in the log:\n%s", h.srv.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	for _, forged := range []string{`"remote":"127.0.0.9"`, `"remote":"127.0.0.8"`} {
+		if strings.Contains(h.srv.Log(), forged) {
+			t.Errorf("a client's own forwarded header named it (%s):\n%s", forged, h.srv.Log())
+		}
 	}
 }
 

@@ -123,8 +123,8 @@ func TestHTTPTokens(t *testing.T) {
 		}
 		for _, path := range []string{"/info/refs?service=git-upload-pack", "/info/refs?service=git-receive-pack"} {
 			out, miss := h.status(t, "acme/other.git"+path, "Bearer "+scoped), h.status(t, "acme/nope.git"+path, "Bearer "+scoped)
-			if out != http.StatusUnauthorized || out != miss {
-				t.Errorf("%s out of scope %d, missing %d; want 401 for both", path, out, miss)
+			if out != http.StatusNotFound || out != miss {
+				t.Errorf("%s out of scope %d, missing %d; want 404 for both (a 401 makes git forget a valid token)", path, out, miss)
 			}
 		}
 		if code, _ := h.lsRemote("acme/pub", scoped); code != 0 {
