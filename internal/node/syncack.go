@@ -42,10 +42,10 @@ func (n *Node) syncPush(ctx context.Context, syncer *transfer.Syncer, req syncac
 	}
 	start := time.Now()
 	rp, _ := names.ParseRepoPath(req.Repo) // checked by syncack
-	targets, why := n.syncTargets(ctx, rp, req.Epoch)
+	repoID, targets, why := n.syncTargets(ctx, rp, req.Epoch)
 	var acks []ack
 	if why == "" {
-		acks = n.sendAll(ctx, syncer, rp, req.Epoch, targets, need)
+		acks = n.sendAll(ctx, syncer, rp, repoID, req.Epoch, targets, need)
 	}
 	var acked, via []string
 	for _, a := range acks {
@@ -69,19 +69,20 @@ func (n *Node) syncPush(ctx context.Context, syncer *transfer.Syncer, req syncac
 	return ans
 }
 
-// syncTargets are the live replica nodes of ORG/REPO, while this node is
-// its primary under epoch; otherwise why not.
-func (n *Node) syncTargets(ctx context.Context, rp names.RepoPath, epoch int64) ([]store.SyncTarget, string) {
+// syncTargets are the repository id and the live replica nodes of
+// ORG/REPO, while this node is its primary under epoch; otherwise why
+// not.
+func (n *Node) syncTargets(ctx context.Context, rp names.RepoPath, epoch int64) (int64, []store.SyncTarget, string) {
 	p, err := n.Store.Placement(ctx, n.Self.Name, rp.Org, rp.Repo)
 	switch {
 	case err != nil:
-		return nil, err.Error()
+		return 0, nil, err.Error()
 	case !p.PrimaryIs(n.Self.Name) || p.Epoch != epoch:
-		return nil, "this node is no longer the repository's primary"
+		return 0, nil, "this node is no longer the repository's primary"
 	}
 	all, err := n.Store.SyncTargets(ctx, p.RepoID)
 	if err != nil {
-		return nil, err.Error()
+		return 0, nil, err.Error()
 	}
 	var live []store.SyncTarget
 	for _, t := range all {
@@ -90,9 +91,9 @@ func (n *Node) syncTargets(ctx context.Context, rp names.RepoPath, epoch int64) 
 		}
 	}
 	if len(live) == 0 {
-		return nil, "no live replica node"
+		return 0, nil, "no live replica node"
 	}
-	return live, ""
+	return p.RepoID, live, ""
 }
 
 // hedge is how long a write to one replica may take before the next
@@ -108,7 +109,7 @@ type ack struct{ name, via string }
 // it returns those that hold the push once need of them do, or at ctx's
 // deadline. The writes under way then go on to that deadline;
 // the workers bring the other replicas up to date as for any push.
-func (n *Node) sendAll(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, epoch int64, targets []store.SyncTarget, need int) []ack {
+func (n *Node) sendAll(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, repoID, epoch int64, targets []store.SyncTarget, need int) []ack {
 	deadline, _ := ctx.Deadline()
 	bg, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	done := make(chan ack, len(targets))
@@ -116,7 +117,7 @@ func (n *Node) sendAll(ctx context.Context, syncer *transfer.Syncer, rp names.Re
 	next := func() {
 		t := targets[started]
 		started++
-		go func() { done <- n.sendOne(bg, syncer, rp, epoch, t.Node) }()
+		go func() { done <- n.sendOne(bg, syncer, rp, repoID, epoch, t.Node) }()
 	}
 	for started < min(need, len(targets)) {
 		next()
@@ -156,10 +157,12 @@ wait:
 // sendOne writes the push into node's replica, again after a failure
 // until ctx ends; it returns the node once it holds the push, a zero ack
 // if it never did.
-func (n *Node) sendOne(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, epoch int64, node store.Server) ack {
+func (n *Node) sendOne(ctx context.Context, syncer *transfer.Syncer, rp names.RepoPath, repoID, epoch int64, node store.Server) ack {
 	for {
 		sent, err := syncer.SendPack(ctx, rp, transfer.TargetOf(node), epoch, func(ctx context.Context) (int64, error) {
-			return n.repoGeneration(ctx, rp)
+			// The id read with the placement: a repository's id never
+			// changes, and the generation is read afresh each time.
+			return n.Store.RepoGeneration(ctx, repoID)
 		})
 		if sent.SessionFailed != nil {
 			n.Log.Debug().Err(sent.SessionFailed).Str("repo", rp.String()).Str("target", node.Name).Msg("sync push: the replication session failed; one ssh session instead")
@@ -177,12 +180,4 @@ func (n *Node) sendOne(ctx context.Context, syncer *transfer.Syncer, rp names.Re
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-func (n *Node) repoGeneration(ctx context.Context, rp names.RepoPath) (int64, error) {
-	r, err := n.Store.Repo(ctx, rp.Org, rp.Repo)
-	if err != nil {
-		return 0, err
-	}
-	return n.Store.RepoGeneration(ctx, r.ID)
 }

@@ -28,9 +28,14 @@ import (
 // ReceivePack. A replica that is not where the primary thought fails
 // here and the primary falls back to ReceivePack.
 func (r *Receiver) ApplyPack(ctx context.Context, origin Origin, rp names.RepoPath, w SyncWrite, in io.Reader) error {
+	return r.applyPack(ctx, origin, rp, w, in, 0)
+}
+
+// applyPack is ApplyPack for the node of id self (0: read it).
+func (r *Receiver) applyPack(ctx context.Context, origin Origin, rp names.RepoPath, w SyncWrite, in io.Reader, self int64) error {
 	ctx, cancel := r.boundWrite(ctx)
 	defer cancel()
-	rw, canon, dir, err := r.openWrite(ctx, origin, rp, w)
+	rw, canon, dir, err := r.openWrite(ctx, origin, rp, w, self)
 	if err != nil {
 		return err
 	}

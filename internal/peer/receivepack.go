@@ -36,7 +36,7 @@ func (r *Receiver) ReceivePack(ctx context.Context, origin Origin, rp names.Repo
 	run func(*exec.Cmd) (int, error)) (int, error) {
 	ctx, cancel := r.boundWrite(ctx)
 	defer cancel()
-	rw, canon, dir, err := r.openWrite(ctx, origin, rp, w)
+	rw, canon, dir, err := r.openWrite(ctx, origin, rp, w, 0)
 	if err != nil {
 		return 1, err
 	}
@@ -63,24 +63,46 @@ func (r *Receiver) ReceivePack(ctx context.Context, origin Origin, rp names.Repo
 
 // openWrite runs every check a synchronous write from origin passes
 // before anything is written (ReceivePack and ApplyPack alike) and opens
-// the store's side of it; callers defer its Rollback.
-func (r *Receiver) openWrite(ctx context.Context, origin Origin, rp names.RepoPath, w SyncWrite) (*store.ReplicaWrite, names.RepoPath, string, error) {
+// the store's side of it; callers defer its Rollback. self is this
+// node's id (0: read it now; a replication session reads it once).
+func (r *Receiver) openWrite(ctx context.Context, origin Origin, rp names.RepoPath, w SyncWrite, self int64) (*store.ReplicaWrite, names.RepoPath, string, error) {
 	if !origin.Node {
 		return nil, names.RepoPath{}, "", errors.New("cpm-peer receive-pack is for nodes of this cluster")
 	}
-	canon, dir, err := r.nodeCopyDir(ctx, origin.Name, rp, true)
+	p, dir, err := r.nodeWriteDir(ctx, origin.Name, rp)
 	if err != nil {
 		return nil, names.RepoPath{}, "", err
 	}
-	rw, err := r.beginWrite(ctx, origin.Name, canon, w.Epoch)
-	if err != nil {
-		return nil, names.RepoPath{}, "", err
+	canon := names.RepoPath{Org: p.Org, Repo: p.Name}
+	if self == 0 {
+		if self, err = r.selfID(ctx); err != nil {
+			return nil, names.RepoPath{}, "", err
+		}
+	}
+	// The placement read above is outside the write's transaction:
+	// BeginReplicaWrite checks again, under the row's lock, that its
+	// primary (origin, by the name just read) still leads at w.Epoch.
+	rw, err := r.Store.BeginReplicaWrite(ctx, p.RepoID, p.Primary.ID, self, w.Epoch)
+	switch {
+	case errors.Is(err, store.ErrNoReplica):
+		return nil, names.RepoPath{}, "", fmt.Errorf("%s: %s holds no replica of it", canon, r.Self)
+	case err != nil:
+		return nil, names.RepoPath{}, "", fmt.Errorf("%s: %w", canon, err)
 	}
 	if err := rw.Allows(w.Generation); err != nil {
 		rw.Rollback()
 		return nil, names.RepoPath{}, "", fmt.Errorf("%s: %w", canon, err)
 	}
 	return rw, canon, dir, nil
+}
+
+// selfID is this node's id in the store.
+func (r *Receiver) selfID(ctx context.Context) (int64, error) {
+	self, err := r.Store.NodeByName(ctx, r.Self)
+	if err != nil {
+		return 0, fmt.Errorf("node %s: %w", r.Self, err)
+	}
+	return self.ID, nil
 }
 
 // commitWrite records w.Generation for the replica at dir once its refs
@@ -97,28 +119,6 @@ func commitWrite(ctx context.Context, rw *store.ReplicaWrite, canon names.RepoPa
 		return fmt.Errorf("%s: %w", canon, err)
 	}
 	return nil
-}
-
-// beginWrite opens the store's side of the write, for the nodes named
-// origin and r.Self.
-func (r *Receiver) beginWrite(ctx context.Context, origin string, rp names.RepoPath, epoch int64) (*store.ReplicaWrite, error) {
-	from, err := r.Store.NodeByName(ctx, origin)
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", origin, err)
-	}
-	self, err := r.Store.NodeByName(ctx, r.Self)
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", r.Self, err)
-	}
-	repo, err := r.Store.Repo(ctx, rp.Org, rp.Repo)
-	if err != nil {
-		return nil, err
-	}
-	rw, err := r.Store.BeginReplicaWrite(ctx, repo.ID, from.ID, self.ID, epoch)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", rp, err)
-	}
-	return rw, nil
 }
 
 // refsFingerprint is the fingerprint of the repository's refs, HEAD left

@@ -42,6 +42,13 @@ func (r *Receiver) ServeApply(ctx, between context.Context, origin Origin, in io
 	if !origin.Node {
 		return errors.New("cpm-peer receive-pack is for nodes of this cluster")
 	}
+	// This node's id, read once for the session (a write checks it
+	// against the replica's job inside its transaction each time); read
+	// per write while it cannot be read, so each write says why.
+	self, err := r.selfID(ctx)
+	if err != nil {
+		self = 0
+	}
 	done := make(chan struct{})
 	defer close(done)
 	frames := replstream.Pump(in, done)
@@ -64,7 +71,7 @@ func (r *Receiver) ServeApply(ctx, between context.Context, origin Origin, in io
 		if err != nil {
 			return err
 		}
-		if err := r.serveOne(ctx, origin, rp, req, frames, bw, report); err != nil {
+		if err := r.serveOne(ctx, origin, rp, req, self, frames, bw, report); err != nil {
 			return err
 		}
 	}
@@ -76,14 +83,14 @@ const maxAnswerError = 2 << 10
 // serveOne applies one request's body and answers it. It fails (the
 // session ends) only when the stream is no longer at a frame boundary
 // or the answer cannot be sent.
-func (r *Receiver) serveOne(ctx context.Context, origin Origin, rp names.RepoPath, req replstream.Request,
+func (r *Receiver) serveOne(ctx context.Context, origin Origin, rp names.RepoPath, req replstream.Request, self int64,
 	frames <-chan replstream.Frame, out *bufio.Writer, report func(Applied)) error {
 	start := time.Now()
 	bctx, cancel := context.WithTimeout(ctx, r.writeTimeout())
 	defer cancel()
 	body := replstream.NewBody(bctx, frames)
 	w := SyncWrite{Epoch: req.Epoch, Generation: req.Generation, Fingerprint: req.Fingerprint}
-	werr := r.ApplyPack(ctx, origin, rp, w, body)
+	werr := r.applyPack(ctx, origin, rp, w, body, self)
 	// What a failed write left unread; a committed write answers "held"
 	// even if the stream then breaks: it is held.
 	drainErr := body.Drain()

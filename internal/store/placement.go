@@ -12,6 +12,8 @@ import (
 // as one node sees it.
 type Placement struct {
 	RepoID int64
+	// Org and Name are the repository's names as stored (their case).
+	Org, Name string
 	// Primary is the node that takes the repository's writes, its ID and
 	// Name only (ServerByName has the rest, for the one caller that
 	// connects to it); its ID is 0 outside a cluster (or for a repository
@@ -47,12 +49,12 @@ func (s *Store) Placement(ctx context.Context, self, org, repo string) (Placemen
 	// One read: the repository, its primary's name, and self's replica
 	// row if self holds one (repo_generation of that job).
 	err := s.db.QueryRowContext(ctx, `
-		SELECT r.id, r.primary_id, coalesce(p.name, ''), r.generation, r.epoch,
+		SELECT r.id, o.name, r.name, r.primary_id, coalesce(p.name, ''), r.generation, r.epoch,
 		       coalesce((SELECT j.repo_generation FROM replication_jobs j JOIN servers me ON me.id = j.server_id
 		                 WHERE j.repo_id = r.id AND me.name = ? AND me.role = 'node'), -1)
 		FROM repos r JOIN orgs o ON o.id = r.org_id LEFT JOIN servers p ON p.id = r.primary_id
 		WHERE o.name = ? AND r.name = ?`, self, org, repo).
-		Scan(&p.RepoID, &primaryID, &primaryName, &p.Generation, &p.Epoch, &p.Local)
+		Scan(&p.RepoID, &p.Org, &p.Name, &primaryID, &primaryName, &p.Generation, &p.Epoch, &p.Local)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Placement{}, notFound("repository", org+"/"+repo)
 	}

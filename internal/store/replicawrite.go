@@ -22,6 +22,10 @@ import (
 // whose own writes are still to be saved under refs/cpm/diverged.
 var ErrHeldDiverged = errors.New("this copy holds a former primary's writes not yet saved; it takes no synchronous write")
 
+// ErrNoReplica refuses a write to a node that holds no replica (no
+// replication job) of the repository; it is an ErrNotFound.
+var ErrNoReplica = fmt.Errorf("no replica here: %w", ErrNotFound)
+
 // ReplicaWrite is one synchronous write into this node's replica of a
 // repository, open from BeginReplicaWrite to Commit or Rollback.
 type ReplicaWrite struct {
@@ -36,18 +40,15 @@ type ReplicaWrite struct {
 // It refuses (nothing held) unless from is the primary under that epoch
 // with a live lease, and self holds a replica (a replication job) whose
 // former-primary writes, if any, are saved: ErrNotPrimary, ErrFenced,
-// ErrNotFound, ErrHeldDiverged.
+// ErrNotFound (ErrNoReplica), ErrHeldDiverged. Every check is one
+// statement under the row's lock: nothing is taken from an earlier write.
 func (s *Store) BeginReplicaWrite(ctx context.Context, repoID, from, self, epoch int64) (*ReplicaWrite, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin replica write: %w", err)
 	}
 	w := &ReplicaWrite{tx: tx, repoID: repoID, self: self}
-	if err := boundIdleWrite(ctx, tx, s.db.d); err != nil {
-		tx.Rollback()
-		return nil, err
-	}
-	if err := w.check(ctx, s.db.d, from, epoch); err != nil {
+	if err := w.check(ctx, s.db.d, from, epoch, idleBound(ctx)); err != nil {
 		tx.Rollback()
 		return nil, err
 	}
@@ -59,39 +60,49 @@ func (s *Store) BeginReplicaWrite(ctx context.Context, repoID, from, self, epoch
 // ends it.
 const replicaWriteIdle = 30 * time.Second
 
-// boundIdleWrite makes PostgreSQL end the write's transaction, and so
-// free the repository's row, a little after ctx's deadline even if this
-// process can no longer say so (its machine died): elections and the
-// primary's next MarkDirtyAs wait for that row. ctx's own end rolls the
-// transaction back while this process lives.
-func boundIdleWrite(ctx context.Context, tx *Tx, d dialect) error {
-	if d != postgres {
-		return nil
-	}
+// idleBound is the idle_in_transaction_session_timeout (ms) that makes
+// PostgreSQL end the write's transaction, and so free the repository's
+// row, a little after ctx's deadline even if this process can no longer
+// say so (its machine died): elections and the primary's next
+// MarkDirtyAs wait for that row. ctx's own end rolls the transaction
+// back while this process lives.
+func idleBound(ctx context.Context) string {
 	idle := replicaWriteIdle
 	if dl, ok := ctx.Deadline(); ok {
 		idle = time.Until(dl) + 2*time.Second
 	}
-	ms := max(idle.Milliseconds(), 1000)
-	if _, err := tx.ExecContext(ctx, `SELECT set_config('idle_in_transaction_session_timeout', ?, true)`, strconv.FormatInt(ms, 10)); err != nil {
-		return fmt.Errorf("begin replica write: %w", err)
-	}
-	return nil
+	return strconv.FormatInt(max(idle.Milliseconds(), 1000), 10)
 }
 
-// check reads the repository's row (held shared on PostgreSQL; SQLite's
-// write transaction holds the whole database) and self's job.
-func (w *ReplicaWrite) check(ctx context.Context, d dialect, from, epoch int64) error {
-	share := ""
+// check reads, in one statement, the repository's row (held shared on
+// PostgreSQL; SQLite's write transaction holds the whole database), the
+// sender's lease and self's job; on PostgreSQL the same statement bounds
+// the transaction's idle time (boundIdle, a set_config).
+func (w *ReplicaWrite) check(ctx context.Context, d dialect, from, epoch int64, boundIdle string) error {
+	share, idle := "", ""
 	if d == postgres {
 		share = " FOR SHARE OF r"
+		idle = "set_config('idle_in_transaction_session_timeout', ?, true), "
 	}
-	var primary sql.NullInt64
+	args := []any{from, w.self}
+	if idle != "" {
+		args = append([]any{boundIdle}, args...)
+	}
+	args = append(args, w.repoID)
+	var primary, diverge sql.NullInt64
 	var current int64
 	var live bool
+	var ignored sql.NullString
+	dest := []any{&primary, &current, &w.generation, &live, &diverge}
+	if idle != "" {
+		dest = append([]any{&ignored}, dest...)
+	}
 	err := w.tx.QueryRowContext(ctx, `
-		SELECT r.primary_id, r.epoch, r.generation, coalesce((SELECT `+leaseLive(d, "n")+` FROM servers n WHERE n.id = ?), false)
-		FROM repos r WHERE r.id = ?`+share, from, w.repoID).Scan(&primary, &current, &w.generation, &live)
+		SELECT `+idle+`r.primary_id, r.epoch, r.generation,
+		       coalesce((SELECT `+leaseLive(d, "n")+` FROM servers n WHERE n.id = ?), false),
+		       (SELECT j.diverge_epoch FROM replication_jobs j JOIN servers s ON s.id = j.server_id
+		        WHERE j.repo_id = r.id AND j.server_id = ? AND s.role = 'node')
+		FROM repos r WHERE r.id = ?`+share, args...).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("repository %d %w", w.repoID, ErrNotFound)
 	}
@@ -103,16 +114,9 @@ func (w *ReplicaWrite) check(ctx context.Context, d dialect, from, epoch int64) 
 		return ErrNotPrimary
 	case !live:
 		return fmt.Errorf("the sending primary: %w", ErrFenced)
-	}
-	var diverge int64
-	err = w.tx.QueryRowContext(ctx, `SELECT diverge_epoch FROM replication_jobs j JOIN servers s ON s.id = j.server_id
-		WHERE j.repo_id = ? AND j.server_id = ? AND s.role = 'node'`, w.repoID, w.self).Scan(&diverge)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("this node holds no replica of repository %d: %w", w.repoID, ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("begin replica write: %w", err)
-	case diverge != 0:
+	case !diverge.Valid:
+		return fmt.Errorf("this node holds no replica of repository %d: %w", w.repoID, ErrNoReplica)
+	case diverge.Int64 != 0:
 		return ErrHeldDiverged
 	}
 	return nil
@@ -170,36 +174,37 @@ type SyncTarget struct {
 
 // SyncTargets lists the replica nodes of repository repoID that may take
 // a synchronous write: not a former primary whose writes are still to be
-// saved. Live ones first, the most current first.
+// saved. Live ones first, the most current first. One statement: the
+// acknowledgement waits for it.
 func (s *Store) SyncTargets(ctx context.Context, repoID int64) ([]SyncTarget, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT j.server_id, j.repo_generation, coalesce(`+leaseLive(s.db.d, "s")+`, false)
-		FROM replication_jobs j JOIN servers s ON s.id = j.server_id
-		WHERE j.repo_id = ? AND s.role = 'node' AND s.enabled = 1 AND j.diverge_epoch = 0
-		ORDER BY 3 DESC, j.repo_generation DESC, s.name`, repoID)
+		SELECT x.*, j.repo_generation, coalesce(`+leaseLive(s.db.d, "x")+`, false) AS live
+		FROM (`+serverSelect+`) x JOIN replication_jobs j ON j.server_id = x.id
+		WHERE j.repo_id = ? AND x.role = 'node' AND x.enabled = 1 AND j.diverge_epoch = 0
+		ORDER BY live DESC, j.repo_generation DESC, x.name`, repoID)
 	if err != nil {
 		return nil, fmt.Errorf("replicas of repository %d: %w", repoID, err)
 	}
 	defer rows.Close()
 	var out []SyncTarget
-	var ids []int64
 	for rows.Next() {
 		var t SyncTarget
-		var id int64
-		if err := rows.Scan(&id, &t.Generation, &t.Live); err != nil {
+		t.Node, err = scanServer(withColumns{rows, []any{&t.Generation, &t.Live}})
+		if err != nil {
 			return nil, fmt.Errorf("replicas of repository %d: %w", repoID, err)
 		}
-		ids = append(ids, id)
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("replicas of repository %d: %w", repoID, err)
 	}
-	rows.Close()
-	for i, id := range ids {
-		if out[i].Node, err = scanServer(s.db.QueryRowContext(ctx, serverSelect+` WHERE id = ?`, id)); err != nil {
-			return nil, fmt.Errorf("replica node %d: %w", id, err)
-		}
-	}
 	return out, nil
 }
+
+// withColumns scans a row of scanServer's columns followed by more.
+type withColumns struct {
+	sc   scanner
+	more []any
+}
+
+func (w withColumns) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.more...)...) }
