@@ -64,12 +64,15 @@ start_backup_sshd() { start_sshd "$1" "$2" "MaxStartups 100"; }
 start_git_sshd() { start_sshd "$1" "$2" "AcceptEnv GIT_PROTOCOL" "MaxStartups 200" "MaxSessions 200"; }
 # start_soft BINARY DIR PUBKEY KNOWN_HOSTS starts soft-serve on free
 # loopback ports with its data in DIR and PUBKEY as its admin (SOFT_PORT,
-# SOFT_PID), and pins its host key in KNOWN_HOSTS.
+# its HTTP port SOFT_HTTP_PORT, SOFT_PID), and pins its host key in
+# KNOWN_HOSTS.
 start_soft() {
 	SOFT_PORT=$(freeport)
+	SOFT_HTTP_PORT=$(freeport)
 	SOFT_SERVE_DATA_PATH="$2" SOFT_SERVE_INITIAL_ADMIN_KEYS="$(cat "$3")" \
 	SOFT_SERVE_SSH_LISTEN_ADDR="127.0.0.1:$SOFT_PORT" SOFT_SERVE_SSH_PUBLIC_URL="ssh://127.0.0.1:$SOFT_PORT" \
-	SOFT_SERVE_GIT_LISTEN_ADDR="127.0.0.1:$(freeport)" SOFT_SERVE_HTTP_LISTEN_ADDR="127.0.0.1:$(freeport)" \
+	SOFT_SERVE_GIT_LISTEN_ADDR="127.0.0.1:$(freeport)" SOFT_SERVE_HTTP_LISTEN_ADDR="127.0.0.1:$SOFT_HTTP_PORT" \
+	SOFT_SERVE_HTTP_PUBLIC_URL="http://127.0.0.1:$SOFT_HTTP_PORT" \
 	SOFT_SERVE_STATS_LISTEN_ADDR="127.0.0.1:$(freeport)" SOFT_SERVE_LOG_PATH="$2.log" \
 		"$1" serve >"$2.out" 2>&1 &
 	SOFT_PID=$!

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"cpm/internal/replica"
 	"cpm/internal/store"
@@ -20,13 +21,14 @@ import (
 type Checker struct {
 	store    *store.Store
 	replicas *replica.Set // nil: this node holds no replicas
+	touched  *touches     // tokens whose last use this process recorded
 }
 
 // New returns a Checker on st and, unless replicas is nil, the origins'
 // metadata of the replicas this node holds. The caller keeps ownership of
 // both.
 func New(st *store.Store, replicas *replica.Set) Checker {
-	return Checker{store: st, replicas: replicas}
+	return Checker{store: st, replicas: replicas, touched: &touches{at: map[int64]time.Time{}}}
 }
 
 // Identity is an authenticated key and whom it speaks for.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -64,7 +65,7 @@ func (c Checker) tokenIdentity(ctx context.Context, o store.TokenOwner, err erro
 	if err != nil {
 		return Identity{}, fmt.Errorf("identify token: %w", err)
 	}
-	if time.Since(o.LastUsed) >= touchEvery {
+	if time.Since(o.LastUsed) >= touchEvery && c.touched.due(o.ID, time.Now()) {
 		c.touch(ctx, o.ID)
 	}
 	info := &TokenInfo{ID: o.ID, Name: o.Name, RepoIDs: o.RepoIDs, Scoped: o.Scoped, ReadOnly: o.ReadOnly, Kind: o.Kind}
@@ -85,6 +86,36 @@ func (c Checker) touch(ctx context.Context, id int64) {
 			log.Warn().Err(err).Int64("token", id).Msg("token last use")
 		}
 	}()
+}
+
+// touches remembers when this process last recorded each token's use,
+// so that a burst of requests with one token (a hundred clones at once)
+// makes one write, not one each before the first lands.
+type touches struct {
+	mu sync.Mutex
+	at map[int64]time.Time
+}
+
+// maxTouches bounds the memory: past it, the memory starts over (a few
+// writes too many, never a use unrecorded).
+const maxTouches = 10000
+
+// due reports whether the use of token id at now should be written, and
+// if so remembers it. A nil touches (a zero Checker) always says yes.
+func (t *touches) due(id int64, now time.Time) bool {
+	if t == nil {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if last, ok := t.at[id]; ok && now.Sub(last) < touchEvery {
+		return false
+	}
+	if len(t.at) >= maxTouches {
+		clear(t.at)
+	}
+	t.at[id] = now
+	return true
 }
 
 // inScope reports whether a token's scope reaches the repository.

@@ -173,3 +173,26 @@ func TestTokensAgainstStore(t *testing.T) {
 		}
 	}
 }
+
+// TestTouchesOncePerMinute: a burst of uses of one token is one write a
+// minute; other tokens are not held up; the memory stays bounded.
+func TestTouchesOncePerMinute(t *testing.T) {
+	tt := &touches{at: map[int64]time.Time{}}
+	now := time.Unix(1e9, 0)
+	if !tt.due(1, now) || tt.due(1, now) || tt.due(1, now.Add(59*time.Second)) {
+		t.Error("token 1 written more than once within a minute")
+	}
+	if !tt.due(2, now) || !tt.due(1, now.Add(touchEvery)) {
+		t.Error("a write that was due was skipped")
+	}
+	for i := range int64(3 * maxTouches) {
+		tt.due(100+i, now)
+	}
+	if len(tt.at) > maxTouches {
+		t.Errorf("%d tokens remembered", len(tt.at))
+	}
+	var none *touches
+	if !none.due(1, now) {
+		t.Error("a zero Checker never records a use")
+	}
+}
