@@ -67,6 +67,10 @@ type Gateway struct {
 	// git-lfs-authenticate answers with the LFS HTTP API's address.
 	HTTPURL   string
 	LFSTokens LFSTokens
+	// HTTPURLUnsafe says why the HTTP server has no base URL a token may
+	// be handed for (config.HTTP.TokenURL); git-lfs-authenticate refuses
+	// with it.
+	HTTPURLUnsafe error
 	// LFSHTTP serves Git LFS HTTP API requests other nodes relay here;
 	// nil: they are refused.
 	LFSHTTP RelayedLFS

@@ -39,6 +39,9 @@ type lfsAuth struct {
 // read-only token, whose uploads the API refuses with the reason). Off
 // (a refusal pointing at git-lfs-transfer) unless the HTTP server is on.
 func (g *Gateway) lfsAuthenticate(ctx context.Context, s Session, cmd command.Command) error {
+	if g.HTTPURLUnsafe != nil {
+		return refuse("git-lfs-authenticate: %v", g.HTTPURLUnsafe)
+	}
 	if g.HTTPURL == "" || g.LFSTokens == nil {
 		// git-lfs asks for HTTP credentials only when the pure ssh
 		// transfer failed, or when lfs.url points it at HTTP.

@@ -18,6 +18,10 @@ const (
 	maxBatchBytes   = 2 << 20
 )
 
+// noBaseURL refuses a request whose answer would need a base URL the
+// operator has not set (config.HTTP.TokenURL).
+const noBaseURL = "cpm: this server has no http_url; its operator must set it to serve Git LFS over HTTP"
+
 // actionTTL is how long the actions of a batch answer are offered for:
 // the credential they carry may be a git-lfs-authenticate token that
 // lives as long, and git-lfs asks again when they run out.
@@ -105,6 +109,10 @@ func (h *Handler) batch(q *request) {
 		return
 	}
 	base := h.objectsURL(q)
+	if base == "" {
+		q.fail(http.StatusInternalServerError, noBaseURL, nil)
+		return
+	}
 	out := batchResponse{Transfer: "basic", HashAlgo: "sha256", Objects: make([]objectAnswer, 0, len(b.Objects))}
 	for _, o := range b.Objects {
 		a, err := h.answer(q, op, o, base)
@@ -149,34 +157,37 @@ func (h *Handler) answer(q *request, op lfs.Operation, o batchObject, base strin
 }
 
 // credential is what the actions carry to authenticate as the batch
-// did: the caller's own Authorization header (none for anonymous).
+// did: a Bearer token (git-lfs-authenticate's, which git-lfs has from
+// ssh and could not find for the href's host otherwise). Basic
+// credentials are not repeated: git-lfs asks git's credential helper
+// for the href's host, which is the one it asked for the batch.
 func credential(r *http.Request) map[string]string {
-	if v := r.Header.Get("Authorization"); v != "" {
+	if v := r.Header.Get("Authorization"); strings.HasPrefix(v, "Bearer ") {
 		return map[string]string{"Authorization": v}
 	}
 	return nil
 }
 
 // objectsURL is where the repository's objects are, for actions: under
-// the base URL the client used.
+// the base URL (baseURL); "" when there is none.
 func (h *Handler) objectsURL(q *request) string {
-	return h.baseURL(q) + "/" + q.open.Name.String() + ".git/info/lfs/objects"
+	base := h.baseURL(q)
+	if base == "" {
+		return ""
+	}
+	return base + "/" + q.open.Name.String() + ".git/info/lfs/objects"
 }
 
-// baseURL is the base URL the client used: the relaying node's for a
-// relayed request, else BaseURL, else the address the request reached.
+// baseURL is the base URL that actions point at: the relaying node's
+// for a relayed request, else BaseURL (config.HTTP.TokenURL). Never the
+// request's Host or scheme, which the client or a proxy chose: an href
+// to another host would carry the client's token there. "" when the
+// operator has not set http_url where it is needed.
 func (h *Handler) baseURL(q *request) string {
 	if q.base != "" {
 		return q.base
 	}
-	if base := strings.TrimRight(h.BaseURL, "/"); base != "" {
-		return base
-	}
-	scheme := "http"
-	if q.r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + q.r.Host
+	return strings.TrimRight(h.BaseURL, "/")
 }
 
 // clip makes client text fit a one-line answer.

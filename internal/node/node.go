@@ -101,8 +101,9 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	}
 	// A forced-command session answers git-lfs-authenticate for the
 	// HTTP server that cpm-shell serve runs with the same settings.
-	if base := conf.HTTP.BaseURL(); base != "" {
-		n.Gateway.HTTPURL, n.Gateway.LFSTokens = base, gateway.StoreTokens{Store: st}
+	if conf.HTTP.Listen != "" {
+		n.Gateway.HTTPURL, n.Gateway.HTTPURLUnsafe = conf.HTTP.TokenURL(len(conf.ProxyAllow) > 0)
+		n.Gateway.LFSTokens = gateway.StoreTokens{Store: st}
 	}
 	return n, nil
 }
