@@ -11,10 +11,10 @@ import (
 	"cpm/internal/printable"
 )
 
-// Limits of a batch request: git-lfs sends 100 objects a batch; the ssh
-// transport takes up to 10,000, and so does this one.
+// Limits of a batch request: git-lfs sends 100 objects a batch; more
+// than 1,000 only makes the answer (an href or two per object) large.
 const (
-	maxBatchObjects = 10000
+	maxBatchObjects = 1000
 	maxBatchBytes   = 2 << 20
 )
 

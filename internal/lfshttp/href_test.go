@@ -58,3 +58,39 @@ func TestBatchHref(t *testing.T) {
 		t.Errorf("no base URL: %d %s, want a refusal naming http_url", code, body)
 	}
 }
+
+// TestContentType: a POST whose body is not the API's JSON (a cross-site
+// text/plain form) is refused before it is read, so it cannot lock.
+func TestContentType(t *testing.T) {
+	w := newWorld(t, 64)
+	for _, tc := range []struct {
+		ctype string
+		code  int
+	}{
+		{"text/plain", http.StatusUnsupportedMediaType},
+		{"", http.StatusUnsupportedMediaType},
+		{"application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
+		{mediaType + "; charset=utf-8", http.StatusCreated},
+	} {
+		req, _ := http.NewRequest("POST", w.srv.URL+api+"/locks", strings.NewReader(`{"path":"a.bin"}`))
+		req.Header.Set("X-Test-User", "dev")
+		if tc.ctype != "" {
+			req.Header.Set("Content-Type", tc.ctype)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.code {
+			t.Errorf("Content-Type %q: %d, want %d", tc.ctype, res.StatusCode, tc.code)
+		}
+	}
+}
+
+// TestBatchSize: a batch is at most 1,000 objects.
+func TestBatchSize(t *testing.T) {
+	if e := (batchRequest{Operation: "download", Objects: make([]batchObject, 1001)}).check(); e == nil || e.code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("1,001 objects: %v, want 413", e)
+	}
+}
