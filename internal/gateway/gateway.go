@@ -182,6 +182,13 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 	if r.err = g.admit(s, cmd); r.err != nil {
 		return r
 	}
+	if t := s.Identity.Token; t != nil && t.Kind == store.TokenLFS {
+		// git-lfs-authenticate's token is handed out for the LFS API
+		// (OpenLFS), with no say on git's pushes or fetches.
+		r.repo = cmd.Repo.String()
+		r.err = &access.Error{Kind: access.Denied, Repo: cmd.Repo.String(), Reason: "a git-lfs-authenticate token serves the Git LFS API only"}
+		return r
+	}
 	switch cmd.Verb {
 	case command.Whoami:
 		fmt.Fprintln(s.Stdout, s.Identity.Name())

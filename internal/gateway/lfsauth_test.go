@@ -3,12 +3,14 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"cpm/internal/access"
 	"cpm/internal/names"
+	"cpm/internal/store"
 )
 
 // madeTokens records the tokens git-lfs-authenticate asks for.
@@ -60,5 +62,37 @@ func TestLFSAuthenticate(t *testing.T) {
 				t.Fatalf("%+v", a)
 			}
 		})
+	}
+}
+
+// TestLFSTokenOnlyForLFS: a git-lfs-authenticate token (kind lfs) does
+// not run git: not a fetch, not a push; a user's token does.
+func TestLFSTokenOnlyForLFS(t *testing.T) {
+	w := newWorld(t)
+	owner := w.ids["owner"]
+	for _, tc := range []struct {
+		kind store.TokenKind
+		ok   bool
+	}{{store.TokenLFS, false}, {store.TokenUser, true}} {
+		id := owner
+		id.Token = &access.TokenInfo{ID: 1, Kind: tc.kind}
+		w.ids["tok"] = id
+		for _, cmd := range []string{"git-upload-pack acme/web", "git-receive-pack acme/web"} {
+			status, _, stderr := w.run("tok", cmd)
+			if tc.ok != (status == 0) || (!tc.ok && !strings.Contains(stderr, "Git LFS API only")) {
+				t.Errorf("%s token, %s: %d %q", tc.kind, cmd, status, stderr)
+			}
+		}
+	}
+}
+
+// TestLFSAuthenticateUnsafeURL: without a base URL a token may be handed
+// for, git-lfs-authenticate refuses naming the setting and mints none.
+func TestLFSAuthenticateUnsafeURL(t *testing.T) {
+	w := newWorld(t)
+	tokens := &madeTokens{}
+	w.gw.LFSTokens, w.gw.HTTPURLUnsafe = tokens, errors.New("http_listen :8080 is a wildcard address; set http_url")
+	if status, stdout, stderr := w.run("owner", "git-lfs-authenticate acme/web upload"); status == 0 || !strings.Contains(stderr, "http_url") || stdout != "" || len(tokens.made) != 0 {
+		t.Fatalf("%d %q %q %v", status, stdout, stderr, tokens.made)
 	}
 }
