@@ -61,6 +61,16 @@ func (g *Gateway) lfsAuthenticate(ctx context.Context, s Session, cmd command.Co
 	if grant.Origin != "" {
 		return refuse("git-lfs-authenticate: %s is a replica of %s's; this node serves its LFS objects over ssh only (git-lfs-transfer)", grant.Repo, grant.Origin)
 	}
+	if g.LFSMints != nil {
+		key := fmt.Sprintf("user-%d", s.Identity.UserID)
+		if s.Identity.IsDeployKey() {
+			key = fmt.Sprintf("key-%d", s.Identity.KeyID)
+		}
+		if !g.LFSMints.Allow(key) {
+			return refuse("git-lfs-authenticate: too many tokens asked for; try again in a minute")
+		}
+		g.LFSMints.Failed(key)
+	}
 	write := cmd.Operation == "upload" && noWrite == "" && grant.Perm >= authz.PermWrite
 	tok, err := g.LFSTokens.LFSToken(ctx, s.Identity, grant.Repo, write, lfsTokenTTL)
 	if err != nil {
