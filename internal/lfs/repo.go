@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"cpm/internal/printable"
 )
 
 // Repo is one repository's LFS objects and locks as one identity may use
@@ -91,7 +93,7 @@ func (r Repo) Verify(oid string, size int64) error {
 	case err != nil:
 		return fmt.Errorf("read object %s: %w", oid, err)
 	case !stored:
-		return refusal(ErrNotStored, "object %s not found", clip(oid))
+		return refusal(ErrNotStored, "object %s not found", printable.Clip(oid))
 	case have != size:
 		return refusal(ErrSizeMismatch, "object %s is %d bytes here, not %d", oid, have, size)
 	}

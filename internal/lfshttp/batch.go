@@ -54,11 +54,11 @@ func (e *batchError) Error() string { return e.msg }
 func (b batchRequest) check() *batchError {
 	switch {
 	case b.Operation != string(lfs.Upload) && b.Operation != string(lfs.Download):
-		return &batchError{http.StatusUnprocessableEntity, fmt.Sprintf("cpm: operation %q: want upload or download", clip(b.Operation))}
+		return &batchError{http.StatusUnprocessableEntity, fmt.Sprintf("cpm: operation %q: want upload or download", printable.Clip(b.Operation))}
 	case len(b.Transfers) > 0 && !slices.Contains(b.Transfers, "basic"):
 		return &batchError{http.StatusUnprocessableEntity, "cpm: this server speaks the basic transfer adapter only"}
 	case b.HashAlgo != "" && b.HashAlgo != "sha256":
-		return &batchError{http.StatusConflict, fmt.Sprintf("cpm: unsupported hash algorithm %q; this server stores sha256", clip(b.HashAlgo))}
+		return &batchError{http.StatusConflict, fmt.Sprintf("cpm: unsupported hash algorithm %q; this server stores sha256", printable.Clip(b.HashAlgo))}
 	case len(b.Objects) == 0:
 		return &batchError{http.StatusUnprocessableEntity, "cpm: a batch needs at least one object"}
 	case len(b.Objects) > maxBatchObjects:
@@ -133,14 +133,14 @@ func (h *Handler) answer(q *request, op lfs.Operation, o batchObject, base strin
 	act, err := q.open.Plan(op, o.OID, o.Size)
 	switch {
 	case errors.Is(err, lfs.ErrInvalid), errors.Is(err, lfs.ErrTooLarge):
-		a.OID = clip(o.OID)
+		a.OID = printable.Clip(o.OID)
 		a.Error = &objectErrorAnswer{Code: http.StatusUnprocessableEntity, Message: "cpm: " + err.Error()}
 		q.stats.Refused++
 		return a, nil
 	case err != nil:
 		return a, err
 	}
-	header := credential(q.r)
+	header := actionHeader(q.r)
 	href := base + "/" + o.OID
 	switch act {
 	case lfs.ActMissing:
@@ -156,12 +156,12 @@ func (h *Handler) answer(q *request, op lfs.Operation, o batchObject, base strin
 	return a, nil
 }
 
-// credential is what the actions carry to authenticate as the batch
+// actionHeader is what the actions carry to authenticate as the batch
 // did: a Bearer token (git-lfs-authenticate's, which git-lfs has from
 // ssh and could not find for the href's host otherwise). Basic
 // credentials are not repeated: git-lfs asks git's credential helper
 // for the href's host, which is the one it asked for the batch.
-func credential(r *http.Request) map[string]string {
+func actionHeader(r *http.Request) map[string]string {
 	if v := r.Header.Get("Authorization"); strings.HasPrefix(v, "Bearer ") {
 		return map[string]string{"Authorization": v}
 	}
@@ -189,6 +189,3 @@ func (h *Handler) baseURL(q *request) string {
 	}
 	return strings.TrimRight(h.BaseURL, "/")
 }
-
-// clip makes client text fit a one-line answer.
-func clip(s string) string { return printable.Cut(s, 80) }

@@ -23,6 +23,7 @@ import (
 	"cpm/internal/gateway"
 	"cpm/internal/lfs"
 	"cpm/internal/names"
+	"cpm/internal/printable"
 )
 
 // mediaType is the LFS API's JSON, in requests and answers.
@@ -222,7 +223,7 @@ func (q *request) readJSON(limit int64, v any) bool {
 		q.fail(http.StatusRequestEntityTooLarge, "cpm: request body over its limit", nil)
 		return false
 	case err != nil:
-		q.fail(http.StatusUnprocessableEntity, "cpm: malformed request: "+clip(err.Error()), nil)
+		q.fail(http.StatusUnprocessableEntity, "cpm: malformed request: "+printable.Clip(err.Error()), nil)
 		return false
 	}
 	return true
