@@ -101,7 +101,7 @@ func (t StoreTokens) LFSToken(ctx context.Context, id access.Identity, repo name
 		return "", err
 	}
 	nt := store.NewToken{Name: "git-lfs-authenticate " + repo.String(), Hash: hash, ReadOnly: !write,
-		ExpiresAt: time.Now().Add(ttl), Kind: store.TokenLFS}
+		ExpiresAt: time.Now().Add(ttl), Kind: store.TokenLFS, KeyID: id.KeyID}
 	if id.IsDeployKey() {
 		nt.RepoID = id.RepoID
 	} else {
