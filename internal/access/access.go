@@ -81,7 +81,7 @@ func (id Identity) Name() string {
 	switch {
 	case id.User != "":
 		return id.User
-	case id.IsDeployKey() && id.Token != nil:
+	case id.IsDeployKey() && id.Token != nil && id.KeyID == 0:
 		return fmt.Sprintf("deploy-token-%d", id.Token.ID)
 	case id.IsDeployKey():
 		return fmt.Sprintf("deploy-key-%d", id.KeyID)

@@ -69,6 +69,11 @@ func (c Checker) tokenIdentity(ctx context.Context, o store.TokenOwner, err erro
 		c.touch(ctx, o.ID)
 	}
 	info := &TokenInfo{ID: o.ID, Name: o.Name, RepoIDs: o.RepoIDs, Scoped: o.Scoped, ReadOnly: o.ReadOnly, Kind: o.Kind}
+	if o.RepoID != 0 && o.KeyID != 0 {
+		// A deploy key's git-lfs-authenticate token is that key, with
+		// its write as the key has it now (downgraded: no more writes).
+		return Identity{KeyOwner: store.KeyOwner{KeyID: o.KeyID, RepoID: o.RepoID, CanWrite: !o.ReadOnly && o.KeyCanWrite}, Token: info}, nil
+	}
 	if o.RepoID != 0 {
 		return Identity{KeyOwner: store.KeyOwner{RepoID: o.RepoID, CanWrite: !o.ReadOnly}, Token: info}, nil
 	}

@@ -286,3 +286,33 @@ func TestHTTPSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenURL: Git LFS hands tokens only for http_url or a specific
+// listen address, never for a wildcard's guessed localhost or behind a
+// proxy without http_url.
+func TestTokenURL(t *testing.T) {
+	for _, tc := range []struct {
+		h       HTTP
+		proxied bool
+		want    string // "error": refused
+	}{
+		{HTTP{Listen: "127.0.0.1:8080"}, false, "http://127.0.0.1:8080"},
+		{HTTP{Listen: ":8080"}, false, "error"},
+		{HTTP{Listen: "0.0.0.0:8080"}, false, "error"},
+		{HTTP{Listen: "[::]:8080"}, false, "error"},
+		{HTTP{Listen: "127.0.0.1:8080"}, true, "error"},
+		{HTTP{Listen: "127.0.0.1:8443", TLSCert: "c", TLSKey: "k"}, true, "https://127.0.0.1:8443"},
+		{HTTP{Listen: ":8080", URL: "https://git.example.com"}, true, "https://git.example.com"},
+		{HTTP{}, false, ""},
+	} {
+		got, err := tc.h.TokenURL(tc.proxied)
+		switch {
+		case tc.want == "error" && err == nil:
+			t.Errorf("%+v proxied=%v: %q, want a refusal", tc.h, tc.proxied, got)
+		case tc.want == "error" && !strings.Contains(err.Error(), "http_url"):
+			t.Errorf("%+v: %v does not name http_url", tc.h, err)
+		case tc.want != "error" && (err != nil || got != tc.want):
+			t.Errorf("%+v proxied=%v: %q %v, want %q", tc.h, tc.proxied, got, err, tc.want)
+		}
+	}
+}

@@ -46,6 +46,28 @@ func (h HTTP) BaseURL() string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
+// TokenURL is the base URL that Git LFS may hand a token for (in
+// git-lfs-authenticate's href and the batch API's actions): http_url, or
+// one made of a specific http_listen address. Never one guessed: a
+// wildcard listen's host is not an address the client chose, and behind
+// a proxy (proxied: proxy_allow is set) a plain HTTP socket's address is
+// not what the client used (a proxy that ends TLS would have the token
+// sent in cleartext to the backend); then http_url must be set. A TLS
+// socket's own https address is this server whoever stands in front.
+func (h HTTP) TokenURL(proxied bool) (string, error) {
+	if h.URL != "" || h.Listen == "" {
+		return h.URL, nil
+	}
+	host, _, _ := net.SplitHostPort(h.Listen)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "", fmt.Errorf("http_listen %s is a wildcard address; set http_url to the URL clients use to serve Git LFS over HTTP", h.Listen)
+	}
+	if proxied && !h.TLS() {
+		return "", errors.New("proxy_allow is set and http_listen serves plain HTTP; set http_url to the URL clients use to serve Git LFS over HTTP")
+	}
+	return h.BaseURL(), nil
+}
+
 func (h HTTP) check() error {
 	if (h.TLSCert == "") != (h.TLSKey == "") {
 		return errors.New("config: tls_cert and tls_key go together")

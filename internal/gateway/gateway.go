@@ -67,9 +67,23 @@ type Gateway struct {
 	// git-lfs-authenticate answers with the LFS HTTP API's address.
 	HTTPURL   string
 	LFSTokens LFSTokens
+	// LFSMints bounds the tokens git-lfs-authenticate makes per user or
+	// deploy key (each is a row written); nil: no bound.
+	LFSMints MintLimiter
+	// HTTPURLUnsafe says why the HTTP server has no base URL a token may
+	// be handed for (config.HTTP.TokenURL); git-lfs-authenticate refuses
+	// with it.
+	HTTPURLUnsafe error
 	// LFSHTTP serves Git LFS HTTP API requests other nodes relay here;
 	// nil: they are refused.
 	LFSHTTP RelayedLFS
+}
+
+// MintLimiter spends one of key's allowance per token made
+// (authlimit.Limiter: Allow, then Failed to spend).
+type MintLimiter interface {
+	Allow(key string) bool
+	Failed(key string)
 }
 
 // TokenIdentifier finds whom an HTTP access token speaks for
@@ -181,6 +195,13 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 	}
 	r := result{verb: cmd.Verb.String()}
 	if r.err = g.admit(s, cmd); r.err != nil {
+		return r
+	}
+	if t := s.Identity.Token; t != nil && t.Kind == store.TokenLFS {
+		// git-lfs-authenticate's token is handed out for the LFS API
+		// (OpenLFS), with no say on git's pushes or fetches.
+		r.repo = cmd.Repo.String()
+		r.err = &access.Error{Kind: access.Denied, Repo: cmd.Repo.String(), Reason: "a git-lfs-authenticate token serves the Git LFS API only"}
 		return r
 	}
 	switch cmd.Verb {

@@ -39,6 +39,9 @@ type lfsAuth struct {
 // read-only token, whose uploads the API refuses with the reason). Off
 // (a refusal pointing at git-lfs-transfer) unless the HTTP server is on.
 func (g *Gateway) lfsAuthenticate(ctx context.Context, s Session, cmd command.Command) error {
+	if g.HTTPURLUnsafe != nil {
+		return refuse("git-lfs-authenticate: %v", g.HTTPURLUnsafe)
+	}
 	if g.HTTPURL == "" || g.LFSTokens == nil {
 		// git-lfs asks for HTTP credentials only when the pure ssh
 		// transfer failed, or when lfs.url points it at HTTP.
@@ -57,6 +60,16 @@ func (g *Gateway) lfsAuthenticate(ctx context.Context, s Session, cmd command.Co
 	}
 	if grant.Origin != "" {
 		return refuse("git-lfs-authenticate: %s is a replica of %s's; this node serves its LFS objects over ssh only (git-lfs-transfer)", grant.Repo, grant.Origin)
+	}
+	if g.LFSMints != nil {
+		key := fmt.Sprintf("user-%d", s.Identity.UserID)
+		if s.Identity.IsDeployKey() {
+			key = fmt.Sprintf("key-%d", s.Identity.KeyID)
+		}
+		if !g.LFSMints.Allow(key) {
+			return refuse("git-lfs-authenticate: too many tokens asked for; try again in a minute")
+		}
+		g.LFSMints.Failed(key)
 	}
 	write := cmd.Operation == "upload" && noWrite == "" && grant.Perm >= authz.PermWrite
 	tok, err := g.LFSTokens.LFSToken(ctx, s.Identity, grant.Repo, write, lfsTokenTTL)
@@ -88,7 +101,7 @@ func (t StoreTokens) LFSToken(ctx context.Context, id access.Identity, repo name
 		return "", err
 	}
 	nt := store.NewToken{Name: "git-lfs-authenticate " + repo.String(), Hash: hash, ReadOnly: !write,
-		ExpiresAt: time.Now().Add(ttl), Kind: store.TokenLFS}
+		ExpiresAt: time.Now().Add(ttl), Kind: store.TokenLFS, KeyID: id.KeyID}
 	if id.IsDeployKey() {
 		nt.RepoID = id.RepoID
 	} else {

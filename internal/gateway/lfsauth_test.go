@@ -3,12 +3,15 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"cpm/internal/access"
 	"cpm/internal/names"
+	"cpm/internal/store"
 )
 
 // madeTokens records the tokens git-lfs-authenticate asks for.
@@ -60,5 +63,64 @@ func TestLFSAuthenticate(t *testing.T) {
 				t.Fatalf("%+v", a)
 			}
 		})
+	}
+}
+
+// TestLFSTokenOnlyForLFS: a git-lfs-authenticate token (kind lfs) does
+// not run git: not a fetch, not a push; a user's token does.
+func TestLFSTokenOnlyForLFS(t *testing.T) {
+	w := newWorld(t)
+	owner := w.ids["owner"]
+	for _, tc := range []struct {
+		kind store.TokenKind
+		ok   bool
+	}{{store.TokenLFS, false}, {store.TokenUser, true}} {
+		id := owner
+		id.Token = &access.TokenInfo{ID: 1, Kind: tc.kind}
+		w.ids["tok"] = id
+		for _, cmd := range []string{"git-upload-pack acme/web", "git-receive-pack acme/web"} {
+			status, _, stderr := w.run("tok", cmd)
+			if tc.ok != (status == 0) || (!tc.ok && !strings.Contains(stderr, "Git LFS API only")) {
+				t.Errorf("%s token, %s: %d %q", tc.kind, cmd, status, stderr)
+			}
+		}
+	}
+}
+
+// TestLFSAuthenticateUnsafeURL: without a base URL a token may be handed
+// for, git-lfs-authenticate refuses naming the setting and mints none.
+func TestLFSAuthenticateUnsafeURL(t *testing.T) {
+	w := newWorld(t)
+	tokens := &madeTokens{}
+	w.gw.LFSTokens, w.gw.HTTPURLUnsafe = tokens, errors.New("http_listen :8080 is a wildcard address; set http_url")
+	if status, stdout, stderr := w.run("owner", "git-lfs-authenticate acme/web upload"); status == 0 || !strings.Contains(stderr, "http_url") || stdout != "" || len(tokens.made) != 0 {
+		t.Fatalf("%d %q %q %v", status, stdout, stderr, tokens.made)
+	}
+}
+
+// spendable allows n spends per key.
+type spendable struct{ left map[string]int }
+
+func (s *spendable) Allow(key string) bool { return s.left[key] > 0 }
+func (s *spendable) Failed(key string)     { s.left[key]-- }
+
+// TestLFSAuthenticateLimit: each user has an allowance of tokens; past
+// it git-lfs-authenticate refuses and mints none, other users unaffected.
+func TestLFSAuthenticateLimit(t *testing.T) {
+	w := newWorld(t)
+	tokens := &madeTokens{}
+	lim := &spendable{left: map[string]int{}}
+	for _, u := range []string{"owner", "member"} {
+		lim.left[fmt.Sprintf("user-%d", w.ids[u].UserID)] = 2
+	}
+	w.gw.HTTPURL, w.gw.LFSTokens, w.gw.LFSMints = "https://git.example.com", tokens, lim
+	for i, want := range []bool{true, true, false} {
+		status, _, stderr := w.run("owner", "git-lfs-authenticate acme/web download")
+		if (status == 0) != want || (!want && !strings.Contains(stderr, "too many")) {
+			t.Fatalf("mint %d: %d %q", i+1, status, stderr)
+		}
+	}
+	if status, _, stderr := w.run("member", "git-lfs-authenticate acme/web download"); status != 0 || len(tokens.made) != 3 {
+		t.Fatalf("another user: %d %q, made %v", status, stderr, tokens.made)
 	}
 }

@@ -28,12 +28,27 @@ func (h *Handler) remoteAddr(r *http.Request) (string, error) {
 // authenticated runs serve with the request's identity and token: no
 // credentials is anonymous; Basic (any user name, the token as the
 // password) or Bearer is the token's identity. A credential that names
-// no valid token gets 401, and counts against the client's address.
+// no valid token gets 401, and counts against the client's address; once
+// that address spent its failures, a failure gets 429. Only failures are
+// limited: a valid token is served whatever its address did before (a
+// CI runner behind one NAT with a colleague's typo).
 func (h *Handler) authenticated(w http.ResponseWriter, r *http.Request, remote string, serve func(access.Identity, string)) {
 	secret, given, ok := credential(r)
 	if !given {
 		serve(access.Anonymous, "")
 		return
+	}
+	if ok && h.Tokens != nil {
+		id, err := h.Tokens.IdentifyToken(r.Context(), secret)
+		switch {
+		case err == nil:
+			serve(id, secret)
+			return
+		case !unknownToken(err):
+			h.Log.Error().Err(err).Str("remote", remote).Msg("identify token")
+			h.plain(w, r, remote, http.StatusServiceUnavailable, "cpm: internal error; try again later\n")
+			return
+		}
 	}
 	addr := remote // the limiter counts it by authlimit.Key
 	if h.Limiter != nil && !h.Limiter.Allow(addr) {
@@ -41,25 +56,11 @@ func (h *Handler) authenticated(w http.ResponseWriter, r *http.Request, remote s
 		h.plain(w, r, remote, http.StatusTooManyRequests, "cpm: too many failed authentications; try again later\n")
 		return
 	}
-	var id access.Identity
-	var err error
-	if ok && h.Tokens != nil {
-		id, err = h.Tokens.IdentifyToken(r.Context(), secret)
+	if h.Limiter != nil {
+		h.Limiter.Failed(addr)
 	}
-	if !ok || h.Tokens == nil || err != nil {
-		if err != nil && !unknownToken(err) {
-			h.Log.Error().Err(err).Str("remote", remote).Msg("identify token")
-			h.plain(w, r, remote, http.StatusServiceUnavailable, "cpm: internal error; try again later\n")
-			return
-		}
-		if h.Limiter != nil {
-			h.Limiter.Failed(addr)
-		}
-		w.Header().Set("WWW-Authenticate", realm)
-		h.plain(w, r, remote, http.StatusUnauthorized, "cpm: authentication failed: the access token is not valid\n")
-		return
-	}
-	serve(id, secret)
+	w.Header().Set("WWW-Authenticate", realm)
+	h.plain(w, r, remote, http.StatusUnauthorized, "cpm: authentication failed: the access token is not valid\n")
 }
 
 // unknownToken tells a token that is not (or no longer) valid from a

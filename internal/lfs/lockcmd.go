@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strconv"
+
+	"cpm/internal/printable"
 )
 
 // lockCommand runs lock, list-lock(s) and unlock. Every one of them
@@ -34,11 +36,11 @@ func (s *Session) lock(ctx context.Context, path string) (status, error) {
 	case errors.Is(err, ErrInvalid):
 		return fail(400, "lock needs path=PATH: %v", err), nil
 	case errors.Is(err, ErrLockExists):
-		st := fail(409, "%s is locked by %s", clip(path), l.Owner)
+		st := fail(409, "%s is locked by %s", printable.Clip(path), l.Owner)
 		st.args = lockArgs(l)
 		return st, nil
 	case err != nil:
-		return fail(500, "could not lock %s", clip(path)), err
+		return fail(500, "could not lock %s", printable.Clip(path)), err
 	}
 	return status{code: 201, args: lockArgs(l)}, nil
 }
@@ -49,11 +51,11 @@ func (s *Session) unlock(ctx context.Context, id string) (status, error) {
 	l, err := s.Unlock(ctx, id, true)
 	switch {
 	case errors.Is(err, ErrNoLock):
-		return fail(404, "lock %s not found", clip(id)), nil
+		return fail(404, "lock %s not found", printable.Clip(id)), nil
 	case errors.Is(err, ErrNotYours):
 		return fail(403, "%v", err), nil
 	case err != nil:
-		return fail(500, "could not remove lock %s", clip(id)), err
+		return fail(500, "could not remove lock %s", printable.Clip(id)), err
 	}
 	return status{code: 200, args: lockArgs(l)}, nil
 }

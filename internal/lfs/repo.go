@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	pathpkg "path"
 	"strings"
 	"unicode"
+	"unicode/utf8"
+
+	"cpm/internal/printable"
 )
 
 // Repo is one repository's LFS objects and locks as one identity may use
@@ -89,7 +93,7 @@ func (r Repo) Verify(oid string, size int64) error {
 	case err != nil:
 		return fmt.Errorf("read object %s: %w", oid, err)
 	case !stored:
-		return refusal(ErrNotStored, "object %s not found", clip(oid))
+		return refusal(ErrNotStored, "object %s not found", printable.Clip(oid))
 	case have != size:
 		return refusal(ErrSizeMismatch, "object %s is %d bytes here, not %d", oid, have, size)
 	}
@@ -102,12 +106,22 @@ const maxLockPath = 4096
 // Lock locks path for the repository's user; ErrLockExists comes with
 // the lock that holds it.
 func (r Repo) Lock(ctx context.Context, path string) (Lock, error) {
-	// No control characters: every client that lists locks prints the
-	// paths others locked, and an escape sequence there would be theirs.
-	if path == "" || len(path) > maxLockPath || strings.IndexFunc(path, unicode.IsControl) >= 0 {
-		return Lock{}, refusal(ErrInvalid, "a lock needs a path without control characters, at most %d bytes", maxLockPath)
+	if !lockablePath(path) {
+		return Lock{}, refusal(ErrInvalid, "a lock needs a clean relative path in UTF-8 without control or format characters, at most %d bytes", maxLockPath)
 	}
 	return r.Locks.Create(ctx, path, r.User)
+}
+
+// lockablePath reports whether p may be locked. No control or format
+// characters: every client that lists locks prints the paths others
+// locked, and an escape sequence or a bidirectional override there would
+// be theirs. A clean path relative to the work tree (as git-lfs sends
+// it): one file has one spelling, so that a lock cannot be dodged by
+// another (a/./b, a//b, ../x).
+func lockablePath(p string) bool {
+	bad := func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
+	return p != "" && len(p) <= maxLockPath && utf8.ValidString(p) && strings.IndexFunc(p, bad) < 0 &&
+		pathpkg.Clean(p) == p && p != "." && p != ".." && !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "../")
 }
 
 // Unlock removes the lock id: its owner's own, or another's with force

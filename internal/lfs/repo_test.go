@@ -65,7 +65,8 @@ func TestRepoUnlock(t *testing.T) {
 
 func TestRepoLockPath(t *testing.T) {
 	r := Repo{User: "ann", Locks: &memLocks{}}
-	for _, p := range []string{"", "a\nb", "a\x00b", "a\x1b[2Jb", "a\tb", "a\u0085b", strings.Repeat("x", maxLockPath+1)} {
+	for _, p := range []string{"", "a\nb", "a\x00b", "a\x1b[2Jb", "a\tb", "a\u0085b", strings.Repeat("x", maxLockPath+1),
+		"a\u202eb", "a\u200bb", "\ufeffa", "a\xffb", "/etc/passwd", "../a", "..", ".", "a/../b", "a/./b", "a//b", "a/", "./a"} {
 		if _, err := r.Lock(context.Background(), p); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q: %v, want ErrInvalid", p, err)
 		}

@@ -198,7 +198,7 @@ func (s *Session) command(ctx context.Context, in *pktReader, verb, arg string) 
 			return malformed("request", err), errClose
 		}
 		if arg != "1" {
-			return fail(400, "unknown version %q; this server speaks version 1", clip(arg)), nil
+			return fail(400, "unknown version %q; this server speaks version 1", printable.Clip(arg)), nil
 		}
 		return status{code: 200}, nil
 	case "quit":
@@ -219,7 +219,7 @@ func (s *Session) command(ctx context.Context, in *pktReader, verb, arg string) 
 	if _, _, err := in.lines(argLimit); err != nil {
 		return malformed("request", err), errClose
 	}
-	return fail(400, "unknown command %q", clip(verb)), nil
+	return fail(400, "unknown command %q", printable.Clip(verb)), nil
 }
 
 // args reads key=value packets up to a flush or delimiter (returned).
@@ -232,7 +232,7 @@ func args(in *pktReader) (map[string]string, kind, error) {
 	for _, l := range lines {
 		key, v, ok := strings.Cut(l, "=")
 		if !ok {
-			return nil, k, fmt.Errorf("argument %q: want key=value", clip(l))
+			return nil, k, fmt.Errorf("argument %q: want key=value", printable.Clip(l))
 		}
 		m[key] = v
 	}
@@ -244,9 +244,6 @@ func sizeArg(a map[string]string) (int64, bool) {
 	n, err := strconv.ParseInt(a["size"], 10, 64)
 	return n, err == nil && n >= 0
 }
-
-// clip makes client text fit a one-line answer.
-func clip(s string) string { return printable.Cut(s, 80) }
 
 // timestamp is how locks show when they were taken.
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

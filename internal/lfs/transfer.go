@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"cpm/internal/printable"
 )
 
 // batch answers which objects the client should send or fetch.
@@ -19,7 +21,7 @@ func (s *Session) batch(in *pktReader) (status, error) {
 		return malformed("batch", err), errClose
 	}
 	if h := a["hash-algo"]; h != "" && h != "sha256" {
-		return fail(409, "unsupported hash algorithm %q; this server stores sha256", clip(h)), nil
+		return fail(409, "unsupported hash algorithm %q; this server stores sha256", printable.Clip(h)), nil
 	}
 	if s.Op == Upload && !s.CanWrite {
 		return s.noWrite("uploads"), nil
@@ -28,11 +30,11 @@ func (s *Session) batch(in *pktReader) (status, error) {
 	for _, l := range lines {
 		f := strings.Fields(l)
 		if len(f) < 2 || !ValidOID(f[0]) {
-			return fail(400, "malformed batch line %q", clip(l)), nil
+			return fail(400, "malformed batch line %q", printable.Clip(l)), nil
 		}
 		size, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil || size < 0 {
-			return fail(400, "malformed size in %q", clip(l)), nil
+			return fail(400, "malformed size in %q", printable.Clip(l)), nil
 		}
 		action, err := s.Plan(s.Op, f[0], size)
 		switch {
@@ -115,7 +117,7 @@ func (s *Session) verifyObject(in *pktReader, oid string) (status, error) {
 	case errors.Is(err, ErrSizeMismatch):
 		return fail(409, "%v", err), nil
 	case err != nil:
-		return fail(500, "could not read object %s", clip(oid)), err
+		return fail(500, "could not read object %s", printable.Clip(oid)), err
 	}
 	return status{code: 200}, nil
 }
@@ -131,7 +133,7 @@ func (s *Session) getObject(in *pktReader, oid string) (status, error) {
 	}
 	f, err := s.Objects.Open(oid)
 	if err != nil {
-		return fail(404, "object %s not found", clip(oid)), nil
+		return fail(404, "object %s not found", printable.Clip(oid)), nil
 	}
 	fi, err := f.Stat()
 	if err != nil {

@@ -11,12 +11,16 @@ import (
 	"cpm/internal/printable"
 )
 
-// Limits of a batch request: git-lfs sends 100 objects a batch; the ssh
-// transport takes up to 10,000, and so does this one.
+// Limits of a batch request: git-lfs sends 100 objects a batch; more
+// than 1,000 only makes the answer (an href or two per object) large.
 const (
-	maxBatchObjects = 10000
+	maxBatchObjects = 1000
 	maxBatchBytes   = 2 << 20
 )
+
+// noBaseURL refuses a request whose answer would need a base URL the
+// operator has not set (config.HTTP.TokenURL).
+const noBaseURL = "cpm: this server has no http_url; its operator must set it to serve Git LFS over HTTP"
 
 // actionTTL is how long the actions of a batch answer are offered for:
 // the credential they carry may be a git-lfs-authenticate token that
@@ -50,11 +54,11 @@ func (e *batchError) Error() string { return e.msg }
 func (b batchRequest) check() *batchError {
 	switch {
 	case b.Operation != string(lfs.Upload) && b.Operation != string(lfs.Download):
-		return &batchError{http.StatusUnprocessableEntity, fmt.Sprintf("cpm: operation %q: want upload or download", clip(b.Operation))}
+		return &batchError{http.StatusUnprocessableEntity, fmt.Sprintf("cpm: operation %q: want upload or download", printable.Clip(b.Operation))}
 	case len(b.Transfers) > 0 && !slices.Contains(b.Transfers, "basic"):
 		return &batchError{http.StatusUnprocessableEntity, "cpm: this server speaks the basic transfer adapter only"}
 	case b.HashAlgo != "" && b.HashAlgo != "sha256":
-		return &batchError{http.StatusConflict, fmt.Sprintf("cpm: unsupported hash algorithm %q; this server stores sha256", clip(b.HashAlgo))}
+		return &batchError{http.StatusConflict, fmt.Sprintf("cpm: unsupported hash algorithm %q; this server stores sha256", printable.Clip(b.HashAlgo))}
 	case len(b.Objects) == 0:
 		return &batchError{http.StatusUnprocessableEntity, "cpm: a batch needs at least one object"}
 	case len(b.Objects) > maxBatchObjects:
@@ -105,6 +109,10 @@ func (h *Handler) batch(q *request) {
 		return
 	}
 	base := h.objectsURL(q)
+	if base == "" {
+		q.fail(http.StatusInternalServerError, noBaseURL, nil)
+		return
+	}
 	out := batchResponse{Transfer: "basic", HashAlgo: "sha256", Objects: make([]objectAnswer, 0, len(b.Objects))}
 	for _, o := range b.Objects {
 		a, err := h.answer(q, op, o, base)
@@ -125,14 +133,14 @@ func (h *Handler) answer(q *request, op lfs.Operation, o batchObject, base strin
 	act, err := q.open.Plan(op, o.OID, o.Size)
 	switch {
 	case errors.Is(err, lfs.ErrInvalid), errors.Is(err, lfs.ErrTooLarge):
-		a.OID = clip(o.OID)
+		a.OID = printable.Clip(o.OID)
 		a.Error = &objectErrorAnswer{Code: http.StatusUnprocessableEntity, Message: "cpm: " + err.Error()}
 		q.stats.Refused++
 		return a, nil
 	case err != nil:
 		return a, err
 	}
-	header := credential(q.r)
+	header := actionHeader(q.r)
 	href := base + "/" + o.OID
 	switch act {
 	case lfs.ActMissing:
@@ -148,36 +156,36 @@ func (h *Handler) answer(q *request, op lfs.Operation, o batchObject, base strin
 	return a, nil
 }
 
-// credential is what the actions carry to authenticate as the batch
-// did: the caller's own Authorization header (none for anonymous).
-func credential(r *http.Request) map[string]string {
-	if v := r.Header.Get("Authorization"); v != "" {
+// actionHeader is what the actions carry to authenticate as the batch
+// did: a Bearer token (git-lfs-authenticate's, which git-lfs has from
+// ssh and could not find for the href's host otherwise). Basic
+// credentials are not repeated: git-lfs asks git's credential helper
+// for the href's host, which is the one it asked for the batch.
+func actionHeader(r *http.Request) map[string]string {
+	if v := r.Header.Get("Authorization"); strings.HasPrefix(v, "Bearer ") {
 		return map[string]string{"Authorization": v}
 	}
 	return nil
 }
 
 // objectsURL is where the repository's objects are, for actions: under
-// the base URL the client used.
+// the base URL (baseURL); "" when there is none.
 func (h *Handler) objectsURL(q *request) string {
-	return h.baseURL(q) + "/" + q.open.Name.String() + ".git/info/lfs/objects"
+	base := h.baseURL(q)
+	if base == "" {
+		return ""
+	}
+	return base + "/" + q.open.Name.String() + ".git/info/lfs/objects"
 }
 
-// baseURL is the base URL the client used: the relaying node's for a
-// relayed request, else BaseURL, else the address the request reached.
+// baseURL is the base URL that actions point at: the relaying node's
+// for a relayed request, else BaseURL (config.HTTP.TokenURL). Never the
+// request's Host or scheme, which the client or a proxy chose: an href
+// to another host would carry the client's token there. "" when the
+// operator has not set http_url where it is needed.
 func (h *Handler) baseURL(q *request) string {
 	if q.base != "" {
 		return q.base
 	}
-	if base := strings.TrimRight(h.BaseURL, "/"); base != "" {
-		return base
-	}
-	scheme := "http"
-	if q.r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + q.r.Host
+	return strings.TrimRight(h.BaseURL, "/")
 }
-
-// clip makes client text fit a one-line answer.
-func clip(s string) string { return printable.Cut(s, 80) }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -20,6 +21,7 @@ import (
 	"cpm/internal/gateway"
 	"cpm/internal/lfs"
 	"cpm/internal/names"
+	"cpm/internal/printable"
 )
 
 // mediaType is the LFS API's JSON, in requests and answers.
@@ -194,9 +196,16 @@ func (r refusal) Error() string { return string(r) }
 func (r refusal) Refusal() bool { return true }
 
 // readJSON decodes the request's body of at most limit bytes into v,
-// keeping it to relay; false when the client has been answered (413 or
-// 422).
+// keeping it to relay; false when the client has been answered (415,
+// 413 or 422).
 func (q *request) readJSON(limit int64, v any) bool {
+	// A browser may send a cross-site POST of text/plain with credentials
+	// it has cached, without asking first; the API's own media type it
+	// may not, so only that (or plain JSON) is read.
+	if t, _, err := mime.ParseMediaType(q.r.Header.Get("Content-Type")); err != nil || (t != mediaType && t != "application/json") {
+		q.fail(http.StatusUnsupportedMediaType, "cpm: Content-Type must be "+mediaType, nil)
+		return false
+	}
 	raw, err := io.ReadAll(http.MaxBytesReader(q.w, q.r.Body, limit))
 	q.raw = raw
 	if err == nil {
@@ -210,7 +219,7 @@ func (q *request) readJSON(limit int64, v any) bool {
 		q.fail(http.StatusRequestEntityTooLarge, "cpm: request body over its limit", nil)
 		return false
 	case err != nil:
-		q.fail(http.StatusUnprocessableEntity, "cpm: malformed request: "+clip(err.Error()), nil)
+		q.fail(http.StatusUnprocessableEntity, "cpm: malformed request: "+printable.Clip(err.Error()), nil)
 		return false
 	}
 	return true

@@ -87,6 +87,7 @@ func newWorld(t *testing.T, maxSize int64) world {
 		h.ServeLFS(w, r, ids[r.Header.Get("X-Test-User")], "", r.RemoteAddr, repo, rest)
 	}))
 	t.Cleanup(srv.Close)
+	h.BaseURL = srv.URL
 	d, err := svc.Disk.Open("acme", "web")
 	if err != nil {
 		t.Fatal(err)

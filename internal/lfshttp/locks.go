@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"cpm/internal/lfs"
+	"cpm/internal/printable"
 )
 
 // lockJSON is a lock as the locks API shows it.
@@ -66,9 +67,9 @@ func (h *Handler) createLock(q *request) {
 		q.fail(http.StatusUnprocessableEntity, "cpm: "+err.Error(), nil)
 	case errors.Is(err, lfs.ErrLockExists):
 		q.err = refusal("already locked")
-		q.reply(http.StatusConflict, lockAnswer{Lock: toJSON(l), Message: "cpm: " + clip(l.Path) + " is locked by " + l.Owner})
+		q.reply(http.StatusConflict, lockAnswer{Lock: toJSON(l), Message: "cpm: " + printable.Clip(l.Path) + " is locked by " + l.Owner})
 	case err != nil:
-		q.fail(http.StatusInternalServerError, "cpm: could not lock "+clip(b.Path), err)
+		q.fail(http.StatusInternalServerError, "cpm: could not lock "+printable.Clip(b.Path), err)
 	default:
 		q.reply(http.StatusCreated, lockAnswer{Lock: toJSON(l)})
 	}
@@ -139,11 +140,11 @@ func (h *Handler) unlock(q *request, id string) {
 	l, err := q.open.Unlock(q.context(), id, b.Force)
 	switch {
 	case errors.Is(err, lfs.ErrNoLock):
-		q.fail(http.StatusNotFound, "cpm: lock "+clip(id)+" not found", nil)
+		q.fail(http.StatusNotFound, "cpm: lock "+printable.Clip(id)+" not found", nil)
 	case errors.Is(err, lfs.ErrNotYours):
 		q.fail(http.StatusForbidden, "cpm: "+err.Error(), nil)
 	case err != nil:
-		q.fail(http.StatusInternalServerError, "cpm: could not remove lock "+clip(id), err)
+		q.fail(http.StatusInternalServerError, "cpm: could not remove lock "+printable.Clip(id), err)
 	default:
 		q.reply(http.StatusOK, lockAnswer{Lock: toJSON(l)})
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"cpm/internal/lfs"
+	"cpm/internal/printable"
 )
 
 // upload stores PUT /objects/OID: the body, of the length its
@@ -18,7 +19,7 @@ func (h *Handler) upload(q *request, oid string) {
 	size := q.r.ContentLength
 	switch {
 	case !lfs.ValidOID(oid):
-		q.fail(http.StatusUnprocessableEntity, "cpm: invalid object id "+strconv.Quote(clip(oid)), nil)
+		q.fail(http.StatusUnprocessableEntity, "cpm: invalid object id "+strconv.Quote(printable.Clip(oid)), nil)
 		return
 	case size < 0:
 		q.fail(http.StatusLengthRequired, "cpm: an upload needs its Content-Length", nil)
@@ -51,7 +52,7 @@ func (h *Handler) download(q *request, oid string) {
 	}
 	f, err := q.open.Objects.Open(oid)
 	if err != nil {
-		q.fail(http.StatusNotFound, "cpm: object "+clip(oid)+" not found", nil)
+		q.fail(http.StatusNotFound, "cpm: object "+printable.Clip(oid)+" not found", nil)
 		return
 	}
 	defer f.Close()
@@ -83,7 +84,7 @@ func (h *Handler) verify(q *request) {
 	case errors.Is(err, lfs.ErrSizeMismatch):
 		q.fail(http.StatusUnprocessableEntity, "cpm: "+err.Error(), nil)
 	case err != nil:
-		q.fail(http.StatusInternalServerError, "cpm: could not read object "+clip(o.OID), err)
+		q.fail(http.StatusInternalServerError, "cpm: could not read object "+printable.Clip(o.OID), err)
 	default:
 		q.reply(http.StatusOK, struct{}{})
 	}

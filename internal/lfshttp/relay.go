@@ -35,6 +35,10 @@ var hopHeaders = map[string]bool{"Connection": true, "Transfer-Encoding": true, 
 // nodes' ssh): the request as the client sent it (the body readJSON kept
 // or the unread one), and its answer copied back as it comes.
 func (h *Handler) relay(q *request, req gateway.LFSRequest, to *gateway.LFSElsewhere) {
+	if h.baseURL(q) == "" {
+		q.fail(http.StatusInternalServerError, noBaseURL, nil)
+		return
+	}
 	fwd := relayedRequest(q)
 	inR, inW := io.Pipe()
 	go func() { inW.CloseWithError(fwd.Write(inW)) }()

@@ -35,7 +35,18 @@ func Check(kind Kind, s string) error {
 	if why := fault(s); why != "" {
 		return invalid(kind, s, why)
 	}
+	if kind == User && reservedUser(s) {
+		return invalid(kind, s, `"deploy-key-…" and "deploy-token-…" name deploy keys and tokens`)
+	}
 	return nil
+}
+
+// reservedUser reports whether s spells what deploy keys and deploy
+// tokens are called in logs and as lock owners (access.Identity.Name):
+// a user of that name would own a deploy key's LFS locks.
+func reservedUser(s string) bool {
+	l := strings.ToLower(s)
+	return strings.HasPrefix(l, "deploy-key-") || strings.HasPrefix(l, "deploy-token-")
 }
 
 // RepoName folds one ".git" suffix away and validates the rest.

@@ -41,6 +41,9 @@ func TestCheck(t *testing.T) {
 		{"a;b", false},
 		{"~root", false},
 		{"a:b", false},
+		{"deploy-key-3", false},
+		{"Deploy-Token-12", false},
+		{"deploy-keyes", true},
 	}
 	for _, tt := range tests {
 		err := Check(User, tt.name)

@@ -19,15 +19,16 @@ import (
 )
 
 // bindHTTP opens http_listen's socket, before any session is served:
-// without http_url, the base URL that git-lfs-authenticate writes is made
-// of the address it got (a port chosen at start, too).
+// without http_url, the base URL that git-lfs-authenticate and the batch
+// API write is made of the address it got (a port chosen at start, too),
+// unless that address is a wildcard or a proxy stands in front.
 func (n *Node) bindHTTP() (net.Listener, error) {
 	raw, err := net.Listen("tcp", n.Conf.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", n.Conf.HTTP.Listen, err)
 	}
 	if n.Conf.HTTP.URL == "" {
-		n.Gateway.HTTPURL = n.httpAt(raw).BaseURL()
+		n.Gateway.HTTPURL, n.Gateway.HTTPURLUnsafe = n.httpAt(raw).TokenURL(len(n.Conf.ProxyAllow) > 0)
 	}
 	return raw, nil
 }
@@ -56,7 +57,7 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway,
 		ForwardedHeader: clientaddr.Header(c.HTTP.ForwardedHeader),
 		Limiter:         authlimit.New("http", authlimit.Config{}, metrics.NewAuth(m.Registry)),
 		BaseURL:         n.httpAt(raw).BaseURL(), Log: n.Log,
-		LFS: &lfshttp.Handler{Gateway: n.Gateway, BaseURL: c.HTTP.URL}}
+		LFS:             &lfshttp.Handler{Gateway: n.Gateway, BaseURL: n.Gateway.HTTPURL}}
 	srv.http = httpserver.New(h, httpserver.Limits{
 		Header:      c.HandshakeTimeout,
 		Idle:        c.IdleTimeout,

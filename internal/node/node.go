@@ -7,10 +7,12 @@ package node
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"cpm/internal/access"
+	"cpm/internal/authlimit"
 	"cpm/internal/config"
 	"cpm/internal/datadir"
 	"cpm/internal/gateway"
@@ -101,8 +103,12 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	}
 	// A forced-command session answers git-lfs-authenticate for the
 	// HTTP server that cpm-shell serve runs with the same settings.
-	if base := conf.HTTP.BaseURL(); base != "" {
-		n.Gateway.HTTPURL, n.Gateway.LFSTokens = base, gateway.StoreTokens{Store: st}
+	if conf.HTTP.Listen != "" {
+		n.Gateway.HTTPURL, n.Gateway.HTTPURLUnsafe = conf.HTTP.TokenURL(len(conf.ProxyAllow) > 0)
+		n.Gateway.LFSTokens = gateway.StoreTokens{Store: st}
+		// git-lfs asks once per push or fetch and keeps the token ten
+		// minutes: a minute's worth of asking is plenty.
+		n.Gateway.LFSMints = authlimit.New("lfs-token", authlimit.Config{Burst: 60, Every: time.Second}, nil)
 	}
 	return n, nil
 }

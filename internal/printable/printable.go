@@ -39,3 +39,7 @@ func Cut(s string, max int) string {
 	}
 	return s
 }
+
+// Clip is Cut to 80 bytes: a client's name, id or path quoted in a
+// one-line answer (Git LFS's, over either transport).
+func Clip(s string) string { return Cut(s, 80) }

@@ -28,12 +28,15 @@ const (
 // a deploy key's), which may write unless ReadOnly.
 type NewToken struct {
 	UserID, RepoID int64
-	Name           string
-	Hash           string  // token.Hash of the secret; the secret itself is never stored
-	RepoIDs        []int64 // a user token's scope: empty for every repository of its user
-	ReadOnly       bool
-	ExpiresAt      time.Time // zero: never
-	Kind           TokenKind
+	// KeyID is the ssh key a token of kind lfs was made through: its
+	// removal removes the token (0: none).
+	KeyID     int64
+	Name      string
+	Hash      string  // token.Hash of the secret; the secret itself is never stored
+	RepoIDs   []int64 // a user token's scope: empty for every repository of its user
+	ReadOnly  bool
+	ExpiresAt time.Time // zero: never
+	Kind      TokenKind
 }
 
 // Token is a stored access token as token list shows it.
@@ -62,6 +65,10 @@ type TokenOwner struct {
 	SiteAdmin bool
 	RepoID    int64 // a deploy token's repository
 	ReadOnly  bool
+	// KeyID is the ssh key a token of kind lfs was made through, and
+	// KeyCanWrite that key's write permission now (a deploy key's).
+	KeyID       int64
+	KeyCanWrite bool
 	// Scoped: the token reaches RepoIDs only (within its user's rights).
 	Scoped   bool
 	RepoIDs  []int64
@@ -139,7 +146,10 @@ func auditToken(ctx context.Context, tx *Tx, a Actor, t Token) error {
 }
 
 func insertToken(ctx context.Context, tx *Tx, t NewToken) (Token, error) {
-	var uid, rid any
+	var uid, rid, kid any
+	if t.KeyID != 0 {
+		kid = t.KeyID
+	}
 	if t.UserID != 0 {
 		uid = t.UserID
 	}
@@ -151,9 +161,9 @@ func insertToken(ctx context.Context, tx *Tx, t NewToken) (Token, error) {
 		expires = t.ExpiresAt.UTC().Format(timeFormat)
 	}
 	id, err := tx.InsertID(ctx, `
-		INSERT INTO tokens (hash, kind, name, user_id, repo_id, read_only, scoped, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.Hash, string(t.Kind), t.Name, uid, rid, t.ReadOnly, len(t.RepoIDs) > 0, now(), expires)
+		INSERT INTO tokens (hash, kind, name, user_id, repo_id, key_id, read_only, scoped, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Hash, string(t.Kind), t.Name, uid, rid, kid, t.ReadOnly, len(t.RepoIDs) > 0, now(), expires)
 	if err != nil {
 		// A foreign key: the user or repository went meanwhile.
 		return Token{}, fmt.Errorf("create token %q: %w", t.Name, err)
@@ -312,8 +322,9 @@ func (s *Store) RevokeToken(ctx context.Context, a Actor, id int64) (Token, erro
 
 const tokenOwnerSelect = `
 	SELECT t.id, t.hash, t.kind, t.name, coalesce(t.user_id, 0), coalesce(u.name, ''), coalesce(u.is_admin, 0),
-	       coalesce(t.repo_id, 0), t.read_only, t.scoped, t.last_used_at
-	FROM tokens t LEFT JOIN users u ON u.id = t.user_id`
+	       coalesce(t.repo_id, 0), t.read_only, t.scoped, t.last_used_at,
+	       coalesce(t.key_id, 0), coalesce(k.can_write, 0)
+	FROM tokens t LEFT JOIN users u ON u.id = t.user_id LEFT JOIN ssh_keys k ON k.id = t.key_id`
 
 // TokenOwnerByHash finds whom a token speaks for by its hash. A token
 // that does not exist, was revoked or has expired is ErrNotFound alike.
@@ -331,7 +342,7 @@ func (s *Store) tokenOwner(ctx context.Context, where string, arg any, hash stri
 	var o TokenOwner
 	var kind, stored, used string
 	err := s.db.QueryRowContext(ctx, tokenOwnerSelect+` WHERE `+where+` AND (t.expires_at = '' OR t.expires_at > ?)`, arg, now()).Scan(
-		&o.ID, &stored, &kind, &o.Name, &o.UserID, &o.User, &o.SiteAdmin, &o.RepoID, &o.ReadOnly, &o.Scoped, &used)
+		&o.ID, &stored, &kind, &o.Name, &o.UserID, &o.User, &o.SiteAdmin, &o.RepoID, &o.ReadOnly, &o.Scoped, &used, &o.KeyID, &o.KeyCanWrite)
 	if errors.Is(err, sql.ErrNoRows) {
 		return TokenOwner{}, notFound("token", "")
 	}

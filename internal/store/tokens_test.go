@@ -200,3 +200,33 @@ func testTokenKinds(t *testing.T, newStore func(*testing.T) *Store) {
 		}
 	}
 }
+
+// TestTokenKey: an lfs token made through a deploy key reads the key's
+// write permission at each use, and goes with the key (both engines).
+func TestTokenKey(t *testing.T) { onBoth(t, testTokenKey) }
+
+func testTokenKey(t *testing.T, newStore func(*testing.T) *Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	w := newTokenWorld(t, s)
+	k, err := s.AddDeployKey(ctx, admin, "acme", "web", NewKey{Fingerprint: "SHA256:dk", Type: "ssh-ed25519", PublicKey: "ssh-ed25519 dk"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := w.create(t, NewToken{RepoID: w.web.ID, KeyID: k.ID, Name: "lfs", Kind: TokenLFS, ExpiresAt: time.Now().Add(time.Minute)})
+	if o, err := s.TokenOwnerByHash(ctx, token.Hash(secret)); err != nil || o.KeyID != k.ID || !o.KeyCanWrite {
+		t.Fatalf("%+v %v, want key %d writing", o, err, k.ID)
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE ssh_keys SET can_write = 0 WHERE id = ?`, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s.TokenOwnerByHash(ctx, token.Hash(secret)); err != nil || o.KeyCanWrite {
+		t.Fatalf("after the key lost write: %+v %v", o, err)
+	}
+	if _, err := s.DeleteDeployKey(ctx, admin, "SHA256:dk"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TokenOwnerByHash(ctx, token.Hash(secret)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after the key was removed: %v", err)
+	}
+}

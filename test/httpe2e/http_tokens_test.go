@@ -203,9 +203,10 @@ func TestHTTPTokens(t *testing.T) {
 		if !regexp.MustCompile(`^u{1,10}L+$`).MatchString(seq.String()) {
 			t.Errorf("15 bad tokens: %s, want 401 (u) at most ten times, then 429 (L)", seq.String())
 		}
-		// While limited, even a good token waits: the limit is on the address.
-		if got := h.status(t, "acme/priv.git/info/refs?service=git-upload-pack", "Bearer "+full); got != http.StatusTooManyRequests {
-			t.Errorf("a good token from a limited address: %d", got)
+		// Only failures are limited: a good token from the same address
+		// is served (others behind one NAT are not locked out by a typo).
+		if got := h.status(t, "acme/priv.git/info/refs?service=git-upload-pack", "Bearer "+full); got != http.StatusOK {
+			t.Errorf("a good token from a limited address: %d, want 200", got)
 		}
 		// Anonymous reads carry no credential and are not limited.
 		if got := h.status(t, "acme/pub.git/info/refs?service=git-upload-pack", ""); got != http.StatusOK {
