@@ -21,12 +21,23 @@ import (
 // attacker presenting random keys only costs the others a refill).
 const maxEntries = 100000
 
+// maxAge bounds how long an answer is kept however current the listen
+// connection looks: a backstop for a change that reached the database
+// by a path no trigger saw (a superuser disabling them, say).
+const maxAge = 30 * time.Second
+
+// entry is a cached answer and when (the cache's clock) it was filled.
+type entry struct {
+	v  any
+	at time.Time
+}
+
 // Cache holds answers keyed by a string. The zero Cache is not usable;
 // a nil *Cache caches nothing.
 type Cache struct {
 	mu      sync.Mutex
 	gen     uint64 // moves on every invalidation: a fill that began before one is dropped
-	entries map[string]any
+	entries map[string]entry
 	max     int
 	// confirmed is the local monotonic time at which the last successful
 	// round trip on the listen connection started; zero: not current.
@@ -40,7 +51,7 @@ type Cache struct {
 func New() *Cache { return newCache(maxEntries, time.Now) }
 
 func newCache(max int, now func() time.Time) *Cache {
-	return &Cache{entries: map[string]any{}, max: max, now: now}
+	return &Cache{entries: map[string]entry{}, max: max, now: now}
 }
 
 // currentLocked reports whether the listen connection was proven
@@ -99,8 +110,12 @@ func (c *Cache) begin(key string) (v any, hit bool, gen uint64, current bool) {
 	if !c.currentLocked() {
 		return nil, false, 0, false
 	}
-	v, hit = c.entries[key]
-	return v, hit, c.gen, true
+	e, hit := c.entries[key]
+	if hit && c.now().Sub(e.at) >= maxAge {
+		delete(c.entries, key)
+		hit = false
+	}
+	return e.v, hit, c.gen, true
 }
 
 // put stores a fill's answer unless an invalidation came since it began
@@ -114,7 +129,7 @@ func (c *Cache) put(key string, v any, gen uint64) {
 	if len(c.entries) >= c.max {
 		clear(c.entries)
 	}
-	c.entries[key] = v
+	c.entries[key] = entry{v: v, at: c.now()}
 }
 
 // Len is the number of cached answers.

@@ -141,3 +141,19 @@ func TestNilCacheCachesNothing(t *testing.T) {
 		t.Errorf("nil cache: %d fills", calls)
 	}
 }
+
+// An answer older than maxAge is asked again, however current the
+// listener keeps the cache: a change no trigger announced ends there.
+func TestAnswersExpire(t *testing.T) {
+	c, clk := confirmed(10)
+	calls := 0
+	Fetch(c, "k", fill(&calls, "a")) //nolint:errcheck // fill cannot fail
+	for _, step := range []time.Duration{maxAge / 2, maxAge / 2} {
+		clk.t = clk.t.Add(step)
+		c.Confirm(clk.t)                 // the listener keeps proving itself current
+		Fetch(c, "k", fill(&calls, "a")) //nolint:errcheck // fill cannot fail
+	}
+	if calls != 2 {
+		t.Errorf("%d fills over %v; want 2 (one at the start, one when it expired)", calls, maxAge)
+	}
+}

@@ -27,18 +27,23 @@ CREATE TABLE auth_listeners (
 -- auth_version orders concurrent changes, so versions only grow. Once per
 -- transaction: a bulk copy (migrate-store) runs thousands of statements
 -- in one, and each UPDATE of the one row would add a version the next
--- must walk past. The flag is transaction-local, and a rolled-back
--- savepoint takes it back with the UPDATE it guarded.
-CREATE FUNCTION cpm_auth_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+-- must walk past. The flag holds the transaction's own id, so a session
+-- that sets it by hand turns off no bump of a later transaction, and it
+-- is transaction-local: a rolled-back savepoint takes it back with the
+-- UPDATE it guarded. The search path is fixed here, so a session's own
+-- auth_version earlier on its path cannot take the bump.
+CREATE FUNCTION cpm_auth_changed() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 DECLARE
 	nv BIGINT;
+	tx TEXT := txid_current()::text;
 BEGIN
-	IF current_setting('cpm.auth_changed', true) = 'yes' THEN
+	IF current_setting('cpm.auth_changed', true) IS NOT DISTINCT FROM tx THEN
 		RETURN NULL;
 	END IF;
 	UPDATE auth_version SET v = v + 1 WHERE one = 1 RETURNING v INTO nv;
 	PERFORM pg_notify('cpm_auth', nv::text);
-	PERFORM set_config('cpm.auth_changed', 'yes', true);
+	PERFORM set_config('cpm.auth_changed', tx, true);
 	RETURN NULL;
 END
 $$;
@@ -46,15 +51,24 @@ $$;
 -- The tables the cached reads read (store.AuthTables; a test checks the
 -- two lists agree). repos: only the columns a decision reads, since every
 -- push bumps repos.generation and must not empty every node's cache.
-CREATE TRIGGER cpm_auth_users AFTER INSERT OR UPDATE OR DELETE ON users
+-- TRUNCATE fires no row or DELETE trigger, so it has its own event; and
+-- ENABLE ALWAYS makes them fire under session_replication_role = replica
+-- too (pg_restore --disable-triggers, logical replication's apply).
+CREATE TRIGGER cpm_auth_users AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
 	FOR EACH STATEMENT EXECUTE FUNCTION cpm_auth_changed();
-CREATE TRIGGER cpm_auth_ssh_keys AFTER INSERT OR UPDATE OR DELETE ON ssh_keys
+CREATE TRIGGER cpm_auth_ssh_keys AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ssh_keys
 	FOR EACH STATEMENT EXECUTE FUNCTION cpm_auth_changed();
-CREATE TRIGGER cpm_auth_orgs AFTER INSERT OR UPDATE OR DELETE ON orgs
+CREATE TRIGGER cpm_auth_orgs AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON orgs
 	FOR EACH STATEMENT EXECUTE FUNCTION cpm_auth_changed();
-CREATE TRIGGER cpm_auth_memberships AFTER INSERT OR UPDATE OR DELETE ON memberships
+CREATE TRIGGER cpm_auth_memberships AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON memberships
 	FOR EACH STATEMENT EXECUTE FUNCTION cpm_auth_changed();
-CREATE TRIGGER cpm_auth_grants AFTER INSERT OR UPDATE OR DELETE ON grants
+CREATE TRIGGER cpm_auth_grants AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON grants
 	FOR EACH STATEMENT EXECUTE FUNCTION cpm_auth_changed();
-CREATE TRIGGER cpm_auth_repos AFTER INSERT OR DELETE OR UPDATE OF id, org_id, name, public ON repos
+CREATE TRIGGER cpm_auth_repos AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF id, org_id, name, public ON repos
 	FOR EACH STATEMENT EXECUTE FUNCTION cpm_auth_changed();
+ALTER TABLE users ENABLE ALWAYS TRIGGER cpm_auth_users;
+ALTER TABLE ssh_keys ENABLE ALWAYS TRIGGER cpm_auth_ssh_keys;
+ALTER TABLE orgs ENABLE ALWAYS TRIGGER cpm_auth_orgs;
+ALTER TABLE memberships ENABLE ALWAYS TRIGGER cpm_auth_memberships;
+ALTER TABLE grants ENABLE ALWAYS TRIGGER cpm_auth_grants;
+ALTER TABLE repos ENABLE ALWAYS TRIGGER cpm_auth_repos;
