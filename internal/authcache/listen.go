@@ -53,7 +53,9 @@ func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string) (co
 	if err != nil {
 		return false, err
 	}
-	defer l.Close()
+	// The cache stops answering before the row goes: a waiter that no
+	// longer sees this listener must find it answering from the database.
+	defer func() { c.Lost(); l.Close() }()
 	// Changes before LISTEN went unheard: start empty.
 	c.Invalidate()
 	var applied int64

@@ -2,10 +2,12 @@ package authcache
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the lock holder's connection
 	"github.com/rs/zerolog"
 
 	"cpm/internal/pgtest"
@@ -65,5 +67,58 @@ func TestListenEmptiesBeforeAcknowledging(t *testing.T) {
 	<-done
 	if c.Current() || c.Len() != 0 {
 		t.Errorf("after the listener stopped: current %v, %d entries", c.Current(), c.Len())
+	}
+}
+
+// A listener that stops has stopped answering from its cache before its
+// row leaves auth_listeners (after which no waiter waits for it): its
+// DELETE is held on a row lock here while the cache is looked at.
+func TestListenerStopsAnsweringBeforeItsRowGoes(t *testing.T) {
+	ctx := context.Background()
+	dsn := pg.Database(t)
+	st, err := store.InitAt(ctx, dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := New()
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); Listen(lctx, st, c, "held", zerolog.Nop()) }()
+	defer func() { stop(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); !c.Current(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("never current")
+		}
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // releases the lock
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM auth_listeners WHERE name = 'held' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM auth_listeners WHERE id%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the listener's DELETE never came")
+		}
+	}
+	if c.Current() {
+		t.Error("the cache still answers while its listener's row is being removed")
 	}
 }
