@@ -42,22 +42,33 @@ type Cache struct {
 	// confirmed is the local monotonic time at which the last successful
 	// round trip on the listen connection started; zero: not current.
 	confirmed time.Time
-	now       func() time.Time
+	// now reads the monotonic clock (time.Now), wall the wall clock only:
+	// the monotonic one stops while the machine is suspended, and a cache
+	// that slept through changes must not wake up current.
+	now, wall func() time.Time
 
 	hits, misses atomic.Uint64
 }
 
 // New returns an empty cache that is not current until Confirm.
-func New() *Cache { return newCache(maxEntries, time.Now) }
+func New() *Cache {
+	return newCache(maxEntries, time.Now, func() time.Time { return time.Now().Round(0) })
+}
 
-func newCache(max int, now func() time.Time) *Cache {
-	return &Cache{entries: map[string]entry{}, max: max, now: now}
+func newCache(max int, now, wall func() time.Time) *Cache {
+	return &Cache{entries: map[string]entry{}, max: max, now: now, wall: wall}
+}
+
+// since is the time elapsed since t by the monotonic clock or by the
+// wall clock, whichever is longer.
+func (c *Cache) since(t time.Time) time.Duration {
+	return max(c.now().Sub(t), c.wall().Sub(t.Round(0)))
 }
 
 // currentLocked reports whether the listen connection was proven
 // current within the window.
 func (c *Cache) currentLocked() bool {
-	return !c.confirmed.IsZero() && c.now().Sub(c.confirmed) < store.AuthWindow
+	return !c.confirmed.IsZero() && c.since(c.confirmed) < store.AuthWindow
 }
 
 // Current reports whether the cache may answer now.
@@ -111,7 +122,7 @@ func (c *Cache) begin(key string) (v any, hit bool, gen uint64, current bool) {
 		return nil, false, 0, false
 	}
 	e, hit := c.entries[key]
-	if hit && c.now().Sub(e.at) >= maxAge {
+	if hit && c.since(e.at) >= maxAge {
 		delete(c.entries, key)
 		hit = false
 	}

@@ -8,14 +8,19 @@ import (
 	"cpm/internal/store"
 )
 
-// clock is a fake monotonic clock.
-type clock struct{ t time.Time }
+// clock is a fake clock: t the monotonic reading, t+slept the wall
+// clock's (the time spent suspended, which the monotonic clock missed).
+type clock struct {
+	t     time.Time
+	slept time.Duration
+}
 
-func (c *clock) now() time.Time { return c.t }
+func (c *clock) now() time.Time  { return c.t }
+func (c *clock) wall() time.Time { return c.t.Add(c.slept) }
 
 func confirmed(max int) (*Cache, *clock) {
 	clk := &clock{t: time.Unix(1000, 0)}
-	c := newCache(max, clk.now)
+	c := newCache(max, clk.now, clk.wall)
 	c.Confirm(clk.t)
 	return c, clk
 }
@@ -112,7 +117,7 @@ func TestConfirmWindow(t *testing.T) {
 		t.Errorf("a fill while lost was kept: %d entries, %d fills", c.Len(), calls)
 	}
 	// Never confirmed: never answers.
-	fresh := newCache(10, clk.now)
+	fresh := newCache(10, clk.now, clk.wall)
 	if fresh.Current() {
 		t.Error("a new cache is current")
 	}
@@ -155,5 +160,24 @@ func TestAnswersExpire(t *testing.T) {
 	}
 	if calls != 2 {
 		t.Errorf("%d fills over %v; want 2 (one at the start, one when it expired)", calls, maxAge)
+	}
+}
+
+// A machine suspended with the cache current wakes up with the cache
+// not current and its answers gone stale, though the monotonic clock
+// stood still while it slept.
+func TestSuspendEndsTheWindow(t *testing.T) {
+	c, clk := confirmed(10)
+	calls := 0
+	Fetch(c, "k", fill(&calls, "a")) //nolint:errcheck // fill cannot fail
+	clk.slept = store.AuthWindow
+	if c.Current() {
+		t.Error("current after sleeping through the window")
+	}
+	c.Confirm(clk.t.Add(time.Millisecond)) // a round trip after waking, on the monotonic clock
+	clk.slept = maxAge
+	Fetch(c, "k", fill(&calls, "a")) //nolint:errcheck // fill cannot fail
+	if calls != 2 {
+		t.Errorf("%d fills; an answer from before the sleep was served", calls)
 	}
 }
