@@ -9,14 +9,12 @@ import (
 	"cpm/internal/store"
 )
 
-// roundTrip is how long the listener waits for a notification before it
-// proves its connection current again: well inside store.AuthWindow, so
-// a healthy listener keeps its cache answering without a gap.
-const roundTrip = time.Second
-
-// confirmTimeout bounds one confirming round trip: a connection that
-// does not answer within it is treated as lost.
-const confirmTimeout = time.Second
+// roundTrip and confirmTimeout: see store.AuthRoundTrip; a waiter counts
+// on them to tell a live listener from a dead one.
+const (
+	roundTrip      = store.AuthRoundTrip
+	confirmTimeout = store.AuthConfirmTimeout
+)
 
 // retry is the pause before reconnecting a lost listen connection.
 const retry = time.Second

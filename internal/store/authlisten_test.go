@@ -222,7 +222,16 @@ func TestWaitAuthApplied(t *testing.T) {
 	if err != nil || took < AuthWindow || took > AuthWindow+authMargin+time.Second {
 		t.Errorf("unacknowledged: waited %v, %v; want about %v", took, err, AuthWindow+authMargin)
 	}
-	// A listener not seen for longer than the window is not waited for.
+	// A live listener stamps seen_at up to a round trip and a confirm
+	// apart: one stamped that long ago is still waited for.
+	if _, err := s.db.ExecContext(ctx, `UPDATE auth_listeners SET seen_at = now() - interval '3 seconds'`); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := s.WaitAuthApplied(ctx); err != nil || time.Since(start) < AuthWindow {
+		t.Errorf("listener stamped 3 s ago: waited %v, %v; want about %v", time.Since(start), err, AuthWindow+authMargin)
+	}
+	// A listener not seen for longer than that is not waited for.
 	if _, err := s.db.ExecContext(ctx, `UPDATE auth_listeners SET seen_at = now() - interval '1 minute'`); err != nil {
 		t.Fatal(err)
 	}
