@@ -35,13 +35,15 @@ type ownerAnswer struct {
 
 // keyOwner is store.KeyOwnerByFingerprint through the cache.
 func (c Checker) keyOwner(ctx context.Context, fp string) (store.KeyOwner, error) {
-	a, err := authcache.Fetch(c.cache, "key\x00"+fp, func() (ownerAnswer, error) {
+	// Anyone may offer keys before authenticating: the unknown ones are
+	// kept apart, in a small store of their own.
+	a, err := authcache.FetchSplit(c.cache, "key\x00"+fp, func() (ownerAnswer, error) {
 		o, err := c.store.KeyOwnerByFingerprint(ctx, fp)
 		if errors.Is(err, store.ErrNotFound) {
 			return ownerAnswer{}, nil
 		}
 		return ownerAnswer{owner: o, found: err == nil}, err
-	})
+	}, func(a ownerAnswer) bool { return !a.found })
 	if err != nil {
 		return store.KeyOwner{}, err
 	}

@@ -17,9 +17,15 @@ import (
 	"cpm/internal/store"
 )
 
-// maxEntries bounds the cache: when full it is emptied (coarse, and an
-// attacker presenting random keys only costs the others a refill).
+// maxEntries bounds the cache: when full, one entry chosen at random
+// makes room (an attacker filling it pushes out only a share of the
+// others' answers, never all at once).
 const maxEntries = 100000
+
+// maxUnknown bounds the answers "no such key" apart: anyone may offer
+// random keys before authenticating, and those must not push out the
+// known ones.
+const maxUnknown = 1000
 
 // maxAge bounds how long an answer is kept however current the listen
 // connection looks: a backstop for a change that reached the database
@@ -38,6 +44,7 @@ type Cache struct {
 	mu      sync.Mutex
 	gen     uint64 // moves on every invalidation: a fill that began before one is dropped
 	entries map[string]entry
+	unknown map[string]entry // answers FetchSplit was told are small
 	max     int
 	// confirmed is the local monotonic time at which the last successful
 	// round trip on the listen connection started; zero: not current.
@@ -56,7 +63,7 @@ func New() *Cache {
 }
 
 func newCache(max int, now, wall func() time.Time) *Cache {
-	return &Cache{entries: map[string]entry{}, max: max, now: now, wall: wall}
+	return &Cache{entries: map[string]entry{}, unknown: map[string]entry{}, max: max, now: now, wall: wall}
 }
 
 // since is the time elapsed since t by the monotonic clock or by the
@@ -91,6 +98,7 @@ func (c *Cache) Invalidate() {
 func (c *Cache) invalidateLocked() {
 	c.gen++
 	clear(c.entries)
+	clear(c.unknown)
 }
 
 // Confirm records that a round trip started at start proved the listen
@@ -121,33 +129,44 @@ func (c *Cache) begin(key string) (v any, hit bool, gen uint64, current bool) {
 	if !c.currentLocked() {
 		return nil, false, 0, false
 	}
-	e, hit := c.entries[key]
-	if hit && c.since(e.at) >= maxAge {
-		delete(c.entries, key)
-		hit = false
+	for _, m := range []map[string]entry{c.entries, c.unknown} {
+		if e, hit := m[key]; hit {
+			if c.since(e.at) >= maxAge {
+				delete(m, key)
+				break
+			}
+			return e.v, true, c.gen, true
+		}
 	}
-	return e.v, hit, c.gen, true
+	return nil, false, c.gen, true
 }
 
 // put stores a fill's answer unless an invalidation came since it began
 // (the answer may predate the change) or the cache stopped being current.
-func (c *Cache) put(key string, v any, gen uint64) {
+func (c *Cache) put(key string, v any, gen uint64, unknown bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen || !c.currentLocked() {
 		return
 	}
-	if len(c.entries) >= c.max {
-		clear(c.entries)
+	m, max := c.entries, c.max
+	if unknown {
+		m, max = c.unknown, min(c.max, maxUnknown)
 	}
-	c.entries[key] = entry{v: v, at: c.now()}
+	if _, ok := m[key]; !ok && len(m) >= max {
+		for k := range m { // map order is randomised: a random victim
+			delete(m, k)
+			break
+		}
+	}
+	m[key] = entry{v: v, at: c.now()}
 }
 
 // Len is the number of cached answers.
 func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.entries)
+	return len(c.entries) + len(c.unknown)
 }
 
 // Counts returns the hits and misses so far (for metrics).
@@ -162,6 +181,13 @@ func (c *Cache) Counts() (hits, misses uint64) {
 // fill and keeps its answer if it may (errors are never kept). A nil c
 // always calls fill.
 func Fetch[V any](c *Cache, key string, fill func() (V, error)) (V, error) {
+	return FetchSplit(c, key, fill, func(V) bool { return false })
+}
+
+// FetchSplit is Fetch keeping the answers unknown reports true for (a
+// key nobody has) in their own small store, so that a flood of them
+// cannot push out the others.
+func FetchSplit[V any](c *Cache, key string, fill func() (V, error), unknown func(V) bool) (V, error) {
 	if c == nil {
 		return fill()
 	}
@@ -175,7 +201,7 @@ func Fetch[V any](c *Cache, key string, fill func() (V, error)) (V, error) {
 	c.misses.Add(1)
 	got, err := fill()
 	if err == nil && current {
-		c.put(key, got, gen)
+		c.put(key, got, gen, unknown(got))
 	}
 	return got, err
 }

@@ -2,6 +2,7 @@ package authcache
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -123,17 +124,37 @@ func TestConfirmWindow(t *testing.T) {
 	}
 }
 
+// Full, the cache makes room one entry at a time: filling it past its
+// bound loses a few answers, not all of them.
 func TestSizeIsBounded(t *testing.T) {
-	c, _ := confirmed(3)
+	c, _ := confirmed(100)
 	calls := 0
-	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		Fetch(c, k, fill(&calls, k))
-		if c.Len() > 3 {
-			t.Fatalf("%d entries, bound 3", c.Len())
+	for i := range 150 {
+		Fetch(c, strconv.Itoa(i), fill(&calls, "v")) //nolint:errcheck // fill cannot fail
+		if c.Len() > 100 {
+			t.Fatalf("%d entries, bound 100", c.Len())
 		}
 	}
-	if c.Len() == 0 {
-		t.Error("emptied for good")
+	if c.Len() != 100 {
+		t.Errorf("%d entries after 150 fills, bound 100: it was emptied", c.Len())
+	}
+}
+
+// A flood of unknown keys (anyone may offer them before logging in)
+// leaves the known answers alone.
+func TestUnknownKeysCannotPushOutKnownOnes(t *testing.T) {
+	c, _ := confirmed(maxEntries)
+	calls := 0
+	Fetch(c, "known", fill(&calls, "alice")) //nolint:errcheck // fill cannot fail
+	for i := range maxEntries + 10 {
+		FetchSplit(c, strconv.Itoa(i), fill(&calls, ""), func(v string) bool { return v == "" }) //nolint:errcheck // fill cannot fail
+	}
+	if c.Len() > 1+maxUnknown {
+		t.Errorf("%d entries after the flood; want at most %d", c.Len(), 1+maxUnknown)
+	}
+	before := calls
+	if v, _ := Fetch(c, "known", fill(&calls, "alice")); v != "alice" || calls != before {
+		t.Error("the known answer was pushed out by unknown keys")
 	}
 }
 
