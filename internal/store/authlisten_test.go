@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql/driver"
+	"reflect"
 	"regexp"
 	"slices"
 	"testing"
@@ -15,10 +16,12 @@ import (
 func TestAuthTablesAreWhatTheCachedQueriesRead(t *testing.T) {
 	from := regexp.MustCompile(`(?i)\b(?:FROM|JOIN)\s+([a-z_]+)`)
 	var read []string
-	for _, q := range cachedQueries {
-		for _, m := range from.FindAllStringSubmatch(q, -1) {
-			if !slices.Contains(read, m[1]) {
-				read = append(read, m[1])
+	for _, qs := range cachedQueries {
+		for _, q := range qs {
+			for _, m := range from.FindAllStringSubmatch(q, -1) {
+				if !slices.Contains(read, m[1]) {
+					read = append(read, m[1])
+				}
 			}
 		}
 	}
@@ -27,6 +30,58 @@ func TestAuthTablesAreWhatTheCachedQueriesRead(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(read, want) {
 		t.Errorf("cached queries read %v; AuthTables %v", read, want)
+	}
+}
+
+// cachedQueries has the statements of each CachedReads method, and of
+// nothing else.
+func TestCachedQueriesAreTheCachedReads(t *testing.T) {
+	var methods, listed []string
+	ty := reflect.TypeFor[CachedReads]()
+	for i := range ty.NumMethod() {
+		methods = append(methods, ty.Method(i).Name)
+	}
+	for m := range cachedQueries {
+		listed = append(listed, m)
+	}
+	slices.Sort(methods)
+	slices.Sort(listed)
+	if !slices.Equal(methods, listed) {
+		t.Errorf("CachedReads has %v; cachedQueries lists %v", methods, listed)
+	}
+}
+
+// The repos trigger fires only on an UPDATE of the columns it names (a
+// push's generation bump must not empty the caches): every repos column
+// a cached query reads (as r.column) is among them.
+func TestReposTriggerWatchesEveryColumnRead(t *testing.T) {
+	ctx := context.Background()
+	s := newPostgresStore(t)
+	var watched []string
+	rows, err := s.db.QueryContext(ctx, `SELECT a.attname FROM pg_trigger g
+		JOIN pg_attribute a ON a.attrelid = g.tgrelid AND a.attnum = ANY (g.tgattr::int2[])
+		WHERE g.tgname = 'cpm_auth_repos'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		watched = append(watched, c)
+	}
+	if err := rows.Err(); err != nil || len(watched) == 0 {
+		t.Fatalf("trigger columns %v, %v", watched, err)
+	}
+	col := regexp.MustCompile(`\br\.([a-z_]+)`)
+	for _, q := range cachedQueries["RepoFacts"] {
+		for _, m := range col.FindAllStringSubmatch(q, -1) {
+			if !slices.Contains(watched, m[1]) {
+				t.Errorf("repos.%s is read by a cached query but not watched (trigger on %v)", m[1], watched)
+			}
+		}
 	}
 }
 
