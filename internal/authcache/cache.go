@@ -1,12 +1,16 @@
 // Package authcache keeps a serving node's answers to the questions it
 // asks the store on every connection (who does this key speak for, what
 // are this repository's facts for this user) when the store is
-// PostgreSQL, where each costs a round trip. It never serves a revoked
-// key, user or grant: the database's triggers announce every change
+// PostgreSQL, where each costs a round trip. The guarantee: once
+// store.WaitAuthApplied has returned after a change, no answer that
+// predates it is served; without a waiter, none is served later than
+// store.AuthWindow after a change the listener did not hear, and none is
+// kept longer than maxAge. The database's triggers announce every change
 // (store.ListenAuth), the listener empties the cache on each, and the
 // cache answers only while the listen connection is proven current (a
-// round trip that started less than store.AuthWindow ago); otherwise
-// every read goes to the database.
+// round trip that started less than store.AuthWindow ago by the
+// monotonic and the wall clock); otherwise every read goes to the
+// database.
 package authcache
 
 import (

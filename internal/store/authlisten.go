@@ -41,7 +41,7 @@ const authLive = AuthWindow + AuthRoundTrip + AuthConfirmTimeout + 2*authMargin
 // (its clock) and the database stamping seen_at (the database's).
 const authMargin = 500 * time.Millisecond
 
-// authPoll is how often a revoking command looks for the acknowledgements.
+// authPoll is how often a command that changed access looks for the acknowledgements.
 const authPoll = 20 * time.Millisecond
 
 // AuthCacheable reports whether a serving process may cache this store's

@@ -244,7 +244,7 @@ func TestAuthTriggersCannotBeSkipped(t *testing.T) {
 	}
 }
 
-// A revoking command's wait: at once on SQLite; at once on PostgreSQL
+// The wait of a command that changed access: at once on SQLite; at once on PostgreSQL
 // when every live listener has acknowledged; when one never does, after
 // the confirm window and its margin, no sooner and not much later.
 func TestWaitAuthApplied(t *testing.T) {
