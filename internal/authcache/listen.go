@@ -25,9 +25,17 @@ const retry = time.Second
 // connection current at least every second. While the connection is
 // down c is empty and not current, so every read goes to the database.
 func Listen(ctx context.Context, st *store.Store, c *Cache, name string, log zerolog.Logger) {
+	listen(ctx, st, c, name, log, func() {})
+}
+
+// listen is Listen calling held after each notification, before the
+// listener acts on it: the package's tests hold a listener back there to
+// check that a waiter does not return before it acknowledges, and that
+// its cache stops answering meanwhile.
+func listen(ctx context.Context, st *store.Store, c *Cache, name string, log zerolog.Logger, held func()) {
 	warned := false // one warning per outage, not one a second
 	for ctx.Err() == nil {
-		confirmed, err := listenOnce(ctx, st, c, name)
+		confirmed, err := listenOnce(ctx, st, c, name, held)
 		c.Lost()
 		if ctx.Err() != nil {
 			return
@@ -46,7 +54,7 @@ func Listen(ctx context.Context, st *store.Store, c *Cache, name string, log zer
 
 // listenOnce runs one listen connection until it fails, and reports
 // whether it ever made the cache current.
-func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string) (confirmed bool, err error) {
+func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string, held func()) (confirmed bool, err error) {
 	l, err := st.ListenAuth(ctx, name)
 	if err != nil {
 		return false, err
@@ -80,6 +88,7 @@ func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string) (co
 			return confirmed, err
 		}
 		if notified {
+			held()
 			c.Invalidate()
 		}
 	}

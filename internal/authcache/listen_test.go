@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -120,5 +121,62 @@ func TestListenerStopsAnsweringBeforeItsRowGoes(t *testing.T) {
 	}
 	if c.Current() {
 		t.Error("the cache still answers while its listener's row is being removed")
+	}
+}
+
+// A listener held back after a notification: the change's wait does not
+// return before it acknowledges (released after 500 ms) or before the
+// bound (never released), and once the wait has returned the cache never
+// answers with what predates the change.
+func TestWaitOutlastsAHeldListener(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.InitAt(ctx, pg.Database(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c := New()
+	hold, release := make(chan chan struct{}, 1), make(chan struct{})
+	held := func() {
+		select {
+		case r := <-hold:
+			<-r
+		default:
+		}
+	}
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); listen(lctx, st, c, "held", zerolog.Nop(), held) }()
+	defer func() { close(release); stop(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); !c.Current(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("never current")
+		}
+	}
+	for i, hold500 := range []bool{true, false} {
+		calls := 0
+		Fetch(c, "k", fill(&calls, "before")) //nolint:errcheck // fill cannot fail
+		r := release
+		if hold500 {
+			r = make(chan struct{})
+			time.AfterFunc(500*time.Millisecond, func() { close(r) })
+		}
+		hold <- r
+		if _, err := st.CreateUser(ctx, store.Actor{Name: "test"}, "u"+strconv.Itoa(i), false, nil); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := st.WaitAuthApplied(ctx); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		if hold500 && took < 400*time.Millisecond || !hold500 && took < store.AuthWindow {
+			t.Errorf("held listener (released after 500 ms: %v): the wait returned after %v", hold500, took)
+		}
+		for until := time.Now().Add(time.Second); time.Now().Before(until); time.Sleep(50 * time.Millisecond) {
+			if v, _ := Fetch(c, "k", fill(&calls, "after")); v != "after" {
+				t.Fatalf("held listener (released after 500 ms: %v): the cache answered %q after the wait returned", hold500, v)
+			}
+		}
 	}
 }
