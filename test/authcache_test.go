@@ -35,7 +35,7 @@ func (c authCacheCase) reads(k testworld.Key) (ok, refused int) {
 	return ok, refused
 }
 
-// timedAdmin runs a revoking command and checks it returns within the bound.
+// timedAdmin runs a command that grants or takes away access and checks it returns within the bound.
 func (c authCacheCase) timedAdmin(args ...string) time.Duration {
 	start := time.Now()
 	c.admin(args...)
@@ -44,18 +44,6 @@ func (c authCacheCase) timedAdmin(args ...string) time.Duration {
 		c.t.Errorf("cpm-admin %s took %v, bound %v", strings.Join(args, " "), took, revokeBound)
 	}
 	return took
-}
-
-// metric is a metric's value on the node serving metrics at addr.
-func metric(t *testing.T, addr, name string) float64 {
-	t.Helper()
-	for _, line := range strings.Split(metricsText(t, addr), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return -1
 }
 
 // run: each key read twice on every node (the second from the cache,
@@ -72,7 +60,7 @@ func (c authCacheCase) run(w *testworld.World) {
 	c.admin("org", "add-member", "acme", "bob", "--role", "member")
 	c.admin("repo", "grant", "acme/web", "carol", "read")
 	for _, addr := range c.metrics {
-		waitFor(t, 10*time.Second, "the cache current on "+addr, func() bool { return metric(t, addr, "cpm_auth_cache_current") == 1 })
+		waitFor(t, 10*time.Second, "the cache current on "+addr, func() bool { return metricValue(t, addr, "cpm_auth_cache_current") == "1" })
 	}
 	for _, k := range []testworld.Key{alice, bob, carol} {
 		for range 2 {
@@ -82,7 +70,7 @@ func (c authCacheCase) run(w *testworld.World) {
 		}
 	}
 	for _, addr := range c.metrics {
-		if hits := metric(t, addr, "cpm_auth_cache_hits_total"); hits < 1 {
+		if hits, _ := strconv.ParseFloat(metricValue(t, addr, "cpm_auth_cache_hits_total"), 64); hits < 1 {
 			t.Errorf("node %s answered nothing from its cache (hits %v): the test would prove nothing", addr, hits)
 		}
 	}
@@ -153,7 +141,7 @@ func TestClusterAuthCacheNeverServesRevoked(t *testing.T) {
 	if r := viaErin.SSH(nil, "whoami"); r.Code == 0 {
 		t.Errorf("node 2, cut off the database, answered whoami from its cache after the confirm window: %q", r.Stdout)
 	}
-	if v := metric(t, n2.Server.MetricsAddr, "cpm_auth_cache_current"); v != 0 {
+	if v := metricValue(t, n2.Server.MetricsAddr, "cpm_auth_cache_current"); v != "0" {
 		t.Errorf("cpm_auth_cache_current on node 2 cut off: %v", v)
 	}
 	c.RestoreDatabase(2)
@@ -161,6 +149,6 @@ func TestClusterAuthCacheNeverServesRevoked(t *testing.T) {
 		return viaErin.Git("", "ls-remote", viaErin.URL("acme/web")).Code == 0
 	})
 	waitFor(t, 10*time.Second, "node 2's cache current again", func() bool {
-		return metric(t, n2.Server.MetricsAddr, "cpm_auth_cache_current") == 1
+		return metricValue(t, n2.Server.MetricsAddr, "cpm_auth_cache_current") == "1"
 	})
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,17 +79,11 @@ func wherePair(t *testing.T, n *clusterNode, repo string) repoWhere {
 	return w
 }
 
-// metricValue is the value of a metric without labels on a node's
-// metrics page ("" when it is not there).
-func metricValue(t *testing.T, n *clusterNode, name string) string {
+// metricValue is the value of a metric without labels on the metrics
+// page at addr ("" when it is not there).
+func metricValue(t *testing.T, addr, name string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + n.srv.MetricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(string(body))
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(metricsText(t, addr))
 	if m == nil {
 		return ""
 	}
@@ -125,7 +117,7 @@ func TestClusterPushIsReplicatedBeforeItSucceeds(t *testing.T) {
 			t.Fatalf("push %d: repo where %+v", i, w)
 		}
 	}
-	if got := metricValue(t, p.n1, "cpm_push_unreplicated_total"); got != "0" {
+	if got := metricValue(t, p.n1.srv.MetricsAddr, "cpm_push_unreplicated_total"); got != "0" {
 		t.Fatalf("cpm_push_unreplicated_total %q before any unreplicated push", got)
 	}
 	concurrentPushesReplicated(t, p)
@@ -142,7 +134,7 @@ func TestClusterPushIsReplicatedBeforeItSucceeds(t *testing.T) {
 	if strings.Contains(r.Stderr, "replicated to n2") || took > 6*time.Second {
 		t.Fatalf("push with the replica down took %s:\n%s", took, r.Stderr)
 	}
-	if got := metricValue(t, p.n1, "cpm_push_unreplicated_total"); got != "1" {
+	if got := metricValue(t, p.n1.srv.MetricsAddr, "cpm_push_unreplicated_total"); got != "1" {
 		t.Errorf("cpm_push_unreplicated_total %q after one unreplicated push", got)
 	}
 	if revParse(primary, "main") != revParse(p.work, "HEAD") {
@@ -166,7 +158,7 @@ func TestClusterSyncReplicasZeroOnlyQueues(t *testing.T) {
 	}
 	primary, replica := p.n1.RepoDir("acme", "web"), p.n2.RepoDir("acme", "web")
 	waitFor(t, 30*time.Second, "n2 to follow", func() bool { return revParse(replica, "main") == revParse(primary, "main") })
-	if got := metricValue(t, p.n1, "cpm_push_unreplicated_total"); got != "0" {
+	if got := metricValue(t, p.n1.srv.MetricsAddr, "cpm_push_unreplicated_total"); got != "0" {
 		t.Errorf("cpm_push_unreplicated_total %q with sync_replicas 0", got)
 	}
 }

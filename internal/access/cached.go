@@ -35,13 +35,15 @@ type ownerAnswer struct {
 
 // keyOwner is store.KeyOwnerByFingerprint through the cache.
 func (c Checker) keyOwner(ctx context.Context, fp string) (store.KeyOwner, error) {
-	a, err := authcache.Fetch(c.cache, "key\x00"+fp, func() (ownerAnswer, error) {
-		o, err := c.store.KeyOwnerByFingerprint(ctx, fp)
+	// Anyone may offer keys before authenticating: the unknown ones are
+	// kept apart, in a small store of their own.
+	a, err := authcache.FetchSplit(c.cache, "key\x00"+fp, func() (ownerAnswer, error) {
+		o, err := store.CachedReads(c.store).KeyOwnerByFingerprint(ctx, fp)
 		if errors.Is(err, store.ErrNotFound) {
 			return ownerAnswer{}, nil
 		}
 		return ownerAnswer{owner: o, found: err == nil}, err
-	})
+	}, func(a ownerAnswer) bool { return !a.found })
 	if err != nil {
 		return store.KeyOwner{}, err
 	}
@@ -55,6 +57,6 @@ func (c Checker) keyOwner(ctx context.Context, fp string) (store.KeyOwner, error
 func (c Checker) repoFacts(ctx context.Context, userID int64, org, repo string) (store.RepoFacts, error) {
 	key := "facts\x00" + strconv.FormatInt(userID, 10) + "\x00" + org + "\x00" + repo
 	return authcache.Fetch(c.cache, key, func() (store.RepoFacts, error) {
-		return c.store.RepoFacts(ctx, userID, org, repo)
+		return store.CachedReads(c.store).RepoFacts(ctx, userID, org, repo)
 	})
 }

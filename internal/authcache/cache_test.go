@@ -2,20 +2,26 @@ package authcache
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
 	"cpm/internal/store"
 )
 
-// clock is a fake monotonic clock.
-type clock struct{ t time.Time }
+// clock is a fake clock: t the monotonic reading, t+slept the wall
+// clock's (the time spent suspended, which the monotonic clock missed).
+type clock struct {
+	t     time.Time
+	slept time.Duration
+}
 
-func (c *clock) now() time.Time { return c.t }
+func (c *clock) now() time.Time  { return c.t }
+func (c *clock) wall() time.Time { return c.t.Add(c.slept) }
 
 func confirmed(max int) (*Cache, *clock) {
 	clk := &clock{t: time.Unix(1000, 0)}
-	c := newCache(max, clk.now)
+	c := newCache(max, clk.now, clk.wall)
 	c.Confirm(clk.t)
 	return c, clk
 }
@@ -112,23 +118,43 @@ func TestConfirmWindow(t *testing.T) {
 		t.Errorf("a fill while lost was kept: %d entries, %d fills", c.Len(), calls)
 	}
 	// Never confirmed: never answers.
-	fresh := newCache(10, clk.now)
+	fresh := newCache(10, clk.now, clk.wall)
 	if fresh.Current() {
 		t.Error("a new cache is current")
 	}
 }
 
+// Full, the cache makes room one entry at a time: filling it past its
+// bound loses a few answers, not all of them.
 func TestSizeIsBounded(t *testing.T) {
-	c, _ := confirmed(3)
+	c, _ := confirmed(100)
 	calls := 0
-	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		Fetch(c, k, fill(&calls, k))
-		if c.Len() > 3 {
-			t.Fatalf("%d entries, bound 3", c.Len())
+	for i := range 150 {
+		Fetch(c, strconv.Itoa(i), fill(&calls, "v")) //nolint:errcheck // fill cannot fail
+		if c.Len() > 100 {
+			t.Fatalf("%d entries, bound 100", c.Len())
 		}
 	}
-	if c.Len() == 0 {
-		t.Error("emptied for good")
+	if c.Len() != 100 {
+		t.Errorf("%d entries after 150 fills, bound 100: it was emptied", c.Len())
+	}
+}
+
+// A flood of unknown keys (anyone may offer them before logging in)
+// leaves the known answers alone.
+func TestUnknownKeysCannotPushOutKnownOnes(t *testing.T) {
+	c, _ := confirmed(maxEntries)
+	calls := 0
+	Fetch(c, "known", fill(&calls, "alice")) //nolint:errcheck // fill cannot fail
+	for i := range maxEntries + 10 {
+		FetchSplit(c, strconv.Itoa(i), fill(&calls, ""), func(v string) bool { return v == "" }) //nolint:errcheck // fill cannot fail
+	}
+	if c.Len() > 1+maxUnknown {
+		t.Errorf("%d entries after the flood; want at most %d", c.Len(), 1+maxUnknown)
+	}
+	before := calls
+	if v, _ := Fetch(c, "known", fill(&calls, "alice")); v != "alice" || calls != before {
+		t.Error("the known answer was pushed out by unknown keys")
 	}
 }
 
@@ -139,5 +165,40 @@ func TestNilCacheCachesNothing(t *testing.T) {
 	Fetch(c, "k", fill(&calls, "a"))
 	if calls != 2 || c.Current() {
 		t.Errorf("nil cache: %d fills", calls)
+	}
+}
+
+// An answer older than maxAge is asked again, however current the
+// listener keeps the cache: a change no trigger announced ends there.
+func TestAnswersExpire(t *testing.T) {
+	c, clk := confirmed(10)
+	calls := 0
+	Fetch(c, "k", fill(&calls, "a")) //nolint:errcheck // fill cannot fail
+	for _, step := range []time.Duration{maxAge / 2, maxAge / 2} {
+		clk.t = clk.t.Add(step)
+		c.Confirm(clk.t)                 // the listener keeps proving itself current
+		Fetch(c, "k", fill(&calls, "a")) //nolint:errcheck // fill cannot fail
+	}
+	if calls != 2 {
+		t.Errorf("%d fills over %v; want 2 (one at the start, one when it expired)", calls, maxAge)
+	}
+}
+
+// A machine suspended with the cache current wakes up with the cache
+// not current and its answers gone stale, though the monotonic clock
+// stood still while it slept.
+func TestSuspendEndsTheWindow(t *testing.T) {
+	c, clk := confirmed(10)
+	calls := 0
+	Fetch(c, "k", fill(&calls, "a")) //nolint:errcheck // fill cannot fail
+	clk.slept = store.AuthWindow
+	if c.Current() {
+		t.Error("current after sleeping through the window")
+	}
+	c.Confirm(clk.t.Add(time.Millisecond)) // a round trip after waking, on the monotonic clock
+	clk.slept = maxAge
+	Fetch(c, "k", fill(&calls, "a")) //nolint:errcheck // fill cannot fail
+	if calls != 2 {
+		t.Errorf("%d fills; an answer from before the sleep was served", calls)
 	}
 }

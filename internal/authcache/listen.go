@@ -9,14 +9,12 @@ import (
 	"cpm/internal/store"
 )
 
-// roundTrip is how long the listener waits for a notification before it
-// proves its connection current again: well inside store.AuthWindow, so
-// a healthy listener keeps its cache answering without a gap.
-const roundTrip = time.Second
-
-// confirmTimeout bounds one confirming round trip: a connection that
-// does not answer within it is treated as lost.
-const confirmTimeout = time.Second
+// roundTrip and confirmTimeout: see store.AuthRoundTrip; a waiter counts
+// on them to tell a live listener from a dead one.
+const (
+	roundTrip      = store.AuthRoundTrip
+	confirmTimeout = store.AuthConfirmTimeout
+)
 
 // retry is the pause before reconnecting a lost listen connection.
 const retry = time.Second
@@ -27,9 +25,17 @@ const retry = time.Second
 // connection current at least every second. While the connection is
 // down c is empty and not current, so every read goes to the database.
 func Listen(ctx context.Context, st *store.Store, c *Cache, name string, log zerolog.Logger) {
+	listen(ctx, st, c, name, log, func() {})
+}
+
+// listen is Listen calling held after each notification, before the
+// listener acts on it: the package's tests hold a listener back there to
+// check that a waiter does not return before it acknowledges, and that
+// its cache stops answering meanwhile.
+func listen(ctx context.Context, st *store.Store, c *Cache, name string, log zerolog.Logger, held func()) {
 	warned := false // one warning per outage, not one a second
 	for ctx.Err() == nil {
-		confirmed, err := listenOnce(ctx, st, c, name)
+		confirmed, err := listenOnce(ctx, st, c, name, held)
 		c.Lost()
 		if ctx.Err() != nil {
 			return
@@ -48,12 +54,14 @@ func Listen(ctx context.Context, st *store.Store, c *Cache, name string, log zer
 
 // listenOnce runs one listen connection until it fails, and reports
 // whether it ever made the cache current.
-func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string) (confirmed bool, err error) {
+func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string, held func()) (confirmed bool, err error) {
 	l, err := st.ListenAuth(ctx, name)
 	if err != nil {
 		return false, err
 	}
-	defer l.Close()
+	// The cache stops answering before the row goes: a waiter that no
+	// longer sees this listener must find it answering from the database.
+	defer func() { c.Lost(); l.Close() }()
 	// Changes before LISTEN went unheard: start empty.
 	c.Invalidate()
 	var applied int64
@@ -80,6 +88,7 @@ func listenOnce(ctx context.Context, st *store.Store, c *Cache, name string) (co
 			return confirmed, err
 		}
 		if notified {
+			held()
 			c.Invalidate()
 		}
 	}

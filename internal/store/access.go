@@ -63,10 +63,20 @@ const orgFactsSelect = `
 	       coalesce((SELECT role FROM memberships WHERE org_id = o.id AND user_id = ?1), '')
 	FROM orgs o WHERE o.name = ?2`
 
-// cachedQueries are the statements a serving node caches the answers of
-// on PostgreSQL (access.Checker through authcache): AuthTables must name
-// every table they read.
-var cachedQueries = []string{ownerSelect, repoFactsSelect, orgFactsSelect}
+// CachedReads are the reads a serving node caches the answers of on
+// PostgreSQL (internal/access/cached.go calls the store only through
+// it). cachedQueries holds each one's statements: AuthTables must name
+// every table they read, and the repos trigger every repos column (a
+// test checks both, and that the two lists name the same methods).
+type CachedReads interface {
+	KeyOwnerByFingerprint(ctx context.Context, fp string) (KeyOwner, error)
+	RepoFacts(ctx context.Context, userID int64, org, repo string) (RepoFacts, error)
+}
+
+var cachedQueries = map[string][]string{
+	"KeyOwnerByFingerprint": {ownerSelect},
+	"RepoFacts":             {repoFactsSelect, orgFactsSelect},
+}
 
 func (s *Store) prepare(ctx context.Context) error {
 	var err error

@@ -23,11 +23,25 @@ var AuthTables = []string{"users", "ssh_keys", "orgs", "memberships", "grants", 
 // it, whether it acknowledged the change or not.
 const AuthWindow = 2 * time.Second
 
+// AuthRoundTrip is how long a listener waits for a notification before
+// it proves its connection current again, and AuthConfirmTimeout bounds
+// that proof's round trip (internal/authcache): a live listener stamps
+// seen_at up to their sum apart.
+const (
+	AuthRoundTrip      = time.Second
+	AuthConfirmTimeout = time.Second
+)
+
+// authLive is how long after its last seen_at stamp a listener still
+// counts as live for a waiter: its longest gap between stamps, the
+// window, and a margin for the clocks.
+const authLive = AuthWindow + AuthRoundTrip + AuthConfirmTimeout + 2*authMargin
+
 // authMargin covers the time between a listener's round trip starting
 // (its clock) and the database stamping seen_at (the database's).
 const authMargin = 500 * time.Millisecond
 
-// authPoll is how often a revoking command looks for the acknowledgements.
+// authPoll is how often a command that changed access looks for the acknowledgements.
 const authPoll = 20 * time.Millisecond
 
 // AuthCacheable reports whether a serving process may cache this store's
@@ -142,7 +156,7 @@ func (s *Store) AuthVersion(ctx context.Context) (int64, error) {
 
 // WaitAuthApplied returns once no serving process can answer from a cache
 // older than the changes committed so far: when every listener seen
-// within the confirm window has acknowledged the current version, or
+// within authLive has acknowledged the current version, or
 // after AuthWindow and a margin, by when one that did not has stopped
 // answering from its cache. The caller calls it after its commit. On
 // SQLite it returns at once: nothing caches there.
@@ -155,7 +169,7 @@ func (s *Store) WaitAuthApplied(ctx context.Context) error {
 		return err
 	}
 	deadline := time.Now().Add(AuthWindow + authMargin)
-	stale := (AuthWindow + authMargin).Seconds()
+	stale := authLive.Seconds()
 	for {
 		var behind int
 		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM auth_listeners
