@@ -157,8 +157,9 @@ func (s *Syncer) lockEntry(ctx context.Context, t remote.Target, e *batchEntry) 
 	return nil
 }
 
-// stagers is how many repositories a batch stages at once: each takes a
-// git process, mostly waiting on the disk.
+// stagers is how many repositories a batch stages at once: each reads
+// its ref files (or, when they do not settle its refs, runs git), mostly
+// waiting on the disk.
 const stagers = 4
 
 // stageAll stages every locked repository of the batch, a few at once.
@@ -188,9 +189,12 @@ func (s *Syncer) stageAll(ctx context.Context, t remote.Target, entries []*batch
 // stage takes the ref snapshot of e's repository, locked, and lays out,
 // under work, its skeleton and its refs.
 func (s *Syncer) stage(ctx context.Context, t remote.Target, e *batchEntry, work string) error {
-	snap, err := TakeSnapshot(ctx, e.dir)
-	if err != nil {
-		return err
+	snap, ok := SnapshotFromFiles(e.dir)
+	if !ok {
+		var err error
+		if snap, err = TakeSnapshot(ctx, e.dir); err != nil {
+			return err
+		}
 	}
 	e.snap = snap.Only(t.Refs)
 	if err := e.snap.write(filepath.Join(work, "refs", e.rel())); err != nil {

@@ -9,9 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"cpm/internal/printable"
 	"cpm/internal/remote"
-	"cpm/internal/shellquote"
 )
 
 // batchStep is one rsync run of a batch: for each repository still in it,
@@ -147,75 +145,4 @@ func countSent(live []*batchEntry, changes []string, src string) {
 			e.Result.Bytes += fi.Size()
 		}
 	}
-}
-
-// verifyBatch reads back, in one ssh command, the refs of every
-// repository of the batch that was sent, and fails those whose refs are
-// not their snapshot's.
-func (s *Syncer) verifyBatch(ctx context.Context, t remote.Target, entries []*batchEntry) {
-	var cmd strings.Builder
-	cmd.WriteString("cd " + shellquote.Quote(t.Path) + " || exit 1; for d in")
-	live := map[string]*batchEntry{}
-	for _, e := range entries {
-		if !e.failed {
-			cmd.WriteString(" " + shellquote.Quote(e.rel()))
-			live[e.rel()] = e
-		}
-	}
-	if len(live) == 0 {
-		return
-	}
-	// show-ref exits 1 when there are no refs at all; that is an answer.
-	cmd.WriteString(`; do echo "R $d"; git -C "$d" show-ref --head; echo "E $?"; done`)
-	out, err := s.Remote.Run(ctx, t, cmd.String())
-	if err != nil {
-		failAll(entries, fmt.Errorf("%w: verify: %w", errBatchRun, err))
-		return
-	}
-	refs, err := parseShowRefs(string(out), live)
-	if err != nil {
-		failAll(entries, fmt.Errorf("verify on %s: %w", t.Name, err))
-		return
-	}
-	for rel, e := range live {
-		got, ok := refs[rel]
-		if !ok || FingerprintOnly(got, t.Refs) != e.snap.Fingerprint {
-			e.fail(ErrMismatch)
-		}
-	}
-}
-
-// parseShowRefs reads "R NAME", its show-ref lines and "E STATUS" for each
-// repository of want; a repository whose show-ref failed, or whose part
-// is over the cap, is absent from the result. Anything else is an error.
-func parseShowRefs(out string, want map[string]*batchEntry) (map[string][]string, error) {
-	got := map[string][]string{}
-	cur, size := "", 0
-	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		switch {
-		case strings.HasPrefix(line, "R "):
-			cur, size = strings.TrimPrefix(line, "R "), 0
-			if want[cur] == nil {
-				return nil, fmt.Errorf("an answer for %q", printable.Line(cur))
-			}
-			got[cur] = []string{}
-		case strings.HasPrefix(line, "E "):
-			if line != "E 0" && line != "E 1" || size > MaxStatePerReplica {
-				delete(got, cur)
-			}
-			cur = ""
-		case cur != "":
-			id, name, ok := strings.Cut(line, " ")
-			if !ok || !isObjectID(id) || (name != "HEAD" && !strings.HasPrefix(name, "refs/")) {
-				return nil, fmt.Errorf("not a ref line: %q", printable.Line(line))
-			}
-			size += len(line)
-			if size <= MaxStatePerReplica {
-				got[cur] = append(got[cur], line)
-			}
-		default:
-			return nil, fmt.Errorf("not an answer: %q", printable.Line(line))
-		}
-	}
-	return got, nil
 }

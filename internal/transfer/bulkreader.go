@@ -42,6 +42,9 @@ type bulkReader struct {
 	stats BulkStats
 	// maxBytes bounds the whole answer (maxBulkAnswer).
 	maxBytes int64
+	// refsOnly: the answer lists ref files only (a batch's verification),
+	// and no replica's objects are judged.
+	refsOnly bool
 
 	cur      string           // the replica whose object files are being read
 	have     map[string]int64 // their sizes
@@ -239,7 +242,7 @@ func (p *replicaParts) refText(file string, n int, text string) {
 func (b *bulkReader) result() map[string]ReplicaState {
 	out := make(map[string]ReplicaState, len(b.parts))
 	for repo, p := range b.parts {
-		if !p.objectsSeen && !p.unjudged {
+		if !p.objectsSeen && !p.unjudged && !b.refsOnly {
 			b.judge(repo, nil) // a replica without a single object file
 		}
 		if p.unjudged {
