@@ -57,7 +57,7 @@ func (n *Node) listenHTTP(ctx context.Context, srv *servers, m *metrics.Gateway,
 		ForwardedHeader: clientaddr.Header(c.HTTP.ForwardedHeader),
 		Limiter:         authlimit.New("http", authlimit.Config{}, metrics.NewAuth(m.Registry)),
 		BaseURL:         n.httpAt(raw).BaseURL(), Log: n.Log,
-		LFS:             &lfshttp.Handler{Gateway: n.Gateway, BaseURL: n.Gateway.HTTPURL}}
+		LFS: &lfshttp.Handler{Gateway: n.Gateway, BaseURL: n.Gateway.HTTPURL}}
 	srv.http = httpserver.New(h, httpserver.Limits{
 		Header:      c.HandshakeTimeout,
 		Idle:        c.IdleTimeout,
