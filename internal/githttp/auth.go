@@ -7,10 +7,8 @@ import (
 
 	"cpm/internal/access"
 	"cpm/internal/clientaddr"
+	"cpm/internal/gateway"
 )
-
-// realm is what a 401 asks for: git then asks its credential helper.
-const realm = `Basic realm="cpm"`
 
 // maxToken bounds a credential: cpm's tokens are far shorter.
 const maxToken = 256
@@ -59,7 +57,7 @@ func (h *Handler) authenticated(w http.ResponseWriter, r *http.Request, remote s
 	if h.Limiter != nil {
 		h.Limiter.Failed(addr)
 	}
-	w.Header().Set("WWW-Authenticate", realm)
+	w.Header().Set("WWW-Authenticate", gateway.HTTPChallenge)
 	h.plain(w, r, remote, http.StatusUnauthorized, "cpm: authentication failed: the access token is not valid\n")
 }
 

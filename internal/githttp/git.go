@@ -145,20 +145,12 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 // repository (a lost lease, a primary that moved); 403 for other
 // refusals; 5xx for faults.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, remote string, id access.Identity, err error, line string) {
-	code := http.StatusForbidden
-	var e *access.Error
-	switch {
-	case errors.As(err, &e) && e.Kind == access.NotFound && id != access.Anonymous:
-		code = http.StatusNotFound
-	case errors.As(err, &e) && e.Kind == access.NotFound,
-		errors.As(err, &e) && e.Kind == access.Denied && id == access.Anonymous:
-		code = http.StatusUnauthorized
-		w.Header().Set("WWW-Authenticate", realm)
-	case gateway.Retryable(err):
-		code = http.StatusServiceUnavailable
+	code, challenge, retry := gateway.HTTPStatus(err, id == access.Anonymous)
+	if challenge {
+		w.Header().Set("WWW-Authenticate", gateway.HTTPChallenge)
+	}
+	if retry {
 		w.Header().Set("Retry-After", "1")
-	case access.OutcomeOf(err) == access.Failed:
-		code = http.StatusInternalServerError
 	}
 	if line == "" {
 		line = "cpm: internal error; try again later\n"

@@ -147,22 +147,14 @@ func (h *Handler) decide(q *request, write bool) bool {
 // 503 while this node cannot serve it (a lost lease, a primary that
 // moved while the request was under way).
 func (q *request) refuse(err error) {
-	code := http.StatusInternalServerError
-	var e *access.Error
-	switch {
-	case errors.As(err, &e) && e.Kind == access.NotFound,
-		errors.As(err, &e) && e.Kind == access.Denied && q.id == access.Anonymous:
-		// Anonymous and denied (an upload to a public repository): asked
-		// for credentials, which git-lfs then gets from git's helper.
-		q.w.Header().Set("WWW-Authenticate", `Basic realm="cpm"`)
-		code = http.StatusUnauthorized
-	case errors.As(err, &e) && (e.Kind == access.Denied || e.Kind == access.ReadOnly):
-		code = http.StatusForbidden
-	case gateway.Retryable(err):
+	// An anonymous upload to a public repository is asked for
+	// credentials, which git-lfs then gets from git's helper.
+	code, challenge, retry := gateway.HTTPStatus(err, q.id == access.Anonymous)
+	if challenge {
+		q.w.Header().Set("WWW-Authenticate", gateway.HTTPChallenge)
+	}
+	if retry {
 		q.w.Header().Set("Retry-After", "1")
-		code = http.StatusServiceUnavailable
-	case access.OutcomeOf(err) == access.Refused:
-		code = http.StatusForbidden
 	}
 	q.fail(code, gateway.ClientLine(err), err)
 }

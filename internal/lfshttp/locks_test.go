@@ -30,7 +30,7 @@ func TestLocks(t *testing.T) {
 		if code, _ := w.call(t, "member", "POST", api+"/locks", jsonBody(t, locksRequest{Path: "b"})); code != 403 {
 			t.Fatalf("reader's lock: %d", code)
 		}
-		if code, _ := w.call(t, "outsider", "GET", api+"/locks", nil); code != 401 {
+		if code, _ := w.call(t, "outsider", "GET", api+"/locks", nil); code != 404 {
 			t.Fatalf("outsider's list: %d", code)
 		}
 	})

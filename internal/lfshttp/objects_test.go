@@ -81,7 +81,7 @@ func (w objectsWorld) anonymousUpload(t *testing.T) {
 func (w objectsWorld) outsider(t *testing.T) {
 	code, body := w.call(t, "outsider", "POST", api+"/objects/batch", jsonBody(t, batchRequest{Operation: "download", Objects: []batchObject{{w.oid, 1}}}))
 	code2, body2 := w.call(t, "outsider", "POST", "/acme/nothing.git/info/lfs/objects/batch", jsonBody(t, batchRequest{Operation: "download", Objects: []batchObject{{w.oid, 1}}}))
-	if code != 401 || code2 != 401 || strings.Replace(body, "web", "nothing", 1) != body2 {
+	if code != 404 || code2 != 404 || strings.Replace(body, "web", "nothing", 1) != body2 {
 		t.Fatalf("%d %s / %d %s", code, body, code2, body2)
 	}
 }
@@ -122,7 +122,7 @@ func (w objectsWorld) roundTrip(t *testing.T) {
 	if code, body := w.call(t, "member", "GET", api+"/objects/"+w.oid, nil); code != 200 || body != w.content {
 		t.Fatalf("get: %d %q", code, body)
 	}
-	if code, _ := w.call(t, "outsider", "GET", api+"/objects/"+w.oid, nil); code != 401 {
+	if code, _ := w.call(t, "outsider", "GET", api+"/objects/"+w.oid, nil); code != 404 {
 		t.Fatalf("outsider's get: %d", code)
 	}
 }

@@ -1,4 +1,4 @@
--- cpm schema, version 17: the ssh key a git-lfs-authenticate token (kind
+-- cpm schema, version 19: the ssh key a git-lfs-authenticate token (kind
 -- lfs) was made through. Removing the key removes its tokens at once (a
 -- deploy key's, and a user's made over that key); a deploy key's token
 -- writes only while its key may (read at each use, not copied).
