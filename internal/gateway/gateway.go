@@ -159,6 +159,9 @@ type result struct {
 	verb, repo string
 	status     int
 	err        error
+	// relayed: status is the primary's, which for a stateless request
+	// may stand for its refusal (relayedExit); a local git's never does.
+	relayed bool
 }
 
 // Serve runs the session and returns its exit status.
@@ -169,8 +172,9 @@ func (g *Gateway) Serve(ctx context.Context, s Session) int {
 
 // Request is Serve for a transport that answers a refusal in its own
 // terms (HTTP's status codes): it also returns why the session was
-// refused or failed before git ran (nil once it was served). The
-// refusal's line still goes to s.Stderr.
+// refused or failed before git ran (nil once it was served), here or,
+// for a stateless request relayed to the primary, there. The refusal's
+// line still goes to s.Stderr.
 func (g *Gateway) Request(ctx context.Context, s Session) (int, error) {
 	start := time.Now()
 	in := &gitservice.CountingReader{R: s.Stdin}
@@ -178,7 +182,11 @@ func (g *Gateway) Request(ctx context.Context, s Session) (int, error) {
 	s.Stdin, s.Stdout = in, out
 	g.Metrics.sessionStarted()
 	r := g.serve(ctx, s)
-	return g.report(s, r, in.N(), out.N(), time.Since(start)), r.err
+	status := g.report(s, r, in.N(), out.N(), time.Since(start))
+	if r.err == nil && r.relayed && s.Stateless != "" {
+		return status, relayedRefusal(r.status)
+	}
+	return status, r.err
 }
 
 func (g *Gateway) serve(ctx context.Context, s Session) result {
@@ -238,14 +246,14 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 	r.repo = grant.Repo.String()
 	p, elsewhere, status, err := g.servedElsewhere(ctx, s, cmd, grant)
 	if elsewhere {
-		r.status, r.err = status, err
+		r.status, r.err, r.relayed = status, err, err == nil
 		return r
 	}
 	// A write holds its repository's gate, and takes its epoch from the
 	// placement read under it: a handover never slips in between.
 	p, release, elsewhere, status, err := g.holdWrite(ctx, s, cmd, grant, p)
 	if elsewhere {
-		r.status, r.err = status, err
+		r.status, r.err, r.relayed = status, err, err == nil
 		return r
 	}
 	defer release()

@@ -120,11 +120,9 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 	case body != nil && body.over.Load():
 		h.plain(w, r, remote, http.StatusRequestEntityTooLarge, "cpm: request too large\n")
 	case err != nil:
+		// This node's refusal, or the primary's of a relayed request
+		// (in its words): the same status code either way.
 		h.refuse(w, r, remote, id, err, stderr.String())
-	case gateway.RelayedRefusal(status) != nil:
-		// The primary refused a relayed request, in its words: the same
-		// status code as a refusal of this node's.
-		h.refuse(w, r, remote, id, gateway.RelayedRefusal(status), stderr.String())
 	case status != 0:
 		// git gave up before its first byte: the request was not one git
 		// reads (a malformed body). Its words are for the log, not an
