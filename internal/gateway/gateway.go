@@ -67,9 +67,6 @@ type Gateway struct {
 	// git-lfs-authenticate answers with the LFS HTTP API's address.
 	HTTPURL   string
 	LFSTokens LFSTokens
-	// LFSMints bounds the tokens git-lfs-authenticate makes per user or
-	// deploy key (each is a row written); nil: no bound.
-	LFSMints MintLimiter
 	// HTTPURLUnsafe says why the HTTP server has no base URL a token may
 	// be handed for (config.HTTP.TokenURL); git-lfs-authenticate refuses
 	// with it.
@@ -77,13 +74,6 @@ type Gateway struct {
 	// LFSHTTP serves Git LFS HTTP API requests other nodes relay here;
 	// nil: they are refused.
 	LFSHTTP RelayedLFS
-}
-
-// MintLimiter spends one of key's allowance per token made
-// (authlimit.Limiter: Allow, then Failed to spend).
-type MintLimiter interface {
-	Allow(key string) bool
-	Failed(key string)
 }
 
 // TokenIdentifier finds whom an HTTP access token speaks for

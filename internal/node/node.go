@@ -7,12 +7,10 @@ package node
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"cpm/internal/access"
-	"cpm/internal/authlimit"
 	"cpm/internal/config"
 	"cpm/internal/datadir"
 	"cpm/internal/gateway"
@@ -106,9 +104,6 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 	if conf.HTTP.Listen != "" {
 		n.Gateway.HTTPURL, n.Gateway.HTTPURLUnsafe = conf.HTTP.TokenURL(len(conf.ProxyAllow) > 0)
 		n.Gateway.LFSTokens = gateway.StoreTokens{Store: st}
-		// git-lfs asks once per push or fetch and keeps the token ten
-		// minutes: a minute's worth of asking is plenty.
-		n.Gateway.LFSMints = authlimit.New("lfs-token", authlimit.Config{Burst: 60, Every: time.Second}, nil)
 	}
 	return n, nil
 }
