@@ -66,6 +66,12 @@ func (w *Workers) runBatch(ctx context.Context, jobs []store.Job, srv store.Serv
 	}
 	failed := 0
 	for i, j := range batched {
+		if items[i].Busy {
+			// Locked by another (a handover may be waiting on it): it
+			// goes alone after the batch, waiting for its lock there.
+			alone = append(alone, j)
+			continue
+		}
 		if items[i].Err != nil {
 			failed++
 		}
