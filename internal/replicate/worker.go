@@ -67,9 +67,6 @@ type Workers struct {
 	Repaired func(target, cause string)
 
 	publishing, reconciling, maintaining atomic.Bool
-	// pruneOwed holds "REPO\x00TARGET" of replicas whose prune failed, to
-	// try again at the next pass; only the one running pass touches it.
-	pruneOwed map[string]bool
 	// deepPassAt is when deepChecks last looked at the queue; only the
 	// one reconciling goroutine touches it.
 	deepPassAt time.Time
