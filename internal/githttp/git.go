@@ -77,21 +77,9 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 		return
 	}
 	defer release()
-	limit := int64(0)
-	if svc == gitservice.UploadPack {
-		limit = maxNegotiation
-	}
-	var body *cappedReader
-	if mode == gitservice.RPC {
-		var err error
-		if body, err = requestBody(r, limit); err != nil {
-			code := http.StatusBadRequest
-			if errors.Is(err, errEncoding) {
-				code = http.StatusUnsupportedMediaType
-			}
-			h.plain(w, r, remote, code, "cpm: "+err.Error()+"\n")
-			return
-		}
+	body, ok := h.body(w, r, remote, svc, mode)
+	if !ok {
+		return
 	}
 	proto := r.Header.Get("Git-Protocol")
 	out := &answer{w: w, contentType: fmt.Sprintf("application/x-git-%s-result", svc)}
@@ -114,6 +102,36 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 		s.Stdin = body
 	}
 	status, err := h.Gateway.Request(r.Context(), s)
+	h.answer(w, r, remote, rt, id, out, body, stderr, status, err)
+}
+
+// body is an RPC request's body, read within its service's bound (nil
+// for an advertisement); false when the client has been answered with
+// why it cannot be read.
+func (h *Handler) body(w http.ResponseWriter, r *http.Request, remote string, svc gitservice.Service, mode gitservice.Stateless) (*cappedReader, bool) {
+	if mode != gitservice.RPC {
+		return nil, true
+	}
+	limit := int64(0)
+	if svc == gitservice.UploadPack {
+		limit = maxNegotiation
+	}
+	body, err := requestBody(r, limit)
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, errEncoding) {
+			code = http.StatusUnsupportedMediaType
+		}
+		h.plain(w, r, remote, code, "cpm: "+err.Error()+"\n")
+		return nil, false
+	}
+	return body, true
+}
+
+// answer ends the request after the gateway ran it: git's answer when
+// git wrote one, else a status code for what kept it from doing so.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, remote string, rt route, id access.Identity,
+	out *answer, body *cappedReader, stderr *capbuf.Buffer, status int, err error) {
 	switch {
 	case out.started:
 		return // git's answer, whole or cut short, is the client's
