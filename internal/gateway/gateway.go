@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
-	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -20,7 +18,6 @@ import (
 	"cpm/internal/command"
 	"cpm/internal/datadir"
 	"cpm/internal/gitservice"
-	"cpm/internal/hook"
 	"cpm/internal/names"
 	"cpm/internal/peer"
 	"cpm/internal/provision"
@@ -67,9 +64,6 @@ type Gateway struct {
 	// git-lfs-authenticate answers with the LFS HTTP API's address.
 	HTTPURL   string
 	LFSTokens LFSTokens
-	// LFSMints bounds the tokens git-lfs-authenticate makes per user or
-	// deploy key (each is a row written); nil: no bound.
-	LFSMints MintLimiter
 	// HTTPURLUnsafe says why the HTTP server has no base URL a token may
 	// be handed for (config.HTTP.TokenURL); git-lfs-authenticate refuses
 	// with it.
@@ -77,13 +71,6 @@ type Gateway struct {
 	// LFSHTTP serves Git LFS HTTP API requests other nodes relay here;
 	// nil: they are refused.
 	LFSHTTP RelayedLFS
-}
-
-// MintLimiter spends one of key's allowance per token made
-// (authlimit.Limiter: Allow, then Failed to spend).
-type MintLimiter interface {
-	Allow(key string) bool
-	Failed(key string)
 }
 
 // TokenIdentifier finds whom an HTTP access token speaks for
@@ -159,6 +146,9 @@ type result struct {
 	verb, repo string
 	status     int
 	err        error
+	// relayed: status is the primary's, which for a stateless request
+	// may stand for its refusal (relayedExit); a local git's never does.
+	relayed bool
 }
 
 // Serve runs the session and returns its exit status.
@@ -169,8 +159,9 @@ func (g *Gateway) Serve(ctx context.Context, s Session) int {
 
 // Request is Serve for a transport that answers a refusal in its own
 // terms (HTTP's status codes): it also returns why the session was
-// refused or failed before git ran (nil once it was served). The
-// refusal's line still goes to s.Stderr.
+// refused or failed before git ran (nil once it was served), here or,
+// for a stateless request relayed to the primary, there. The refusal's
+// line still goes to s.Stderr.
 func (g *Gateway) Request(ctx context.Context, s Session) (int, error) {
 	start := time.Now()
 	in := &gitservice.CountingReader{R: s.Stdin}
@@ -178,7 +169,11 @@ func (g *Gateway) Request(ctx context.Context, s Session) (int, error) {
 	s.Stdin, s.Stdout = in, out
 	g.Metrics.sessionStarted()
 	r := g.serve(ctx, s)
-	return g.report(s, r, in.N(), out.N(), time.Since(start)), r.err
+	status := g.report(s, r, in.N(), out.N(), time.Since(start))
+	if r.err == nil && r.relayed && s.Stateless != "" {
+		return status, relayedRefusal(r.status)
+	}
+	return status, r.err
 }
 
 func (g *Gateway) serve(ctx context.Context, s Session) result {
@@ -216,7 +211,13 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 		r.err = g.lfsAuthenticate(ctx, s, cmd)
 		return r
 	}
-	r.repo = cmd.Repo.String()
+	return g.serveRepo(ctx, s, cmd)
+}
+
+// serveRepo serves a command on a repository: decided, relayed to its
+// primary or run here under the write gate.
+func (g *Gateway) serveRepo(ctx context.Context, s Session, cmd command.Command) result {
+	r := result{verb: cmd.Verb.String(), repo: cmd.Repo.String()}
 	grant, err := g.authorize(ctx, s, cmd)
 	if errors.Is(err, errCreateOnPost) {
 		r.err = advertiseNew(s)
@@ -238,14 +239,14 @@ func (g *Gateway) serve(ctx context.Context, s Session) result {
 	r.repo = grant.Repo.String()
 	p, elsewhere, status, err := g.servedElsewhere(ctx, s, cmd, grant)
 	if elsewhere {
-		r.status, r.err = status, err
+		r.status, r.err, r.relayed = status, err, err == nil
 		return r
 	}
 	// A write holds its repository's gate, and takes its epoch from the
 	// placement read under it: a handover never slips in between.
 	p, release, elsewhere, status, err := g.holdWrite(ctx, s, cmd, grant, p)
 	if elsewhere {
-		r.status, r.err = status, err
+		r.status, r.err, r.relayed = status, err, err == nil
 		return r
 	}
 	defer release()
@@ -304,82 +305,6 @@ func (g *Gateway) create(ctx context.Context, s Session, cmd command.Command) er
 		return fmt.Errorf("create %s on push: %w", cmd.Repo, err)
 	}
 	return nil
-}
-
-var gitSubcommand = map[command.Verb]gitservice.Service{
-	command.UploadPack:    gitservice.UploadPack,
-	command.ReceivePack:   gitservice.ReceivePack,
-	command.UploadArchive: gitservice.UploadArchive,
-}
-
-// runGit runs the git service with a clean environment and streams it.
-func (g *Gateway) runGit(ctx context.Context, s Session, verb command.Verb, dir, repo string) (int, error) {
-	if verb == command.UploadArchive {
-		in, err := gitservice.GuardArchive(ctx, s.Stdin, dir)
-		if err != nil {
-			return 1, refuse("%s: %v", repo, err)
-		}
-		s.Stdin = in
-	}
-	env := g.hookEnv(s, repo)
-	finish := verb == command.ReceivePack
-	run := ctx
-	if finish {
-		run = s.lingering(ctx)
-	}
-	c := gitservice.Command(run, gitservice.Request{Service: gitSubcommand[verb], Dir: dir, Protocol: s.GitProtocol, Env: env,
-		Stateless: s.Stateless})
-	return g.runIn(ctx, run, s, c, finish)
-}
-
-// hookEnv is what git and so cpm-hook and the repository's own hooks
-// learn of the session: who pushes, how, and where.
-func (g *Gateway) hookEnv(s Session, repo string) []string {
-	env := []string{
-		"CPM_DATA_DIR=" + g.DataDir.String(),
-		"CPM_REPO=" + repo,
-		hook.EnvUser + "=" + s.Identity.Name(),
-		hook.EnvFingerprint + "=" + s.Identity.Fingerprint,
-		hook.EnvRemoteAddr + "=" + s.RemoteAddr,
-	}
-	if s.Identity.Via != "" {
-		env = append(env, hook.EnvVia+"="+s.Identity.Via)
-	}
-	if s.Relayed != "" {
-		env = append(env, hook.EnvRelayedBy+"="+s.Relayed)
-	}
-	if s.epoch != "" {
-		env = append(env, s.epoch)
-	}
-	if s.Transport != "" {
-		env = append(env, hook.EnvTransport+"="+s.Transport)
-	}
-	switch {
-	case s.Identity.Cert != nil:
-		c := s.Identity.Cert
-		env = append(env, hook.EnvCert+"="+strconv.FormatUint(c.Serial, 10)+" "+c.KeyID)
-	case s.Identity.Token != nil:
-		env = append(env, hook.EnvTokenID+"="+strconv.FormatInt(s.Identity.Token.ID, 10))
-	default:
-		env = append(env, hook.EnvKeyID+"="+strconv.FormatInt(s.Identity.KeyID, 10))
-	}
-	return env
-}
-
-// run runs c for the session, streaming its input and output, and
-// returns its exit status. A client that went away is not a failure.
-func (g *Gateway) run(ctx context.Context, s Session, c *exec.Cmd) (int, error) {
-	return g.runIn(ctx, ctx, s, c, false)
-}
-
-// runIn is run for c made with runCtx, which may outlive the session's
-// ctx; finish keeps c running to its end when the client goes away.
-func (g *Gateway) runIn(ctx, runCtx context.Context, s Session, c *exec.Cmd, finish bool) (int, error) {
-	o := gitservice.Run(runCtx, c, gitservice.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, Finish: finish})
-	if o.Err != nil && ctx.Err() == nil {
-		return o.Status, fmt.Errorf("run %s: %w", c.Args[0], o.Err)
-	}
-	return o.Status, nil
 }
 
 // info lists the repositories the key may read, with its permission.

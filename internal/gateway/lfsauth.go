@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -61,18 +62,11 @@ func (g *Gateway) lfsAuthenticate(ctx context.Context, s Session, cmd command.Co
 	if grant.Origin != "" {
 		return refuse("git-lfs-authenticate: %s is a replica of %s's; this node serves its LFS objects over ssh only (git-lfs-transfer)", grant.Repo, grant.Origin)
 	}
-	if g.LFSMints != nil {
-		key := fmt.Sprintf("user-%d", s.Identity.UserID)
-		if s.Identity.IsDeployKey() {
-			key = fmt.Sprintf("key-%d", s.Identity.KeyID)
-		}
-		if !g.LFSMints.Allow(key) {
-			return refuse("git-lfs-authenticate: too many tokens asked for; try again in a minute")
-		}
-		g.LFSMints.Failed(key)
-	}
 	write := cmd.Operation == "upload" && noWrite == "" && grant.Perm >= authz.PermWrite
 	tok, err := g.LFSTokens.LFSToken(ctx, s.Identity, grant.Repo, write, lfsTokenTTL)
+	if errors.Is(err, store.ErrTooManyTokens) {
+		return refuse("git-lfs-authenticate: %v", store.ErrTooManyTokens)
+	}
 	if err != nil {
 		return &failure{line: "cpm: internal error; try again later", err: fmt.Errorf("lfs token for %s: %w", grant.Repo, err)}
 	}

@@ -33,10 +33,11 @@ func relayedExit(status int, err error) int {
 	return exitDenied
 }
 
-// RelayedRefusal is the refusal a relayed request's exit status stands
+// relayedRefusal is the refusal a relayed request's exit status stands
 // for (relayedExit), or nil when it stands for none. Its line is the
-// primary's, which the client was already sent.
-func RelayedRefusal(status int) error {
+// primary's, which the client was already sent. Only a relayed status
+// is read so: a local git or hook may exit with any status.
+func relayedRefusal(status int) error {
 	switch status {
 	case exitNotFound:
 		return &access.Error{Kind: access.NotFound}

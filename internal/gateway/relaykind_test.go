@@ -29,7 +29,7 @@ func TestRelayedKind(t *testing.T) {
 		{"refused otherwise", 1, refuse("no"), access.Denied, false, true},
 		{"fault", 1, &failure{line: "cpm: internal error", err: errors.New("db")}, 0, false, false},
 	} {
-		got := RelayedRefusal(relayedExit(tc.status, tc.err))
+		got := relayedRefusal(relayedExit(tc.status, tc.err))
 		if (got != nil) != tc.refusal {
 			t.Errorf("%s: %v, want a refusal: %v", tc.name, got, tc.refusal)
 			continue

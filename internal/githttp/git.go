@@ -77,21 +77,9 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 		return
 	}
 	defer release()
-	limit := int64(0)
-	if svc == gitservice.UploadPack {
-		limit = maxNegotiation
-	}
-	var body *cappedReader
-	if mode == gitservice.RPC {
-		var err error
-		if body, err = requestBody(r, limit); err != nil {
-			code := http.StatusBadRequest
-			if errors.Is(err, errEncoding) {
-				code = http.StatusUnsupportedMediaType
-			}
-			h.plain(w, r, remote, code, "cpm: "+err.Error()+"\n")
-			return
-		}
+	body, ok := h.body(w, r, remote, svc, mode)
+	if !ok {
+		return
 	}
 	proto := r.Header.Get("Git-Protocol")
 	out := &answer{w: w, contentType: fmt.Sprintf("application/x-git-%s-result", svc)}
@@ -114,17 +102,45 @@ func (h *Handler) serveGit(w http.ResponseWriter, r *http.Request, remote string
 		s.Stdin = body
 	}
 	status, err := h.Gateway.Request(r.Context(), s)
+	h.answer(w, r, remote, rt, id, out, body, stderr, status, err)
+}
+
+// body is an RPC request's body, read within its service's bound (nil
+// for an advertisement); false when the client has been answered with
+// why it cannot be read.
+func (h *Handler) body(w http.ResponseWriter, r *http.Request, remote string, svc gitservice.Service, mode gitservice.Stateless) (*cappedReader, bool) {
+	if mode != gitservice.RPC {
+		return nil, true
+	}
+	limit := int64(0)
+	if svc == gitservice.UploadPack {
+		limit = maxNegotiation
+	}
+	body, err := requestBody(r, limit)
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, errEncoding) {
+			code = http.StatusUnsupportedMediaType
+		}
+		h.plain(w, r, remote, code, "cpm: "+err.Error()+"\n")
+		return nil, false
+	}
+	return body, true
+}
+
+// answer ends the request after the gateway ran it: git's answer when
+// git wrote one, else a status code for what kept it from doing so.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, remote string, rt route, id access.Identity,
+	out *answer, body *cappedReader, stderr *capbuf.Buffer, status int, err error) {
 	switch {
 	case out.started:
 		return // git's answer, whole or cut short, is the client's
 	case body != nil && body.over.Load():
 		h.plain(w, r, remote, http.StatusRequestEntityTooLarge, "cpm: request too large\n")
 	case err != nil:
+		// This node's refusal, or the primary's of a relayed request
+		// (in its words): the same status code either way.
 		h.refuse(w, r, remote, id, err, stderr.String())
-	case gateway.RelayedRefusal(status) != nil:
-		// The primary refused a relayed request, in its words: the same
-		// status code as a refusal of this node's.
-		h.refuse(w, r, remote, id, gateway.RelayedRefusal(status), stderr.String())
 	case status != 0:
 		// git gave up before its first byte: the request was not one git
 		// reads (a malformed body). Its words are for the log, not an

@@ -80,10 +80,14 @@ func (h *Handler) serve(q *request) {
 		q.fail(http.StatusMethodNotAllowed, "cpm: "+r.Method+" is not allowed here", nil)
 		return
 	}
+	// Deferred: a panic in a route (which net/http recovers) must not
+	// leave the write gate held.
+	defer func() {
+		if q.open != nil {
+			q.open.Done(r.Context(), q.stats, q.err)
+		}
+	}()
 	route.serve(q)
-	if q.open != nil {
-		q.open.Done(r.Context(), q.stats, q.err)
-	}
 }
 
 // route is one endpoint of the API: the method it answers and all its

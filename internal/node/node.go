@@ -7,12 +7,10 @@ package node
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"cpm/internal/access"
-	"cpm/internal/authlimit"
 	"cpm/internal/config"
 	"cpm/internal/datadir"
 	"cpm/internal/gateway"
@@ -95,22 +93,24 @@ func Open(ctx context.Context, conf config.Config, dir datadir.Dir, log zerolog.
 		Relay:            n.relay,
 		Gate:             gateway.NewWriteGate(dir.Locks()),
 	}
-	// Git LFS HTTP API requests other nodes relay here are served even
-	// without an HTTP server of this node's own.
-	n.Gateway.LFSHTTP = &lfshttp.Handler{Gateway: n.Gateway}
 	if n.Self.ID != 0 {
 		n.Gateway.Fence = storeFence{st: st, id: n.Self.ID} // a serving node's own lease keeper replaces it
 	}
-	// A forced-command session answers git-lfs-authenticate for the
-	// HTTP server that cpm-shell serve runs with the same settings.
-	if conf.HTTP.Listen != "" {
-		n.Gateway.HTTPURL, n.Gateway.HTTPURLUnsafe = conf.HTTP.TokenURL(len(conf.ProxyAllow) > 0)
-		n.Gateway.LFSTokens = gateway.StoreTokens{Store: st}
-		// git-lfs asks once per push or fetch and keeps the token ten
-		// minutes: a minute's worth of asking is plenty.
-		n.Gateway.LFSMints = authlimit.New("lfs-token", authlimit.Config{Burst: 60, Every: time.Second}, nil)
-	}
+	n.wireHTTP()
 	return n, nil
+}
+
+// wireHTTP sets up the gateway's part in HTTP: the Git LFS HTTP API
+// requests other nodes relay here (served even without an HTTP server of
+// this node's own), and git-lfs-authenticate's answer, which a
+// forced-command session gives for the HTTP server that cpm-shell serve
+// runs with the same settings.
+func (n *Node) wireHTTP() {
+	n.Gateway.LFSHTTP = &lfshttp.Handler{Gateway: n.Gateway}
+	if n.Conf.HTTP.Listen != "" {
+		n.Gateway.HTTPURL, n.Gateway.HTTPURLUnsafe = n.Conf.HTTP.TokenURL(len(n.Conf.ProxyAllow) > 0)
+		n.Gateway.LFSTokens = gateway.StoreTokens{Store: n.Store}
+	}
 }
 
 // sendToPeer syncs one repository to a neighbour that asked for it (want,

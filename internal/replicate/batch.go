@@ -66,6 +66,12 @@ func (w *Workers) runBatch(ctx context.Context, jobs []store.Job, srv store.Serv
 	}
 	failed := 0
 	for i, j := range batched {
+		if items[i].Busy {
+			// Locked by another (a handover may be waiting on it): it
+			// goes alone after the batch, waiting for its lock there.
+			alone = append(alone, j)
+			continue
+		}
 		if items[i].Err != nil {
 			failed++
 		}
@@ -86,20 +92,10 @@ func (w *Workers) runBatch(ctx context.Context, jobs []store.Job, srv store.Serv
 // the batch runs; the returned func stops it. A job whose lease ran out
 // meanwhile is another worker's now: Done and Failed refuse to record it.
 func (w *Workers) keepBatchLease(ctx context.Context, first store.Job) (stop func()) {
-	ctx, stop = context.WithCancel(ctx)
-	go func() {
-		t := time.NewTicker(w.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if _, err := w.Store.RenewBatch(ctx, first.Owner, w.Lease); err != nil && ctx.Err() == nil {
-					w.Log.Warn().Err(err).Str("target", first.Server).Msg("renew the leases of a batch")
-				}
-			}
+	return w.renewing(ctx, func(ctx context.Context) bool {
+		if _, err := w.Store.RenewBatch(ctx, first.Owner, w.Lease); err != nil && ctx.Err() == nil {
+			w.Log.Warn().Err(err).Str("target", first.Server).Msg("renew the leases of a batch")
 		}
-	}()
-	return stop
+		return true
+	})
 }

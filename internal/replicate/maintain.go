@@ -2,7 +2,9 @@ package replicate
 
 import (
 	"context"
+	"maps"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"cpm/internal/names"
@@ -89,7 +91,7 @@ func (w *Workers) maintainPass(ctx context.Context) {
 }
 
 // maintainRepo tidies, repacks and prunes one repository.
-func (w *Workers) maintainRepo(ctx context.Context, repo names.RepoPath, targets []remote.Target, n *passCounts) {
+func (w *Workers) maintainRepo(ctx context.Context, repo names.RepoPath, targets repoTargets, n *passCounts) {
 	w.tidy(repo)
 	start := time.Now()
 	res, err := w.Syncer.Repack(ctx, repo)
@@ -108,25 +110,60 @@ func (w *Workers) maintainRepo(ctx context.Context, repo names.RepoPath, targets
 	}
 	ev.Str("repo", repo.String()).Bool("unchanged", res.Unchanged).Int("removed", res.Removed).
 		Int64("duration_ms", time.Since(start).Milliseconds()).Msg("repack")
-	// A replica holds what the source no longer has only when the repack
-	// removed files, or a push brought files a replica may have got
-	// another way (a cluster's pack sent ahead); a prune that found the
-	// replica behind is owed until it succeeds.
-	for _, t := range targets {
-		key := repo.String() + "\x00" + t.Name
-		if err != nil || (res.Removed == 0 && !res.Pushed && !w.pruneOwed[key]) {
-			continue
-		}
-		if w.pruneTarget(ctx, repo, t) {
+	if err == nil {
+		w.prune(ctx, repo, targets, res.Removed > 0 || res.Pushed, n)
+	}
+}
+
+// prune prunes repo's current replicas whose prune is owed. A replica
+// holds what the source no longer has only when the repack removed
+// files, or a push brought files a replica may have got another way (a
+// cluster's pack sent ahead): then every replica of repo is owed one. A
+// prune that failed, or a replica not current yet, stays owed in a file
+// beside the maintenance stamp (transfer.PruneOwed), so that a later
+// pass, which finds the repository unchanged, still prunes it.
+func (w *Workers) prune(ctx context.Context, repo names.RepoPath, targets repoTargets, changed bool, n *passCounts) {
+	before, err := w.Syncer.PruneOwed(repo)
+	if err != nil {
+		w.Log.Warn().Err(err).Str("repo", repo.String()).Msg("prune replica")
+	}
+	owed := owedPrunes(before, targets, changed)
+	for _, t := range targets.current {
+		if owed[t.Name] && w.pruneTarget(ctx, repo, t) {
 			n.pruned++
-			delete(w.pruneOwed, key)
-		} else {
-			if w.pruneOwed == nil {
-				w.pruneOwed = map[string]bool{}
-			}
-			w.pruneOwed[key] = true
+			delete(owed, t.Name)
 		}
 	}
+	after := slices.Sorted(maps.Keys(owed))
+	if slices.Equal(before, after) {
+		return
+	}
+	if err := w.Syncer.SetPruneOwed(repo, after); err != nil {
+		w.Log.Warn().Err(err).Str("repo", repo.String()).Msg("prune replica")
+	}
+}
+
+// owedPrunes is whom a prune is owed to before this pass prunes: those
+// owed one before and, when the repository changed, all its replicas;
+// only targets it still has (a removed backup is owed nothing).
+func owedPrunes(before []string, targets repoTargets, changed bool) map[string]bool {
+	has := map[string]bool{}
+	for _, t := range targets.current {
+		has[t.Name] = true
+	}
+	for _, name := range targets.behind {
+		has[name] = true
+	}
+	owed := map[string]bool{}
+	for _, name := range before {
+		if has[name] {
+			owed[name] = true
+		}
+	}
+	if changed {
+		maps.Copy(owed, has)
+	}
+	return owed
 }
 
 // tidy removes what interrupted pushes left in repo, with a log event.
@@ -145,10 +182,17 @@ func (w *Workers) tidy(repo names.RepoPath) {
 	}
 }
 
+// repoTargets are a repository's replicas that a prune may concern:
+// current ones (in scope, not blocked, synced), and the names of the
+// others in scope, whose prune waits until they are current.
+type repoTargets struct {
+	current []remote.Target
+	behind  []string
+}
+
 // pruneTargetsByRepo reads the queue once for a whole pass: for each
-// repository, the targets whose replica of it is current, in scope and
-// not blocked. The others get their turn after their next sync.
-func (w *Workers) pruneTargetsByRepo(ctx context.Context) (map[string][]remote.Target, error) {
+// repository, its replicas in scope, current or behind.
+func (w *Workers) pruneTargetsByRepo(ctx context.Context) (map[string]repoTargets, error) {
 	jobs, err := w.Store.Jobs(ctx)
 	if err != nil {
 		return nil, err
@@ -161,14 +205,20 @@ func (w *Workers) pruneTargetsByRepo(ctx context.Context) (map[string][]remote.T
 	for _, srv := range servers {
 		byID[srv.ID] = srv
 	}
-	out := map[string][]remote.Target{}
+	out := map[string]repoTargets{}
 	for _, j := range jobs {
 		srv, ok := byID[j.ServerID]
 		// Out of scope, a replica is left alone: pruning sends objects.
-		if !ok || !j.Done() || srv.BlockedReason != "" || transfer.CheckScope(srv, j.Repo) != nil {
+		if !ok || transfer.CheckScope(srv, j.Repo) != nil {
 			continue
 		}
-		out[j.Repo] = append(out[j.Repo], transfer.TargetOf(srv))
+		rt := out[j.Repo]
+		if j.Done() && srv.BlockedReason == "" {
+			rt.current = append(rt.current, transfer.TargetOf(srv))
+		} else {
+			rt.behind = append(rt.behind, srv.Name)
+		}
+		out[j.Repo] = rt
 	}
 	return out, nil
 }

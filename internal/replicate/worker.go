@@ -67,9 +67,6 @@ type Workers struct {
 	Repaired func(target, cause string)
 
 	publishing, reconciling, maintaining atomic.Bool
-	// pruneOwed holds "REPO\x00TARGET" of replicas whose prune failed, to
-	// try again at the next pass; only the one running pass touches it.
-	pruneOwed map[string]bool
 	// deepPassAt is when deepChecks last looked at the queue; only the
 	// one reconciling goroutine touches it.
 	deepPassAt time.Time
@@ -357,6 +354,20 @@ func (w *Workers) run(ctx context.Context, j store.Job, srv store.Server) {
 // keepLease renews j's lease while its sync runs, however long that
 // takes; the returned func stops it.
 func (w *Workers) keepLease(ctx context.Context, j store.Job) (stop func()) {
+	return w.renewing(ctx, func(ctx context.Context) bool {
+		if err := w.Store.Renew(ctx, j, w.Owner, w.Lease); errors.Is(err, store.ErrLeaseLost) {
+			// Stalled past the lease: another worker runs the job
+			// now, and only its outcome is recorded.
+			w.Log.Warn().Str("repo", j.Repo).Str("target", j.Server).Msg("lease lost")
+			return false
+		}
+		return true
+	})
+}
+
+// renewing calls renew every third of the lease until the returned func
+// is called or renew returns false (the lease is gone).
+func (w *Workers) renewing(ctx context.Context, renew func(context.Context) bool) (stop func()) {
 	ctx, stop = context.WithCancel(ctx)
 	go func() {
 		t := time.NewTicker(w.Lease / 3)
@@ -366,10 +377,7 @@ func (w *Workers) keepLease(ctx context.Context, j store.Job) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := w.Store.Renew(ctx, j, w.Owner, w.Lease); errors.Is(err, store.ErrLeaseLost) {
-					// Stalled past the lease: another worker runs the job
-					// now, and only its outcome is recorded.
-					w.Log.Warn().Str("repo", j.Repo).Str("target", j.Server).Msg("lease lost")
+				if !renew(ctx) {
 					return
 				}
 			}

@@ -109,8 +109,8 @@ func (s *Store) CreateToken(ctx context.Context, a Actor, t NewToken) (Token, er
 	}
 	defer tx.Rollback()
 	if t.Kind == TokenLFS {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE kind = 'lfs' AND expires_at < ?`, now()); err != nil {
-			return Token{}, fmt.Errorf("clear expired tokens: %w", err)
+		if err := lfsMintRoom(ctx, tx, t); err != nil {
+			return Token{}, err
 		}
 	}
 	out, err := insertToken(ctx, tx, t)

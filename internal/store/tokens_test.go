@@ -154,6 +154,8 @@ func testTokenKinds(t *testing.T, newStore func(*testing.T) *Store) {
 	if o, err := s.TokenOwnerByHash(ctx, token.Hash(lfsKey)); err != nil || o.RepoID != w.web.ID {
 		t.Fatalf("a deploy key's lfs token: %+v, %v", o, err)
 	}
+	// The next lfs token of the same owner clears its expired ones.
+	w.create(t, NewToken{UserID: w.ann.ID, Name: "lfs", Kind: TokenLFS, ExpiresAt: time.Now().Add(time.Minute)})
 	if _, err := s.TokenOwnerByID(ctx, old.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("expired lfs token: %v", err)
 	}
@@ -228,5 +230,45 @@ func testTokenKey(t *testing.T, newStore func(*testing.T) *Store) {
 	}
 	if _, err := s.TokenOwnerByHash(ctx, token.Hash(secret)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after the key was removed: %v", err)
+	}
+}
+
+// TestLFSMintLimit: a key is handed at most LFSMintsPerMinute lfs
+// tokens a minute, whichever process asks (the count is the database's),
+// and each one made clears that key's expired ones (both engines).
+func TestLFSMintLimit(t *testing.T) { onBoth(t, testLFSMintLimit) }
+
+func testLFSMintLimit(t *testing.T, newStore func(*testing.T) *Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	w := newTokenWorld(t, s)
+	k, err := s.AddDeployKey(ctx, admin, "acme", "web", NewKey{Fingerprint: "SHA256:dk", Type: "ssh-ed25519", PublicKey: "ssh-ed25519 dk"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lfs := func() NewToken {
+		_, hash, err := token.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return NewToken{RepoID: w.web.ID, KeyID: k.ID, Name: "lfs", Kind: TokenLFS, Hash: hash, ExpiresAt: time.Now().Add(time.Minute)}
+	}
+	_, first := w.create(t, lfs())
+	for range LFSMintsPerMinute - 1 {
+		w.create(t, lfs())
+	}
+	if _, err := s.CreateToken(ctx, admin, lfs()); !errors.Is(err, ErrTooManyTokens) {
+		t.Fatalf("token %d of the minute: %v, want ErrTooManyTokens", LFSMintsPerMinute+1, err)
+	}
+	// The first one made long ago and expired: it no longer counts, and
+	// the next token made clears it.
+	old := time.Now().Add(-2 * time.Minute).UTC().Format(timeFormat)
+	if _, err := s.db.ExecContext(ctx, `UPDATE tokens SET created_at = ?, expires_at = ? WHERE id = ?`, old, old, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	w.create(t, lfs())
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM tokens WHERE id = ?`, first.ID).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the expired token is still there (%d, %v)", n, err)
 	}
 }

@@ -39,6 +39,12 @@ type BatchItem struct {
 	Repo   names.RepoPath
 	Result Result
 	Err    error
+	// Busy: another held the repository's lock or its replica's (a
+	// handover, maintenance, a single sync) when the batch took its
+	// locks; the batch left it out without waiting, so that it holds no
+	// one up for its whole run, and it is to be synced alone (neither
+	// Result nor Err is set).
+	Busy bool
 }
 
 // Batchable reports whether repo may go in a batch to t: t is a backup
@@ -105,12 +111,19 @@ func (s *Syncer) SyncBatch(ctx context.Context, t remote.Target, items []*BatchI
 		return times
 	}
 	defer os.RemoveAll(work)
+	live := 0
 	for _, e := range entries {
-		if err := s.lockEntry(ctx, t, e); err != nil {
+		if err := s.lockEntry(t, e); err != nil {
 			e.fail(err)
+		}
+		if !e.failed {
+			live++
 		}
 	}
 	lap(&times.Lock)
+	if live == 0 {
+		return times
+	}
 	s.stageAll(ctx, t, entries, work)
 	lap(&times.Stage)
 	if err := s.batchSpace(ctx, t, entries); err != nil {
@@ -142,18 +155,29 @@ func failAll(entries []*batchEntry, err error) {
 	}
 }
 
-// lockEntry takes the locks of e's repository and of its replica on t.
-func (s *Syncer) lockEntry(ctx context.Context, t remote.Target, e *batchEntry) error {
-	dir, unlock, err := s.openLocked(ctx, e.Repo)
+// lockEntry takes the locks of e's repository and of its replica on t,
+// in that order (as a single sync does), without waiting: a lock another
+// holds makes e Busy, left out of the batch with its locks released.
+func (s *Syncer) lockEntry(t remote.Target, e *batchEntry) error {
+	dir, err := s.Root.Open(e.Repo.Org, e.Repo.Repo)
 	if err != nil {
 		return err
 	}
-	e.dir, e.unlock = dir, append(e.unlock, unlock)
-	unlockTarget, err := s.lockTarget(ctx, e.Repo, t.Name)
-	if err != nil {
-		return err
+	e.dir = dir
+	for _, path := range []string{s.repoLock(e.Repo), s.targetLock(e.Repo, t.Name)} {
+		unlock, held, err := TryLockFile(path, false)
+		if err != nil {
+			return fmt.Errorf("lock %s for %s: %w", e.Repo, t.Name, err)
+		}
+		if !held {
+			for i := len(e.unlock) - 1; i >= 0; i-- {
+				e.unlock[i]()
+			}
+			e.unlock, e.failed, e.Busy = nil, true, true
+			return nil
+		}
+		e.unlock = append(e.unlock, unlock)
 	}
-	e.unlock = append(e.unlock, unlockTarget)
 	return nil
 }
 

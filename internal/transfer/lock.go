@@ -41,11 +41,15 @@ func (s *Syncer) repoLock(repo names.RepoPath) string {
 // lockTarget takes the lock of ORG/REPO on the target named name,
 // waiting until ctx ends.
 func (s *Syncer) lockTarget(ctx context.Context, repo names.RepoPath, name string) (func(), error) {
-	unlock, err := LockFileContext(ctx, filepath.Join(s.LockDir, repo.Org, repo.Repo+".to", name+".lock"), false)
+	unlock, err := LockFileContext(ctx, s.targetLock(repo, name), false)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s for %s: %w", repo, name, err)
 	}
 	return unlock, nil
+}
+
+func (s *Syncer) targetLock(repo names.RepoPath, name string) string {
+	return filepath.Join(s.LockDir, repo.Org, repo.Repo+".to", name+".lock")
 }
 
 // LockFile takes an exclusive lock on the file at path (created, 0600,

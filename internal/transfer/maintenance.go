@@ -37,6 +37,51 @@ type Repacked struct {
 // left, so that a pass over many idle repositories runs no git at all.
 const stampFile = "cpm-maintained"
 
+// pruneOwedFile, beside stampFile, names (one a line) the targets whose
+// replica may still hold files a repack removed here: a replica that was
+// not current when its repository was repacked is pruned at a later pass,
+// although the stamp makes that pass skip the repository otherwise.
+const pruneOwedFile = "cpm-prune-owed"
+
+// PruneOwed reads the targets repo's prune is owed to (none when the
+// file is missing: the usual case, one failed open per repository).
+func (s *Syncer) PruneOwed(repo names.RepoPath) ([]string, error) {
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, pruneOwedFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("prunes owed of %s: %w", repo, err)
+	}
+	return strings.Fields(string(b)), nil
+}
+
+// SetPruneOwed records the targets repo's prune is owed to; none removes
+// the record.
+func (s *Syncer) SetPruneOwed(repo names.RepoPath, targets []string) error {
+	dir, err := s.Root.Open(repo.Org, repo.Repo)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, pruneOwedFile)
+	if len(targets) == 0 {
+		err = os.Remove(path)
+		if errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
+	} else {
+		err = os.WriteFile(path, []byte(strings.Join(targets, "\n")+"\n"), 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("prunes owed of %s: %w", repo, err)
+	}
+	return nil
+}
+
 // Repack maintains ORG/REPO under its lock, as git's own gc would a bare
 // repository, without ever rewriting big packs: a geometric repack (small
 // packs roll into bigger ones; replicas receive only the new ones; -d
