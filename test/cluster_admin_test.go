@@ -208,9 +208,9 @@ func TestClusterInitRefusals(t *testing.T) {
 		want     string
 	}{
 		{"SQLite", "", []string{"--node-name", "n3", "--advertise", "127.0.0.4:2222"}, "needs PostgreSQL"},
-		{"no port", db, []string{"--node-name", "n3", "--advertise", "127.0.0.4"}, "want HOST:PORT"},
-		{"port 0", db, []string{"--node-name", "n3", "--advertise", "127.0.0.4:0"}, "bad port"},
-		{"an option for a host", db, []string{"--node-name", "n3", "--advertise=-oProxyCommand=x:22"}, "bad host"},
+		{"no port", db, []string{"--node-name", "n3", "--advertise", "127.0.0.4"}, "want [USER@]HOST:PORT"},
+		{"port 0", db, []string{"--node-name", "n3", "--advertise", "127.0.0.4:0"}, "invalid port 0"},
+		{"an option for a host", db, []string{"--node-name", "n3", "--advertise=-oProxyCommand=x:22"}, "invalid host"},
 		{"no name", db, []string{"--advertise", "127.0.0.4:2222"}, "--node-name"},
 		{"a bad name", db, []string{"--node-name", "../n3", "--advertise", "127.0.0.4:2222"}, "node name"},
 		{"another node's name", db, []string{"--node-name", "N1", "--advertise", "127.0.0.4:2222"}, "another data directory"},
