@@ -3,7 +3,6 @@
 package test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -16,25 +15,4 @@ var bin testworld.Bin
 // pg is the PostgreSQL server of this test run (one database per world).
 var pg *pgtest.Server
 
-func TestMain(m *testing.M) {
-	var err error
-	bin, err = testworld.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pg, err = pgtest.Start()
-	if err != nil {
-		bin.Cleanup()
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// CPM_TEST_DATABASE=postgres runs every test on PostgreSQL.
-	if os.Getenv("CPM_TEST_DATABASE") == "postgres" {
-		bin = bin.OnDatabase(pg.Database)
-	}
-	code := m.Run()
-	pg.Stop()
-	bin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testworld.Main(m, &bin, &pg)) }
