@@ -42,18 +42,7 @@ KH="$ROOT/known_hosts"
 export GIT_SSH_COMMAND="ssh -i $ROOT/key -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$KH -o LogLevel=ERROR"
 export GIT_TERMINAL_PROMPT=0
 
-echo "making a ${SIZE_MB} MB repository…" >&2
-src="$ROOT/src"
-git init -q -b main "$src"
-per=$(( SIZE_MB / 20 )); [ "$per" -ge 1 ] || per=1
-for i in $(seq 20); do
-	head -c "${per}M" /dev/urandom > "$src/blob$i"
-	git -C "$src" add "blob$i"
-	git -C "$src" -c user.name=b -c user.email=b@x commit -q -m "commit $i"
-done
-small="$ROOT/small"
-git init -q -b main "$small"
-for i in $(seq 5); do echo "line $i" >> "$small/README"; git -C "$small" add README; git -C "$small" -c user.name=b -c user.email=b@x commit -q -m "c$i"; done
+make_repos
 mkdir -p "$ROOT/plain"
 git clone -q --bare --no-local "$src" "$ROOT/plain/big.git"
 git clone -q --bare --no-local "$small" "$ROOT/plain/small.git"

@@ -80,3 +80,20 @@ start_soft() {
 	waitport "$SOFT_PORT"
 	ssh-keyscan -p "$SOFT_PORT" -t ed25519 127.0.0.1 2>/dev/null >>"$4"
 }
+
+# make_repos makes $src, a repository of SIZE_MB MB of random data in 20
+# commits, and $small, five small commits, under $ROOT.
+make_repos() {
+	echo "making a ${SIZE_MB} MB repository…" >&2
+	src="$ROOT/src"
+	git init -q -b main "$src"
+	per=$(( SIZE_MB / 20 )); [ "$per" -ge 1 ] || per=1
+	for i in $(seq 20); do
+		head -c "${per}M" /dev/urandom > "$src/blob$i"
+		git -C "$src" add "blob$i"
+		git -C "$src" -c user.name=b -c user.email=b@x commit -q -m "commit $i"
+	done
+	small="$ROOT/small"
+	git init -q -b main "$small"
+	for i in $(seq 5); do echo "line $i" >> "$small/README"; git -C "$small" add README; git -C "$small" -c user.name=b -c user.email=b@x commit -q -m "c$i"; done
+}
